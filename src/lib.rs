@@ -1,0 +1,3 @@
+//! mcpctl as a library: the binary (`main.rs`) and the integration tests call in here.
+
+pub mod error;

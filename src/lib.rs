@@ -1,3 +1,46 @@
 //! mcpctl as a library: the binary (`main.rs`) and the integration tests call in here.
+//! Modules, alphabetically; `docs/architecture.md` shows how a call flows through them.
 
+pub mod args;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
 pub mod error;
+pub mod jsonrpc;
+pub mod launch;
+pub mod output;
+pub mod peer;
+pub mod signals;
+pub mod sse;
+pub mod transport;
+
+/// Run mcpctl with these arguments (without the program name); returns the exit code.
+pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
+    let parsed = cli::parse(args);
+    let json = match &parsed {
+        Ok(c) => c.globals.json_output,
+        Err(_) => false,
+    };
+    let printer = output::Printer::new(json);
+    let cli = match parsed {
+        Ok(c) => c,
+        Err(e) => return printer.failure(&e.into()),
+    };
+    init_logging(cli.globals.verbose);
+    signals::install();
+    match commands::run(cli) {
+        Ok(r) => printer.report(&r),
+        Err(f) => printer.failure(&f),
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let env = env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+    let mut b = env_logger::Builder::from_env(env);
+    if verbose {
+        b.filter_level(log::LevelFilter::Debug);
+    }
+    b.format_target(false).target(env_logger::Target::Stderr);
+    let _ = b.try_init();
+}

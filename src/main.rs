@@ -1,5 +1,6 @@
 //! The `mcpctl` binary: hands the command line to the library and exits with its code.
 
 fn main() {
-    std::process::exit(0);
+    let code = mcpctl::run(std::env::args_os().skip(1).collect());
+    std::process::exit(code);
 }

@@ -1,0 +1,431 @@
+//! The command line, parsed into plain data (nothing here touches files or the network).
+//! Our own options are recognised anywhere on the line; after `call <server> <tool>`
+//! every other `--name` is a tool argument; `--` ends our options.
+
+use crate::error::{Error, Result};
+use lexopt::prelude::*;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Globals {
+    pub project_root: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub json_output: bool,
+    pub dry_run: bool,
+    pub verbose: bool,
+    pub timeout: Option<f64>,
+    pub yes: bool,
+    pub no_daemon: bool,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StartOpts {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub token: Option<String>,
+    pub foreground: bool,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+}
+
+/// One tool argument as typed, before the schema gives it a type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolArg {
+    /// `--key value`, `--key=value`, or `--flag` (no value).
+    Pair(String, Option<String>),
+    /// `--var key=value` / `--var key=@file`.
+    Var(String),
+    /// `--json '{...}'` / `--json -`.
+    Json(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help,
+    Version,
+    List,
+    Status(Option<String>),
+    Tools(String),
+    Call { server: String, tool: String, args: Vec<ToolArg> },
+    Start(StartOpts),
+    Stop,
+    Logs { follow: bool },
+    RuntimeInstall { force: bool },
+    RuntimeStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cli {
+    pub globals: Globals,
+    pub command: Command,
+}
+
+const KNOWN: [&str; 20] = [
+    "project-root", "config", "json-output", "dry-run", "verbose", "timeout", "yes", "no-daemon", "url", "help",
+    "version", "host", "port", "token", "foreground", "allowed-host", "allowed-origin", "follow", "force", "var",
+];
+
+pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    // Everything after the first `--` is a tool argument, whatever it looks like.
+    let after_dashdash: Vec<String> = match args.iter().position(|a| a == "--") {
+        Some(i) => {
+            let rest = args.split_off(i + 1);
+            args.pop();
+            rest.into_iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        }
+        None => Vec::new(),
+    };
+    let mut g = Globals::default();
+    let mut start = StartOpts::default();
+    let mut follow = false;
+    let mut force = false;
+    let mut help = false;
+    let mut version = false;
+    let mut pos: Vec<String> = Vec::new();
+    let mut tool_args: Vec<ToolArg> = Vec::new();
+    let mut used_start_flags: Vec<&str> = Vec::new();
+    let mut p = lexopt::Parser::from_args(args);
+    let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
+    while let Some(arg) = p.next().map_err(err)? {
+        let in_call = pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= 3;
+        match arg {
+            Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
+            Long("config") => g.config = Some(p.value().map_err(err)?.into()),
+            Long("json-output") => g.json_output = true,
+            Long("dry-run") => g.dry_run = true,
+            Long("verbose") | Short('v') => g.verbose = true,
+            Long("timeout") => {
+                let v = string(p.value().map_err(err)?);
+                match v.parse::<f64>() {
+                    Ok(s) if s > 0.0 && s <= 86_400.0 => g.timeout = Some(s),
+                    _ => return Err(Error::failure(format!("--timeout takes seconds (a number above 0), not `{}`", v))),
+                }
+            }
+            Long("yes") | Short('y') => g.yes = true,
+            Long("no-daemon") => g.no_daemon = true,
+            Long("url") => g.url = Some(string(p.value().map_err(err)?)),
+            Long("help") | Short('h') => help = true,
+            Long("version") | Short('V') => version = true,
+            Long("host") => {
+                start.host = Some(string(p.value().map_err(err)?));
+                used_start_flags.push("host");
+            }
+            Long("port") => {
+                let v = string(p.value().map_err(err)?);
+                start.port = Some(v.parse().map_err(|_| Error::failure(format!("--port takes a port number (0-65535), not `{}`", v)))?);
+                used_start_flags.push("port");
+            }
+            Long("token") => {
+                start.token = Some(string(p.value().map_err(err)?));
+                used_start_flags.push("token");
+            }
+            Long("foreground") => {
+                start.foreground = true;
+                used_start_flags.push("foreground");
+            }
+            Long("allowed-host") => {
+                start.allowed_hosts.push(string(p.value().map_err(err)?));
+                used_start_flags.push("allowed-host");
+            }
+            Long("allowed-origin") => {
+                start.allowed_origins.push(string(p.value().map_err(err)?));
+                used_start_flags.push("allowed-origin");
+            }
+            Long("follow") | Short('f') if !in_call => follow = true,
+            Long("force") if !in_call => force = true,
+            Long(name) if in_call => {
+                let name = name.to_string();
+                match name.as_str() {
+                    "var" => tool_args.push(ToolArg::Var(string(p.value().map_err(err)?))),
+                    "json" => tool_args.push(ToolArg::Json(string(p.value().map_err(err)?))),
+                    _ => {
+                        let value = match p.optional_value() {
+                            Some(v) => Some(string(v)),
+                            None => next_is_value(&mut p).map_err(err)?,
+                        };
+                        tool_args.push(ToolArg::Pair(name, value));
+                    }
+                }
+            }
+            Long(name) => {
+                let mut e = Error::failure(format!("unknown option --{}", name));
+                if let Some(close) = closest(name, &KNOWN) {
+                    e = e.hint(format!("did you mean --{}?", close));
+                } else {
+                    e = e.hint("tool arguments go after `call <server> <tool>`; see `mcpctl --help`");
+                }
+                return Err(e);
+            }
+            Short(c) => return Err(Error::failure(format!("unknown option -{}", c)).hint("see `mcpctl --help`")),
+            Value(v) => {
+                let v = string(v);
+                if in_call {
+                    return Err(Error::failure(format!("unexpected argument `{}` after the tool name", v))
+                        .hint("give tool arguments as --key value, --var key=value or --json '{...}'"));
+                }
+                pos.push(v);
+            }
+        }
+    }
+    if !after_dashdash.is_empty() {
+        if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= 3) {
+            return Err(Error::failure("arguments after `--` are tool arguments; they need `call <server> <tool>` first"));
+        }
+        tool_args.extend(parse_raw_tool_args(&after_dashdash)?);
+    }
+    if version {
+        return Ok(Cli { globals: g, command: Command::Version });
+    }
+    if help || pos.is_empty() {
+        return Ok(Cli { globals: g, command: Command::Help });
+    }
+    let cmd = pos[0].as_str();
+    if cmd != "start" {
+        if let Some(f) = used_start_flags.first() {
+            return Err(Error::failure(format!("--{} is an option of `mcpctl start`, not of `{}`", f, cmd)));
+        }
+    }
+    let arity = |min: usize, max: usize, usage: &str| -> Result<()> {
+        let n = pos.len() - 1;
+        if n < min || n > max {
+            Err(Error::failure(format!("usage: mcpctl {}", usage)))
+        } else {
+            Ok(())
+        }
+    };
+    let command = match cmd {
+        "list" => {
+            arity(0, 0, "list")?;
+            Command::List
+        }
+        "status" => {
+            arity(0, 1, "status [server]")?;
+            Command::Status(pos.get(1).cloned())
+        }
+        "tools" => {
+            if g.url.is_some() {
+                arity(0, 0, "tools --url URL")?;
+                Command::Tools(String::new())
+            } else {
+                arity(1, 1, "tools <server>")?;
+                Command::Tools(pos[1].clone())
+            }
+        }
+        "call" => {
+            if g.url.is_some() && pos.len() == 2 {
+                Command::Call { server: String::new(), tool: pos[1].clone(), args: tool_args }
+            } else {
+                arity(2, 2, "call <server> <tool> [--key value ...]")?;
+                Command::Call { server: pos[1].clone(), tool: pos[2].clone(), args: tool_args }
+            }
+        }
+        "start" => {
+            arity(0, 0, "start [--host H] [--port N] [--foreground] ...")?;
+            Command::Start(start)
+        }
+        "stop" => {
+            arity(0, 0, "stop")?;
+            Command::Stop
+        }
+        "logs" => {
+            arity(0, 0, "logs [--follow]")?;
+            Command::Logs { follow }
+        }
+        "runtime" => match pos.get(1).map(String::as_str) {
+            Some("install") => {
+                arity(1, 1, "runtime install [--yes] [--force]")?;
+                Command::RuntimeInstall { force }
+            }
+            Some("status") => {
+                arity(1, 1, "runtime status")?;
+                Command::RuntimeStatus
+            }
+            _ => return Err(Error::failure("usage: mcpctl runtime install|status")),
+        },
+        "help" => Command::Help,
+        "version" => Command::Version,
+        other => {
+            let mut e = Error::failure(format!("unknown command `{}`", other));
+            let cmds = ["list", "status", "tools", "call", "start", "stop", "logs", "runtime", "help"];
+            if let Some(c) = closest(other, &cmds) {
+                e = e.hint(format!("did you mean `{}`?", c));
+            } else {
+                e = e.hint("commands: list, status, tools, call, start, stop, logs, runtime");
+            }
+            return Err(e);
+        }
+    };
+    Ok(Cli { globals: g, command })
+}
+
+fn string(v: OsString) -> String {
+    v.to_string_lossy().into_owned()
+}
+
+/// `--key value`: the next word is the value unless it is another `--option`.
+fn next_is_value(p: &mut lexopt::Parser) -> std::result::Result<Option<String>, lexopt::Error> {
+    let mut raw = p.try_raw_args().map(Some).unwrap_or(None);
+    let Some(raw) = raw.as_mut() else { return Ok(None) };
+    let take = match raw.peek() {
+        Some(next) => !next.to_string_lossy().starts_with("--"),
+        None => false,
+    };
+    Ok(if take { raw.next().map(string) } else { None })
+}
+
+/// Tool arguments after `--`: every `--name` is a tool parameter (even `--var`, `--json`).
+fn parse_raw_tool_args(words: &[String]) -> Result<Vec<ToolArg>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let Some(name) = w.strip_prefix("--").filter(|n| !n.is_empty()) else {
+            return Err(Error::failure(format!("unexpected argument `{}` after `--`", w))
+                .hint("after `--`, give tool arguments as --key value"));
+        };
+        if let Some((k, v)) = name.split_once('=') {
+            out.push(ToolArg::Pair(k.to_string(), Some(v.to_string())));
+            i += 1;
+        } else if i + 1 < words.len() && !words[i + 1].starts_with("--") {
+            out.push(ToolArg::Pair(name.to_string(), Some(words[i + 1].clone())));
+            i += 2;
+        } else {
+            out.push(ToolArg::Pair(name.to_string(), None));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The closest of `options` to `word`, if it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
+    if word.len() >= 3 {
+        if let Some(o) = options.iter().find(|o| o.starts_with(word)) {
+            return Some(o);
+        }
+    }
+    options
+        .iter()
+        .map(|o| (edit_distance(word, o), *o))
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
+        .min()
+        .map(|(_, o)| o)
+}
+
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub const HELP: &str = "\
+mcpctl — use MCP servers from a shell, and serve them to agents over HTTP
+
+Usage:
+  mcpctl list                              configured servers (never starts them)
+  mcpctl status [server]                   daemon and server states; with a name, connect and show it
+  mcpctl tools <server>                    a server's tools and their parameters
+  mcpctl call <server> <tool> [args]       call a tool; its text goes to stdout
+  mcpctl start [options]                   start the gateway daemon (MCP over HTTP)
+  mcpctl stop                              stop the gateway daemon
+  mcpctl logs [--follow]                   print (and follow) the daemon's log
+  mcpctl runtime install [--force]         install the managed uv runtime now
+  mcpctl runtime status                    show the managed runtime
+
+Tool arguments (merged left to right, later keys win):
+  --key value, --key=value, --flag         one argument (typed by the tool's schema)
+  --var key=value, --var key=@file         one argument (from a file's contents with @)
+  --json '{...}', --json -                 an object of arguments (from stdin with -)
+  -- --key value                           after `--`, every --name is a tool argument
+
+Options (anywhere on the line):
+  --project-root DIR    project folder (else MCPCTL_PROJECT_DIR, else the nearest
+                        folder holding .mcpctl/config.json or .mcp.json)
+  --config FILE         config file (else MCPCTL_CONFIG)
+  --url URL             talk to a Streamable HTTP server directly, without a config
+  --json-output         print exactly one JSON object, success or failure
+  --dry-run             connect and validate, but do not run the tool
+  --timeout SECS        per-request timeout (default: the server's `timeout`, 30)
+  --yes, -y             approve tools that are not in `alwaysAllow`
+  --no-daemon           talk to servers directly even when the daemon runs
+  --verbose, -v         debug logs and the servers' stderr on stderr
+  --help, -h            this help;  --version, -V  the version
+
+Start options:
+  --host H (127.0.0.1)  --port N (7878)  --token T (or MCPCTL_TOKEN)  --foreground
+  --allowed-host H ...  --allowed-origin O ...
+
+Exit codes: 0 success, 1 failure, 2 timeout or permission denied.
+Docs: docs/client.md, docs/gateway.md, docs/runtime.md
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Result<Cli> {
+        parse(s.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn globals_anywhere_and_tool_args_after_tool() {
+        let c = p(&["call", "--json-output", "fs", "write", "--path", "a.txt", "--force", "--n=3", "--dry-run", "--var", "k=v"]).unwrap();
+        assert!(c.globals.json_output && c.globals.dry_run);
+        assert_eq!(
+            c.command,
+            Command::Call {
+                server: "fs".into(),
+                tool: "write".into(),
+                args: vec![
+                    ToolArg::Pair("path".into(), Some("a.txt".into())),
+                    ToolArg::Pair("force".into(), None),
+                    ToolArg::Pair("n".into(), Some("3".into())),
+                    ToolArg::Var("k=v".into()),
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn dashdash_makes_everything_a_tool_argument() {
+        let c = p(&["call", "s", "t", "--", "--dry-run", "--timeout", "5", "--var", "x"]).unwrap();
+        assert!(!c.globals.dry_run);
+        let Command::Call { args, .. } = c.command else { panic!() };
+        assert_eq!(
+            args,
+            vec![
+                ToolArg::Pair("dry-run".into(), None),
+                ToolArg::Pair("timeout".into(), Some("5".into())),
+                ToolArg::Pair("var".into(), Some("x".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn no_abbreviations_and_clear_errors() {
+        assert!(p(&["list", "--verb"]).unwrap_err().one_line().contains("did you mean --verbose"));
+        assert!(p(&["lst"]).unwrap_err().one_line().contains("did you mean `list`"));
+        assert!(p(&["tools"]).unwrap_err().message.contains("usage: mcpctl tools <server>"));
+        assert!(p(&["list", "--port", "1"]).unwrap_err().message.contains("option of `mcpctl start`"));
+        assert!(p(&["list", "--timeout", "x"]).unwrap_err().message.contains("--timeout takes seconds"));
+        let c = p(&["call", "s", "t", "--v", "1"]).unwrap();
+        assert!(matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("v".into(), Some("1".into()))));
+    }
+
+    #[test]
+    fn negative_numbers_are_values() {
+        let c = p(&["call", "s", "t", "--n", "-5"]).unwrap();
+        assert!(matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("n".into(), Some("-5".into()))));
+    }
+}

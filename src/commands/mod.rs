@@ -1,0 +1,93 @@
+//! Command dispatch and what every command shares: loading the config, finding a server
+//! by name, opening a session to it (directly, or through the running daemon).
+
+mod servers;
+
+use crate::cli::{Cli, Command, Globals};
+use crate::client::{self, Session};
+use crate::config::{self, Config, ServerConfig};
+use crate::error::{Error, Result, Status};
+use crate::output::{Failure, Report};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct Ctx {
+    pub g: Globals,
+    pub cwd: PathBuf,
+}
+
+pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
+    let ctx = Ctx { g: cli.globals, cwd: std::env::current_dir().map_err(|e| Error::failure(format!("cannot read the current folder: {}", e)))? };
+    match cli.command {
+        Command::Help => Ok(Report { raw: Some(crate::cli::HELP.to_string()), ..Report::new(Status::Success, "help") }),
+        Command::Version => {
+            let v = env!("CARGO_PKG_VERSION");
+            Ok(Report { raw: Some(format!("mcpctl {}\n", v)), ..Report::new(Status::Success, format!("mcpctl {}", v)) }
+                .field("version", json!(v)))
+        }
+        Command::List => servers::list(&ctx),
+        Command::Status(None) => servers::status_all(&ctx),
+        Command::Status(Some(name)) => servers::status_one(&ctx, &name),
+        Command::Tools(name) => servers::tools(&ctx, &name),
+        Command::Call { server, tool, args } => servers::call(&ctx, &server, &tool, &args),
+        Command::Start(_) | Command::Stop | Command::Logs { .. } => {
+            Err(Error::failure("the gateway daemon is not available in this build").into())
+        }
+        Command::RuntimeInstall { .. } | Command::RuntimeStatus => {
+            Err(Error::failure("the managed runtime is not available in this build").into())
+        }
+    }
+}
+
+impl Ctx {
+    pub fn load_config(&self) -> Result<Config> {
+        let loc = config::Locate { project_root: self.g.project_root.clone(), config: self.g.config.clone() }
+            .with_env(|k| std::env::var(k).ok())?;
+        config::load(&loc, &self.cwd, &|k| std::env::var(k).ok())
+    }
+
+    /// The configured server called `name`, or an error listing the close names.
+    pub fn server<'a>(&self, cfg: &'a Config, name: &str) -> Result<&'a ServerConfig> {
+        if let Some(s) = cfg.servers.iter().find(|s| s.name == name) {
+            return Ok(s);
+        }
+        let names: Vec<&str> = cfg.servers.iter().map(|s| s.name.as_str()).collect();
+        let mut e = Error::failure(format!("unknown server `{}` in {}", name, cfg.path.display()));
+        e = match crate::cli::closest(name, &names) {
+            Some(c) => e.hint(format!("did you mean `{}`?", c)),
+            None if names.is_empty() => e.hint("the config has no servers; add one under `mcpServers`"),
+            None => e.hint(format!("configured servers: {}", names.join(", "))),
+        };
+        Err(e)
+    }
+
+    /// The server to talk to: from `--url`, or by name from the config.
+    pub fn target(&self, name: &str) -> Result<(ServerConfig, PathBuf)> {
+        if let Some(url) = &self.g.url {
+            let mut s = ServerConfig::from_url(url);
+            if let Some(t) = self.g.timeout {
+                s.timeout = Duration::from_secs_f64(t);
+            }
+            return Ok((s, self.cwd.clone()));
+        }
+        let cfg = self.load_config()?;
+        let s = self.server(&cfg, name)?.clone();
+        Ok((s, cfg.project_root.clone()))
+    }
+
+    pub fn request_timeout(&self, s: &ServerConfig) -> Duration {
+        self.g.timeout.map(Duration::from_secs_f64).unwrap_or(s.timeout)
+    }
+
+    /// Connect and initialize.
+    pub fn open(&self, s: &ServerConfig, root: &std::path::Path) -> Result<Session> {
+        let ctx = client::Context {
+            project_root: root,
+            handler: client::cli_handler(root),
+            client_info: client::default_client_info(),
+            capabilities: json!({"roots": {"listChanged": false}}),
+        };
+        client::connect(s, &ctx)
+    }
+}

@@ -1,0 +1,298 @@
+//! The client commands: `list`, `status [server]`, `tools <server>`, `call <server> <tool>`.
+
+use super::Ctx;
+use crate::args;
+use crate::cli::ToolArg;
+use crate::config::{self, ServerConfig, Transport};
+use crate::error::{Error, Result, Status};
+use crate::output::{is_tty, Failure, Report};
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+use std::io::{BufRead, Write};
+
+type Outcome = std::result::Result<Report, Failure>;
+
+fn server_summary(s: &ServerConfig) -> Value {
+    json!({
+        "name": s.name,
+        "command": s.target(),
+        "disabled": s.disabled,
+        "operations_count": s.always_allow.as_ref().map(|a| a.len()).unwrap_or(0),
+        "status": if s.disabled { "disabled" } else { "disconnected" },
+        "tools_count": Value::Null,
+    })
+}
+
+pub fn list(ctx: &Ctx) -> Outcome {
+    let cfg = ctx.load_config()?;
+    let servers: Vec<Value> = cfg.servers.iter().map(server_summary).collect();
+    let n = servers.len();
+    let mut body = String::from("Configured MCP Servers:\n");
+    for s in &servers {
+        let _ = writeln!(body, "  • {}: {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""));
+        let _ = writeln!(body, "    Command: {}", s["command"].as_str().unwrap_or(""));
+        let _ = writeln!(body, "    Operations: {}", s["operations_count"]);
+        if let Some(t) = s["tools_count"].as_u64() {
+            let _ = writeln!(body, "    Tools: {}", t);
+        }
+    }
+    let mut r = Report::new(Status::Success, format!("Found {} configured MCP server{}", n, plural(n)))
+        .field("servers", Value::Array(servers))
+        .field("total_count", json!(n));
+    r.body = if n == 0 { String::new() } else { body };
+    Ok(r)
+}
+
+pub fn status_all(ctx: &Ctx) -> Outcome {
+    let mut r = list(ctx)?;
+    r.message = format!("Status of {} configured MCP server{}", r.fields["total_count"], plural(r.fields["total_count"].as_u64().unwrap_or(0) as usize));
+    r.fields.insert("daemon".into(), json!({"status": "stopped"}));
+    r.body = format!("Daemon: stopped\n\n{}", r.body);
+    Ok(r)
+}
+
+pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
+    let (s, root) = ctx.target(name)?;
+    let mut info = json!({"name": s.name, "command": s.target(), "disabled": s.disabled});
+    match &s.transport {
+        Transport::Stdio { args, env, cwd, .. } => {
+            info["args"] = json!(args);
+            info["env"] = Value::Object(config::masked_env(env));
+            info["cwd"] = json!(cwd);
+        }
+        Transport::Http { headers, .. } => {
+            info["args"] = json!([]);
+            info["headers"] = Value::Object(config::masked_env(headers));
+        }
+    }
+    info["alwaysAllow"] = json!(s.always_allow);
+    info["timeout"] = json!(s.timeout.as_secs_f64());
+    if s.disabled {
+        info["status"] = json!("disabled");
+        let mut r = Report::new(Status::Success, format!("Status for server '{}'", s.name)).field("server", info);
+        r.body = format!("  • {}: disabled\n    Command: {}\n", s.name, s.target());
+        return Ok(r);
+    }
+    let session = ctx.open(&s, &root).map_err(|e| Failure::from(e).with("server", info.clone()))?;
+    let tools = session.tools(ctx.request_timeout(&s)).map_err(|e| Failure::from(e).with("server", info.clone()))?;
+    info["status"] = json!("connected");
+    info["server_info"] = session.server_info.clone();
+    info["protocol_version"] = json!(session.protocol);
+    info["capabilities"] = session.capabilities.clone();
+    info["tools"] = Value::Array(tools.clone());
+    let mut body = String::new();
+    let _ = writeln!(body, "  • {}: connected", s.name);
+    let _ = writeln!(
+        body,
+        "    Server: {} {}",
+        session.server_info["name"].as_str().unwrap_or("?"),
+        session.server_info["version"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(body, "    Protocol: {}", session.protocol);
+    let caps: Vec<&String> = session.capabilities.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    let _ = writeln!(body, "    Capabilities: {}", caps.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(body, "    Command: {} {}", s.target(), info["args"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default());
+    let _ = writeln!(body, "    Tools ({}): {}", tools.len(), tools.iter().filter_map(|t| t["name"].as_str()).collect::<Vec<_>>().join(", "));
+    let mut r = Report::new(Status::Success, format!("Status for server '{}'", s.name)).field("server", info);
+    r.body = body;
+    Ok(r)
+}
+
+pub fn tools(ctx: &Ctx, name: &str) -> Outcome {
+    let (s, root) = ctx.target(name)?;
+    let fail = |e: Error| Failure::from(e).with("server", json!(s.name));
+    let session = ctx.open(&s, &root).map_err(fail)?;
+    let tools = session.tools(ctx.request_timeout(&s)).map_err(fail)?;
+    let mut body = format!("Available Tools on {}:\n", s.name);
+    for t in &tools {
+        let _ = writeln!(body, "  • {}", t["name"].as_str().unwrap_or("?"));
+        if let Some(d) = t["description"].as_str().filter(|d| !d.is_empty()) {
+            for line in d.lines().filter(|l| !l.trim().is_empty()).take(3) {
+                let _ = writeln!(body, "    {}", line.trim());
+            }
+        }
+        let params = describe_params(&t["inputSchema"]);
+        if !params.is_empty() {
+            let _ = writeln!(body, "    Parameters: {}", params);
+        }
+    }
+    let tools: Vec<Value> = tools
+        .into_iter()
+        .map(|t| {
+            let mut m = Map::new();
+            for k in ["name", "title", "description", "inputSchema", "outputSchema", "annotations"] {
+                if let Some(v) = t.get(k) {
+                    m.insert(k.into(), v.clone());
+                }
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let n = tools.len();
+    let mut r = Report::new(Status::Success, format!("Found {} tool{} on server '{}'", n, plural(n), s.name))
+        .field("server", json!(s.name))
+        .field("tools", Value::Array(tools));
+    r.body = body;
+    Ok(r)
+}
+
+/// "path (string, required), encoding (string)"
+fn describe_params(schema: &Value) -> String {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return String::new() };
+    let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    props
+        .iter()
+        .map(|(k, p)| {
+            let ty = match p.get("type") {
+                Some(Value::String(t)) => t.clone(),
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("|"),
+                _ => "any".into(),
+            };
+            if required.contains(&k.as_str()) {
+                format!("{} ({}, required)", k, ty)
+            } else {
+                format!("{} ({})", k, ty)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
+    let (s, root) = ctx.target(name)?;
+    let base = |e: Error| Failure::from(e).with("server", json!(s.name)).with("tool", json!(tool));
+    if s.disabled {
+        return Err(base(Error::failure(format!("server `{}` is disabled", s.name)).hint("set \"disabled\": false in the config to use it")));
+    }
+    // Approval is settled before anything starts, except the question itself on a terminal.
+    let allowed = s.allows(tool);
+    let blocked_all = matches!(&s.always_allow, Some(list) if list.is_empty());
+    if blocked_all && !ctx.g.dry_run {
+        return Err(base(Error::forbidden(format!("server `{}` blocks every tool (`alwaysAllow` is empty)", s.name))
+            .hint(format!("add \"{}\" (or a pattern like \"*\") to its alwaysAllow list to allow it", tool))));
+    }
+    let ask = !allowed && !ctx.g.yes && !ctx.g.dry_run;
+    let can_ask = is_tty(0) && is_tty(2);
+    if ask && !can_ask {
+        return Err(base(Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name))
+            .hint("pass --yes, or add it to the server's alwaysAllow list")));
+    }
+    let session = ctx.open(&s, &root).map_err(base)?;
+    let timeout = ctx.request_timeout(&s);
+    let tools = session.tools(timeout).map_err(base)?;
+    let Some(def) = tools.iter().find(|t| t["name"] == tool) else {
+        let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+        let close: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| crate::cli::edit_distance(n, tool) <= 2.max(tool.len() / 3) || n.contains(tool) || tool.contains(n))
+            .take(5)
+            .collect();
+        let hint = if !close.is_empty() {
+            format!("did you mean: {}?", close.join(", "))
+        } else {
+            format!("run `mcpctl tools {}` to see its {} tools", s.name, names.len())
+        };
+        return Err(base(Error::failure(format!("unknown tool `{}` on server `{}`", tool, s.name)).hint(hint)));
+    };
+    let schema = def.get("inputSchema").cloned().unwrap_or(json!({}));
+    let arguments = args::build(typed, &schema, &mut std::io::stdin().lock()).map_err(base)?;
+    let with_args = |f: Failure| f.with("arguments", Value::Object(arguments.clone()));
+    args::validate(&arguments, &schema).map_err(|e| with_args(base(e)))?;
+    let request = json!({"name": tool, "arguments": arguments});
+    if ctx.g.dry_run {
+        let mut r = Report::new(Status::DryRun, format!("Dry run: would call '{}' on server '{}'", tool, s.name))
+            .field("server", json!(s.name))
+            .field("tool", json!(tool))
+            .field("arguments", Value::Object(arguments.clone()))
+            .field("request", json!({"jsonrpc": "2.0", "method": "tools/call", "params": request}))
+            .field("approval", json!(if allowed { "allowed" } else if blocked_all { "blocked" } else { "required" }));
+        r.body = format!(
+            "  Server: {}\n  Tool: {}\n  Arguments: {}\n  Approval: {}\n  (nothing was run)\n",
+            s.name,
+            tool,
+            Value::Object(arguments),
+            r.fields["approval"].as_str().unwrap_or("")
+        );
+        return Ok(r);
+    }
+    if ask && !confirm(&format!("Allow tool `{}` on server `{}` to run with {}?", tool, s.name, request["arguments"]))? {
+        return Err(with_args(base(Error::forbidden(format!("tool `{}` on server `{}` was not approved", tool, s.name)))));
+    }
+    let result = session
+        .peer
+        .call("tools/call", Some(request), timeout)
+        .map_err(|e| with_args(base(e)))?;
+    let text = render_content(&result);
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        let mut f = with_args(base(Error::failure(format!("tool `{}` on server `{}` returned an error", tool, s.name))))
+            .with("result", result);
+        f.body = text;
+        return Err(f);
+    }
+    let mut r = Report::new(Status::Success, format!("Tool '{}' executed successfully", tool))
+        .field("server", json!(s.name))
+        .field("tool", json!(tool))
+        .field("arguments", Value::Object(arguments))
+        .field("result", result);
+    r.raw = Some(text);
+    Ok(r)
+}
+
+/// A tool result as plain text: text content as is, other content as one-line summaries,
+/// `structuredContent` as JSON when there is no text.
+pub fn render_content(result: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut has_text = false;
+    for c in result.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+        let mime = c["mimeType"].as_str().unwrap_or("?");
+        match c["type"].as_str().unwrap_or("") {
+            "text" => {
+                has_text = true;
+                parts.push(c["text"].as_str().unwrap_or("").to_string());
+            }
+            "image" | "audio" => parts.push(format!(
+                "[{}: {}, {} bytes]",
+                c["type"].as_str().unwrap_or(""),
+                mime,
+                base64_len(c["data"].as_str().unwrap_or(""))
+            )),
+            "resource" => {
+                let r = &c["resource"];
+                let size = r["text"].as_str().map(str::len).or_else(|| r["blob"].as_str().map(base64_len)).unwrap_or(0);
+                parts.push(format!("[resource: {} ({}, {} bytes)]", r["uri"].as_str().unwrap_or("?"), r["mimeType"].as_str().unwrap_or("?"), size));
+            }
+            "resource_link" => parts.push(format!("[resource link: {}]", c["uri"].as_str().unwrap_or("?"))),
+            other => parts.push(format!("[{} content]", other)),
+        }
+    }
+    if !has_text {
+        if let Some(sc) = result.get("structuredContent") {
+            parts.push(serde_json::to_string_pretty(sc).unwrap_or_default());
+        }
+    }
+    parts.join("\n")
+}
+
+fn base64_len(s: &str) -> usize {
+    let pad = s.bytes().rev().take_while(|b| *b == b'=').count();
+    (s.len() / 4) * 3 - pad.min(2)
+}
+
+/// Ask on the terminal; only a typed y/yes approves.
+fn confirm(question: &str) -> Result<bool> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{} [y/N] ", question);
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::failure(format!("cannot read the answer: {}", e)))?;
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

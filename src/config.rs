@@ -1,0 +1,418 @@
+//! Project discovery and the `mcpServers` config file: finding it, parsing it with
+//! errors that name file, server and field, and `${VAR}` / `${VAR:-default}` substitution.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config came from and what it holds, servers in file order.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub project_root: PathBuf,
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    Stdio { command: String, args: Vec<String>, env: Vec<(String, String)>, cwd: Option<PathBuf> },
+    Http { url: String, headers: Vec<(String, String)> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// One child shared by every client session (default).
+    Shared,
+    /// A child per client session, for stateful servers.
+    Session,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub name: String,
+    pub transport: Transport,
+    /// `None`: every tool needs approval. `Some([])`: every tool is blocked.
+    pub always_allow: Option<Vec<String>>,
+    pub disabled: bool,
+    pub timeout: Duration,
+    pub isolation: Isolation,
+    /// `"runtime": "uv"` forces the managed uv runtime.
+    pub runtime: Option<String>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ServerConfig {
+    /// The command (stdio) or URL (http), for listings.
+    pub fn target(&self) -> &str {
+        match &self.transport {
+            Transport::Stdio { command, .. } => command,
+            Transport::Http { url, .. } => url,
+        }
+    }
+
+    /// Whether `tool` may run without asking.
+    pub fn allows(&self, tool: &str) -> bool {
+        match &self.always_allow {
+            None => false,
+            Some(list) => list.iter().any(|p| glob_match(p, tool)),
+        }
+    }
+
+    /// A server built from a bare URL (`--url`), with default settings.
+    pub fn from_url(url: &str) -> ServerConfig {
+        ServerConfig {
+            name: "url".into(),
+            transport: Transport::Http { url: url.into(), headers: Vec::new() },
+            always_allow: Some(vec!["*".into()]),
+            disabled: false,
+            timeout: DEFAULT_TIMEOUT,
+            isolation: Isolation::Shared,
+            runtime: None,
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// What the command line and environment said about where the project is.
+#[derive(Debug, Default, Clone)]
+pub struct Locate {
+    pub project_root: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+impl Locate {
+    /// Fill unset fields from `MCPCTL_PROJECT_DIR` and `MCPCTL_CONFIG`.
+    pub fn with_env(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Locate> {
+        if self.project_root.is_none() {
+            if let Some(v) = get("MCPCTL_PROJECT_DIR") {
+                if v.is_empty() {
+                    return Err(Error::failure("MCPCTL_PROJECT_DIR is set but empty")
+                        .hint("set it to the project folder, or unset it"));
+                }
+                self.project_root = Some(PathBuf::from(v));
+            }
+        }
+        if self.config.is_none() {
+            if let Some(v) = get("MCPCTL_CONFIG").filter(|v| !v.is_empty()) {
+                self.config = Some(PathBuf::from(v));
+            }
+        }
+        Ok(self)
+    }
+}
+
+const CANDIDATES: [&str; 2] = [".mcpctl/config.json", ".mcp.json"];
+
+/// Find the project root and config file, in the documented order.
+pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
+    if let Some(file) = &loc.config {
+        let file = cwd.join(file);
+        if !file.is_file() {
+            return Err(Error::failure(format!("Config file {} not found", file.display()))
+                .hint("check --config / MCPCTL_CONFIG"));
+        }
+        let root = match &loc.project_root {
+            Some(r) => cwd.join(r),
+            None => default_root_for(&file),
+        };
+        return Ok((root, file));
+    }
+    if let Some(root) = &loc.project_root {
+        let root = cwd.join(root);
+        if !root.is_dir() {
+            return Err(Error::failure(format!("Project root {} is not a directory", root.display())));
+        }
+        for c in CANDIDATES {
+            if root.join(c).is_file() {
+                return Ok((root.clone(), root.join(c)));
+            }
+        }
+        return Err(Error::failure(format!("No mcpctl project found in {}", root.display()))
+            .hint("create .mcpctl/config.json with {\"mcpServers\": {...}} there"));
+    }
+    for dir in cwd.ancestors() {
+        for c in CANDIDATES {
+            if dir.join(c).is_file() {
+                return Ok((dir.to_path_buf(), dir.join(c)));
+            }
+        }
+    }
+    Err(Error::failure(format!("No mcpctl project found in {}", cwd.display())).hint(
+        "create .mcpctl/config.json with {\"mcpServers\": {...}}, or pass --project-root DIR",
+    ))
+}
+
+fn default_root_for(file: &Path) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    if dir.file_name().map(|n| n == ".mcpctl").unwrap_or(false) {
+        dir.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        dir
+    }
+}
+
+/// Locate and load the project config.
+pub fn load(loc: &Locate, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+    let (root, path) = locate(loc, cwd)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::failure(format!("Cannot read {}: {}", path.display(), e)))?;
+    let servers = parse(&text, &path, env)?;
+    let project_root = root.canonicalize().unwrap_or(root);
+    Ok(Config { path, project_root, servers })
+}
+
+/// Parse and validate a config file's text.
+pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<ServerConfig>> {
+    let file = path.display().to_string();
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
+        Error::failure(format!("{}: invalid JSON at line {} column {}: {}", file, e.line(), e.column(), e))
+            .hint("fix the syntax (a trailing comma or a missing quote is the usual cause)")
+    })?;
+    let servers = match doc.get("mcpServers") {
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Error::failure(format!("{}: `mcpServers` must be an object of servers", file))),
+        None => {
+            return Err(Error::failure(format!("{}: no `mcpServers` object at the top level", file))
+                .hint("the file must look like {\"mcpServers\": {\"name\": {\"command\": \"...\"}}}"))
+        }
+    };
+    servers.iter().map(|(name, v)| parse_server(&file, name, v, env)).collect()
+}
+
+fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<ServerConfig> {
+    let at = |field: &str, what: &str| Error::failure(format!("{}: server `{}`: `{}` {}", file, name, field, what));
+    if !valid_name(name) {
+        return Err(Error::failure(format!(
+            "{}: server name `{}` is not allowed; use 1-64 characters from A-Z a-z 0-9 _ -",
+            file, name
+        )));
+    }
+    let obj = v.as_object().ok_or_else(|| at("(server)", "must be an object"))?;
+    let sub = |field: &str, s: &str| substitute(s, env).map_err(|var| at(field, &format!("uses ${{{}}}, which is not set (give it a value, or write ${{{}:-default}})", var, var)));
+    let string = |field: &str| -> Result<Option<String>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(sub(field, s)?)),
+            Some(_) => Err(at(field, "must be a string")),
+        }
+    };
+    let strings = |field: &str, subst: bool| -> Result<Option<Vec<String>>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) if subst => sub(field, s),
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(at(field, "must be an array of strings")),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(at(field, "must be an array of strings")),
+        }
+    };
+    let map = |field: &str| -> Result<Vec<(String, String)>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, x)| match x {
+                    Value::String(s) => Ok((k.clone(), sub(field, s)?)),
+                    Value::Number(n) => Ok((k.clone(), n.to_string())),
+                    Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                    _ => Err(at(field, &format!("value of `{}` must be a string", k))),
+                })
+                .collect(),
+            Some(_) => Err(at(field, "must be an object of strings")),
+        }
+    };
+    let command = string("command")?;
+    let url = string("url")?;
+    let kind = string("type")?;
+    let transport = match (command, url) {
+        (Some(_), Some(_)) => return Err(at("command", "and `url` are both set; a server has one or the other")),
+        (None, None) => {
+            return Err(at("command", "is missing; give `command` (stdio server) or `url` (HTTP server)"))
+        }
+        (Some(command), None) => {
+            if command.trim().is_empty() {
+                return Err(at("command", "is empty"));
+            }
+            if let Some(k) = kind.as_deref().filter(|k| *k != "stdio") {
+                return Err(at("type", &format!("is `{}` but the server has a `command`; use \"stdio\" or drop `type`", k)));
+            }
+            Transport::Stdio {
+                command,
+                args: strings("args", true)?.unwrap_or_default(),
+                env: map("env")?,
+                cwd: string("cwd")?.map(PathBuf::from),
+            }
+        }
+        (None, Some(url)) => {
+            if let Some(k) = kind.as_deref().filter(|k| !matches!(*k, "http" | "streamable-http" | "streamableHttp")) {
+                return Err(at("type", &format!("`{}` is not supported; use \"http\" (Streamable HTTP)", k)));
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(at("url", "must start with http:// or https://"));
+            }
+            Transport::Http { url, headers: map("headers")? }
+        }
+    };
+    let always_allow = strings("alwaysAllow", false)?;
+    let disabled = match obj.get("disabled") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(at("disabled", "must be true or false")),
+    };
+    let timeout = match obj.get("timeout") {
+        None | Some(Value::Null) => DEFAULT_TIMEOUT,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(s) if s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+            _ => return Err(at("timeout", "must be a number of seconds between 0 and 86400")),
+        },
+        Some(_) => return Err(at("timeout", "must be a number of seconds")),
+    };
+    let isolation = match string("isolation")?.as_deref() {
+        None | Some("shared") => Isolation::Shared,
+        Some("session") => Isolation::Session,
+        Some(o) => return Err(at("isolation", &format!("`{}` is not one of \"shared\", \"session\"", o))),
+    };
+    let runtime = string("runtime")?;
+    Ok(ServerConfig { name: name.to_string(), transport, always_allow, disabled, timeout, isolation, runtime })
+}
+
+/// Server (and tool) names: `[A-Za-z0-9_-]{1,64}`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Replace `${VAR}` and `${VAR:-default}`; the error carries the first unset name.
+pub fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let inner = &after[..end];
+        let (var, default) = match inner.find(":-") {
+            Some(i) => (&inner[..i], Some(&inner[i + 2..])),
+            None => (inner, None),
+        };
+        match (env(var).filter(|v| !v.is_empty() || default.is_none()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(var.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Mask every value of an env map, for display.
+pub fn masked_env(env: &[(String, String)]) -> Map<String, Value> {
+    env.iter().map(|(k, _)| (k.clone(), Value::String("****".into()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "HOME" => Some("/home/u".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn p(text: &str) -> Result<Vec<ServerConfig>> {
+        parse(text, Path::new("cfg.json"), &env)
+    }
+
+    #[test]
+    fn substitution_forms() {
+        assert_eq!(substitute("${HOME}/x", &env).unwrap(), "/home/u/x");
+        assert_eq!(substitute("${NOPE:-d}", &env).unwrap(), "d");
+        assert_eq!(substitute("${EMPTY:-d}", &env).unwrap(), "d");
+        assert_eq!(substitute("a${NOPE}b", &env).unwrap_err(), "NOPE");
+        assert_eq!(substitute("plain $HOME", &env).unwrap(), "plain $HOME");
+    }
+
+    #[test]
+    fn parses_stdio_and_http_and_keeps_unknown_fields_out_of_the_way() {
+        let s = p(r#"{"mcpServers":{"a":{"command":"x","args":["${HOME}"],"autoApprove":["t"]},
+            "b":{"url":"http://127.0.0.1:1/mcp","type":"http","headers":{"Authorization":"Bearer ${NOPE:-t}"}}}}"#)
+        .unwrap();
+        assert_eq!(s[0].name, "a");
+        assert_eq!(
+            s[0].transport,
+            Transport::Stdio { command: "x".into(), args: vec!["/home/u".into()], env: vec![], cwd: None }
+        );
+        assert_eq!(s[0].timeout, DEFAULT_TIMEOUT);
+        assert!(matches!(&s[1].transport, Transport::Http { headers, .. } if headers[0].1 == "Bearer t"));
+    }
+
+    #[test]
+    fn errors_name_file_server_and_field() {
+        let e = p(r#"{"mcpServers":{"a":{"command":"x","url":"http://h"}}}"#).unwrap_err();
+        assert!(e.message.contains("cfg.json: server `a`: `command` and `url` are both set"), "{}", e.message);
+        let e = p(r#"{"mcpServers":{"a":{"args":[]}}}"#).unwrap_err();
+        assert!(e.message.contains("`command` is missing"), "{}", e.message);
+        let e = p(r#"{"mcpServers":{"a":{"command":"x","timeout":"5"}}}"#).unwrap_err();
+        assert!(e.message.contains("`timeout` must be a number"), "{}", e.message);
+        let e = p(r#"{"mcpServers":{"a b":{"command":"x"}}}"#).unwrap_err();
+        assert!(e.message.contains("server name `a b` is not allowed"), "{}", e.message);
+        let e = p(r#"{"servers":{}}"#).unwrap_err();
+        assert!(e.message.contains("no `mcpServers`"), "{}", e.message);
+        let e = p(r#"{"mcpServers":{"a":{"command":"${NOPE}"}}}"#).unwrap_err();
+        assert!(e.message.contains("${NOPE}"), "{}", e.message);
+        let e = p("{\"mcpServers\": {,}}").unwrap_err();
+        assert!(e.message.contains("invalid JSON at line 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn allowlist_globs() {
+        assert!(glob_match("read_*", "read_file"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*c*e", "abcde"));
+        assert!(!glob_match("read_*", "write_file"));
+        assert!(!glob_match("echo", "echo2"));
+        let mut s = p(r#"{"mcpServers":{"a":{"command":"x","alwaysAllow":[]}}}"#).unwrap().remove(0);
+        assert!(!s.allows("t"));
+        s.always_allow = None;
+        assert!(!s.allows("t"));
+    }
+}

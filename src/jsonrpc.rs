@@ -1,0 +1,136 @@
+//! JSON-RPC 2.0 message shapes: classifying what arrives and building what we send.
+
+use serde_json::{json, Value};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// Server-defined: the upstream server is not available (crashed, restarting, failed).
+pub const SERVER_UNAVAILABLE: i64 = -32000;
+/// Server-defined: the request timed out upstream.
+pub const REQUEST_TIMEOUT: i64 = -32001;
+
+/// One message, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request { id: Value, method: String, params: Option<Value> },
+    Notification { method: String, params: Option<Value> },
+    Response { id: Value, outcome: Result<Value, Value> },
+}
+
+impl Message {
+    /// Classify a parsed JSON value; `Err` carries what is wrong with it.
+    pub fn from_value(v: Value) -> Result<Message, &'static str> {
+        let Value::Object(mut m) = v else { return Err("a JSON-RPC message must be an object") };
+        if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return Err("missing \"jsonrpc\": \"2.0\"");
+        }
+        let params = m.remove("params");
+        match (m.remove("method"), m.remove("id")) {
+            (Some(Value::String(method)), Some(id)) => {
+                if !valid_id(&id) {
+                    return Err("the id must be a string or an integer");
+                }
+                Ok(Message::Request { id, method, params })
+            }
+            (Some(Value::String(method)), None) => Ok(Message::Notification { method, params }),
+            (Some(_), _) => Err("the method must be a string"),
+            (None, Some(id)) => {
+                if let Some(r) = m.remove("result") {
+                    Ok(Message::Response { id, outcome: Ok(r) })
+                } else if let Some(e) = m.remove("error") {
+                    Ok(Message::Response { id, outcome: Err(e) })
+                } else {
+                    Err("a response needs a result or an error")
+                }
+            }
+            (None, None) => Err("neither a request, a notification nor a response"),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Message, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {}", e))?;
+        Message::from_value(v).map_err(str::to_string)
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Message::Request { id, method, params } => request(id.clone(), method, params.clone()),
+            Message::Notification { method, params } => notification(method, params.clone()),
+            Message::Response { id, outcome: Ok(r) } => response(id.clone(), r.clone()),
+            Message::Response { id, outcome: Err(e) } => json!({"jsonrpc": "2.0", "id": id, "error": e}),
+        }
+    }
+}
+
+fn valid_id(id: &Value) -> bool {
+    id.is_string() || id.is_i64() || id.is_u64()
+}
+
+pub fn request(id: Value, method: &str, params: Option<Value>) -> Value {
+    match params {
+        Some(p) => json!({"jsonrpc": "2.0", "id": id, "method": method, "params": p}),
+        None => json!({"jsonrpc": "2.0", "id": id, "method": method}),
+    }
+}
+
+pub fn notification(method: &str, params: Option<Value>) -> Value {
+    match params {
+        Some(p) => json!({"jsonrpc": "2.0", "method": method, "params": p}),
+        None => json!({"jsonrpc": "2.0", "method": method}),
+    }
+}
+
+pub fn response(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+pub fn error_object(code: i64, message: &str) -> Value {
+    json!({"code": code, "message": message})
+}
+
+pub fn error_response(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": error_object(code, message)})
+}
+
+/// The message of a JSON-RPC error object, for humans.
+pub fn error_text(e: &Value) -> String {
+    let msg = e.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+    match e.get("code").and_then(Value::as_i64) {
+        Some(c) => format!("{} (JSON-RPC error {})", msg, c),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_all_kinds() {
+        assert!(matches!(Message::parse(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Ok(Message::Request { .. })));
+        assert!(matches!(
+            Message::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(Message::Notification { .. })
+        ));
+        assert!(matches!(
+            Message::parse(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Ok(Message::Response { outcome: Ok(_), .. })
+        ));
+        assert!(matches!(
+            Message::parse(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#),
+            Ok(Message::Response { outcome: Err(_), .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_junk() {
+        assert!(Message::parse("hello").unwrap_err().starts_with("not JSON"));
+        assert!(Message::parse("[1]").is_err());
+        assert!(Message::parse(r#"{"id":1,"method":"x"}"#).is_err());
+        assert!(Message::parse(r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#).is_err());
+        assert!(Message::parse(r#"{"jsonrpc":"2.0","id":1}"#).is_err());
+    }
+}

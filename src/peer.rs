@@ -1,0 +1,323 @@
+//! One connection to an MCP server, whatever carries it: we assign every outgoing
+//! request our own id, match each response back by that id (never "the next line"), and
+//! hand notifications and server→client requests to a handler the owner installs.
+//! Both the shell client and the gateway talk to servers through this type.
+
+use crate::error::{Error, Result};
+use crate::jsonrpc::{self, Message};
+use crate::signals;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// What carries messages to the server. Incoming messages go to `Peer::dispatch`.
+pub trait Transport: Send + Sync {
+    /// Send one message.
+    fn send(&self, msg: &Value) -> Result<()>;
+    /// Close gracefully (stdio: close stdin, then TERM, then KILL; http: DELETE the session).
+    fn shutdown(&self);
+    /// The last lines the server wrote to stderr (stdio only).
+    fn stderr_tail(&self, _n: usize) -> Vec<String> {
+        Vec::new()
+    }
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// A message from the server that is not a response to us.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    Request { id: Value, method: String, params: Option<Value> },
+    Notification { method: String, params: Option<Value> },
+}
+
+pub type Handler = Arc<dyn Fn(&Arc<Peer>, Inbound) + Send + Sync>;
+pub type CloseHook = Box<dyn FnOnce(&str) + Send>;
+
+/// JSON-RPC outcome: `Ok(result)` or `Err(error object)`.
+pub type Outcome = std::result::Result<Value, Value>;
+
+pub struct Peer {
+    pub name: String,
+    transport: OnceLock<Box<dyn Transport>>,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, SyncSender<Outcome>>>,
+    handler: RwLock<Option<Handler>>,
+    closed: Mutex<Option<String>>,
+    on_close: Mutex<Vec<CloseHook>>,
+}
+
+/// A request in flight: its upstream id and where its answer arrives.
+pub struct Pending {
+    pub id: u64,
+    rx: Receiver<Outcome>,
+}
+
+impl Peer {
+    pub fn new(name: &str) -> Arc<Peer> {
+        Arc::new(Peer {
+            name: name.to_string(),
+            transport: OnceLock::new(),
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            handler: RwLock::new(None),
+            closed: Mutex::new(None),
+            on_close: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn attach(&self, t: Box<dyn Transport>) {
+        if self.transport.set(t).is_err() {
+            log::error!("server `{}`: transport attached twice", self.name);
+        }
+    }
+
+    pub fn set_handler(&self, h: Handler) {
+        *self.handler.write().unwrap() = Some(h);
+    }
+
+    /// Run `hook` once when the connection closes (now, if it already has).
+    pub fn on_close(&self, hook: CloseHook) {
+        let closed = self.closed.lock().unwrap().clone();
+        match closed {
+            Some(reason) => hook(&reason),
+            None => self.on_close.lock().unwrap().push(hook),
+        }
+    }
+
+    pub fn closed_reason(&self) -> Option<String> {
+        self.closed.lock().unwrap().clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.lock().unwrap().is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.transport.get().and_then(|t| t.pid())
+    }
+
+    pub fn stderr_tail(&self, n: usize) -> Vec<String> {
+        self.transport.get().map(|t| t.stderr_tail(n)).unwrap_or_default()
+    }
+
+    fn transport(&self) -> Result<&dyn Transport> {
+        self.transport
+            .get()
+            .map(|b| b.as_ref())
+            .ok_or_else(|| Error::failure(format!("server `{}` is not connected", self.name)))
+    }
+
+    /// Send a notification.
+    pub fn notify(&self, method: &str, params: Option<Value>) -> Result<()> {
+        self.transport()?.send(&jsonrpc::notification(method, params))
+    }
+
+    /// Answer a server→client request.
+    pub fn respond(&self, id: Value, outcome: Outcome) -> Result<()> {
+        let msg = match outcome {
+            Ok(r) => jsonrpc::response(id, r),
+            Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
+        };
+        self.transport()?.send(&msg)
+    }
+
+    /// Send a request under a fresh id of ours; the answer arrives on the returned `Pending`.
+    pub fn start(&self, method: &str, params: Option<Value>) -> Result<Pending> {
+        if let Some(reason) = self.closed_reason() {
+            return Err(Error::failure(reason));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = sync_channel(1);
+        self.pending.lock().unwrap().insert(id, tx);
+        let sent = self.transport().and_then(|t| t.send(&jsonrpc::request(json!(id), method, params)));
+        if let Err(e) = sent {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(e);
+        }
+        Ok(Pending { id, rx })
+    }
+
+    /// Wait for a started request. On timeout or Ctrl-C, tell the server with
+    /// `notifications/cancelled` and stop waiting.
+    pub fn wait(&self, p: Pending, timeout: Duration, what: &str) -> Result<Outcome> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match p.rx.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(outcome) => return Ok(outcome),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let reason = self.closed_reason().unwrap_or_else(|| format!("server `{}` closed", self.name));
+                    return Err(Error::failure(reason));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if signals::stopping() {
+                        self.cancel(p.id, "interrupted");
+                        return Err(Error::failure(format!("{} interrupted", what)).hint("Ctrl-C was pressed"));
+                    }
+                    if Instant::now() >= deadline {
+                        self.cancel(p.id, "timeout");
+                        return Err(Error::timeout(format!(
+                            "{} on server `{}` timed out after {}",
+                            what,
+                            self.name,
+                            human_duration(timeout)
+                        ))
+                        .hint("raise `timeout` in the server's config or pass --timeout SECS"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop waiting for `id` and tell the server.
+    pub fn cancel(&self, id: u64, reason: &str) {
+        if self.pending.lock().unwrap().remove(&id).is_some() {
+            let _ = self.notify("notifications/cancelled", Some(json!({"requestId": id, "reason": reason})));
+        }
+    }
+
+    /// Send a request and wait for its outcome.
+    pub fn request(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Outcome> {
+        let p = self.start(method, params)?;
+        self.wait(p, timeout, &format!("`{}`", method))
+    }
+
+    /// Send a request; a JSON-RPC error becomes an `Error` naming the server.
+    pub fn call(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value> {
+        self.request(method, params, timeout)?.map_err(|e| {
+            Error::failure(format!("server `{}` answered `{}` with an error: {}", self.name, method, jsonrpc::error_text(&e)))
+        })
+    }
+
+    /// Called by the transport for each message it reads.
+    pub fn dispatch(self: &Arc<Self>, msg: Message) {
+        match msg {
+            Message::Response { id, outcome } => {
+                let tx = id.as_u64().and_then(|n| self.pending.lock().unwrap().remove(&n));
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.send(outcome);
+                    }
+                    None => log::debug!("server `{}`: response to unknown id {} dropped", self.name, id),
+                }
+            }
+            Message::Request { id, method, params } => {
+                let h = self.handler.read().unwrap().clone();
+                match h {
+                    Some(h) => h(self, Inbound::Request { id, method, params }),
+                    None if method == "ping" => {
+                        let _ = self.respond(id, Ok(json!({})));
+                    }
+                    None => {
+                        let e = jsonrpc::error_object(jsonrpc::METHOD_NOT_FOUND, &format!("{} is not supported", method));
+                        let _ = self.respond(id, Err(e));
+                    }
+                }
+            }
+            Message::Notification { method, params } => {
+                let h = self.handler.read().unwrap().clone();
+                if let Some(h) = h {
+                    h(self, Inbound::Notification { method, params });
+                }
+            }
+        }
+    }
+
+    /// Called by the transport when the connection is gone: every waiter fails at once.
+    pub fn close(&self, reason: &str) {
+        {
+            let mut c = self.closed.lock().unwrap();
+            if c.is_some() {
+                return;
+            }
+            *c = Some(reason.to_string());
+        }
+        let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
+        for (_, tx) in waiters {
+            let _ = tx.send(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, reason)));
+        }
+        let hooks: Vec<_> = std::mem::take(&mut *self.on_close.lock().unwrap());
+        for h in hooks {
+            h(reason);
+        }
+    }
+
+    /// Close the connection on purpose and shut the server down.
+    pub fn shutdown(&self) {
+        if let Some(t) = self.transport.get() {
+            t.shutdown();
+        }
+        self.close(&format!("server `{}` was shut down", self.name));
+    }
+
+    /// Number of requests waiting for an answer.
+    pub fn in_flight(&self) -> usize {
+        self.pending.lock().unwrap().len()
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 && (s.fract() == 0.0) {
+        format!("{}s", s as u64)
+    } else {
+        format!("{:.1}s", s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport that answers every request with its own id echoed, asynchronously.
+    struct Loop(Mutex<Option<Arc<Peer>>>);
+    impl Transport for Loop {
+        fn send(&self, msg: &Value) -> Result<()> {
+            let peer = self.0.lock().unwrap().clone().unwrap();
+            let msg = msg.clone();
+            std::thread::spawn(move || {
+                if let Some(id) = msg.get("id") {
+                    let delay = msg["params"]["delay"].as_u64().unwrap_or(0);
+                    std::thread::sleep(Duration::from_millis(delay));
+                    peer.dispatch(Message::Response { id: id.clone(), outcome: Ok(msg["params"].clone()) });
+                }
+            });
+            Ok(())
+        }
+        fn shutdown(&self) {}
+    }
+
+    fn looped() -> Arc<Peer> {
+        let p = Peer::new("t");
+        let l = Loop(Mutex::new(Some(p.clone())));
+        p.attach(Box::new(l));
+        p
+    }
+
+    #[test]
+    fn responses_match_by_id_even_out_of_order() {
+        let p = looped();
+        let slow = p.start("x", Some(json!({"n": 1, "delay": 100}))).unwrap();
+        let fast = p.start("x", Some(json!({"n": 2, "delay": 0}))).unwrap();
+        let f = p.wait(fast, Duration::from_secs(2), "x").unwrap().unwrap();
+        let s = p.wait(slow, Duration::from_secs(2), "x").unwrap().unwrap();
+        assert_eq!((f["n"].as_u64(), s["n"].as_u64()), (Some(2), Some(1)));
+    }
+
+    #[test]
+    fn timeout_is_a_timeout_and_close_fails_waiters() {
+        let p = looped();
+        let e = p.request("x", Some(json!({"delay": 500})), Duration::from_millis(50)).unwrap_err();
+        assert_eq!(e.status, crate::error::Status::Timeout);
+        let pend = p.start("x", Some(json!({"delay": 5000}))).unwrap();
+        p.close("server `t` exited with status 3");
+        let out = p.wait(pend, Duration::from_secs(1), "x").unwrap();
+        assert!(out.unwrap_err()["message"].as_str().unwrap().contains("status 3"));
+        assert!(p.start("x", None).is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! MCP Streamable HTTP, client side: each message is a POST; a request's answer comes back
+//! as JSON or as an SSE stream (which may carry notifications and server→client requests
+//! first). Keeps `Mcp-Session-Id` and `MCP-Protocol-Version`, re-initializes once when the
+//! server forgets the session (404), resumes a cut SSE stream with `Last-Event-ID`, and
+//! DELETEs the session on shutdown.
+
+use crate::error::{Error, Result};
+use crate::jsonrpc::{self, Message};
+use crate::peer::{Peer, Transport};
+use crate::sse;
+use serde_json::{json, Value};
+use std::io::{BufReader, Read};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+pub struct HttpTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    agent: ureq::Agent,
+    session: Mutex<Option<String>>,
+    protocol: Mutex<Option<String>>,
+    /// The initialize request, replayed when the server answers 404 for our session.
+    init: Mutex<Option<Value>>,
+    peer: Weak<Peer>,
+}
+
+const MAX_RESUMES: usize = 5;
+
+/// Attach a Streamable HTTP connection to `peer`.
+pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connect_timeout: Duration) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(connect_timeout))
+        .timeout_recv_response(None)
+        .max_idle_connections_per_host(8)
+        .build()
+        .into();
+    let inner = Arc::new(Inner {
+        name: peer.name.clone(),
+        url: url.to_string(),
+        headers: headers.to_vec(),
+        agent,
+        session: Mutex::new(None),
+        protocol: Mutex::new(None),
+        init: Mutex::new(None),
+        peer: Arc::downgrade(peer),
+    });
+    peer.attach(Box::new(HttpTransport { inner }));
+    Ok(())
+}
+
+enum Posted {
+    /// 202 or an empty 200.
+    Accepted,
+    /// The session is unknown to the server.
+    Gone,
+    Stream(ureq::http::Response<ureq::Body>),
+    Json(String),
+}
+
+impl Inner {
+    fn post(&self, msg: &Value) -> Result<Posted> {
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json");
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let session = self.session.lock().unwrap().clone();
+        if let Some(s) = &session {
+            req = req.header("Mcp-Session-Id", s.as_str());
+        }
+        if let Some(p) = self.protocol.lock().unwrap().as_deref() {
+            req = req.header("MCP-Protocol-Version", p);
+        }
+        let body = serde_json::to_string(msg).expect("JSON serializes");
+        let resp = req.send(body.as_str()).map_err(|e| self.net_error(e))?;
+        let status = resp.status().as_u16();
+        if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            *self.session.lock().unwrap() = Some(s.to_string());
+        }
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match status {
+            202 => Ok(Posted::Accepted),
+            404 if session.is_some() => Ok(Posted::Gone),
+            200..=299 if ctype.starts_with("text/event-stream") => Ok(Posted::Stream(resp)),
+            200..=299 => {
+                let text = read_body(resp)?;
+                if text.trim().is_empty() {
+                    Ok(Posted::Accepted)
+                } else {
+                    Ok(Posted::Json(text))
+                }
+            }
+            401 | 403 => {
+                let text = read_body(resp).unwrap_or_default();
+                Err(Error::failure(format!(
+                    "server `{}` refused the request: HTTP {} {}",
+                    self.name,
+                    status,
+                    snippet(&text)
+                ))
+                .hint("set the right credentials in the server's `headers` (e.g. Authorization)"))
+            }
+            _ => {
+                let text = read_body(resp).unwrap_or_default();
+                // A JSON-RPC error body is the most precise thing we can show.
+                if let Ok(Message::Response { outcome: Err(e), .. }) = Message::parse(&text) {
+                    return Err(Error::failure(format!(
+                        "server `{}` answered HTTP {}: {}",
+                        self.name,
+                        status,
+                        jsonrpc::error_text(&e)
+                    )));
+                }
+                Err(Error::failure(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(&text))))
+            }
+        }
+    }
+
+    fn net_error(&self, e: ureq::Error) -> Error {
+        let what = match &e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            ureq::Error::HostNotFound => "host not found".to_string(),
+            ureq::Error::Timeout(t) => format!("timed out ({})", t),
+            other => other.to_string(),
+        };
+        Error::failure(format!("cannot reach server `{}` at {}: {}", self.name, self.url, what))
+            .hint("check that the server is running and the `url` is right")
+    }
+
+    /// Read a response body (JSON or SSE) and hand every message to the peer.
+    /// Returns whether a response with `want` as id was seen.
+    fn deliver(&self, posted: Posted, want: Option<&Value>) -> Result<bool> {
+        let Some(peer) = self.peer.upgrade() else { return Ok(false) };
+        match posted {
+            Posted::Accepted | Posted::Gone => Ok(false),
+            Posted::Json(text) => {
+                let v: Value = serde_json::from_str(&text)
+                    .map_err(|_| Error::failure(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text))))?;
+                let msgs = match v {
+                    Value::Array(a) => a,
+                    v => vec![v],
+                };
+                let mut seen = false;
+                for m in msgs {
+                    seen |= self.take(&peer, m, want);
+                }
+                Ok(seen)
+            }
+            Posted::Stream(resp) => {
+                let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+                self.read_stream(&peer, reader, want)
+            }
+        }
+    }
+
+    /// Read an SSE stream; when it ends before our answer, resume it with GET + `Last-Event-ID`.
+    fn read_stream(&self, peer: &Arc<Peer>, reader: impl Read + Send + 'static, want: Option<&Value>) -> Result<bool> {
+        let mut r = sse::Reader::new(BufReader::new(Box::new(reader) as Box<dyn Read + Send>));
+        let mut resumes = 0;
+        loop {
+            while let Some(ev) = r.next_event() {
+                if ev.data.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(&ev.data) {
+                    Ok(v) => {
+                        if self.take(peer, v, want) {
+                            return Ok(true);
+                        }
+                    }
+                    Err(_) => log::warn!("server `{}` sent an SSE event that is not JSON: {}", self.name, snippet(&ev.data)),
+                }
+            }
+            // The stream ended without our answer.
+            let (Some(_), Some(last)) = (want, r.last_id.clone()) else { return Ok(false) };
+            if resumes == MAX_RESUMES {
+                return Ok(false);
+            }
+            resumes += 1;
+            let wait = Duration::from_millis(r.retry.unwrap_or(1000).min(30_000));
+            log::debug!("server `{}`: SSE stream ended; resuming after {:?} from event {}", self.name, wait, last);
+            std::thread::sleep(wait);
+            let retry = r.retry;
+            let resp = self.get_stream(Some(&last))?;
+            r = sse::Reader::new(BufReader::new(Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()) as Box<dyn Read + Send>));
+            r.retry = retry;
+            r.last_id = Some(last);
+        }
+    }
+
+    fn get_stream(&self, last_event_id: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut req = self.agent.get(&self.url).header("Accept", "text/event-stream");
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(s) = self.session.lock().unwrap().as_deref() {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        if let Some(p) = self.protocol.lock().unwrap().as_deref() {
+            req = req.header("MCP-Protocol-Version", p);
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.call().map_err(|e| self.net_error(e))?;
+        if !resp.status().is_success() {
+            return Err(Error::failure(format!("server `{}`: resuming the stream failed with HTTP {}", self.name, resp.status().as_u16())));
+        }
+        Ok(resp)
+    }
+
+    /// Hand one message to the peer; true when it is the answer we wait for.
+    fn take(&self, peer: &Arc<Peer>, v: Value, want: Option<&Value>) -> bool {
+        match Message::from_value(v) {
+            Ok(m) => {
+                let is_answer = matches!(&m, Message::Response { id, .. } if Some(id) == want);
+                if let Message::Response { outcome: Ok(r), .. } = &m {
+                    if let (true, Some(p)) = (is_answer, r.get("protocolVersion").and_then(Value::as_str)) {
+                        if self.init.lock().unwrap().as_ref().map(|i| Some(&i["id"]) == want).unwrap_or(false) {
+                            *self.protocol.lock().unwrap() = Some(p.to_string());
+                        }
+                    }
+                }
+                peer.dispatch(m);
+                is_answer
+            }
+            Err(why) => {
+                log::warn!("server `{}` sent an invalid JSON-RPC message: {}", self.name, why);
+                false
+            }
+        }
+    }
+
+    /// The server forgot our session: initialize again (once) without bothering the peer.
+    fn reinitialize(&self) -> Result<()> {
+        let Some(init) = self.init.lock().unwrap().clone() else {
+            return Err(Error::failure(format!("server `{}` lost the session before it was initialized", self.name)));
+        };
+        log::info!("server `{}`: session expired; initializing again", self.name);
+        *self.session.lock().unwrap() = None;
+        let mut again = init;
+        again["id"] = json!("mcpctl-reinit");
+        let text = match self.post(&again)? {
+            Posted::Json(t) => t,
+            Posted::Stream(resp) => {
+                let mut r = sse::Reader::new(BufReader::new(resp.into_body().into_with_config().limit(u64::MAX).reader()));
+                let mut found = String::new();
+                while let Some(ev) = r.next_event() {
+                    if ev.data.contains("mcpctl-reinit") {
+                        found = ev.data;
+                        break;
+                    }
+                }
+                found
+            }
+            _ => String::new(),
+        };
+        if !text.contains("\"result\"") {
+            return Err(Error::failure(format!("server `{}` refused to initialize a new session", self.name)));
+        }
+        self.post(&jsonrpc::notification("notifications/initialized", None))?;
+        Ok(())
+    }
+
+    fn send_now(&self, msg: &Value) -> Result<bool> {
+        let want = msg.get("method").and(msg.get("id"));
+        let mut posted = self.post(msg)?;
+        if matches!(posted, Posted::Gone) {
+            self.reinitialize()?;
+            posted = self.post(msg)?;
+            if matches!(posted, Posted::Gone) {
+                return Err(Error::failure(format!("server `{}` keeps answering 404 for a new session", self.name)));
+            }
+        }
+        self.deliver(posted, want)
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, msg: &Value) -> Result<()> {
+        let is_request = msg.get("method").is_some() && msg.get("id").is_some();
+        if !is_request {
+            return self.inner.send_now(msg).map(|_| ());
+        }
+        if msg["method"] == "initialize" {
+            *self.inner.init.lock().unwrap() = Some(msg.clone());
+            *self.inner.session.lock().unwrap() = None;
+        }
+        // Requests run on their own thread so the caller's timeout stays in charge.
+        let inner = self.inner.clone();
+        let msg = msg.clone();
+        std::thread::Builder::new()
+            .name("http-request".into())
+            .spawn(move || {
+                let id = msg["id"].clone();
+                let outcome = inner.send_now(&msg);
+                let answered = matches!(outcome, Ok(true));
+                if !answered {
+                    let why = match outcome {
+                        Err(e) => e.one_line(),
+                        Ok(_) => format!("server `{}` ended the exchange without answering", inner.name),
+                    };
+                    if let Some(peer) = inner.peer.upgrade() {
+                        peer.dispatch(Message::Response {
+                            id,
+                            outcome: Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, &why)),
+                        });
+                    }
+                }
+            })
+            .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        let session = self.inner.session.lock().unwrap().take();
+        if let Some(s) = session {
+            let mut req = self.inner.agent.delete(&self.inner.url).header("Mcp-Session-Id", s.as_str());
+            for (k, v) in &self.inner.headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            if let Some(p) = self.inner.protocol.lock().unwrap().as_deref() {
+                req = req.header("MCP-Protocol-Version", p);
+            }
+            let _ = req.call();
+        }
+    }
+}
+
+fn read_body(resp: ureq::http::Response<ureq::Body>) -> Result<String> {
+    let mut s = String::new();
+    resp.into_body()
+        .into_with_config()
+        .limit(256 * 1024 * 1024)
+        .reader()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::failure(format!("reading the server's answer failed: {}", e)))?;
+    Ok(s)
+}
+
+fn snippet(s: &str) -> String {
+    let t = s.trim();
+    let mut cut = t.len().min(200);
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    t[..cut].to_string()
+}

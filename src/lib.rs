@@ -6,7 +6,9 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod error;
+pub mod gateway;
 pub mod jsonrpc;
 pub mod launch;
 pub mod output;
@@ -27,7 +29,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => return printer.failure(&e.into()),
     };
-    init_logging(cli.globals.verbose);
+    let daemon = matches!(&cli.command, cli::Command::Start(o) if o.foreground);
+    init_logging(cli.globals.verbose, if daemon { "info" } else { "warn" });
     signals::install();
     match commands::run(cli) {
         Ok(r) => printer.report(&r),
@@ -35,8 +38,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
-fn init_logging(verbose: bool) {
-    let env = env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+fn init_logging(verbose: bool, default: &str) {
+    let env = env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| default.into()));
     let mut b = env_logger::Builder::from_env(env);
     if verbose {
         b.filter_level(log::LevelFilter::Debug);

@@ -9,7 +9,7 @@ use crate::signals;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub enum Inbound {
 
 pub type Handler = Arc<dyn Fn(&Arc<Peer>, Inbound) + Send + Sync>;
 pub type CloseHook = Box<dyn FnOnce(&str) + Send>;
+/// Receives the outcome of one request.
+pub type Reply = Box<dyn FnOnce(Outcome) + Send>;
 
 /// JSON-RPC outcome: `Ok(result)` or `Err(error object)`.
 pub type Outcome = std::result::Result<Value, Value>;
@@ -45,7 +47,7 @@ pub struct Peer {
     pub name: String,
     transport: OnceLock<Box<dyn Transport>>,
     next_id: AtomicU64,
-    pending: Mutex<HashMap<u64, SyncSender<Outcome>>>,
+    pending: Mutex<HashMap<u64, Reply>>,
     handler: RwLock<Option<Handler>>,
     closed: Mutex<Option<String>>,
     on_close: Mutex<Vec<CloseHook>>,
@@ -131,15 +133,38 @@ impl Peer {
         if let Some(reason) = self.closed_reason() {
             return Err(Error::failure(reason));
         }
+        let (tx, rx) = sync_channel::<Outcome>(1);
+        let id = self.start_with(method, params, Box::new(move |o| {
+            let _ = tx.send(o);
+        }))?;
+        Ok(Pending { id, rx })
+    }
+
+    /// Send a request under a fresh id of ours; `reply` gets its outcome (also when the
+    /// connection closes first). Returns the upstream id.
+    pub fn start_with(&self, method: &str, params: Option<Value>, reply: Reply) -> Result<u64> {
+        if let Some(reason) = self.closed_reason() {
+            return Err(Error::failure(reason));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = sync_channel(1);
-        self.pending.lock().unwrap().insert(id, tx);
+        self.pending.lock().unwrap().insert(id, reply);
         let sent = self.transport().and_then(|t| t.send(&jsonrpc::request(json!(id), method, params)));
         if let Err(e) = sent {
             self.pending.lock().unwrap().remove(&id);
             return Err(e);
         }
-        Ok(Pending { id, rx })
+        // The connection may have closed between the check and the insert.
+        if let Some(reason) = self.closed_reason() {
+            if let Some(r) = self.pending.lock().unwrap().remove(&id) {
+                r(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, &reason)));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Forget a request without telling the server (its caller gave up).
+    pub fn forget(&self, id: u64) -> bool {
+        self.pending.lock().unwrap().remove(&id).is_some()
     }
 
     /// Wait for a started request. On timeout or Ctrl-C, tell the server with
@@ -198,11 +223,9 @@ impl Peer {
     pub fn dispatch(self: &Arc<Self>, msg: Message) {
         match msg {
             Message::Response { id, outcome } => {
-                let tx = id.as_u64().and_then(|n| self.pending.lock().unwrap().remove(&n));
-                match tx {
-                    Some(tx) => {
-                        let _ = tx.send(outcome);
-                    }
+                let reply = id.as_u64().and_then(|n| self.pending.lock().unwrap().remove(&n));
+                match reply {
+                    Some(reply) => reply(outcome),
                     None => log::debug!("server `{}`: response to unknown id {} dropped", self.name, id),
                 }
             }
@@ -238,8 +261,8 @@ impl Peer {
             *c = Some(reason.to_string());
         }
         let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
-        for (_, tx) in waiters {
-            let _ = tx.send(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, reason)));
+        for (_, reply) in waiters {
+            reply(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, reason)));
         }
         let hooks: Vec<_> = std::mem::take(&mut *self.on_close.lock().unwrap());
         for h in hooks {

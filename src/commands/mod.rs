@@ -1,6 +1,7 @@
 //! Command dispatch and what every command shares: loading the config, finding a server
 //! by name, opening a session to it (directly, or through the running daemon).
 
+mod daemon;
 mod servers;
 
 use crate::cli::{Cli, Command, Globals};
@@ -31,9 +32,9 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         Command::Status(Some(name)) => servers::status_one(&ctx, &name),
         Command::Tools(name) => servers::tools(&ctx, &name),
         Command::Call { server, tool, args } => servers::call(&ctx, &server, &tool, &args),
-        Command::Start(_) | Command::Stop | Command::Logs { .. } => {
-            Err(Error::failure("the gateway daemon is not available in this build").into())
-        }
+        Command::Start(o) => daemon::start(&ctx, &o),
+        Command::Stop => daemon::stop(&ctx),
+        Command::Logs { follow } => daemon::logs(&ctx, follow),
         Command::RuntimeInstall { .. } | Command::RuntimeStatus => {
             Err(Error::failure("the managed runtime is not available in this build").into())
         }
@@ -80,8 +81,43 @@ impl Ctx {
         self.g.timeout.map(Duration::from_secs_f64).unwrap_or(s.timeout)
     }
 
-    /// Connect and initialize.
+    /// Connect and initialize: through the project's running daemon when there is one
+    /// (a persistent child, no spawn), else directly.
     pub fn open(&self, s: &ServerConfig, root: &std::path::Path) -> Result<Session> {
+        if let Some(via) = self.via_daemon(s, root) {
+            match self.open_direct(&via, root) {
+                Ok(session) => return Ok(session),
+                Err(e) if e.message.contains("cannot reach") => {
+                    log::warn!("the daemon did not answer ({}); connecting directly", e.one_line())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.open_direct(s, root)
+    }
+
+    /// The server as reached through the running daemon, if one runs and we may use it.
+    fn via_daemon(&self, s: &ServerConfig, root: &std::path::Path) -> Option<ServerConfig> {
+        if self.g.no_daemon || self.g.url.is_some() || s.disabled {
+            return None;
+        }
+        let crate::daemon::Found::Running(st) = crate::daemon::find(root) else { return None };
+        let token = std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty());
+        if st.token_mode != "none" && token.is_none() {
+            log::debug!("the daemon needs a token and MCPCTL_TOKEN is not set; connecting directly");
+            return None;
+        }
+        let mut headers = Vec::new();
+        if let Some(t) = token {
+            headers.push(("Authorization".to_string(), format!("Bearer {}", t)));
+        }
+        log::debug!("using the daemon at {}", crate::daemon::base_url(&st));
+        let mut via = s.clone();
+        via.transport = crate::config::Transport::Http { url: format!("{}/mcp/{}", crate::daemon::base_url(&st), s.name), headers };
+        Some(via)
+    }
+
+    fn open_direct(&self, s: &ServerConfig, root: &std::path::Path) -> Result<Session> {
         let ctx = client::Context {
             project_root: root,
             handler: client::cli_handler(root),

@@ -25,7 +25,20 @@ fn server_summary(s: &ServerConfig) -> Value {
 
 pub fn list(ctx: &Ctx) -> Outcome {
     let cfg = ctx.load_config()?;
-    let servers: Vec<Value> = cfg.servers.iter().map(server_summary).collect();
+    let (daemon, daemon_text, live) = super::daemon::daemon_view(&cfg.project_root);
+    let mut servers: Vec<Value> = cfg.servers.iter().map(server_summary).collect();
+    // With the daemon running, show real states and tool counts.
+    if let Some(Value::Array(live)) = &live {
+        for s in servers.iter_mut() {
+            if let Some(l) = live.iter().find(|l| l["name"] == s["name"]) {
+                for k in ["status", "tools_count", "calls", "restarts", "error", "stderr", "next_retry"] {
+                    if let Some(v) = l.get(k) {
+                        s[k] = v.clone();
+                    }
+                }
+            }
+        }
+    }
     let n = servers.len();
     let mut body = String::from("Configured MCP Servers:\n");
     for s in &servers {
@@ -35,19 +48,32 @@ pub fn list(ctx: &Ctx) -> Outcome {
         if let Some(t) = s["tools_count"].as_u64() {
             let _ = writeln!(body, "    Tools: {}", t);
         }
+        if let (Some(c), Some(r)) = (s.get("calls").and_then(Value::as_u64), s.get("restarts").and_then(Value::as_u64)) {
+            let _ = writeln!(body, "    Calls: {}, restarts: {}", c, r);
+        }
+        if let Some(e) = s.get("error").and_then(Value::as_str) {
+            let _ = writeln!(body, "    Error: {}", e);
+        }
+        if let Some(at) = s.get("next_retry").and_then(Value::as_u64) {
+            let now = crate::gateway::unix(std::time::SystemTime::now());
+            let _ = writeln!(body, "    Next retry: in {}s", at.saturating_sub(now));
+        }
+        for l in s.get("stderr").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+            let _ = writeln!(body, "    | {}", l.as_str().unwrap_or(""));
+        }
     }
     let mut r = Report::new(Status::Success, format!("Found {} configured MCP server{}", n, plural(n)))
         .field("servers", Value::Array(servers))
-        .field("total_count", json!(n));
-    r.body = if n == 0 { String::new() } else { body };
+        .field("total_count", json!(n))
+        .field("daemon", daemon);
+    r.body = if n == 0 { daemon_text } else { format!("{}\n\n{}", daemon_text, body) };
     Ok(r)
 }
 
 pub fn status_all(ctx: &Ctx) -> Outcome {
     let mut r = list(ctx)?;
-    r.message = format!("Status of {} configured MCP server{}", r.fields["total_count"], plural(r.fields["total_count"].as_u64().unwrap_or(0) as usize));
-    r.fields.insert("daemon".into(), json!({"status": "stopped"}));
-    r.body = format!("Daemon: stopped\n\n{}", r.body);
+    let n = r.fields["total_count"].as_u64().unwrap_or(0) as usize;
+    r.message = format!("Status of the mcpctl daemon and {} configured MCP server{}", n, plural(n));
     Ok(r)
 }
 

@@ -1,0 +1,359 @@
+//! The gateway commands: `start` (daemonized or `--foreground`), `stop`, `logs`, and the
+//! daemon part of `status`.
+
+use super::Ctx;
+use crate::cli::StartOpts;
+use crate::daemon::{self, Found, State};
+use crate::error::{Error, Result, Status};
+use crate::gateway::{self, Options};
+use crate::output::{Failure, Report};
+use crate::signals;
+use serde_json::{json, Value};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Outcome = std::result::Result<Report, Failure>;
+
+/// Gateway options from the command line and environment; refuses an open bind without a token.
+fn options(o: &StartOpts) -> Result<Options> {
+    let (token, mode) = match (&o.token, std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())) {
+        (Some(t), _) => (Some(t.clone()), "flag"),
+        (None, Some(t)) => (Some(t), std::env::var("MCPCTL_TOKEN_MODE").ok().filter(|m| m == "flag").map(|_| "flag").unwrap_or("env")),
+        (None, None) => (None, "none"),
+    };
+    let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    if !gateway::is_loopback(&host) && token.is_none() {
+        return Err(Error::failure(format!("Binding to {} requires --token or MCPCTL_TOKEN", host))
+            .hint("without a token only loopback addresses are served"));
+    }
+    if token.as_deref().map(|t| t.len() < 16).unwrap_or(false) {
+        log::warn!("the token is shorter than 16 characters; use a long random one");
+    }
+    let mut opts = Options { host, port: o.port.unwrap_or(7878), token, token_mode: mode, ..Options::default() };
+    opts.allowed_hosts = o.allowed_hosts.clone();
+    opts.allowed_origins = o.allowed_origins.clone();
+    if let Some(v) = env_num("MCPCTL_MAX_BODY") {
+        opts.max_body = v as usize;
+    }
+    if let Some(v) = env_num("MCPCTL_MAX_CONNECTIONS") {
+        opts.max_connections = (v as usize).max(1);
+    }
+    if let Some(v) = env_num("MCPCTL_SESSION_IDLE") {
+        opts.session_idle = Duration::from_secs(v.max(1));
+    }
+    Ok(opts)
+}
+
+fn env_num(k: &str) -> Option<u64> {
+    std::env::var(k).ok().and_then(|v| v.parse().ok())
+}
+
+pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
+    let cfg = ctx.load_config()?;
+    let opts = options(o)?;
+    let root = cfg.project_root.clone();
+    if o.foreground {
+        return foreground(&cfg, opts).map_err(Failure::from);
+    }
+    match daemon::find(&root) {
+        Found::Running(s) => return already_running(&s, &opts),
+        Found::Stale(_) => daemon::remove_state(&root),
+        Found::None => {}
+    }
+    daemon::ensure_dirs(&root)?;
+    let log = daemon::log_path(&root);
+    let out = daemon::open_private(&log, true)?;
+    let err = out.try_clone().map_err(|e| Error::failure(format!("cannot open the log: {}", e)))?;
+    let exe = std::env::current_exe().map_err(|e| Error::failure(format!("cannot find the mcpctl binary: {}", e)))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("start")
+        .arg("--foreground")
+        .arg("--project-root")
+        .arg(&root)
+        .arg("--config")
+        .arg(&cfg.path)
+        .arg("--host")
+        .arg(&opts.host)
+        .arg("--port")
+        .arg(opts.port.to_string());
+    for h in &opts.allowed_hosts {
+        cmd.arg("--allowed-host").arg(h);
+    }
+    for h in &opts.allowed_origins {
+        cmd.arg("--allowed-origin").arg(h);
+    }
+    // The token travels in the environment, never in argv.
+    cmd.env_remove("MCPCTL_TOKEN").env_remove("MCPCTL_TOKEN_MODE");
+    if let Some(t) = &opts.token {
+        cmd.env("MCPCTL_TOKEN", t).env("MCPCTL_TOKEN_MODE", opts.token_mode);
+    }
+    if ctx.g.verbose {
+        cmd.env("MCPCTL_LOG", "debug");
+    }
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err).current_dir(&root);
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal and session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot start the daemon: {}", e)))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = daemon::read_state(&root) {
+            if s.pid == child.id() && daemon::healthy(&s) {
+                // Reap it later from init, not us: we exit right away.
+                return Ok(started_report(&s, &cfg, "Started"));
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Lost a race with another `start`? Then that daemon is the answer.
+            std::thread::sleep(Duration::from_millis(300));
+            if let Found::Running(s) = daemon::find(&root) {
+                if daemon::healthy(&s) {
+                    return already_running(&s, &opts);
+                }
+            }
+            let lines = new_log_lines(&log, log_start);
+            let last = lines.iter().rev().find(|l| l.contains("error") || l.contains("✗")).cloned().or_else(|| lines.last().cloned());
+            return Err(Error::failure(format!(
+                "the daemon exited during start ({}): {}",
+                crate::transport::stdio::describe(status),
+                last.unwrap_or_else(|| "no log output".into())
+            ))
+            .hint(format!("see {}", log.display()))
+            .into());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::timeout("the daemon did not answer its health check within 30s")
+                .hint(format!("see {}", log.display()))
+                .into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(from));
+        let _ = f.read_to_string(&mut s);
+    }
+    s.lines().map(|l| l.to_string()).collect()
+}
+
+fn already_running(s: &State, opts: &Options) -> Outcome {
+    let same = daemon::connect_host(&s.host) == daemon::connect_host(&opts.host) && s.port == opts.port && s.token_mode == opts.token_mode;
+    if same {
+        let mut r = Report::new(Status::Success, format!("mcpctl daemon is already running at {}/mcp (pid {})", daemon::base_url(s), s.pid));
+        r.fields.insert("daemon".into(), state_json(s, "running"));
+        Ok(r)
+    } else {
+        Err(Error::failure(format!(
+            "mcpctl daemon is already running with other settings ({}:{}, token {})",
+            s.host, s.port, s.token_mode
+        ))
+        .hint("run `mcpctl stop` first")
+        .into())
+    }
+}
+
+fn started_report(s: &State, cfg: &crate::config::Config, verb: &str) -> Report {
+    let mut r = Report::new(Status::Success, format!("{} mcpctl daemon at {}/mcp (pid {})", verb, daemon::base_url(s), s.pid));
+    r.fields.insert("daemon".into(), state_json(s, "running"));
+    r.fields.insert("url".into(), json!(format!("{}/mcp", daemon::base_url(s))));
+    let mut body = String::new();
+    for sv in &cfg.servers {
+        let _ = writeln!(
+            body,
+            "  • {}: {}/mcp/{}{}",
+            sv.name,
+            daemon::base_url(s),
+            sv.name,
+            if sv.disabled { " (disabled)" } else { "" }
+        );
+    }
+    let _ = write!(body, "  Logs: {}", s.log_path.display());
+    r.body = body;
+    r
+}
+
+use std::fmt::Write as _;
+
+fn state_json(s: &State, status: &str) -> Value {
+    json!({
+        "status": status,
+        "url": format!("{}/mcp", daemon::base_url(s)),
+        "pid": s.pid,
+        "host": s.host,
+        "port": s.port,
+        "token_mode": s.token_mode,
+        "project_dir": s.project_dir,
+        "started_at": s.started_at,
+        "log_path": s.log_path,
+        "version": s.version,
+    })
+}
+
+/// Serve in this process until SIGINT/SIGTERM.
+fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
+    let root = cfg.project_root.clone();
+    let Some(_lock) = daemon::try_lock(&root)? else {
+        let who = daemon::read_state(&root).map(|s| format!(" (pid {})", s.pid)).unwrap_or_default();
+        return Err(Error::failure(format!("another mcpctl daemon is running for {}{}", root.display(), who))
+            .hint("run `mcpctl stop` first, or `mcpctl status` to see it"));
+    };
+    daemon::remove_state(&root);
+    let host = opts.host.clone();
+    let token_mode = opts.token_mode.to_string();
+    let log_path = daemon::log_path(&root);
+    let cfg_path = cfg.path.clone();
+    let started = gateway::unix(std::time::SystemTime::now());
+    let lazy = |_: &crate::config::ServerConfig| false;
+    let result = gateway::serve(cfg, opts, &lazy, &mut |addr| {
+        let s = State {
+            pid: std::process::id(),
+            host: host.clone(),
+            port: addr.port(),
+            url: format!("http://{}:{}/mcp", daemon::connect_host(&host), addr.port()),
+            token_mode: token_mode.clone(),
+            project_dir: root.clone(),
+            config: cfg_path.clone(),
+            started_at: started,
+            log_path: log_path.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        daemon::write_state(&root, &s)?;
+        eprintln!("mcpctl daemon listening on {} (pid {})", s.url, s.pid);
+        Ok(())
+    });
+    daemon::remove_state(&root);
+    result?;
+    Ok(Report::new(Status::Success, "mcpctl daemon stopped"))
+}
+
+pub fn stop(ctx: &Ctx) -> Outcome {
+    let cfg = ctx.load_config()?;
+    let root = cfg.project_root;
+    let s = match daemon::find(&root) {
+        Found::None => return Ok(Report::new(Status::Success, "mcpctl daemon is not running").field("was_running", json!(false))),
+        Found::Stale(_) => {
+            daemon::remove_state(&root);
+            return Ok(Report::new(Status::Success, "mcpctl daemon is not running (removed a stale state file)").field("was_running", json!(false)));
+        }
+        Found::Running(s) => s,
+    };
+    let pid = s.pid as libc::pid_t;
+    // SAFETY: plain signals to the daemon's pid, read from its own state file.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon::pid_alive(s.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut how = "stopped";
+    if daemon::pid_alive(s.pid) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        how = "killed after 10s";
+        let until = Instant::now() + Duration::from_secs(2);
+        while daemon::pid_alive(s.pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    daemon::remove_state(&root);
+    Ok(Report::new(Status::Success, format!("mcpctl daemon (pid {}) {}", s.pid, how)).field("was_running", json!(true)))
+}
+
+/// The daemon's state for `status`/`list`: (json, text lines, live server states).
+pub fn daemon_view(root: &std::path::Path) -> (Value, String, Option<Value>) {
+    match daemon::find(root) {
+        Found::None => (json!({"status": "stopped"}), "Daemon: stopped".into(), None),
+        Found::Stale(s) => (
+            state_json(&s, "stale"),
+            format!("Daemon: stale (pid {} is gone; `mcpctl start` will replace it)", s.pid),
+            None,
+        ),
+        Found::Running(s) => match daemon::fetch_status(&s) {
+            Ok(st) => {
+                let mut v = state_json(&s, "running");
+                v["uptime_secs"] = st["uptime_secs"].clone();
+                v["sessions"] = st["sessions"].clone();
+                let text = format!(
+                    "Daemon: running at {}/mcp (pid {}, token {}, up {}s)\nProject: {}",
+                    daemon::base_url(&s),
+                    s.pid,
+                    s.token_mode,
+                    st["uptime_secs"],
+                    s.project_dir.display()
+                );
+                (v, text, Some(st["servers"].clone()))
+            }
+            Err(e) if !daemon::healthy(&s) => (
+                state_json(&s, "stale"),
+                format!("Daemon: stale (pid {} does not answer: {})", s.pid, e.one_line()),
+                None,
+            ),
+            Err(e) => {
+                let mut v = state_json(&s, "running");
+                v["error"] = json!(e.one_line());
+                (v, format!("Daemon: running at {}/mcp (pid {}); {}", daemon::base_url(&s), s.pid, e.one_line()), None)
+            }
+        },
+    }
+}
+
+pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
+    let cfg = ctx.load_config()?;
+    let path = daemon::log_path(&cfg.project_root);
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(_) => {
+            return Err(Error::failure(format!("no daemon log at {}", path.display())).hint("start the daemon with `mcpctl start`").into())
+        }
+    };
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    if ctx.g.json_output && !follow {
+        return Ok(Report::new(Status::Success, format!("Log of the mcpctl daemon ({})", path.display()))
+            .field("log_path", json!(path))
+            .field("log", json!(String::from_utf8_lossy(&buf))));
+    }
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&buf).is_err() {
+        return Ok(quiet());
+    }
+    let _ = out.flush();
+    if !follow {
+        return Ok(quiet());
+    }
+    // Follow natively: minimal images have no `tail`.
+    let mut pos = f.stream_position().unwrap_or(0);
+    while !signals::stopping() {
+        std::thread::sleep(Duration::from_millis(200));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < pos {
+            // Truncated or replaced: start over.
+            f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            pos = 0;
+        }
+        buf.clear();
+        let _ = f.seek(SeekFrom::Start(pos));
+        let _ = f.read_to_end(&mut buf);
+        pos += buf.len() as u64;
+        if !buf.is_empty() && (out.write_all(&buf).is_err() || out.flush().is_err()) {
+            break;
+        }
+    }
+    Ok(quiet())
+}
+
+/// A report whose output was already written.
+fn quiet() -> Report {
+    Report { raw: Some(String::new()), ..Report::new(Status::Success, "log printed") }
+}

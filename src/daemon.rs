@@ -1,0 +1,169 @@
+//! The daemon's footprint in a project: `.mcpctl/` (0700) holding `daemon.json` (0600,
+//! written once the port is bound, never holding the token), `daemon.lock` (one daemon per
+//! project) and `logs/daemon.log`; plus the small HTTP client the CLI uses to ask it things.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub pid: u32,
+    pub host: String,
+    pub port: u16,
+    pub url: String,
+    /// none / flag / env — never the token.
+    pub token_mode: String,
+    pub project_dir: PathBuf,
+    pub config: PathBuf,
+    pub started_at: u64,
+    pub log_path: PathBuf,
+    pub version: String,
+}
+
+pub fn dir(root: &Path) -> PathBuf {
+    root.join(".mcpctl")
+}
+pub fn state_path(root: &Path) -> PathBuf {
+    dir(root).join("daemon.json")
+}
+pub fn log_path(root: &Path) -> PathBuf {
+    dir(root).join("logs").join("daemon.log")
+}
+
+/// Create `.mcpctl/` and `.mcpctl/logs/` with mode 0700.
+pub fn ensure_dirs(root: &Path) -> Result<()> {
+    for d in [dir(root), dir(root).join("logs")] {
+        if !d.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .map_err(|e| Error::failure(format!("cannot create {}: {}", d.display(), e)))?;
+        }
+        let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Open (creating 0600) a file for appending.
+pub fn open_private(path: &Path, append: bool) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true).mode(0o600);
+    if append {
+        o.append(true);
+    } else {
+        o.write(true).truncate(true);
+    }
+    let f = o.open(path).map_err(|e| Error::failure(format!("cannot open {}: {}", path.display(), e)))?;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
+    Ok(f)
+}
+
+pub fn write_state(root: &Path, s: &State) -> Result<()> {
+    let path = state_path(root);
+    let tmp = path.with_extension("json.tmp");
+    let mut f = open_private(&tmp, false)?;
+    f.write_all(serde_json::to_string_pretty(s).expect("serializes").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::failure(format!("cannot write {}: {}", tmp.display(), e)))?;
+    fs::rename(&tmp, &path).map_err(|e| Error::failure(format!("cannot write {}: {}", path.display(), e)))
+}
+
+pub fn read_state(root: &Path) -> Option<State> {
+    let text = fs::read_to_string(state_path(root)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn remove_state(root: &Path) {
+    let _ = fs::remove_file(state_path(root));
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// Holds `.mcpctl/daemon.lock` for as long as it lives.
+pub struct Lock(#[allow(dead_code)] File);
+
+/// Take the project's daemon lock without waiting; `None` when another process holds it.
+pub fn try_lock(root: &Path) -> Result<Option<Lock>> {
+    ensure_dirs(root)?;
+    let f = open_private(&dir(root).join("daemon.lock"), true)?;
+    // SAFETY: flock on a descriptor we own.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    Ok(if r == 0 { Some(Lock(f)) } else { None })
+}
+
+/// Where a running daemon is: its state when the pid lives.
+pub enum Found {
+    None,
+    Stale(State),
+    Running(State),
+}
+
+pub fn find(root: &Path) -> Found {
+    match read_state(root) {
+        None => Found::None,
+        Some(s) if pid_alive(s.pid) => Found::Running(s),
+        Some(s) => Found::Stale(s),
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into()
+}
+
+/// The host to connect to for a bound host (a wildcard bind is reached on loopback).
+pub fn connect_host(host: &str) -> String {
+    match host {
+        "0.0.0.0" => "127.0.0.1".into(),
+        "::" | "[::]" => "[::1]".into(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{}]", h),
+        h => h.into(),
+    }
+}
+
+pub fn base_url(s: &State) -> String {
+    format!("http://{}:{}", connect_host(&s.host), s.port)
+}
+
+/// GET /health answers ok.
+pub fn healthy(s: &State) -> bool {
+    agent(Duration::from_secs(2))
+        .get(&format!("{}/health", base_url(s)))
+        .call()
+        .map(|r| r.status().as_u16() == 200)
+        .unwrap_or(false)
+}
+
+/// GET /status with the token from the environment, if any.
+pub fn fetch_status(s: &State) -> Result<Value> {
+    let mut req = agent(Duration::from_secs(5)).get(&format!("{}/status", base_url(s)));
+    if let Some(t) = std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty()) {
+        req = req.header("Authorization", &format!("Bearer {}", t));
+    }
+    let resp = req.call().map_err(|e| Error::failure(format!("cannot reach the daemon at {}: {}", base_url(s), e)))?;
+    match resp.status().as_u16() {
+        200 => {
+            let text = resp.into_body().read_to_string().unwrap_or_default();
+            serde_json::from_str(&text).map_err(|e| Error::failure(format!("the daemon's status is not JSON: {}", e)))
+        }
+        401 => Err(Error::forbidden("the daemon requires a token").hint("set MCPCTL_TOKEN to the daemon's token")),
+        c => Err(Error::failure(format!("the daemon answered HTTP {} for its status", c))),
+    }
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
+}

@@ -1,0 +1,657 @@
+//! Streamable HTTP, server side: the security checks (Host, Origin, bearer token), the
+//! transport rules (methods, headers, sessions, versions, body limits), and answering each
+//! client message — locally, by forwarding to one server, or by merging all servers.
+
+use super::session::{Session, Target};
+use super::upstream::{Event, Upstream};
+use super::{names, Hub};
+use crate::client::PROTOCOL_VERSIONS;
+use crate::jsonrpc::{self, Message};
+use serde_json::{json, Map, Value};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+use tiny_http::{Header, Method, Request, Response};
+
+type Resp = Response<std::io::Cursor<Vec<u8>>>;
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+pub fn text(status: u16, body: &str) -> Resp {
+    Response::from_string(body).with_status_code(status).with_header(header("Content-Type", "text/plain; charset=utf-8"))
+}
+
+fn json_resp(status: u16, body: &Value) -> Resp {
+    Response::from_data(body.to_string().into_bytes())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+}
+
+fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
+    json_resp(status, &jsonrpc::error_response(id, code, msg))
+}
+
+fn get<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
+    req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
+}
+
+/// Constant-time comparison: the time taken does not depend on where the inputs differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+/// The host name of a Host header, without the port.
+fn host_name(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    h.rsplit_once(':').map(|(n, p)| if p.chars().all(|c| c.is_ascii_digit()) { n } else { h }).unwrap_or(h)
+}
+
+fn host_allowed(hub: &Hub, host: &str) -> bool {
+    let name = host_name(host);
+    super::is_loopback(name)
+        || name.eq_ignore_ascii_case(&hub.opts.host)
+        || hub.opts.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+}
+
+pub fn handle(hub: &Arc<Hub>, req: Request) {
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    if path == "/health" {
+        let r = match req.method() {
+            Method::Get => json_resp(200, &json!({"status": "ok"})),
+            _ => text(405, "method not allowed").with_header(header("Allow", "GET")),
+        };
+        let _ = req.respond(r);
+        return;
+    }
+    // DNS rebinding: the Host must be ours, and a browser's Origin must be allowed.
+    match get(&req, "Host") {
+        Some(h) if host_allowed(hub, h) => {}
+        Some(h) => {
+            log::warn!("refused a request with Host `{}`", h);
+            let _ = req.respond(text(403, "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)"));
+            return;
+        }
+        None => {
+            let _ = req.respond(text(403, "mcpctl gateway: a Host header is required"));
+            return;
+        }
+    }
+    if let Some(o) = get(&req, "Origin") {
+        if !hub.opts.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)) {
+            log::warn!("refused a request with Origin `{}`", o);
+            let _ = req.respond(text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"));
+            return;
+        }
+    }
+    if let Some(token) = &hub.opts.token {
+        let given = get(&req, "Authorization").and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+        if !given.map(|g| same_secret(g.trim().as_bytes(), token.as_bytes())).unwrap_or(false) {
+            let r = text(401, "mcpctl gateway: a valid bearer token is required")
+                .with_header(header("WWW-Authenticate", "Bearer realm=\"mcpctl\""));
+            let _ = req.respond(r);
+            return;
+        }
+    }
+    if path == "/status" {
+        let _ = req.respond(json_resp(200, &hub.status()));
+        return;
+    }
+    let Some(target) = super::target_of(&path) else {
+        let _ = req.respond(text(404, "mcpctl gateway: not found; MCP is served at /mcp and /mcp/<server>"));
+        return;
+    };
+    if let Target::One(name) = &target {
+        if hub.upstream(name).is_none() {
+            let names: Vec<&str> = hub.upstreams.iter().map(|u| u.name()).collect();
+            let _ = req.respond(text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
+            return;
+        }
+    }
+    match req.method() {
+        Method::Post => post(hub, req, target),
+        Method::Get => get_stream(hub, req, &target),
+        Method::Delete => delete(hub, req, &target),
+        _ => {
+            let _ = req.respond(text(405, "method not allowed").with_header(header("Allow", "GET, POST, DELETE")));
+        }
+    }
+}
+
+fn accepts(req: &Request, mime: &str) -> bool {
+    get(req, "Accept")
+        .map(|a| a.split(',').any(|p| {
+            let p = p.split(';').next().unwrap_or("").trim();
+            p.eq_ignore_ascii_case(mime) || p == "*/*"
+        }))
+        .unwrap_or(false)
+}
+
+/// The session named by the request, or the error response to send.
+fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>, Resp> {
+    let Some(id) = get(req, "Mcp-Session-Id") else {
+        return Err(rpc_error(400, Value::Null, jsonrpc::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"));
+    };
+    let s = hub.sessions.lock().unwrap().get(id).cloned();
+    match s {
+        Some(s) if &s.target == target => {
+            if let Some(v) = get(req, "MCP-Protocol-Version") {
+                if !PROTOCOL_VERSIONS.contains(&v) {
+                    return Err(rpc_error(
+                        400,
+                        Value::Null,
+                        jsonrpc::INVALID_REQUEST,
+                        &format!("Bad Request: unsupported MCP-Protocol-Version `{}` (supported: {})", v, PROTOCOL_VERSIONS.join(", ")),
+                    ));
+                }
+            }
+            s.touch();
+            Ok(s)
+        }
+        _ => Err(rpc_error(404, Value::Null, -32001, "Session not found; initialize a new session")),
+    }
+}
+
+fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
+    let ctype = get(&req, "Content-Type").unwrap_or("");
+    if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
+        let _ = req.respond(rpc_error(415, Value::Null, jsonrpc::INVALID_REQUEST, "Unsupported Media Type: Content-Type must be application/json"));
+        return;
+    }
+    if !(accepts(&req, "application/json") && accepts(&req, "text/event-stream")) {
+        let _ = req.respond(rpc_error(
+            406,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Not Acceptable: Accept must list application/json and text/event-stream",
+        ));
+        return;
+    }
+    let limit = hub.opts.max_body;
+    if req.body_length().map(|n| n > limit).unwrap_or(false) {
+        let _ = req.respond(rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit)));
+        return;
+    }
+    let mut body = Vec::new();
+    if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() {
+        let _ = req.respond(rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
+        return;
+    }
+    if body.len() > limit {
+        let _ = req.respond(rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit)));
+        return;
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = req.respond(rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e)));
+            return;
+        }
+    };
+    if value.is_array() {
+        let _ = req.respond(rpc_error(400, Value::Null, jsonrpc::INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported"));
+        return;
+    }
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let msg = match Message::from_value(value) {
+        Ok(m) => m,
+        Err(why) => {
+            let _ = req.respond(rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
+            return;
+        }
+    };
+    if let Message::Request { id, method, params } = &msg {
+        if method == "initialize" {
+            let r = initialize(hub, &target, id.clone(), params.as_ref());
+            let _ = req.respond(r);
+            return;
+        }
+    }
+    let session = match session_of(hub, &req, &target) {
+        Ok(s) => s,
+        Err(r) => {
+            let _ = req.respond(r);
+            return;
+        }
+    };
+    match msg {
+        Message::Notification { method, params } => {
+            if method == "notifications/cancelled" {
+                let rid = params.as_ref().and_then(|p| p.get("requestId")).map(|v| v.to_string());
+                let entry = rid.and_then(|k| session.inflight.lock().unwrap().remove(&k));
+                if let Some((u, uid)) = entry {
+                    if let Some(u) = u.upgrade() {
+                        u.cancel(uid, "cancelled by the client");
+                    }
+                }
+            }
+            let _ = req.respond(Response::empty(202));
+        }
+        Message::Response { id, outcome } => {
+            if !session.take_reply(&id, outcome) {
+                log::debug!("session {}…: answer to unknown request {} dropped", &session.id[..8], id);
+            }
+            let _ = req.respond(Response::empty(202));
+        }
+        Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
+    }
+}
+
+fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>) -> Resp {
+    let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
+    let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
+    let (server_info, capabilities, instructions) = match target {
+        Target::One(name) => {
+            let u = hub.upstream(name).expect("checked");
+            // Wait briefly for a starting child so its own identity can be passed on.
+            let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
+            match u.info() {
+                Some(i) => (i.server_info, i.capabilities, i.instructions),
+                None => (gateway_info(), full_capabilities(), None),
+            }
+        }
+        Target::All => (gateway_info(), full_capabilities(), Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string())),
+    };
+    let sid = new_session_id();
+    let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()));
+    hub.add_session(session);
+    let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
+    if let Some(i) = instructions {
+        result["instructions"] = json!(i);
+    }
+    json_resp(200, &jsonrpc::response(id, result)).with_header(header("Mcp-Session-Id", &sid))
+}
+
+fn gateway_info() -> Value {
+    json!({"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")})
+}
+
+fn full_capabilities() -> Value {
+    json!({
+        "tools": {"listChanged": true},
+        "prompts": {"listChanged": true},
+        "resources": {"subscribe": true, "listChanged": true},
+        "logging": {},
+        "completions": {},
+    })
+}
+
+/// 128 bits from the OS's random source, as hex.
+fn new_session_id() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{:02x}", x)).collect()
+}
+
+fn request(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
+    if method == "ping" {
+        let _ = req.respond(json_resp(200, &jsonrpc::response(id, json!({}))));
+        return;
+    }
+    match &session.target {
+        Target::One(name) => {
+            let u = match hub.upstream_for(session, name) {
+                Some(u) => u,
+                None => {
+                    let _ = req.respond(rpc_error(200, id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name)));
+                    return;
+                }
+            };
+            if method == "tools/list" {
+                if let Some(r) = cached_tools(&u) {
+                    let _ = req.respond(json_resp(200, &jsonrpc::response(id, json!({"tools": r}))));
+                    return;
+                }
+            }
+            forward(req, session, &u, id, method, params)
+        }
+        Target::All => aggregated(hub, req, session, id, method, params),
+    }
+}
+
+fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
+    u.peer(u.cfg.timeout).ok()?;
+    u.tools()
+}
+
+/// Send a request to one upstream; answer as JSON, or switch to SSE as soon as a message
+/// that belongs to this request (progress, log, sampling, elicitation) comes first.
+fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, method: &str, params: Option<Value>) {
+    let started = std::time::Instant::now();
+    let tool = if method == "tools/call" { params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string) } else { None };
+    let (uid, rx) = match u.forward(session, method, params) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = req.respond(json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
+            return;
+        }
+    };
+    let key = id.to_string();
+    session.inflight.lock().unwrap().insert(key.clone(), (Arc::downgrade(u), uid));
+    let timeout = u.cfg.timeout;
+    let mut sse: Option<Box<dyn Write + Send>> = None;
+    let mut req = Some(req);
+    let outcome: Value = loop {
+        match rx.recv_timeout(timeout) {
+            Ok(Event::Done(o)) => {
+                break match o {
+                    Ok(r) => jsonrpc::response(id.clone(), r),
+                    Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
+                }
+            }
+            Ok(Event::Message(m)) => {
+                if sse.is_none() {
+                    sse = Some(start_sse(req.take().expect("not yet answered")));
+                }
+                if let Some(w) = sse.as_mut() {
+                    if write_event(w, &m).is_err() {
+                        log::debug!("client went away during `{}`", method);
+                    }
+                }
+            }
+            Err(_) => {
+                u.cancel(uid, "timeout");
+                break jsonrpc::error_response(
+                    id.clone(),
+                    jsonrpc::REQUEST_TIMEOUT,
+                    &format!("server `{}` did not answer `{}` within {}s", u.name(), method, timeout.as_secs_f64()),
+                );
+            }
+        }
+    };
+    session.inflight.lock().unwrap().remove(&key);
+    if let Some(tool) = tool {
+        let result = if outcome.get("error").is_some() {
+            "error"
+        } else if outcome["result"]["isError"] == json!(true) {
+            "tool error"
+        } else {
+            "ok"
+        };
+        log::info!(
+            "call session={}… server={} tool={} duration_ms={:.1} outcome={}",
+            &session.id[..8],
+            u.name(),
+            tool,
+            started.elapsed().as_secs_f64() * 1000.0,
+            result
+        );
+    }
+    match (sse, req) {
+        (Some(mut w), _) => {
+            let _ = write_event(&mut w, &outcome);
+            let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+        }
+        (None, Some(req)) => {
+            let _ = req.respond(json_resp(200, &outcome));
+        }
+        (None, None) => {}
+    }
+}
+
+/// Take over the connection and start a chunked `text/event-stream` response.
+/// (tiny_http's own chunked writer holds 8 KiB back, which would delay events.)
+fn start_sse(req: Request) -> Box<dyn Write + Send> {
+    let mut w = req.into_writer();
+    let _ = w.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    let _ = w.flush();
+    w
+}
+
+fn write_chunk(w: &mut Box<dyn Write + Send>, bytes: &[u8]) -> std::io::Result<()> {
+    write!(w, "{:x}\r\n", bytes.len())?;
+    w.write_all(bytes)?;
+    w.write_all(b"\r\n")?;
+    w.flush()
+}
+
+fn write_event(w: &mut Box<dyn Write + Send>, msg: &Value) -> std::io::Result<()> {
+    write_chunk(w, crate::sse::frame(None, &msg.to_string()).as_bytes())
+}
+
+/// GET: a standalone stream for messages not tied to a request.
+fn get_stream(hub: &Arc<Hub>, req: Request, target: &Target) {
+    if !accepts(&req, "text/event-stream") {
+        let _ = req.respond(text(406, "Not Acceptable: Accept must list text/event-stream"));
+        return;
+    }
+    let session = match session_of(hub, &req, target) {
+        Ok(s) => s,
+        Err(r) => {
+            let _ = req.respond(r);
+            return;
+        }
+    };
+    let rx = session.open_stream();
+    let mut w = start_sse(req);
+    loop {
+        let chunk = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(b) => b,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if session.is_closed() || crate::signals::stopping() {
+                    break;
+                }
+                b": keep-alive\n\n".to_vec()
+            }
+            Err(_) => break,
+        };
+        if write_chunk(&mut w, &chunk).is_err() {
+            break;
+        }
+    }
+    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+}
+
+fn delete(hub: &Arc<Hub>, req: Request, target: &Target) {
+    match session_of(hub, &req, target) {
+        Ok(s) => {
+            hub.remove_session(&s.id);
+            let _ = req.respond(Response::empty(200));
+        }
+        Err(r) => {
+            let _ = req.respond(r);
+        }
+    }
+}
+
+// ---- the aggregated endpoint ----
+
+fn aggregated(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
+    let answer = |req: Request, outcome: Result<Value, (i64, String)>| {
+        let body = match outcome {
+            Ok(r) => jsonrpc::response(id.clone(), r),
+            Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
+        };
+        let _ = req.respond(json_resp(200, &body));
+    };
+    match method {
+        "tools/list" => {
+            let table = hub.tool_table();
+            let mut tools = Vec::new();
+            for u in &hub.upstreams {
+                for t in u.tools().unwrap_or_default() {
+                    let Some(name) = t["name"].as_str() else { continue };
+                    if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
+                        let mut t = t.clone();
+                        t["name"] = json!(exposed);
+                        tools.push(t);
+                    }
+                }
+            }
+            answer(req, Ok(json!({"tools": tools})))
+        }
+        "tools/call" => {
+            let mut params = params.unwrap_or(json!({}));
+            let exposed = params["name"].as_str().unwrap_or("").to_string();
+            let table = hub.tool_table();
+            let Some((server, tool)) = table.resolve(&exposed) else {
+                return answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {}", exposed))));
+            };
+            params["name"] = json!(tool);
+            let u = hub.upstream_for(session, server).expect("listed");
+            forward(req, session, &u, id, method, Some(params))
+        }
+        "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
+        "resources/list" => {
+            let r = merge_list(hub, session, "resources/list", "resources", false);
+            answer(req, r)
+        }
+        "resources/templates/list" => answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false)),
+        "prompts/get" => {
+            let mut params = params.unwrap_or(json!({}));
+            let name = params["name"].as_str().unwrap_or("").to_string();
+            match split_prefixed(hub, &name) {
+                Some((u, original)) => {
+                    params["name"] = json!(original);
+                    let u = hub.upstream_for(session, u.name()).expect("listed");
+                    forward(req, session, &u, id, method, Some(params))
+                }
+                None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
+            }
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
+            match owner_of(hub, session, &uri) {
+                Some(u) => forward(req, session, &u, id, method, params),
+                None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
+            }
+        }
+        "completion/complete" => {
+            let mut params = params.unwrap_or(json!({}));
+            let r = &params["ref"];
+            let routed = match r["type"].as_str() {
+                Some("ref/prompt") => split_prefixed(hub, r["name"].as_str().unwrap_or("")).map(|(u, n)| {
+                    params["ref"]["name"] = json!(n);
+                    u.clone()
+                }),
+                Some("ref/resource") => owner_of(hub, session, r["uri"].as_str().unwrap_or("")),
+                _ => None,
+            };
+            match routed {
+                Some(u) => {
+                    let u = hub.upstream_for(session, u.name()).expect("listed");
+                    forward(req, session, &u, id, method, Some(params))
+                }
+                None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
+            }
+        }
+        "logging/setLevel" => {
+            for u in &hub.upstreams {
+                if let Ok(p) = u.peer(Duration::from_millis(10)) {
+                    let _ = p.request("logging/setLevel", params.clone(), Duration::from_secs(5));
+                }
+            }
+            answer(req, Ok(json!({})))
+        }
+        _ => answer(req, Err((jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {}", method)))),
+    }
+}
+
+/// `<server>__<name>` → (server, name) for prompts.
+fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
+    // Longest server name first, so `a__b` wins over `a` where both exist.
+    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams.iter().collect();
+    ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
+    ups.into_iter().find_map(|u| {
+        exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
+    })
+}
+
+/// Call a list method on every ready server and merge the items (names prefixed if asked).
+fn merge_list(hub: &Arc<Hub>, session: &Arc<Session>, method: &str, key: &str, prefix: bool) -> Result<Value, (i64, String)> {
+    let mut items = Vec::new();
+    for shared in &hub.upstreams {
+        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
+        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg.disabled { 0 } else { 2000 })) else { continue };
+        let cap = match key {
+            "prompts" => "prompts",
+            _ => "resources",
+        };
+        if u.info().map(|i| i.capabilities.get(cap).is_none()).unwrap_or(true) {
+            continue;
+        }
+        match crate::client::list_all(&peer, method, key, u.cfg.timeout) {
+            Ok(list) => {
+                for mut it in list {
+                    if prefix {
+                        if let Some(n) = it["name"].as_str() {
+                            it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
+                        }
+                    } else if let Some(uri) = it["uri"].as_str() {
+                        hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
+                    }
+                    items.push(it);
+                }
+            }
+            Err(e) => log::warn!("{}", e.one_line()),
+        }
+    }
+    let mut m = Map::new();
+    m.insert(key.to_string(), Value::Array(items));
+    Ok(Value::Object(m))
+}
+
+/// The server a resource URI belongs to: learned from listings, else by template prefix.
+fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
+    let known = hub.resource_owner.lock().unwrap().get(uri).cloned();
+    if let Some(name) = known {
+        return hub.upstream_for(session, &name);
+    }
+    for shared in &hub.upstreams {
+        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
+        let Ok(peer) = u.peer(Duration::from_millis(500)) else { continue };
+        if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
+            continue;
+        }
+        let templates = crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg.timeout).unwrap_or_default();
+        let fits = templates.iter().any(|t| {
+            let tpl = t["uriTemplate"].as_str().unwrap_or("");
+            let head = tpl.split('{').next().unwrap_or("");
+            !head.is_empty() && uri.starts_with(head)
+        });
+        let listed = crate::client::list_all(&peer, "resources/list", "resources", u.cfg.timeout)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r["uri"] == uri);
+        if fits || listed {
+            hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
+            return Some(u);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_fully() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"a"));
+        assert!(same_secret(b"", b""));
+    }
+
+    #[test]
+    fn host_names_without_ports() {
+        assert_eq!(host_name("localhost:7878"), "localhost");
+        assert_eq!(host_name("[::1]:7878"), "::1");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("evil.example"), "evil.example");
+    }
+}

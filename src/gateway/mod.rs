@@ -1,0 +1,320 @@
+//! The gateway: one HTTP server (tiny_http, a bounded pool of request threads) that
+//! re-exposes every configured server over MCP Streamable HTTP — `/mcp` aggregated,
+//! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
+
+mod http;
+pub mod names;
+pub mod session;
+pub mod upstream;
+
+use crate::config::{Config, Isolation};
+use crate::error::{Error, Result};
+use crate::signals;
+use serde_json::{json, Value};
+use session::{Session, Target};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use upstream::Upstream;
+
+/// How the gateway serves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub host: String,
+    pub port: u16,
+    pub token: Option<String>,
+    /// none / flag / env: where the token came from (the token itself is never stored).
+    pub token_mode: &'static str,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body: usize,
+    pub max_connections: usize,
+    pub session_idle: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            host: "127.0.0.1".into(),
+            port: 7878,
+            token: None,
+            token_mode: "none",
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body: 16 * 1024 * 1024,
+            max_connections: 256,
+            session_idle: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h == "::1" || h.parse::<std::net::Ipv4Addr>().map(|a| a.is_loopback()).unwrap_or(false)
+}
+
+/// Shared state of the running gateway.
+pub struct Hub {
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub sessions: Mutex<HashMap<String, Arc<Session>>>,
+    pub opts: Options,
+    pub project_root: std::path::PathBuf,
+    pub started: SystemTime,
+    /// Aggregated tool names, rebuilt when a tool list changes.
+    tools: Mutex<names::Table>,
+    /// Resource URI → server, learned from aggregated `resources/list`.
+    pub resource_owner: Mutex<HashMap<String, String>>,
+}
+
+impl Hub {
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.name() == name)
+    }
+
+    /// The upstream that serves `server` for `session` (its own child with isolation: session).
+    pub fn upstream_for(self: &Arc<Self>, session: &Arc<Session>, server: &str) -> Option<Arc<Upstream>> {
+        let shared = self.upstream(server)?;
+        if shared.cfg.isolation != Isolation::Session || shared.cfg.disabled {
+            return Some(shared.clone());
+        }
+        let mut own = session.own.lock().unwrap();
+        let u = own.entry(server.to_string()).or_insert_with(|| {
+            let u = Upstream::new(shared.cfg.clone(), self.project_root.clone(), Arc::downgrade(self), false);
+            u.spawn();
+            u
+        });
+        Some(u.clone())
+    }
+
+    pub fn tool_table(&self) -> names::Table {
+        self.tools.lock().unwrap().clone()
+    }
+
+    /// A server's tool list changed: rebuild the names, tell the sessions that see it.
+    pub fn tools_changed(&self, server: &str) {
+        let lists: Vec<(String, Vec<Value>)> =
+            self.upstreams.iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
+        let pairs: Vec<(&str, &str)> = lists
+            .iter()
+            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n))))
+            .collect();
+        *self.tools.lock().unwrap() = names::Table::build(pairs);
+        self.broadcast(server, &crate::jsonrpc::notification("notifications/tools/list_changed", None));
+    }
+
+    /// Send an unrelated server message to every session that sees `server`.
+    pub fn broadcast(&self, server: &str, msg: &Value) {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().unwrap().values().cloned().collect();
+        for s in sessions {
+            if s.target.covers(server) {
+                s.push(msg);
+            }
+        }
+    }
+
+    pub fn add_session(&self, s: Arc<Session>) {
+        self.sessions.lock().unwrap().insert(s.id.clone(), s);
+    }
+
+    pub fn remove_session(&self, id: &str) -> bool {
+        let s = self.sessions.lock().unwrap().remove(id);
+        match s {
+            Some(s) => {
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expire_sessions(&self) {
+        let idle = self.opts.session_idle;
+        let expired: Vec<String> =
+            self.sessions.lock().unwrap().values().filter(|s| s.idle_for() > idle).map(|s| s.id.clone()).collect();
+        for id in expired {
+            log::info!("session {}… expired after {:?} idle", &id[..8], idle);
+            self.remove_session(&id);
+        }
+    }
+
+    /// What `mcpctl status` shows: every server's state and counters.
+    pub fn status(&self) -> Value {
+        let servers: Vec<Value> = self
+            .upstreams
+            .iter()
+            .map(|u| {
+                let st = u.state();
+                let mut v = json!({
+                    "name": u.name(),
+                    "command": u.cfg.target(),
+                    "disabled": u.cfg.disabled,
+                    "operations_count": u.cfg.always_allow.as_ref().map(|a| a.len()).unwrap_or(0),
+                    "status": st.word(),
+                    "tools_count": u.tools().map(|t| t.len()),
+                    "calls": u.calls.load(Ordering::Relaxed),
+                    "restarts": u.restarts.load(Ordering::Relaxed),
+                    "isolation": if u.cfg.isolation == Isolation::Session { "session" } else { "shared" },
+                });
+                if let upstream::State::Restarting { wall, error, .. } = &st {
+                    v["next_retry"] = json!(unix(*wall));
+                    v["error"] = json!(error);
+                }
+                if let Some(i) = u.info() {
+                    v["server_info"] = i.server_info;
+                }
+                if !matches!(st, upstream::State::Ready) {
+                    if let Some(e) = u.last_error() {
+                        v["error"] = json!(e);
+                    }
+                    let tail = u.stderr_tail();
+                    if !tail.is_empty() {
+                        v["stderr"] = json!(tail);
+                    }
+                }
+                v
+            })
+            .collect();
+        json!({
+            "pid": std::process::id(),
+            "project_dir": self.project_root,
+            "token_mode": self.opts.token_mode,
+            "started_at": unix(self.started),
+            "uptime_secs": self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+            "sessions": self.sessions.lock().unwrap().len(),
+            "servers": servers,
+        })
+    }
+}
+
+pub fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Bind, start every server in the background, call `on_ready` with the bound address,
+/// and serve until SIGINT/SIGTERM. Then stop accepting, end sessions and stop children.
+pub fn serve(cfg: &Config, opts: Options, lazy: &dyn Fn(&crate::config::ServerConfig) -> bool, on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>) -> Result<()> {
+    let server = tiny_http::Server::http((opts.host.as_str(), opts.port)).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("in use") {
+            Error::failure(format!("port {} on {} is already in use", opts.port, opts.host))
+                .hint("stop what uses it, or pick another with --port N")
+        } else {
+            Error::failure(format!("cannot listen on {}:{}: {}", opts.host, opts.port, msg))
+        }
+    })?;
+    let addr = server.server_addr().to_ip().ok_or_else(|| Error::failure("the server has no IP address"))?;
+    let hub = Arc::new_cyclic(|weak| Hub {
+        upstreams: cfg
+            .servers
+            .iter()
+            .map(|s| Upstream::new(s.clone(), cfg.project_root.clone(), weak.clone(), lazy(s)))
+            .collect(),
+        sessions: Mutex::new(HashMap::new()),
+        opts: Options { port: addr.port(), ..opts },
+        project_root: cfg.project_root.clone(),
+        started: SystemTime::now(),
+        tools: Mutex::new(names::Table::default()),
+        resource_owner: Mutex::new(HashMap::new()),
+    });
+    for u in &hub.upstreams {
+        u.spawn();
+    }
+    on_ready(addr)?;
+    log::info!("mcpctl gateway listening on http://{}/mcp ({} servers)", addr, hub.upstreams.len());
+
+    let server = Arc::new(server);
+    let pool = Pool::new(hub.clone(), hub.opts.max_connections);
+    let mut last_sweep = Instant::now();
+    while !signals::stopping() {
+        match server.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(req)) => pool.dispatch(req),
+            Ok(None) => {}
+            Err(e) => log::warn!("accepting a request failed: {}", e),
+        }
+        if last_sweep.elapsed() > Duration::from_secs(5) {
+            hub.expire_sessions();
+            last_sweep = Instant::now();
+        }
+    }
+    log::info!("stopping: ending sessions and shutting servers down");
+    server.unblock();
+    let ids: Vec<String> = hub.sessions.lock().unwrap().keys().cloned().collect();
+    for id in ids {
+        hub.remove_session(&id);
+    }
+    let stoppers: Vec<_> = hub
+        .upstreams
+        .iter()
+        .cloned()
+        .map(|u| std::thread::spawn(move || u.stop()))
+        .collect();
+    for s in stoppers {
+        let _ = s.join();
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// A growing pool of request threads, capped; past the cap, a 503 at once.
+struct Pool {
+    tx: Sender<tiny_http::Request>,
+    rx: Arc<Mutex<Receiver<tiny_http::Request>>>,
+    hub: Arc<Hub>,
+    active: Arc<AtomicUsize>,
+    idle: Arc<AtomicUsize>,
+    total: AtomicUsize,
+    max: usize,
+}
+
+impl Pool {
+    fn new(hub: Arc<Hub>, max: usize) -> Pool {
+        let (tx, rx) = channel();
+        Pool {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            hub,
+            active: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(AtomicUsize::new(0)),
+            total: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    fn dispatch(&self, req: tiny_http::Request) {
+        if self.active.load(Ordering::SeqCst) >= self.max {
+            let _ = req.respond(http::text(503, "mcpctl gateway: too many concurrent requests; try again shortly"));
+            return;
+        }
+        self.active.fetch_add(1, Ordering::SeqCst);
+        if self.idle.load(Ordering::SeqCst) == 0 && self.total.load(Ordering::SeqCst) < self.max {
+            self.total.fetch_add(1, Ordering::SeqCst);
+            let (rx, hub, active, idle) = (self.rx.clone(), self.hub.clone(), self.active.clone(), self.idle.clone());
+            let _ = std::thread::Builder::new().name("http".into()).spawn(move || loop {
+                idle.fetch_add(1, Ordering::SeqCst);
+                let next = rx.lock().unwrap().recv();
+                idle.fetch_sub(1, Ordering::SeqCst);
+                let Ok(req) = next else { return };
+                let hub = hub.clone();
+                // A panic in one request never takes the daemon down.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::handle(&hub, req))).is_err() {
+                    log::error!("a request handler panicked; the request was dropped");
+                }
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        let _ = self.tx.send(req);
+    }
+}
+
+/// Which endpoint a path is.
+pub fn target_of(path: &str) -> Option<Target> {
+    let p = path.split('?').next().unwrap_or("");
+    let p = p.trim_end_matches('/');
+    if p == "/mcp" {
+        return Some(Target::All);
+    }
+    p.strip_prefix("/mcp/").filter(|s| !s.is_empty() && !s.contains('/')).map(|s| Target::One(s.to_string()))
+}

@@ -1,0 +1,134 @@
+//! Client sessions of the gateway (one per `Mcp-Session-Id`): the negotiated version, the
+//! standalone GET streams for unrelated server messages, the server→client requests
+//! waiting for this client's answer, and (with `"isolation": "session"`) its own children.
+
+use super::upstream::Upstream;
+use crate::peer::{Outcome, Peer};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/mcp`: every server, names prefixed.
+    All,
+    /// `/mcp/<server>`: one server, names untouched.
+    One(String),
+}
+
+impl Target {
+    pub fn covers(&self, server: &str) -> bool {
+        match self {
+            Target::All => true,
+            Target::One(s) => s == server,
+        }
+    }
+}
+
+pub struct Session {
+    pub id: String,
+    pub target: Target,
+    pub protocol: String,
+    last_seen: Mutex<Instant>,
+    streams: Mutex<Vec<SyncSender<Vec<u8>>>>,
+    /// Our id of a server→client request → where its answer goes.
+    client_replies: Mutex<HashMap<String, (Weak<Peer>, Value)>>,
+    next_gid: AtomicU64,
+    /// Children of this session alone (isolation: session).
+    pub own: Mutex<HashMap<String, Arc<Upstream>>>,
+    closed: AtomicBool,
+    /// Client request id → upstream (server, id), for `notifications/cancelled`.
+    pub inflight: Mutex<HashMap<String, (Weak<Upstream>, u64)>>,
+}
+
+impl Session {
+    pub fn new(id: String, target: Target, protocol: String) -> Session {
+        Session {
+            id,
+            target,
+            protocol,
+            last_seen: Mutex::new(Instant::now()),
+            streams: Mutex::new(Vec::new()),
+            client_replies: Mutex::new(HashMap::new()),
+            next_gid: AtomicU64::new(1),
+            own: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn touch(&self) {
+        *self.last_seen.lock().unwrap() = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_seen.lock().unwrap().elapsed()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// A new standalone stream (GET); returns what the HTTP thread reads from.
+    pub fn open_stream(&self) -> Receiver<Vec<u8>> {
+        let (tx, rx) = sync_channel(256);
+        self.streams.lock().unwrap().push(tx);
+        rx
+    }
+
+    /// Deliver an unrelated server message on one of the standalone streams.
+    pub fn push(&self, msg: &Value) -> bool {
+        let bytes = crate::sse::frame(None, &msg.to_string()).into_bytes();
+        let mut streams = self.streams.lock().unwrap();
+        let mut delivered = false;
+        streams.retain(|tx| {
+            if delivered {
+                return true;
+            }
+            match tx.try_send(bytes.clone()) {
+                Ok(()) => {
+                    delivered = true;
+                    true
+                }
+                Err(TrySendError::Full(_)) => true,
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        });
+        delivered
+    }
+
+    /// Remember a server→client request sent to this client under our id `gid`.
+    pub fn expect_reply(&self, peer: &Arc<Peer>, child_id: Value) -> String {
+        let gid = format!("mcpctl-{}-{}", &self.id[..8.min(self.id.len())], self.next_gid.fetch_add(1, Ordering::Relaxed));
+        self.client_replies.lock().unwrap().insert(gid.clone(), (Arc::downgrade(peer), child_id));
+        gid
+    }
+
+    /// The client answered one of our server→client requests: pass it to the child.
+    pub fn take_reply(&self, gid: &Value, outcome: Outcome) -> bool {
+        let Some(key) = gid.as_str() else { return false };
+        let entry = self.client_replies.lock().unwrap().remove(key);
+        match entry {
+            Some((peer, child_id)) => {
+                if let Some(peer) = peer.upgrade() {
+                    let _ = peer.respond(child_id, outcome);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// End the session: close its streams and stop its own children.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.streams.lock().unwrap().clear();
+        let own: Vec<_> = self.own.lock().unwrap().drain().map(|(_, u)| u).collect();
+        for u in own {
+            u.stop();
+        }
+    }
+}

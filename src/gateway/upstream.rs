@@ -1,0 +1,453 @@
+//! One configured server inside the gateway: a supervisor thread keeps its child (or HTTP
+//! session) alive — starting → ready → restarting with backoff (1 s doubling to 60 s,
+//! reset after a minute healthy) — caches its tool list, and routes what the child sends
+//! back to the client session it belongs to (progress by rewritten token, server→client
+//! requests and logs to the one session with requests in flight).
+
+use super::session::Session;
+use super::Hub;
+use crate::client::{self, Session as ClientSession};
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::jsonrpc;
+use crate::peer::{Handler, Inbound, Outcome, Peer};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What an HTTP request thread receives while its request is in flight upstream.
+pub enum Event {
+    /// A notification or server→client request that belongs to this request.
+    Message(Value),
+    /// The answer.
+    Done(Outcome),
+}
+
+#[derive(Debug, Clone)]
+pub enum State {
+    Starting,
+    Ready,
+    Restarting { at: Instant, wall: SystemTime, error: String },
+    Disabled,
+    WaitingForRuntime,
+    Stopped,
+}
+
+impl State {
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Restarting { .. } => "restarting",
+            State::Disabled => "disabled",
+            State::WaitingForRuntime => "waiting for runtime",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// What the child said about itself in `initialize`.
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub server_info: Value,
+    pub capabilities: Value,
+    pub protocol: String,
+    pub instructions: Option<String>,
+}
+
+struct Inner {
+    state: State,
+    session: Option<ClientSession>,
+    info: Option<Info>,
+    tools: Option<Vec<Value>>,
+    last_error: Option<String>,
+    stderr: Vec<String>,
+}
+
+struct Flight {
+    session: Weak<Session>,
+    tx: Sender<Event>,
+}
+
+pub struct Upstream {
+    pub cfg: ServerConfig,
+    root: PathBuf,
+    inner: Mutex<Inner>,
+    changed: Condvar,
+    pub calls: AtomicU64,
+    pub restarts: AtomicU64,
+    stop: AtomicBool,
+    hub: Weak<Hub>,
+    /// Our progress token → (client's token, the request's event channel).
+    progress: Mutex<HashMap<String, (Value, Sender<Event>)>>,
+    flights: Mutex<HashMap<u64, Flight>>,
+    next_token: AtomicU64,
+    /// Start only when first needed (managed runtime not installed yet).
+    lazy: AtomicBool,
+}
+
+impl Upstream {
+    pub fn new(cfg: ServerConfig, root: PathBuf, hub: Weak<Hub>, lazy: bool) -> Arc<Upstream> {
+        let state = if cfg.disabled {
+            State::Disabled
+        } else if lazy {
+            State::WaitingForRuntime
+        } else {
+            State::Starting
+        };
+        Arc::new(Upstream {
+            cfg,
+            root,
+            inner: Mutex::new(Inner { state, session: None, info: None, tools: None, last_error: None, stderr: Vec::new() }),
+            changed: Condvar::new(),
+            calls: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            hub,
+            progress: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            lazy: AtomicBool::new(lazy),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Start the supervisor thread (not for disabled servers).
+    pub fn spawn(self: &Arc<Self>) {
+        if self.cfg.disabled {
+            return;
+        }
+        let me = self.clone();
+        let _ = std::thread::Builder::new().name(format!("supervise-{}", self.cfg.name)).spawn(move || me.supervise());
+    }
+
+    fn set_state(&self, s: State) {
+        let mut i = self.inner.lock().unwrap();
+        i.state = s;
+        self.changed.notify_all();
+    }
+
+    fn supervise(self: Arc<Self>) {
+        // A lazy server waits for its first use.
+        {
+            let mut i = self.inner.lock().unwrap();
+            while self.lazy.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
+                i = self.changed.wait_timeout(i, Duration::from_millis(500)).unwrap().0;
+            }
+        }
+        let mut backoff = Duration::from_secs(1);
+        while !self.stop.load(Ordering::SeqCst) {
+            self.set_state(State::Starting);
+            let started = Instant::now();
+            let error = match self.connect_once() {
+                Ok(closed) => {
+                    // Serve until the child goes away or we stop.
+                    let reason = loop {
+                        if self.stop.load(Ordering::SeqCst) {
+                            break None;
+                        }
+                        match closed.recv_timeout(Duration::from_millis(200)) {
+                            Ok(r) => break Some(r),
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(_) => break Some("connection lost".into()),
+                        }
+                    };
+                    let Some(reason) = reason else { break };
+                    if started.elapsed() >= Duration::from_secs(60) {
+                        backoff = Duration::from_secs(1);
+                    }
+                    self.restarts.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("{}", reason);
+                    reason
+                }
+                Err(e) => {
+                    log::warn!("server `{}` failed to start: {}", self.cfg.name, e.one_line());
+                    e.one_line()
+                }
+            };
+            {
+                let mut i = self.inner.lock().unwrap();
+                let stderr = i.session.as_ref().map(|s| s.peer.stderr_tail(10)).unwrap_or_default();
+                if !stderr.is_empty() {
+                    i.stderr = stderr;
+                }
+                i.session = None;
+                i.last_error = Some(error.clone());
+                i.state = State::Restarting { at: Instant::now() + backoff, wall: SystemTime::now() + backoff, error };
+                self.changed.notify_all();
+            }
+            let until = Instant::now() + backoff;
+            while Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+        let session = self.inner.lock().unwrap().session.take();
+        drop(session); // shuts the child down
+        self.set_state(State::Stopped);
+    }
+
+    /// Connect and initialize; returns a channel that fires when the connection closes.
+    fn connect_once(self: &Arc<Self>) -> Result<Receiver<String>> {
+        let ctx = client::Context {
+            project_root: &self.root,
+            handler: self.handler(),
+            client_info: json!({"name": "mcpctl-gateway", "version": env!("CARGO_PKG_VERSION")}),
+            capabilities: json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}}),
+        };
+        let session = match client::connect(&self.cfg, &ctx) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut i = self.inner.lock().unwrap();
+                i.stderr = e.details.clone();
+                return Err(e);
+            }
+        };
+        let tools = client::list_all(&session.peer, "tools/list", "tools", self.cfg.timeout).unwrap_or_else(|e| {
+            log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line());
+            Vec::new()
+        });
+        let (tx, rx) = channel();
+        session.peer.on_close(Box::new(move |reason: &str| {
+            let _ = tx.send(reason.to_string());
+        }));
+        let info = Info {
+            server_info: session.server_info.clone(),
+            capabilities: session.capabilities.clone(),
+            protocol: session.protocol.clone(),
+            instructions: session.instructions.clone(),
+        };
+        log::info!("server `{}` ready ({} tools)", self.cfg.name, tools.len());
+        let mut i = self.inner.lock().unwrap();
+        i.session = Some(session);
+        i.info = Some(info);
+        i.tools = Some(tools);
+        i.state = State::Ready;
+        self.changed.notify_all();
+        drop(i);
+        if let Some(hub) = self.hub.upgrade() {
+            hub.tools_changed(&self.cfg.name);
+        }
+        Ok(rx)
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.lazy.store(false, Ordering::SeqCst);
+        let session = self.inner.lock().unwrap().session.take();
+        drop(session);
+        self.changed.notify_all();
+    }
+
+    pub fn state(&self) -> State {
+        self.inner.lock().unwrap().state.clone()
+    }
+
+    pub fn info(&self) -> Option<Info> {
+        self.inner.lock().unwrap().info.clone()
+    }
+
+    pub fn tools(&self) -> Option<Vec<Value>> {
+        self.inner.lock().unwrap().tools.clone()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.lock().unwrap().last_error.clone()
+    }
+
+    pub fn stderr_tail(&self) -> Vec<String> {
+        let i = self.inner.lock().unwrap();
+        match &i.session {
+            Some(s) => s.peer.stderr_tail(5),
+            None => i.stderr.iter().rev().take(5).rev().cloned().collect(),
+        }
+    }
+
+    /// The live connection, waiting up to `timeout` while the server starts.
+    pub fn peer(&self, timeout: Duration) -> Result<Arc<Peer>> {
+        if self.lazy.swap(false, Ordering::SeqCst) {
+            self.changed.notify_all();
+        }
+        let deadline = Instant::now() + timeout;
+        let mut i = self.inner.lock().unwrap();
+        loop {
+            match &i.state {
+                State::Ready => {
+                    if let Some(s) = &i.session {
+                        if !s.peer.is_closed() {
+                            return Ok(s.peer.clone());
+                        }
+                    }
+                }
+                State::Disabled => {
+                    return Err(Error::failure(format!("server `{}` is disabled", self.cfg.name))
+                        .hint("set \"disabled\": false in the config and restart the daemon"))
+                }
+                State::Restarting { at, error, .. } => {
+                    let secs = at.saturating_duration_since(Instant::now()).as_secs_f64().ceil();
+                    return Err(Error::failure(format!(
+                        "server `{}` is not available ({}); next restart in {}s",
+                        self.cfg.name, error, secs
+                    )));
+                }
+                State::Stopped => return Err(Error::failure(format!("server `{}` is stopped", self.cfg.name))),
+                State::Starting | State::WaitingForRuntime => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::timeout(format!("server `{}` is still starting", self.cfg.name)));
+            }
+            i = self.changed.wait_timeout(i, left.min(Duration::from_millis(100))).unwrap().0;
+        }
+    }
+
+    /// Send a client's request upstream. Its answer and related messages arrive on the
+    /// returned channel; the upstream id is for cancellation.
+    pub fn forward(self: &Arc<Self>, session: &Arc<Session>, method: &str, mut params: Option<Value>) -> Result<(u64, Receiver<Event>)> {
+        let peer = self.peer(self.cfg.timeout)?;
+        let (tx, rx) = channel();
+        let mut our_token = None;
+        if let Some(tok) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(|m| m.get_mut("progressToken")) {
+            let t = format!("mcpctl-p{}", self.next_token.fetch_add(1, Ordering::Relaxed));
+            let original = std::mem::replace(tok, Value::String(t.clone()));
+            self.progress.lock().unwrap().insert(t.clone(), (original, tx.clone()));
+            our_token = Some(t);
+        }
+        if method == "tools/call" {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        let me = Arc::downgrade(self);
+        let done_tx = tx.clone();
+        // Set by the reply: (answered, upstream id).
+        let done = Arc::new((AtomicBool::new(false), AtomicU64::new(0)));
+        let d = done.clone();
+        let id = peer.start_with(
+            method,
+            params,
+            Box::new(move |outcome| {
+                d.0.store(true, Ordering::SeqCst);
+                if let Some(me) = me.upgrade() {
+                    me.flights.lock().unwrap().remove(&d.1.load(Ordering::SeqCst));
+                    if let Some(t) = &our_token {
+                        me.progress.lock().unwrap().remove(t);
+                    }
+                }
+                let _ = done_tx.send(Event::Done(outcome));
+            }),
+        )?;
+        done.1.store(id, Ordering::SeqCst);
+        self.flights.lock().unwrap().insert(id, Flight { session: Arc::downgrade(session), tx });
+        // The answer may have come before the flight was recorded.
+        if done.0.load(Ordering::SeqCst) {
+            self.flights.lock().unwrap().remove(&id);
+        }
+        Ok((id, rx))
+    }
+
+    /// Stop waiting for `id`: tell the child, and forget the routes.
+    pub fn cancel(&self, id: u64, reason: &str) {
+        self.flights.lock().unwrap().remove(&id);
+        if let Some(s) = &self.inner.lock().unwrap().session {
+            s.peer.cancel(id, reason);
+        }
+    }
+
+    /// The one client session whose requests are in flight here, and its newest request's channel.
+    fn attributed(&self) -> Option<(Arc<Session>, Sender<Event>)> {
+        let flights = self.flights.lock().unwrap();
+        let mut best: Option<(u64, Arc<Session>, Sender<Event>)> = None;
+        for (id, f) in flights.iter() {
+            let Some(s) = f.session.upgrade() else { continue };
+            if let Some((bid, bs, _)) = &best {
+                if !Arc::ptr_eq(bs, &s) {
+                    return None;
+                }
+                if *bid > *id {
+                    continue;
+                }
+            }
+            best = Some((*id, s, f.tx.clone()));
+        }
+        best.map(|(_, s, tx)| (s, tx))
+    }
+
+    fn handler(self: &Arc<Self>) -> Handler {
+        let me = Arc::downgrade(self);
+        Arc::new(move |peer: &Arc<Peer>, msg: Inbound| {
+            let Some(me) = me.upgrade() else { return };
+            me.on_inbound(peer, msg);
+        })
+    }
+
+    fn on_inbound(self: &Arc<Self>, peer: &Arc<Peer>, msg: Inbound) {
+        match msg {
+            Inbound::Notification { method, params } => match method.as_str() {
+                "notifications/progress" => {
+                    let mut p = params.unwrap_or(Value::Null);
+                    let token = p.get("progressToken").and_then(Value::as_str).map(str::to_string);
+                    let route = token.and_then(|t| self.progress.lock().unwrap().get(&t).cloned());
+                    if let Some((original, tx)) = route {
+                        p["progressToken"] = original;
+                        let _ = tx.send(Event::Message(jsonrpc::notification(&method, Some(p))));
+                    }
+                }
+                "notifications/tools/list_changed" => {
+                    let me = self.clone();
+                    let peer = peer.clone();
+                    std::thread::spawn(move || {
+                        if let Ok(tools) = client::list_all(&peer, "tools/list", "tools", me.cfg.timeout) {
+                            me.inner.lock().unwrap().tools = Some(tools);
+                        }
+                        if let Some(hub) = me.hub.upgrade() {
+                            hub.tools_changed(&me.cfg.name);
+                        }
+                    });
+                }
+                "notifications/message" => {
+                    let msg = jsonrpc::notification(&method, params);
+                    match self.attributed() {
+                        Some((_, tx)) => {
+                            let _ = tx.send(Event::Message(msg));
+                        }
+                        None => self.broadcast(&msg),
+                    }
+                }
+                "notifications/cancelled" => {}
+                _ => self.broadcast(&jsonrpc::notification(&method, params)),
+            },
+            Inbound::Request { id, method, params } => {
+                if method == "ping" {
+                    let _ = peer.respond(id, Ok(json!({})));
+                    return;
+                }
+                match self.attributed() {
+                    Some((session, tx)) => {
+                        let gid = session.expect_reply(peer, id);
+                        let _ = tx.send(Event::Message(jsonrpc::request(json!(gid), &method, params)));
+                    }
+                    None => {
+                        let e = jsonrpc::error_object(
+                            jsonrpc::INTERNAL_ERROR,
+                            &format!("mcpctl gateway: cannot tell which client session `{}` is for (no single session has a request in flight)", method),
+                        );
+                        let _ = peer.respond(id, Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn broadcast(&self, msg: &Value) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.broadcast(&self.cfg.name, msg);
+        }
+    }
+}
+

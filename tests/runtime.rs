@@ -493,3 +493,58 @@ fn refresh_script_generates_the_manifest_and_refuses_bad_data() {
         assert!(!out.exists(), "{why}: wrote output");
     }
 }
+
+// ---- real uv, from a mirror made by tests/support/make-uv-mirror.sh ----
+
+/// Runs only with `MCPCTL_TEST_UV_MIRROR=<dir made by make-uv-mirror.sh>`: serves that folder on
+/// 127.0.0.1, installs the real uv from it and checks `uv --version`. With
+/// `MCPCTL_TEST_UV_PACKAGE=<pkg>` too (needs PyPI), it also installs that package as a tool
+/// and runs `uvx <pkg> --help` with UV_OFFLINE=1 and an emptied cache.
+#[test]
+fn real_uv_from_mirror() {
+    let Ok(mirror) = std::env::var("MCPCTL_TEST_UV_MIRROR") else {
+        eprintln!("skipped: set MCPCTL_TEST_UV_MIRROR to a folder made by tests/support/make-uv-mirror.sh");
+        return;
+    };
+    let mirror = PathBuf::from(mirror);
+    let server = Server::start();
+    let dir = TempDir::new("real");
+    let manifest = mirror.join("manifest.json");
+    let vars = [
+        ("MCPCTL_RUNTIME_ROOT", dir.path().join("root").display().to_string()),
+        ("MCPCTL_UV_MANIFEST", manifest.display().to_string()),
+        ("MCPCTL_UV_DOWNLOAD_URL", server.base_url()),
+    ];
+    let settings = Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let pin = settings.pin().unwrap().clone();
+    server.put(&pin.file, 200, std::fs::read(mirror.join(&pin.file)).unwrap());
+
+    let uv = ensure_uv(&settings, false, &yes).unwrap();
+    let version = run(&uv.uv, &["--version"]);
+    eprintln!("{}", version.trim());
+    assert!(version.starts_with(&format!("uv {}", pin.version)), "{version}");
+    assert!(run(&uv.uvx, &["--version"]).contains(&pin.version));
+
+    let Ok(package) = std::env::var("MCPCTL_TEST_UV_PACKAGE") else { return };
+    // This machine may not reach Python's download host: let uv use the system Python here.
+    let mut env = settings.uv_env();
+    env.retain(|(k, _)| k != "UV_PYTHON_PREFERENCE");
+    let ok = |program: &Path, args: &[&str], extra: &[(&str, &str)]| {
+        let st = Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
+            .current_dir(&settings.root)
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{} {:?} failed", program.display(), args);
+    };
+    ok(&uv.uv, &["tool", "install", &package], &[]);
+    std::fs::remove_dir_all(settings.cache_dir()).unwrap();
+    ok(&uv.uvx, &[&package, "--help"], &[("UV_OFFLINE", "1")]);
+    assert_eq!(
+        status(&settings, &[("p".into(), "uvx".into(), vec![package.clone()])])["servers"][0]["package"],
+        serde_json::json!(package)
+    );
+}

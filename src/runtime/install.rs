@@ -324,8 +324,10 @@ fn agent() -> ureq::Agent {
 /// One line per kind of network failure, each with the recovery hint.
 fn request_error(url: &str, version: &str, e: ureq::Error, hint: &str) -> Error {
     let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url);
+    let dns = || format!("cannot download uv {version}: the host `{host}` was not found (DNS; offline?)");
     let msg = match &e {
-        ureq::Error::HostNotFound => format!("cannot download uv {version}: the host `{host}` was not found (DNS; offline?)"),
+        ureq::Error::HostNotFound => dns(),
+        ureq::Error::Io(io) if is_dns_failure(io) => dns(),
         ureq::Error::ConnectionFailed => format!("cannot download uv {version}: cannot connect to {host} (offline?)"),
         ureq::Error::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
             format!("cannot download uv {version}: connection to {host} refused (offline?)")
@@ -340,6 +342,14 @@ fn request_error(url: &str, version: &str, e: ureq::Error, hint: &str) -> Error 
         other => format!("cannot download uv {version} from {url}: {other}"),
     };
     Error::failure(msg).hint(hint)
+}
+
+/// The resolver's failure, which std reports as an uncategorized I/O error.
+fn is_dns_failure(e: &io::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    ["lookup address", "name or service not known", "nodename nor servname", "temporary failure in name resolution", "no address associated"]
+        .iter()
+        .any(|n| text.contains(n))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -499,6 +509,28 @@ fn put_in_place(staging: &Path, dest: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_failures_get_one_line_each_with_the_recovery() {
+        let url = "https://github.com/astral-sh/uv/releases/download/0.11.21/uv.tar.gz";
+        let cases = [
+            (ureq::Error::HostNotFound, "`github.com` was not found (DNS"),
+            (
+                ureq::Error::Io(io::Error::other("failed to lookup address information: Name or service not known")),
+                "`github.com` was not found (DNS",
+            ),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused)), "connection to github.com refused"),
+            (ureq::Error::ConnectionFailed, "cannot connect to github.com"),
+        ];
+        for (e, want) in cases {
+            let err = request_error(url, "0.11.21", e, "HINT");
+            assert!(err.message.contains(want), "{err}");
+            assert_eq!(err.hint.as_deref(), Some("HINT"));
+            assert!(!err.one_line().contains('\n'));
+        }
+        let t = request_error(url, "0.11.21", ureq::Error::Io(io::Error::from(io::ErrorKind::TimedOut)), "HINT");
+        assert_eq!(t.status, crate::error::Status::Timeout);
+    }
 
     #[test]
     fn hex_is_lowercase() {

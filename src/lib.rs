@@ -13,6 +13,7 @@ pub mod jsonrpc;
 pub mod launch;
 pub mod output;
 pub mod peer;
+pub mod runtime;
 pub mod signals;
 pub mod sse;
 pub mod transport;

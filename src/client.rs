@@ -36,6 +36,7 @@ pub struct Context<'a> {
     pub handler: Handler,
     pub client_info: Value,
     pub capabilities: Value,
+    pub consent: launch::Consent,
 }
 
 /// The shell client's handler: answer ping and roots/list, refuse sampling and elicitation.
@@ -87,7 +88,7 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
     peer.set_handler(ctx.handler.clone());
     match &server.transport {
         Kind::Stdio { command, args, env, cwd } => {
-            let launch = launch::launch_for(server, command, args, env, cwd.as_deref(), ctx.project_root)?;
+            let launch = launch::launch_for(server, command, args, env, cwd.as_deref(), ctx.project_root, &ctx.consent)?;
             stdio::spawn(&peer, &launch)?;
         }
         Kind::Http { url, headers } => http::connect(&peer, url, headers, server.timeout)?,

@@ -177,6 +177,23 @@ fn started_report(s: &State, cfg: &crate::config::Config, verb: &str) -> Report 
             if sv.disabled { " (disabled)" } else { "" }
         );
     }
+    let uv: Vec<&str> = cfg
+        .servers
+        .iter()
+        .filter(|sv| matches!(&sv.transport, crate::config::Transport::Stdio { command, .. } if crate::runtime::uses_runtime(command, sv.runtime.as_deref())))
+        .map(|sv| sv.name.as_str())
+        .collect();
+    if !uv.is_empty() {
+        let installed = crate::gateway::upstream::runtime_installed();
+        let _ = writeln!(
+            body,
+            "  Managed uv runtime ({}): {}",
+            uv.join(", "),
+            if installed { "installed" } else { "not installed yet; installed on first use" }
+        );
+        r.fields.insert("runtime_servers".into(), json!(uv));
+        r.fields.insert("runtime_installed".into(), json!(installed));
+    }
     let _ = write!(body, "  Logs: {}", s.log_path.display());
     r.body = body;
     r
@@ -213,7 +230,14 @@ fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
     let log_path = daemon::log_path(&root);
     let cfg_path = cfg.path.clone();
     let started = gateway::unix(std::time::SystemTime::now());
-    let lazy = |_: &crate::config::ServerConfig| false;
+    // Servers on the managed runtime start on first use when it is not installed yet:
+    // the daemon never downloads at boot.
+    let installed = crate::gateway::upstream::runtime_installed();
+    let lazy = |s: &crate::config::ServerConfig| {
+        !installed
+            && matches!(&s.transport, crate::config::Transport::Stdio { command, .. }
+                if crate::runtime::uses_runtime(command, s.runtime.as_deref()))
+    };
     let result = gateway::serve(cfg, opts, &lazy, &mut |addr| {
         let s = State {
             pid: std::process::id(),

@@ -2,6 +2,7 @@
 //! by name, opening a session to it (directly, or through the running daemon).
 
 mod daemon;
+mod runtime;
 mod servers;
 
 use crate::cli::{Cli, Command, Globals};
@@ -35,9 +36,8 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         Command::Start(o) => daemon::start(&ctx, &o),
         Command::Stop => daemon::stop(&ctx),
         Command::Logs { follow } => daemon::logs(&ctx, follow),
-        Command::RuntimeInstall { .. } | Command::RuntimeStatus => {
-            Err(Error::failure("the managed runtime is not available in this build").into())
-        }
+        Command::RuntimeInstall { force } => runtime::install(&ctx, force),
+        Command::RuntimeStatus => runtime::status(&ctx),
     }
 }
 
@@ -61,6 +61,23 @@ impl Ctx {
             None => e.hint(format!("configured servers: {}", names.join(", "))),
         };
         Err(e)
+    }
+
+    /// Downloading the managed runtime: yes with --yes, asked on a terminal, refused otherwise.
+    pub fn consent(&self) -> crate::launch::Consent {
+        let yes = self.g.yes;
+        std::sync::Arc::new(move |plan| {
+            if yes {
+                return true;
+            }
+            if !(crate::output::is_tty(0) && crate::output::is_tty(2)) {
+                return false;
+            }
+            eprint!("{}", crate::runtime::consent_text(plan));
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        })
     }
 
     /// The server to talk to: from `--url`, or by name from the config.
@@ -123,6 +140,7 @@ impl Ctx {
             handler: client::cli_handler(root),
             client_info: client::default_client_info(),
             capabilities: json!({"roots": {"listChanged": false}}),
+            consent: self.consent(),
         };
         client::connect(s, &ctx)
     }

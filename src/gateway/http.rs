@@ -332,6 +332,12 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
     let tool = if method == "tools/call" { params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string) } else { None };
     let (uid, rx) = match u.forward(session, method, params) {
         Ok(x) => x,
+        Err(e) if method == "tools/call" && u.needs_runtime() => {
+            // The runtime could not be had: an in-band tool error, and the next call tries again.
+            let result = json!({"content": [{"type": "text", "text": e.one_line()}], "isError": true});
+            let _ = req.respond(json_resp(200, &jsonrpc::response(id, result)));
+            return;
+        }
         Err(e) => {
             let _ = req.respond(json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
             return;

@@ -88,6 +88,8 @@ pub struct Upstream {
     next_token: AtomicU64,
     /// Start only when first needed (managed runtime not installed yet).
     lazy: AtomicBool,
+    /// Failed runtime-backed starts so far (a waiting caller returns when this moves).
+    runtime_failures: AtomicU64,
 }
 
 impl Upstream {
@@ -112,7 +114,23 @@ impl Upstream {
             flights: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             lazy: AtomicBool::new(lazy),
+            runtime_failures: AtomicU64::new(0),
         })
+    }
+
+    /// Whether this server runs on the managed uv runtime.
+    pub fn needs_runtime(&self) -> bool {
+        match &self.cfg.transport {
+            crate::config::Transport::Stdio { command, .. } => crate::runtime::uses_runtime(command, self.cfg.runtime.as_deref()),
+            _ => false,
+        }
+    }
+
+    fn wait_until_needed(&self) {
+        let mut i = self.inner.lock().unwrap();
+        while self.lazy.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
+            i = self.changed.wait_timeout(i, Duration::from_millis(500)).unwrap().0;
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -136,12 +154,7 @@ impl Upstream {
 
     fn supervise(self: Arc<Self>) {
         // A lazy server waits for its first use.
-        {
-            let mut i = self.inner.lock().unwrap();
-            while self.lazy.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
-                i = self.changed.wait_timeout(i, Duration::from_millis(500)).unwrap().0;
-            }
-        }
+        self.wait_until_needed();
         let mut backoff = Duration::from_secs(1);
         while !self.stop.load(Ordering::SeqCst) {
             self.set_state(State::Starting);
@@ -169,6 +182,18 @@ impl Upstream {
                 }
                 Err(e) => {
                     log::warn!("server `{}` failed to start: {}", self.cfg.name, e.one_line());
+                    if self.needs_runtime() && !runtime_installed() {
+                        // No crash loop: wait for the next call to try the install again.
+                        let mut i = self.inner.lock().unwrap();
+                        i.last_error = Some(e.one_line());
+                        i.state = State::WaitingForRuntime;
+                        self.lazy.store(true, Ordering::SeqCst);
+                        self.runtime_failures.fetch_add(1, Ordering::SeqCst);
+                        self.changed.notify_all();
+                        drop(i);
+                        self.wait_until_needed();
+                        continue;
+                    }
                     e.one_line()
                 }
             };
@@ -201,6 +226,8 @@ impl Upstream {
             handler: self.handler(),
             client_info: json!({"name": "mcpctl-gateway", "version": env!("CARGO_PKG_VERSION")}),
             capabilities: json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}}),
+            // The daemon has no terminal: it installs on demand (MCPCTL_RUNTIME_INSTALL=never forbids it).
+            consent: Arc::new(|_| true),
         };
         let session = match client::connect(&self.cfg, &ctx) {
             Ok(s) => s,
@@ -272,6 +299,7 @@ impl Upstream {
 
     /// The live connection, waiting up to `timeout` while the server starts.
     pub fn peer(&self, timeout: Duration) -> Result<Arc<Peer>> {
+        let failures = self.runtime_failures.load(Ordering::SeqCst);
         if self.lazy.swap(false, Ordering::SeqCst) {
             self.changed.notify_all();
         }
@@ -298,6 +326,10 @@ impl Upstream {
                     )));
                 }
                 State::Stopped => return Err(Error::failure(format!("server `{}` is stopped", self.cfg.name))),
+                State::WaitingForRuntime if self.runtime_failures.load(Ordering::SeqCst) > failures => {
+                    let why = i.last_error.clone().unwrap_or_else(|| "the managed runtime could not be installed".into());
+                    return Err(Error::failure(why));
+                }
                 State::Starting | State::WaitingForRuntime => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -451,3 +483,7 @@ impl Upstream {
     }
 }
 
+/// Whether the managed uv is installed (as the environment configures it).
+pub fn runtime_installed() -> bool {
+    crate::runtime::Settings::from_env().ok().and_then(|s| crate::runtime::install::installed(&s)).is_some()
+}

@@ -79,3 +79,9 @@ $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 
 deps-clean:
 	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/venv
+
+# Self-tests of the Python fixtures (no Rust involved).
+.PHONY: check-fixtures
+check-fixtures: deps
+	scripts/check-py-fixtures.sh
+	scripts/conformance-fixture.sh

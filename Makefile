@@ -1,0 +1,43 @@
+# mcpctl — build, run the demo, test, benchmark.
+#   make run      build and run the demo project in fixtures/demo (needs only cargo)
+#   make test     install test dependencies into .deps/ and run every test
+#   make static   a static musl binary in target/x86_64-unknown-linux-musl/release/
+#   make bench    benchmarks side by side with peers (docs/benchmarks.md)
+
+include mk/deps.mk
+
+CARGO ?= cargo
+MUSL  := x86_64-unknown-linux-musl
+
+.PHONY: all build run test test-rust conformance static bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --bins
+
+run: build
+	scripts/demo.sh target/release
+
+# Every test: unit and integration (against our fixtures, server-everything, the
+# inspector, the Python SDK), then the official conformance suite on both sides.
+test: deps
+	PATH="$(DEPS_PATH)" MCPCTL_REQUIRE_PEERS=1 $(CARGO) test --release -- --test-threads=2
+	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/release
+
+conformance: deps build
+	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/release
+
+# ring (TLS) compiles C: it needs musl-gcc (Debian: musl-tools).
+static:
+	rustup target add $(MUSL)
+	@command -v musl-gcc >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get install -y -qq musl-tools; } || { echo "make static needs musl-gcc (apt-get install musl-tools)" >&2; exit 1; }
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(MUSL) --bin mcpctl
+	@ls -l target/$(MUSL)/release/mcpctl && file target/$(MUSL)/release/mcpctl 2>/dev/null || true
+
+bench: bench-deps build
+	PATH="$(DEPS_PATH)" scripts/bench.sh target/release
+
+clean:
+	$(CARGO) clean

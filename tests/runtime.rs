@@ -13,7 +13,7 @@ use mcpctl::runtime::{
     self, consent_text, ensure_uv, install_runtime, prepare_command_with, status, InstallOptions, InstallPlan,
     Installer, Pin, Policy, Settings,
 };
-use support::*;
+use support::archive::*;
 
 const VERSION: &str = "0.11.21";
 const FILE: &str = "uv-x86_64-unknown-linux-musl.tar.gz";

@@ -1,203 +1,267 @@
-//! Helpers for the runtime tests: a small HTTP server on 127.0.0.1, temp folders,
-//! and release-shaped archives built in memory.
+//! Shared test harness: temporary projects, running the real `mcpctl` binary with a clean
+//! environment (the result always checked for its exit code), free loopback ports, the
+//! gateway daemon started and stopped by pid, and the peers `make deps` installs.
+//! The runtime tests' archive builder and mirror server live in `archive.rs`.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+pub mod archive;
+
+use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
-/// A folder under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "mcpctl-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
+pub fn mcpctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mcpctl"))
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn fixture_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mcpctl-fixture-server"))
 }
 
-#[derive(Clone)]
-pub struct Route {
-    pub status: u16,
-    pub body: Vec<u8>,
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Serves fixed bodies by path on 127.0.0.1 until dropped; counts requests per path.
-pub struct Server {
-    pub port: u16,
-    routes: Arc<Mutex<HashMap<String, Route>>>,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-    delay: Arc<Mutex<Duration>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// `.deps/npm/node_modules/.bin` (Node 22, server-everything, inspector, conformance).
+pub fn npm_bin() -> PathBuf {
+    repo().join(".deps/npm/node_modules/.bin")
 }
 
-impl Server {
-    pub fn start() -> Server {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
-        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let delay: Arc<Mutex<Duration>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, h, d, s) = (routes.clone(), hits.clone(), delay.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else { continue };
-                let path = req.url().to_string();
-                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                let route = r.lock().unwrap().get(&path).cloned();
-                let wait = *d.lock().unwrap();
-                // Answer each request on its own thread so concurrent clients overlap.
-                std::thread::spawn(move || {
-                    std::thread::sleep(wait);
-                    let _ = match route {
-                        Some(rt) => req.respond(tiny_http::Response::from_data(rt.body).with_status_code(rt.status)),
-                        None => req.respond(tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404)),
-                    };
-                });
-            }
-        });
-        Server { port, routes, hits, delay, stop, thread: Some(thread) }
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-
-    pub fn put(&self, path: &str, status: u16, body: Vec<u8>) {
-        self.routes.lock().unwrap().insert(format!("/{}", path.trim_start_matches('/')), Route { status, body });
-    }
-
-    pub fn hits(&self, path: &str) -> usize {
-        *self.hits.lock().unwrap().get(&format!("/{}", path.trim_start_matches('/'))).unwrap_or(&0)
-    }
-
-    pub fn set_delay(&self, d: Duration) {
-        *self.delay.lock().unwrap() = d;
-    }
+pub fn venv_python() -> PathBuf {
+    repo().join(".deps/venv/bin/python")
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+/// Whether the peers from `make deps` are there. Under `make test` (MCPCTL_REQUIRE_PEERS=1)
+/// a missing peer fails the test instead of skipping it.
+pub fn peers_available() -> bool {
+    let ok = npm_bin().join("node").exists() && venv_python().exists();
+    if !ok {
+        if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
+            panic!("test peers are missing: run `make deps` (MCPCTL_REQUIRE_PEERS is set)");
         }
+        eprintln!("skipping: test peers not installed (run `make deps`)");
+    }
+    ok
+}
+
+/// PATH with the npm bin directory first.
+pub fn path_with_deps() -> String {
+    format!("{}:{}", npm_bin().display(), std::env::var("PATH").unwrap_or_default())
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temporary project folder with `.mcpctl/config.json`; removed on drop.
+pub struct Project {
+    pub root: PathBuf,
+}
+
+impl Project {
+    pub fn new(config: &Value) -> Project {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("mcpctl-test-{}-{}", std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join(".mcpctl")).unwrap();
+        let p = Project { root: root.canonicalize().unwrap() };
+        p.write_config(config);
+        p
+    }
+
+    /// A project with one fixture server `fx` (extra fields merged into its config).
+    pub fn fixture(extra: Value) -> Project {
+        let mut server = serde_json::json!({"command": fixture_bin(), "alwaysAllow": ["*"]});
+        if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        Project::new(&serde_json::json!({"mcpServers": {"fx": server}}))
+    }
+
+    pub fn write_config(&self, config: &Value) {
+        std::fs::write(self.root.join(".mcpctl/config.json"), serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    }
+
+    pub fn cmd(&self) -> Cmd {
+        Cmd::new().cwd(&self.root)
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One archive entry: a raw name (written into the header as is, so `../x` and `/x` are possible).
-pub enum Entry<'a> {
-    File(&'a str, &'a [u8], u32),
-    Dir(&'a str),
-    Symlink(&'a str, &'a str),
-    HardLink(&'a str, &'a str),
-}
-
-fn header_with_raw_name(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_old();
-    {
-        let old = h.as_old_mut();
-        let bytes = name.as_bytes();
-        assert!(bytes.len() < old.name.len());
-        old.name[..bytes.len()].copy_from_slice(bytes);
-    }
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_mtime(0);
-    h
-}
-
-/// A .tar.gz with exactly these entries.
-pub fn targz(entries: &[Entry]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    for e in entries {
-        match e {
-            Entry::File(name, data, mode) => {
-                let mut h = header_with_raw_name(name, tar::EntryType::Regular, data.len() as u64, *mode);
-                h.set_cksum();
-                b.append(&h, *data).unwrap();
-            }
-            Entry::Dir(name) => {
-                let mut h = header_with_raw_name(name, tar::EntryType::Directory, 0, 0o755);
-                h.set_cksum();
-                b.append(&h, std::io::empty()).unwrap();
-            }
-            Entry::Symlink(name, target) | Entry::HardLink(name, target) => {
-                let kind = if matches!(e, Entry::Symlink(..)) { tar::EntryType::Symlink } else { tar::EntryType::Link };
-                let mut h = header_with_raw_name(name, kind, 0, 0o777);
-                {
-                    let old = h.as_old_mut();
-                    old.linkname[..target.len()].copy_from_slice(target.as_bytes());
+impl Drop for Project {
+    fn drop(&mut self) {
+        // A daemon left by a failed test is stopped by its pid.
+        if let Ok(text) = std::fs::read_to_string(self.root.join(".mcpctl/daemon.json")) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if let Some(pid) = v["pid"].as_i64() {
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
                 }
-                h.set_cksum();
-                b.append(&h, std::io::empty()).unwrap();
             }
         }
+        let _ = std::fs::remove_dir_all(&self.root);
     }
-    let gz = b.into_inner().unwrap();
-    gz.finish().unwrap()
 }
 
-/// A fake `uv`: a shell script that prints its version, and for `python install` and
-/// `tool install PKG` leaves what the real one would under the runtime root.
-pub fn fake_uv(version: &str) -> Vec<u8> {
-    format!(
-        r#"#!/bin/sh
-if [ -n "$UV_CACHE_DIR" ]; then mkdir -p "$UV_CACHE_DIR" && echo "$@" >> "$UV_CACHE_DIR/fake-uv.log"; fi
-case "$1" in
-  --version) echo "uv {version} (fake)";;
-  python) mkdir -p "$UV_PYTHON_INSTALL_DIR/cpython-3.13.0-fake" ;;
-  tool)
-    for last; do :; done
-    case "$last" in fail-*) echo "error: no such package $last" >&2; exit 2;; esac
-    name=$(echo "$last" | sed 's/[@=<>\[].*//')
-    mkdir -p "$UV_TOOL_DIR/$name" && echo "[tool]" > "$UV_TOOL_DIR/$name/uv-receipt.toml" ;;
-esac
-"#
-    )
-    .into_bytes()
+/// One run of the real binary, with a clean environment.
+#[must_use]
+pub struct Cmd {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    desc: String,
 }
 
-/// A release-shaped archive: `<stem>/uv` and `<stem>/uvx` plus a README.
-pub fn release_archive(stem: &str, version: &str) -> Vec<u8> {
-    let uv = fake_uv(version);
-    let uvx = format!("#!/bin/sh\necho \"uvx {version} (fake) $*\"\n").into_bytes();
-    let readme = b"readme".to_vec();
-    let (d, u, x, r) = (format!("{stem}/"), format!("{stem}/uv"), format!("{stem}/uvx"), format!("{stem}/README.md"));
-    targz(&[Entry::Dir(&d), Entry::File(&u, &uv, 0o755), Entry::File(&x, &uvx, 0o755), Entry::File(&r, &readme, 0o644)])
+impl Cmd {
+    pub fn new() -> Cmd {
+        let mut cmd = Command::new(mcpctl_bin());
+        cmd.env_clear();
+        for k in ["PATH", "HOME", "TMPDIR", "LANG"] {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        Cmd { cmd, stdin: None, desc: "mcpctl".into() }
+    }
+    pub fn cwd(mut self, p: &Path) -> Cmd {
+        self.cmd.current_dir(p);
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Cmd {
+        for a in args {
+            self.desc.push(' ');
+            self.desc.push_str(a.as_ref());
+            self.cmd.arg(a.as_ref());
+        }
+        self
+    }
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        self.cmd.env(k, v);
+        self
+    }
+    pub fn stdin(mut self, data: &str) -> Cmd {
+        self.stdin = Some(data.as_bytes().to_vec());
+        self
+    }
+
+    pub fn output(mut self) -> Run {
+        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = self.cmd.spawn().expect("mcpctl runs");
+        let input = self.stdin.take().unwrap_or_default();
+        let mut sin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = sin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("mcpctl finishes");
+        let _ = writer.join();
+        Run { desc: self.desc, out, elapsed: started.elapsed() }
+    }
+
+    /// Run and check the exit code; returns the run for further checks.
+    pub fn status(self, code: i32) -> Run {
+        let r = self.output();
+        if r.out.status.code() != Some(code) {
+            panic!("expected exit {} from `{}`\n{}", code, r.desc, r.dump());
+        }
+        r
+    }
+    pub fn success(self) -> Run {
+        self.status(0)
+    }
 }
 
-pub fn write_file(path: &Path, bytes: &[u8]) {
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(bytes).unwrap();
+pub struct Run {
+    pub desc: String,
+    pub out: Output,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    /// stdout as exactly one JSON object.
+    pub fn json(&self) -> Value {
+        let s = self.stdout();
+        assert_eq!(s.trim().lines().count(), 1, "expected one JSON line from `{}`\n{}", self.desc, self.dump());
+        serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({}) from `{}`\n{}", e, self.desc, self.dump()))
+    }
+    pub fn dump(&self) -> String {
+        format!("status: {:?}\n--- stdout\n{}\n--- stderr\n{}", self.out.status, self.stdout(), self.stderr())
+    }
+    pub fn stdout_has(&self, s: &str) -> &Run {
+        assert!(self.stdout().contains(s), "stdout of `{}` lacks {:?}\n{}", self.desc, s, self.dump());
+        self
+    }
+    pub fn stderr_has(&self, s: &str) -> &Run {
+        assert!(self.stderr().contains(s), "stderr of `{}` lacks {:?}\n{}", self.desc, s, self.dump());
+        self
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A daemon started with `mcpctl start` in a project; stopped (by pid) on drop.
+pub struct Daemon<'a> {
+    pub project: &'a Project,
+    pub port: u16,
+    pub pid: i32,
+}
+
+impl<'a> Daemon<'a> {
+    pub fn start(project: &'a Project, extra: &[&str]) -> Daemon<'a> {
+        Daemon::start_env(project, extra, &[])
+    }
+
+    pub fn start_env(project: &'a Project, extra: &[&str], env: &[(&str, &str)]) -> Daemon<'a> {
+        let port = free_port();
+        let mut c = project.cmd().args(["--json-output", "start", "--port", &port.to_string()]).args(extra.iter().copied());
+        for (k, v) in env {
+            c = c.env(k, v);
+        }
+        let r = c.success();
+        let pid = r.json()["daemon"]["pid"].as_i64().expect("pid") as i32;
+        Daemon { project, port, pid }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Wait until every enabled server reports `ready` (bounded).
+    pub fn wait_ready(&self, env: &[(&str, &str)]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut c = self.project.cmd().args(["--json-output", "status"]);
+            for (k, v) in env {
+                c = c.env(k, v);
+            }
+            let v = c.success().json();
+            let servers = v["servers"].as_array().cloned().unwrap_or_default();
+            if servers.iter().all(|s| s["disabled"] == true || s["status"] == "ready") {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "servers not ready: {}", v);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while unsafe { libc::kill(self.pid, 0) } == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
 }

@@ -90,7 +90,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut p = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
-        let in_call = pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= 3;
+        // Tool arguments start after `call <server> <tool>` (after `call <tool>` with --url).
+        let in_call = pos.first().map(|c| c == "call").unwrap_or(false)
+            && (pos.len() >= 3 || (g.url.is_some() && pos.len() == 2));
         match arg {
             Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
             Long("config") => g.config = Some(p.value().map_err(err)?.into()),
@@ -421,6 +423,13 @@ mod tests {
         assert!(p(&["list", "--timeout", "x"]).unwrap_err().message.contains("--timeout takes seconds"));
         let c = p(&["call", "s", "t", "--v", "1"]).unwrap();
         assert!(matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("v".into(), Some("1".into()))));
+    }
+
+    #[test]
+    fn url_form_takes_tool_args_after_the_tool() {
+        let c = p(&["--url", "http://127.0.0.1:1/mcp", "call", "add_numbers", "--a", "5", "--b", "3"]).unwrap();
+        assert!(matches!(c.command, Command::Call { ref tool, ref args, .. }
+            if tool == "add_numbers" && args.len() == 2));
     }
 
     #[test]

@@ -63,6 +63,16 @@ fn host_allowed(hub: &Hub, host: &str) -> bool {
         || hub.opts.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
 }
 
+/// A browser Origin we accept: one listed with --allowed-origin, or a loopback origin
+/// (a page served from this machine; a DNS-rebinding page carries its attacker's name).
+fn origin_allowed(hub: &Hub, origin: &str) -> bool {
+    if hub.opts.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    rest.map(|r| super::is_loopback(host_name(r.trim_end_matches('/')))).unwrap_or(false)
+}
+
 pub fn handle(hub: &Arc<Hub>, req: Request) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if path == "/health" {
@@ -87,7 +97,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
         }
     }
     if let Some(o) = get(&req, "Origin") {
-        if !hub.opts.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)) {
+        if !origin_allowed(hub, o) {
             log::warn!("refused a request with Origin `{}`", o);
             let _ = req.respond(text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"));
             return;
@@ -659,5 +669,17 @@ mod tests {
         assert_eq!(host_name("[::1]:7878"), "::1");
         assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
         assert_eq!(host_name("evil.example"), "evil.example");
+    }
+
+    #[test]
+    fn loopback_origins_only() {
+        let hub = crate::gateway::tests::hub(vec!["https://app.example".into()]);
+        assert!(origin_allowed(&hub, "http://localhost:6274"));
+        assert!(origin_allowed(&hub, "http://127.0.0.1:7878"));
+        assert!(origin_allowed(&hub, "http://[::1]:7878"));
+        assert!(origin_allowed(&hub, "https://app.example"));
+        assert!(!origin_allowed(&hub, "http://evil.example"));
+        assert!(!origin_allowed(&hub, "http://localhost.evil.example"));
+        assert!(!origin_allowed(&hub, "null"));
     }
 }

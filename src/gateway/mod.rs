@@ -318,3 +318,21 @@ pub fn target_of(path: &str) -> Option<Target> {
     }
     p.strip_prefix("/mcp/").filter(|s| !s.is_empty() && !s.contains('/')).map(|s| Target::One(s.to_string()))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A hub with no servers, for unit tests of request checks.
+    pub fn hub(allowed_origins: Vec<String>) -> Hub {
+        Hub {
+            upstreams: Vec::new(),
+            sessions: Mutex::new(HashMap::new()),
+            opts: Options { allowed_origins, ..Options::default() },
+            project_root: std::path::PathBuf::from("/"),
+            started: SystemTime::now(),
+            tools: Mutex::new(names::Table::default()),
+            resource_owner: Mutex::new(HashMap::new()),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The official MCP conformance suite against mcpctl, both sides:
+#   server: the gateway fronting fixtures/conformance_server.py (a stdio child), at
+#           /mcp/<server> (names untouched) and at the aggregated /mcp;
+#   client: mcpctl as the client in the initialize, tools_call and sse-retry scenarios.
+#
+#   scripts/conformance-gateway.sh BINDIR     (BINDIR holds mcpctl; `make test` passes target/release)
+#
+# Prints the suite's summaries; exits non-zero on any unexpected failure. Needs `make deps`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$(cd "${1:-$root/target/release}" && pwd)
+m="$bin/mcpctl"
+py="$root/.deps/venv/bin/python"
+export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
+[[ -x "$m" ]] || { echo "conformance-gateway: $m missing; build first" >&2; exit 2; }
+[[ -x "$py" ]] && command -v conformance >/dev/null || { echo "conformance-gateway: run 'make deps'" >&2; exit 2; }
+
+proj=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-gw.XXXXXX")
+mkdir -p "$proj/.mcpctl"
+cat >"$proj/.mcpctl/config.json" <<JSON
+{"mcpServers": {"conf": {"command": "$py", "args": ["$root/fixtures/conformance_server.py"], "timeout": 20}}}
+JSON
+port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+pid=""
+cleanup() {
+    if [[ -n "$pid" ]]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$proj"
+}
+trap cleanup EXIT
+pid=$(cd "$proj" && "$m" --json-output start --port "$port" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["daemon"]["pid"])')
+# Wait for the child to be ready (bounded).
+for _ in $(seq 200); do
+    (cd "$proj" && "$m" --json-output status) | grep -q '"status":"ready"' && break
+    sleep 0.1
+done
+
+rc=0
+echo "== server scenarios: gateway /mcp/conf =="
+"$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp/conf" "$root/tests/conformance/expected-failures-server.yml" || rc=1
+echo
+echo "== server scenarios: gateway /mcp (aggregated; names prefixed conf__) =="
+"$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp" "$root/tests/conformance/expected-failures-aggregated.yml" || rc=1
+echo
+echo "== client scenarios: mcpctl =="
+for s in initialize tools_call sse-retry; do
+    out=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-client.XXXXXX")
+    if (cd "$out" && MCPCTL="$m" NO_COLOR=1 conformance client --command "$root/tests/conformance/mcpctl-client.sh" --scenario "$s") </dev/null >"$out/run.log" 2>&1; then
+        echo "client $s: passed"
+    else
+        echo "client $s: FAILED (log: $out/run.log)"; tail -n 30 "$out/run.log"; rc=1
+    fi
+done
+[[ $rc -eq 0 ]] || { echo "daemon log:"; tail -n 40 "$proj/.mcpctl/logs/daemon.log" || true; }
+echo "conformance-gateway: exit $rc"
+exit $rc

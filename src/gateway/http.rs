@@ -262,8 +262,11 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     let (server_info, capabilities, instructions) = match target {
         Target::One(name) => {
             let u = hub.upstream(name).expect("checked");
-            // Wait briefly for a starting child so its own identity can be passed on.
-            let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
+            // Wait briefly for a starting child so its own identity can be passed on
+            // (but never start a lazy one: that waits for a call or a listing).
+            if !matches!(u.state(), super::upstream::State::WaitingForRuntime) {
+                let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
+            }
             match u.info() {
                 Some(i) => (i.server_info, i.capabilities, i.instructions),
                 None => (gateway_info(), full_capabilities(), None),
@@ -495,6 +498,11 @@ fn aggregated(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, m
     };
     match method {
         "tools/list" => {
+            // A listing starts servers waiting for their runtime; their tools follow
+            // with notifications/tools/list_changed.
+            for u in &hub.upstreams {
+                u.trigger();
+            }
             let table = hub.tool_table();
             let mut tools = Vec::new();
             for u in &hub.upstreams {

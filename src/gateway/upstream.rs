@@ -297,6 +297,14 @@ impl Upstream {
         }
     }
 
+    /// Ask a lazy server to start now, without waiting for it (its tools are announced
+    /// with `notifications/tools/list_changed` when it is ready).
+    pub fn trigger(&self) {
+        if self.lazy.swap(false, Ordering::SeqCst) {
+            self.changed.notify_all();
+        }
+    }
+
     /// The live connection, waiting up to `timeout` while the server starts.
     pub fn peer(&self, timeout: Duration) -> Result<Arc<Peer>> {
         let failures = self.runtime_failures.load(Ordering::SeqCst);

@@ -216,3 +216,67 @@ fn cli_without_a_terminal_refuses_then_installs_with_yes() {
     let st = run(&["--json-output", "runtime", "status"], 0).json();
     assert_eq!(st["installed"], true, "{}", st);
 }
+
+/// The real uv (from PyPI's `uv` wheel, made release-shaped by tests/support/make-uv-mirror.sh,
+/// served from a local mirror with a test manifest) runs a real Python MCP server,
+/// `mcp-server-time`, through `uvx`: from `mcpctl call` and under the gateway.
+/// Needs PyPI (for the wheel and the server's packages); `make test` has it.
+#[test]
+fn real_uv_runs_mcp_server_time() {
+    if !peers_available() {
+        return;
+    }
+    // The mirror folder is cached under .deps (git-ignored): the wheel is 25 MB.
+    let mirror = repo().join(".deps/uv-mirror");
+    if !mirror.join("manifest.json").exists() {
+        let st = std::process::Command::new("sh")
+            .arg(repo().join("tests/support/make-uv-mirror.sh"))
+            .arg(&mirror)
+            .env("PATH", format!("{}:{}", venv_python().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default()))
+            .status()
+            .unwrap();
+        assert!(st.success(), "make-uv-mirror.sh failed");
+    }
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(mirror.join("manifest.json")).unwrap()).unwrap();
+    let file = manifest["file"].as_str().unwrap().to_string();
+    let server = Server::start();
+    server.put(&format!("/{}", file), 200, std::fs::read(mirror.join(&file)).unwrap());
+    let dir = TempDir::new("realuv");
+    let mut env = vec![
+        ("MCPCTL_RUNTIME_ROOT", dir.path().join("root").display().to_string()),
+        ("MCPCTL_UV_MANIFEST", mirror.join("manifest.json").display().to_string()),
+        ("MCPCTL_UV_DOWNLOAD_URL", server.base_url()),
+    ];
+    // uv reaches PyPI through this machine's TLS set-up (a CA bundle in SSL_CERT_FILE here).
+    for k in ["SSL_CERT_FILE", "SSL_CERT_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "HTTPS_PROXY", "https_proxy"] {
+        if let Ok(v) = std::env::var(k) {
+            env.push((k, v));
+        }
+    }
+    // This sandbox cannot reach Python's own download host, so uv uses the system Python here.
+    let p = Project::new(&json!({"mcpServers": {
+        "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {"UV_PYTHON_PREFERENCE": "system"},
+                 "alwaysAllow": ["get_current_time"], "timeout": 180}
+    }}));
+    let mut c = p.cmd().args(["--yes", "--no-daemon", "call", "time", "get_current_time", "--timezone", "UTC"]);
+    for (k, v) in &env {
+        c = c.env(k, v);
+    }
+    let r = c.success();
+    let out: Value = serde_json::from_str(r.stdout().trim()).unwrap_or_else(|_| panic!("{}", r.dump()));
+    assert_eq!(out["timezone"], "UTC", "{}", r.dump());
+    assert!(dir.path().join("root/uv").join(manifest["version"].as_str().unwrap()).join("uvx").exists());
+
+    // Under the gateway: the same server, reached by the CLI through the daemon.
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _d = Daemon::start_env(&p, &[], &envs);
+    let mut c = p.cmd().args(["--json-output", "--verbose", "call", "time", "get_current_time", "--timezone", "Europe/Paris"]);
+    for (k, v) in &envs {
+        c = c.env(k, v);
+    }
+    let r = c.success();
+    r.stderr_has("using the daemon");
+    let v = r.json();
+    let t: Value = serde_json::from_str(v["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(t["timezone"], "Europe/Paris", "{}", v);
+}

@@ -33,6 +33,8 @@ pub struct Options {
     pub max_body: usize,
     pub max_connections: usize,
     pub session_idle: Duration,
+    /// How long a read or a write on a client connection may block.
+    pub io_timeout: Duration,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             max_body: 16 * 1024 * 1024,
             max_connections: 256,
             session_idle: Duration::from_secs(30 * 60),
+            io_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -189,6 +192,26 @@ impl Hub {
     }
 }
 
+fn set_socket_timeouts(l: &std::net::TcpListener, d: Duration) {
+    use std::os::unix::io::AsRawFd;
+    let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: setsockopt with a valid descriptor and a timeval of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                l.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            log::warn!("cannot set a socket timeout: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
 pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -196,15 +219,19 @@ pub fn unix(t: SystemTime) -> u64 {
 /// Bind, start every server in the background, call `on_ready` with the bound address,
 /// and serve until SIGINT/SIGTERM. Then stop accepting, end sessions and stop children.
 pub fn serve(cfg: &Config, opts: Options, lazy: &dyn Fn(&crate::config::ServerConfig) -> bool, on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>) -> Result<()> {
-    let server = tiny_http::Server::http((opts.host.as_str(), opts.port)).map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("in use") {
+    let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
             Error::failure(format!("port {} on {} is already in use", opts.port, opts.host))
                 .hint("stop what uses it, or pick another with --port N")
         } else {
-            Error::failure(format!("cannot listen on {}:{}: {}", opts.host, opts.port, msg))
+            Error::failure(format!("cannot listen on {}:{}: {}", opts.host, opts.port, e))
         }
     })?;
+    // Accepted sockets inherit these (Linux): a client that stops sending (headers or
+    // body) or stops reading (a stuck SSE stream) is cut off instead of holding a thread.
+    set_socket_timeouts(&listener, opts.io_timeout);
+    let server = tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| Error::failure(format!("cannot serve on {}:{}: {}", opts.host, opts.port, e)))?;
     let addr = server.server_addr().to_ip().ok_or_else(|| Error::failure("the server has no IP address"))?;
     let hub = Arc::new_cyclic(|weak| Hub {
         upstreams: cfg

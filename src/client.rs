@@ -84,6 +84,7 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
             .hint("set \"disabled\": false in the config to use it"));
     }
     let started = Instant::now();
+    log::debug!("server `{}`: connecting", server.name);
     let peer = Peer::new(&server.name);
     peer.set_handler(ctx.handler.clone());
     match &server.transport {
@@ -94,6 +95,7 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
         Kind::Http { url, headers } => http::connect(&peer, url, headers, server.timeout)?,
     }
     let left = server.timeout.saturating_sub(started.elapsed());
+    log::debug!("server `{}`: transport up after {:?}; initializing", server.name, started.elapsed());
     match initialize(&peer, ctx, left) {
         Ok(s) => Ok(s),
         Err(e) => {

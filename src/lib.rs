@@ -45,6 +45,6 @@ fn init_logging(verbose: bool, default: &str) {
     if verbose {
         b.filter_level(log::LevelFilter::Debug);
     }
-    b.format_target(false).target(env_logger::Target::Stderr);
+    b.format_target(false).format_timestamp_millis().target(env_logger::Target::Stderr);
     let _ = b.try_init();
 }

@@ -221,6 +221,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         };
         return Err(base(Error::failure(format!("unknown tool `{}` on server `{}`", tool, s.name)).hint(hint)));
     };
+    log::debug!("found tool `{}` among {} tools", tool, tools.len());
     let schema = def.get("inputSchema").cloned().unwrap_or(json!({}));
     let arguments = args::build(typed, &schema, &mut std::io::stdin().lock()).map_err(base)?;
     let with_args = |f: Failure| f.with("arguments", Value::Object(arguments.clone()));
@@ -245,6 +246,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     if ask && !confirm(&format!("Allow tool `{}` on server `{}` to run with {}?", tool, s.name, request["arguments"]))? {
         return Err(with_args(base(Error::forbidden(format!("tool `{}` on server `{}` was not approved", tool, s.name)))));
     }
+    log::debug!("calling `{}`", tool);
     let result = session
         .peer
         .call("tools/call", Some(request), timeout)

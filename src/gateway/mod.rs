@@ -192,8 +192,21 @@ impl Hub {
     }
 }
 
-fn set_socket_timeouts(l: &std::net::TcpListener, d: Duration) {
+fn set_socket_options(l: &std::net::TcpListener, d: Duration) {
     use std::os::unix::io::AsRawFd;
+    // No Nagle: a response's head and body are separate small writes, and waiting for the
+    // peer's delayed ACK between them costs 40 ms a request.
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid descriptor and an int.
+    unsafe {
+        libc::setsockopt(
+            l.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         // SAFETY: setsockopt with a valid descriptor and a timeval of the right size.
@@ -227,9 +240,10 @@ pub fn serve(cfg: &Config, opts: Options, lazy: &dyn Fn(&crate::config::ServerCo
             Error::failure(format!("cannot listen on {}:{}: {}", opts.host, opts.port, e))
         }
     })?;
-    // Accepted sockets inherit these (Linux): a client that stops sending (headers or
-    // body) or stops reading (a stuck SSE stream) is cut off instead of holding a thread.
-    set_socket_timeouts(&listener, opts.io_timeout);
+    // Accepted sockets inherit these (Linux): TCP_NODELAY, and timeouts so that a client
+    // that stops sending (headers or body) or stops reading (a stuck SSE stream) is cut
+    // off instead of holding a thread.
+    set_socket_options(&listener, opts.io_timeout);
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|e| Error::failure(format!("cannot serve on {}:{}: {}", opts.host, opts.port, e)))?;
     let addr = server.server_addr().to_ip().ok_or_else(|| Error::failure("the server has no IP address"))?;

@@ -90,7 +90,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut p = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
-        let in_call = pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= 3;
+        // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments.
+        let in_call = pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 };
         match arg {
             Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
             Long("config") => g.config = Some(p.value().map_err(err)?.into()),
@@ -171,7 +172,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         }
     }
     if !after_dashdash.is_empty() {
-        if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= 3) {
+        if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 }) {
             return Err(Error::failure("arguments after `--` are tool arguments; they need `call <server> <tool>` first"));
         }
         tool_args.extend(parse_raw_tool_args(&after_dashdash)?);
@@ -421,6 +422,19 @@ mod tests {
         assert!(p(&["list", "--timeout", "x"]).unwrap_err().message.contains("--timeout takes seconds"));
         let c = p(&["call", "s", "t", "--v", "1"]).unwrap();
         assert!(matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("v".into(), Some("1".into()))));
+    }
+
+    #[test]
+    fn url_calls_take_tool_args_after_the_tool() {
+        let c = p(&["call", "--url", "http://127.0.0.1:1/mcp", "echo_string", "--value", "007", "--", "--x", "1"]).unwrap();
+        assert_eq!(
+            c.command,
+            Command::Call {
+                server: String::new(),
+                tool: "echo_string".into(),
+                args: vec![ToolArg::Pair("value".into(), Some("007".into())), ToolArg::Pair("x".into(), Some("1".into()))]
+            }
+        );
     }
 
     #[test]

@@ -90,9 +90,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut p = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
-        // Tool arguments start after `call <server> <tool>` (after `call <tool>` with --url).
-        let in_call = pos.first().map(|c| c == "call").unwrap_or(false)
-            && (pos.len() >= 3 || (g.url.is_some() && pos.len() == 2));
+        // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments.
+        let in_call = pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 };
         match arg {
             Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
             Long("config") => g.config = Some(p.value().map_err(err)?.into()),
@@ -173,7 +172,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         }
     }
     if !after_dashdash.is_empty() {
-        if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= 3) {
+        if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 }) {
             return Err(Error::failure("arguments after `--` are tool arguments; they need `call <server> <tool>` first"));
         }
         tool_args.extend(parse_raw_tool_args(&after_dashdash)?);
@@ -430,6 +429,19 @@ mod tests {
         let c = p(&["--url", "http://127.0.0.1:1/mcp", "call", "add_numbers", "--a", "5", "--b", "3"]).unwrap();
         assert!(matches!(c.command, Command::Call { ref tool, ref args, .. }
             if tool == "add_numbers" && args.len() == 2));
+    }
+
+    #[test]
+    fn url_calls_take_tool_args_after_the_tool() {
+        let c = p(&["call", "--url", "http://127.0.0.1:1/mcp", "echo_string", "--value", "007", "--", "--x", "1"]).unwrap();
+        assert_eq!(
+            c.command,
+            Command::Call {
+                server: String::new(),
+                tool: "echo_string".into(),
+                args: vec![ToolArg::Pair("value".into(), Some("007".into())), ToolArg::Pair("x".into(), Some("1".into()))]
+            }
+        );
     }
 
     #[test]

@@ -122,9 +122,10 @@ fn initialize(peer: &Arc<Peer>, ctx: &Context, timeout: Duration) -> Result<Sess
         }
     })?;
     let result = outcome.map_err(|e| {
-        let msg = match peer.closed_reason() {
-            Some(reason) => format!("{} during initialize", reason),
-            None => format!("server `{}` refused to initialize: {}", peer.name, jsonrpc::error_text(&e)),
+        let msg = if jsonrpc::is_unavailable(&e) {
+            jsonrpc::failed_during(&e, "initialize")
+        } else {
+            format!("server `{}` refused to initialize: {}", peer.name, jsonrpc::error_text(&e))
         };
         Error::failure(msg)
     })?;

@@ -96,6 +96,30 @@ pub fn error_response(id: Value, code: i64, message: &str) -> Value {
 }
 
 /// The message of a JSON-RPC error object, for humans.
+/// The error a waiter gets when the connection failed before an answer came (the child
+/// exited, the HTTP request could not be sent): made by us, not sent by the server.
+pub fn unavailable(reason: &str) -> Value {
+    json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection"}})
+}
+
+/// Whether `e` was made by `unavailable` (no answer came from the server).
+pub fn is_unavailable(e: &Value) -> bool {
+    e.get("code").and_then(Value::as_i64) == Some(SERVER_UNAVAILABLE) && e["data"]["mcpctl"] == "connection"
+}
+
+/// A connection failure while waiting for `what`, worded as one: "server `x` exited
+/// (status 3) during `tools/call`; last stderr: ...".
+pub fn failed_during(e: &Value, what: &str) -> String {
+    let reason = e.get("message").and_then(Value::as_str).unwrap_or("the connection failed");
+    if reason.starts_with("cannot reach") {
+        return reason.to_string();
+    }
+    match reason.find("; last stderr: ") {
+        Some(i) => format!("{} during {}{}", &reason[..i], what, &reason[i..]),
+        None => format!("{} during {}", reason, what),
+    }
+}
+
 pub fn error_text(e: &Value) -> String {
     let msg = e.get("message").and_then(Value::as_str).unwrap_or("unknown error");
     match e.get("code").and_then(Value::as_i64) {

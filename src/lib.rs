@@ -20,10 +20,12 @@ pub mod transport;
 
 /// Run mcpctl with these arguments (without the program name); returns the exit code.
 pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
+    // `--json-output` holds for a command line that does not parse, too (before any `--`).
+    let asked_json = args.iter().take_while(|a| *a != "--").any(|a| a == "--json-output");
     let parsed = cli::parse(args);
     let json = match &parsed {
         Ok(c) => c.globals.json_output,
-        Err(_) => false,
+        Err(_) => asked_json,
     };
     let printer = output::Printer::new(json);
     let cli = match parsed {

@@ -156,7 +156,7 @@ impl Peer {
         // The connection may have closed between the check and the insert.
         if let Some(reason) = self.closed_reason() {
             if let Some(r) = self.pending.lock().unwrap().remove(&id) {
-                r(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, &reason)));
+                r(Err(jsonrpc::unavailable(&reason)));
             }
         }
         Ok(id)
@@ -215,6 +215,9 @@ impl Peer {
     /// Send a request; a JSON-RPC error becomes an `Error` naming the server.
     pub fn call(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value> {
         self.request(method, params, timeout)?.map_err(|e| {
+            if jsonrpc::is_unavailable(&e) {
+                return Error::failure(jsonrpc::failed_during(&e, &format!("`{}`", method)));
+            }
             Error::failure(format!("server `{}` answered `{}` with an error: {}", self.name, method, jsonrpc::error_text(&e)))
         })
     }
@@ -262,7 +265,7 @@ impl Peer {
         }
         let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
         for (_, reply) in waiters {
-            reply(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, reason)));
+            reply(Err(jsonrpc::unavailable(reason)));
         }
         let hooks: Vec<_> = std::mem::take(&mut *self.on_close.lock().unwrap());
         for h in hooks {

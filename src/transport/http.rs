@@ -317,7 +317,7 @@ impl Transport for HttpTransport {
                     if let Some(peer) = inner.peer.upgrade() {
                         peer.dispatch(Message::Response {
                             id,
-                            outcome: Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, &why)),
+                            outcome: Err(jsonrpc::unavailable(&why)),
                         });
                     }
                 }

@@ -31,7 +31,7 @@ const STDERR_LINE_MAX: usize = 400;
 
 /// Recent stderr lines of a child (and any garbage it printed on stdout).
 #[derive(Default)]
-pub struct Ring(Mutex<VecDeque<String>>);
+pub struct Ring(Mutex<VecDeque<String>>, std::sync::atomic::AtomicBool);
 
 impl Ring {
     fn push(&self, line: &str) {
@@ -53,6 +53,17 @@ impl Ring {
     pub fn tail(&self, n: usize) -> Vec<String> {
         let q = self.0.lock().unwrap();
         q.iter().skip(q.len().saturating_sub(n)).cloned().collect()
+    }
+    /// The child's stderr reached its end (everything it wrote is in the ring).
+    fn set_done(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Wait (bounded) until stderr reached its end, so an exit reason shows its last lines.
+    fn wait_done(&self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while !self.1.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -125,7 +136,7 @@ fn drain_stderr(name: &str, stderr: impl Read, ring: &Ring) {
     loop {
         buf.clear();
         match r.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return ring.set_done(),
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
                 log::debug!("[{}] {}", name, line.trim_end());
@@ -175,6 +186,10 @@ fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
         Some(s) => format!("server `{}` exited ({})", t.name, describe(s)),
         None => format!("server `{}` closed its stdout", t.name),
     };
+    if status.is_some() {
+        // The child is gone; its stderr drain thread may still be reading its last lines.
+        t.stderr.wait_done(Duration::from_millis(200));
+    }
     if garbage > 0 {
         reason.push_str(&format!(" after printing {} non-JSON-RPC line(s) on stdout", garbage));
     }

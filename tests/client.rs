@@ -628,6 +628,9 @@ fn allowlist_names_and_globs() {
     assert_eq!(out(p.cmd().args(["call", "named", "add", "--a", "1", "--b", "1"]).success()), "2\n");
     fails(|| p.cmd().args(["call", "named", "echo_string", "--value", "x"]), 2, "forbidden", "needs approval");
     fails(|| p.cmd().args(["call", "named", "types"]), 2, "forbidden", "needs approval");
+    // A typo of an allowed tool says which allowed name is close.
+    let j = fails(|| p.cmd().args(["call", "named", "ecoh", "--text", "x"]), 2, "forbidden", "needs approval");
+    assert!(j["error"].as_str().unwrap().contains("did you mean `echo` (allowed)?"), "{}", j);
     assert_eq!(out(p.cmd().args(["call", "all", "echo_string", "--value", "x"]).success()), "x\n");
     let j = p.cmd().args(["--json-output", "--dry-run", "call", "named", "types"]).success().json();
     assert_eq!(j["approval"], "required");

@@ -200,8 +200,14 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     let ask = !allowed && !ctx.g.yes && !ctx.g.dry_run;
     let can_ask = is_tty(0) && is_tty(2);
     if ask && !can_ask {
-        return Err(base(Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name))
-            .hint("pass --yes, or add it to the server's alwaysAllow list")));
+        // A typo of an allowed tool reads as "needs approval"; say which allowed name is close.
+        let allowed_names: Vec<&str> =
+            s.always_allow.iter().flatten().map(String::as_str).filter(|p| !p.contains('*')).collect();
+        let hint = match crate::cli::closest(tool, &allowed_names) {
+            Some(close) => format!("did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list", close),
+            None => "pass --yes, or add it to the server's alwaysAllow list".to_string(),
+        };
+        return Err(base(Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name)).hint(hint)));
     }
     let session = ctx.open(&s, &root).map_err(base)?;
     let timeout = ctx.request_timeout(&s);

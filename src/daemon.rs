@@ -87,7 +87,16 @@ pub fn remove_state(root: &Path) {
 
 pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 } && !zombie(pid)
+}
+
+/// A dead process not reaped yet (a killed daemon's parent is init, which in a container
+/// may reap late or never): signal 0 still reaches it, but it is gone.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
+        .unwrap_or(false)
 }
 
 /// Holds `.mcpctl/daemon.lock` for as long as it lives.

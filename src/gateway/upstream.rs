@@ -71,6 +71,8 @@ struct Inner {
 struct Flight {
     session: Weak<Session>,
     tx: Sender<Event>,
+    /// The upstream request id, once `start_with` returned it (0 before).
+    uid: AtomicU64,
 }
 
 pub struct Upstream {
@@ -84,7 +86,9 @@ pub struct Upstream {
     hub: Weak<Hub>,
     /// Our progress token → (client's token, the request's event channel).
     progress: Mutex<HashMap<String, (Value, Sender<Event>)>>,
+    /// Requests in flight by flight number (recorded before the request is sent).
     flights: Mutex<HashMap<u64, Flight>>,
+    /// Numbers progress tokens and flights.
     next_token: AtomicU64,
     /// Start only when first needed (managed runtime not installed yet).
     lazy: AtomicBool,
@@ -363,37 +367,45 @@ impl Upstream {
         if method == "tools/call" {
             self.calls.fetch_add(1, Ordering::Relaxed);
         }
+        // Record the flight before sending: the child may ask the client something
+        // (sampling, elicitation, roots) before `start_with` even returns.
+        let fno = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.flights.lock().unwrap().insert(fno, Flight { session: Arc::downgrade(session), tx: tx.clone(), uid: AtomicU64::new(0) });
+        let token = our_token.clone();
         let me = Arc::downgrade(self);
-        let done_tx = tx.clone();
-        // Set by the reply: (answered, upstream id).
-        let done = Arc::new((AtomicBool::new(false), AtomicU64::new(0)));
-        let d = done.clone();
-        let id = peer.start_with(
+        let done_tx = tx;
+        let started = peer.start_with(
             method,
             params,
             Box::new(move |outcome| {
-                d.0.store(true, Ordering::SeqCst);
                 if let Some(me) = me.upgrade() {
-                    me.flights.lock().unwrap().remove(&d.1.load(Ordering::SeqCst));
+                    me.flights.lock().unwrap().remove(&fno);
                     if let Some(t) = &our_token {
                         me.progress.lock().unwrap().remove(t);
                     }
                 }
                 let _ = done_tx.send(Event::Done(outcome));
             }),
-        )?;
-        done.1.store(id, Ordering::SeqCst);
-        self.flights.lock().unwrap().insert(id, Flight { session: Arc::downgrade(session), tx });
-        // The answer may have come before the flight was recorded.
-        if done.0.load(Ordering::SeqCst) {
-            self.flights.lock().unwrap().remove(&id);
+        );
+        let id = match started {
+            Ok(id) => id,
+            Err(e) => {
+                self.flights.lock().unwrap().remove(&fno);
+                if let Some(t) = token {
+                    self.progress.lock().unwrap().remove(&t);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(f) = self.flights.lock().unwrap().get(&fno) {
+            f.uid.store(id, Ordering::SeqCst);
         }
         Ok((id, rx))
     }
 
     /// Stop waiting for `id`: tell the child, and forget the routes.
     pub fn cancel(&self, id: u64, reason: &str) {
-        self.flights.lock().unwrap().remove(&id);
+        self.flights.lock().unwrap().retain(|_, f| f.uid.load(Ordering::SeqCst) != id);
         if let Some(s) = &self.inner.lock().unwrap().session {
             s.peer.cancel(id, reason);
         }

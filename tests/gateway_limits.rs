@@ -36,3 +36,103 @@ fn slow_clients_are_cut_off_and_others_are_served() {
     // And still serves MCP afterwards.
     p.cmd().args(["call", "fx", "echo", "--text", "after"]).success().stdout_has("after");
 }
+
+#[test]
+fn idle_sessions_expire() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_SESSION_IDLE", "1")]);
+    let c = McpClient::open(d.url("/mcp/fx"));
+    assert_eq!(c.call("echo", json!({"text": "a"}))["content"][0]["text"], "a");
+    // The sweep runs every few seconds; an idle session is gone within a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, _) = c.post_status(&json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}));
+        if status == 404 {
+            break;
+        }
+        // A ping refreshes the session: wait longer than the idle time between tries.
+        std::thread::sleep(Duration::from_millis(1600));
+        assert!(Instant::now() < deadline, "the idle session never expired");
+    }
+}
+
+#[test]
+fn past_the_connection_cap_requests_get_503_at_once() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_MAX_CONNECTIONS", "2")]);
+    // Two slow calls hold both slots.
+    let url = d.url("/mcp/fx");
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || McpClient::open(url).call("sleep", json!({"ms": 2500})))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    let resp = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .post(&url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(t0.elapsed() < Duration::from_secs(1), "the 503 was not immediate: {:?}", t0.elapsed());
+    for h in holders {
+        assert_eq!(h.join().unwrap()["content"][0]["text"], "slept 2500");
+    }
+    // Slots free again: served.
+    assert_eq!(McpClient::open(url).call("echo", json!({"text": "ok"}))["content"][0]["text"], "ok");
+}
+
+#[test]
+fn aggregated_endpoint_routes_resources_prompts_and_long_names() {
+    // A server name long enough that `<server>__<tool>` passes 64 characters.
+    let long = "s".repeat(60);
+    let p = Project::new(&json!({"mcpServers": {
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"]},
+        long.clone(): {"command": fixture_bin(), "alwaysAllow": ["*"]}
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let c = McpClient::open(d.url("/mcp"));
+    let tools = c.request("tools/list", json!({}))["result"]["tools"].as_array().unwrap().clone();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"fx__echo"), "{:?}", names);
+    for n in &names {
+        assert!(n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{}", n);
+    }
+    // The long server's echo has the documented short form: the first 55 characters of
+    // `<server>__<tool>`, `_`, and 8 hex digits of its FNV-1a hash.
+    let full = format!("{}__echo", long);
+    let mut h: u32 = 0x811c_9dc5;
+    for b in full.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let short = format!("{}_{:08x}", &full[..55], h);
+    assert!(names.contains(&short.as_str()), "{} not in {:?}", short, names);
+    assert_eq!(c.call(&short, json!({"text": "long"}))["content"][0]["text"], "long");
+    let st = p.cmd().args(["--json-output", "status"]).success().json();
+    let calls = |name: &str| st["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["calls"].clone();
+    assert_eq!((calls(&long), calls("fx")), (json!(1), json!(0)), "the call went to the wrong server: {}", st);
+    assert_eq!(tools.len(), 40, "no tool dropped");
+    // Prompts are prefixed and routed back.
+    let prompts = c.request("prompts/list", json!({}))["result"]["prompts"].clone();
+    assert!(prompts.as_array().unwrap().iter().any(|p| p["name"] == "fx__greet"), "{}", prompts);
+    let got = c.request("prompts/get", json!({"name": "fx__greet", "arguments": {"name": "Ada"}}));
+    assert!(got["result"]["messages"].to_string().contains("Ada"), "{}", got);
+    // Resources keep their URIs and are read from their server.
+    let res = c.request("resources/list", json!({}))["result"]["resources"].clone();
+    assert!(res.as_array().unwrap().iter().any(|r| r["uri"] == "fixture://hello"), "{}", res);
+    let read = c.request("resources/read", json!({"uri": "fixture://hello"}));
+    assert!(read["result"]["contents"][0]["text"].is_string(), "{}", read);
+    let missing = c.request("resources/read", json!({"uri": "nowhere://x"}));
+    assert_eq!(missing["error"]["code"], -32002, "{}", missing);
+    let unknown = c.request("tools/call", json!({"name": "nope__x", "arguments": {}}));
+    assert_eq!(unknown["error"]["code"], -32602, "{}", unknown);
+}

@@ -52,57 +52,6 @@ fn project() -> Project {
     }}))
 }
 
-/// A JSON-RPC session with the gateway's `/mcp/<server>`.
-struct Client {
-    url: String,
-    sid: String,
-    agent: ureq::Agent,
-}
-
-impl Client {
-    fn open(url: String) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-        let resp = agent
-            .post(&url)
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json")
-            .send(init.to_string().as_str())
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let sid = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_string();
-        let c = Client { url, sid, agent };
-        c.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        c
-    }
-
-    fn post(&self, msg: &Value) -> String {
-        let resp = self
-            .agent
-            .post(&self.url)
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json")
-            .header("Mcp-Session-Id", &self.sid)
-            .send(msg.to_string().as_str())
-            .unwrap();
-        resp.into_body().read_to_string().unwrap()
-    }
-
-    /// tools/call; returns the result (the last JSON-RPC answer in the body).
-    fn call(&self, tool: &str, args: Value) -> Value {
-        let body = self.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}}));
-        let line = body.lines().filter_map(|l| l.strip_prefix("data: ").or(Some(l))).filter(|l| l.contains("\"id\":1")).last().unwrap_or("").to_string();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("no answer in {}", body));
-        assert!(v.get("result").is_some(), "expected a result (in-band), got {}", v);
-        v["result"].clone()
-    }
-}
-
 fn text(result: &Value) -> String {
     result["content"][0]["text"].as_str().unwrap_or("").to_string()
 }
@@ -135,14 +84,14 @@ fn lazy_runtime_in_the_daemon_fails_in_band_then_recovers() {
     assert_eq!(s.mirror.hits(&format!("/{}", FILE)), 0, "the daemon must not download at boot");
 
     // First call: the install fails → an in-band tool error carrying the message.
-    let py = Client::open(d.url("/mcp/py"));
+    let py = McpClient::open(d.url("/mcp/py"));
     let r = py.call("echo", json!({"text": "hi"}));
     assert_eq!(r["isError"], true, "{}", r);
     assert!(text(&r).contains("500"), "the message says what failed: {}", text(&r));
     assert!(s.mirror.hits(&format!("/{}", FILE)) >= 1);
 
     // The daemon is up and the other server answers.
-    let fx = Client::open(d.url("/mcp/fx"));
+    let fx = McpClient::open(d.url("/mcp/fx"));
     assert_eq!(text(&fx.call("echo", json!({"text": "still here"}))), "still here");
 
     // Fix the mirror, make it slow: the next call installs; `fx` answers meanwhile.
@@ -150,7 +99,7 @@ fn lazy_runtime_in_the_daemon_fails_in_band_then_recovers() {
     s.mirror.set_delay(Duration::from_millis(1500));
     let url = d.url("/mcp/py");
     let installing = std::thread::spawn(move || {
-        let py = Client::open(url);
+        let py = McpClient::open(url);
         py.call("echo", json!({"text": "from uvx"}))
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -183,12 +132,12 @@ fn never_policy_refuses_the_download_with_a_clear_message() {
 
     // Through the daemon: an in-band error, the daemon stays up.
     let d = Daemon::start_env(&p, &[], &envs);
-    let py = Client::open(d.url("/mcp/py"));
+    let py = McpClient::open(d.url("/mcp/py"));
     let r = py.call("echo", json!({"text": "x"}));
     assert_eq!(r["isError"], true);
     assert!(text(&r).contains("MCPCTL_RUNTIME_INSTALL=never"), "{}", text(&r));
     assert_eq!(s.mirror.hits(&format!("/{}", FILE)), 0);
-    let fx = Client::open(d.url("/mcp/fx"));
+    let fx = McpClient::open(d.url("/mcp/fx"));
     assert_eq!(text(&fx.call("echo", json!({"text": "ok"}))), "ok");
 }
 

@@ -265,3 +265,71 @@ impl Drop for Daemon<'_> {
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
     }
 }
+
+/// A minimal MCP client of the gateway (ureq): one session, JSON or SSE answers.
+pub struct McpClient {
+    pub url: String,
+    pub sid: String,
+    agent: ureq::Agent,
+    next: std::cell::Cell<u64>,
+}
+
+impl McpClient {
+    pub fn open(url: String) -> McpClient {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        let resp = agent
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .send(init.to_string().as_str())
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "initialize at {}", url);
+        let sid = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_string();
+        let c = McpClient { url, sid, agent, next: std::cell::Cell::new(1) };
+        c.post(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        c
+    }
+
+    /// POST one message; (HTTP status, body).
+    pub fn post_status(&self, msg: &Value) -> (u16, String) {
+        let resp = self
+            .agent
+            .post(&self.url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("Mcp-Session-Id", &self.sid)
+            .send(msg.to_string().as_str())
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.into_body().read_to_string().unwrap_or_default())
+    }
+
+    pub fn post(&self, msg: &Value) -> String {
+        self.post_status(msg).1
+    }
+
+    /// A request; returns the JSON-RPC answer (from a JSON body or the SSE stream).
+    pub fn request(&self, method: &str, params: Value) -> Value {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        let body = self.post(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        body.lines()
+            .map(|l| l.strip_prefix("data: ").unwrap_or(l))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["id"] == id)
+            .unwrap_or_else(|| panic!("no answer to {} in {}", method, body))
+    }
+
+    /// tools/call; returns the result (asserting there is one).
+    pub fn call(&self, tool: &str, args: Value) -> Value {
+        let v = self.request("tools/call", serde_json::json!({"name": tool, "arguments": args}));
+        assert!(v.get("result").is_some(), "expected a result (in-band), got {}", v);
+        v["result"].clone()
+    }
+}

@@ -46,7 +46,8 @@ pub fn build(typed: &[ToolArg], schema: &Value, stdin: &mut dyn Read) -> Result<
                     text.clone()
                 };
                 let v: Value = serde_json::from_str(&text).map_err(|e| {
-                    Error::failure(format!("--json is not valid JSON: {}", e)).hint("quote it: --json '{\"key\": \"value\"}'")
+                    Error::failure(format!("--json is not valid JSON: {}", e))
+                        .hint("quote it: --json '{\"key\": \"value\"}'")
                 })?;
                 match v {
                     Value::Object(m) => out.extend(m),
@@ -100,13 +101,14 @@ fn convert(key: &str, raw: Option<&str>, schema: &Value) -> Result<Value> {
     if types.iter().any(|t| t == "null") && raw == "null" {
         return Ok(Value::Null);
     }
-    Err(Error::failure(format!("--{} must be {}, got `{}`", key, types.join(" or "), clip(raw)))
-        .hint(match types.first().map(String::as_str) {
+    Err(Error::failure(format!("--{} must be {}, got `{}`", key, types.join(" or "), clip(raw))).hint(
+        match types.first().map(String::as_str) {
             Some("array") => "give a JSON array, e.g. '[1, 2]'",
             Some("object") => "give a JSON object, e.g. '{\"a\": 1}'",
             Some("boolean") => "give true or false",
             _ => "give a JSON value of that type",
-        }))
+        },
+    ))
 }
 
 fn fits(v: &Value, t: &str) -> bool {
@@ -147,8 +149,12 @@ pub fn validate(args: &Map<String, Value>, schema: &Value) -> Result<()> {
     let props = schema.get("properties").and_then(Value::as_object);
     let mut problems = Vec::new();
     if let Some(req) = schema.get("required").and_then(Value::as_array) {
-        let missing: Vec<String> =
-            req.iter().filter_map(Value::as_str).filter(|k| !args.contains_key(*k)).map(|k| format!("--{}", k)).collect();
+        let missing: Vec<String> = req
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|k| !args.contains_key(*k))
+            .map(|k| format!("--{}", k))
+            .collect();
         if !missing.is_empty() {
             problems.push(format!("missing required argument(s) {}", missing.join(", ")));
         }
@@ -204,7 +210,14 @@ mod tests {
 
     #[test]
     fn strings_stay_raw_and_typed_values_parse() {
-        let m = b(&[pair("zip", Some("007")), pair("n", Some("42")), pair("on", None), pair("xs", Some("[1,2]")), pair("f", Some("1.5"))]).unwrap();
+        let m = b(&[
+            pair("zip", Some("007")),
+            pair("n", Some("42")),
+            pair("on", None),
+            pair("xs", Some("[1,2]")),
+            pair("f", Some("1.5")),
+        ])
+        .unwrap();
         assert_eq!(Value::Object(m), json!({"zip": "007", "n": 42, "on": true, "xs": [1, 2], "f": 1.5}));
         let m = b(&[pair("zip", Some("true"))]).unwrap();
         assert_eq!(m["zip"], json!("true"));
@@ -214,7 +227,12 @@ mod tests {
 
     #[test]
     fn later_keys_win_and_json_merges() {
-        let m = b(&[pair("zip", Some("1")), ToolArg::Json(r#"{"zip": "2", "extra": {"a": 1}}"#.into()), ToolArg::Var("zip=3".into())]).unwrap();
+        let m = b(&[
+            pair("zip", Some("1")),
+            ToolArg::Json(r#"{"zip": "2", "extra": {"a": 1}}"#.into()),
+            ToolArg::Var("zip=3".into()),
+        ])
+        .unwrap();
         assert_eq!(Value::Object(m), json!({"zip": "3", "extra": {"a": 1}}));
         let m = build(&[ToolArg::Json("-".into())], &schema(), &mut r#"{"zip":"s"}"#.as_bytes()).unwrap();
         assert_eq!(m["zip"], json!("s"));

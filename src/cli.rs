@@ -63,8 +63,26 @@ pub struct Cli {
 }
 
 const KNOWN: [&str; 20] = [
-    "project-root", "config", "json-output", "dry-run", "verbose", "timeout", "yes", "no-daemon", "url", "help",
-    "version", "host", "port", "token", "foreground", "allowed-host", "allowed-origin", "follow", "force", "var",
+    "project-root",
+    "config",
+    "json-output",
+    "dry-run",
+    "verbose",
+    "timeout",
+    "yes",
+    "no-daemon",
+    "url",
+    "help",
+    "version",
+    "host",
+    "port",
+    "token",
+    "foreground",
+    "allowed-host",
+    "allowed-origin",
+    "follow",
+    "force",
+    "var",
 ];
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
@@ -91,7 +109,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
         // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments.
-        let in_call = pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 };
+        let in_call =
+            pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 };
         match arg {
             Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
             Long("config") => g.config = Some(p.value().map_err(err)?.into()),
@@ -102,7 +121,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 let v = string(p.value().map_err(err)?);
                 match v.parse::<f64>() {
                     Ok(s) if s > 0.0 && s <= 86_400.0 => g.timeout = Some(s),
-                    _ => return Err(Error::failure(format!("--timeout takes seconds (a number above 0), not `{}`", v))),
+                    _ => {
+                        return Err(Error::failure(format!("--timeout takes seconds (a number above 0), not `{}`", v)))
+                    }
                 }
             }
             Long("yes") | Short('y') => g.yes = true,
@@ -116,7 +137,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             }
             Long("port") => {
                 let v = string(p.value().map_err(err)?);
-                start.port = Some(v.parse().map_err(|_| Error::failure(format!("--port takes a port number (0-65535), not `{}`", v)))?);
+                start.port = Some(
+                    v.parse()
+                        .map_err(|_| Error::failure(format!("--port takes a port number (0-65535), not `{}`", v)))?,
+                );
                 used_start_flags.push("port");
             }
             Long("token") => {
@@ -173,7 +197,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     }
     if !after_dashdash.is_empty() {
         if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 }) {
-            return Err(Error::failure("arguments after `--` are tool arguments; they need `call <server> <tool>` first"));
+            return Err(Error::failure(
+                "arguments after `--` are tool arguments; they need `call <server> <tool>` first",
+            ));
         }
         tool_args.extend(parse_raw_tool_args(&after_dashdash)?);
     }
@@ -308,12 +334,7 @@ pub fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
             return Some(o);
         }
     }
-    options
-        .iter()
-        .map(|o| (edit_distance(word, o), *o))
-        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
-        .min()
-        .map(|(_, o)| o)
+    options.iter().map(|o| (edit_distance(word, o), *o)).filter(|(d, o)| *d <= 2.max(o.len() / 3)).min().map(|(_, o)| o)
 }
 
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -381,7 +402,20 @@ mod tests {
 
     #[test]
     fn globals_anywhere_and_tool_args_after_tool() {
-        let c = p(&["call", "--json-output", "fs", "write", "--path", "a.txt", "--force", "--n=3", "--dry-run", "--var", "k=v"]).unwrap();
+        let c = p(&[
+            "call",
+            "--json-output",
+            "fs",
+            "write",
+            "--path",
+            "a.txt",
+            "--force",
+            "--n=3",
+            "--dry-run",
+            "--var",
+            "k=v",
+        ])
+        .unwrap();
         assert!(c.globals.json_output && c.globals.dry_run);
         assert_eq!(
             c.command,
@@ -421,7 +455,9 @@ mod tests {
         assert!(p(&["list", "--port", "1"]).unwrap_err().message.contains("option of `mcpctl start`"));
         assert!(p(&["list", "--timeout", "x"]).unwrap_err().message.contains("--timeout takes seconds"));
         let c = p(&["call", "s", "t", "--v", "1"]).unwrap();
-        assert!(matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("v".into(), Some("1".into()))));
+        assert!(
+            matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("v".into(), Some("1".into())))
+        );
     }
 
     #[test]
@@ -433,13 +469,17 @@ mod tests {
 
     #[test]
     fn url_calls_take_tool_args_after_the_tool() {
-        let c = p(&["call", "--url", "http://127.0.0.1:1/mcp", "echo_string", "--value", "007", "--", "--x", "1"]).unwrap();
+        let c =
+            p(&["call", "--url", "http://127.0.0.1:1/mcp", "echo_string", "--value", "007", "--", "--x", "1"]).unwrap();
         assert_eq!(
             c.command,
             Command::Call {
                 server: String::new(),
                 tool: "echo_string".into(),
-                args: vec![ToolArg::Pair("value".into(), Some("007".into())), ToolArg::Pair("x".into(), Some("1".into()))]
+                args: vec![
+                    ToolArg::Pair("value".into(), Some("007".into())),
+                    ToolArg::Pair("x".into(), Some("1".into()))
+                ]
             }
         );
     }
@@ -447,6 +487,8 @@ mod tests {
     #[test]
     fn negative_numbers_are_values() {
         let c = p(&["call", "s", "t", "--n", "-5"]).unwrap();
-        assert!(matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("n".into(), Some("-5".into()))));
+        assert!(
+            matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("n".into(), Some("-5".into())))
+        );
     }
 }

@@ -58,7 +58,12 @@ pub fn cli_handler(project_root: &Path) -> Handler {
         Inbound::Notification { method, params } => match method.as_str() {
             "notifications/message" => {
                 let p = params.unwrap_or(Value::Null);
-                log::info!("[{}] {}: {}", peer.name, p["level"].as_str().unwrap_or("info"), p.get("data").unwrap_or(&Value::Null));
+                log::info!(
+                    "[{}] {}: {}",
+                    peer.name,
+                    p["level"].as_str().unwrap_or("info"),
+                    p.get("data").unwrap_or(&Value::Null)
+                );
             }
             _ => log::debug!("[{}] notification {}", peer.name, method),
         },
@@ -89,7 +94,8 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
     peer.set_handler(ctx.handler.clone());
     match &server.transport {
         Kind::Stdio { command, args, env, cwd } => {
-            let launch = launch::launch_for(server, command, args, env, cwd.as_deref(), ctx.project_root, &ctx.consent)?;
+            let launch =
+                launch::launch_for(server, command, args, env, cwd.as_deref(), ctx.project_root, &ctx.consent)?;
             stdio::spawn(&peer, &launch)?;
         }
         Kind::Http { url, headers } => http::connect(&peer, url, headers, server.timeout)?,
@@ -115,8 +121,12 @@ fn initialize(peer: &Arc<Peer>, ctx: &Context, timeout: Duration) -> Result<Sess
     let p = peer.start("initialize", Some(params))?;
     let outcome = peer.wait(p, timeout, "initialize").map_err(|e| {
         if e.status == crate::error::Status::Timeout {
-            Error::timeout(format!("server `{}` did not answer `initialize` within {}", peer.name, crate::peer::human_duration(timeout)))
-                .hint("check that it is an MCP server speaking on stdio, or raise its `timeout`")
+            Error::timeout(format!(
+                "server `{}` did not answer `initialize` within {}",
+                peer.name,
+                crate::peer::human_duration(timeout)
+            ))
+            .hint("check that it is an MCP server speaking on stdio, or raise its `timeout`")
         } else {
             e
         }
@@ -162,7 +172,10 @@ pub fn list_all(peer: &Peer, method: &str, key: &str, timeout: Duration) -> Resu
         match page.get("nextCursor").and_then(Value::as_str) {
             Some(next) if !next.is_empty() => {
                 if cursor.as_deref() == Some(next) {
-                    return Err(Error::failure(format!("server `{}` returned the same `{}` cursor twice", peer.name, method)));
+                    return Err(Error::failure(format!(
+                        "server `{}` returned the same `{}` cursor twice",
+                        peer.name, method
+                    )));
                 }
                 cursor = Some(next.to_string());
             }

@@ -165,9 +165,8 @@ pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
             }
         }
     }
-    Err(Error::failure(format!("No mcpctl project found in {}", cwd.display())).hint(
-        "create .mcpctl/config.json with {\"mcpServers\": {...}}, or pass --project-root DIR",
-    ))
+    Err(Error::failure(format!("No mcpctl project found in {}", cwd.display()))
+        .hint("create .mcpctl/config.json with {\"mcpServers\": {...}}, or pass --project-root DIR"))
 }
 
 fn default_root_for(file: &Path) -> PathBuf {
@@ -182,8 +181,8 @@ fn default_root_for(file: &Path) -> PathBuf {
 /// Locate and load the project config.
 pub fn load(loc: &Locate, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let (root, path) = locate(loc, cwd)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::failure(format!("Cannot read {}: {}", path.display(), e)))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::failure(format!("Cannot read {}: {}", path.display(), e)))?;
     let servers = parse(&text, &path, env)?;
     let project_root = root.canonicalize().unwrap_or(root);
     Ok(Config { path, project_root, servers })
@@ -216,7 +215,11 @@ fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<
         )));
     }
     let obj = v.as_object().ok_or_else(|| at("(server)", "must be an object"))?;
-    let sub = |field: &str, s: &str| substitute(s, env).map_err(|var| at(field, &format!("uses ${{{}}}, which is not set (give it a value, or write ${{{}:-default}})", var, var)));
+    let sub = |field: &str, s: &str| {
+        substitute(s, env).map_err(|var| {
+            at(field, &format!("uses ${{{}}}, which is not set (give it a value, or write ${{{}:-default}})", var, var))
+        })
+    };
     let string = |field: &str| -> Result<Option<String>> {
         match obj.get(field) {
             None | Some(Value::Null) => Ok(None),
@@ -259,15 +262,16 @@ fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<
     let kind = string("type")?;
     let transport = match (command, url) {
         (Some(_), Some(_)) => return Err(at("command", "and `url` are both set; a server has one or the other")),
-        (None, None) => {
-            return Err(at("command", "is missing; give `command` (stdio server) or `url` (HTTP server)"))
-        }
+        (None, None) => return Err(at("command", "is missing; give `command` (stdio server) or `url` (HTTP server)")),
         (Some(command), None) => {
             if command.trim().is_empty() {
                 return Err(at("command", "is empty"));
             }
             if let Some(k) = kind.as_deref().filter(|k| *k != "stdio") {
-                return Err(at("type", &format!("is `{}` but the server has a `command`; use \"stdio\" or drop `type`", k)));
+                return Err(at(
+                    "type",
+                    &format!("is `{}` but the server has a `command`; use \"stdio\" or drop `type`", k),
+                ));
             }
             Transport::Stdio {
                 command,

@@ -42,7 +42,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
 }
 
 fn init_logging(verbose: bool, default: &str) {
-    let env = env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| default.into()));
+    let env =
+        env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| default.into()));
     let mut b = env_logger::Builder::from_env(env);
     if verbose {
         b.filter_level(log::LevelFilter::Debug);

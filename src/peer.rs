@@ -134,9 +134,13 @@ impl Peer {
             return Err(Error::failure(reason));
         }
         let (tx, rx) = sync_channel::<Outcome>(1);
-        let id = self.start_with(method, params, Box::new(move |o| {
-            let _ = tx.send(o);
-        }))?;
+        let id = self.start_with(
+            method,
+            params,
+            Box::new(move |o| {
+                let _ = tx.send(o);
+            }),
+        )?;
         Ok(Pending { id, rx })
     }
 
@@ -218,7 +222,12 @@ impl Peer {
             if jsonrpc::is_unavailable(&e) {
                 return Error::failure(jsonrpc::failed_during(&e, &format!("`{}`", method)));
             }
-            Error::failure(format!("server `{}` answered `{}` with an error: {}", self.name, method, jsonrpc::error_text(&e)))
+            Error::failure(format!(
+                "server `{}` answered `{}` with an error: {}",
+                self.name,
+                method,
+                jsonrpc::error_text(&e)
+            ))
         })
     }
 
@@ -240,7 +249,8 @@ impl Peer {
                         let _ = self.respond(id, Ok(json!({})));
                     }
                     None => {
-                        let e = jsonrpc::error_object(jsonrpc::METHOD_NOT_FOUND, &format!("{} is not supported", method));
+                        let e =
+                            jsonrpc::error_object(jsonrpc::METHOD_NOT_FOUND, &format!("{} is not supported", method));
                         let _ = self.respond(id, Err(e));
                     }
                 }

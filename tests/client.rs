@@ -120,7 +120,8 @@ fn config_is_found_in_the_nearest_ancestor_and_mcp_json_works() {
     let j = Cmd::new().cwd(&outer.root.join(".mcpctl")).args(["--json-output", "list"]).success().json();
     assert_eq!(j["servers"][0]["name"], "outer");
     // .mcp.json works for calls too (relative to its own folder).
-    let r = Cmd::new().cwd(&inner.join("b")).args(["--yes", "call", "inner", "echo", "--text", "from .mcp.json"]).success();
+    let r =
+        Cmd::new().cwd(&inner.join("b")).args(["--yes", "call", "inner", "echo", "--text", "from .mcp.json"]).success();
     assert_eq!(r.stdout(), "from .mcp.json\n");
 }
 
@@ -131,7 +132,11 @@ fn project_root_flag_env_and_config_flag() {
     let root = p.root.display().to_string();
     let r = Cmd::new().cwd(&elsewhere.0).args(["--project-root", &root, "call", "fx", "echo", "--text", "a"]).success();
     assert_eq!(r.stdout(), "a\n");
-    let r = Cmd::new().cwd(&elsewhere.0).env("MCPCTL_PROJECT_DIR", &root).args(["call", "fx", "echo", "--text", "b"]).success();
+    let r = Cmd::new()
+        .cwd(&elsewhere.0)
+        .env("MCPCTL_PROJECT_DIR", &root)
+        .args(["call", "fx", "echo", "--text", "b"])
+        .success();
     assert_eq!(r.stdout(), "b\n");
     let cfg = p.root.join(".mcpctl/config.json").display().to_string();
     let r = Cmd::new().cwd(&elsewhere.0).args(["call", "fx", "echo", "--text", "c", "--config", &cfg]).success();
@@ -273,7 +278,9 @@ fn list_never_starts_servers() {
         "off": {"command": "x", "disabled": true}
     }}));
     let r = p.cmd().args(["list"]).success();
-    r.stdout_has("Found 4 configured MCP servers").stdout_has("• ghost: disconnected").stdout_has("Command: no-such-command-anywhere");
+    r.stdout_has("Found 4 configured MCP servers")
+        .stdout_has("• ghost: disconnected")
+        .stdout_has("Command: no-such-command-anywhere");
     r.stdout_has("• off: disabled").stdout_has("Operations: 2").stdout_has("Command: http://127.0.0.1:9/mcp");
     let j = p.cmd().args(["--json-output", "list"]).success().json();
     assert_eq!(j["status"], "success");
@@ -337,7 +344,8 @@ fn status_of_a_disabled_or_broken_server() {
 fn tools_text_shows_parameters_and_json_the_schema() {
     let p = Project::fixture(json!({}));
     let r = p.cmd().args(["tools", "fx"]).success();
-    r.stdout_has("Found 20 tools on server 'fx'").stdout_has("• echo\n    Returns its text\n    Parameters: text (string, required)");
+    r.stdout_has("Found 20 tools on server 'fx'")
+        .stdout_has("• echo\n    Returns its text\n    Parameters: text (string, required)");
     r.stdout_has("Parameters: a (number, required), b (number, required)");
     r.stdout_has("Parameters: s (string), n (integer), f (number), b (boolean), arr (array), obj (object)");
     let j = p.cmd().args(["--json-output", "tools", "fx"]).success().json();
@@ -434,7 +442,8 @@ fn tool_error_is_a_failure_with_the_tools_text() {
     let r = p.cmd().args(["call", "fx", "fail", "--message", "disk is full"]).status(1);
     assert_eq!(r.stdout(), "");
     r.stderr_has("✗ tool `fail` on server `fx` returned an error").stderr_has("disk is full");
-    let j = fails(|| p.cmd().args(["call", "fx", "fail", "--message", "disk is full"]), 1, "failure", "returned an error");
+    let j =
+        fails(|| p.cmd().args(["call", "fx", "fail", "--message", "disk is full"]), 1, "failure", "returned an error");
     assert_eq!(j["result"]["isError"], true);
     assert_eq!(j["result"]["content"][0]["text"], "disk is full");
     assert_eq!(j["arguments"], json!({"message": "disk is full"}));
@@ -464,7 +473,11 @@ fn argument_forms() {
     std::fs::write(&file, "from a file\nline 2\n").unwrap();
     assert_eq!(received(&p, &["--var", &format!("s=@{}", file.display())]), json!({"s": "from a file\nline 2\n"}));
     assert_eq!(received(&p, &["--json", r#"{"s": "j", "arr": []}"#]), json!({"s": "j", "arr": []}));
-    let r = p.cmd().args(["call", "fx", "types", "--json", "-", "--n", "1"]).stdin(r#"{"s": "stdin", "b": false}"#).success();
+    let r = p
+        .cmd()
+        .args(["call", "fx", "types", "--json", "-", "--n", "1"])
+        .stdin(r#"{"s": "stdin", "b": false}"#)
+        .success();
     assert_eq!(serde_json::from_str::<Value>(r.stdout().trim()).unwrap(), json!({"s": "stdin", "b": false, "n": 1}));
     fails(
         || p.cmd().args(["call", "fx", "types", "--var", "s=@/no/such/file"]),
@@ -477,7 +490,10 @@ fn argument_forms() {
 #[test]
 fn later_arguments_win() {
     let p = Project::fixture(json!({}));
-    assert_eq!(received(&p, &["--s", "a", "--json", r#"{"s": "b", "n": 1}"#, "--var", "s=c"]), json!({"s": "c", "n": 1}));
+    assert_eq!(
+        received(&p, &["--s", "a", "--json", r#"{"s": "b", "n": 1}"#, "--var", "s=c"]),
+        json!({"s": "c", "n": 1})
+    );
     assert_eq!(received(&p, &["--var", "s=c", "--json", r#"{"s": "b"}"#]), json!({"s": "b"}));
     assert_eq!(received(&p, &["--n", "1", "--n=2"]), json!({"n": 2}));
 }
@@ -487,7 +503,20 @@ fn double_dash_makes_our_flags_tool_arguments() {
     let p = Project::fixture(json!({}));
     let j = p
         .cmd()
-        .args(["--json-output", "call", "fx", "types", "--s", "x", "--", "--dry-run", "--timeout", "5", "--json", "raw"])
+        .args([
+            "--json-output",
+            "call",
+            "fx",
+            "types",
+            "--s",
+            "x",
+            "--",
+            "--dry-run",
+            "--timeout",
+            "5",
+            "--json",
+            "raw",
+        ])
         .success()
         .json();
     assert_eq!(j["status"], "success", "`--dry-run` after `--` must not make a dry run: {}", j);
@@ -535,7 +564,12 @@ fn bad_json_and_var_fail_clearly() {
     fails(call(&["--json", "[1]"]), 1, "failure", "--json must be a JSON object, not an array");
     fails(call(&["--json", "\"s\""]), 1, "failure", "--json must be a JSON object, not a string");
     fails(call(&["--json", "{bad"]), 1, "failure", "--json is not valid JSON");
-    fails(|| p.cmd().args(["call", "fx", "types", "--json", "-"]).stdin("{\"s\":"), 1, "failure", "--json is not valid JSON");
+    fails(
+        || p.cmd().args(["call", "fx", "types", "--json", "-"]).stdin("{\"s\":"),
+        1,
+        "failure",
+        "--json is not valid JSON",
+    );
     fails(call(&["--var", "novalue"]), 1, "failure", "--var `novalue` needs the form key=value");
     fails(call(&["--var", "=v"]), 1, "failure", "has an empty key");
     fails(call(&["--var", "obj={nope"]), 1, "failure", "--obj must be object, got `{nope`");
@@ -554,10 +588,17 @@ fn dry_run_anywhere_runs_nothing() {
         let j = p.cmd().args(["--json-output"]).args(args.iter().copied()).success().json();
         assert_eq!(j["status"], "dry_run", "{}", j);
         assert_eq!(j["arguments"], json!({"code": 9}));
-        assert_eq!(j["request"], json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "crash", "arguments": {"code": 9}}}));
+        assert_eq!(
+            j["request"],
+            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "crash", "arguments": {"code": 9}}})
+        );
         assert_eq!(j["approval"], "allowed");
     }
-    p.cmd().args(["call", "fx", "crash", "--dry-run"]).success().stdout_has("Dry run: would call 'crash'").stdout_has("(nothing was run)");
+    p.cmd()
+        .args(["call", "fx", "crash", "--dry-run"])
+        .success()
+        .stdout_has("Dry run: would call 'crash'")
+        .stdout_has("(nothing was run)");
     // Dry runs still validate.
     fails(|| p.cmd().args(["call", "fx", "crash", "--code", "x", "--dry-run"]), 1, "failure", "--code must be integer");
     // The tool really crashes the server when it runs.
@@ -566,12 +607,19 @@ fn dry_run_anywhere_runs_nothing() {
 
 #[test]
 fn unknown_server_and_tool_suggest_close_names() {
-    let p = Project::new(&json!({"mcpServers": {"files": {"command": fx(), "alwaysAllow": ["*"]}, "github": {"command": fx()}}}));
+    let p = Project::new(
+        &json!({"mcpServers": {"files": {"command": fx(), "alwaysAllow": ["*"]}, "github": {"command": fx()}}}),
+    );
     let j = fails(|| p.cmd().args(["call", "fils", "echo"]), 1, "failure", "unknown server `fils`");
     assert!(j["error"].as_str().unwrap().contains("did you mean `files`?"), "{}", j);
     fails(|| p.cmd().args(["call", "zzz", "echo"]), 1, "failure", "configured servers: files, github");
     fails(|| p.cmd().args(["tools", "gthub"]), 1, "failure", "did you mean `github`?");
-    let j = fails(|| p.cmd().args(["call", "files", "ech", "--text", "x"]), 1, "failure", "unknown tool `ech` on server `files`");
+    let j = fails(
+        || p.cmd().args(["call", "files", "ech", "--text", "x"]),
+        1,
+        "failure",
+        "unknown tool `ech` on server `files`",
+    );
     assert!(j["error"].as_str().unwrap().contains("did you mean: echo, echo_string, log_then_echo?"), "{}", j);
     fails(|| p.cmd().args(["call", "files", "qqqqqqqq"]), 1, "failure", "run `mcpctl tools files` to see its 20 tools");
 }
@@ -581,7 +629,12 @@ fn disabled_server_is_refused() {
     let p = Project::new(&json!({}));
     let pid_file = p.root.join("pid");
     p.write_config(&json!({"mcpServers": {"fx": {"command": fx(), "args": ["--pid-file", pid_file], "disabled": true, "alwaysAllow": ["*"]}}}));
-    fails(|| p.cmd().args(["call", "fx", "echo", "--text", "a"]), 1, "failure", "server `fx` is disabled; set \"disabled\": false");
+    fails(
+        || p.cmd().args(["call", "fx", "echo", "--text", "a"]),
+        1,
+        "failure",
+        "server `fx` is disabled; set \"disabled\": false",
+    );
     fails(|| p.cmd().args(["tools", "fx"]), 1, "failure", "server `fx` is disabled");
     assert!(!pid_file.exists(), "a disabled server was started");
 }
@@ -614,7 +667,12 @@ fn allow_project() -> Project {
 #[test]
 fn no_allowlist_needs_yes_without_a_terminal() {
     let p = allow_project();
-    let j = fails(|| p.cmd().args(["call", "ask", "echo", "--text", "a"]), 2, "forbidden", "tool `echo` on server `ask` needs approval");
+    let j = fails(
+        || p.cmd().args(["call", "ask", "echo", "--text", "a"]),
+        2,
+        "forbidden",
+        "tool `echo` on server `ask` needs approval",
+    );
     assert!(j["error"].as_str().unwrap().contains("pass --yes, or add it to the server's alwaysAllow list"), "{}", j);
     assert!(!p.root.join("ask.pid").exists(), "the server started before approval was settled");
     assert_eq!(out(p.cmd().args(["call", "ask", "echo", "--text", "a", "--yes"]).success()), "a\n");
@@ -645,7 +703,11 @@ fn empty_allowlist_blocks_even_with_yes() {
         "forbidden",
         "server `blocked` blocks every tool (`alwaysAllow` is empty)",
     );
-    assert!(j["error"].as_str().unwrap().contains("add \"echo\" (or a pattern like \"*\") to its alwaysAllow list"), "{}", j);
+    assert!(
+        j["error"].as_str().unwrap().contains("add \"echo\" (or a pattern like \"*\") to its alwaysAllow list"),
+        "{}",
+        j
+    );
     assert!(!p.root.join("blocked.pid").exists(), "a blocked server was started");
 }
 
@@ -655,8 +717,14 @@ fn empty_allowlist_blocks_even_with_yes() {
 
 #[test]
 fn command_not_found() {
-    let p = Project::new(&json!({"mcpServers": {"ghost": {"command": "no-such-mcp-server-xyz", "alwaysAllow": ["*"]}}}));
-    let j = fails(|| p.cmd().args(["call", "ghost", "echo"]), 1, "failure", "server `ghost`: command `no-such-mcp-server-xyz` not found");
+    let p =
+        Project::new(&json!({"mcpServers": {"ghost": {"command": "no-such-mcp-server-xyz", "alwaysAllow": ["*"]}}}));
+    let j = fails(
+        || p.cmd().args(["call", "ghost", "echo"]),
+        1,
+        "failure",
+        "server `ghost`: command `no-such-mcp-server-xyz` not found",
+    );
     assert!(j["error"].as_str().unwrap().contains("PATH is searched"), "{}", j);
     fails(|| p.cmd().args(["tools", "ghost"]), 1, "failure", "not found");
 }
@@ -672,14 +740,19 @@ fn child_exiting_during_initialize_shows_its_last_stderr_lines() {
     let j = fails(|| p.cmd().args(["tools", "fx"]), 1, "failure", "FIXTURE_TOKEN is not set");
     assert_eq!(
         j["details"],
-        json!(["fixture: starting", "fixture: reading configuration", "fixture: fatal config error: FIXTURE_TOKEN is not set"])
+        json!([
+            "fixture: starting",
+            "fixture: reading configuration",
+            "fixture: fatal config error: FIXTURE_TOKEN is not set"
+        ])
     );
 }
 
 #[test]
 fn child_printing_garbage_on_stdout() {
     let p = Project::fixture(json!({"args": ["--garbage-on-init"]}));
-    let j = fails(|| p.cmd().args(["call", "fx", "echo", "--text", "a"]), 1, "failure", "non-JSON-RPC line(s) on stdout");
+    let j =
+        fails(|| p.cmd().args(["call", "fx", "echo", "--text", "a"]), 1, "failure", "non-JSON-RPC line(s) on stdout");
     assert!(j["error"].as_str().unwrap().contains("fixture: this is not JSON-RPC, sorry"), "{}", j);
     // A garbage line in the middle of a session is skipped; the answer still arrives.
     let p = Project::fixture(json!({}));
@@ -692,7 +765,12 @@ fn child_hanging_on_initialize_times_out() {
     let pid_file = p.root.join("pid");
     p.write_config(&json!({"mcpServers": {"fx": {"command": fx(), "args": ["--hang-on-init", "--pid-file", pid_file], "timeout": 1, "alwaysAllow": ["*"]}}}));
     let started = Instant::now();
-    let j = fails(|| p.cmd().args(["call", "fx", "echo", "--text", "a"]), 2, "timeout", "server `fx` did not answer `initialize` within 1.0s");
+    let j = fails(
+        || p.cmd().args(["call", "fx", "echo", "--text", "a"]),
+        2,
+        "timeout",
+        "server `fx` did not answer `initialize` within 1.0s",
+    );
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
     assert!(j["error"].as_str().unwrap().contains("raise its `timeout`"), "{}", j);
     assert_gone(read_pid(&pid_file, Duration::from_secs(1)), Duration::from_secs(3), "after an initialize timeout");
@@ -702,7 +780,9 @@ fn child_hanging_on_initialize_times_out() {
 fn request_timeout_stops_the_child() {
     let p = Project::new(&json!({}));
     let pid_file = p.root.join("pid");
-    p.write_config(&json!({"mcpServers": {"fx": {"command": fx(), "args": ["--pid-file", pid_file], "alwaysAllow": ["*"]}}}));
+    p.write_config(
+        &json!({"mcpServers": {"fx": {"command": fx(), "args": ["--pid-file", pid_file], "alwaysAllow": ["*"]}}}),
+    );
     let r = p.cmd().args(["call", "fx", "hang", "--timeout", "1"]).status(2);
     assert!(r.elapsed < Duration::from_secs(10), "took {:?}", r.elapsed);
     assert!(r.elapsed >= Duration::from_millis(900), "gave up early: {:?}", r.elapsed);
@@ -788,7 +868,9 @@ fn child_crashing_mid_call() {
 fn ctrl_c_during_a_call_exits_promptly_and_stops_the_child() {
     let p = Project::new(&json!({}));
     let pid_file = p.root.join("pid");
-    p.write_config(&json!({"mcpServers": {"fx": {"command": fx(), "args": ["--pid-file", pid_file], "alwaysAllow": ["*"]}}}));
+    p.write_config(
+        &json!({"mcpServers": {"fx": {"command": fx(), "args": ["--pid-file", pid_file], "alwaysAllow": ["*"]}}}),
+    );
     let child = Command::new(support::mcpctl_bin())
         .args(["call", "fx", "sleep", "--ms", "30000"])
         .current_dir(&p.root)
@@ -873,17 +955,29 @@ fn http_url_form_tools_and_calls() {
     let j = c().args(["--json-output", "call", "--url", &py.url, "echo_string", "--value", "007"]).success().json();
     assert_eq!(j["arguments"], json!({"value": "007"}));
     assert_eq!(j["result"]["structuredContent"], json!({"result": "str:007"}));
-    let j = fails(|| c().args(["call", "--url", &py.url, "divide", "--a", "1", "--b", "0"]), 1, "failure", "tool `divide` on server `url` returned an error");
+    let j = fails(
+        || c().args(["call", "--url", &py.url, "divide", "--a", "1", "--b", "0"]),
+        1,
+        "failure",
+        "tool `divide` on server `url` returned an error",
+    );
     assert_eq!(j["result"]["isError"], true);
     assert!(j["result"]["content"][0]["text"].as_str().unwrap().contains("division by zero"), "{}", j);
-    fails(|| c().args(["call", "--url", &py.url, "add", "--a", "x", "--b", "1"]), 1, "failure", "--a must be integer, got `x`");
+    fails(
+        || c().args(["call", "--url", &py.url, "add", "--a", "x", "--b", "1"]),
+        1,
+        "failure",
+        "--a must be integer, got `x`",
+    );
     fails(|| c().args(["call", "--url", &py.url, "nope"]), 1, "failure", "unknown tool `nope`");
 }
 
 #[test]
 fn http_server_from_the_config() {
     let Some(py) = PyHttp::start() else { return };
-    let p = Project::new(&json!({"mcpServers": {"py": {"url": py.url, "alwaysAllow": ["echo_string", "divide", "log_then_echo"]}}}));
+    let p = Project::new(
+        &json!({"mcpServers": {"py": {"url": py.url, "alwaysAllow": ["echo_string", "divide", "log_then_echo"]}}}),
+    );
     let j = p.cmd().args(["--json-output", "status", "py"]).success().json();
     assert_eq!(j["server"]["status"], "connected");
     assert_eq!(j["server"]["server_info"]["name"], "py-fixture");

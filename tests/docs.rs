@@ -44,7 +44,10 @@ fn examples(doc: &str) -> Vec<Example> {
             continue;
         }
         if let Some(e) = line.strip_prefix("# => ") {
-            out.last_mut().unwrap_or_else(|| panic!("docs/client.md:{}: `# =>` before any command", i + 1)).expect.push(e.to_string());
+            out.last_mut()
+                .unwrap_or_else(|| panic!("docs/client.md:{}: `# =>` before any command", i + 1))
+                .expect
+                .push(e.to_string());
             continue;
         }
         if line.starts_with('#') {
@@ -85,7 +88,13 @@ fn client_md_examples_run() {
             failures.push(format!("docs/client.md:{}: `{}`: {}", ex.line_no, ex.command, why));
         }
     }
-    assert!(failures.is_empty(), "{} of {} examples failed:\n{}", failures.len(), examples.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} examples failed:\n{}",
+        failures.len(),
+        examples.len(),
+        failures.join("\n\n")
+    );
 }
 
 fn run(ex: &Example, dir: &Path, path: &str) -> Result<(), String> {

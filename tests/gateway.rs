@@ -101,7 +101,8 @@ impl Conn {
             if let Some(at) = text.find("\n\n") {
                 let frame = text[..at].to_string();
                 self.pending.drain(..at + 2);
-                let data: Vec<&str> = frame.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.trim_start()).collect();
+                let data: Vec<&str> =
+                    frame.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.trim_start()).collect();
                 if data.is_empty() {
                     continue;
                 }
@@ -147,7 +148,8 @@ fn read_head(s: TcpStream) -> Conn {
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).expect("status line");
-    let status: u16 = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("bad status line {:?}", line)).parse().unwrap();
+    let status: u16 =
+        line.split_whitespace().nth(1).unwrap_or_else(|| panic!("bad status line {:?}", line)).parse().unwrap();
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -249,12 +251,20 @@ impl Mcp {
     /// The text of a successful tool call.
     fn call_text(&self, tool: &str, args: Value) -> String {
         let v = self.call(tool, args);
-        v["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text result from {}: {}", tool, v)).to_string()
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no text result from {}: {}", tool, v))
+            .to_string()
     }
 
     fn tool_names(&self) -> Vec<String> {
         let v = self.request("tools/list", json!({}));
-        v["result"]["tools"].as_array().expect("tools").iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+        v["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     fn get_stream(&self) -> Conn {
@@ -345,7 +355,13 @@ fn status_json(p: &Project) -> Value {
 
 fn server_status(p: &Project, name: &str) -> Value {
     let v = status_json(p);
-    v["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap_or_else(|| panic!("no {} in {}", name, v))
+    v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {} in {}", name, v))
 }
 
 fn two_fixtures(extra: Value) -> Project {
@@ -427,7 +443,7 @@ fn daemons_of(p: &Project) -> Vec<i32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
         let Ok(argv) = std::fs::read(format!("/proc/{}/cmdline", pid)) else { continue };
         let args: Vec<String> = argv.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == "--foreground") && args.iter().any(|a| *a == root) && alive(pid) {
+        if args.iter().any(|a| a == "--foreground") && args.contains(&root) && alive(pid) {
             out.push(pid);
         }
     }
@@ -699,7 +715,12 @@ fn token_is_required_except_for_health() {
     let d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN", token)]);
     assert_eq!(http(d.port, "GET", "/health", &[], b"").status, 200);
     let init = init_msg("2025-11-25").to_string();
-    for auth in [None, Some("Bearer wrong-token"), Some("Basic dXNlcjpwYXNz"), Some("Bearer a-long-test-token-0123456789abcdeX")] {
+    for auth in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer a-long-test-token-0123456789abcdeX"),
+    ] {
         let mut h = vec![ACCEPT, JSON_CT];
         if let Some(a) = auth {
             h.push(("Authorization", a));
@@ -732,7 +753,10 @@ fn host_and_origin_checks_stop_dns_rebinding() {
     let d = Daemon::start(&p, &["--allowed-host", "mcp.internal", "--allowed-origin", "https://app.example"]);
     let host = format!("mcp.internal:{}", d.port);
     assert_eq!(http(d.port, "POST", "/mcp", &[("Host", &host), ACCEPT, JSON_CT], init.as_bytes()).status, 200);
-    assert_eq!(http(d.port, "POST", "/mcp", &[("Host", "other.internal"), ACCEPT, JSON_CT], init.as_bytes()).status, 403);
+    assert_eq!(
+        http(d.port, "POST", "/mcp", &[("Host", "other.internal"), ACCEPT, JSON_CT], init.as_bytes()).status,
+        403
+    );
     let ok_origin = [("Origin", "https://app.example"), ACCEPT, JSON_CT];
     assert_eq!(http(d.port, "POST", "/mcp", &ok_origin, init.as_bytes()).status, 200);
     assert_eq!(http(d.port, "POST", "/mcp", &evil_origin, init.as_bytes()).status, 403);
@@ -1046,7 +1070,9 @@ fn sixty_four_sessions_on_one_child_get_their_own_answers() {
 
 #[test]
 fn cli_calls_go_through_the_daemon_unless_told_otherwise() {
-    let p = Project::new(&json!({"mcpServers": {"fx": {"command": fixture_bin(), "alwaysAllow": ["echo", "hang", "fail"], "timeout": 5}}}));
+    let p = Project::new(
+        &json!({"mcpServers": {"fx": {"command": fixture_bin(), "alwaysAllow": ["echo", "hang", "fail"], "timeout": 5}}}),
+    );
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
     let kids = fixture_children(d.pid);

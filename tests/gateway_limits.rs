@@ -29,7 +29,12 @@ fn slow_clients_are_cut_off_and_others_are_served() {
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         let waited = t0.elapsed();
-        assert!(waited < Duration::from_secs(8), "a client stalled in its {} held the connection for {:?}", name, waited);
+        assert!(
+            waited < Duration::from_secs(8),
+            "a client stalled in its {} held the connection for {:?}",
+            name,
+            waited
+        );
         let text = String::from_utf8_lossy(&buf);
         assert!(buf.is_empty() || text.starts_with("HTTP/1.1 4"), "unexpected answer to a stalled {}: {}", name, text);
     }
@@ -118,7 +123,8 @@ fn aggregated_endpoint_routes_resources_prompts_and_long_names() {
     assert!(names.contains(&short.as_str()), "{} not in {:?}", short, names);
     assert_eq!(c.call(&short, json!({"text": "long"}))["content"][0]["text"], "long");
     let st = p.cmd().args(["--json-output", "status"]).success().json();
-    let calls = |name: &str| st["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["calls"].clone();
+    let calls =
+        |name: &str| st["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["calls"].clone();
     assert_eq!((calls(&long), calls("fx")), (json!(1), json!(0)), "the call went to the wrong server: {}", st);
     assert_eq!(tools.len(), 40, "no tool dropped");
     // Prompts are prefixed and routed back.

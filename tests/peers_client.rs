@@ -38,8 +38,14 @@ fn everything_over_stdio() {
     assert_eq!(sum["inputSchema"]["properties"]["a"]["type"], "number");
     p.cmd().args(["tools", "ev"]).success().stdout_has("• echo").stdout_has("Parameters: message (string, required)");
 
-    assert_eq!(p.cmd().args(["call", "ev", "get-sum", "--a", "2", "--b", "3"]).success().stdout(), "The sum of 2 and 3 is 5.\n");
-    assert_eq!(p.cmd().args(["call", "ev", "get-sum", "--a", "1.5", "--b", "-1"]).success().stdout(), "The sum of 1.5 and -1 is 0.5.\n");
+    assert_eq!(
+        p.cmd().args(["call", "ev", "get-sum", "--a", "2", "--b", "3"]).success().stdout(),
+        "The sum of 2 and 3 is 5.\n"
+    );
+    assert_eq!(
+        p.cmd().args(["call", "ev", "get-sum", "--a", "1.5", "--b", "-1"]).success().stdout(),
+        "The sum of 1.5 and -1 is 0.5.\n"
+    );
     assert_eq!(p.cmd().args(["call", "ev", "echo", "--message", "007"]).success().stdout(), "Echo: 007\n");
     let j = p.cmd().args(["--json-output", "call", "ev", "echo", "--message", "hi"]).success().json();
     assert_eq!(j["status"], "success");
@@ -116,16 +122,23 @@ fn everything_over_streamable_http() {
     }
     let ev = EverythingHttp::start();
     let p = Project::new(&json!({"mcpServers": {"evh": {"url": ev.url, "alwaysAllow": ["get-sum", "echo"]}}}));
-    let via_url = tool_names(&Cmd::new().cwd(&p.root).args(["--json-output", "--url", &ev.url, "tools"]).success().json());
+    let via_url =
+        tool_names(&Cmd::new().cwd(&p.root).args(["--json-output", "--url", &ev.url, "tools"]).success().json());
     let via_cfg = tool_names(&p.cmd().args(["--json-output", "tools", "evh"]).success().json());
     assert!(via_url.contains(&"get-sum".to_string()), "{:?}", via_url);
     assert_eq!(via_url, via_cfg);
-    assert_eq!(Cmd::new().cwd(&p.root).args(["call", "--url", &ev.url, "get-sum", "--a", "2", "--b", "3"]).success().stdout(), "The sum of 2 and 3 is 5.\n");
+    assert_eq!(
+        Cmd::new().cwd(&p.root).args(["call", "--url", &ev.url, "get-sum", "--a", "2", "--b", "3"]).success().stdout(),
+        "The sum of 2 and 3 is 5.\n"
+    );
     assert_eq!(p.cmd().args(["call", "evh", "echo", "--message", "007"]).success().stdout(), "Echo: 007\n");
     let j = p.cmd().args(["--json-output", "status", "evh"]).success().json();
     assert_eq!(j["server"]["status"], "connected");
     assert_eq!(j["server"]["server_info"]["name"], "mcp-servers/everything");
-    let r = Cmd::new().cwd(&p.root).args(["--json-output", "call", "--url", &ev.url, "get-annotated-message", "--messageType", "bogus"]).status(1);
+    let r = Cmd::new()
+        .cwd(&p.root)
+        .args(["--json-output", "call", "--url", &ev.url, "get-annotated-message", "--messageType", "bogus"])
+        .status(1);
     assert_eq!(r.json()["result"]["isError"], true);
 }
 

@@ -69,7 +69,9 @@ fn inspector(url: &str, home: &std::path::Path, token: Option<&str>, args: &[&st
 
 fn names(v: &Value) -> Vec<String> {
     let list = if v.is_array() { v } else { &v["tools"] };
-    list.as_array().unwrap_or_else(|| panic!("no tool list in {}", v)).iter()
+    list.as_array()
+        .unwrap_or_else(|| panic!("no tool list in {}", v))
+        .iter()
         .map(|t| t.as_str().or_else(|| t["name"].as_str()).unwrap().to_string())
         .collect()
 }

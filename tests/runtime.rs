@@ -70,10 +70,7 @@ fn run(program: &Path, args: &[&str]) -> String {
 fn leftovers(root: &Path) -> Vec<String> {
     std::fs::read_dir(root.join("uv"))
         .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.'))
-                .collect()
+            rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.')).collect()
         })
         .unwrap_or_default()
 }
@@ -144,7 +141,9 @@ fn connection_refused_says_offline_and_how_to_recover() {
     assert_eq!(e.status, Status::Failure);
     assert!(e.message.contains("refused") || e.message.contains("cannot connect"), "{e}");
     let hint = e.hint.clone().unwrap();
-    for needle in ["check the network", "MCPCTL_UV_DOWNLOAD_URL", "mcpctl runtime install --yes", "copy its runtime root"] {
+    for needle in
+        ["check the network", "MCPCTL_UV_DOWNLOAD_URL", "mcpctl runtime install --yes", "copy its runtime root"]
+    {
         assert!(hint.contains(needle), "hint lacks `{needle}`: {hint}");
     }
     assert!(leftovers(&settings.root).is_empty());
@@ -384,7 +383,13 @@ fn install_runtime_prefetches_servers_and_status_reports_them() {
         (
             "time".to_string(),
             "uvx".to_string(),
-            vec!["--python".into(), "3.12".into(), "--from".into(), "mcp-server-time==1.0".into(), "mcp-server-time".into()],
+            vec![
+                "--python".into(),
+                "3.12".into(),
+                "--from".into(),
+                "mcp-server-time==1.0".into(),
+                "mcp-server-time".into(),
+            ],
         ),
         ("script".to_string(), "uv".to_string(), vec!["run".into(), "server.py".into()]),
     ];
@@ -393,7 +398,8 @@ fn install_runtime_prefetches_servers_and_status_reports_them() {
     assert_eq!(before["version"], VERSION);
     assert_eq!(before["servers"][0]["ready_offline"], false);
 
-    let report = install_runtime(&f.settings, &servers, InstallOptions { yes: true, force: false }, &|_| false).unwrap();
+    let report =
+        install_runtime(&f.settings, &servers, InstallOptions { yes: true, force: false }, &|_| false).unwrap();
     assert_eq!(report["uv"]["installed_now"], true);
     assert_eq!(report["servers"][0]["prefetched"], true);
     assert_eq!(report["servers"][1]["package"], "mcp-server-time==1.0");
@@ -469,14 +475,23 @@ fn refresh_script_generates_the_manifest_and_refuses_bad_data() {
     assert!(text.contains("size: Some(1234)"));
     assert_eq!(text.matches("size: None").count(), 3);
     // The committed manifest is this script's output format.
-    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime/manifest.rs")).unwrap();
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime/manifest.rs")).unwrap();
     assert_eq!(committed.lines().take(20).collect::<Vec<_>>(), text.lines().take(20).collect::<Vec<_>>());
 
     let bad_cases: Vec<(&str, String, &str)> = vec![
         ("uv-aarch64-apple-darwin.tar.gz.sha256", String::new(), "missing"),
         ("uv-x86_64-apple-darwin.tar.gz.sha256", "xyz  uv-x86_64-apple-darwin.tar.gz\n".into(), "not a sha256"),
-        ("uv-x86_64-apple-darwin.tar.gz.sha256", format!("{}  uv-x86_64-apple-darwin.tar.gz\n", &digest(0)[..60]), "not a sha256"),
-        ("uv-x86_64-apple-darwin.tar.gz.sha256", format!("{}0  uv-x86_64-apple-darwin.tar.gz\n", digest(0)), "not a sha256"),
+        (
+            "uv-x86_64-apple-darwin.tar.gz.sha256",
+            format!("{}  uv-x86_64-apple-darwin.tar.gz\n", &digest(0)[..60]),
+            "not a sha256",
+        ),
+        (
+            "uv-x86_64-apple-darwin.tar.gz.sha256",
+            format!("{}0  uv-x86_64-apple-darwin.tar.gz\n", digest(0)),
+            "not a sha256",
+        ),
         ("uv-x86_64-apple-darwin.tar.gz.sha256", format!("{}  uv-other.tar.gz\n", digest(0)), "expected"),
     ];
     for (path, body, why) in bad_cases {

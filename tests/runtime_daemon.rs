@@ -181,12 +181,16 @@ fn real_uv_runs_mcp_server_time() {
         let st = std::process::Command::new("sh")
             .arg(repo().join("tests/support/make-uv-mirror.sh"))
             .arg(&mirror)
-            .env("PATH", format!("{}:{}", venv_python().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default()))
+            .env(
+                "PATH",
+                format!("{}:{}", venv_python().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default()),
+            )
             .status()
             .unwrap();
         assert!(st.success(), "make-uv-mirror.sh failed");
     }
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(mirror.join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(mirror.join("manifest.json")).unwrap()).unwrap();
     let file = manifest["file"].as_str().unwrap().to_string();
     let server = Server::start();
     server.put(&format!("/{}", file), 200, std::fs::read(mirror.join(&file)).unwrap());
@@ -219,7 +223,8 @@ fn real_uv_runs_mcp_server_time() {
     // Under the gateway: the same server, reached by the CLI through the daemon.
     let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let _d = Daemon::start_env(&p, &[], &envs);
-    let mut c = p.cmd().args(["--json-output", "--verbose", "call", "time", "get_current_time", "--timezone", "Europe/Paris"]);
+    let mut c =
+        p.cmd().args(["--json-output", "--verbose", "call", "time", "get_current_time", "--timezone", "Europe/Paris"]);
     for (k, v) in &envs {
         c = c.env(k, v);
     }

@@ -20,7 +20,9 @@ type Outcome = std::result::Result<Report, Failure>;
 fn options(o: &StartOpts) -> Result<Options> {
     let (token, mode) = match (&o.token, std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())) {
         (Some(t), _) => (Some(t.clone()), "flag"),
-        (None, Some(t)) => (Some(t), std::env::var("MCPCTL_TOKEN_MODE").ok().filter(|m| m == "flag").map(|_| "flag").unwrap_or("env")),
+        (None, Some(t)) => {
+            (Some(t), std::env::var("MCPCTL_TOKEN_MODE").ok().filter(|m| m == "flag").map(|_| "flag").unwrap_or("env"))
+        }
         (None, None) => (None, "none"),
     };
     let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
@@ -122,7 +124,12 @@ pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
                 }
             }
             let lines = new_log_lines(&log, log_start);
-            let last = lines.iter().rev().find(|l| l.contains("error") || l.contains("✗")).cloned().or_else(|| lines.last().cloned());
+            let last = lines
+                .iter()
+                .rev()
+                .find(|l| l.contains("error") || l.contains("✗"))
+                .cloned()
+                .or_else(|| lines.last().cloned());
             return Err(Error::failure(format!(
                 "the daemon exited during start ({}): {}",
                 crate::transport::stdio::describe(status),
@@ -150,9 +157,14 @@ fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
 }
 
 fn already_running(s: &State, opts: &Options) -> Outcome {
-    let same = daemon::connect_host(&s.host) == daemon::connect_host(&opts.host) && s.port == opts.port && s.token_mode == opts.token_mode;
+    let same = daemon::connect_host(&s.host) == daemon::connect_host(&opts.host)
+        && s.port == opts.port
+        && s.token_mode == opts.token_mode;
     if same {
-        let mut r = Report::new(Status::Success, format!("mcpctl daemon is already running at {}/mcp (pid {})", daemon::base_url(s), s.pid));
+        let mut r = Report::new(
+            Status::Success,
+            format!("mcpctl daemon is already running at {}/mcp (pid {})", daemon::base_url(s), s.pid),
+        );
         r.fields.insert("daemon".into(), state_json(s, "running"));
         Ok(r)
     } else {
@@ -166,7 +178,8 @@ fn already_running(s: &State, opts: &Options) -> Outcome {
 }
 
 fn started_report(s: &State, cfg: &crate::config::Config, verb: &str) -> Report {
-    let mut r = Report::new(Status::Success, format!("{} mcpctl daemon at {}/mcp (pid {})", verb, daemon::base_url(s), s.pid));
+    let mut r =
+        Report::new(Status::Success, format!("{} mcpctl daemon at {}/mcp (pid {})", verb, daemon::base_url(s), s.pid));
     r.fields.insert("daemon".into(), state_json(s, "running"));
     r.fields.insert("url".into(), json!(format!("{}/mcp", daemon::base_url(s))));
     let mut body = String::new();
@@ -267,10 +280,13 @@ pub fn stop(ctx: &Ctx) -> Outcome {
     let cfg = ctx.load_config()?;
     let root = cfg.project_root;
     let s = match daemon::find(&root) {
-        Found::None => return Ok(Report::new(Status::Success, "mcpctl daemon is not running").field("was_running", json!(false))),
+        Found::None => {
+            return Ok(Report::new(Status::Success, "mcpctl daemon is not running").field("was_running", json!(false)))
+        }
         Found::Stale(_) => {
             daemon::remove_state(&root);
-            return Ok(Report::new(Status::Success, "mcpctl daemon is not running (removed a stale state file)").field("was_running", json!(false)));
+            return Ok(Report::new(Status::Success, "mcpctl daemon is not running (removed a stale state file)")
+                .field("was_running", json!(false)));
         }
         Found::Running(s) => s,
     };
@@ -338,7 +354,9 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(_) => {
-            return Err(Error::failure(format!("no daemon log at {}", path.display())).hint("start the daemon with `mcpctl start`").into())
+            return Err(Error::failure(format!("no daemon log at {}", path.display()))
+                .hint("start the daemon with `mcpctl start`")
+                .into())
         }
     };
     let mut buf = Vec::new();

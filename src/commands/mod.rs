@@ -1,6 +1,10 @@
 //! Command dispatch and what every command shares: loading the config, finding a server
 //! by name, opening a session to it (directly, or through the running daemon).
 
+// A command's failure carries its context fields; it is built once per run, so its
+// size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 mod daemon;
 mod runtime;
 mod servers;
@@ -20,7 +24,10 @@ pub struct Ctx {
 }
 
 pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
-    let ctx = Ctx { g: cli.globals, cwd: std::env::current_dir().map_err(|e| Error::failure(format!("cannot read the current folder: {}", e)))? };
+    let ctx = Ctx {
+        g: cli.globals,
+        cwd: std::env::current_dir().map_err(|e| Error::failure(format!("cannot read the current folder: {}", e)))?,
+    };
     match cli.command {
         Command::Help => Ok(Report { raw: Some(crate::cli::HELP.to_string()), ..Report::new(Status::Success, "help") }),
         Command::Version => {
@@ -130,7 +137,8 @@ impl Ctx {
         }
         log::debug!("using the daemon at {}", crate::daemon::base_url(&st));
         let mut via = s.clone();
-        via.transport = crate::config::Transport::Http { url: format!("{}/mcp/{}", crate::daemon::base_url(&st), s.name), headers };
+        via.transport =
+            crate::config::Transport::Http { url: format!("{}/mcp/{}", crate::daemon::base_url(&st), s.name), headers };
         Some(via)
     }
 

@@ -28,7 +28,8 @@ pub fn install(ctx: &Ctx, force: bool) -> Outcome {
     let settings = Settings::from_env()?;
     let servers = uv_servers(ctx);
     let consent = ctx.consent();
-    let report = runtime::install_runtime(&settings, &servers, InstallOptions { yes: ctx.g.yes, force }, &|p| consent(p))?;
+    let report =
+        runtime::install_runtime(&settings, &servers, InstallOptions { yes: ctx.g.yes, force }, &|p| consent(p))?;
     let mut r = Report::new(Status::Success, format!("Managed runtime ready in {}", settings.root.display()));
     if let Value::Object(m) = report {
         let _ = writeln!(r.body, "  uv: {}", m.get("uv").map(|v| v.to_string()).unwrap_or_default());
@@ -46,7 +47,10 @@ pub fn status(ctx: &Ctx) -> Outcome {
     let settings = Settings::from_env()?;
     let servers = uv_servers(ctx);
     let v = runtime::status(&settings, &servers);
-    let mut r = Report::new(Status::Success, format!("Managed uv runtime {} in {}", settings.version(), settings.root.display()));
+    let mut r = Report::new(
+        Status::Success,
+        format!("Managed uv runtime {} in {}", settings.version(), settings.root.display()),
+    );
     if let Value::Object(m) = &v {
         for (k, val) in m {
             r.fields.insert(k.clone(), val.clone());
@@ -56,7 +60,12 @@ pub fn status(ctx: &Ctx) -> Outcome {
         }
         if let Some(Value::Array(list)) = m.get("servers") {
             for s in list {
-                let _ = writeln!(r.body, "  • {}: ready offline: {}", s["name"].as_str().unwrap_or("?"), s["ready_offline"]);
+                let _ = writeln!(
+                    r.body,
+                    "  • {}: ready offline: {}",
+                    s["name"].as_str().unwrap_or("?"),
+                    s["ready_offline"]
+                );
             }
         }
     }

@@ -48,7 +48,8 @@ pub fn list(ctx: &Ctx) -> Outcome {
         if let Some(t) = s["tools_count"].as_u64() {
             let _ = writeln!(body, "    Tools: {}", t);
         }
-        if let (Some(c), Some(r)) = (s.get("calls").and_then(Value::as_u64), s.get("restarts").and_then(Value::as_u64)) {
+        if let (Some(c), Some(r)) = (s.get("calls").and_then(Value::as_u64), s.get("restarts").and_then(Value::as_u64))
+        {
             let _ = writeln!(body, "    Calls: {}, restarts: {}", c, r);
         }
         if let Some(e) = s.get("error").and_then(Value::as_str) {
@@ -117,8 +118,21 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
     let _ = writeln!(body, "    Protocol: {}", session.protocol);
     let caps: Vec<&String> = session.capabilities.as_object().map(|m| m.keys().collect()).unwrap_or_default();
     let _ = writeln!(body, "    Capabilities: {}", caps.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
-    let _ = writeln!(body, "    Command: {} {}", s.target(), info["args"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default());
-    let _ = writeln!(body, "    Tools ({}): {}", tools.len(), tools.iter().filter_map(|t| t["name"].as_str()).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        body,
+        "    Command: {} {}",
+        s.target(),
+        info["args"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        body,
+        "    Tools ({}): {}",
+        tools.len(),
+        tools.iter().filter_map(|t| t["name"].as_str()).collect::<Vec<_>>().join(", ")
+    );
     let mut r = Report::new(Status::Success, format!("Status for server '{}'", s.name)).field("server", info);
     r.body = body;
     Ok(r)
@@ -165,7 +179,11 @@ pub fn tools(ctx: &Ctx, name: &str) -> Outcome {
 /// "path (string, required), encoding (string)"
 fn describe_params(schema: &Value) -> String {
     let Some(props) = schema.get("properties").and_then(Value::as_object) else { return String::new() };
-    let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     props
         .iter()
         .map(|(k, p)| {
@@ -188,14 +206,19 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     let (s, root) = ctx.target(name)?;
     let base = |e: Error| Failure::from(e).with("server", json!(s.name)).with("tool", json!(tool));
     if s.disabled {
-        return Err(base(Error::failure(format!("server `{}` is disabled", s.name)).hint("set \"disabled\": false in the config to use it")));
+        return Err(base(
+            Error::failure(format!("server `{}` is disabled", s.name))
+                .hint("set \"disabled\": false in the config to use it"),
+        ));
     }
     // Approval is settled before anything starts, except the question itself on a terminal.
     let allowed = s.allows(tool);
     let blocked_all = matches!(&s.always_allow, Some(list) if list.is_empty());
     if blocked_all && !ctx.g.dry_run {
-        return Err(base(Error::forbidden(format!("server `{}` blocks every tool (`alwaysAllow` is empty)", s.name))
-            .hint(format!("add \"{}\" (or a pattern like \"*\") to its alwaysAllow list to allow it", tool))));
+        return Err(base(
+            Error::forbidden(format!("server `{}` blocks every tool (`alwaysAllow` is empty)", s.name))
+                .hint(format!("add \"{}\" (or a pattern like \"*\") to its alwaysAllow list to allow it", tool)),
+        ));
     }
     let ask = !allowed && !ctx.g.yes && !ctx.g.dry_run;
     let can_ask = is_tty(0) && is_tty(2);
@@ -204,10 +227,15 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         let allowed_names: Vec<&str> =
             s.always_allow.iter().flatten().map(String::as_str).filter(|p| !p.contains('*')).collect();
         let hint = match crate::cli::closest(tool, &allowed_names) {
-            Some(close) => format!("did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list", close),
+            Some(close) => format!(
+                "did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list",
+                close
+            ),
             None => "pass --yes, or add it to the server's alwaysAllow list".to_string(),
         };
-        return Err(base(Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name)).hint(hint)));
+        return Err(base(
+            Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name)).hint(hint),
+        ));
     }
     let session = ctx.open(&s, &root).map_err(base)?;
     let timeout = ctx.request_timeout(&s);
@@ -217,7 +245,9 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         let close: Vec<&str> = names
             .iter()
             .copied()
-            .filter(|n| crate::cli::edit_distance(n, tool) <= 2.max(tool.len() / 3) || n.contains(tool) || tool.contains(n))
+            .filter(|n| {
+                crate::cli::edit_distance(n, tool) <= 2.max(tool.len() / 3) || n.contains(tool) || tool.contains(n)
+            })
             .take(5)
             .collect();
         let hint = if !close.is_empty() {
@@ -239,7 +269,16 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             .field("tool", json!(tool))
             .field("arguments", Value::Object(arguments.clone()))
             .field("request", json!({"jsonrpc": "2.0", "method": "tools/call", "params": request}))
-            .field("approval", json!(if allowed { "allowed" } else if blocked_all { "blocked" } else { "required" }));
+            .field(
+                "approval",
+                json!(if allowed {
+                    "allowed"
+                } else if blocked_all {
+                    "blocked"
+                } else {
+                    "required"
+                }),
+            );
         r.body = format!(
             "  Server: {}\n  Tool: {}\n  Arguments: {}\n  Approval: {}\n  (nothing was run)\n",
             s.name,
@@ -249,18 +288,20 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         );
         return Ok(r);
     }
-    if ask && !confirm(&format!("Allow tool `{}` on server `{}` to run with {}?", tool, s.name, request["arguments"]))? {
-        return Err(with_args(base(Error::forbidden(format!("tool `{}` on server `{}` was not approved", tool, s.name)))));
+    if ask && !confirm(&format!("Allow tool `{}` on server `{}` to run with {}?", tool, s.name, request["arguments"]))?
+    {
+        return Err(with_args(base(Error::forbidden(format!(
+            "tool `{}` on server `{}` was not approved",
+            tool, s.name
+        )))));
     }
     log::debug!("calling `{}`", tool);
-    let result = session
-        .peer
-        .call("tools/call", Some(request), timeout)
-        .map_err(|e| with_args(base(e)))?;
+    let result = session.peer.call("tools/call", Some(request), timeout).map_err(|e| with_args(base(e)))?;
     let text = render_content(&result);
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        let mut f = with_args(base(Error::failure(format!("tool `{}` on server `{}` returned an error", tool, s.name))))
-            .with("result", result);
+        let mut f =
+            with_args(base(Error::failure(format!("tool `{}` on server `{}` returned an error", tool, s.name))))
+                .with("result", result);
         f.body = text;
         return Err(f);
     }
@@ -294,7 +335,12 @@ pub fn render_content(result: &Value) -> String {
             "resource" => {
                 let r = &c["resource"];
                 let size = r["text"].as_str().map(str::len).or_else(|| r["blob"].as_str().map(base64_len)).unwrap_or(0);
-                parts.push(format!("[resource: {} ({}, {} bytes)]", r["uri"].as_str().unwrap_or("?"), r["mimeType"].as_str().unwrap_or("?"), size));
+                parts.push(format!(
+                    "[resource: {} ({}, {} bytes)]",
+                    r["uri"].as_str().unwrap_or("?"),
+                    r["mimeType"].as_str().unwrap_or("?"),
+                    size
+                ));
             }
             "resource_link" => parts.push(format!("[resource link: {}]", c["uri"].as_str().unwrap_or("?"))),
             other => parts.push(format!("[{} content]", other)),
@@ -319,7 +365,10 @@ fn confirm(question: &str) -> Result<bool> {
     let _ = write!(err, "{} [y/N] ", question);
     let _ = err.flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::failure(format!("cannot read the answer: {}", e)))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::failure(format!("cannot read the answer: {}", e)))?;
     Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 

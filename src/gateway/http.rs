@@ -20,7 +20,9 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 pub fn text(status: u16, body: &str) -> Resp {
-    Response::from_string(body).with_status_code(status).with_header(header("Content-Type", "text/plain; charset=utf-8"))
+    Response::from_string(body)
+        .with_status_code(status)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
 }
 
 fn json_resp(status: u16, body: &Value) -> Resp {
@@ -88,7 +90,10 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
         Some(h) if host_allowed(hub, h) => {}
         Some(h) => {
             log::warn!("refused a request with Host `{}`", h);
-            let _ = req.respond(text(403, "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)"));
+            let _ = req.respond(text(
+                403,
+                "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)",
+            ));
             return;
         }
         None => {
@@ -99,12 +104,16 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
     if let Some(o) = get(&req, "Origin") {
         if !origin_allowed(hub, o) {
             log::warn!("refused a request with Origin `{}`", o);
-            let _ = req.respond(text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"));
+            let _ = req.respond(text(
+                403,
+                "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)",
+            ));
             return;
         }
     }
     if let Some(token) = &hub.opts.token {
-        let given = get(&req, "Authorization").and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+        let given =
+            get(&req, "Authorization").and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
         if !given.map(|g| same_secret(g.trim().as_bytes(), token.as_bytes())).unwrap_or(false) {
             let r = text(401, "mcpctl gateway: a valid bearer token is required")
                 .with_header(header("WWW-Authenticate", "Bearer realm=\"mcpctl\""));
@@ -123,7 +132,8 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
     if let Target::One(name) = &target {
         if hub.upstream(name).is_none() {
             let names: Vec<&str> = hub.upstreams.iter().map(|u| u.name()).collect();
-            let _ = req.respond(text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
+            let _ = req
+                .respond(text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
             return;
         }
     }
@@ -139,17 +149,24 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
 
 fn accepts(req: &Request, mime: &str) -> bool {
     get(req, "Accept")
-        .map(|a| a.split(',').any(|p| {
-            let p = p.split(';').next().unwrap_or("").trim();
-            p.eq_ignore_ascii_case(mime) || p == "*/*"
-        }))
+        .map(|a| {
+            a.split(',').any(|p| {
+                let p = p.split(';').next().unwrap_or("").trim();
+                p.eq_ignore_ascii_case(mime) || p == "*/*"
+            })
+        })
         .unwrap_or(false)
 }
 
 /// The session named by the request, or the error response to send.
 fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>, Resp> {
     let Some(id) = get(req, "Mcp-Session-Id") else {
-        return Err(rpc_error(400, Value::Null, jsonrpc::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"));
+        return Err(rpc_error(
+            400,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        ));
     };
     let s = hub.sessions.lock().unwrap().get(id).cloned();
     match s {
@@ -160,7 +177,11 @@ fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>,
                         400,
                         Value::Null,
                         jsonrpc::INVALID_REQUEST,
-                        &format!("Bad Request: unsupported MCP-Protocol-Version `{}` (supported: {})", v, PROTOCOL_VERSIONS.join(", ")),
+                        &format!(
+                            "Bad Request: unsupported MCP-Protocol-Version `{}` (supported: {})",
+                            v,
+                            PROTOCOL_VERSIONS.join(", ")
+                        ),
                     ));
                 }
             }
@@ -174,7 +195,12 @@ fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>,
 fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
     let ctype = get(&req, "Content-Type").unwrap_or("");
     if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        let _ = req.respond(rpc_error(415, Value::Null, jsonrpc::INVALID_REQUEST, "Unsupported Media Type: Content-Type must be application/json"));
+        let _ = req.respond(rpc_error(
+            415,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
         return;
     }
     if !(accepts(&req, "application/json") && accepts(&req, "text/event-stream")) {
@@ -188,16 +214,27 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
     }
     let limit = hub.opts.max_body;
     if req.body_length().map(|n| n > limit).unwrap_or(false) {
-        let _ = req.respond(rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit)));
+        let _ = req.respond(rpc_error(
+            413,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            &format!("Payload Too Large: the limit is {} bytes", limit),
+        ));
         return;
     }
     let mut body = Vec::new();
     if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() {
-        let _ = req.respond(rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
+        let _ =
+            req.respond(rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
         return;
     }
     if body.len() > limit {
-        let _ = req.respond(rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit)));
+        let _ = req.respond(rpc_error(
+            413,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            &format!("Payload Too Large: the limit is {} bytes", limit),
+        ));
         return;
     }
     let value: Value = match serde_json::from_slice(&body) {
@@ -208,7 +245,12 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
         }
     };
     if value.is_array() {
-        let _ = req.respond(rpc_error(400, Value::Null, jsonrpc::INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported"));
+        let _ = req.respond(rpc_error(
+            400,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Invalid Request: JSON-RPC batches are not supported",
+        ));
         return;
     }
     let id = value.get("id").cloned().unwrap_or(Value::Null);
@@ -272,7 +314,11 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
                 None => (gateway_info(), full_capabilities(), None),
             }
         }
-        Target::All => (gateway_info(), full_capabilities(), Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string())),
+        Target::All => (
+            gateway_info(),
+            full_capabilities(),
+            Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string()),
+        ),
     };
     let sid = new_session_id();
     let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()));
@@ -342,7 +388,11 @@ fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
 /// that belongs to this request (progress, log, sampling, elicitation) comes first.
 fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, method: &str, params: Option<Value>) {
     let started = std::time::Instant::now();
-    let tool = if method == "tools/call" { params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string) } else { None };
+    let tool = if method == "tools/call" {
+        params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
+    } else {
+        None
+    };
     let (uid, rx) = match u.forward(session, method, params) {
         Ok(x) => x,
         Err(e) if method == "tools/call" && u.needs_runtime() => {
@@ -352,7 +402,8 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
             return;
         }
         Err(e) => {
-            let _ = req.respond(json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
+            let _ =
+                req.respond(json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
             return;
         }
     };
@@ -533,7 +584,9 @@ fn aggregated(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, m
             let r = merge_list(hub, session, "resources/list", "resources", false);
             answer(req, r)
         }
-        "resources/templates/list" => answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false)),
+        "resources/templates/list" => {
+            answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false))
+        }
         "prompts/get" => {
             let mut params = params.unwrap_or(json!({}));
             let name = params["name"].as_str().unwrap_or("").to_string();
@@ -595,7 +648,13 @@ fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>,
 }
 
 /// Call a list method on every ready server and merge the items (names prefixed if asked).
-fn merge_list(hub: &Arc<Hub>, session: &Arc<Session>, method: &str, key: &str, prefix: bool) -> Result<Value, (i64, String)> {
+fn merge_list(
+    hub: &Arc<Hub>,
+    session: &Arc<Session>,
+    method: &str,
+    key: &str,
+    prefix: bool,
+) -> Result<Value, (i64, String)> {
     let mut items = Vec::new();
     for shared in &hub.upstreams {
         let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
@@ -640,7 +699,8 @@ fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Ups
         if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
             continue;
         }
-        let templates = crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg.timeout).unwrap_or_default();
+        let templates = crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg.timeout)
+            .unwrap_or_default();
         let fits = templates.iter().any(|t| {
             let tpl = t["uriTemplate"].as_str().unwrap_or("");
             let head = tpl.split('{').next().unwrap_or("");

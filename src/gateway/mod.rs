@@ -231,7 +231,12 @@ pub fn unix(t: SystemTime) -> u64 {
 
 /// Bind, start every server in the background, call `on_ready` with the bound address,
 /// and serve until SIGINT/SIGTERM. Then stop accepting, end sessions and stop children.
-pub fn serve(cfg: &Config, opts: Options, lazy: &dyn Fn(&crate::config::ServerConfig) -> bool, on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>) -> Result<()> {
+pub fn serve(
+    cfg: &Config,
+    opts: Options,
+    lazy: &dyn Fn(&crate::config::ServerConfig) -> bool,
+    on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>,
+) -> Result<()> {
     let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             Error::failure(format!("port {} on {} is already in use", opts.port, opts.host))
@@ -286,12 +291,7 @@ pub fn serve(cfg: &Config, opts: Options, lazy: &dyn Fn(&crate::config::ServerCo
     for id in ids {
         hub.remove_session(&id);
     }
-    let stoppers: Vec<_> = hub
-        .upstreams
-        .iter()
-        .cloned()
-        .map(|u| std::thread::spawn(move || u.stop()))
-        .collect();
+    let stoppers: Vec<_> = hub.upstreams.iter().cloned().map(|u| std::thread::spawn(move || u.stop())).collect();
     for s in stoppers {
         let _ = s.join();
     }

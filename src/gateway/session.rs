@@ -102,7 +102,8 @@ impl Session {
 
     /// Remember a server→client request sent to this client under our id `gid`.
     pub fn expect_reply(&self, peer: &Arc<Peer>, child_id: Value) -> String {
-        let gid = format!("mcpctl-{}-{}", &self.id[..8.min(self.id.len())], self.next_gid.fetch_add(1, Ordering::Relaxed));
+        let gid =
+            format!("mcpctl-{}-{}", &self.id[..8.min(self.id.len())], self.next_gid.fetch_add(1, Ordering::Relaxed));
         self.client_replies.lock().unwrap().insert(gid.clone(), (Arc::downgrade(peer), child_id));
         gid
     }

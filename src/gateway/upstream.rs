@@ -108,7 +108,14 @@ impl Upstream {
         Arc::new(Upstream {
             cfg,
             root,
-            inner: Mutex::new(Inner { state, session: None, info: None, tools: None, last_error: None, stderr: Vec::new() }),
+            inner: Mutex::new(Inner {
+                state,
+                session: None,
+                info: None,
+                tools: None,
+                last_error: None,
+                stderr: Vec::new(),
+            }),
             changed: Condvar::new(),
             calls: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
@@ -125,7 +132,9 @@ impl Upstream {
     /// Whether this server runs on the managed uv runtime.
     pub fn needs_runtime(&self) -> bool {
         match &self.cfg.transport {
-            crate::config::Transport::Stdio { command, .. } => crate::runtime::uses_runtime(command, self.cfg.runtime.as_deref()),
+            crate::config::Transport::Stdio { command, .. } => {
+                crate::runtime::uses_runtime(command, self.cfg.runtime.as_deref())
+            }
             _ => false,
         }
     }
@@ -339,7 +348,8 @@ impl Upstream {
                 }
                 State::Stopped => return Err(Error::failure(format!("server `{}` is stopped", self.cfg.name))),
                 State::WaitingForRuntime if self.runtime_failures.load(Ordering::SeqCst) > failures => {
-                    let why = i.last_error.clone().unwrap_or_else(|| "the managed runtime could not be installed".into());
+                    let why =
+                        i.last_error.clone().unwrap_or_else(|| "the managed runtime could not be installed".into());
                     return Err(Error::failure(why));
                 }
                 State::Starting | State::WaitingForRuntime => {}
@@ -354,7 +364,12 @@ impl Upstream {
 
     /// Send a client's request upstream. Its answer and related messages arrive on the
     /// returned channel; the upstream id is for cancellation.
-    pub fn forward(self: &Arc<Self>, session: &Arc<Session>, method: &str, mut params: Option<Value>) -> Result<(u64, Receiver<Event>)> {
+    pub fn forward(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        method: &str,
+        mut params: Option<Value>,
+    ) -> Result<(u64, Receiver<Event>)> {
         let peer = self.peer(self.cfg.timeout)?;
         let (tx, rx) = channel();
         let mut our_token = None;
@@ -370,7 +385,10 @@ impl Upstream {
         // Record the flight before sending: the child may ask the client something
         // (sampling, elicitation, roots) before `start_with` even returns.
         let fno = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.flights.lock().unwrap().insert(fno, Flight { session: Arc::downgrade(session), tx: tx.clone(), uid: AtomicU64::new(0) });
+        self.flights
+            .lock()
+            .unwrap()
+            .insert(fno, Flight { session: Arc::downgrade(session), tx: tx.clone(), uid: AtomicU64::new(0) });
         let token = our_token.clone();
         let me = Arc::downgrade(self);
         let done_tx = tx;

@@ -111,8 +111,9 @@ pub fn ensure_uv(settings: &Settings, force: bool, consent: &dyn Fn(&InstallPlan
     put_in_place(&staging, &settings.uv_dir())?;
     drop(temps);
 
-    let mut uv = installed(settings)
-        .ok_or_else(|| Error::failure(format!("internal error: uv vanished from {} after installing", settings.uv_dir().display())))?;
+    let mut uv = installed(settings).ok_or_else(|| {
+        Error::failure(format!("internal error: uv vanished from {} after installing", settings.uv_dir().display()))
+    })?;
     uv.installed_now = true;
     log::info!("installed uv {} into {}", uv.version, uv.dir.display());
     Ok(uv)
@@ -221,8 +222,12 @@ impl RootLock {
                 told = true;
             }
             if start.elapsed() > LOCK_WAIT {
-                return Err(Error::timeout(format!("another mcpctl held {} for over {} s", path.display(), LOCK_WAIT.as_secs()))
-                    .hint("check for a stuck `mcpctl runtime install`, then try again"));
+                return Err(Error::timeout(format!(
+                    "another mcpctl held {} for over {} s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                ))
+                .hint("check for a stuck `mcpctl runtime install`, then try again"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -263,14 +268,18 @@ fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> 
         .map_err(|e| io_failure(&format!("cannot create {}", dest.display()), e))?;
 
     let (mut reader, total): (Box<dyn Read>, Option<u64>) = if let Some(path) = url.strip_prefix("file://") {
-        let f = File::open(path).map_err(|e| Error::failure(format!("cannot read uv {} from {url}: {e}", pin.version)).hint(hint.clone()))?;
+        let f = File::open(path).map_err(|e| {
+            Error::failure(format!("cannot read uv {} from {url}: {e}", pin.version)).hint(hint.clone())
+        })?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     } else {
         let resp = agent().get(url).call().map_err(|e| request_error(url, &pin.version, e, &hint))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(Error::failure(format!("downloading uv {} from {url} failed: HTTP {status}", pin.version)).hint(hint));
+            return Err(
+                Error::failure(format!("downloading uv {} from {url} failed: HTTP {status}", pin.version)).hint(hint)
+            );
         }
         let len = resp.body().content_length();
         (Box::new(resp.into_body().into_reader()), len)
@@ -287,7 +296,12 @@ fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> 
             Err(e) => {
                 progress.finish();
                 let msg = format!("downloading uv {} from {url} broke off: {e}", pin.version);
-                return Err(if e.kind() == io::ErrorKind::TimedOut { Error::timeout(msg) } else { Error::failure(msg) }.hint(hint));
+                return Err(if e.kind() == io::ErrorKind::TimedOut {
+                    Error::timeout(msg)
+                } else {
+                    Error::failure(msg)
+                }
+                .hint(hint));
             }
         };
         hasher.update(&buf[..n]);
@@ -338,7 +352,9 @@ fn request_error(url: &str, version: &str, e: ureq::Error, hint: &str) -> Error 
         ureq::Error::Timeout(t) => {
             return Error::timeout(format!("cannot download uv {version} from {url}: timed out ({t})")).hint(hint)
         }
-        ureq::Error::Tls(why) => format!("cannot download uv {version} from {url}: TLS failed ({why}; a proxy in the way?)"),
+        ureq::Error::Tls(why) => {
+            format!("cannot download uv {version} from {url}: TLS failed ({why}; a proxy in the way?)")
+        }
         other => format!("cannot download uv {version} from {url}: {other}"),
     };
     Error::failure(msg).hint(hint)
@@ -347,9 +363,15 @@ fn request_error(url: &str, version: &str, e: ureq::Error, hint: &str) -> Error 
 /// The resolver's failure, which std reports as an uncategorized I/O error.
 fn is_dns_failure(e: &io::Error) -> bool {
     let text = e.to_string().to_ascii_lowercase();
-    ["lookup address", "name or service not known", "nodename nor servname", "temporary failure in name resolution", "no address associated"]
-        .iter()
-        .any(|n| text.contains(n))
+    [
+        "lookup address",
+        "name or service not known",
+        "nodename nor servname",
+        "temporary failure in name resolution",
+        "no address associated",
+    ]
+    .iter()
+    .any(|n| text.contains(n))
 }
 
 fn hex(bytes: &[u8]) -> String {

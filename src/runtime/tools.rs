@@ -29,22 +29,83 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// uvx options that take a value (as `--opt VALUE` or `--opt=VALUE`).
 const VALUE_OPTS: &[&str] = &[
-    "--from", "-w", "--with", "--with-editable", "--with-requirements", "-p", "--python", "--index",
-    "--default-index", "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--index-strategy",
-    "--keyring-provider", "--resolution", "--prerelease", "--fork-strategy", "--exclude-newer",
-    "--exclude-newer-package", "--link-mode", "-C", "--config-setting", "--config-settings-package",
-    "--no-build-isolation-package", "-P", "--upgrade-package", "--reinstall-package", "--refresh-package",
-    "--no-build-package", "--no-binary-package", "--env-file", "--directory", "--project", "--config-file",
-    "--cache-dir", "--color", "--python-platform", "--allow-insecure-host", "--torch-backend", "-c",
-    "--constraints", "--overrides", "-b", "--build-constraints", "--python-preference", "--lfs",
+    "--from",
+    "-w",
+    "--with",
+    "--with-editable",
+    "--with-requirements",
+    "-p",
+    "--python",
+    "--index",
+    "--default-index",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--index-strategy",
+    "--keyring-provider",
+    "--resolution",
+    "--prerelease",
+    "--fork-strategy",
+    "--exclude-newer",
+    "--exclude-newer-package",
+    "--link-mode",
+    "-C",
+    "--config-setting",
+    "--config-settings-package",
+    "--no-build-isolation-package",
+    "-P",
+    "--upgrade-package",
+    "--reinstall-package",
+    "--refresh-package",
+    "--no-build-package",
+    "--no-binary-package",
+    "--env-file",
+    "--directory",
+    "--project",
+    "--config-file",
+    "--cache-dir",
+    "--color",
+    "--python-platform",
+    "--allow-insecure-host",
+    "--torch-backend",
+    "-c",
+    "--constraints",
+    "--overrides",
+    "-b",
+    "--build-constraints",
+    "--python-preference",
+    "--lfs",
 ];
 
 /// Of those, the ones that change what gets installed, passed on to `uv tool install`.
 const FORWARDED_VALUE_OPTS: &[&str] = &[
-    "-w", "--with", "--with-editable", "--with-requirements", "-p", "--python", "--index", "--default-index",
-    "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--index-strategy", "--resolution",
-    "--prerelease", "--exclude-newer", "-C", "--config-setting", "-c", "--constraints", "--overrides", "-b",
-    "--build-constraints", "--torch-backend",
+    "-w",
+    "--with",
+    "--with-editable",
+    "--with-requirements",
+    "-p",
+    "--python",
+    "--index",
+    "--default-index",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--index-strategy",
+    "--resolution",
+    "--prerelease",
+    "--exclude-newer",
+    "-C",
+    "--config-setting",
+    "-c",
+    "--constraints",
+    "--overrides",
+    "-b",
+    "--build-constraints",
+    "--torch-backend",
 ];
 
 /// Flags passed on to `uv tool install`.
@@ -241,9 +302,13 @@ pub fn install_runtime(
         }
     }
     if !failed.is_empty() {
-        return Err(Error::failure(format!("fetching the packages of {} of {} uv servers failed", failed.len(), requests.len()))
-            .hint("check the network and the servers' args, then run `mcpctl runtime install` again")
-            .details(failed));
+        return Err(Error::failure(format!(
+            "fetching the packages of {} of {} uv servers failed",
+            failed.len(),
+            requests.len()
+        ))
+        .hint("check the network and the servers' args, then run `mcpctl runtime install` again")
+        .details(failed));
     }
     let mut report = settings_json(settings);
     report["uv"] = json!({"path": uv.uv, "installed_now": uv.installed_now});
@@ -295,8 +360,11 @@ fn run_uv(settings: &Settings, uv: &Uv, args: &[&str]) -> Result<()> {
         Ok(())
     } else {
         let last = tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
-        Err(Error::failure(format!("`{what}` failed ({status}){}", if last.is_empty() { String::new() } else { format!(": {last}") }))
-            .details(tail))
+        Err(Error::failure(format!(
+            "`{what}` failed ({status}){}",
+            if last.is_empty() { String::new() } else { format!(": {last}") }
+        ))
+        .details(tail))
     }
 }
 

@@ -86,12 +86,7 @@ impl Inner {
         if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
             *self.session.lock().unwrap() = Some(s.to_string());
         }
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         match status {
             202 => Ok(Posted::Accepted),
             404 if session.is_some() => Ok(Posted::Gone),
@@ -132,7 +127,9 @@ impl Inner {
 
     fn net_error(&self, e: ureq::Error) -> Error {
         let what = match &e {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_string()
+            }
             ureq::Error::HostNotFound => "host not found".to_string(),
             ureq::Error::Timeout(t) => format!("timed out ({})", t),
             other => other.to_string(),
@@ -148,8 +145,9 @@ impl Inner {
         match posted {
             Posted::Accepted | Posted::Gone => Ok(false),
             Posted::Json(text) => {
-                let v: Value = serde_json::from_str(&text)
-                    .map_err(|_| Error::failure(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text))))?;
+                let v: Value = serde_json::from_str(&text).map_err(|_| {
+                    Error::failure(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text)))
+                })?;
                 let msgs = match v {
                     Value::Array(a) => a,
                     v => vec![v],
@@ -182,7 +180,9 @@ impl Inner {
                             return Ok(true);
                         }
                     }
-                    Err(_) => log::warn!("server `{}` sent an SSE event that is not JSON: {}", self.name, snippet(&ev.data)),
+                    Err(_) => {
+                        log::warn!("server `{}` sent an SSE event that is not JSON: {}", self.name, snippet(&ev.data))
+                    }
                 }
             }
             // The stream ended without our answer.
@@ -196,7 +196,9 @@ impl Inner {
             std::thread::sleep(wait);
             let retry = r.retry;
             let resp = self.get_stream(Some(&last))?;
-            r = sse::Reader::new(BufReader::new(Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()) as Box<dyn Read + Send>));
+            r = sse::Reader::new(BufReader::new(
+                Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()) as Box<dyn Read + Send>,
+            ));
             r.retry = retry;
             r.last_id = Some(last);
         }
@@ -218,7 +220,11 @@ impl Inner {
         }
         let resp = req.call().map_err(|e| self.net_error(e))?;
         if !resp.status().is_success() {
-            return Err(Error::failure(format!("server `{}`: resuming the stream failed with HTTP {}", self.name, resp.status().as_u16())));
+            return Err(Error::failure(format!(
+                "server `{}`: resuming the stream failed with HTTP {}",
+                self.name,
+                resp.status().as_u16()
+            )));
         }
         Ok(resp)
     }
@@ -257,7 +263,8 @@ impl Inner {
         let text = match self.post(&again)? {
             Posted::Json(t) => t,
             Posted::Stream(resp) => {
-                let mut r = sse::Reader::new(BufReader::new(resp.into_body().into_with_config().limit(u64::MAX).reader()));
+                let mut r =
+                    sse::Reader::new(BufReader::new(resp.into_body().into_with_config().limit(u64::MAX).reader()));
                 let mut found = String::new();
                 while let Some(ev) = r.next_event() {
                     if ev.data.contains("mcpctl-reinit") {
@@ -315,10 +322,7 @@ impl Transport for HttpTransport {
                         Ok(_) => format!("server `{}` ended the exchange without answering", inner.name),
                     };
                     if let Some(peer) = inner.peer.upgrade() {
-                        peer.dispatch(Message::Response {
-                            id,
-                            outcome: Err(jsonrpc::unavailable(&why)),
-                        });
+                        peer.dispatch(Message::Response { id, outcome: Err(jsonrpc::unavailable(&why)) });
                     }
                 }
             })

@@ -171,11 +171,19 @@ fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(text).map_err(|e| e.to_string()).and_then(|v| Message::from_value(v).map_err(str::to_string)) {
+        match serde_json::from_str::<Value>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Message::from_value(v).map_err(str::to_string))
+        {
             Ok(msg) => peer.dispatch(msg),
             Err(why) => {
                 garbage += 1;
-                log::warn!("server `{}` printed something that is not JSON-RPC on stdout ({}): {}", t.name, why, clip(text, 120));
+                log::warn!(
+                    "server `{}` printed something that is not JSON-RPC on stdout ({}): {}",
+                    t.name,
+                    why,
+                    clip(text, 120)
+                );
                 t.stderr.push(&format!("[stdout, not JSON-RPC] {}", clip(text, 200)));
             }
         }
@@ -266,7 +274,8 @@ impl Transport for Shared {
     fn shutdown(&self) {
         let t = &self.0;
         drop(t.stdin.lock().unwrap().take());
-        let stages: [(Option<libc::c_int>, u64); 3] = [(None, 2000), (Some(libc::SIGTERM), 2000), (Some(libc::SIGKILL), 2000)];
+        let stages: [(Option<libc::c_int>, u64); 3] =
+            [(None, 2000), (Some(libc::SIGTERM), 2000), (Some(libc::SIGKILL), 2000)];
         for (sig, wait_ms) in stages {
             if let Some(sig) = sig {
                 log::debug!("server `{}`: sending signal {} to pid {}", t.name, sig, t.pid);

@@ -75,7 +75,9 @@ impl Server {
                     std::thread::sleep(wait);
                     let _ = match route {
                         Some(rt) => req.respond(tiny_http::Response::from_data(rt.body).with_status_code(rt.status)),
-                        None => req.respond(tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404)),
+                        None => {
+                            req.respond(tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404))
+                        }
                     };
                 });
             }

@@ -189,7 +189,8 @@ impl Run {
     pub fn json(&self) -> Value {
         let s = self.stdout();
         assert_eq!(s.trim().lines().count(), 1, "expected one JSON line from `{}`\n{}", self.desc, self.dump());
-        serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({}) from `{}`\n{}", e, self.desc, self.dump()))
+        serde_json::from_str(s.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({}) from `{}`\n{}", e, self.desc, self.dump()))
     }
     pub fn dump(&self) -> String {
         format!("status: {:?}\n--- stdout\n{}\n--- stderr\n{}", self.out.status, self.stdout(), self.stderr())
@@ -223,7 +224,8 @@ impl<'a> Daemon<'a> {
 
     pub fn start_env(project: &'a Project, extra: &[&str], env: &[(&str, &str)]) -> Daemon<'a> {
         let port = free_port();
-        let mut c = project.cmd().args(["--json-output", "start", "--port", &port.to_string()]).args(extra.iter().copied());
+        let mut c =
+            project.cmd().args(["--json-output", "start", "--port", &port.to_string()]).args(extra.iter().copied());
         for (k, v) in env {
             c = c.env(k, v);
         }

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Benchmarks, side by side in one run (`make bench`; see docs/benchmarks.md):
+#   1. cold `mcpctl --no-daemon call` vs the floor (a minimal spawn + handshake + call) vs
+#      `mcp-inspector --cli`, interleaved run by run;
+#   2. the gateways: mcpctl, supergateway and mcp-proxy fronting the fixture server,
+#      `tools/call echo` at 1, 16 and 64 sessions: throughput, p50/p99, the server
+#      process's own CPU per call, RSS idle and peak, mismatches;
+#   3. warm `mcpctl call` through the running daemon.
+# Usage: scripts/bench.sh BINDIR   (BINDIR holds mcpctl, mcpctl-fixture-server, mcpctl-loadgen)
+# Knobs: BENCH_DURATION (s per load configuration, default 3), BENCH_RUNS (cold/warm runs,
+# default 30), BENCH_INSPECTOR_RUNS (default 7), BENCH_SESSIONS (default "1 16 64"),
+# BENCH_OUT (raw JSON lines; default BINDIR/bench-results.jsonl).
+# Only 127.0.0.1; every process started here is stopped by its pid.
+set -euo pipefail
+
+bin="$(cd "${1:?usage: scripts/bench.sh BINDIR}" && pwd)"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+duration="${BENCH_DURATION:-3}"
+runs="${BENCH_RUNS:-30}"
+inspector_runs="${BENCH_INSPECTOR_RUNS:-7}"
+sessions_list="${BENCH_SESSIONS:-1 16 64}"
+out="${BENCH_OUT:-$bin/bench-results.jsonl}"
+m="$bin/mcpctl" fx="$bin/mcpctl-fixture-server" lg="$bin/mcpctl-loadgen"
+export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
+sgw="$(command -v supergateway || true)"
+mproxy="$root/.deps/venv/bin/mcp-proxy"
+inspector="$(command -v mcp-inspector || true)"
+for f in "$m" "$fx" "$lg"; do
+  [ -x "$f" ] || { echo "bench: $f is missing (cargo build --release --bins)" >&2; exit 1; }
+done
+[ -n "$sgw" ] && [ -x "$mproxy" ] && [ -n "$inspector" ] ||
+  { echo "bench: supergateway, mcp-proxy or mcp-inspector missing (make bench-deps)" >&2; exit 1; }
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-bench.XXXXXX")"
+project="$work/project"
+mkdir -p "$project/.mcpctl" "$work/home"
+printf '{"mcpServers": {"fx": {"command": "%s", "alwaysAllow": ["echo"]}}}\n' "$fx" \
+  >"$project/.mcpctl/config.json"
+: >"$out"
+
+started_pids=()
+daemon_pid=""
+cleanup() {
+  if [ -n "$daemon_pid" ]; then
+    (cd "$project" && "$m" stop >/dev/null 2>&1) || true
+    kill -0 "$daemon_pid" 2>/dev/null && kill "$daemon_pid" 2>/dev/null || true
+  fi
+  for p in "${started_pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${started_pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() { # port, pid
+  for _ in $(seq 300); do
+    kill -0 "$2" 2>/dev/null || { echo "bench: pid $2 exited before listening on $1" >&2; return 1; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench: nothing listens on $1" >&2
+  return 1
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+note() { printf '%s\n' "$*" >&2; }
+
+note "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); results in $out"
+
+# --- 1. cold calls, interleaved -----------------------------------------------------
+note "bench: cold calls ($runs runs each, inspector $inspector_runs)"
+(cd "$project" && "$lg" time --warmup 2 -- \
+  floor "$runs" floor "$lg" floor "$fx" :: \
+  floor_list "$runs" floor "$lg" floor --list "$fx" :: \
+  mcpctl_cold "$runs" hi "$m" --no-daemon call fx echo --text hi :: \
+  inspector "$inspector_runs" '"hi"' env HOME="$work/home" "$inspector" --cli "$fx" \
+    --method tools/call --tool-name echo --tool-arg text=hi) | tee -a "$out" >&2
+
+# --- 2. gateways ----------------------------------------------------------------------
+p_m="$(free_port)"
+(cd "$project" && "$m" start --port "$p_m" >/dev/null)
+daemon_pid="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$project/.mcpctl/daemon.json")"
+wait_port "$p_m" "$daemon_pid"
+sleep 1
+idle_m="$(rss_kb "$daemon_pid")"
+
+p_s="$(free_port)"
+"$sgw" --stdio "$fx" --outputTransport streamableHttp --stateful --port "$p_s" --logLevel none \
+  >"$work/supergateway.log" 2>&1 &
+pid_s=$!
+started_pids+=("$pid_s")
+p_p="$(free_port)"
+"$mproxy" --host 127.0.0.1 --port "$p_p" --log-level WARNING -- "$fx" >"$work/mcp-proxy.log" 2>&1 &
+pid_p=$!
+started_pids+=("$pid_p")
+wait_port "$p_s" "$pid_s"
+wait_port "$p_p" "$pid_p"
+sleep 1
+idle_s="$(rss_kb "$pid_s")"
+idle_p="$(rss_kb "$pid_p")"
+# Measure the server process itself, not a wrapper: its executable must be node / python.
+exe_s="$(basename "$(readlink "/proc/$pid_s/exe")")"
+exe_p="$(basename "$(readlink "/proc/$pid_p/exe")")"
+note "bench: mcpctl daemon pid $daemon_pid, supergateway pid $pid_s ($exe_s), mcp-proxy pid $pid_p ($exe_p)"
+case "$exe_s" in node*) ;; *) note "bench: supergateway pid $pid_s is $exe_s, not node"; exit 1;; esac
+case "$exe_p" in python*) ;; *) note "bench: mcp-proxy pid $pid_p is $exe_p, not python"; exit 1;; esac
+printf '{"name":"idle_rss_kb","mcpctl":%s,"supergateway":%s,"mcp-proxy":%s}\n' \
+  "$idle_m" "$idle_s" "$idle_p" | tee -a "$out" >&2
+
+# Warm shell calls through the daemon (before the load, on a quiet daemon).
+note "bench: warm calls through the daemon ($runs runs)"
+(cd "$project" && "$lg" time --warmup 2 -- mcpctl_warm "$runs" hi "$m" call fx echo --text hi) |
+  tee -a "$out" >&2
+
+for n in $sessions_list; do
+  for gw in mcpctl supergateway mcp-proxy; do
+    case "$gw" in
+      mcpctl) url="http://127.0.0.1:$p_m/mcp/fx" pid="$daemon_pid" ;;
+      supergateway) url="http://127.0.0.1:$p_s/mcp" pid="$pid_s" ;;
+      mcp-proxy) url="http://127.0.0.1:$p_p/mcp" pid="$pid_p" ;;
+    esac
+    note "bench: $gw, $n sessions, ${duration}s"
+    timeout $((duration + 120)) "$lg" run "$url" --sessions "$n" --duration "$duration" --warmup 20 \
+      --pid "$pid" --label "$gw" | tee -a "$out" >&2
+  done
+done
+
+# --- the table --------------------------------------------------------------------------
+python3 - "$out" "$(nproc)" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cold = {r["name"]: r for r in rows if "median_ms" in r}
+idle = next(r for r in rows if r.get("name") == "idle_rss_kb")
+loads = [r for r in rows if "calls_per_s" in r]
+gws = ["mcpctl", "supergateway", "mcp-proxy"]
+
+def f(x, d=2):
+    return "—" if x is None else f"{x:.{d}f}"
+
+print(f"\n### Cold and warm shell calls ({sys.argv[2]} cores; medians of interleaved runs)\n")
+print("| what | runs | median ms | p10–p90 ms | vs floor | failures |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+floor = cold["floor"]["median_ms"]
+labels = {
+    "floor": "floor: spawn fixture + initialize + initialized + tools/call + exit",
+    "floor_list": "floor + tools/list (what `mcpctl call` asks for)",
+    "mcpctl_cold": "`mcpctl --no-daemon call fx echo --text hi`",
+    "inspector": "`mcp-inspector --cli` same call",
+    "mcpctl_warm": "`mcpctl call fx echo --text hi` through the daemon",
+}
+for k in ["floor", "floor_list", "mcpctl_cold", "inspector", "mcpctl_warm"]:
+    r = cold.get(k)
+    if r:
+        print(f"| {labels[k]} | {r['runs']} | {f(r['median_ms'])} | {f(r['p10_ms'])}–{f(r['p90_ms'])} "
+              f"| {r['median_ms'] / floor:.2f}x | {r['failures']} |")
+
+print("\n### Gateway: `tools/call echo` against one fixture command\n")
+print("| sessions | gateway | calls/s | p50 ms | p99 ms | server CPU µs/call | peak RSS MB | calls | mismatches | errors |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+by = {(r["label"], r["sessions"]): r for r in loads}
+for n in sorted({r["sessions"] for r in loads}):
+    for g in gws:
+        r = by.get((g, n))
+        if not r:
+            continue
+        print(f"| {n} | {g} | {r['calls_per_s']:.0f} | {f(r['p50_ms'], 3)} | {f(r['p99_ms'], 3)} "
+              f"| {f(r['server_cpu_us_per_call'], 1)} | {f((r['server_rss_kb_peak'] or 0) / 1024, 1)} "
+              f"| {r['calls']} | {r['mismatches']} | {r['errors']} |")
+
+print("\n### mcpctl against the best peer\n")
+print("| sessions | throughput vs best peer | CPU/call vs best peer (lower is better) | p50 ms |")
+print("| ---: | ---: | ---: | ---: |")
+for n in sorted({r["sessions"] for r in loads}):
+    me = by.get(("mcpctl", n))
+    peers = [by[(g, n)] for g in gws[1:] if (g, n) in by]
+    if not me or not peers:
+        continue
+    best_tp = max(p["calls_per_s"] for p in peers)
+    cpus = [p["server_cpu_us_per_call"] for p in peers if p["server_cpu_us_per_call"]]
+    cpu_ratio = (me["server_cpu_us_per_call"] / min(cpus)) if cpus and me["server_cpu_us_per_call"] else None
+    print(f"| {n} | {me['calls_per_s'] / best_tp:.2f}x | {f(cpu_ratio, 3)} | {f(me['p50_ms'], 3)} |")
+
+print("\n### Memory (VmRSS of the gateway process itself, children excluded)\n")
+print("| gateway | idle MB | peak MB under 64 sessions |")
+print("| --- | ---: | ---: |")
+for g in gws:
+    peak = by.get((g, 64), {}).get("server_rss_kb_peak")
+    print(f"| {g} | {idle[g] / 1024:.1f} | {f(peak / 1024 if peak else None, 1)} |")
+bad = sum(r["mismatches"] for r in loads)
+errs = sum(r["errors"] for r in loads)
+print(f"\nmismatches in all load runs: {bad}; errors: {errs}")
+for r in loads:
+    if r["errors"]:
+        print(f"- {r['label']} @ {r['sessions']}: {r['errors']} errors ({r['init_errors']} sessions failed to "
+              f"initialize; slowest initialize {r['init_max_ms']:.0f} ms): {r['first_error']}")
+PY

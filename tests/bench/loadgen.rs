@@ -1,0 +1,592 @@
+//! `mcpctl-loadgen`: the load generator and timing harness behind `scripts/bench.sh`.
+//!
+//! ```text
+//! mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] [--pid PID] [--label L]
+//! mcpctl-loadgen floor [--list] CMD [ARGS...]
+//! mcpctl-loadgen time [--warmup N] -- NAME RUNS EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...]
+//! ```
+//!
+//! `run`: N sessions (one thread each) speak MCP Streamable HTTP to URL (loopback only).
+//! Each initializes its own session (JSON or SSE answers), sends
+//! `notifications/initialized`, makes `--warmup` calls, then all sessions start together
+//! and loop `tools/call echo {text: "<session>-<i>"}` until `--duration` seconds have
+//! passed or each has made `--calls` calls. Every answer's text must equal what was sent
+//! (else a mismatch). With `--pid`, that process's own CPU time (utime+stime, children
+//! excluded) is read before and after the measured phase, and its VmRSS sampled every
+//! 10 ms during it. Prints one JSON object.
+//!
+//! `floor`: the least a shell call can do: spawn CMD (a stdio MCP server), initialize,
+//! initialized, one `tools/call echo {text: "floor"}`, close stdin, wait for the exit.
+//! Prints the answer's text. `floor --list` also asks `tools/list` first, as `mcpctl
+//! call` does to type the arguments.
+//!
+//! `time`: runs each case's command RUNS times, the cases round-robin so that they see the
+//! same machine (stdin and stderr null, stdout captured), and prints per case one JSON line
+//! with the wall-time median and spread in ms; a run that exits non-zero or whose stdout
+//! does not contain EXPECT counts as a failure.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+const PROTOCOL_VERSION: &str = "2025-06-18";
+const MAX_SESSIONS: usize = 1024;
+const MAX_DURATION: f64 = 120.0;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("floor") => floor(&args[1..]),
+        Some("time") => time(&args[1..]),
+        _ => Err("usage: mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] \
+                  [--pid PID] [--label L] | floor [--list] CMD [ARGS...] | time [--warmup N] -- NAME RUNS \
+                  EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...]"
+            .to_string()),
+    };
+    if let Err(e) = result {
+        eprintln!("mcpctl-loadgen: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: Option<&String>) -> Result<T, String> {
+    v.ok_or_else(|| format!("{flag} needs a value"))?
+        .parse()
+        .map_err(|_| format!("{flag}: not a number"))
+}
+
+// ---------------------------------------------------------------------------
+// /proc readings
+// ---------------------------------------------------------------------------
+
+/// utime + stime of the process itself (all its threads, children excluded), in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(ticks as f64 / hz)
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// run: Streamable HTTP load
+// ---------------------------------------------------------------------------
+
+fn check_loopback(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("the URL must start with http://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        Ok(())
+    } else {
+        Err(format!("refusing a non-loopback host `{host}`"))
+    }
+}
+
+struct Session {
+    agent: ureq::Agent,
+    url: String,
+    sid: Option<String>,
+    version: String,
+    next_id: u64,
+}
+
+enum CallError {
+    Transport(String),
+    Rpc(String),
+}
+
+impl Session {
+    fn new(url: &str) -> Session {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Session { agent, url: url.to_string(), sid: None, version: PROTOCOL_VERSION.into(), next_id: 0 }
+    }
+
+    /// POSTs one message; for a request, returns the JSON-RPC response with its id.
+    fn post(&mut self, body: &Value, expect_answer: bool) -> Result<Option<Value>, CallError> {
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(sid) = &self.sid {
+            req = req.header("Mcp-Session-Id", sid).header("MCP-Protocol-Version", &self.version);
+        }
+        let mut resp = req
+            .send(body.to_string())
+            .map_err(|e| CallError::Transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if self.sid.is_none() {
+            if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                self.sid = Some(s.to_string());
+            }
+        }
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| CallError::Transport(format!("reading the body: {e}")))?;
+        if !(200..300).contains(&status) {
+            return Err(CallError::Transport(format!("HTTP {status}: {}", text.trim())));
+        }
+        if !expect_answer {
+            return Ok(None);
+        }
+        let id = &body["id"];
+        let found = if ctype.starts_with("text/event-stream") {
+            sse_events(&text)
+                .into_iter()
+                .filter_map(|d| serde_json::from_str::<Value>(&d).ok())
+                .find(|m| &m["id"] == id && (m.get("result").is_some() || m.get("error").is_some()))
+        } else {
+            serde_json::from_str::<Value>(&text).ok().filter(|m| &m["id"] == id)
+        };
+        match found {
+            Some(m) if m.get("error").is_some() => Err(CallError::Rpc(m["error"].to_string())),
+            Some(m) => Ok(Some(m)),
+            None => Err(CallError::Transport(format!("no answer with id {id} in: {}", text.trim()))),
+        }
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Result<Value, CallError> {
+        self.next_id += 1;
+        let msg = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        Ok(self.post(&msg, true)?.unwrap_or(Value::Null))
+    }
+
+    fn initialize(&mut self) -> Result<(), CallError> {
+        let step = |what: &'static str| {
+            move |e: CallError| match e {
+                CallError::Transport(s) => CallError::Transport(format!("{what}: {s}")),
+                CallError::Rpc(s) => CallError::Rpc(format!("{what}: {s}")),
+            }
+        };
+        let r = self.request(
+            "initialize",
+            json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                   "clientInfo": {"name": "mcpctl-loadgen", "version": "0.1"}}),
+        )
+        .map_err(step("initialize"))?;
+        if self.sid.is_none() {
+            return Err(CallError::Transport("initialize answered without Mcp-Session-Id".into()));
+        }
+        if let Some(v) = r["result"]["protocolVersion"].as_str() {
+            self.version = v.to_string();
+        }
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        self.post(&note, false).map_err(step("notifications/initialized"))?;
+        Ok(())
+    }
+
+    /// One echo call; `Ok(true)` when the answer's text is what was sent.
+    fn echo(&mut self, text: &str) -> Result<bool, CallError> {
+        let r = self.request("tools/call", json!({"name": "echo", "arguments": {"text": text}}))?;
+        Ok(r["result"]["content"][0]["text"].as_str() == Some(text))
+    }
+
+    fn close(&mut self) {
+        if let Some(sid) = &self.sid {
+            let _ = self.agent.delete(&self.url).header("Mcp-Session-Id", sid).call();
+        }
+    }
+}
+
+/// The data of each SSE event (multi-line data joined with `\n`).
+fn sse_events(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut data: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            out.extend(data.take());
+        } else if let Some(d) = line.strip_prefix("data:") {
+            let d = d.strip_prefix(' ').unwrap_or(d);
+            match &mut data {
+                Some(s) => {
+                    s.push('\n');
+                    s.push_str(d);
+                }
+                None => data = Some(d.to_string()),
+            }
+        }
+    }
+    out.extend(data);
+    out
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_ns: Vec<u64>,
+    mismatches: u64,
+    errors: u64,
+    init_error: bool,
+    /// How long initialize + notifications/initialized took.
+    init_ns: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn error(&mut self, e: CallError) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(match e {
+                CallError::Transport(s) => s,
+                CallError::Rpc(s) => format!("JSON-RPC error {s}"),
+            });
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1e6
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let mut url = None;
+    let (mut sessions, mut duration, mut calls, mut warmup) = (1usize, 3.0f64, u64::MAX, 20u64);
+    let mut pid: Option<u32> = None;
+    let mut label = String::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--sessions" => sessions = num(a, it.next())?,
+            "--duration" => duration = num(a, it.next())?,
+            "--calls" => calls = num(a, it.next())?,
+            "--warmup" => warmup = num(a, it.next())?,
+            "--pid" => pid = Some(num(a, it.next())?),
+            "--label" => label = it.next().cloned().unwrap_or_default(),
+            u if !u.starts_with("--") && url.is_none() => url = Some(u.to_string()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let url = url.ok_or("run needs a URL")?;
+    check_loopback(&url)?;
+    if sessions == 0 || sessions > MAX_SESSIONS {
+        return Err(format!("--sessions must be 1..={MAX_SESSIONS}"));
+    }
+    if !(duration > 0.0 && duration <= MAX_DURATION) {
+        return Err(format!("--duration must be in (0, {MAX_DURATION}] seconds"));
+    }
+
+    let barrier = Arc::new(Barrier::new(sessions + 1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..sessions)
+        .map(|n| {
+            let (url, barrier, stop) = (url.clone(), barrier.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("session-{n}"))
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let mut t = Tally::default();
+                    let mut s = Session::new(&url);
+                    let t0 = Instant::now();
+                    let mut ready = s.initialize();
+                    t.init_ns = t0.elapsed().as_nanos() as u64;
+                    for i in 0..warmup {
+                        if ready.is_err() {
+                            break;
+                        }
+                        let text = format!("{n}-w{i}");
+                        ready = s.echo(&text).and_then(|ok| {
+                            if ok {
+                                Ok(())
+                            } else {
+                                Err(CallError::Transport(format!("warm-up answer mismatch for {text}")))
+                            }
+                        });
+                    }
+                    barrier.wait();
+                    if let Err(e) = ready {
+                        t.init_error = true;
+                        t.error(e);
+                        return t;
+                    }
+                    t.latencies_ns.reserve(100_000);
+                    let mut i = 0u64;
+                    let mut text = String::with_capacity(32);
+                    while i < calls && !stop.load(Ordering::Relaxed) {
+                        text.clear();
+                        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{n}-{i}"));
+                        let t0 = Instant::now();
+                        let r = s.echo(&text);
+                        t.latencies_ns.push(t0.elapsed().as_nanos() as u64);
+                        match r {
+                            Ok(true) => {}
+                            Ok(false) => t.mismatches += 1,
+                            Err(e) => t.error(e),
+                        }
+                        i += 1;
+                    }
+                    s.close();
+                    t
+                })
+                .map_err(|e| format!("cannot start a session thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+
+    barrier.wait();
+    let self_pid = std::process::id();
+    let (cpu0, self0) = (pid.and_then(cpu_seconds), cpu_seconds(self_pid));
+    let rss_before = pid.and_then(rss_kb);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(duration);
+    let mut rss_peak = rss_before.unwrap_or(0);
+    while Instant::now() < deadline && !threads.iter().all(|t| t.is_finished()) {
+        if let Some(kb) = pid.and_then(rss_kb) {
+            rss_peak = rss_peak.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Tally::default();
+    let mut init_errors = 0;
+    let mut init_ns = Vec::with_capacity(sessions);
+    for t in threads {
+        let t = t.join().map_err(|_| "a session thread panicked")?;
+        all.latencies_ns.extend(t.latencies_ns);
+        all.mismatches += t.mismatches;
+        all.errors += t.errors;
+        init_errors += u64::from(t.init_error);
+        init_ns.push(t.init_ns);
+        if all.first_error.is_none() {
+            all.first_error = t.first_error;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (cpu1, self1) = (pid.and_then(cpu_seconds), cpu_seconds(self_pid));
+    let n = all.latencies_ns.len() as u64;
+    init_ns.sort_unstable();
+    all.latencies_ns.sort_unstable();
+    let per_call_us = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if n > 0 => json!(round((b - a) / n as f64 * 1e6, 2)),
+        _ => Value::Null,
+    };
+    let mean = if n > 0 { all.latencies_ns.iter().sum::<u64>() as f64 / n as f64 / 1e6 } else { 0.0 };
+    let out = json!({
+        "label": label,
+        "url": url,
+        "sessions": sessions,
+        "calls": n,
+        "seconds": round(seconds, 3),
+        "calls_per_s": round(n as f64 / seconds, 1),
+        "p50_ms": round(percentile(&all.latencies_ns, 0.50), 4),
+        "p99_ms": round(percentile(&all.latencies_ns, 0.99), 4),
+        "mean_ms": round(mean, 4),
+        "mismatches": all.mismatches,
+        "errors": all.errors,
+        "init_errors": init_errors,
+        "init_p50_ms": round(percentile(&init_ns, 0.5), 3),
+        "init_max_ms": round(init_ns.last().copied().unwrap_or(0) as f64 / 1e6, 3),
+        "first_error": all.first_error,
+        "server_pid": pid,
+        "server_cpu_s": match (cpu0, cpu1) { (Some(a), Some(b)) => json!(round(b - a, 3)), _ => Value::Null },
+        "server_cpu_us_per_call": per_call_us(cpu0, cpu1),
+        "server_rss_kb_before": rss_before,
+        "server_rss_kb_peak": pid.map(|_| rss_peak),
+        "loadgen_cpu_us_per_call": per_call_us(self0, self1),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// floor: the minimal direct stdio call
+// ---------------------------------------------------------------------------
+
+fn floor(args: &[String]) -> Result<(), String> {
+    let (list, args) = match args.first().map(String::as_str) {
+        Some("--list") => (true, &args[1..]),
+        _ => (false, args),
+    };
+    let (cmd, rest) = args.split_first().ok_or("floor needs a command")?;
+    let mut child = Command::new(cmd)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    let mut send = |msg: &str| stdin.write_all(msg.as_bytes()).and_then(|_| stdin.flush());
+    let mut answer = |stdout: &mut BufReader<_>, id: u64| -> Result<Value, String> {
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err("the server closed stdout".into());
+            }
+            let v: Value = serde_json::from_str(&line).map_err(|e| format!("not JSON: {e}"))?;
+            if v["id"] == json!(id) {
+                return Ok(v);
+            }
+        }
+    };
+    let io = |e: std::io::Error| e.to_string();
+    send(concat!(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
+        r#""capabilities":{},"clientInfo":{"name":"floor","version":"0"}}}"#,
+        "\n"
+    ))
+    .map_err(io)?;
+    answer(&mut stdout, 1)?;
+    send(concat!(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, "\n")).map_err(io)?;
+    if list {
+        send(concat!(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#, "\n")).map_err(io)?;
+        answer(&mut stdout, 3)?;
+    }
+    send(concat!(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"floor"}}}"#,
+        "\n"
+    ))
+    .map_err(io)?;
+    let r = answer(&mut stdout, 2)?;
+    drop(send);
+    drop(stdin);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let text = r["result"]["content"][0]["text"].as_str().unwrap_or("").to_string();
+    println!("{text}");
+    if !status.success() {
+        return Err(format!("the server exited with {status}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// time: wall time of commands, interleaved
+// ---------------------------------------------------------------------------
+
+struct Case {
+    name: String,
+    runs: usize,
+    expect: String,
+    cmd: Vec<String>,
+    times: Vec<u64>,
+    failures: u64,
+    first_failure: Option<String>,
+}
+
+/// Runs once: wall time from spawn to exit, and whether it exited 0 printing `expect`.
+fn time_once(c: &Case) -> Result<(u64, Option<String>), String> {
+    let t0 = Instant::now();
+    let mut child = Command::new(&c.cmd[0])
+        .args(&c.cmd[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", c.cmd[0]))?;
+    let mut out = String::new();
+    let _ = child.stdout.take().expect("piped").read_to_string(&mut out);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let dt = t0.elapsed().as_nanos() as u64;
+    let bad = !status.success() || !out.contains(&c.expect);
+    Ok((dt, bad.then(|| format!("{status}: {}", out.trim()))))
+}
+
+/// `time [--warmup W] -- NAME RUNS EXPECT CMD... [:: NAME RUNS EXPECT CMD...]`: the
+/// cases run round-robin (one run of each in turn) so that they see the same machine.
+fn time(args: &[String]) -> Result<(), String> {
+    let mut warmup = 1usize;
+    let mut it = args.iter();
+    let mut rest: Vec<String> = Vec::new();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--warmup" => warmup = num(a, it.next())?,
+            "--" => rest = it.by_ref().cloned().collect(),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let mut cases = Vec::new();
+    for group in rest.split(|a| a == "::") {
+        let [name, runs, expect, cmd @ ..] = group else {
+            return Err("each case is NAME RUNS EXPECT CMD [ARGS...]".into());
+        };
+        let runs: usize = num("RUNS", Some(runs))?;
+        if cmd.is_empty() || runs == 0 || runs > 1000 {
+            return Err(format!("case {name}: RUNS must be 1..=1000 and a command given"));
+        }
+        cases.push(Case {
+            name: name.clone(),
+            runs,
+            expect: expect.clone(),
+            cmd: cmd.to_vec(),
+            times: Vec::with_capacity(runs),
+            failures: 0,
+            first_failure: None,
+        });
+    }
+    if cases.is_empty() {
+        return Err("time needs -- NAME RUNS EXPECT CMD...".into());
+    }
+    for c in &cases {
+        for _ in 0..warmup {
+            time_once(c)?;
+        }
+    }
+    while cases.iter().any(|c| c.times.len() < c.runs) {
+        for c in cases.iter_mut().filter(|c| c.times.len() < c.runs) {
+            let (dt, failure) = time_once(c)?;
+            c.times.push(dt);
+            if let Some(f) = failure {
+                c.failures += 1;
+                c.first_failure.get_or_insert(f);
+            }
+        }
+    }
+    for c in &mut cases {
+        c.times.sort_unstable();
+        let t = &c.times;
+        let out = json!({
+            "name": c.name,
+            "runs": c.runs,
+            "median_ms": round(percentile(t, 0.5), 3),
+            "p10_ms": round(percentile(t, 0.1), 3),
+            "p90_ms": round(percentile(t, 0.9), 3),
+            "min_ms": round(t[0] as f64 / 1e6, 3),
+            "max_ms": round(t[t.len() - 1] as f64 / 1e6, 3),
+            "failures": c.failures,
+            "first_failure": c.first_failure,
+        });
+        println!("{out}");
+    }
+    Ok(())
+}

@@ -142,3 +142,38 @@ fn aggregated_endpoint_routes_resources_prompts_and_long_names() {
     let unknown = c.request("tools/call", json!({"name": "nope__x", "arguments": {}}));
     assert_eq!(unknown["error"]["code"], -32602, "{}", unknown);
 }
+
+/// Bursts of new clients on keep-alive connections are all served promptly (tiny_http's
+/// connection pool can queue a new connection behind threads parked on other clients'
+/// connections; the gateway ends connections regularly so none waits for long).
+#[test]
+fn bursts_of_new_sessions_are_never_starved() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    for round in 0..10 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..16 {
+            let (tx, url) = (tx.clone(), d.url("/mcp/fx"));
+            std::thread::spawn(move || {
+                let c = McpClient::open(url);
+                for k in 0..20 {
+                    let text = format!("r{}-s{}-{}", round, i, k);
+                    let got = c.call("echo", json!({"text": text}));
+                    assert_eq!(got["content"][0]["text"], text.as_str());
+                }
+                let _ = tx.send(i);
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut done = 0;
+        while done < 16 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(_) => done += 1,
+                Err(_) => panic!("round {}: only {} of 16 new sessions were served within 20 s", round, done),
+            }
+        }
+    }
+}

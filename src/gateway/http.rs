@@ -11,24 +11,103 @@ use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Method, Request};
 
-type Resp = Response<std::io::Cursor<Vec<u8>>>;
+/// A whole response, written by [`send`].
+pub struct Resp {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+impl Resp {
+    fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Resp {
+        Resp { status, headers: vec![("Content-Type", content_type.to_string())], body }
+    }
+    fn empty(status: u16) -> Resp {
+        Resp { status, headers: Vec::new(), body: Vec::new() }
+    }
+    fn with_header(mut self, name: &'static str, value: &str) -> Resp {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// Requests served on one connection before we close it.
+const REQUESTS_PER_CONNECTION: u32 = 64;
+
+thread_local! {
+    /// Whether the response being written on this thread ends its connection (set by
+    /// `handle` for the request it is answering; every request is answered on one thread).
+    static CLOSE_AFTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether to end this request's connection after answering. tiny_http's connection pool
+/// can leave a freshly accepted connection queued behind threads that are parked on other
+/// clients' keep-alive connections (its count of waiting threads is stale for a moment
+/// after a wake-up), so under a burst of new clients a request could wait until somebody
+/// else hung up. We therefore end connections regularly: after `initialize` (where bursts
+/// of new clients happen) and after every 64th request, so threads go back to the pool
+/// within milliseconds under load, while the connection reuse that keeps calls cheap stays.
+fn close_after(hub: &Hub, req: &Request) -> bool {
+    let Some(addr) = req.remote_addr().copied() else { return true };
+    let mut conns = hub.connections.lock().unwrap();
+    if conns.len() > 4096 {
+        conns.clear(); // connections that their clients closed first
+    }
+    let n = conns.entry(addr).or_insert(0);
+    *n += 1;
+    if *n >= REQUESTS_PER_CONNECTION {
+        conns.remove(&addr);
+        true
+    } else {
+        false
+    }
+}
+
+/// Write a response in one piece (one write: no Nagle stall between head and body).
+pub fn send(req: Request, r: Resp) {
+    let close = CLOSE_AFTER.with(|c| c.get());
+    let mut out = format!("HTTP/1.1 {} {}\r\nContent-Length: {}\r\n", r.status, reason(r.status), r.body.len());
+    if close {
+        out.push_str("Connection: close\r\n");
+    }
+    for (k, v) in &r.headers {
+        out.push_str(k);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&r.body);
+    let mut w = req.into_writer();
+    let _ = w.write_all(&bytes).and_then(|_| w.flush());
 }
 
 pub fn text(status: u16, body: &str) -> Resp {
-    Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+    Resp::new(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
 }
 
 fn json_resp(status: u16, body: &Value) -> Resp {
-    Response::from_data(body.to_string().into_bytes())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
+    Resp::new(status, "application/json", body.to_string().into_bytes())
 }
 
 fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
@@ -76,13 +155,15 @@ fn origin_allowed(hub: &Hub, origin: &str) -> bool {
 }
 
 pub fn handle(hub: &Arc<Hub>, req: Request) {
+    let close = close_after(hub, &req);
+    CLOSE_AFTER.with(|c| c.set(close));
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if path == "/health" {
         let r = match req.method() {
             Method::Get => json_resp(200, &json!({"status": "ok"})),
-            _ => text(405, "method not allowed").with_header(header("Allow", "GET")),
+            _ => text(405, "method not allowed").with_header("Allow", "GET"),
         };
-        let _ = req.respond(r);
+        send(req, r);
         return;
     }
     // DNS rebinding: the Host must be ours, and a browser's Origin must be allowed.
@@ -90,24 +171,21 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
         Some(h) if host_allowed(hub, h) => {}
         Some(h) => {
             log::warn!("refused a request with Host `{}`", h);
-            let _ = req.respond(text(
-                403,
-                "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)",
-            ));
+            send(req, text(403, "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)"));
             return;
         }
         None => {
-            let _ = req.respond(text(403, "mcpctl gateway: a Host header is required"));
+            send(req, text(403, "mcpctl gateway: a Host header is required"));
             return;
         }
     }
     if let Some(o) = get(&req, "Origin") {
         if !origin_allowed(hub, o) {
             log::warn!("refused a request with Origin `{}`", o);
-            let _ = req.respond(text(
-                403,
-                "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)",
-            ));
+            send(
+                req,
+                text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"),
+            );
             return;
         }
     }
@@ -116,24 +194,23 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
             get(&req, "Authorization").and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
         if !given.map(|g| same_secret(g.trim().as_bytes(), token.as_bytes())).unwrap_or(false) {
             let r = text(401, "mcpctl gateway: a valid bearer token is required")
-                .with_header(header("WWW-Authenticate", "Bearer realm=\"mcpctl\""));
-            let _ = req.respond(r);
+                .with_header("WWW-Authenticate", "Bearer realm=\"mcpctl\"");
+            send(req, r);
             return;
         }
     }
     if path == "/status" {
-        let _ = req.respond(json_resp(200, &hub.status()));
+        send(req, json_resp(200, &hub.status()));
         return;
     }
     let Some(target) = super::target_of(&path) else {
-        let _ = req.respond(text(404, "mcpctl gateway: not found; MCP is served at /mcp and /mcp/<server>"));
+        send(req, text(404, "mcpctl gateway: not found; MCP is served at /mcp and /mcp/<server>"));
         return;
     };
     if let Target::One(name) = &target {
         if hub.upstream(name).is_none() {
             let names: Vec<&str> = hub.upstreams.iter().map(|u| u.name()).collect();
-            let _ = req
-                .respond(text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
+            send(req, text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
             return;
         }
     }
@@ -142,7 +219,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
         Method::Get => get_stream(hub, req, &target),
         Method::Delete => delete(hub, req, &target),
         _ => {
-            let _ = req.respond(text(405, "method not allowed").with_header(header("Allow", "GET, POST, DELETE")));
+            send(req, text(405, "method not allowed").with_header("Allow", "GET, POST, DELETE"));
         }
     }
 }
@@ -195,83 +272,98 @@ fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>,
 fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
     let ctype = get(&req, "Content-Type").unwrap_or("");
     if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        let _ = req.respond(rpc_error(
-            415,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
-            "Unsupported Media Type: Content-Type must be application/json",
-        ));
+        send(
+            req,
+            rpc_error(
+                415,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "Unsupported Media Type: Content-Type must be application/json",
+            ),
+        );
         return;
     }
     if !(accepts(&req, "application/json") && accepts(&req, "text/event-stream")) {
-        let _ = req.respond(rpc_error(
-            406,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
-            "Not Acceptable: Accept must list application/json and text/event-stream",
-        ));
+        send(
+            req,
+            rpc_error(
+                406,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "Not Acceptable: Accept must list application/json and text/event-stream",
+            ),
+        );
         return;
     }
     let limit = hub.opts.max_body;
     if req.body_length().map(|n| n > limit).unwrap_or(false) {
-        let _ = req.respond(rpc_error(
-            413,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
-            &format!("Payload Too Large: the limit is {} bytes", limit),
-        ));
+        send(
+            req,
+            rpc_error(
+                413,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                &format!("Payload Too Large: the limit is {} bytes", limit),
+            ),
+        );
         return;
     }
     let mut body = Vec::new();
     if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() {
-        let _ =
-            req.respond(rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
+        let _ = send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
         return;
     }
     if body.len() > limit {
-        let _ = req.respond(rpc_error(
-            413,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
-            &format!("Payload Too Large: the limit is {} bytes", limit),
-        ));
+        send(
+            req,
+            rpc_error(
+                413,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                &format!("Payload Too Large: the limit is {} bytes", limit),
+            ),
+        );
         return;
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            let _ = req.respond(rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e)));
+            send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e)));
             return;
         }
     };
     if value.is_array() {
-        let _ = req.respond(rpc_error(
-            400,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
-            "Invalid Request: JSON-RPC batches are not supported",
-        ));
+        send(
+            req,
+            rpc_error(
+                400,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are not supported",
+            ),
+        );
         return;
     }
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let msg = match Message::from_value(value) {
         Ok(m) => m,
         Err(why) => {
-            let _ = req.respond(rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
+            send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
             return;
         }
     };
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
+            CLOSE_AFTER.with(|c| c.set(true));
             let r = initialize(hub, &target, id.clone(), params.as_ref());
-            let _ = req.respond(r);
+            send(req, r);
             return;
         }
     }
     let session = match session_of(hub, &req, &target) {
         Ok(s) => s,
         Err(r) => {
-            let _ = req.respond(r);
+            send(req, r);
             return;
         }
     };
@@ -286,13 +378,13 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
                     }
                 }
             }
-            let _ = req.respond(Response::empty(202));
+            send(req, Resp::empty(202));
         }
         Message::Response { id, outcome } => {
             if !session.take_reply(&id, outcome) {
                 log::debug!("session {}…: answer to unknown request {} dropped", &session.id[..8], id);
             }
-            let _ = req.respond(Response::empty(202));
+            send(req, Resp::empty(202));
         }
         Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
     }
@@ -327,7 +419,7 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     if let Some(i) = instructions {
         result["instructions"] = json!(i);
     }
-    json_resp(200, &jsonrpc::response(id, result)).with_header(header("Mcp-Session-Id", &sid))
+    json_resp(200, &jsonrpc::response(id, result)).with_header("Mcp-Session-Id", &sid)
 }
 
 fn gateway_info() -> Value {
@@ -355,7 +447,7 @@ fn new_session_id() -> String {
 
 fn request(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
     if method == "ping" {
-        let _ = req.respond(json_resp(200, &jsonrpc::response(id, json!({}))));
+        send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
         return;
     }
     match &session.target {
@@ -363,13 +455,13 @@ fn request(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, meth
             let u = match hub.upstream_for(session, name) {
                 Some(u) => u,
                 None => {
-                    let _ = req.respond(rpc_error(200, id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name)));
+                    send(req, rpc_error(200, id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name)));
                     return;
                 }
             };
             if method == "tools/list" {
                 if let Some(r) = cached_tools(&u) {
-                    let _ = req.respond(json_resp(200, &jsonrpc::response(id, json!({"tools": r}))));
+                    send(req, json_resp(200, &jsonrpc::response(id, json!({"tools": r}))));
                     return;
                 }
             }
@@ -398,12 +490,11 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
         Err(e) if method == "tools/call" && u.needs_runtime() => {
             // The runtime could not be had: an in-band tool error, and the next call tries again.
             let result = json!({"content": [{"type": "text", "text": e.one_line()}], "isError": true});
-            let _ = req.respond(json_resp(200, &jsonrpc::response(id, result)));
+            send(req, json_resp(200, &jsonrpc::response(id, result)));
             return;
         }
         Err(e) => {
-            let _ =
-                req.respond(json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
+            let _ = send(req, json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
             return;
         }
     };
@@ -464,7 +555,7 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
             let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
         }
         (None, Some(req)) => {
-            let _ = req.respond(json_resp(200, &outcome));
+            send(req, json_resp(200, &outcome));
         }
         (None, None) => {}
     }
@@ -475,7 +566,7 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
 fn start_sse(req: Request) -> Box<dyn Write + Send> {
     let mut w = req.into_writer();
     let _ = w.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
     );
     let _ = w.flush();
     w
@@ -495,13 +586,13 @@ fn write_event(w: &mut Box<dyn Write + Send>, msg: &Value) -> std::io::Result<()
 /// GET: a standalone stream for messages not tied to a request.
 fn get_stream(hub: &Arc<Hub>, req: Request, target: &Target) {
     if !accepts(&req, "text/event-stream") {
-        let _ = req.respond(text(406, "Not Acceptable: Accept must list text/event-stream"));
+        send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
         return;
     }
     let session = match session_of(hub, &req, target) {
         Ok(s) => s,
         Err(r) => {
-            let _ = req.respond(r);
+            send(req, r);
             return;
         }
     };
@@ -529,10 +620,10 @@ fn delete(hub: &Arc<Hub>, req: Request, target: &Target) {
     match session_of(hub, &req, target) {
         Ok(s) => {
             hub.remove_session(&s.id);
-            let _ = req.respond(Response::empty(200));
+            send(req, Resp::empty(200));
         }
         Err(r) => {
-            let _ = req.respond(r);
+            send(req, r);
         }
     }
 }
@@ -545,7 +636,7 @@ fn aggregated(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, m
             Ok(r) => jsonrpc::response(id.clone(), r),
             Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
         };
-        let _ = req.respond(json_resp(200, &body));
+        send(req, json_resp(200, &body));
     };
     match method {
         "tools/list" => {

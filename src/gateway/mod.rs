@@ -15,7 +15,6 @@ use session::{Session, Target};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use upstream::Upstream;
@@ -70,6 +69,9 @@ pub struct Hub {
     tools: Mutex<names::Table>,
     /// Resource URI → server, learned from aggregated `resources/list`.
     pub resource_owner: Mutex<HashMap<String, String>>,
+    /// Requests served per client connection (see `http::close_after`).
+    pub connections: Mutex<HashMap<SocketAddr, u32>>,
+    last_sweep: Mutex<Instant>,
 }
 
 impl Hub {
@@ -133,7 +135,15 @@ impl Hub {
         }
     }
 
-    fn expire_sessions(&self) {
+    /// End idle sessions, at most once per `every`.
+    fn expire_sessions_every(&self, every: Duration) {
+        {
+            let mut last = self.last_sweep.lock().unwrap();
+            if last.elapsed() < every {
+                return;
+            }
+            *last = Instant::now();
+        }
         let idle = self.opts.session_idle;
         let expired: Vec<String> =
             self.sessions.lock().unwrap().values().filter(|s| s.idle_for() > idle).map(|s| s.id.clone()).collect();
@@ -264,6 +274,8 @@ pub fn serve(
         started: SystemTime::now(),
         tools: Mutex::new(names::Table::default()),
         resource_owner: Mutex::new(HashMap::new()),
+        connections: Mutex::new(HashMap::new()),
+        last_sweep: Mutex::new(Instant::now()),
     });
     for u in &hub.upstreams {
         u.spawn();
@@ -272,18 +284,19 @@ pub fn serve(
     log::info!("mcpctl gateway listening on http://{}/mcp ({} servers)", addr, hub.upstreams.len());
 
     let server = Arc::new(server);
-    let pool = Pool::new(hub.clone(), hub.opts.max_connections);
-    let mut last_sweep = Instant::now();
+    let pool = Arc::new(Pool {
+        server: server.clone(),
+        hub: hub.clone(),
+        active: AtomicUsize::new(0),
+        threads: AtomicUsize::new(0),
+        max: hub.opts.max_connections,
+    });
+    for _ in 0..MIN_THREADS {
+        pool.add_thread();
+    }
     while !signals::stopping() {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => pool.dispatch(req),
-            Ok(None) => {}
-            Err(e) => log::warn!("accepting a request failed: {}", e),
-        }
-        if last_sweep.elapsed() > Duration::from_secs(5) {
-            hub.expire_sessions();
-            last_sweep = Instant::now();
-        }
+        std::thread::sleep(Duration::from_millis(200));
+        hub.expire_sessions_every(Duration::from_secs(5));
     }
     log::info!("stopping: ending sessions and shutting servers down");
     server.unblock();
@@ -299,54 +312,56 @@ pub fn serve(
     Ok(())
 }
 
-/// A growing pool of request threads, capped; past the cap, a 503 at once.
+const MIN_THREADS: usize = 4;
+
+/// Request threads that take requests straight from tiny_http (no hand-off in between).
+/// The pool grows while every thread is busy, up to the cap plus one; a request that
+/// arrives with the cap already busy is answered 503 at once by that extra thread.
 struct Pool {
-    tx: Sender<tiny_http::Request>,
-    rx: Arc<Mutex<Receiver<tiny_http::Request>>>,
+    server: Arc<tiny_http::Server>,
     hub: Arc<Hub>,
-    active: Arc<AtomicUsize>,
-    idle: Arc<AtomicUsize>,
-    total: AtomicUsize,
+    active: AtomicUsize,
+    threads: AtomicUsize,
     max: usize,
 }
 
 impl Pool {
-    fn new(hub: Arc<Hub>, max: usize) -> Pool {
-        let (tx, rx) = channel();
-        Pool {
-            tx,
-            rx: Arc::new(Mutex::new(rx)),
-            hub,
-            active: Arc::new(AtomicUsize::new(0)),
-            idle: Arc::new(AtomicUsize::new(0)),
-            total: AtomicUsize::new(0),
-            max,
+    fn add_thread(self: &Arc<Self>) {
+        self.threads.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        let spawned = std::thread::Builder::new().name("http".into()).spawn(move || me.work());
+        if spawned.is_err() {
+            self.threads.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    fn dispatch(&self, req: tiny_http::Request) {
-        if self.active.load(Ordering::SeqCst) >= self.max {
-            let _ = req.respond(http::text(503, "mcpctl gateway: too many concurrent requests; try again shortly"));
-            return;
-        }
-        self.active.fetch_add(1, Ordering::SeqCst);
-        if self.idle.load(Ordering::SeqCst) == 0 && self.total.load(Ordering::SeqCst) < self.max {
-            self.total.fetch_add(1, Ordering::SeqCst);
-            let (rx, hub, active, idle) = (self.rx.clone(), self.hub.clone(), self.active.clone(), self.idle.clone());
-            let _ = std::thread::Builder::new().name("http".into()).spawn(move || loop {
-                idle.fetch_add(1, Ordering::SeqCst);
-                let next = rx.lock().unwrap().recv();
-                idle.fetch_sub(1, Ordering::SeqCst);
-                let Ok(req) = next else { return };
-                let hub = hub.clone();
+    fn work(self: Arc<Self>) {
+        while !signals::stopping() {
+            let req = match self.server.recv_timeout(Duration::from_millis(200)) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("accepting a request failed: {}", e);
+                    continue;
+                }
+            };
+            let busy = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            if busy > self.max {
+                http::send(req, http::text(503, "mcpctl gateway: too many concurrent requests; try again shortly"));
+            } else {
+                // Keep one thread free to take the next request (or to refuse it).
+                let threads = self.threads.load(Ordering::SeqCst);
+                if busy >= threads && threads <= self.max {
+                    self.add_thread();
+                }
                 // A panic in one request never takes the daemon down.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::handle(&hub, req))).is_err() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::handle(&self.hub, req))).is_err() {
                     log::error!("a request handler panicked; the request was dropped");
                 }
-                active.fetch_sub(1, Ordering::SeqCst);
-            });
+            }
+            self.active.fetch_sub(1, Ordering::SeqCst);
         }
-        let _ = self.tx.send(req);
+        self.threads.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -374,6 +389,8 @@ pub(crate) mod tests {
             started: SystemTime::now(),
             tools: Mutex::new(names::Table::default()),
             resource_owner: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(Instant::now()),
         }
     }
 }

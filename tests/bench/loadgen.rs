@@ -54,9 +54,7 @@ fn main() {
 }
 
 fn num<T: std::str::FromStr>(flag: &str, v: Option<&String>) -> Result<T, String> {
-    v.ok_or_else(|| format!("{flag} needs a value"))?
-        .parse()
-        .map_err(|_| format!("{flag}: not a number"))
+    v.ok_or_else(|| format!("{flag} needs a value"))?.parse().map_err(|_| format!("{flag}: not a number"))
 }
 
 // ---------------------------------------------------------------------------
@@ -87,9 +85,7 @@ fn rss_kb(pid: u32) -> Option<u64> {
 // ---------------------------------------------------------------------------
 
 fn check_loopback(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("the URL must start with http://")?;
+    let rest = url.strip_prefix("http://").ok_or("the URL must start with http://")?;
     let authority = rest.split('/').next().unwrap_or("");
     let host = if authority.starts_with('[') {
         authority.split(']').next().unwrap_or("").trim_start_matches('[')
@@ -136,25 +132,16 @@ impl Session {
         if let Some(sid) = &self.sid {
             req = req.header("Mcp-Session-Id", sid).header("MCP-Protocol-Version", &self.version);
         }
-        let mut resp = req
-            .send(body.to_string())
-            .map_err(|e| CallError::Transport(e.to_string()))?;
+        let mut resp = req.send(body.to_string()).map_err(|e| CallError::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
         if self.sid.is_none() {
             if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
                 self.sid = Some(s.to_string());
             }
         }
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| CallError::Transport(format!("reading the body: {e}")))?;
+        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let text =
+            resp.body_mut().read_to_string().map_err(|e| CallError::Transport(format!("reading the body: {e}")))?;
         if !(200..300).contains(&status) {
             return Err(CallError::Transport(format!("HTTP {status}: {}", text.trim())));
         }
@@ -190,12 +177,13 @@ impl Session {
                 CallError::Rpc(s) => CallError::Rpc(format!("{what}: {s}")),
             }
         };
-        let r = self.request(
-            "initialize",
-            json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+        let r = self
+            .request(
+                "initialize",
+                json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
                    "clientInfo": {"name": "mcpctl-loadgen", "version": "0.1"}}),
-        )
-        .map_err(step("initialize"))?;
+            )
+            .map_err(step("initialize"))?;
         if self.sid.is_none() {
             return Err(CallError::Transport("initialize answered without Mcp-Session-Id".into()));
         }

@@ -310,7 +310,7 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
     }
     let mut body = Vec::new();
     if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() {
-        let _ = send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
+        send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
         return;
     }
     if body.len() > limit {
@@ -494,7 +494,7 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
             return;
         }
         Err(e) => {
-            let _ = send(req, json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
+            send(req, json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
             return;
         }
     };

@@ -32,7 +32,7 @@ pub struct Options {
     pub max_body: usize,
     pub max_connections: usize,
     pub session_idle: Duration,
-    /// How long a read or a write on a client connection may block.
+    /// How long a write to a client connection may block (a client that stops reading).
     pub io_timeout: Duration,
 }
 
@@ -202,6 +202,24 @@ impl Hub {
     }
 }
 
+/// Bind and serve. Accepted sockets inherit the listener's TCP_NODELAY and send timeout
+/// (Linux), so a client that stops reading (a stuck SSE stream) is cut off instead of holding
+/// a thread. (No receive timeout: on a listening socket it would make `accept` itself time out,
+/// and tiny_http stops accepting after any accept error.)
+fn listen(host: &str, port: u16, write_timeout: Duration) -> Result<tiny_http::Server> {
+    let listener = std::net::TcpListener::bind((host, port)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::failure(format!("port {} on {} is already in use", port, host))
+                .hint("stop what uses it, or pick another with --port N")
+        } else {
+            Error::failure(format!("cannot listen on {}:{}: {}", host, port, e))
+        }
+    })?;
+    set_socket_options(&listener, write_timeout);
+    tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| Error::failure(format!("cannot serve on {}:{}: {}", host, port, e)))
+}
+
 fn set_socket_options(l: &std::net::TcpListener, d: Duration) {
     use std::os::unix::io::AsRawFd;
     // No Nagle: a response's head and body are separate small writes, and waiting for the
@@ -218,7 +236,7 @@ fn set_socket_options(l: &std::net::TcpListener, d: Duration) {
         );
     }
     let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+    for opt in [libc::SO_SNDTIMEO] {
         // SAFETY: setsockopt with a valid descriptor and a timeval of the right size.
         let r = unsafe {
             libc::setsockopt(
@@ -247,20 +265,7 @@ pub fn serve(
     lazy: &dyn Fn(&crate::config::ServerConfig) -> bool,
     on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>,
 ) -> Result<()> {
-    let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::failure(format!("port {} on {} is already in use", opts.port, opts.host))
-                .hint("stop what uses it, or pick another with --port N")
-        } else {
-            Error::failure(format!("cannot listen on {}:{}: {}", opts.host, opts.port, e))
-        }
-    })?;
-    // Accepted sockets inherit these (Linux): TCP_NODELAY, and timeouts so that a client
-    // that stops sending (headers or body) or stops reading (a stuck SSE stream) is cut
-    // off instead of holding a thread.
-    set_socket_options(&listener, opts.io_timeout);
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| Error::failure(format!("cannot serve on {}:{}: {}", opts.host, opts.port, e)))?;
+    let server = listen(&opts.host, opts.port, opts.io_timeout)?;
     let addr = server.server_addr().to_ip().ok_or_else(|| Error::failure("the server has no IP address"))?;
     let hub = Arc::new_cyclic(|weak| Hub {
         upstreams: cfg
@@ -283,9 +288,8 @@ pub fn serve(
     on_ready(addr)?;
     log::info!("mcpctl gateway listening on http://{}/mcp ({} servers)", addr, hub.upstreams.len());
 
-    let server = Arc::new(server);
     let pool = Arc::new(Pool {
-        server: server.clone(),
+        server: std::sync::RwLock::new(Arc::new(server)),
         hub: hub.clone(),
         active: AtomicUsize::new(0),
         threads: AtomicUsize::new(0),
@@ -299,7 +303,7 @@ pub fn serve(
         hub.expire_sessions_every(Duration::from_secs(5));
     }
     log::info!("stopping: ending sessions and shutting servers down");
-    server.unblock();
+    pool.server.read().unwrap().unblock();
     let ids: Vec<String> = hub.sessions.lock().unwrap().keys().cloned().collect();
     for id in ids {
         hub.remove_session(&id);
@@ -318,7 +322,8 @@ const MIN_THREADS: usize = 4;
 /// The pool grows while every thread is busy, up to the cap plus one; a request that
 /// arrives with the cap already busy is answered 503 at once by that extra thread.
 struct Pool {
-    server: Arc<tiny_http::Server>,
+    /// Replaced if tiny_http's accept loop ever ends (it stops at the first accept error).
+    server: std::sync::RwLock<Arc<tiny_http::Server>>,
     hub: Arc<Hub>,
     active: AtomicUsize,
     threads: AtomicUsize,
@@ -337,11 +342,12 @@ impl Pool {
 
     fn work(self: Arc<Self>) {
         while !signals::stopping() {
-            let req = match self.server.recv_timeout(Duration::from_millis(200)) {
+            let server = self.server.read().unwrap().clone();
+            let req = match server.recv_timeout(Duration::from_millis(200)) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
-                    log::warn!("accepting a request failed: {}", e);
+                    self.relisten(&server, e);
                     continue;
                 }
             };
@@ -362,6 +368,30 @@ impl Pool {
             self.active.fetch_sub(1, Ordering::SeqCst);
         }
         self.threads.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// tiny_http reports an accept error once and stops accepting for good (e.g. out of file
+    /// descriptors): listen again on the same address, so the daemon keeps serving.
+    fn relisten(&self, failed: &Arc<tiny_http::Server>, e: std::io::Error) {
+        let mut current = self.server.write().unwrap();
+        if !Arc::ptr_eq(&current, failed) {
+            return; // another thread already did
+        }
+        log::error!("accepting connections failed ({}); listening again", e);
+        // A lasting cause (out of file descriptors) must not turn this into a busy loop.
+        std::thread::sleep(Duration::from_millis(200));
+        let (host, port) = (&self.hub.opts.host, self.hub.opts.port);
+        for attempt in 1..=50 {
+            match listen(host, port, self.hub.opts.io_timeout) {
+                Ok(s) => {
+                    *current = Arc::new(s);
+                    log::info!("listening again on {}:{}", host, port);
+                    return;
+                }
+                Err(err) if attempt == 50 => log::error!("{}", err.one_line()),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
     }
 }
 

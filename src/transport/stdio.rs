@@ -235,6 +235,8 @@ impl StdioTransport {
 
     fn wait_for_exit(&self, d: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + d;
+        // Most children exit within a millisecond of losing stdin: poll often at first.
+        let mut pause = Duration::from_micros(50);
         loop {
             if let Some(s) = self.try_wait() {
                 return Some(s);
@@ -242,7 +244,8 @@ impl StdioTransport {
             if Instant::now() >= deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 

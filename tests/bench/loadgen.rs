@@ -467,7 +467,6 @@ fn floor(args: &[String]) -> Result<(), String> {
     ))
     .map_err(io)?;
     let r = answer(&mut stdout, 2)?;
-    drop(send);
     drop(stdin);
     let status = child.wait().map_err(|e| e.to_string())?;
     let text = r["result"]["content"][0]["text"].as_str().unwrap_or("").to_string();

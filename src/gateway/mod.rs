@@ -236,7 +236,8 @@ fn set_socket_options(l: &std::net::TcpListener, d: Duration) {
         );
     }
     let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
-    for opt in [libc::SO_SNDTIMEO] {
+    {
+        let opt = libc::SO_SNDTIMEO;
         // SAFETY: setsockopt with a valid descriptor and a timeval of the right size.
         let r = unsafe {
             libc::setsockopt(

@@ -40,21 +40,40 @@ for _ in $(seq 200); do
 done
 
 rc=0
+passed=0
+failed=0
+# "Total: N passed, M failed" from a suite run's summary.
+tally() {
+    local line
+    line=$(grep -E '^Total: [0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+    [[ -n "$line" ]] || return 0
+    set -- $line
+    echo "$2 $4"
+}
 echo "== server scenarios: gateway /mcp/conf =="
-"$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp/conf" "$root/tests/conformance/expected-failures-server.yml" || rc=1
+log=$(mktemp "${TMPDIR:-/tmp}/mcpctl-conformance-run.XXXXXX")
+"$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp/conf" "$root/tests/conformance/expected-failures-server.yml" | tee "$log" || rc=1
+read -r p f <<<"$(tally "$log")"
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 echo
 echo "== server scenarios: gateway /mcp (aggregated; names prefixed conf__) =="
-"$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp" "$root/tests/conformance/expected-failures-aggregated.yml" || rc=1
+"$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp" "$root/tests/conformance/expected-failures-aggregated.yml" | tee "$log" || rc=1
+# Here the listed scenarios fail by design; only an unexpected result counts as a failure.
+read -r p f <<<"$(tally "$log")"
+passed=$((passed + ${p:-0}))
+rm -f "$log"
 echo
 echo "== client scenarios: mcpctl =="
 for s in initialize tools_call sse-retry; do
     out=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-client.XXXXXX")
     if (cd "$out" && MCPCTL="$m" NO_COLOR=1 conformance client --command "$root/tests/conformance/mcpctl-client.sh" --scenario "$s") </dev/null >"$out/run.log" 2>&1; then
-        echo "client $s: passed"
+        echo "client $s: passed"; passed=$((passed + 1))
     else
-        echo "client $s: FAILED (log: $out/run.log)"; tail -n 30 "$out/run.log"; rc=1
+        echo "client $s: FAILED (log: $out/run.log)"; tail -n 30 "$out/run.log"; rc=1; failed=$((failed + 1))
     fi
 done
 [[ $rc -eq 0 ]] || { echo "daemon log:"; tail -n 40 "$proj/.mcpctl/logs/daemon.log" || true; }
 echo "conformance-gateway: exit $rc"
+[[ $rc -eq 0 || $failed -gt 0 ]] || failed=1
+echo "conformance: $passed passed, $failed failed"
 exit $rc

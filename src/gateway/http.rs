@@ -114,6 +114,10 @@ fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
     json_resp(status, &jsonrpc::error_response(id, code, msg))
 }
 
+fn too_large(limit: usize) -> Resp {
+    rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit))
+}
+
 fn get<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
     req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
 }
@@ -297,15 +301,7 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
     }
     let limit = hub.opts.max_body;
     if req.body_length().map(|n| n > limit).unwrap_or(false) {
-        send(
-            req,
-            rpc_error(
-                413,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                &format!("Payload Too Large: the limit is {} bytes", limit),
-            ),
-        );
+        send(req, too_large(limit));
         return;
     }
     let mut body = Vec::new();
@@ -314,15 +310,7 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
         return;
     }
     if body.len() > limit {
-        send(
-            req,
-            rpc_error(
-                413,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                &format!("Payload Too Large: the limit is {} bytes", limit),
-            ),
-        );
+        send(req, too_large(limit));
         return;
     }
     let value: Value = match serde_json::from_slice(&body) {

@@ -31,7 +31,7 @@ pub struct StartOpts {
 }
 
 /// One tool argument as typed, before the schema gives it a type.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ToolArg {
     /// `--key value`, `--key=value`, or `--flag` (no value).
     Pair(String, Option<String>),

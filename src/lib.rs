@@ -2,6 +2,7 @@
 //! Modules, alphabetically; `docs/architecture.md` shows how a call flows through them.
 
 pub mod args;
+pub mod call;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -1,7 +1,6 @@
 //! The client commands: `list`, `status [server]`, `tools <server>`, `call <server> <tool>`.
 
 use super::Ctx;
-use crate::args;
 use crate::cli::ToolArg;
 use crate::config::{self, ServerConfig, Transport};
 use crate::error::{Error, Result, Status};
@@ -240,28 +239,14 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     let session = ctx.open(&s, &root).map_err(base)?;
     let timeout = ctx.request_timeout(&s);
     let tools = session.tools(timeout).map_err(base)?;
-    let Some(def) = tools.iter().find(|t| t["name"] == tool) else {
-        let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-        let close: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| {
-                crate::cli::edit_distance(n, tool) <= 2.max(tool.len() / 3) || n.contains(tool) || tool.contains(n)
-            })
-            .take(5)
-            .collect();
-        let hint = if !close.is_empty() {
-            format!("did you mean: {}?", close.join(", "))
-        } else {
-            format!("run `mcpctl tools {}` to see its {} tools", s.name, names.len())
-        };
-        return Err(base(Error::failure(format!("unknown tool `{}` on server `{}`", tool, s.name)).hint(hint)));
-    };
+    let def = crate::call::find_tool(&s.name, &tools, tool).map_err(base)?;
     log::debug!("found tool `{}` among {} tools", tool, tools.len());
-    let schema = def.get("inputSchema").cloned().unwrap_or(json!({}));
-    let arguments = args::build(typed, &schema, &mut std::io::stdin().lock()).map_err(base)?;
+    let arguments = match crate::call::arguments(def, typed, &mut std::io::stdin().lock()) {
+        Ok(a) => a,
+        Err((e, Some(a))) => return Err(base(e).with("arguments", Value::Object(a))),
+        Err((e, None)) => return Err(base(e)),
+    };
     let with_args = |f: Failure| f.with("arguments", Value::Object(arguments.clone()));
-    args::validate(&arguments, &schema).map_err(|e| with_args(base(e)))?;
     let request = json!({"name": tool, "arguments": arguments});
     if ctx.g.dry_run {
         let mut r = Report::new(Status::DryRun, format!("Dry run: would call '{}' on server '{}'", tool, s.name))

@@ -1,0 +1,72 @@
+//! One tool call, the parts shared by the shell client and the daemon's CLI endpoint:
+//! finding the tool in a server's list (naming close ones when it is missing) and turning
+//! what was typed into checked arguments by the tool's schema.
+
+use crate::args;
+use crate::cli::ToolArg;
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+use std::io::Read;
+
+/// The tool called `tool` in `tools`, or an error naming the close ones.
+pub fn find_tool<'a>(server: &str, tools: &'a [Value], tool: &str) -> Result<&'a Value> {
+    if let Some(def) = tools.iter().find(|t| t["name"] == tool) {
+        return Ok(def);
+    }
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    let close: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| crate::cli::edit_distance(n, tool) <= 2.max(tool.len() / 3) || n.contains(tool) || tool.contains(n))
+        .take(5)
+        .collect();
+    let hint = if !close.is_empty() {
+        format!("did you mean: {}?", close.join(", "))
+    } else {
+        format!("run `mcpctl tools {}` to see its {} tools", server, names.len())
+    };
+    Err(Error::failure(format!("unknown tool `{}` on server `{}`", tool, server)).hint(hint))
+}
+
+/// Typed arguments for `def`: `Err((error, arguments so far))`, the arguments being known
+/// when only the validation failed.
+pub fn arguments(
+    def: &Value,
+    typed: &[ToolArg],
+    stdin: &mut dyn Read,
+) -> std::result::Result<Map<String, Value>, (Error, Option<Map<String, Value>>)> {
+    let schema = def.get("inputSchema").cloned().unwrap_or(json!({}));
+    let arguments = args::build(typed, &schema, stdin).map_err(|e| (e, None))?;
+    match args::validate(&arguments, &schema) {
+        Ok(()) => Ok(arguments),
+        Err(e) => Err((e, Some(arguments))),
+    }
+}
+
+/// Replace what only this process can read (`--var k=@file`, `--json -`) by its contents,
+/// so the arguments can be typed elsewhere (by the daemon).
+pub fn resolve_local(typed: &[ToolArg], stdin: &mut dyn Read) -> Result<Vec<ToolArg>> {
+    let mut out = Vec::with_capacity(typed.len());
+    for a in typed {
+        out.push(match a {
+            ToolArg::Var(kv) => match kv.split_once('=') {
+                Some((k, v)) if v.starts_with('@') => {
+                    let path = &v[1..];
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| Error::failure(format!("--var {}=@{}: cannot read the file: {}", k, path, e)))?;
+                    ToolArg::Pair(k.to_string(), Some(text))
+                }
+                _ => a.clone(),
+            },
+            ToolArg::Json(t) if t == "-" => {
+                let mut s = String::new();
+                stdin
+                    .read_to_string(&mut s)
+                    .map_err(|e| Error::failure(format!("--json -: cannot read standard input: {}", e)))?;
+                ToolArg::Json(s)
+            }
+            other => other.clone(),
+        });
+    }
+    Ok(out)
+}

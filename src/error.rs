@@ -24,6 +24,17 @@ impl Status {
         }
     }
 
+    /// The status named by `word` (unknown words read as failure).
+    pub fn from_word(word: &str) -> Status {
+        match word {
+            "success" => Status::Success,
+            "dry_run" => Status::DryRun,
+            "timeout" => Status::Timeout,
+            "forbidden" => Status::Forbidden,
+            _ => Status::Failure,
+        }
+    }
+
     pub fn exit_code(self) -> i32 {
         match self {
             Status::Success | Status::DryRun => 0,
@@ -78,6 +89,25 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error as JSON, to carry it between processes (the daemon's CLI endpoint).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"status": self.status.word(), "message": self.message, "hint": self.hint, "details": self.details})
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Error {
+        Error {
+            status: Status::from_word(v["status"].as_str().unwrap_or("failure")),
+            message: v["message"].as_str().unwrap_or("the daemon reported an error").to_string(),
+            hint: v["hint"].as_str().map(str::to_string),
+            details: v["details"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.one_line())
@@ -96,6 +126,13 @@ mod tests {
         assert_eq!(Error::timeout("x").exit_code(), 2);
         assert_eq!(Error::forbidden("x").exit_code(), 2);
         assert_eq!(Status::DryRun.exit_code(), 0);
+    }
+
+    #[test]
+    fn errors_survive_json() {
+        let e = Error::timeout("slow").hint("wait").details(vec!["a".into()]);
+        let back = Error::from_json(&e.to_json());
+        assert_eq!((back.status, back.one_line(), back.details), (Status::Timeout, e.one_line(), e.details));
     }
 
     #[test]

@@ -190,13 +190,7 @@ impl Peer {
                     }
                     if Instant::now() >= deadline {
                         self.cancel(p.id, "timeout");
-                        return Err(Error::timeout(format!(
-                            "{} on server `{}` timed out after {}",
-                            what,
-                            self.name,
-                            human_duration(timeout)
-                        ))
-                        .hint("raise `timeout` in the server's config or pass --timeout SECS"));
+                        return Err(self.timeout_error(what, timeout));
                     }
                 }
             }
@@ -218,17 +212,26 @@ impl Peer {
 
     /// Send a request; a JSON-RPC error becomes an `Error` naming the server.
     pub fn call(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value> {
-        self.request(method, params, timeout)?.map_err(|e| {
-            if jsonrpc::is_unavailable(&e) {
-                return Error::failure(jsonrpc::failed_during(&e, &format!("`{}`", method)));
-            }
-            Error::failure(format!(
-                "server `{}` answered `{}` with an error: {}",
-                self.name,
-                method,
-                jsonrpc::error_text(&e)
-            ))
-        })
+        self.request(method, params, timeout)?.map_err(|e| self.error_of(method, &e))
+    }
+
+    /// A JSON-RPC error answer to `method` as an `Error` naming the server.
+    pub fn error_of(&self, method: &str, e: &Value) -> Error {
+        if jsonrpc::is_unavailable(e) {
+            return Error::failure(jsonrpc::failed_during(e, &format!("`{}`", method)));
+        }
+        Error::failure(format!(
+            "server `{}` answered `{}` with an error: {}",
+            self.name,
+            method,
+            jsonrpc::error_text(e)
+        ))
+    }
+
+    /// The error a caller sees when `what` outlives `timeout`.
+    pub fn timeout_error(&self, what: &str, timeout: Duration) -> Error {
+        Error::timeout(format!("{} on server `{}` timed out after {}", what, self.name, human_duration(timeout)))
+            .hint("raise `timeout` in the server's config or pass --timeout SECS")
     }
 
     /// Called by the transport for each message it reads.

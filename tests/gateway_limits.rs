@@ -172,3 +172,43 @@ fn bursts_of_new_sessions_are_never_starved() {
         }
     }
 }
+
+/// `mcpctl call` through the daemon takes one round trip (`/cli/call`) and prints exactly
+/// what a direct call prints: same JSON envelope, same exit code, for every outcome.
+#[test]
+fn cli_calls_through_the_daemon_match_direct_calls() {
+    let p = Project::fixture(json!({"timeout": 1}));
+    std::fs::write(p.root.join("arg.txt"), "from a file").unwrap();
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
+        (vec!["echo", "--text", "007"], "", 0),
+        (vec!["types", "--s", "true", "--n", "7", "--arr", "[1,2]"], "", 0),
+        (vec!["echo", "--var", "text=@arg.txt"], "", 0),
+        (vec!["types", "--json", "-"], r#"{"s": "stdin", "b": false}"#, 0),
+        (vec!["fail", "--message", "boom"], "", 1),
+        (vec!["sample", "--prompt", "hi"], "", 1),
+        (vec!["ech", "--text", "x"], "", 1),
+        (vec!["add", "--a", "abc", "--b", "1"], "", 1),
+        (vec!["types", "--n", "1.5"], "", 1),
+        (vec!["hang"], "", 2),
+    ];
+    for (args, stdin, code) in cases {
+        let run = |extra: &[&str]| {
+            p.cmd()
+                .args(["--json-output"])
+                .args(extra.iter().copied())
+                .args(["call", "fx"])
+                .args(args.iter().copied())
+                .stdin(stdin)
+                .status(code)
+                .json()
+        };
+        let direct = run(&["--no-daemon"]);
+        let via = run(&[]);
+        assert_eq!(via, direct, "`call fx {}` differs through the daemon", args.join(" "));
+    }
+    let log = std::fs::read_to_string(p.root.join(".mcpctl/logs/daemon.log")).unwrap();
+    assert!(log.contains("call session=cli server=fx tool=echo"), "the one-round-trip path was not taken:\n{}", log);
+    assert!(!log.contains("007"), "argument values must not be logged");
+}

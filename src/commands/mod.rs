@@ -121,7 +121,8 @@ impl Ctx {
     }
 
     /// The server as reached through the running daemon, if one runs and we may use it.
-    fn via_daemon(&self, s: &ServerConfig, root: &std::path::Path) -> Option<ServerConfig> {
+    /// The running daemon's base URL and headers, if one runs and we may use it.
+    fn daemon(&self, s: &ServerConfig, root: &std::path::Path) -> Option<(String, Vec<(String, String)>)> {
         if self.g.no_daemon || self.g.url.is_some() || s.disabled {
             return None;
         }
@@ -136,10 +137,73 @@ impl Ctx {
             headers.push(("Authorization".to_string(), format!("Bearer {}", t)));
         }
         log::debug!("using the daemon at {}", crate::daemon::base_url(&st));
+        Some((crate::daemon::base_url(&st), headers))
+    }
+
+    /// The server as reached through the running daemon, if one runs and we may use it.
+    fn via_daemon(&self, s: &ServerConfig, root: &std::path::Path) -> Option<ServerConfig> {
+        let (base, headers) = self.daemon(s, root)?;
         let mut via = s.clone();
-        via.transport =
-            crate::config::Transport::Http { url: format!("{}/mcp/{}", crate::daemon::base_url(&st), s.name), headers };
+        via.transport = crate::config::Transport::Http { url: format!("{}/mcp/{}", base, s.name), headers };
         Some(via)
+    }
+
+    /// A tool call in one round trip through the daemon's `/cli/call`: its answer (with
+    /// `result` or `error`), or `None` when there is no daemon to ask or it could not be
+    /// asked (then the caller connects the usual way).
+    pub fn call_via_daemon(
+        &self,
+        s: &ServerConfig,
+        root: &std::path::Path,
+        tool: &str,
+        typed: &[crate::cli::ToolArg],
+    ) -> Result<Option<serde_json::Value>> {
+        let Some((base, headers)) = self.daemon(s, root) else { return Ok(None) };
+        let typed = crate::call::resolve_local(typed, &mut std::io::stdin().lock())?;
+        let timeout = self.request_timeout(s);
+        let body = json!({"server": s.name, "tool": tool, "args": typed, "timeout_ms": timeout.as_millis() as u64});
+        let url = format!("{}/cli/call", base);
+        // The request runs on its own thread so that Ctrl-C is noticed while it waits.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // No ureq timeout (it would resolve the address on a thread of its own): the
+            // daemon bounds the call, and the wait below bounds this process.
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            let mut req = agent.post(&url).header("Content-Type", "application/json");
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let answer = req.send(body.to_string().as_str()).ok().and_then(|resp| {
+                if resp.status().as_u16() != 200 {
+                    log::debug!("the daemon answered HTTP {} on /cli/call", resp.status().as_u16());
+                    return None;
+                }
+                let text = resp.into_body().into_with_config().limit(256 * 1024 * 1024).read_to_string().ok()?;
+                serde_json::from_str::<serde_json::Value>(&text).ok()
+            });
+            let _ = tx.send(answer);
+        });
+        let deadline = std::time::Instant::now() + timeout + Duration::from_secs(10);
+        loop {
+            if std::time::Instant::now() > deadline {
+                log::warn!("the daemon did not answer in time; connecting the usual way");
+                return Ok(None);
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(answer) => {
+                    if answer.is_none() {
+                        log::warn!("the daemon could not take the call; connecting the usual way");
+                    }
+                    return Ok(answer);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if crate::signals::stopping() => {
+                    return Err(Error::failure(format!("`tools/call` on server `{}` interrupted", s.name))
+                        .hint("Ctrl-C was pressed"));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => return Ok(None),
+            }
+        }
     }
 
     fn open_direct(&self, s: &ServerConfig, root: &std::path::Path) -> Result<Session> {

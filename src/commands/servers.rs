@@ -236,6 +236,24 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name)).hint(hint),
         ));
     }
+    // Through a running daemon, a call that needs no question takes one round trip.
+    if !ask && !ctx.g.dry_run {
+        if let Some(answer) = ctx.call_via_daemon(&s, &root, tool, typed).map_err(base)? {
+            let arguments = answer.get("arguments").filter(|a| a.is_object()).cloned();
+            if let Some(e) = answer.get("error") {
+                let f = base(Error::from_json(e));
+                return Err(match arguments {
+                    Some(a) => f.with("arguments", a),
+                    None => f,
+                });
+            }
+            let arguments = match arguments {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            return finish(&s.name, tool, arguments, answer["result"].clone());
+        }
+    }
     let session = ctx.open(&s, &root).map_err(base)?;
     let timeout = ctx.request_timeout(&s);
     let tools = session.tools(timeout).map_err(base)?;
@@ -282,16 +300,23 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     }
     log::debug!("calling `{}`", tool);
     let result = session.peer.call("tools/call", Some(request), timeout).map_err(|e| with_args(base(e)))?;
+    finish(&s.name, tool, arguments, result)
+}
+
+/// A tool's result: its text to stdout, or a failure when it is an error (`isError`).
+fn finish(server: &str, tool: &str, arguments: Map<String, Value>, result: Value) -> Outcome {
     let text = render_content(&result);
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        let mut f =
-            with_args(base(Error::failure(format!("tool `{}` on server `{}` returned an error", tool, s.name))))
-                .with("result", result);
+        let mut f = Failure::from(Error::failure(format!("tool `{}` on server `{}` returned an error", tool, server)))
+            .with("server", json!(server))
+            .with("tool", json!(tool))
+            .with("arguments", Value::Object(arguments))
+            .with("result", result);
         f.body = text;
         return Err(f);
     }
     let mut r = Report::new(Status::Success, format!("Tool '{}' executed successfully", tool))
-        .field("server", json!(s.name))
+        .field("server", json!(server))
         .field("tool", json!(tool))
         .field("arguments", Value::Object(arguments))
         .field("result", result);

@@ -6,6 +6,7 @@ use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
 use crate::client::PROTOCOL_VERSIONS;
+use crate::error::Error;
 use crate::jsonrpc::{self, Message};
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
@@ -205,6 +206,10 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
     }
     if path == "/status" {
         send(req, json_resp(200, &hub.status()));
+        return;
+    }
+    if path == "/cli/call" && req.method() == &Method::Post {
+        cli_call(hub, req);
         return;
     }
     let Some(target) = super::target_of(&path) else {
@@ -795,6 +800,100 @@ fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Ups
         }
     }
     None
+}
+
+/// `POST /cli/call`: one tool call for the shell client in a single round trip (the
+/// five MCP exchanges of a session cost more than the call itself). The client has settled
+/// approval already and sends the arguments as typed; they are typed here by the cached
+/// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
+/// error (status word, message, hint) for the client to print as it would its own.
+fn cli_call(hub: &Arc<Hub>, mut req: Request) {
+    let mut body = Vec::new();
+    let limit = hub.opts.max_body;
+    if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() || body.len() > limit {
+        send(req, too_large(limit));
+        return;
+    }
+    let answer = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => run_cli_call(hub, &v),
+        Err(e) => json!({"error": Error::failure(format!("bad /cli/call body: {}", e)).to_json()}),
+    };
+    send(req, json_resp(200, &answer));
+}
+
+fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
+    let server = v["server"].as_str().unwrap_or("");
+    let tool = v["tool"].as_str().unwrap_or("");
+    let typed: Vec<crate::cli::ToolArg> = serde_json::from_value(v["args"].clone()).unwrap_or_default();
+    let Some(u) = hub.upstream(server) else {
+        return json!({"error": Error::failure(format!("the daemon has no server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
+    };
+    let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
+    let peer = match u.peer(u.cfg.timeout) {
+        Ok(p) => p,
+        Err(e) => return json!({"error": e.to_json()}),
+    };
+    let def = match u.tool(tool) {
+        Ok(d) => d,
+        Err(e) => return json!({"error": e.to_json()}),
+    };
+    let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
+        Ok(a) => a,
+        Err((e, a)) => return json!({"error": e.to_json(), "arguments": a}),
+    };
+    // A session of its own (not listed in the hub), so that what the child asks while the
+    // call runs is attributed correctly: to this call when it is the only one in flight.
+    let session = Arc::new(Session::new(
+        format!("cli-{:08x}", std::process::id() ^ started_nanos()),
+        Target::One(server.to_string()),
+        crate::client::LATEST.to_string(),
+    ));
+    let started = std::time::Instant::now();
+    let params = json!({"name": tool, "arguments": arguments});
+    let (uid, rx) = match u.forward(&session, "tools/call", Some(params)) {
+        Ok(x) => x,
+        Err(e) => return json!({"error": e.to_json(), "arguments": arguments}),
+    };
+    let outcome: Result<Value, Error> = loop {
+        match rx.recv_timeout(timeout) {
+            Ok(Event::Done(Ok(r))) => break Ok(r),
+            Ok(Event::Done(Err(e))) => break Err(peer.error_of("tools/call", &e)),
+            // The shell client answers no server→client requests (as when it runs the server itself).
+            Ok(Event::Message(m)) => {
+                if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
+                    let e = jsonrpc::error_object(
+                        jsonrpc::METHOD_NOT_FOUND,
+                        &format!("mcpctl's shell client does not support {}", method),
+                    );
+                    session.take_reply(id, Err(e));
+                }
+            }
+            Err(_) => {
+                u.cancel(uid, "timeout");
+                break Err(peer.timeout_error("`tools/call`", timeout));
+            }
+        }
+    };
+    let result = match &outcome {
+        Err(_) => "error",
+        Ok(r) if r["isError"] == json!(true) => "tool error",
+        Ok(_) => "ok",
+    };
+    log::info!(
+        "call session=cli server={} tool={} duration_ms={:.1} outcome={}",
+        server,
+        tool,
+        started.elapsed().as_secs_f64() * 1000.0,
+        result
+    );
+    match outcome {
+        Ok(r) => json!({"arguments": arguments, "result": r}),
+        Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
+    }
+}
+
+fn started_nanos() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
 }
 
 #[cfg(test)]

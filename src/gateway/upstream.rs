@@ -298,6 +298,13 @@ impl Upstream {
         self.inner.lock().unwrap().tools.clone()
     }
 
+    /// The cached definition of `tool` (or the error naming close ones), without copying the list.
+    pub fn tool(&self, tool: &str) -> Result<Value> {
+        let i = self.inner.lock().unwrap();
+        let tools = i.tools.as_deref().unwrap_or(&[]);
+        crate::call::find_tool(&self.cfg.name, tools, tool).cloned()
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.inner.lock().unwrap().last_error.clone()
     }

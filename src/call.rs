@@ -28,18 +28,25 @@ pub fn find_tool<'a>(server: &str, tools: &'a [Value], tool: &str) -> Result<&'a
     Err(Error::failure(format!("unknown tool `{}` on server `{}`", tool, server)).hint(hint))
 }
 
-/// Typed arguments for `def`: `Err((error, arguments so far))`, the arguments being known
-/// when only the validation failed.
+/// Arguments that did not fit the schema: the error, and the arguments when only the
+/// validation failed (they were built).
+pub struct BadArguments {
+    pub error: Error,
+    pub arguments: Option<Map<String, Value>>,
+}
+
+/// Typed and checked arguments for the tool `def`.
 pub fn arguments(
     def: &Value,
     typed: &[ToolArg],
     stdin: &mut dyn Read,
-) -> std::result::Result<Map<String, Value>, (Error, Option<Map<String, Value>>)> {
+) -> std::result::Result<Map<String, Value>, Box<BadArguments>> {
     let schema = def.get("inputSchema").cloned().unwrap_or(json!({}));
-    let arguments = args::build(typed, &schema, stdin).map_err(|e| (e, None))?;
+    let arguments =
+        args::build(typed, &schema, stdin).map_err(|error| Box::new(BadArguments { error, arguments: None }))?;
     match args::validate(&arguments, &schema) {
         Ok(()) => Ok(arguments),
-        Err(e) => Err((e, Some(arguments))),
+        Err(error) => Err(Box::new(BadArguments { error, arguments: Some(arguments) })),
     }
 }
 

@@ -261,8 +261,13 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     log::debug!("found tool `{}` among {} tools", tool, tools.len());
     let arguments = match crate::call::arguments(def, typed, &mut std::io::stdin().lock()) {
         Ok(a) => a,
-        Err((e, Some(a))) => return Err(base(e).with("arguments", Value::Object(a))),
-        Err((e, None)) => return Err(base(e)),
+        Err(bad) => {
+            let f = base(bad.error);
+            return Err(match bad.arguments {
+                Some(a) => f.with("arguments", Value::Object(a)),
+                None => f,
+            });
+        }
     };
     let with_args = |f: Failure| f.with("arguments", Value::Object(arguments.clone()));
     let request = json!({"name": tool, "arguments": arguments});

@@ -839,7 +839,7 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
     };
     let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
         Ok(a) => a,
-        Err((e, a)) => return json!({"error": e.to_json(), "arguments": a}),
+        Err(bad) => return json!({"error": bad.error.to_json(), "arguments": bad.arguments}),
     };
     // A session of its own (not listed in the hub), so that what the child asks while the
     // call runs is attributed correctly: to this call when it is the only one in flight.

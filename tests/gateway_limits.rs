@@ -212,3 +212,18 @@ fn cli_calls_through_the_daemon_match_direct_calls() {
     assert!(log.contains("call session=cli server=fx tool=echo"), "the one-round-trip path was not taken:\n{}", log);
     assert!(!log.contains("007"), "argument values must not be logged");
 }
+
+/// A server isolated per session is never called on the shared child from the shell: the
+/// call gets a session (and a child) of its own.
+#[test]
+fn cli_calls_to_an_isolated_server_get_their_own_child() {
+    let p = Project::fixture(json!({"isolation": "session"}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let r = p.cmd().args(["--verbose", "call", "fx", "echo", "--text", "own child"]).success();
+    r.stdout_has("own child");
+    r.stderr_has("using the daemon");
+    let log = std::fs::read_to_string(p.root.join(".mcpctl/logs/daemon.log")).unwrap();
+    assert!(!log.contains("session=cli"), "the shared child was used:\n{}", log);
+    assert!(log.contains("server=fx tool=echo"), "the call was not made through the daemon:\n{}", log);
+}

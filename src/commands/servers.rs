@@ -236,8 +236,9 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name)).hint(hint),
         ));
     }
-    // Through a running daemon, a call that needs no question takes one round trip.
-    if !ask && !ctx.g.dry_run {
+    // Through a running daemon, a call that needs no question takes one round trip (on the
+    // shared child: a server isolated per session gets a child of its own the MCP way).
+    if !ask && !ctx.g.dry_run && s.isolation == crate::config::Isolation::Shared {
         if let Some(answer) = ctx.call_via_daemon(&s, &root, tool, typed).map_err(base)? {
             let arguments = answer.get("arguments").filter(|a| a.is_object()).cloned();
             if let Some(e) = answer.get("error") {

@@ -825,8 +825,8 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
     let server = v["server"].as_str().unwrap_or("");
     let tool = v["tool"].as_str().unwrap_or("");
     let typed: Vec<crate::cli::ToolArg> = serde_json::from_value(v["args"].clone()).unwrap_or_default();
-    let Some(u) = hub.upstream(server) else {
-        return json!({"error": Error::failure(format!("the daemon has no server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
+    let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
+        return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
     };
     let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
     let peer = match u.peer(u.cfg.timeout) {

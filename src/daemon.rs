@@ -169,10 +169,3 @@ pub fn fetch_status(s: &State) -> Result<Value> {
         c => Err(Error::failure(format!("the daemon answered HTTP {} for its status", c))),
     }
 }
-
-/// The last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    let text = fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
-}

@@ -190,7 +190,7 @@ impl Peer {
                     }
                     if Instant::now() >= deadline {
                         self.cancel(p.id, "timeout");
-                        return Err(self.timeout_error(what, timeout));
+                        return Err(timeout_error(&self.name, what, timeout));
                     }
                 }
             }
@@ -212,26 +212,7 @@ impl Peer {
 
     /// Send a request; a JSON-RPC error becomes an `Error` naming the server.
     pub fn call(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value> {
-        self.request(method, params, timeout)?.map_err(|e| self.error_of(method, &e))
-    }
-
-    /// A JSON-RPC error answer to `method` as an `Error` naming the server.
-    pub fn error_of(&self, method: &str, e: &Value) -> Error {
-        if jsonrpc::is_unavailable(e) {
-            return Error::failure(jsonrpc::failed_during(e, &format!("`{}`", method)));
-        }
-        Error::failure(format!(
-            "server `{}` answered `{}` with an error: {}",
-            self.name,
-            method,
-            jsonrpc::error_text(e)
-        ))
-    }
-
-    /// The error a caller sees when `what` outlives `timeout`.
-    pub fn timeout_error(&self, what: &str, timeout: Duration) -> Error {
-        Error::timeout(format!("{} on server `{}` timed out after {}", what, self.name, human_duration(timeout)))
-            .hint("raise `timeout` in the server's config or pass --timeout SECS")
+        self.request(method, params, timeout)?.map_err(|e| call_error(&self.name, method, &e))
     }
 
     /// Called by the transport for each message it reads.
@@ -293,11 +274,20 @@ impl Peer {
         }
         self.close(&format!("server `{}` was shut down", self.name));
     }
+}
 
-    /// Number of requests waiting for an answer.
-    pub fn in_flight(&self) -> usize {
-        self.pending.lock().unwrap().len()
+/// A JSON-RPC error answer to `method` from `server`, as an `Error` naming the server.
+pub fn call_error(server: &str, method: &str, e: &Value) -> Error {
+    if jsonrpc::is_unavailable(e) {
+        return Error::failure(jsonrpc::failed_during(e, &format!("`{}`", method)));
     }
+    Error::failure(format!("server `{}` answered `{}` with an error: {}", server, method, jsonrpc::error_text(e)))
+}
+
+/// The error a caller sees when `what` on `server` outlives `timeout`.
+pub fn timeout_error(server: &str, what: &str, timeout: Duration) -> Error {
+    Error::timeout(format!("{} on server `{}` timed out after {}", what, server, human_duration(timeout)))
+        .hint("raise `timeout` in the server's config or pass --timeout SECS")
 }
 
 pub fn human_duration(d: Duration) -> String {

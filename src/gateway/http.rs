@@ -5,11 +5,13 @@
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
-use crate::client::PROTOCOL_VERSIONS;
+use crate::client::{LATEST, PROTOCOL_VERSIONS};
 use crate::error::Error;
 use crate::jsonrpc::{self, Message};
+use crate::peer;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 use tiny_http::{Method, Request};
@@ -496,51 +498,29 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
     let timeout = u.cfg.timeout;
     let mut sse: Option<Box<dyn Write + Send>> = None;
     let mut req = Some(req);
-    let outcome: Value = loop {
-        match rx.recv_timeout(timeout) {
-            Ok(Event::Done(o)) => {
-                break match o {
-                    Ok(r) => jsonrpc::response(id.clone(), r),
-                    Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
-                }
-            }
-            Ok(Event::Message(m)) => {
-                if sse.is_none() {
-                    sse = Some(start_sse(req.take().expect("not yet answered")));
-                }
-                if let Some(w) = sse.as_mut() {
-                    if write_event(w, &m).is_err() {
-                        log::debug!("client went away during `{}`", method);
-                    }
-                }
-            }
-            Err(_) => {
-                u.cancel(uid, "timeout");
-                break jsonrpc::error_response(
-                    id.clone(),
-                    jsonrpc::REQUEST_TIMEOUT,
-                    &format!("server `{}` did not answer `{}` within {}s", u.name(), method, timeout.as_secs_f64()),
-                );
+    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
+        if sse.is_none() {
+            sse = Some(start_sse(req.take().expect("not yet answered")));
+        }
+        if let Some(w) = sse.as_mut() {
+            if write_event(w, &m).is_err() {
+                log::debug!("client went away during `{}`", method);
             }
         }
+    });
+    let outcome: Value = match outcome {
+        Some(Ok(r)) => jsonrpc::response(id.clone(), r),
+        Some(Err(e)) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
+        None => jsonrpc::error_response(
+            id.clone(),
+            jsonrpc::REQUEST_TIMEOUT,
+            &format!("server `{}` did not answer `{}` within {}s", u.name(), method, timeout.as_secs_f64()),
+        ),
     };
     session.inflight.lock().unwrap().remove(&key);
     if let Some(tool) = tool {
-        let result = if outcome.get("error").is_some() {
-            "error"
-        } else if outcome["result"]["isError"] == json!(true) {
-            "tool error"
-        } else {
-            "ok"
-        };
-        log::info!(
-            "call session={}… server={} tool={} duration_ms={:.1} outcome={}",
-            &session.id[..8],
-            u.name(),
-            tool,
-            started.elapsed().as_secs_f64() * 1000.0,
-            result
-        );
+        let failed = outcome.get("error").is_some();
+        log_call(&session.id[..8], u.name(), &tool, started, failed, &outcome["result"]);
     }
     match (sse, req) {
         (Some(mut w), _) => {
@@ -829,10 +809,10 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
         return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
     };
     let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
-    let peer = match u.peer(u.cfg.timeout) {
-        Ok(p) => p,
-        Err(e) => return json!({"error": e.to_json()}),
-    };
+    // Start a lazy server and wait for a starting one: its tool list comes with it.
+    if let Err(e) = u.peer(u.cfg.timeout) {
+        return json!({"error": e.to_json()});
+    }
     let def = match u.tool(tool) {
         Ok(d) => d,
         Err(e) => return json!({"error": e.to_json()}),
@@ -843,57 +823,74 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
     };
     // A session of its own (not listed in the hub), so that what the child asks while the
     // call runs is attributed correctly: to this call when it is the only one in flight.
-    let session = Arc::new(Session::new(
-        format!("cli-{:08x}", std::process::id() ^ started_nanos()),
-        Target::One(server.to_string()),
-        crate::client::LATEST.to_string(),
-    ));
+    let session = Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()));
     let started = std::time::Instant::now();
     let params = json!({"name": tool, "arguments": arguments});
     let (uid, rx) = match u.forward(&session, "tools/call", Some(params)) {
         Ok(x) => x,
         Err(e) => return json!({"error": e.to_json(), "arguments": arguments}),
     };
-    let outcome: Result<Value, Error> = loop {
-        match rx.recv_timeout(timeout) {
-            Ok(Event::Done(Ok(r))) => break Ok(r),
-            Ok(Event::Done(Err(e))) => break Err(peer.error_of("tools/call", &e)),
-            // The shell client answers no server→client requests (as when it runs the server itself).
-            Ok(Event::Message(m)) => {
-                if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
-                    let e = jsonrpc::error_object(
-                        jsonrpc::METHOD_NOT_FOUND,
-                        &format!("mcpctl's shell client does not support {}", method),
-                    );
-                    session.take_reply(id, Err(e));
-                }
-            }
-            Err(_) => {
-                u.cancel(uid, "timeout");
-                break Err(peer.timeout_error("`tools/call`", timeout));
-            }
+    // The shell client answers no server→client requests (as when it runs the server itself).
+    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
+        if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
+            let e = jsonrpc::error_object(
+                jsonrpc::METHOD_NOT_FOUND,
+                &format!("mcpctl's shell client does not support {}", method),
+            );
+            session.take_reply(id, Err(e));
         }
+    });
+    let outcome = match outcome {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(peer::call_error(server, "tools/call", &e)),
+        None => Err(peer::timeout_error(server, "`tools/call`", timeout)),
     };
-    let result = match &outcome {
-        Err(_) => "error",
-        Ok(r) if r["isError"] == json!(true) => "tool error",
-        Ok(_) => "ok",
-    };
-    log::info!(
-        "call session=cli server={} tool={} duration_ms={:.1} outcome={}",
-        server,
-        tool,
-        started.elapsed().as_secs_f64() * 1000.0,
-        result
-    );
+    log_call("cli", server, tool, started, outcome.is_err(), outcome.as_ref().unwrap_or(&Value::Null));
     match outcome {
         Ok(r) => json!({"arguments": arguments, "result": r}),
         Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
     }
 }
 
-fn started_nanos() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+/// Wait for a request forwarded upstream, handing each message that belongs to it
+/// (progress, log, server→client request) to `on_message` on the way. `None` when it
+/// outlived `timeout`; the child has then been told to cancel it.
+fn await_forwarded(
+    u: &Upstream,
+    uid: u64,
+    rx: &Receiver<Event>,
+    timeout: Duration,
+    mut on_message: impl FnMut(Value),
+) -> Option<crate::peer::Outcome> {
+    loop {
+        match rx.recv_timeout(timeout) {
+            Ok(Event::Done(o)) => return Some(o),
+            Ok(Event::Message(m)) => on_message(m),
+            Err(_) => {
+                u.cancel(uid, "timeout");
+                return None;
+            }
+        }
+    }
+}
+
+/// The log line every tool call leaves (never the argument values).
+fn log_call(session: &str, server: &str, tool: &str, started: std::time::Instant, failed: bool, result: &Value) {
+    let outcome = if failed {
+        "error"
+    } else if result["isError"] == json!(true) {
+        "tool error"
+    } else {
+        "ok"
+    };
+    log::info!(
+        "call session={} server={} tool={} duration_ms={:.1} outcome={}",
+        session,
+        server,
+        tool,
+        started.elapsed().as_secs_f64() * 1000.0,
+        outcome
+    );
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct State {
     pub started_at: u64,
     pub log_path: PathBuf,
     pub version: String,
+    /// The servers it serves (its config as it was at start).
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 pub fn dir(root: &Path) -> PathBuf {
@@ -83,6 +86,11 @@ pub fn read_state(root: &Path) -> Option<State> {
 
 pub fn remove_state(root: &Path) {
     let _ = fs::remove_file(state_path(root));
+}
+
+/// The daemon's token as this process knows it (`MCPCTL_TOKEN`, when set and not empty).
+pub fn env_token() -> Option<String> {
+    std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())
 }
 
 pub fn pid_alive(pid: u32) -> bool {
@@ -156,7 +164,7 @@ pub fn healthy(s: &State) -> bool {
 /// GET /status with the token from the environment, if any.
 pub fn fetch_status(s: &State) -> Result<Value> {
     let mut req = agent(Duration::from_secs(5)).get(&format!("{}/status", base_url(s)));
-    if let Some(t) = std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty()) {
+    if let Some(t) = env_token() {
         req = req.header("Authorization", &format!("Bearer {}", t));
     }
     let resp = req.call().map_err(|e| Error::failure(format!("cannot reach the daemon at {}: {}", base_url(s), e)))?;

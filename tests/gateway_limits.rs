@@ -227,3 +227,23 @@ fn cli_calls_to_an_isolated_server_get_their_own_child() {
     assert!(!log.contains("session=cli"), "the shared child was used:\n{}", log);
     assert!(log.contains("server=fx tool=echo"), "the call was not made through the daemon:\n{}", log);
 }
+
+/// A server added to the config after the daemon started is not served by it: the shell
+/// client connects to it directly (saying so, and how to have the daemon serve it).
+#[test]
+fn servers_added_after_start_are_reached_directly() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    p.write_config(&json!({"mcpServers": {
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"]},
+        "new": {"command": fixture_bin(), "alwaysAllow": ["*"]}
+    }}));
+    let r = p.cmd().args(["call", "new", "echo", "--text", "hi"]).success();
+    assert_eq!(r.stdout(), "hi\n");
+    r.stderr_has("the daemon does not serve `new`");
+    r.stderr_has("mcpctl stop && mcpctl start");
+    p.cmd().args(["tools", "new"]).success().stdout_has("echo");
+    // The server the daemon knows still goes through it.
+    p.cmd().args(["--verbose", "call", "fx", "echo", "--text", "x"]).success().stderr_has("using the daemon");
+}

@@ -18,7 +18,7 @@ type Outcome = std::result::Result<Report, Failure>;
 
 /// Gateway options from the command line and environment; refuses an open bind without a token.
 fn options(o: &StartOpts) -> Result<Options> {
-    let (token, mode) = match (&o.token, std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())) {
+    let (token, mode) = match (&o.token, daemon::env_token()) {
         (Some(t), _) => (Some(t.clone()), "flag"),
         (None, Some(t)) => {
             (Some(t), std::env::var("MCPCTL_TOKEN_MODE").ok().filter(|m| m == "flag").map(|_| "flag").unwrap_or("env"))
@@ -266,6 +266,7 @@ fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
             started_at: started,
             log_path: log_path.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
+            servers: cfg.servers.iter().map(|s| s.name.clone()).collect(),
         };
         daemon::write_state(&root, &s)?;
         eprintln!("mcpctl daemon listening on {} (pid {})", s.url, s.pid);

@@ -127,7 +127,15 @@ impl Ctx {
             return None;
         }
         let crate::daemon::Found::Running(st) = crate::daemon::find(root) else { return None };
-        let token = std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty());
+        if !st.servers.is_empty() && !st.servers.contains(&s.name) {
+            log::warn!(
+                "the daemon does not serve `{}` (it was started before the config named it); connecting directly; \
+                 run `mcpctl stop && mcpctl start` to serve it",
+                s.name
+            );
+            return None;
+        }
+        let token = crate::daemon::env_token();
         if st.token_mode != "none" && token.is_none() {
             log::debug!("the daemon needs a token and MCPCTL_TOKEN is not set; connecting directly");
             return None;

@@ -249,6 +249,12 @@ mod tests {
     }
 
     #[test]
+    fn stdin_is_read_once() {
+        let e = build(&[ToolArg::Json("-".into()), ToolArg::Json("-".into())], &schema(), &mut "{}".as_bytes());
+        assert!(e.unwrap_err().message.contains("--json - can read standard input only once"));
+    }
+
+    #[test]
     fn no_schema_type_parses_json_then_falls_back() {
         let m = build(&[pair("a", Some("5")), pair("b", Some("hello"))], &json!({}), &mut "".as_bytes()).unwrap();
         assert_eq!(Value::Object(m), json!({"a": 5, "b": "hello"}));

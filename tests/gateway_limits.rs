@@ -247,3 +247,27 @@ fn servers_added_after_start_are_reached_directly() {
     // The server the daemon knows still goes through it.
     p.cmd().args(["--verbose", "call", "fx", "echo", "--text", "x"]).success().stderr_has("using the daemon");
 }
+
+/// Daemon commands used at the wrong moment say what is wrong and what to do, in one line.
+#[test]
+fn daemon_commands_out_of_place_explain_themselves() {
+    let p = Project::fixture(json!({}));
+    // `logs` before the daemon ever ran.
+    let r = p.cmd().args(["logs"]).status(1);
+    r.stderr_has("no daemon log at");
+    r.stderr_has("start the daemon with `mcpctl start`");
+    // A second daemon in the foreground while one runs.
+    let secret = "a-long-test-token-0123456789";
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN", secret)]);
+    let port = free_port().to_string();
+    let r = p.cmd().args(["start", "--foreground", "--port", &port]).env("MCPCTL_TOKEN", secret).status(1);
+    r.stderr_has("another mcpctl daemon is running for");
+    r.stderr_has(&format!("(pid {})", d.pid));
+    // `status` without the daemon's token: running, and what to set.
+    let v = p.cmd().args(["--json-output", "status"]).success().json();
+    assert_eq!(v["daemon"]["status"], "running", "{}", v);
+    assert!(v["daemon"]["error"].as_str().unwrap_or("").contains("set MCPCTL_TOKEN"), "{}", v);
+    // With it: the servers' states (bounded wait for the child to be ready).
+    let v = d.wait_ready(&[("MCPCTL_TOKEN", secret)]);
+    assert_eq!(v["servers"][0]["status"], "ready", "{}", v);
+}

@@ -2,6 +2,7 @@
 //! transport rules (methods, headers, sessions, versions, body limits), and answering each
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
+use super::server::{BodyError, Request, Stream};
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
@@ -14,7 +15,6 @@ use std::io::{Read, Write};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
-use tiny_http::{Method, Request};
 
 /// A whole response, written by [`send`].
 pub struct Resp {
@@ -36,73 +36,10 @@ impl Resp {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        413 => "Payload Too Large",
-        415 => "Unsupported Media Type",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
-/// Requests served on one connection before we close it.
-const REQUESTS_PER_CONNECTION: u32 = 64;
-
-thread_local! {
-    /// Whether the response being written on this thread ends its connection (set by
-    /// `handle` for the request it is answering; every request is answered on one thread).
-    static CLOSE_AFTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether to end this request's connection after answering. tiny_http's connection pool
-/// can leave a freshly accepted connection queued behind threads that are parked on other
-/// clients' keep-alive connections (its count of waiting threads is stale for a moment
-/// after a wake-up), so under a burst of new clients a request could wait until somebody
-/// else hung up. We therefore end connections regularly: after `initialize` (where bursts
-/// of new clients happen) and after every 64th request, so threads go back to the pool
-/// within milliseconds under load, while the connection reuse that keeps calls cheap stays.
-fn close_after(hub: &Hub, req: &Request) -> bool {
-    let Some(addr) = req.remote_addr().copied() else { return true };
-    let mut conns = hub.connections.lock().unwrap();
-    if conns.len() > 4096 {
-        conns.clear(); // connections that their clients closed first
-    }
-    let n = conns.entry(addr).or_insert(0);
-    *n += 1;
-    if *n >= REQUESTS_PER_CONNECTION {
-        conns.remove(&addr);
-        true
-    } else {
-        false
-    }
-}
-
-/// Write a response in one piece (one write: no Nagle stall between head and body).
-pub fn send(req: Request, r: Resp) {
-    let close = CLOSE_AFTER.with(|c| c.get());
-    let mut out = format!("HTTP/1.1 {} {}\r\nContent-Length: {}\r\n", r.status, reason(r.status), r.body.len());
-    if close {
-        out.push_str("Connection: close\r\n");
-    }
-    for (k, v) in &r.headers {
-        out.push_str(k);
-        out.push_str(": ");
-        out.push_str(v);
-        out.push_str("\r\n");
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&r.body);
-    let mut w = req.into_writer();
-    let _ = w.write_all(&bytes).and_then(|_| w.flush());
+/// Write a response in one piece.
+pub fn send(req: Request<'_>, r: Resp) {
+    let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    req.respond(r.status, &headers, &r.body);
 }
 
 pub fn text(status: u16, body: &str) -> Resp {
@@ -121,8 +58,8 @@ fn too_large(limit: usize) -> Resp {
     rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit))
 }
 
-fn get<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
-    req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
+fn get<'a>(req: &'a Request<'_>, name: &'static str) -> Option<&'a str> {
+    req.header(name)
 }
 
 /// Constant-time comparison: the time taken does not depend on where the inputs differ.
@@ -161,13 +98,11 @@ fn origin_allowed(hub: &Hub, origin: &str) -> bool {
     rest.map(|r| super::is_loopback(host_name(r.trim_end_matches('/')))).unwrap_or(false)
 }
 
-pub fn handle(hub: &Arc<Hub>, req: Request) {
-    let close = close_after(hub, &req);
-    CLOSE_AFTER.with(|c| c.set(close));
+pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if path == "/health" {
         let r = match req.method() {
-            Method::Get => json_resp(200, &json!({"status": "ok"})),
+            "GET" => json_resp(200, &json!({"status": "ok"})),
             _ => text(405, "method not allowed").with_header("Allow", "GET"),
         };
         send(req, r);
@@ -210,7 +145,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
         send(req, json_resp(200, &hub.status()));
         return;
     }
-    if path == "/cli/call" && req.method() == &Method::Post {
+    if path == "/cli/call" && req.method() == "POST" {
         cli_call(hub, req);
         return;
     }
@@ -226,16 +161,16 @@ pub fn handle(hub: &Arc<Hub>, req: Request) {
         }
     }
     match req.method() {
-        Method::Post => post(hub, req, target),
-        Method::Get => get_stream(hub, req, &target),
-        Method::Delete => delete(hub, req, &target),
+        "POST" => post(hub, req, target),
+        "GET" => get_stream(hub, req, &target),
+        "DELETE" => delete(hub, req, &target),
         _ => {
             send(req, text(405, "method not allowed").with_header("Allow", "GET, POST, DELETE"));
         }
     }
 }
 
-fn accepts(req: &Request, mime: &str) -> bool {
+fn accepts(req: &Request<'_>, mime: &str) -> bool {
     get(req, "Accept")
         .map(|a| {
             a.split(',').any(|p| {
@@ -247,7 +182,7 @@ fn accepts(req: &Request, mime: &str) -> bool {
 }
 
 /// The session named by the request, or the error response to send.
-fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>, Resp> {
+fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Session>, Resp> {
     let Some(id) = get(req, "Mcp-Session-Id") else {
         return Err(rpc_error(
             400,
@@ -280,7 +215,7 @@ fn session_of(hub: &Hub, req: &Request, target: &Target) -> Result<Arc<Session>,
     }
 }
 
-fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
+fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
     let ctype = get(&req, "Content-Type").unwrap_or("");
     if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
         send(
@@ -306,20 +241,17 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
         );
         return;
     }
-    let limit = hub.opts.max_body;
-    if req.body_length().map(|n| n > limit).unwrap_or(false) {
-        send(req, too_large(limit));
-        return;
-    }
-    let mut body = Vec::new();
-    if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() {
-        send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
-        return;
-    }
-    if body.len() > limit {
-        send(req, too_large(limit));
-        return;
-    }
+    let body = match req.body() {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            send(req, too_large(hub.opts.max_body));
+            return;
+        }
+        Err(BodyError::Unreadable) => {
+            send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
+            return;
+        }
+    };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -349,7 +281,6 @@ fn post(hub: &Arc<Hub>, mut req: Request, target: Target) {
     };
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
-            CLOSE_AFTER.with(|c| c.set(true));
             let r = initialize(hub, &target, id.clone(), params.as_ref());
             send(req, r);
             return;
@@ -440,7 +371,7 @@ fn new_session_id() -> String {
     b.iter().map(|x| format!("{:02x}", x)).collect()
 }
 
-fn request(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
+fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
     if method == "ping" {
         send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
         return;
@@ -473,7 +404,14 @@ fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
 
 /// Send a request to one upstream; answer as JSON, or switch to SSE as soon as a message
 /// that belongs to this request (progress, log, sampling, elicitation) comes first.
-fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, method: &str, params: Option<Value>) {
+fn forward(
+    req: Request<'_>,
+    session: &Arc<Session>,
+    u: &Arc<Upstream>,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+) {
     let started = std::time::Instant::now();
     let tool = if method == "tools/call" {
         params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
@@ -496,7 +434,7 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
     let key = id.to_string();
     session.inflight.lock().unwrap().insert(key.clone(), (Arc::downgrade(u), uid));
     let timeout = u.cfg.timeout;
-    let mut sse: Option<Box<dyn Write + Send>> = None;
+    let mut sse: Option<Stream> = None;
     let mut req = Some(req);
     let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
         if sse.is_none() {
@@ -535,29 +473,27 @@ fn forward(req: Request, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, m
 }
 
 /// Take over the connection and start a chunked `text/event-stream` response.
-/// (tiny_http's own chunked writer holds 8 KiB back, which would delay events.)
-fn start_sse(req: Request) -> Box<dyn Write + Send> {
-    let mut w = req.into_writer();
-    let _ = w.write_all(
+fn start_sse(req: Request<'_>) -> Stream {
+    req.into_stream(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-    );
-    let _ = w.flush();
-    w
+    )
 }
 
-fn write_chunk(w: &mut Box<dyn Write + Send>, bytes: &[u8]) -> std::io::Result<()> {
-    write!(w, "{:x}\r\n", bytes.len())?;
-    w.write_all(bytes)?;
-    w.write_all(b"\r\n")?;
-    w.flush()
+fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    // One write per chunk: with TCP_NODELAY each write is a packet.
+    let mut out = Vec::with_capacity(bytes.len() + 12);
+    write!(out, "{:x}\r\n", bytes.len())?;
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+    w.write_all(&out)
 }
 
-fn write_event(w: &mut Box<dyn Write + Send>, msg: &Value) -> std::io::Result<()> {
+fn write_event(w: &mut Stream, msg: &Value) -> std::io::Result<()> {
     write_chunk(w, crate::sse::frame(None, &msg.to_string()).as_bytes())
 }
 
 /// GET: a standalone stream for messages not tied to a request.
-fn get_stream(hub: &Arc<Hub>, req: Request, target: &Target) {
+fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     if !accepts(&req, "text/event-stream") {
         send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
         return;
@@ -589,7 +525,7 @@ fn get_stream(hub: &Arc<Hub>, req: Request, target: &Target) {
     let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
 }
 
-fn delete(hub: &Arc<Hub>, req: Request, target: &Target) {
+fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     match session_of(hub, &req, target) {
         Ok(s) => {
             hub.remove_session(&s.id);
@@ -603,8 +539,15 @@ fn delete(hub: &Arc<Hub>, req: Request, target: &Target) {
 
 // ---- the aggregated endpoint ----
 
-fn aggregated(hub: &Arc<Hub>, req: Request, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
-    let answer = |req: Request, outcome: Result<Value, (i64, String)>| {
+fn aggregated(
+    hub: &Arc<Hub>,
+    req: Request<'_>,
+    session: &Arc<Session>,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+) {
+    let answer = |req: Request<'_>, outcome: Result<Value, (i64, String)>| {
         let body = match outcome {
             Ok(r) => jsonrpc::response(id.clone(), r),
             Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
@@ -787,13 +730,18 @@ fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Ups
 /// approval already and sends the arguments as typed; they are typed here by the cached
 /// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
 /// error (status word, message, hint) for the client to print as it would its own.
-fn cli_call(hub: &Arc<Hub>, mut req: Request) {
-    let mut body = Vec::new();
-    let limit = hub.opts.max_body;
-    if req.as_reader().take(limit as u64 + 1).read_to_end(&mut body).is_err() || body.len() > limit {
-        send(req, too_large(limit));
-        return;
-    }
+fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>) {
+    let body = match req.body() {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            send(req, too_large(hub.opts.max_body));
+            return;
+        }
+        Err(BodyError::Unreadable) => {
+            send(req, text(400, "mcpctl gateway: the request body could not be read"));
+            return;
+        }
+    };
     let answer = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => run_cli_call(hub, &v),
         Err(e) => json!({"error": Error::failure(format!("bad /cli/call body: {}", e)).to_json()}),

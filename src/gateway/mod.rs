@@ -1,9 +1,10 @@
-//! The gateway: one HTTP server (tiny_http, a bounded pool of request threads) that
+//! The gateway: one HTTP server (`server`: a thread per connection, bounded) that
 //! re-exposes every configured server over MCP Streamable HTTP — `/mcp` aggregated,
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
 mod http;
 pub mod names;
+mod server;
 pub mod session;
 pub mod upstream;
 
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use session::{Session, Target};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use upstream::Upstream;
@@ -69,8 +70,6 @@ pub struct Hub {
     tools: Mutex<names::Table>,
     /// Resource URI → server, learned from aggregated `resources/list`.
     pub resource_owner: Mutex<HashMap<String, String>>,
-    /// Requests served per client connection (see `http::close_after`).
-    pub connections: Mutex<HashMap<SocketAddr, u32>>,
     last_sweep: Mutex<Instant>,
 }
 
@@ -202,56 +201,16 @@ impl Hub {
     }
 }
 
-/// Bind and serve. Accepted sockets inherit the listener's TCP_NODELAY and send timeout
-/// (Linux), so a client that stops reading (a stuck SSE stream) is cut off instead of holding
-/// a thread. (No receive timeout: on a listening socket it would make `accept` itself time out,
-/// and tiny_http stops accepting after any accept error.)
-fn listen(host: &str, port: u16, write_timeout: Duration) -> Result<tiny_http::Server> {
-    let listener = std::net::TcpListener::bind((host, port)).map_err(|e| {
+/// Bind the listening socket, with a clear error when the port is taken.
+fn listen(host: &str, port: u16) -> Result<std::net::TcpListener> {
+    std::net::TcpListener::bind((host, port)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             Error::failure(format!("port {} on {} is already in use", port, host))
                 .hint("stop what uses it, or pick another with --port N")
         } else {
             Error::failure(format!("cannot listen on {}:{}: {}", host, port, e))
         }
-    })?;
-    set_socket_options(&listener, write_timeout);
-    tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| Error::failure(format!("cannot serve on {}:{}: {}", host, port, e)))
-}
-
-fn set_socket_options(l: &std::net::TcpListener, d: Duration) {
-    use std::os::unix::io::AsRawFd;
-    // No Nagle: a response's head and body are separate small writes, and waiting for the
-    // peer's delayed ACK between them costs 40 ms a request.
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a valid descriptor and an int.
-    unsafe {
-        libc::setsockopt(
-            l.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
-    {
-        let opt = libc::SO_SNDTIMEO;
-        // SAFETY: setsockopt with a valid descriptor and a timeval of the right size.
-        let r = unsafe {
-            libc::setsockopt(
-                l.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &tv as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            log::warn!("cannot set a socket timeout: {}", std::io::Error::last_os_error());
-        }
-    }
+    })
 }
 
 pub fn unix(t: SystemTime) -> u64 {
@@ -266,8 +225,9 @@ pub fn serve(
     lazy: &dyn Fn(&crate::config::ServerConfig) -> bool,
     on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>,
 ) -> Result<()> {
-    let server = listen(&opts.host, opts.port, opts.io_timeout)?;
-    let addr = server.server_addr().to_ip().ok_or_else(|| Error::failure("the server has no IP address"))?;
+    let listener = listen(&opts.host, opts.port)?;
+    let addr =
+        listener.local_addr().map_err(|e| Error::failure(format!("the listening socket has no address: {}", e)))?;
     let hub = Arc::new_cyclic(|weak| Hub {
         upstreams: cfg
             .servers
@@ -280,7 +240,6 @@ pub fn serve(
         started: SystemTime::now(),
         tools: Mutex::new(names::Table::default()),
         resource_owner: Mutex::new(HashMap::new()),
-        connections: Mutex::new(HashMap::new()),
         last_sweep: Mutex::new(Instant::now()),
     });
     for u in &hub.upstreams {
@@ -289,22 +248,30 @@ pub fn serve(
     on_ready(addr)?;
     log::info!("mcpctl gateway listening on http://{}/mcp ({} servers)", addr, hub.upstreams.len());
 
-    let pool = Arc::new(Pool {
-        server: std::sync::RwLock::new(Arc::new(server)),
-        hub: hub.clone(),
-        active: AtomicUsize::new(0),
-        threads: AtomicUsize::new(0),
-        max: hub.opts.max_connections,
-    });
-    for _ in 0..MIN_THREADS {
-        pool.add_thread();
-    }
+    let limits = server::Limits {
+        max_connections: hub.opts.max_connections,
+        max_body: hub.opts.max_body,
+        io_timeout: hub.opts.io_timeout,
+    };
+    let accepting = listener.try_clone().map_err(|e| Error::failure(format!("cannot serve: {}", e)))?;
+    let h = hub.clone();
+    let handler: Arc<server::Handler> = Arc::new(move |req| http::handle(&h, req));
+    let acceptor = std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || server::run(accepting, limits, handler))
+        .map_err(|e| Error::failure(format!("cannot start the accept thread: {}", e)))?;
     while !signals::stopping() {
         std::thread::sleep(Duration::from_millis(200));
         hub.expire_sessions_every(Duration::from_secs(5));
     }
+    // Stop accepting: shutting the listening socket down wakes `accept` with an error.
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: shutdown on a descriptor we own.
+        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+    let _ = acceptor.join();
     log::info!("stopping: ending sessions and shutting servers down");
-    pool.server.read().unwrap().unblock();
     let ids: Vec<String> = hub.sessions.lock().unwrap().keys().cloned().collect();
     for id in ids {
         hub.remove_session(&id);
@@ -315,85 +282,6 @@ pub fn serve(
     }
     log::info!("stopped");
     Ok(())
-}
-
-const MIN_THREADS: usize = 4;
-
-/// Request threads that take requests straight from tiny_http (no hand-off in between).
-/// The pool grows while every thread is busy, up to the cap plus one; a request that
-/// arrives with the cap already busy is answered 503 at once by that extra thread.
-struct Pool {
-    /// Replaced if tiny_http's accept loop ever ends (it stops at the first accept error).
-    server: std::sync::RwLock<Arc<tiny_http::Server>>,
-    hub: Arc<Hub>,
-    active: AtomicUsize,
-    threads: AtomicUsize,
-    max: usize,
-}
-
-impl Pool {
-    fn add_thread(self: &Arc<Self>) {
-        self.threads.fetch_add(1, Ordering::SeqCst);
-        let me = self.clone();
-        let spawned = std::thread::Builder::new().name("http".into()).spawn(move || me.work());
-        if spawned.is_err() {
-            self.threads.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    fn work(self: Arc<Self>) {
-        while !signals::stopping() {
-            let server = self.server.read().unwrap().clone();
-            let req = match server.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    self.relisten(&server, e);
-                    continue;
-                }
-            };
-            let busy = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-            if busy > self.max {
-                http::send(req, http::text(503, "mcpctl gateway: too many concurrent requests; try again shortly"));
-            } else {
-                // Keep one thread free to take the next request (or to refuse it).
-                let threads = self.threads.load(Ordering::SeqCst);
-                if busy >= threads && threads <= self.max {
-                    self.add_thread();
-                }
-                // A panic in one request never takes the daemon down.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::handle(&self.hub, req))).is_err() {
-                    log::error!("a request handler panicked; the request was dropped");
-                }
-            }
-            self.active.fetch_sub(1, Ordering::SeqCst);
-        }
-        self.threads.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// tiny_http reports an accept error once and stops accepting for good (e.g. out of file
-    /// descriptors): listen again on the same address, so the daemon keeps serving.
-    fn relisten(&self, failed: &Arc<tiny_http::Server>, e: std::io::Error) {
-        let mut current = self.server.write().unwrap();
-        if !Arc::ptr_eq(&current, failed) {
-            return; // another thread already did
-        }
-        log::error!("accepting connections failed ({}); listening again", e);
-        // A lasting cause (out of file descriptors) must not turn this into a busy loop.
-        std::thread::sleep(Duration::from_millis(200));
-        let (host, port) = (&self.hub.opts.host, self.hub.opts.port);
-        for attempt in 1..=50 {
-            match listen(host, port, self.hub.opts.io_timeout) {
-                Ok(s) => {
-                    *current = Arc::new(s);
-                    log::info!("listening again on {}:{}", host, port);
-                    return;
-                }
-                Err(err) if attempt == 50 => log::error!("{}", err.one_line()),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
 }
 
 /// Which endpoint a path is.
@@ -420,7 +308,6 @@ pub(crate) mod tests {
             started: SystemTime::now(),
             tools: Mutex::new(names::Table::default()),
             resource_owner: Mutex::new(HashMap::new()),
-            connections: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(Instant::now()),
         }
     }

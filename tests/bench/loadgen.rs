@@ -100,8 +100,7 @@ fn check_loopback(url: &str) -> Result<(), String> {
 }
 
 struct Session {
-    agent: ureq::Agent,
-    url: String,
+    http: Http,
     sid: Option<String>,
     version: String,
     next_id: u64,
@@ -112,36 +111,145 @@ enum CallError {
     Rpc(String),
 }
 
+/// A minimal HTTP/1.1 client on one kept-alive connection (Content-Length, chunked or
+/// read-to-close bodies). The load generator shares the machine with the gateway it
+/// measures, so it spends as little CPU per request as it can (a general-purpose client
+/// library cost more than some gateways).
+struct Http {
+    addr: String,
+    path: String,
+    conn: Option<BufReader<std::net::TcpStream>>,
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Http {
+    fn new(url: &str) -> Http {
+        let rest = url.strip_prefix("http://").unwrap_or(url);
+        let (addr, path) = match rest.find('/') {
+            Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+            None => (rest.to_string(), "/".to_string()),
+        };
+        Http { addr, path, conn: None }
+    }
+
+    /// One request; a kept-alive connection the server closed meanwhile is opened again once.
+    fn send(&mut self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, String> {
+        let reused = self.conn.is_some();
+        match self.try_send(method, headers, body) {
+            Ok(r) => Ok(r),
+            Err(_) if reused => {
+                self.conn = None;
+                self.try_send(method, headers, body)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn try_send(&mut self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, String> {
+        if self.conn.is_none() {
+            let s = std::net::TcpStream::connect(&self.addr).map_err(|e| format!("connect {}: {e}", self.addr))?;
+            let _ = s.set_nodelay(true);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            self.conn = Some(BufReader::with_capacity(16 * 1024, s));
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        let mut out = Vec::with_capacity(256 + body.len());
+        let _ =
+            write!(out, "{method} {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.path, self.addr, body.len());
+        for (k, v) in headers {
+            let _ = write!(out, "{k}: {v}\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        conn.get_mut().write_all(&out).map_err(|e| format!("write: {e}"))?;
+        let r = read_reply(conn)?;
+        if r.header("connection").map(|v| v.eq_ignore_ascii_case("close")).unwrap_or(false) {
+            self.conn = None;
+        }
+        Ok(r)
+    }
+}
+
+fn read_line(r: &mut impl BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(0) => Err("connection closed".into()),
+        Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
+fn read_reply(r: &mut BufReader<std::net::TcpStream>) -> Result<Reply, String> {
+    let status_line = read_line(r)?;
+    let status: u16 =
+        status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(format!("bad status line `{status_line}`"))?;
+    let mut headers = Vec::new();
+    loop {
+        let l = read_line(r)?;
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut reply = Reply { status, headers, body: Vec::new() };
+    if let Some(n) = reply.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        reply.body.resize(n, 0);
+        r.read_exact(&mut reply.body).map_err(|e| format!("body: {e}"))?;
+    } else if reply.header("transfer-encoding").map(|v| v.eq_ignore_ascii_case("chunked")).unwrap_or(false) {
+        loop {
+            let size = read_line(r)?;
+            let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| format!("bad chunk size `{size}`"))?;
+            if n == 0 {
+                while !read_line(r)?.is_empty() {}
+                break;
+            }
+            let at = reply.body.len();
+            reply.body.resize(at + n, 0);
+            r.read_exact(&mut reply.body[at..]).map_err(|e| format!("chunk: {e}"))?;
+            read_line(r)?;
+        }
+    } else if !(reply.status == 204 || reply.status == 304 || (100..200).contains(&reply.status)) {
+        r.read_to_end(&mut reply.body).map_err(|e| format!("body: {e}"))?;
+        reply.headers.push(("connection".into(), "close".into()));
+    }
+    Ok(reply)
+}
+
 impl Session {
     fn new(url: &str) -> Session {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        Session { agent, url: url.to_string(), sid: None, version: PROTOCOL_VERSION.into(), next_id: 0 }
+        Session { http: Http::new(url), sid: None, version: PROTOCOL_VERSION.into(), next_id: 0 }
     }
 
     /// POSTs one message; for a request, returns the JSON-RPC response with its id.
     fn post(&mut self, body: &Value, expect_answer: bool) -> Result<Option<Value>, CallError> {
-        let mut req = self
-            .agent
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream");
+        let mut headers = vec![("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
         if let Some(sid) = &self.sid {
-            req = req.header("Mcp-Session-Id", sid).header("MCP-Protocol-Version", &self.version);
+            headers.push(("Mcp-Session-Id", sid));
+            headers.push(("MCP-Protocol-Version", &self.version));
         }
-        let mut resp = req.send(body.to_string()).map_err(|e| CallError::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
+        let resp = self.http.send("POST", &headers, body.to_string().as_bytes()).map_err(CallError::Transport)?;
+        let status = resp.status;
         if self.sid.is_none() {
-            if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            if let Some(s) = resp.header("mcp-session-id") {
                 self.sid = Some(s.to_string());
             }
         }
-        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-        let text =
-            resp.body_mut().read_to_string().map_err(|e| CallError::Transport(format!("reading the body: {e}")))?;
+        let ctype = resp.header("content-type").unwrap_or("").to_ascii_lowercase();
+        let text = String::from_utf8_lossy(&resp.body);
         if !(200..300).contains(&status) {
             return Err(CallError::Transport(format!("HTTP {status}: {}", text.trim())));
         }
@@ -155,7 +263,7 @@ impl Session {
                 .filter_map(|d| serde_json::from_str::<Value>(&d).ok())
                 .find(|m| &m["id"] == id && (m.get("result").is_some() || m.get("error").is_some()))
         } else {
-            serde_json::from_str::<Value>(&text).ok().filter(|m| &m["id"] == id)
+            serde_json::from_slice::<Value>(&resp.body).ok().filter(|m| &m["id"] == id)
         };
         match found {
             Some(m) if m.get("error").is_some() => Err(CallError::Rpc(m["error"].to_string())),
@@ -202,8 +310,8 @@ impl Session {
     }
 
     fn close(&mut self) {
-        if let Some(sid) = &self.sid {
-            let _ = self.agent.delete(&self.url).header("Mcp-Session-Id", sid).call();
+        if let Some(sid) = self.sid.clone() {
+            let _ = self.http.send("DELETE", &[("Mcp-Session-Id", &sid)], b"");
         }
     }
 }

@@ -1,0 +1,549 @@
+//! The gateway's HTTP/1.1 server: an accept loop and one thread per connection, which
+//! reads each request (headers, then the body when the handler asks for it), calls the
+//! handler on that same thread, and writes the answer in one piece. Bounded: a cap on live
+//! connections (503 past it), limits on header and body sizes, and a deadline for reading
+//! a request (`io_timeout`, which also ends idle keep-alive connections and stalled writes).
+//!
+//! Why not a crate: the hand-offs between an HTTP library's connection threads and its
+//! request queue cost more CPU than the rest of a proxied call, and the library we tried
+//! (tiny_http 0.12) had no read timeouts at all. See docs/benchmarks.md.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What bounds the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_body: usize,
+    /// Longest wait for a request (from its first byte to its last, and for the next one
+    /// on a kept-alive connection) and for a client to take what we write.
+    pub io_timeout: Duration,
+}
+
+const MAX_LINE: usize = 16 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+/// Connections past the cap that still get a 503 (read briefly, answered, closed);
+/// beyond that they are closed at once.
+const REFUSING_AT_MOST: usize = 64;
+
+pub type Handler = dyn Fn(Request<'_>) + Send + Sync;
+
+/// Accept connections until `accept` fails for good (the listener was shut down).
+pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let refusing = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (stream, _) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) => {
+                if crate::signals::stopping() || e.raw_os_error() == Some(libc::EINVAL) {
+                    return; // shut down
+                }
+                // Out of file descriptors and the like: a pause, not a busy loop, and go on.
+                log::error!("accepting a connection failed: {}", e);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(limits.io_timeout));
+        let _ = stream.set_read_timeout(Some(limits.io_timeout));
+        if live.load(Ordering::SeqCst) >= limits.max_connections {
+            if refusing.fetch_add(1, Ordering::SeqCst) >= REFUSING_AT_MOST {
+                refusing.fetch_sub(1, Ordering::SeqCst);
+                continue; // dropped
+            }
+            let refusing = refusing.clone();
+            let spawned = std::thread::Builder::new().name("http-503".into()).spawn(move || {
+                refuse(stream);
+                refusing.fetch_sub(1, Ordering::SeqCst);
+            });
+            if spawned.is_err() {
+                log::error!("cannot start a thread to refuse a connection");
+            }
+            continue;
+        }
+        live.fetch_add(1, Ordering::SeqCst);
+        let (live2, limits2, handler2) = (live.clone(), limits.clone(), handler.clone());
+        let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
+            connection(stream, &limits2, &*handler2);
+            live2.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            live.fetch_sub(1, Ordering::SeqCst);
+            log::error!("cannot start a thread for a connection");
+        }
+    }
+}
+
+/// Past the connection cap: read the request head (briefly), answer 503 and close.
+fn refuse(stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut r = BufReader::new(&stream);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let _ = read_head(&mut r, deadline);
+    let body = "mcpctl gateway: too many connections; try again shortly (the cap is MCPCTL_MAX_CONNECTIONS)";
+    let _ = (&stream).write_all(
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
+            body.len(),
+            body
+        )
+        .as_bytes(),
+    );
+    linger_close(&stream);
+}
+
+/// Close after a response without losing it: stop sending, and read what the client still
+/// sends for a moment (closing with unread data would reset the connection, and the
+/// client could lose the answer it has not read yet).
+fn linger_close(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let mut total = 0;
+    while let Ok(n) = (&*stream).read(&mut sink) {
+        total += n;
+        if n == 0 || total > 1 << 20 {
+            break;
+        }
+    }
+}
+
+fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
+    let stream = Arc::new(stream);
+    let mut reader = BufReader::with_capacity(16 * 1024, Source(stream.clone()));
+    loop {
+        // Idle keep-alive connections end after io_timeout without a word (read timeout).
+        let first = match reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(_) => Instant::now(),
+        };
+        let deadline = first + limits.io_timeout;
+        let head = match read_head(&mut reader, deadline) {
+            Ok(h) => h,
+            Err(HeadError::Closed) => break,
+            Err(e) => {
+                let (status, why) = e.status();
+                let _ = (&*stream).write_all(
+                    format!(
+                        "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        status,
+                        reason(status),
+                        why.len(),
+                        why
+                    )
+                    .as_bytes(),
+                );
+                linger_close(&stream);
+                return;
+            }
+        };
+        let mut state = Exchange { answered: false, close: head.close, body_left: head.body, deadline };
+        let req = Request { head, reader: &mut reader, stream: &stream, state: &mut state, limits };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req)));
+        if ran.is_err() {
+            log::error!("a request handler panicked; its connection was closed");
+            break;
+        }
+        if !state.answered {
+            log::error!("a request was not answered; its connection was closed");
+            break;
+        }
+        if state.close || state.body_left != Body::None {
+            linger_close(&stream);
+            return;
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Reading side of a connection (the writing side is the same socket, shared).
+struct Source(Arc<TcpStream>);
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+type Reader = BufReader<Source>;
+
+/// The request line and headers.
+pub struct Head {
+    pub method: String,
+    /// Path and query (an absolute-form target is reduced to this).
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    body: Body,
+    close: bool,
+    expect_continue: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+#[derive(Debug)]
+enum HeadError {
+    Closed,
+    TimedOut,
+    Bad(&'static str),
+    TooLarge,
+    Version,
+}
+
+impl HeadError {
+    fn status(&self) -> (u16, String) {
+        match self {
+            HeadError::TimedOut => (408, "request not received in time".into()),
+            HeadError::Bad(why) => (400, format!("bad request: {}", why)),
+            HeadError::TooLarge => (431, "request header fields too large".into()),
+            HeadError::Version => (505, "only HTTP/1.0 and HTTP/1.1 are supported".into()),
+            HeadError::Closed => (400, String::new()),
+        }
+    }
+}
+
+impl From<io::Error> for HeadError {
+    fn from(e: io::Error) -> HeadError {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HeadError::TimedOut,
+            io::ErrorKind::InvalidData => HeadError::TooLarge,
+            _ => HeadError::Closed,
+        }
+    }
+}
+
+/// One line (without CRLF), at most `MAX_LINE` bytes, all before `deadline`.
+fn read_line<R: BufRead>(r: &mut R, deadline: Instant) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    loop {
+        if Instant::now() > deadline {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return if line.is_empty() { Ok(None) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if line.len() > MAX_LINE {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        if done {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return String::from_utf8(line).map(Some).map_err(|_| io::ErrorKind::InvalidInput.into());
+        }
+    }
+}
+
+fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError> {
+    let bad_utf8 =
+        |e: io::Error| if e.kind() == io::ErrorKind::InvalidInput { HeadError::Bad("not UTF-8") } else { e.into() };
+    // Empty lines before a request line are allowed (RFC 9112 2.2).
+    let line = loop {
+        match read_line(r, deadline).map_err(bad_utf8)? {
+            None => return Err(HeadError::Closed),
+            Some(l) if l.is_empty() => continue,
+            Some(l) => break l,
+        }
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Bad("malformed request line"));
+    };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+        return Err(HeadError::Bad("malformed method"));
+    }
+    let http10 = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        v if v.starts_with("HTTP/") => return Err(HeadError::Version),
+        _ => return Err(HeadError::Bad("malformed request line")),
+    };
+    let url = if target.starts_with('/') {
+        target.to_string()
+    } else if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+        rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into())
+    } else if target == "*" {
+        "*".into()
+    } else {
+        return Err(HeadError::Bad("malformed request target"));
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut size = line.len();
+    loop {
+        let Some(l) = read_line(r, deadline).map_err(bad_utf8)? else {
+            return Err(HeadError::Bad("incomplete header"));
+        };
+        if l.is_empty() {
+            break;
+        }
+        size += l.len();
+        if size > MAX_HEAD || headers.len() >= MAX_HEADERS {
+            return Err(HeadError::TooLarge);
+        }
+        if l.starts_with([' ', '\t']) {
+            return Err(HeadError::Bad("folded header lines are not allowed"));
+        }
+        let Some((name, value)) = l.split_once(':') else { return Err(HeadError::Bad("header line without a colon")) };
+        if name.is_empty() || name.ends_with([' ', '\t']) {
+            return Err(HeadError::Bad("malformed header name"));
+        }
+        headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+    }
+    fn find<'h>(headers: &'h [(String, String)], n: &'static str) -> impl Iterator<Item = &'h str> {
+        headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str())
+    }
+    let connection: Vec<String> =
+        find(&headers, "Connection").flat_map(|v| v.split(',')).map(|t| t.trim().to_ascii_lowercase()).collect();
+    let close = connection.iter().any(|t| t == "close") || (http10 && !connection.iter().any(|t| t == "keep-alive"));
+    let te: Vec<&str> = find(&headers, "Transfer-Encoding").collect();
+    let lengths: Vec<&str> = find(&headers, "Content-Length").collect();
+    let body = if !te.is_empty() {
+        if !lengths.is_empty() {
+            return Err(HeadError::Bad("both Transfer-Encoding and Content-Length"));
+        }
+        if te.len() != 1 || !te[0].eq_ignore_ascii_case("chunked") {
+            return Err(HeadError::Bad("unsupported Transfer-Encoding (only chunked)"));
+        }
+        Body::Chunked
+    } else if let Some(first) = lengths.first() {
+        if lengths.iter().any(|l| l != first) || !first.bytes().all(|b| b.is_ascii_digit()) || first.is_empty() {
+            return Err(HeadError::Bad("malformed Content-Length"));
+        }
+        match first.parse::<usize>() {
+            Ok(0) => Body::None,
+            Ok(n) => Body::Length(n),
+            Err(_) => Body::Length(usize::MAX),
+        }
+    } else {
+        Body::None
+    };
+    let expect_continue = find(&headers, "Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
+    Ok(Head { method: method.to_string(), url, headers, body, close, expect_continue })
+}
+
+/// What the connection loop needs to know after the handler ran.
+struct Exchange {
+    answered: bool,
+    close: bool,
+    body_left: Body,
+    deadline: Instant,
+}
+
+/// Why a body could not be had.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// One request on its connection; answer it with [`Request::respond`] or take the
+/// connection over for a stream with [`Request::into_stream`].
+pub struct Request<'a> {
+    head: Head,
+    reader: &'a mut Reader,
+    stream: &'a Arc<TcpStream>,
+    state: &'a mut Exchange,
+    limits: &'a Limits,
+}
+
+impl Request<'_> {
+    pub fn method(&self) -> &str {
+        &self.head.method
+    }
+
+    pub fn url(&self) -> &str {
+        &self.head.url
+    }
+
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Read the whole body, at most `max_body` bytes.
+    pub fn body(&mut self) -> Result<Vec<u8>, BodyError> {
+        let limit = self.limits.max_body;
+        let kind = self.state.body_left;
+        if let Body::Length(n) = kind {
+            if n > limit {
+                return Err(BodyError::TooLarge);
+            }
+        }
+        if kind != Body::None && self.head.expect_continue {
+            (&**self.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| BodyError::Unreadable)?;
+        }
+        let deadline = self.state.deadline;
+        let body = match kind {
+            Body::None => Vec::new(),
+            Body::Length(n) => read_exact(self.reader, n, deadline)?,
+            Body::Chunked => read_chunked(self.reader, limit, deadline)?,
+        };
+        self.state.body_left = Body::None;
+        Ok(body)
+    }
+
+    /// Write a whole response in one piece (one write: no Nagle stall between head and body).
+    pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        let close = self.state.close || self.state.body_left != Body::None;
+        let mut out = Vec::with_capacity(160 + body.len());
+        let _ = write!(out, "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n", status, reason(status), body.len());
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        for (k, v) in headers {
+            let _ = write!(out, "{}: {}\r\n", k, v);
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        if (&**self.stream).write_all(&out).is_err() {
+            self.state.close = true;
+        }
+        self.state.answered = true;
+    }
+
+    /// Take the connection over for a response of unknown length (an event stream): the
+    /// head is written, the connection closes when the stream is dropped.
+    pub fn into_stream(self, head: &[u8]) -> Stream {
+        self.state.answered = true;
+        self.state.close = true;
+        let stream = self.stream.clone();
+        let _ = (&*stream).write_all(head);
+        Stream(stream)
+    }
+}
+
+/// The writing side of a connection taken over by [`Request::into_stream`].
+pub struct Stream(Arc<TcpStream>);
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn read_exact(r: &mut Reader, n: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::with_capacity(n.min(1 << 20));
+    while body.len() < n {
+        if Instant::now() > deadline {
+            return Err(BodyError::Unreadable);
+        }
+        let buf = r.fill_buf().map_err(|_| BodyError::Unreadable)?;
+        if buf.is_empty() {
+            return Err(BodyError::Unreadable);
+        }
+        let take = buf.len().min(n - body.len());
+        body.extend_from_slice(&buf[..take]);
+        r.consume(take);
+    }
+    Ok(body)
+}
+
+fn read_chunked(r: &mut Reader, limit: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(r, deadline).map_err(|_| BodyError::Unreadable)?.ok_or(BodyError::Unreadable)?;
+        let size = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| BodyError::Unreadable)?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            while !read_line(r, deadline).map_err(|_| BodyError::Unreadable)?.ok_or(BodyError::Unreadable)?.is_empty() {
+            }
+            return Ok(body);
+        }
+        if body.len() + size > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend(read_exact(r, size, deadline)?);
+        if read_line(r, deadline).map_err(|_| BodyError::Unreadable)? != Some(String::new()) {
+            return Err(BodyError::Unreadable);
+        }
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Result<Head, HeadError> {
+        read_head(&mut io::Cursor::new(raw.as_bytes()), Instant::now() + Duration::from_secs(5))
+    }
+
+    #[test]
+    fn parses_request_lines_and_headers() {
+        let h = head("POST /mcp/fx?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello").unwrap();
+        assert_eq!((h.method.as_str(), h.url.as_str()), ("POST", "/mcp/fx?x=1"));
+        assert_eq!(h.body, Body::Length(5));
+        assert!(!h.close);
+        assert_eq!(h.headers[2], ("X-A".to_string(), "b".to_string()));
+        let h = head("GET http://localhost:7878/health HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(h.url, "/health");
+        assert!(h.close, "HTTP/1.0 closes unless keep-alive is asked for");
+        assert!(head("GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n").unwrap().close);
+        assert_eq!(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().body, Body::Chunked);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_frame() {
+        assert!(matches!(head("GET /\r\n\r\n"), Err(HeadError::Bad(_))));
+        assert!(matches!(head("GET / HTTP/2.0\r\n\r\n"), Err(HeadError::Version)));
+        assert!(matches!(head("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), Err(HeadError::Bad(_))));
+        assert!(matches!(head("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n"), Err(HeadError::Bad(_))));
+        assert!(matches!(
+            head("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HeadError::Bad(_))
+        ));
+        assert!(matches!(
+            head("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            Err(HeadError::Bad(_))
+        ));
+        assert!(matches!(head("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), Err(HeadError::Bad(_))));
+        let many: String = (0..200).map(|i| format!("X-{}: y\r\n", i)).collect();
+        assert!(matches!(head(&format!("GET / HTTP/1.1\r\n{}\r\n", many)), Err(HeadError::TooLarge)));
+        assert!(matches!(head("GET / HTTP/1.1\r\nHost: a\r\n"), Err(HeadError::Bad(_))));
+        assert!(matches!(head(""), Err(HeadError::Closed)));
+    }
+}

@@ -2,7 +2,7 @@
 //! transport rules (methods, headers, sessions, versions, body limits), and answering each
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
-use super::server::{BodyError, Request, Stream};
+use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
@@ -12,9 +12,10 @@ use crate::jsonrpc::{self, Message};
 use crate::peer;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 /// A whole response, written by [`send`].
 pub struct Resp {
@@ -403,7 +404,9 @@ fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
 }
 
 /// Send a request to one upstream; answer as JSON, or switch to SSE as soon as a message
-/// that belongs to this request (progress, log, sampling, elicitation) comes first.
+/// that belongs to this request (progress, log, sampling, elicitation) comes first. The
+/// answer is written by the thread that reads the child's answer (no hand-off back to this
+/// connection's thread), or by the deadline thread when the child takes too long.
 fn forward(
     req: Request<'_>,
     session: &Arc<Session>,
@@ -412,64 +415,146 @@ fn forward(
     method: &str,
     params: Option<Value>,
 ) {
-    let started = std::time::Instant::now();
     let tool = if method == "tools/call" {
         params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
     } else {
         None
     };
-    let (uid, rx) = match u.forward(session, method, params) {
-        Ok(x) => x,
+    let timeout = u.cfg.timeout;
+    let started = Instant::now();
+    let fwd = Arc::new(Forwarded {
+        out: Mutex::new(Out::Waiting(req.defer())),
+        key: id.to_string(),
+        id,
+        method: method.to_string(),
+        tool,
+        upstream: Arc::downgrade(u),
+        uid: AtomicU64::new(0),
+        session: session.clone(),
+        started,
+        timeout,
+    });
+    if let Out::Waiting(d) = &mut *fwd.out.lock().unwrap() {
+        let f = fwd.clone();
+        d.set_deadline(started + timeout, Box::new(move || f.expire()));
+    }
+    let f = fwd.clone();
+    match u.forward(session, method, params, Arc::new(move |e| f.on_event(e))) {
+        Ok(uid) => {
+            fwd.uid.store(uid, Ordering::SeqCst);
+            // Under the answer's lock: once answered, the entry is not added back.
+            let out = fwd.out.lock().unwrap();
+            if !matches!(*out, Out::Done) {
+                session.inflight.lock().unwrap().insert(fwd.key.clone(), (Arc::downgrade(u), uid));
+            }
+        }
         Err(e) if method == "tools/call" && u.needs_runtime() => {
             // The runtime could not be had: an in-band tool error, and the next call tries again.
             let result = json!({"content": [{"type": "text", "text": e.one_line()}], "isError": true});
-            send(req, json_resp(200, &jsonrpc::response(id, result)));
-            return;
+            fwd.finish(jsonrpc::response(fwd.id.clone(), result));
         }
         Err(e) => {
-            send(req, json_resp(200, &jsonrpc::error_response(id, jsonrpc::SERVER_UNAVAILABLE, &e.one_line())));
+            fwd.finish(jsonrpc::error_response(fwd.id.clone(), jsonrpc::SERVER_UNAVAILABLE, &e.one_line()));
+        }
+    }
+}
+
+/// A request forwarded upstream, until it is answered.
+struct Forwarded {
+    out: Mutex<Out>,
+    /// The client's id, and as text (the key of `Session::inflight`).
+    id: Value,
+    key: String,
+    method: String,
+    tool: Option<String>,
+    upstream: Weak<Upstream>,
+    /// The upstream id (0 until known).
+    uid: AtomicU64,
+    session: Arc<Session>,
+    started: Instant,
+    timeout: Duration,
+}
+
+enum Out {
+    Waiting(Deferred),
+    Streaming(DeferredStream),
+    Done,
+}
+
+const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
+impl Forwarded {
+    fn on_event(&self, e: Event) {
+        match e {
+            Event::Message(m) => {
+                let mut out = self.out.lock().unwrap();
+                let mut stream = match std::mem::replace(&mut *out, Out::Done) {
+                    Out::Waiting(d) => d.into_stream(SSE_HEAD),
+                    Out::Streaming(s) => s,
+                    Out::Done => return,
+                };
+                stream.send(&event_chunk(&m));
+                *out = Out::Streaming(stream);
+            }
+            Event::Done(Ok(r)) => self.finish(jsonrpc::response(self.id.clone(), r)),
+            Event::Done(Err(e)) => self.finish(json!({"jsonrpc": "2.0", "id": self.id, "error": e})),
+        }
+    }
+
+    /// The deadline passed: tell the child to cancel, and the client why.
+    fn expire(&self) {
+        let name = self.upstream.upgrade().map(|u| {
+            let uid = self.uid.load(Ordering::SeqCst);
+            if uid != 0 {
+                u.cancel(uid, "timeout");
+            }
+            u.name().to_string()
+        });
+        let msg = format!(
+            "server `{}` did not answer `{}` within {}s",
+            name.unwrap_or_default(),
+            self.method,
+            self.timeout.as_secs_f64()
+        );
+        self.finish(jsonrpc::error_response(self.id.clone(), jsonrpc::REQUEST_TIMEOUT, &msg));
+    }
+
+    /// Write the answer (once; later ones are dropped) and log the call.
+    fn finish(&self, answer: Value) {
+        let mut out = self.out.lock().unwrap();
+        let taken = std::mem::replace(&mut *out, Out::Done);
+        if matches!(taken, Out::Done) {
             return;
         }
-    };
-    let key = id.to_string();
-    session.inflight.lock().unwrap().insert(key.clone(), (Arc::downgrade(u), uid));
-    let timeout = u.cfg.timeout;
-    let mut sse: Option<Stream> = None;
-    let mut req = Some(req);
-    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
-        if sse.is_none() {
-            sse = Some(start_sse(req.take().expect("not yet answered")));
+        self.session.inflight.lock().unwrap().remove(&self.key);
+        if let Some(tool) = &self.tool {
+            let server = self.upstream.upgrade().map(|u| u.name().to_string()).unwrap_or_default();
+            let failed = answer.get("error").is_some();
+            log_call(&self.session.id[..8], &server, tool, self.started, failed, &answer["result"]);
         }
-        if let Some(w) = sse.as_mut() {
-            if write_event(w, &m).is_err() {
-                log::debug!("client went away during `{}`", method);
+        match taken {
+            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.to_string().as_bytes()),
+            Out::Streaming(mut s) => {
+                s.send(&event_chunk(&answer));
+                s.send(b"0\r\n\r\n");
             }
+            Out::Done => {}
         }
-    });
-    let outcome: Value = match outcome {
-        Some(Ok(r)) => jsonrpc::response(id.clone(), r),
-        Some(Err(e)) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
-        None => jsonrpc::error_response(
-            id.clone(),
-            jsonrpc::REQUEST_TIMEOUT,
-            &format!("server `{}` did not answer `{}` within {}s", u.name(), method, timeout.as_secs_f64()),
-        ),
-    };
-    session.inflight.lock().unwrap().remove(&key);
-    if let Some(tool) = tool {
-        let failed = outcome.get("error").is_some();
-        log_call(&session.id[..8], u.name(), &tool, started, failed, &outcome["result"]);
     }
-    match (sse, req) {
-        (Some(mut w), _) => {
-            let _ = write_event(&mut w, &outcome);
-            let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
-        }
-        (None, Some(req)) => {
-            send(req, json_resp(200, &outcome));
-        }
-        (None, None) => {}
-    }
+}
+
+/// One SSE event as one chunk of a chunked response.
+fn event_chunk(msg: &Value) -> Vec<u8> {
+    chunk(crate::sse::frame(None, &msg.to_string()).as_bytes())
+}
+
+/// One chunk of a chunked response, in one buffer (one write: with TCP_NODELAY, a packet).
+fn chunk(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 12);
+    let _ = write!(out, "{:x}\r\n", bytes.len());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Take over the connection and start a chunked `text/event-stream` response.
@@ -480,16 +565,7 @@ fn start_sse(req: Request<'_>) -> Stream {
 }
 
 fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    // One write per chunk: with TCP_NODELAY each write is a packet.
-    let mut out = Vec::with_capacity(bytes.len() + 12);
-    write!(out, "{:x}\r\n", bytes.len())?;
-    out.extend_from_slice(bytes);
-    out.extend_from_slice(b"\r\n");
-    w.write_all(&out)
-}
-
-fn write_event(w: &mut Stream, msg: &Value) -> std::io::Result<()> {
-    write_chunk(w, crate::sse::frame(None, &msg.to_string()).as_bytes())
+    w.write_all(&chunk(bytes))
 }
 
 /// GET: a standalone stream for messages not tied to a request.
@@ -774,7 +850,11 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
     let session = Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()));
     let started = std::time::Instant::now();
     let params = json!({"name": tool, "arguments": arguments});
-    let (uid, rx) = match u.forward(&session, "tools/call", Some(params)) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = Arc::new(move |e| {
+        let _ = tx.send(e);
+    });
+    let uid = match u.forward(&session, "tools/call", Some(params), sink) {
         Ok(x) => x,
         Err(e) => return json!({"error": e.to_json(), "arguments": arguments}),
     };

@@ -4,14 +4,20 @@
 //! connections (503 past it), limits on header and body sizes, and a deadline for reading
 //! a request (`io_timeout`, which also ends idle keep-alive connections and stalled writes).
 //!
+//! A handler may also [`Request::defer`] its answer: another thread (the one reading the
+//! child that answers) writes it later, without blocking — whatever a slow client does not
+//! take at once is written by a helper thread — while the connection thread goes back to
+//! waiting for the client's next request. That saves a thread hand-off per proxied call.
+//!
 //! Why not a crate: the hand-offs between an HTTP library's connection threads and its
 //! request queue cost more CPU than the rest of a proxied call, and the library we tried
 //! (tiny_http 0.12) had no read timeouts at all. See docs/benchmarks.md.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What bounds the server.
@@ -118,12 +124,36 @@ fn linger_close(stream: &TcpStream) {
 fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
     let stream = Arc::new(stream);
     let mut reader = BufReader::with_capacity(16 * 1024, Source(stream.clone()));
+    // The previous request's deferred answer, while it may still be in the making.
+    let mut pending: Option<Arc<Slot>> = None;
     loop {
-        // Idle keep-alive connections end after io_timeout without a word (read timeout).
-        let first = match reader.fill_buf() {
-            Ok([]) | Err(_) => break,
-            Ok(_) => Instant::now(),
+        // Wait for the next request. Idle keep-alive connections end after io_timeout
+        // without a word (the read timeout), but not while an answer is still due.
+        let more = loop {
+            match reader.fill_buf() {
+                Ok([]) => break false,
+                Ok(_) => break true,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if pending.as_ref().map(|s| !s.is_done()).unwrap_or(false) {
+                        continue;
+                    }
+                    break false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break false,
+            }
         };
+        // Answers go out in order: the previous one first.
+        if let Some(slot) = pending.take() {
+            if slot.wait_done() {
+                linger_close(&stream);
+                return;
+            }
+        }
+        if !more {
+            break;
+        }
+        let first = Instant::now();
         let deadline = first + limits.io_timeout;
         let head = match read_head(&mut reader, deadline) {
             Ok(h) => h,
@@ -144,7 +174,7 @@ fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
                 return;
             }
         };
-        let mut state = Exchange { answered: false, close: head.close, body_left: head.body, deadline };
+        let mut state = Exchange { answered: false, close: head.close, body_left: head.body, deadline, deferred: None };
         let req = Request { head, reader: &mut reader, stream: &stream, state: &mut state, limits };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req)));
         if ran.is_err() {
@@ -154,6 +184,15 @@ fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
         if !state.answered {
             log::error!("a request was not answered; its connection was closed");
             break;
+        }
+        if let Some(slot) = state.deferred.take() {
+            if state.close || state.body_left != Body::None {
+                slot.wait_done();
+                linger_close(&stream);
+                return;
+            }
+            pending = Some(slot);
+            continue;
         }
         if state.close || state.body_left != Body::None {
             linger_close(&stream);
@@ -347,6 +386,7 @@ struct Exchange {
     close: bool,
     body_left: Body,
     deadline: Instant,
+    deferred: Option<Arc<Slot>>,
 }
 
 /// Why a body could not be had.
@@ -405,20 +445,21 @@ impl Request<'_> {
     /// Write a whole response in one piece (one write: no Nagle stall between head and body).
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         let close = self.state.close || self.state.body_left != Body::None;
-        let mut out = Vec::with_capacity(160 + body.len());
-        let _ = write!(out, "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n", status, reason(status), body.len());
-        if close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        for (k, v) in headers {
-            let _ = write!(out, "{}: {}\r\n", k, v);
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body);
+        let out = response(status, headers, body, close);
         if (&**self.stream).write_all(&out).is_err() {
             self.state.close = true;
         }
         self.state.answered = true;
+    }
+
+    /// Answer later, from any thread, with the returned [`Deferred`]. The connection reads
+    /// the client's next request meanwhile but answers it only after this one.
+    pub fn defer(self) -> Deferred {
+        let close = self.state.close || self.state.body_left != Body::None;
+        let slot = Arc::new(Slot::default());
+        self.state.answered = true;
+        self.state.deferred = Some(slot.clone());
+        Deferred { stream: self.stream.clone(), slot, close, finished: false, timer: None }
     }
 
     /// Take the connection over for a response of unknown length (an event stream): the
@@ -441,6 +482,291 @@ impl Write for Stream {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A whole response: head and body in one buffer (one write: no Nagle stall between them).
+fn response(status: u16, headers: &[(&str, &str)], body: &[u8], close: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    let _ = write!(out, "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n", status, reason(status), body.len());
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    for (k, v) in headers {
+        let _ = write!(out, "{}: {}\r\n", k, v);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// What a client may leave unread of a deferred answer before it is cut off.
+const MAX_BACKLOG: usize = 64 * 1024 * 1024;
+
+/// The state of one deferred answer, shared by its writer and its connection thread.
+#[derive(Default)]
+struct Slot {
+    st: Mutex<SlotState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// Bytes the client did not take at once; a helper thread is writing them.
+    backlog: Vec<u8>,
+    draining: bool,
+    /// Nothing more will be written.
+    finished: bool,
+    /// The connection ends after this answer.
+    close: bool,
+    /// Writing failed: the client is gone.
+    broken: bool,
+    /// The connection thread waits for the answer to be out.
+    waiting: bool,
+}
+
+impl Slot {
+    fn is_done(&self) -> bool {
+        let st = self.st.lock().unwrap();
+        st.finished && !st.draining
+    }
+
+    /// Wait until the answer is out; whether the connection must end.
+    fn wait_done(&self) -> bool {
+        let mut st = self.st.lock().unwrap();
+        while !(st.finished && !st.draining) {
+            st.waiting = true;
+            st = self.cv.wait(st).unwrap();
+        }
+        st.close || st.broken
+    }
+}
+
+/// An answer written later by any thread (see [`Request::defer`]). Writes never block:
+/// what the client does not take at once is written by a helper thread, in order.
+/// Dropping it unanswered ends the connection.
+pub struct Deferred {
+    stream: Arc<TcpStream>,
+    slot: Arc<Slot>,
+    close: bool,
+    finished: bool,
+    timer: Option<TimerKey>,
+}
+
+impl Deferred {
+    /// Run `on_timeout` (on the deadline thread) unless the answer is finished by `at`.
+    pub fn set_deadline(&mut self, at: Instant, on_timeout: Box<dyn FnOnce() + Send>) {
+        self.timer = Some(timer().add(at, on_timeout));
+    }
+
+    pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.write(&response(status, headers, body, self.close));
+        self.finish();
+    }
+
+    /// Start a response of unknown length (an event stream): `head` is written, and the
+    /// connection closes after the stream.
+    pub fn into_stream(mut self, head: &[u8]) -> DeferredStream {
+        self.close = true;
+        self.write(head);
+        DeferredStream(self)
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut st = self.slot.st.lock().unwrap();
+        if st.broken {
+            return;
+        }
+        if st.draining {
+            if st.backlog.len() + bytes.len() > MAX_BACKLOG {
+                log::warn!("a client stopped reading an answer; its connection was closed");
+                st.broken = true;
+                st.backlog = Vec::new();
+                let _ = self.stream.shutdown(Shutdown::Both);
+            } else {
+                st.backlog.extend_from_slice(bytes);
+            }
+            return;
+        }
+        match send_now(&self.stream, bytes) {
+            Ok(n) if n == bytes.len() => {}
+            Ok(n) => {
+                st.backlog.extend_from_slice(&bytes[n..]);
+                st.draining = true;
+                let (stream, slot) = (self.stream.clone(), self.slot.clone());
+                if std::thread::Builder::new().name("http-drain".into()).spawn(move || drain(&stream, &slot)).is_err() {
+                    st.draining = false;
+                    st.broken = true;
+                }
+            }
+            Err(_) => st.broken = true,
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if let Some(k) = self.timer.take() {
+            timer().remove(k);
+        }
+        let mut st = self.slot.st.lock().unwrap();
+        st.finished = true;
+        st.close |= self.close;
+        if !st.draining {
+            finished(&self.stream, &self.slot, &st);
+        }
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.close = true;
+            self.finish();
+        }
+    }
+}
+
+/// The answer is out: let the connection thread go on, and let the client see the end of
+/// a connection that closes after it.
+fn finished(stream: &TcpStream, slot: &Slot, st: &SlotState) {
+    if st.close || st.broken {
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+    if st.waiting {
+        slot.cv.notify_all();
+    }
+}
+
+/// A deferred event stream; dropping it ends the stream and the connection.
+pub struct DeferredStream(Deferred);
+
+impl DeferredStream {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+}
+
+/// Write what the socket takes now, without waiting.
+fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use std::os::unix::io::AsRawFd;
+    let mut off = 0;
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        // SAFETY: a valid descriptor and buffer; MSG_DONTWAIT never blocks.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                rest.as_ptr() as *const libc::c_void,
+                rest.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return Ok(off),
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
+            }
+        }
+        off += n as usize;
+    }
+    Ok(off)
+}
+
+/// The helper thread of a slow client: write the backlog (blocking, with the send timeout).
+fn drain(stream: &TcpStream, slot: &Slot) {
+    loop {
+        let chunk = {
+            let mut st = slot.st.lock().unwrap();
+            if st.backlog.is_empty() || st.broken {
+                st.draining = false;
+                st.backlog = Vec::new();
+                if st.finished {
+                    finished(stream, slot, &st);
+                }
+                return;
+            }
+            std::mem::take(&mut st.backlog)
+        };
+        if (&*stream).write_all(&chunk).is_err() {
+            let mut st = slot.st.lock().unwrap();
+            st.broken = true;
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+type TimerKey = (Instant, u64);
+
+/// Deadlines of deferred answers, on one thread that sleeps until the earliest.
+struct Timer {
+    st: Mutex<TimerState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct TimerState {
+    due: BTreeMap<TimerKey, Box<dyn FnOnce() + Send>>,
+    seq: u64,
+    /// When the thread wakes next (None: when told).
+    wakes: Option<Instant>,
+}
+
+fn timer() -> &'static Timer {
+    static TIMER: OnceLock<Timer> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let spawned = std::thread::Builder::new().name("deadlines".into()).spawn(|| timer().run());
+        if spawned.is_err() {
+            log::error!("cannot start the deadline thread; calls that hang will not time out");
+        }
+        Timer { st: Mutex::new(TimerState::default()), cv: Condvar::new() }
+    })
+}
+
+impl Timer {
+    fn add(&self, at: Instant, f: Box<dyn FnOnce() + Send>) -> TimerKey {
+        let mut st = self.st.lock().unwrap();
+        st.seq += 1;
+        let key = (at, st.seq);
+        st.due.insert(key, f);
+        // Only a deadline earlier than the one the thread sleeps for needs to wake it.
+        if st.wakes.map(|w| at < w).unwrap_or(true) {
+            self.cv.notify_one();
+        }
+        key
+    }
+
+    fn remove(&self, key: TimerKey) {
+        let f = self.st.lock().unwrap().due.remove(&key);
+        drop(f); // outside the lock: it may own the last reference to an answer
+    }
+
+    fn run(&self) {
+        let mut st = self.st.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            match st.due.keys().next().copied() {
+                Some(k) if k.0 <= now => {
+                    let f = st.due.remove(&k).expect("present");
+                    drop(st);
+                    f();
+                    st = self.st.lock().unwrap();
+                }
+                Some(k) => {
+                    st.wakes = Some(k.0);
+                    st = self.cv.wait_timeout(st, k.0 - now).unwrap().0;
+                    st.wakes = None;
+                }
+                None => {
+                    st.wakes = None;
+                    st = self.cv.wait(st).unwrap();
+                }
+            }
+        }
     }
 }
 

@@ -15,11 +15,15 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-/// What an HTTP request thread receives while its request is in flight upstream.
+/// Where the answer to a forwarded request, and the messages that belong to it, go.
+/// Called on the thread that reads the child (or on the one that closes it).
+pub type Sink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// What a forwarded request's sink receives while the request is in flight upstream.
 pub enum Event {
     /// A notification or server→client request that belongs to this request.
     Message(Value),
@@ -70,7 +74,7 @@ struct Inner {
 
 struct Flight {
     session: Weak<Session>,
-    tx: Sender<Event>,
+    sink: Sink,
     /// The upstream request id, once `start_with` returned it (0 before).
     uid: AtomicU64,
 }
@@ -85,7 +89,7 @@ pub struct Upstream {
     stop: AtomicBool,
     hub: Weak<Hub>,
     /// Our progress token → (client's token, the request's event channel).
-    progress: Mutex<HashMap<String, (Value, Sender<Event>)>>,
+    progress: Mutex<HashMap<String, (Value, Sink)>>,
     /// Requests in flight by flight number (recorded before the request is sent).
     flights: Mutex<HashMap<u64, Flight>>,
     /// Numbers progress tokens and flights.
@@ -369,21 +373,21 @@ impl Upstream {
         }
     }
 
-    /// Send a client's request upstream. Its answer and related messages arrive on the
-    /// returned channel; the upstream id is for cancellation.
+    /// Send a client's request upstream. Its answer and related messages go to `sink`;
+    /// the upstream id returned is for cancellation.
     pub fn forward(
         self: &Arc<Self>,
         session: &Arc<Session>,
         method: &str,
         mut params: Option<Value>,
-    ) -> Result<(u64, Receiver<Event>)> {
+        sink: Sink,
+    ) -> Result<u64> {
         let peer = self.peer(self.cfg.timeout)?;
-        let (tx, rx) = channel();
         let mut our_token = None;
         if let Some(tok) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(|m| m.get_mut("progressToken")) {
             let t = format!("mcpctl-p{}", self.next_token.fetch_add(1, Ordering::Relaxed));
             let original = std::mem::replace(tok, Value::String(t.clone()));
-            self.progress.lock().unwrap().insert(t.clone(), (original, tx.clone()));
+            self.progress.lock().unwrap().insert(t.clone(), (original, sink.clone()));
             our_token = Some(t);
         }
         if method == "tools/call" {
@@ -395,10 +399,9 @@ impl Upstream {
         self.flights
             .lock()
             .unwrap()
-            .insert(fno, Flight { session: Arc::downgrade(session), tx: tx.clone(), uid: AtomicU64::new(0) });
+            .insert(fno, Flight { session: Arc::downgrade(session), sink: sink.clone(), uid: AtomicU64::new(0) });
         let token = our_token.clone();
         let me = Arc::downgrade(self);
-        let done_tx = tx;
         let started = peer.start_with(
             method,
             params,
@@ -409,7 +412,7 @@ impl Upstream {
                         me.progress.lock().unwrap().remove(t);
                     }
                 }
-                let _ = done_tx.send(Event::Done(outcome));
+                sink(Event::Done(outcome));
             }),
         );
         let id = match started {
@@ -425,7 +428,7 @@ impl Upstream {
         if let Some(f) = self.flights.lock().unwrap().get(&fno) {
             f.uid.store(id, Ordering::SeqCst);
         }
-        Ok((id, rx))
+        Ok(id)
     }
 
     /// Stop waiting for `id`: tell the child, and forget the routes.
@@ -437,9 +440,9 @@ impl Upstream {
     }
 
     /// The one client session whose requests are in flight here, and its newest request's channel.
-    fn attributed(&self) -> Option<(Arc<Session>, Sender<Event>)> {
+    fn attributed(&self) -> Option<(Arc<Session>, Sink)> {
         let flights = self.flights.lock().unwrap();
-        let mut best: Option<(u64, Arc<Session>, Sender<Event>)> = None;
+        let mut best: Option<(u64, Arc<Session>, Sink)> = None;
         for (id, f) in flights.iter() {
             let Some(s) = f.session.upgrade() else { continue };
             if let Some((bid, bs, _)) = &best {
@@ -450,7 +453,7 @@ impl Upstream {
                     continue;
                 }
             }
-            best = Some((*id, s, f.tx.clone()));
+            best = Some((*id, s, f.sink.clone()));
         }
         best.map(|(_, s, tx)| (s, tx))
     }
@@ -470,9 +473,9 @@ impl Upstream {
                     let mut p = params.unwrap_or(Value::Null);
                     let token = p.get("progressToken").and_then(Value::as_str).map(str::to_string);
                     let route = token.and_then(|t| self.progress.lock().unwrap().get(&t).cloned());
-                    if let Some((original, tx)) = route {
+                    if let Some((original, sink)) = route {
                         p["progressToken"] = original;
-                        let _ = tx.send(Event::Message(jsonrpc::notification(&method, Some(p))));
+                        sink(Event::Message(jsonrpc::notification(&method, Some(p))));
                     }
                 }
                 "notifications/tools/list_changed" => {
@@ -490,8 +493,8 @@ impl Upstream {
                 "notifications/message" => {
                     let msg = jsonrpc::notification(&method, params);
                     match self.attributed() {
-                        Some((_, tx)) => {
-                            let _ = tx.send(Event::Message(msg));
+                        Some((_, sink)) => {
+                            sink(Event::Message(msg));
                         }
                         None => self.broadcast(&msg),
                     }
@@ -505,9 +508,9 @@ impl Upstream {
                     return;
                 }
                 match self.attributed() {
-                    Some((session, tx)) => {
+                    Some((session, sink)) => {
                         let gid = session.expect_reply(peer, id);
-                        let _ = tx.send(Event::Message(jsonrpc::request(json!(gid), &method, params)));
+                        sink(Event::Message(jsonrpc::request(json!(gid), &method, params)));
                     }
                     None => {
                         let e = jsonrpc::error_object(

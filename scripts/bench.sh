@@ -119,6 +119,10 @@ note "bench: warm calls through the daemon ($runs runs)"
 (cd "$project" && "$lg" time --warmup 2 -- mcpctl_warm "$runs" hi "$m" call fx echo --text hi) |
   tee -a "$out" >&2
 
+# The machine's floor for one session, with no gateway at all.
+note "bench: round trips without a gateway (stdio to the fixture, loopback TCP)"
+"$lg" rtt "$fx" | tee -a "$out" >&2
+
 for n in $sessions_list; do
   for gw in mcpctl supergateway mcp-proxy; do
     case "$gw" in
@@ -186,6 +190,13 @@ for n in sorted({r["sessions"] for r in loads}):
     cpus = [p["server_cpu_us_per_call"] for p in peers if p["server_cpu_us_per_call"]]
     cpu_ratio = (me["server_cpu_us_per_call"] / min(cpus)) if cpus and me["server_cpu_us_per_call"] else None
     print(f"| {n} | {me['calls_per_s'] / best_tp:.2f}x | {f(cpu_ratio, 3)} | {f(me['p50_ms'], 3)} |")
+
+rtt = next((r for r in rows if r.get("name") == "rtt"), None)
+if rtt:
+    print(f"\nFloor for one session on this machine, with no gateway: a `tools/call echo` round trip over "
+          f"the fixture's stdio pipes takes {rtt['stdio_p50_us']:.0f} µs (median), a request of the same size "
+          f"over loopback TCP to an echoing thread {rtt['tcp_p50_us']:.0f} µs; a gateway needs both: "
+          f"**{rtt['floor_p50_ms']:.3f} ms**.")
 
 print("\n### Memory (VmRSS of the gateway process itself, children excluded)\n")
 print("| gateway | idle MB | peak MB under 64 sessions |")

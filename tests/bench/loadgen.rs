@@ -20,6 +20,11 @@
 //! Prints the answer's text. `floor --list` also asks `tools/list` first, as `mcpctl
 //! call` does to type the arguments.
 //!
+//! `rtt`: the machine's floor for one session, without any gateway: the median of 3000
+//! sequential `tools/call echo` round trips over CMD's stdio pipes, and of 3000 request/
+//! answer round trips of the same size over a loopback TCP connection to a thread that
+//! echoes. A gateway at one session needs both (four wake-ups per call). Prints JSON.
+//!
 //! `time`: runs each case's command RUNS times, the cases round-robin so that they see the
 //! same machine (stdin and stderr null, stdout captured), and prints per case one JSON line
 //! with the wall-time median and spread in ms; a run that exits non-zero or whose stdout
@@ -42,9 +47,10 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("floor") => floor(&args[1..]),
         Some("time") => time(&args[1..]),
+        Some("rtt") => rtt(&args[1..]),
         _ => Err("usage: mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] \
                   [--pid PID] [--label L] | floor [--list] CMD [ARGS...] | time [--warmup N] -- NAME RUNS \
-                  EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...]"
+                  EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...] | rtt CMD [ARGS...]"
             .to_string()),
     };
     if let Err(e) = result {
@@ -683,5 +689,94 @@ fn time(args: &[String]) -> Result<(), String> {
         });
         println!("{out}");
     }
+    Ok(())
+}
+
+fn median_us(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    round(v[v.len() / 2], 1)
+}
+
+fn rtt(args: &[String]) -> Result<(), String> {
+    const N: u64 = 3000;
+    let (cmd, rest) = args.split_first().ok_or("rtt needs a command")?;
+    let mut child = Command::new(cmd)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    let io = |e: std::io::Error| e.to_string();
+    stdin
+        .write_all(
+            concat!(
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
+                r#""capabilities":{},"clientInfo":{"name":"rtt","version":"0"}}}"#,
+                "\n",
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                "\n"
+            )
+            .as_bytes(),
+        )
+        .map_err(io)?;
+    stdout.read_line(&mut line).map_err(io)?;
+    let mut stdio = Vec::new();
+    let mut size = 0;
+    for i in 1..=N {
+        let msg = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"0-{i}\"}}}}}}\n"
+        );
+        size = msg.len();
+        line.clear();
+        let t = Instant::now();
+        stdin.write_all(msg.as_bytes()).map_err(io)?;
+        stdout.read_line(&mut line).map_err(io)?;
+        stdio.push(t.elapsed().as_secs_f64() * 1e6);
+        if !line.contains(&format!("0-{i}")) {
+            return Err(format!("unexpected answer: {line}"));
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut buf = vec![0u8; 4096];
+        let mut s2 = s.try_clone()?;
+        let mut r = s;
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            s2.write_all(&buf[..n])?;
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).map_err(io)?;
+    c.set_nodelay(true).map_err(io)?;
+    let msg = vec![b'x'; size + 200];
+    let mut back = vec![0u8; msg.len()];
+    let mut tcp = Vec::new();
+    for _ in 0..N {
+        let t = Instant::now();
+        c.write_all(&msg).map_err(io)?;
+        c.read_exact(&mut back).map_err(io)?;
+        tcp.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(c);
+    let _ = echo.join();
+    let (stdio, tcp) = (median_us(stdio), median_us(tcp));
+    println!(
+        "{}",
+        json!({"name": "rtt", "round_trips": N, "stdio_p50_us": stdio, "tcp_p50_us": tcp, "floor_p50_ms": round((stdio + tcp) / 1000.0, 3)})
+    );
     Ok(())
 }

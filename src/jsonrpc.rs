@@ -83,6 +83,42 @@ pub fn notification(method: &str, params: Option<Value>) -> Value {
     }
 }
 
+/// A request as one line of bytes, written straight from its parts (no tree built).
+pub fn request_line(id: u64, method: &str, params: Option<&Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.to_string().as_bytes());
+    out.extend_from_slice(b",\"method\":");
+    let _ = serde_json::to_writer(&mut out, method);
+    if let Some(p) = params {
+        out.extend_from_slice(b",\"params\":");
+        let _ = serde_json::to_writer(&mut out, p);
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// A response as bytes, written straight from its parts: `Ok(the result as JSON text)`
+/// or `Err(error object)`.
+pub fn response_bytes(id: &Value, outcome: Result<&str, &Value>) -> Vec<u8> {
+    let raw_len = outcome.map(str::len).unwrap_or(64);
+    let mut out = Vec::with_capacity(raw_len + 64);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    let _ = serde_json::to_writer(&mut out, id);
+    match outcome {
+        Ok(raw) => {
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(raw.as_bytes());
+        }
+        Err(e) => {
+            out.extend_from_slice(b",\"error\":");
+            let _ = serde_json::to_writer(&mut out, e);
+        }
+    }
+    out.push(b'}');
+    out
+}
+
 pub fn response(id: Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
@@ -131,6 +167,21 @@ pub fn error_text(e: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_written_as_bytes_parse_back() {
+        let p = json!({"name": "echo", "arguments": {"text": "a\"b\n"}});
+        let line = request_line(7, "tools/call", Some(&p));
+        assert_eq!(line.last(), Some(&b'\n'));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v, request(json!(7), "tools/call", Some(p)));
+        let v: Value = serde_json::from_slice(&request_line(8, "ping", None)).unwrap();
+        assert_eq!(v, request(json!(8), "ping", None));
+        let v: Value = serde_json::from_slice(&response_bytes(&json!("s-1"), Ok(r#"{"x": 1}"#))).unwrap();
+        assert_eq!(v, response(json!("s-1"), json!({"x": 1})));
+        let v: Value = serde_json::from_slice(&response_bytes(&json!(3), Err(&error_object(-32601, "no")))).unwrap();
+        assert_eq!(v, error_response(json!(3), -32601, "no"));
+    }
 
     #[test]
     fn classifies_all_kinds() {

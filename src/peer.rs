@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
 use crate::signals;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,10 @@ use std::time::{Duration, Instant};
 pub trait Transport: Send + Sync {
     /// Send one message.
     fn send(&self, msg: &Value) -> Result<()>;
+    /// Send a request of ours (a transport may write it without building a tree first).
+    fn send_request(&self, id: u64, method: &str, params: Option<Value>) -> Result<()> {
+        self.send(&jsonrpc::request(json!(id), method, params))
+    }
     /// Close gracefully (stdio: close stdin, then TERM, then KILL; http: DELETE the session).
     fn shutdown(&self);
     /// The last lines the server wrote to stderr (stdio only).
@@ -43,11 +48,51 @@ pub type Reply = Box<dyn FnOnce(Outcome) + Send>;
 /// JSON-RPC outcome: `Ok(result)` or `Err(error object)`.
 pub type Outcome = std::result::Result<Value, Value>;
 
+/// An outcome whose result stays raw JSON text, as the server wrote it (a proxy passes it
+/// on without building a tree and writing it out again).
+pub type RawOutcome = std::result::Result<Box<RawValue>, Value>;
+/// Receives the outcome of one request, raw.
+pub type RawReply = Box<dyn FnOnce(RawOutcome) + Send>;
+
+/// Who waits for a response.
+enum Waiter {
+    Value(Reply),
+    Raw(RawReply),
+}
+
+impl Waiter {
+    fn give(self, o: Outcome) {
+        match self {
+            Waiter::Value(r) => r(o),
+            Waiter::Raw(r) => r(o.map(|v| to_raw(&v))),
+        }
+    }
+}
+
+pub fn to_raw(v: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).expect("a JSON value always serializes")
+}
+
+/// Just enough of a message to tell a response to a raw waiter from everything else.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
 pub struct Peer {
     pub name: String,
     transport: OnceLock<Box<dyn Transport>>,
     next_id: AtomicU64,
-    pending: Mutex<HashMap<u64, Reply>>,
+    pending: Mutex<HashMap<u64, Waiter>>,
     handler: RwLock<Option<Handler>>,
     closed: Mutex<Option<String>>,
     on_close: Mutex<Vec<CloseHook>>,
@@ -147,12 +192,21 @@ impl Peer {
     /// Send a request under a fresh id of ours; `reply` gets its outcome (also when the
     /// connection closes first). Returns the upstream id.
     pub fn start_with(&self, method: &str, params: Option<Value>, reply: Reply) -> Result<u64> {
+        self.start_waiter(method, params, Waiter::Value(reply))
+    }
+
+    /// Like [`Peer::start_with`], with the result handed over as raw JSON text.
+    pub fn start_raw(&self, method: &str, params: Option<Value>, reply: RawReply) -> Result<u64> {
+        self.start_waiter(method, params, Waiter::Raw(reply))
+    }
+
+    fn start_waiter(&self, method: &str, params: Option<Value>, reply: Waiter) -> Result<u64> {
         if let Some(reason) = self.closed_reason() {
             return Err(Error::failure(reason));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().unwrap().insert(id, reply);
-        let sent = self.transport().and_then(|t| t.send(&jsonrpc::request(json!(id), method, params)));
+        let sent = self.transport().and_then(|t| t.send_request(id, method, params));
         if let Err(e) = sent {
             self.pending.lock().unwrap().remove(&id);
             return Err(e);
@@ -160,7 +214,7 @@ impl Peer {
         // The connection may have closed between the check and the insert.
         if let Some(reason) = self.closed_reason() {
             if let Some(r) = self.pending.lock().unwrap().remove(&id) {
-                r(Err(jsonrpc::unavailable(&reason)));
+                r.give(Err(jsonrpc::unavailable(&reason)));
             }
         }
         Ok(id)
@@ -215,13 +269,37 @@ impl Peer {
         self.request(method, params, timeout)?.map_err(|e| call_error(&self.name, method, &e))
     }
 
+    /// Called by a transport for each line it reads: a response to a raw waiter is handed
+    /// over as it is; anything else is parsed and dispatched. `Err` says why the line is
+    /// not JSON-RPC.
+    pub fn dispatch_line(self: &Arc<Self>, text: &str) -> std::result::Result<(), String> {
+        if let Ok(env) = serde_json::from_str::<Envelope>(text) {
+            let is_2_0 = env.jsonrpc.map(|v| v.get() == "\"2.0\"").unwrap_or(false);
+            let id = env.id.and_then(|i| i.get().parse::<u64>().ok());
+            if let (true, None, Some(id), Some(result), None) = (is_2_0, env.method, id, env.result, env.error) {
+                let mut pending = self.pending.lock().unwrap();
+                if matches!(pending.get(&id), Some(Waiter::Raw(_))) {
+                    let Some(Waiter::Raw(reply)) = pending.remove(&id) else { unreachable!() };
+                    drop(pending);
+                    reply(Ok(result.to_owned()));
+                    return Ok(());
+                }
+            }
+        }
+        let msg = serde_json::from_str::<Value>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Message::from_value(v).map_err(str::to_string))?;
+        self.dispatch(msg);
+        Ok(())
+    }
+
     /// Called by the transport for each message it reads.
     pub fn dispatch(self: &Arc<Self>, msg: Message) {
         match msg {
             Message::Response { id, outcome } => {
                 let reply = id.as_u64().and_then(|n| self.pending.lock().unwrap().remove(&n));
                 match reply {
-                    Some(reply) => reply(outcome),
+                    Some(reply) => reply.give(outcome),
                     None => log::debug!("server `{}`: response to unknown id {} dropped", self.name, id),
                 }
             }
@@ -259,7 +337,7 @@ impl Peer {
         }
         let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
         for (_, reply) in waiters {
-            reply(Err(jsonrpc::unavailable(reason)));
+            reply.give(Err(jsonrpc::unavailable(reason)));
         }
         let hooks: Vec<_> = std::mem::take(&mut *self.on_close.lock().unwrap());
         for h in hooks {
@@ -348,5 +426,42 @@ mod tests {
         let out = p.wait(pend, Duration::from_secs(1), "x").unwrap();
         assert!(out.unwrap_err()["message"].as_str().unwrap().contains("status 3"));
         assert!(p.start("x", None).is_err());
+    }
+
+    /// A transport that swallows what it is sent (the test feeds the answers).
+    struct Sink;
+    impl Transport for Sink {
+        fn send(&self, _msg: &Value) -> Result<()> {
+            Ok(())
+        }
+        fn shutdown(&self) {}
+    }
+
+    #[test]
+    fn lines_reach_raw_and_value_waiters_alike() {
+        let p = Peer::new("t");
+        p.attach(Box::new(Sink));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let raw_id = p
+            .start_raw(
+                "x",
+                None,
+                Box::new(move |o| {
+                    let _ = tx.send(o.map(|r| r.get().to_string()));
+                }),
+            )
+            .unwrap();
+        let val = p.start("x", None).unwrap();
+        // The raw waiter gets the result exactly as written, spacing and key order kept.
+        let line = format!(r#"{{"jsonrpc":"2.0","id":{raw_id},"result":{{"z": 1, "a": [true]}}}}"#);
+        p.dispatch_line(&line).unwrap();
+        assert_eq!(rx.recv().unwrap().unwrap(), r#"{"z": 1, "a": [true]}"#);
+        let line = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{{"n":2}}}}"#, val.id);
+        p.dispatch_line(&line).unwrap();
+        assert_eq!(p.wait(val, Duration::from_secs(1), "x").unwrap().unwrap(), json!({"n": 2}));
+        // Errors, notifications and junk take the ordinary path.
+        assert!(p.dispatch_line("not json").is_err());
+        assert!(p.dispatch_line(r#"{"jsonrpc":"1.0","id":1,"result":{}}"#).is_err());
+        p.dispatch_line(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#).unwrap();
     }
 }

@@ -451,11 +451,9 @@ fn forward(
         Err(e) if method == "tools/call" && u.needs_runtime() => {
             // The runtime could not be had: an in-band tool error, and the next call tries again.
             let result = json!({"content": [{"type": "text", "text": e.one_line()}], "isError": true});
-            fwd.finish(jsonrpc::response(fwd.id.clone(), result));
+            fwd.finish(Ok(peer::to_raw(&result)));
         }
-        Err(e) => {
-            fwd.finish(jsonrpc::error_response(fwd.id.clone(), jsonrpc::SERVER_UNAVAILABLE, &e.one_line()));
-        }
+        Err(e) => fwd.finish(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, &e.one_line()))),
     }
 }
 
@@ -496,8 +494,7 @@ impl Forwarded {
                 stream.send(&event_chunk(&m));
                 *out = Out::Streaming(stream);
             }
-            Event::Done(Ok(r)) => self.finish(jsonrpc::response(self.id.clone(), r)),
-            Event::Done(Err(e)) => self.finish(json!({"jsonrpc": "2.0", "id": self.id, "error": e})),
+            Event::Done(outcome) => self.finish(outcome),
         }
     }
 
@@ -516,11 +513,11 @@ impl Forwarded {
             self.method,
             self.timeout.as_secs_f64()
         );
-        self.finish(jsonrpc::error_response(self.id.clone(), jsonrpc::REQUEST_TIMEOUT, &msg));
+        self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, &msg)));
     }
 
     /// Write the answer (once; later ones are dropped) and log the call.
-    fn finish(&self, answer: Value) {
+    fn finish(&self, outcome: peer::RawOutcome) {
         let mut out = self.out.lock().unwrap();
         let taken = std::mem::replace(&mut *out, Out::Done);
         if matches!(taken, Out::Done) {
@@ -529,13 +526,18 @@ impl Forwarded {
         self.session.inflight.lock().unwrap().remove(&self.key);
         if let Some(tool) = &self.tool {
             let server = self.upstream.upgrade().map(|u| u.name().to_string()).unwrap_or_default();
-            let failed = answer.get("error").is_some();
-            log_call(&self.session.id[..8], &server, tool, self.started, failed, &answer["result"]);
+            let word = match &outcome {
+                Ok(r) if is_tool_error(r.get()) => "tool error",
+                Ok(_) => "ok",
+                Err(_) => "error",
+            };
+            log_call(&self.session.id[..8], &server, tool, self.started, word);
         }
+        let answer = jsonrpc::response_bytes(&self.id, outcome.as_ref().map(|r| r.get()));
         match taken {
-            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.to_string().as_bytes()),
+            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], &answer),
             Out::Streaming(mut s) => {
-                s.send(&event_chunk(&answer));
+                s.send(&chunk(crate::sse::frame(None, &String::from_utf8_lossy(&answer)).as_bytes()));
                 s.send(b"0\r\n\r\n");
             }
             Out::Done => {}
@@ -873,7 +875,12 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
         Some(Err(e)) => Err(peer::call_error(server, "tools/call", &e)),
         None => Err(peer::timeout_error(server, "`tools/call`", timeout)),
     };
-    log_call("cli", server, tool, started, outcome.is_err(), outcome.as_ref().unwrap_or(&Value::Null));
+    let word = match &outcome {
+        Ok(r) if r["isError"] == json!(true) => "tool error",
+        Ok(_) => "ok",
+        Err(_) => "error",
+    };
+    log_call("cli", server, tool, started, word);
     match outcome {
         Ok(r) => json!({"arguments": arguments, "result": r}),
         Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
@@ -892,7 +899,7 @@ fn await_forwarded(
 ) -> Option<crate::peer::Outcome> {
     loop {
         match rx.recv_timeout(timeout) {
-            Ok(Event::Done(o)) => return Some(o),
+            Ok(Event::Done(o)) => return Some(o.map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))),
             Ok(Event::Message(m)) => on_message(m),
             Err(_) => {
                 u.cancel(uid, "timeout");
@@ -902,15 +909,19 @@ fn await_forwarded(
     }
 }
 
-/// The log line every tool call leaves (never the argument values).
-fn log_call(session: &str, server: &str, tool: &str, started: std::time::Instant, failed: bool, result: &Value) {
-    let outcome = if failed {
-        "error"
-    } else if result["isError"] == json!(true) {
-        "tool error"
-    } else {
-        "ok"
-    };
+/// Whether a tool result (raw JSON) says `"isError": true`; read without building a tree.
+fn is_tool_error(raw: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Flag {
+        #[serde(rename = "isError", default)]
+        is_error: bool,
+    }
+    serde_json::from_str::<Flag>(raw).map(|f| f.is_error).unwrap_or(false)
+}
+
+/// The log line every tool call leaves (never the argument values): `outcome` is ok,
+/// tool error or error.
+fn log_call(session: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
     log::info!(
         "call session={} server={} tool={} duration_ms={:.1} outcome={}",
         session,

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -213,15 +214,31 @@ impl Read for Source {
 
 type Reader = BufReader<Source>;
 
-/// The request line and headers.
+/// The request line and headers: one buffer, and where each part lies in it.
 pub struct Head {
-    pub method: String,
+    raw: String,
+    method: Range<usize>,
     /// Path and query (an absolute-form target is reduced to this).
-    pub url: String,
-    pub headers: Vec<(String, String)>,
+    url: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
     body: Body,
     close: bool,
     expect_continue: bool,
+}
+
+impl Head {
+    /// The first header of that name (case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        let (_, v) = self.headers.iter().find(|(k, _)| self.raw[k.clone()].eq_ignore_ascii_case(name))?;
+        Some(&self.raw[v.clone()])
+    }
+
+    fn headers<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| self.raw[k.clone()].eq_ignore_ascii_case(name))
+            .map(|(_, v)| &self.raw[v.clone()])
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,47 +279,76 @@ impl From<io::Error> for HeadError {
     }
 }
 
-/// One line (without CRLF), at most `MAX_LINE` bytes, all before `deadline`.
-fn read_line<R: BufRead>(r: &mut R, deadline: Instant) -> io::Result<Option<String>> {
-    let mut line = Vec::new();
+/// Append one line (with its line end) to `raw`, at most `MAX_LINE` bytes, all before
+/// `deadline`; false at the end of input before any byte of it.
+fn read_line_into<R: BufRead>(r: &mut R, raw: &mut Vec<u8>, deadline: Instant) -> io::Result<bool> {
+    let start = raw.len();
     loop {
         if Instant::now() > deadline {
             return Err(io::ErrorKind::TimedOut.into());
         }
         let buf = r.fill_buf()?;
         if buf.is_empty() {
-            return if line.is_empty() { Ok(None) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+            return if raw.len() == start { Ok(false) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
         }
-        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+        let (take, done) = match memchr_nl(buf) {
             Some(i) => (i + 1, true),
             None => (buf.len(), false),
         };
-        line.extend_from_slice(&buf[..take]);
+        raw.extend_from_slice(&buf[..take]);
         r.consume(take);
-        if line.len() > MAX_LINE {
+        if raw.len() - start > MAX_LINE {
             return Err(io::ErrorKind::InvalidData.into());
         }
         if done {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return String::from_utf8(line).map(Some).map_err(|_| io::ErrorKind::InvalidInput.into());
+            return Ok(true);
         }
     }
 }
 
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+/// One line of a chunked body's framing (size line, trailer), without its line end.
+fn read_line<R: BufRead>(r: &mut R, deadline: Instant) -> io::Result<Option<String>> {
+    let mut raw = Vec::new();
+    if !read_line_into(r, &mut raw, deadline)? {
+        return Ok(None);
+    }
+    while matches!(raw.last(), Some(b'\n' | b'\r')) {
+        raw.pop();
+    }
+    String::from_utf8(raw).map(Some).map_err(|_| io::ErrorKind::InvalidInput.into())
+}
+
 fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError> {
-    let bad_utf8 =
-        |e: io::Error| if e.kind() == io::ErrorKind::InvalidInput { HeadError::Bad("not UTF-8") } else { e.into() };
-    // Empty lines before a request line are allowed (RFC 9112 2.2).
-    let line = loop {
-        match read_line(r, deadline).map_err(bad_utf8)? {
-            None => return Err(HeadError::Closed),
-            Some(l) if l.is_empty() => continue,
-            Some(l) => break l,
+    // The whole head into one buffer: the request line (empty lines before it are allowed,
+    // RFC 9112 2.2), the header lines, and the empty line that ends them.
+    let mut raw = Vec::with_capacity(512);
+    let mut lines = 0;
+    loop {
+        let at = raw.len();
+        if !read_line_into(r, &mut raw, deadline)? {
+            return Err(if lines == 0 && at == 0 { HeadError::Closed } else { HeadError::Bad("incomplete header") });
         }
-    };
+        let empty = matches!(&raw[at..], b"\n" | b"\r\n");
+        if empty && lines == 0 {
+            raw.truncate(at);
+            continue;
+        }
+        if empty {
+            break;
+        }
+        lines += 1;
+        if raw.len() > MAX_HEAD || lines > MAX_HEADERS + 1 {
+            return Err(HeadError::TooLarge);
+        }
+    }
+    let raw = String::from_utf8(raw).map_err(|_| HeadError::Bad("not UTF-8"))?;
+    let trim_end = |l: &str| l.trim_end_matches(['\r', '\n']).len();
+    let first_len = raw.find('\n').unwrap_or(raw.len()) + 1;
+    let line = &raw[..trim_end(&raw[..first_len])];
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -317,45 +363,56 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
         v if v.starts_with("HTTP/") => return Err(HeadError::Version),
         _ => return Err(HeadError::Bad("malformed request line")),
     };
-    let url = if target.starts_with('/') {
-        target.to_string()
+    let target_at = method.len() + 1;
+    let url = if target.starts_with('/') || target == "*" {
+        target_at..target_at + target.len()
     } else if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
-        rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into())
-    } else if target == "*" {
-        "*".into()
+        let scheme = target.len() - rest.len();
+        match rest.find('/') {
+            Some(i) => target_at + scheme + i..target_at + target.len(),
+            None => return Err(HeadError::Bad("an absolute request target needs a path")),
+        }
     } else {
         return Err(HeadError::Bad("malformed request target"));
     };
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut size = line.len();
-    loop {
-        let Some(l) = read_line(r, deadline).map_err(bad_utf8)? else {
-            return Err(HeadError::Bad("incomplete header"));
-        };
+    let mut headers = Vec::with_capacity(12);
+    let mut at = first_len;
+    while at < raw.len() {
+        let end = raw[at..].find('\n').map(|i| at + i + 1).unwrap_or(raw.len());
+        let l = &raw[at..at + trim_end(&raw[at..end])];
         if l.is_empty() {
             break;
-        }
-        size += l.len();
-        if size > MAX_HEAD || headers.len() >= MAX_HEADERS {
-            return Err(HeadError::TooLarge);
         }
         if l.starts_with([' ', '\t']) {
             return Err(HeadError::Bad("folded header lines are not allowed"));
         }
-        let Some((name, value)) = l.split_once(':') else { return Err(HeadError::Bad("header line without a colon")) };
+        let Some(colon) = l.find(':') else { return Err(HeadError::Bad("header line without a colon")) };
+        let name = &l[..colon];
         if name.is_empty() || name.ends_with([' ', '\t']) {
             return Err(HeadError::Bad("malformed header name"));
         }
-        headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+        let value = &l[colon + 1..];
+        let v_start = at + colon + 1 + (value.len() - value.trim_start_matches([' ', '\t']).len());
+        let v_end = at + colon + 1 + value.trim_end_matches([' ', '\t']).len();
+        headers.push((at..at + colon, v_start..v_end.max(v_start)));
+        at = end;
     }
-    fn find<'h>(headers: &'h [(String, String)], n: &'static str) -> impl Iterator<Item = &'h str> {
-        headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str())
-    }
-    let connection: Vec<String> =
-        find(&headers, "Connection").flat_map(|v| v.split(',')).map(|t| t.trim().to_ascii_lowercase()).collect();
-    let close = connection.iter().any(|t| t == "close") || (http10 && !connection.iter().any(|t| t == "keep-alive"));
-    let te: Vec<&str> = find(&headers, "Transfer-Encoding").collect();
-    let lengths: Vec<&str> = find(&headers, "Content-Length").collect();
+    let mut head = Head {
+        method: 0..method.len(),
+        url,
+        headers,
+        body: Body::None,
+        close: false,
+        expect_continue: false,
+        raw: String::new(),
+    };
+    head.raw = raw;
+    let tokens = |v: &str, t: &str| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t));
+    let conn_close = head.headers("Connection").any(|v| tokens(v, "close"));
+    let keep_alive = head.headers("Connection").any(|v| tokens(v, "keep-alive"));
+    head.close = conn_close || (http10 && !keep_alive);
+    let te: Vec<&str> = head.headers("Transfer-Encoding").collect();
+    let lengths: Vec<&str> = head.headers("Content-Length").collect();
     let body = if !te.is_empty() {
         if !lengths.is_empty() {
             return Err(HeadError::Bad("both Transfer-Encoding and Content-Length"));
@@ -376,8 +433,10 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
     } else {
         Body::None
     };
-    let expect_continue = find(&headers, "Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
-    Ok(Head { method: method.to_string(), url, headers, body, close, expect_continue })
+    let expect_continue = head.headers("Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
+    head.expect_continue = expect_continue;
+    head.body = body;
+    Ok(head)
 }
 
 /// What the connection loop needs to know after the handler ran.
@@ -408,16 +467,16 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     pub fn method(&self) -> &str {
-        &self.head.method
+        &self.head.raw[self.head.method.clone()]
     }
 
     pub fn url(&self) -> &str {
-        &self.head.url
+        &self.head.raw[self.head.url.clone()]
     }
 
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.head.header(name)
     }
 
     /// Read the whole body, at most `max_body` bytes.
@@ -841,12 +900,12 @@ mod tests {
     #[test]
     fn parses_request_lines_and_headers() {
         let h = head("POST /mcp/fx?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello").unwrap();
-        assert_eq!((h.method.as_str(), h.url.as_str()), ("POST", "/mcp/fx?x=1"));
+        assert_eq!((&h.raw[h.method.clone()], &h.raw[h.url.clone()]), ("POST", "/mcp/fx?x=1"));
         assert_eq!(h.body, Body::Length(5));
         assert!(!h.close);
-        assert_eq!(h.headers[2], ("X-A".to_string(), "b".to_string()));
+        assert_eq!(h.headers("x-a").collect::<Vec<_>>(), vec!["b"]);
         let h = head("GET http://localhost:7878/health HTTP/1.0\r\n\r\n").unwrap();
-        assert_eq!(h.url, "/health");
+        assert_eq!(&h.raw[h.url.clone()], "/health");
         assert!(h.close, "HTTP/1.0 closes unless keep-alive is asked for");
         assert!(head("GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n").unwrap().close);
         assert_eq!(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().body, Body::Chunked);

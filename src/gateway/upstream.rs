@@ -10,7 +10,7 @@ use crate::client::{self, Session as ClientSession};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::jsonrpc;
-use crate::peer::{Handler, Inbound, Outcome, Peer};
+use crate::peer::{Handler, Inbound, Peer, RawOutcome};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,8 +27,8 @@ pub type Sink = Arc<dyn Fn(Event) + Send + Sync>;
 pub enum Event {
     /// A notification or server→client request that belongs to this request.
     Message(Value),
-    /// The answer.
-    Done(Outcome),
+    /// The answer, its result as the server wrote it.
+    Done(RawOutcome),
 }
 
 #[derive(Debug, Clone)]
@@ -402,7 +402,7 @@ impl Upstream {
             .insert(fno, Flight { session: Arc::downgrade(session), sink: sink.clone(), uid: AtomicU64::new(0) });
         let token = our_token.clone();
         let me = Arc::downgrade(self);
-        let started = peer.start_with(
+        let started = peer.start_raw(
             method,
             params,
             Box::new(move |outcome| {

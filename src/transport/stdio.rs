@@ -4,7 +4,6 @@
 //! (close stdin, 2 s, SIGTERM, 2 s, SIGKILL) so no zombie or orphan is left.
 
 use crate::error::{Error, Result};
-use crate::jsonrpc::Message;
 use crate::peer::{Peer, Transport};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -171,11 +170,8 @@ fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(text)
-            .map_err(|e| e.to_string())
-            .and_then(|v| Message::from_value(v).map_err(str::to_string))
-        {
-            Ok(msg) => peer.dispatch(msg),
+        match peer.dispatch_line(text) {
+            Ok(()) => {}
             Err(why) => {
                 garbage += 1;
                 log::warn!(
@@ -260,18 +256,30 @@ impl StdioTransport {
 /// Lets the reader thread and the peer share one transport.
 struct Shared(Arc<StdioTransport>);
 
-impl Transport for Shared {
-    fn send(&self, msg: &Value) -> Result<()> {
+impl Shared {
+    /// Write one encoded line (encoded before taking the lock: writers wait less).
+    fn write_line(&self, line: &[u8]) -> Result<()> {
         let t = &self.0;
         let mut guard = t.stdin.lock().unwrap();
         let Some(w) = guard.as_mut() else {
             return Err(Error::failure(format!("server `{}` is shut down", t.name)));
         };
-        let r = serde_json::to_writer(&mut *w, msg)
-            .map_err(std::io::Error::from)
-            .and_then(|_| w.write_all(b"\n"))
-            .and_then(|_| w.flush());
-        r.map_err(|e| Error::failure(format!("cannot write to server `{}`: {}", t.name, e)))
+        w.write_all(line)
+            .and_then(|_| w.flush())
+            .map_err(|e| Error::failure(format!("cannot write to server `{}`: {}", t.name, e)))
+    }
+}
+
+impl Transport for Shared {
+    fn send(&self, msg: &Value) -> Result<()> {
+        let mut line =
+            serde_json::to_vec(msg).map_err(|e| Error::failure(format!("cannot encode a message: {}", e)))?;
+        line.push(b'\n');
+        self.write_line(&line)
+    }
+
+    fn send_request(&self, id: u64, method: &str, params: Option<Value>) -> Result<()> {
+        self.write_line(&crate::jsonrpc::request_line(id, method, params.as_ref()))
     }
 
     fn shutdown(&self) {

@@ -120,7 +120,7 @@ note "bench: warm calls through the daemon ($runs runs)"
   tee -a "$out" >&2
 
 # The machine's floor for one session, with no gateway at all.
-note "bench: round trips without a gateway (stdio to the fixture, loopback TCP)"
+note "bench: round trips without a gateway (stdio, loopback TCP, a bare relay)"
 "$lg" rtt "$fx" | tee -a "$out" >&2
 
 for n in $sessions_list; do
@@ -193,10 +193,17 @@ for n in sorted({r["sessions"] for r in loads}):
 
 rtt = next((r for r in rows if r.get("name") == "rtt"), None)
 if rtt:
-    print(f"\nFloor for one session on this machine, with no gateway: a `tools/call echo` round trip over "
-          f"the fixture's stdio pipes takes {rtt['stdio_p50_us']:.0f} µs (median), a request of the same size "
-          f"over loopback TCP to an echoing thread {rtt['tcp_p50_us']:.0f} µs; a gateway needs both: "
-          f"**{rtt['floor_p50_ms']:.3f} ms**.")
+    print("\n### The floor for one session on this machine (no gateway at all)\n")
+    print("| round trip (median of 3000, sequential) | µs |")
+    print("| --- | ---: |")
+    print(f"| `tools/call echo` over the fixture's stdio pipes | {rtt['stdio_p50_us']:.0f} |")
+    print(f"| the same bytes over loopback TCP to an echoing thread | {rtt['tcp_p50_us']:.0f} |")
+    print(f"| bare relay: TCP client → thread → fixture's stdin; a second thread reads its stdout → TCP "
+          f"(a gateway's shape, no HTTP, no JSON) | {rtt['relay_two_threads_p50_us']:.0f} |")
+    print(f"| bare relay, one thread writing the request and reading the answer | {rtt['relay_one_thread_p50_us']:.0f} |")
+    me1 = by.get(("mcpctl", 1))
+    if me1:
+        print(f"| **mcpctl gateway, 1 session (HTTP, sessions, JSON-RPC, logging)** | **{me1['p50_ms'] * 1000:.0f}** |")
 
 print("\n### Memory (VmRSS of the gateway process itself, children excluded)\n")
 print("| gateway | idle MB | peak MB under 64 sessions |")

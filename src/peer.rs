@@ -192,19 +192,25 @@ impl Peer {
     /// Send a request under a fresh id of ours; `reply` gets its outcome (also when the
     /// connection closes first). Returns the upstream id.
     pub fn start_with(&self, method: &str, params: Option<Value>, reply: Reply) -> Result<u64> {
-        self.start_waiter(method, params, Waiter::Value(reply))
+        self.start_waiter(self.reserve_id(), method, params, Waiter::Value(reply))
     }
 
-    /// Like [`Peer::start_with`], with the result handed over as raw JSON text.
-    pub fn start_raw(&self, method: &str, params: Option<Value>, reply: RawReply) -> Result<u64> {
-        self.start_waiter(method, params, Waiter::Raw(reply))
+    /// A fresh id for [`Peer::start_raw_as`], so the caller can record it before the request
+    /// leaves (once it has, the answer may be handled on the reading thread at any moment).
+    pub fn reserve_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn start_waiter(&self, method: &str, params: Option<Value>, reply: Waiter) -> Result<u64> {
+    /// Send a request under `id` (from [`Peer::reserve_id`]); `reply` gets its outcome with
+    /// the result as raw JSON text.
+    pub fn start_raw_as(&self, id: u64, method: &str, params: Option<Value>, reply: RawReply) -> Result<u64> {
+        self.start_waiter(id, method, params, Waiter::Raw(reply))
+    }
+
+    fn start_waiter(&self, id: u64, method: &str, params: Option<Value>, reply: Waiter) -> Result<u64> {
         if let Some(reason) = self.closed_reason() {
             return Err(Error::failure(reason));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().unwrap().insert(id, reply);
         let sent = self.transport().and_then(|t| t.send_request(id, method, params));
         if let Err(e) = sent {
@@ -443,7 +449,8 @@ mod tests {
         p.attach(Box::new(Sink));
         let (tx, rx) = std::sync::mpsc::channel();
         let raw_id = p
-            .start_raw(
+            .start_raw_as(
+                p.reserve_id(),
                 "x",
                 None,
                 Box::new(move |o| {

@@ -439,15 +439,12 @@ fn forward(
         d.set_deadline(started + timeout, Box::new(move || f.expire()));
     }
     let f = fwd.clone();
-    match u.forward(session, method, params, Arc::new(move |e| f.on_event(e))) {
-        Ok(uid) => {
-            fwd.uid.store(uid, Ordering::SeqCst);
-            // Under the answer's lock: once answered, the entry is not added back.
-            let out = fwd.out.lock().unwrap();
-            if !matches!(*out, Out::Done) {
-                session.inflight.lock().unwrap().insert(fwd.key.clone(), (Arc::downgrade(u), uid));
-            }
-        }
+    let mut on_id = |uid: u64| {
+        fwd.uid.store(uid, Ordering::SeqCst);
+        session.inflight.lock().unwrap().insert(fwd.key.clone(), (Arc::downgrade(u), uid));
+    };
+    match u.forward(session, method, params, Arc::new(move |e| f.on_event(e)), &mut on_id) {
+        Ok(()) => {}
         Err(e) if method == "tools/call" && u.needs_runtime() => {
             // The runtime could not be had: an in-band tool error, and the next call tries again.
             let result = json!({"content": [{"type": "text", "text": e.one_line()}], "isError": true});
@@ -856,10 +853,10 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
     let sink = Arc::new(move |e| {
         let _ = tx.send(e);
     });
-    let uid = match u.forward(&session, "tools/call", Some(params), sink) {
-        Ok(x) => x,
-        Err(e) => return json!({"error": e.to_json(), "arguments": arguments}),
-    };
+    let mut uid = 0;
+    if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
+        return json!({"error": e.to_json(), "arguments": arguments});
+    }
     // The shell client answers no server→client requests (as when it runs the server itself).
     let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
         if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {

@@ -75,8 +75,6 @@ struct Inner {
 struct Flight {
     session: Weak<Session>,
     sink: Sink,
-    /// The upstream request id, once `start_with` returned it (0 before).
-    uid: AtomicU64,
 }
 
 pub struct Upstream {
@@ -90,9 +88,9 @@ pub struct Upstream {
     hub: Weak<Hub>,
     /// Our progress token → (client's token, the request's event channel).
     progress: Mutex<HashMap<String, (Value, Sink)>>,
-    /// Requests in flight by flight number (recorded before the request is sent).
+    /// Requests in flight by upstream id (recorded before the request is sent).
     flights: Mutex<HashMap<u64, Flight>>,
-    /// Numbers progress tokens and flights.
+    /// Numbers progress tokens.
     next_token: AtomicU64,
     /// Start only when first needed (managed runtime not installed yet).
     lazy: AtomicBool,
@@ -373,15 +371,17 @@ impl Upstream {
         }
     }
 
-    /// Send a client's request upstream. Its answer and related messages go to `sink`;
-    /// the upstream id returned is for cancellation.
+    /// Send a client's request upstream. Its answer and related messages go to `sink`.
+    /// `on_id` learns the upstream id (for cancellation) before the request leaves: after
+    /// that, the caller's thread touches nothing the reading thread needs.
     pub fn forward(
         self: &Arc<Self>,
         session: &Arc<Session>,
         method: &str,
         mut params: Option<Value>,
         sink: Sink,
-    ) -> Result<u64> {
+        on_id: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         let peer = self.peer(self.cfg.timeout)?;
         let mut our_token = None;
         if let Some(tok) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(|m| m.get_mut("progressToken")) {
@@ -393,21 +393,20 @@ impl Upstream {
         if method == "tools/call" {
             self.calls.fetch_add(1, Ordering::Relaxed);
         }
+        let id = peer.reserve_id();
+        on_id(id);
         // Record the flight before sending: the child may ask the client something
-        // (sampling, elicitation, roots) before `start_with` even returns.
-        let fno = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.flights
-            .lock()
-            .unwrap()
-            .insert(fno, Flight { session: Arc::downgrade(session), sink: sink.clone(), uid: AtomicU64::new(0) });
+        // (sampling, elicitation, roots) before the send even returns.
+        self.flights.lock().unwrap().insert(id, Flight { session: Arc::downgrade(session), sink: sink.clone() });
         let token = our_token.clone();
         let me = Arc::downgrade(self);
-        let started = peer.start_raw(
+        let started = peer.start_raw_as(
+            id,
             method,
             params,
             Box::new(move |outcome| {
                 if let Some(me) = me.upgrade() {
-                    me.flights.lock().unwrap().remove(&fno);
+                    me.flights.lock().unwrap().remove(&id);
                     if let Some(t) = &our_token {
                         me.progress.lock().unwrap().remove(t);
                     }
@@ -415,25 +414,19 @@ impl Upstream {
                 sink(Event::Done(outcome));
             }),
         );
-        let id = match started {
-            Ok(id) => id,
-            Err(e) => {
-                self.flights.lock().unwrap().remove(&fno);
-                if let Some(t) = token {
-                    self.progress.lock().unwrap().remove(&t);
-                }
-                return Err(e);
+        if let Err(e) = started {
+            self.flights.lock().unwrap().remove(&id);
+            if let Some(t) = token {
+                self.progress.lock().unwrap().remove(&t);
             }
-        };
-        if let Some(f) = self.flights.lock().unwrap().get(&fno) {
-            f.uid.store(id, Ordering::SeqCst);
+            return Err(e);
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Stop waiting for `id`: tell the child, and forget the routes.
     pub fn cancel(&self, id: u64, reason: &str) {
-        self.flights.lock().unwrap().retain(|_, f| f.uid.load(Ordering::SeqCst) != id);
+        self.flights.lock().unwrap().remove(&id);
         if let Some(s) = &self.inner.lock().unwrap().session {
             s.peer.cancel(id, reason);
         }

@@ -21,9 +21,10 @@
 //! call` does to type the arguments.
 //!
 //! `rtt`: the machine's floor for one session, without any gateway: the median of 3000
-//! sequential `tools/call echo` round trips over CMD's stdio pipes, and of 3000 request/
-//! answer round trips of the same size over a loopback TCP connection to a thread that
-//! echoes. A gateway at one session needs both (four wake-ups per call). Prints JSON.
+//! sequential `tools/call echo` round trips over CMD's stdio pipes; of round trips of the
+//! same size over loopback TCP to a thread that echoes; and through a bare relay (TCP in,
+//! CMD's stdin, its stdout, TCP out: a gateway's shape with no HTTP and no JSON work), with
+//! a second thread reading the child or with one thread doing both. Prints JSON.
 //!
 //! `time`: runs each case's command RUNS times, the cases round-robin so that they see the
 //! same machine (stdin and stderr null, stdout captured), and prints per case one JSON line
@@ -773,10 +774,109 @@ fn rtt(args: &[String]) -> Result<(), String> {
     }
     drop(c);
     let _ = echo.join();
+    let relay2 = relay(cmd, rest, N, false)?;
+    let relay1 = relay(cmd, rest, N, true)?;
     let (stdio, tcp) = (median_us(stdio), median_us(tcp));
     println!(
         "{}",
-        json!({"name": "rtt", "round_trips": N, "stdio_p50_us": stdio, "tcp_p50_us": tcp, "floor_p50_ms": round((stdio + tcp) / 1000.0, 3)})
+        json!({"name": "rtt", "round_trips": N, "stdio_p50_us": stdio, "tcp_p50_us": tcp,
+               "floor_p50_ms": round((stdio + tcp) / 1000.0, 3),
+               "relay_two_threads_p50_us": relay2, "relay_one_thread_p50_us": relay1})
     );
     Ok(())
+}
+
+/// The least a gateway can do: relay lines from a loopback TCP client to CMD's stdin and
+/// its answers back, with no HTTP and no JSON work. `one_thread`: the thread that writes a
+/// request reads the answer itself; else a second thread reads the child (as a gateway that
+/// serves many clients from one child must). Median round trip in µs, seen by the client.
+fn relay(cmd: &str, rest: &[String], n: u64, one_thread: bool) -> Result<f64, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut child = Command::new(cmd)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = Some(BufReader::new(child.stdout.take().expect("piped")));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let relay = std::thread::spawn(move || -> std::io::Result<()> {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut from_client = BufReader::new(s.try_clone()?);
+        let mut to_client = s;
+        let mut line = String::new();
+        let mut answer = String::new();
+        let reader = if one_thread {
+            None
+        } else {
+            let mut to_client = to_client.try_clone()?;
+            let mut stdout = stdout.take().expect("not taken yet");
+            Some(std::thread::spawn(move || -> std::io::Result<()> {
+                let mut line = String::new();
+                while {
+                    line.clear();
+                    stdout.read_line(&mut line)? > 0
+                } {
+                    to_client.write_all(line.as_bytes())?;
+                }
+                Ok(())
+            }))
+        };
+        loop {
+            line.clear();
+            if from_client.read_line(&mut line)? == 0 {
+                drop(stdin);
+                if let Some(r) = reader {
+                    let _ = r.join();
+                }
+                return Ok(());
+            }
+            stdin.write_all(line.as_bytes())?;
+            if one_thread && line.contains("\"id\"") {
+                answer.clear();
+                stdout.as_mut().expect("kept").read_line(&mut answer)?;
+                to_client.write_all(answer.as_bytes())?;
+            }
+        }
+    });
+    let c = std::net::TcpStream::connect(addr).map_err(io)?;
+    c.set_nodelay(true).map_err(io)?;
+    let mut w = c.try_clone().map_err(io)?;
+    let mut r = BufReader::new(c);
+    let mut line = String::new();
+    w.write_all(
+        concat!(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
+            r#""capabilities":{},"clientInfo":{"name":"rtt","version":"0"}}}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n"
+        )
+        .as_bytes(),
+    )
+    .map_err(io)?;
+    r.read_line(&mut line).map_err(io)?;
+    let mut times = Vec::new();
+    for i in 1..=n {
+        let msg = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"0-{i}\"}}}}}}\n"
+        );
+        line.clear();
+        let t = Instant::now();
+        w.write_all(msg.as_bytes()).map_err(io)?;
+        r.read_line(&mut line).map_err(io)?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        if !line.contains(&format!("0-{i}")) {
+            return Err(format!("unexpected answer through the relay: {line}"));
+        }
+    }
+    drop((w, r));
+    let _ = relay.join();
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(median_us(times))
 }

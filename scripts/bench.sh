@@ -9,7 +9,9 @@
 # Usage: scripts/bench.sh BINDIR   (BINDIR holds mcpctl, mcpctl-fixture-server, mcpctl-loadgen)
 # Knobs: BENCH_DURATION (s per load configuration, default 3), BENCH_RUNS (cold/warm runs,
 # default 30), BENCH_INSPECTOR_RUNS (default 7), BENCH_SESSIONS (default "1 16 64"),
-# BENCH_OUT (raw JSON lines; default BINDIR/bench-results.jsonl).
+# BENCH_OUT (raw JSON lines; default BINDIR/bench-results.jsonl), BENCH_STATIC (the static
+# musl mcpctl that `make static` builds, measured as a fourth gateway "mcpctl-musl" when it
+# exists; default target/x86_64-unknown-linux-musl/release/mcpctl).
 # Only 127.0.0.1; every process started here is stopped by its pid.
 set -euo pipefail
 
@@ -38,12 +40,23 @@ printf '{"mcpServers": {"fx": {"command": "%s", "alwaysAllow": ["echo"]}}}\n' "$
   >"$project/.mcpctl/config.json"
 : >"$out"
 
+static="${BENCH_STATIC:-$root/target/x86_64-unknown-linux-musl/release/mcpctl}"
+[ -x "$static" ] || static=""
+project_s="$work/project-musl"
+mkdir -p "$project_s/.mcpctl"
+cp "$project/.mcpctl/config.json" "$project_s/.mcpctl/config.json"
+
 started_pids=()
 daemon_pid=""
+daemon_pid_s=""
 cleanup() {
   if [ -n "$daemon_pid" ]; then
     (cd "$project" && "$m" stop >/dev/null 2>&1) || true
     kill -0 "$daemon_pid" 2>/dev/null && kill "$daemon_pid" 2>/dev/null || true
+  fi
+  if [ -n "$daemon_pid_s" ]; then
+    (cd "$project_s" && "$static" stop >/dev/null 2>&1) || true
+    kill -0 "$daemon_pid_s" 2>/dev/null && kill "$daemon_pid_s" 2>/dev/null || true
   fi
   for p in "${started_pids[@]}"; do
     kill "$p" 2>/dev/null || true
@@ -90,6 +103,18 @@ daemon_pid="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["p
 wait_port "$p_m" "$daemon_pid"
 sleep 1
 idle_m="$(rss_kb "$daemon_pid")"
+gateways="mcpctl supergateway mcp-proxy"
+idle_s_m=null
+if [ -n "$static" ]; then
+  p_sm="$(free_port)"
+  (cd "$project_s" && "$static" start --port "$p_sm" >/dev/null)
+  daemon_pid_s="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$project_s/.mcpctl/daemon.json")"
+  wait_port "$p_sm" "$daemon_pid_s"
+  sleep 1
+  idle_s_m="$(rss_kb "$daemon_pid_s")"
+  gateways="mcpctl mcpctl-musl supergateway mcp-proxy"
+  note "bench: static musl mcpctl $static, daemon pid $daemon_pid_s"
+fi
 
 p_s="$(free_port)"
 "$sgw" --stdio "$fx" --outputTransport streamableHttp --stateful --port "$p_s" --logLevel none \
@@ -111,12 +136,14 @@ exe_p="$(basename "$(readlink "/proc/$pid_p/exe")")"
 note "bench: mcpctl daemon pid $daemon_pid, supergateway pid $pid_s ($exe_s), mcp-proxy pid $pid_p ($exe_p)"
 case "$exe_s" in node*) ;; *) note "bench: supergateway pid $pid_s is $exe_s, not node"; exit 1;; esac
 case "$exe_p" in python*) ;; *) note "bench: mcp-proxy pid $pid_p is $exe_p, not python"; exit 1;; esac
-printf '{"name":"idle_rss_kb","mcpctl":%s,"supergateway":%s,"mcp-proxy":%s}\n' \
-  "$idle_m" "$idle_s" "$idle_p" | tee -a "$out" >&2
+printf '{"name":"idle_rss_kb","mcpctl":%s,"mcpctl-musl":%s,"supergateway":%s,"mcp-proxy":%s}\n' \
+  "$idle_m" "$idle_s_m" "$idle_s" "$idle_p" | tee -a "$out" >&2
 
 # Warm shell calls through the daemon (before the load, on a quiet daemon).
 note "bench: warm calls through the daemon ($runs runs)"
-(cd "$project" && "$lg" time --warmup 2 -- mcpctl_warm "$runs" hi "$m" call fx echo --text hi) |
+warm_static=()
+[ -n "$static" ] && warm_static=(:: mcpctl_warm_musl "$runs" hi "$static" call fx echo --text hi)
+(cd "$project" && "$lg" time --warmup 2 -- mcpctl_warm "$runs" hi "$m" call fx echo --text hi "${warm_static[@]}") |
   tee -a "$out" >&2
 
 # The machine's floor for one session, with no gateway at all.
@@ -124,9 +151,10 @@ note "bench: round trips without a gateway (stdio, loopback TCP, a bare relay)"
 "$lg" rtt "$fx" | tee -a "$out" >&2
 
 for n in $sessions_list; do
-  for gw in mcpctl supergateway mcp-proxy; do
+  for gw in $gateways; do
     case "$gw" in
       mcpctl) url="http://127.0.0.1:$p_m/mcp/fx" pid="$daemon_pid" ;;
+      mcpctl-musl) url="http://127.0.0.1:$p_sm/mcp/fx" pid="$daemon_pid_s" ;;
       supergateway) url="http://127.0.0.1:$p_s/mcp" pid="$pid_s" ;;
       mcp-proxy) url="http://127.0.0.1:$p_p/mcp" pid="$pid_p" ;;
     esac
@@ -143,7 +171,8 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cold = {r["name"]: r for r in rows if "median_ms" in r}
 idle = next(r for r in rows if r.get("name") == "idle_rss_kb")
 loads = [r for r in rows if "calls_per_s" in r]
-gws = ["mcpctl", "supergateway", "mcp-proxy"]
+gws = ["mcpctl", "mcpctl-musl", "supergateway", "mcp-proxy"]
+peers_of = ["supergateway", "mcp-proxy"]
 
 def f(x, d=2):
     return "—" if x is None else f"{x:.{d}f}"
@@ -158,8 +187,9 @@ labels = {
     "mcpctl_cold": "`mcpctl --no-daemon call fx echo --text hi`",
     "inspector": "`mcp-inspector --cli` same call",
     "mcpctl_warm": "`mcpctl call fx echo --text hi` through the daemon",
+    "mcpctl_warm_musl": "the same, static musl `mcpctl` (`make static`)",
 }
-for k in ["floor", "floor_list", "mcpctl_cold", "inspector", "mcpctl_warm"]:
+for k in ["floor", "floor_list", "mcpctl_cold", "inspector", "mcpctl_warm", "mcpctl_warm_musl"]:
     r = cold.get(k)
     if r:
         print(f"| {labels[k]} | {r['runs']} | {f(r['median_ms'])} | {f(r['p10_ms'])}–{f(r['p90_ms'])} "
@@ -179,17 +209,19 @@ for n in sorted({r["sessions"] for r in loads}):
               f"| {r['calls']} | {r['mismatches']} | {r['errors']} |")
 
 print("\n### mcpctl against the best peer\n")
-print("| sessions | throughput vs best peer | CPU/call vs best peer (lower is better) | p50 ms |")
-print("| ---: | ---: | ---: | ---: |")
+print("| sessions | build | throughput vs best peer | CPU/call vs best peer (lower is better) | p50 ms |")
+print("| ---: | --- | ---: | ---: | ---: |")
 for n in sorted({r["sessions"] for r in loads}):
-    me = by.get(("mcpctl", n))
-    peers = [by[(g, n)] for g in gws[1:] if (g, n) in by]
-    if not me or not peers:
-        continue
-    best_tp = max(p["calls_per_s"] for p in peers)
-    cpus = [p["server_cpu_us_per_call"] for p in peers if p["server_cpu_us_per_call"]]
-    cpu_ratio = (me["server_cpu_us_per_call"] / min(cpus)) if cpus and me["server_cpu_us_per_call"] else None
-    print(f"| {n} | {me['calls_per_s'] / best_tp:.2f}x | {f(cpu_ratio, 3)} | {f(me['p50_ms'], 3)} |")
+    peers = [by[(g, n)] for g in peers_of if (g, n) in by]
+    for build in ["mcpctl", "mcpctl-musl"]:
+        me = by.get((build, n))
+        if not me or not peers:
+            continue
+        best_tp = max(p["calls_per_s"] for p in peers)
+        cpus = [p["server_cpu_us_per_call"] for p in peers if p["server_cpu_us_per_call"]]
+        cpu_ratio = (me["server_cpu_us_per_call"] / min(cpus)) if cpus and me["server_cpu_us_per_call"] else None
+        label = "glibc (cargo build --release)" if build == "mcpctl" else "static musl (make static)"
+        print(f"| {n} | {label} | {me['calls_per_s'] / best_tp:.2f}x | {f(cpu_ratio, 3)} | {f(me['p50_ms'], 3)} |")
 
 rtt = next((r for r in rows if r.get("name") == "rtt"), None)
 if rtt:
@@ -209,6 +241,8 @@ print("\n### Memory (VmRSS of the gateway process itself, children excluded)\n")
 print("| gateway | idle MB | peak MB under 64 sessions |")
 print("| --- | ---: | ---: |")
 for g in gws:
+    if idle.get(g) is None:
+        continue
     peak = by.get((g, 64), {}).get("server_rss_kb_peak")
     print(f"| {g} | {idle[g] / 1024:.1f} | {f(peak / 1024 if peak else None, 1)} |")
 bad = sum(r["mismatches"] for r in loads)

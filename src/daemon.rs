@@ -152,6 +152,77 @@ pub fn base_url(s: &State) -> String {
     format!("http://{}:{}", connect_host(&s.host), s.port)
 }
 
+/// How a [`post`] to the daemon ended.
+pub enum Posted {
+    Answer(u16, Vec<u8>),
+    Failed(String),
+    TimedOut,
+    Interrupted,
+}
+
+/// POST to our own daemon on loopback: one connection, the request in one write, the answer
+/// read on this thread (checking for Ctrl-C every 50 ms), until `deadline`. Lean on purpose:
+/// a shell call through the daemon should cost little more than starting the process.
+pub fn post(base: &str, path: &str, headers: &[(String, String)], body: &[u8], deadline: std::time::Instant) -> Posted {
+    use std::io::Read;
+    let authority = base.strip_prefix("http://").unwrap_or(base);
+    let mut stream = match std::net::TcpStream::connect(authority) {
+        Ok(s) => s,
+        Err(e) => return Posted::Failed(format!("cannot connect to {}: {}", authority, e)),
+    };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut req = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        path,
+        authority,
+        body.len()
+    )
+    .into_bytes();
+    for (k, v) in headers {
+        req.extend_from_slice(format!("{}: {}\r\n", k, v).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
+    if let Err(e) = stream.write_all(&req) {
+        return Posted::Failed(format!("cannot send to the daemon: {}", e));
+    }
+    let mut got = Vec::with_capacity(4096);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(r) = parse_answer(&got) {
+            return r;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return parse_answer(&got).unwrap_or(Posted::Failed("the daemon closed the connection".into())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if crate::signals::stopping() {
+                    return Posted::Interrupted;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Posted::TimedOut;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Posted::Failed(format!("reading the daemon's answer: {}", e)),
+        }
+    }
+}
+
+/// A whole answer (status and Content-Length body) once `got` holds it.
+fn parse_answer(got: &[u8]) -> Option<Posted> {
+    let end = got.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&got[..end]);
+    let status = head.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+    let len = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    (got.len() >= end + len).then(|| Posted::Answer(status, got[end..end + len].to_vec()))
+}
+
 /// GET /health answers ok.
 pub fn healthy(s: &State) -> bool {
     agent(Duration::from_secs(2))

@@ -170,46 +170,31 @@ impl Ctx {
         let typed = crate::call::resolve_local(typed, &mut std::io::stdin().lock())?;
         let timeout = self.request_timeout(s);
         let body = json!({"server": s.name, "tool": tool, "args": typed, "timeout_ms": timeout.as_millis() as u64});
-        let url = format!("{}/cli/call", base);
-        // The request runs on its own thread so that Ctrl-C is noticed while it waits.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // No ureq timeout (it would resolve the address on a thread of its own): the
-            // daemon bounds the call, and the wait below bounds this process.
-            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-            let mut req = agent.post(&url).header("Content-Type", "application/json");
-            for (k, v) in &headers {
-                req = req.header(k.as_str(), v.as_str());
-            }
-            let answer = req.send(body.to_string().as_str()).ok().and_then(|resp| {
-                if resp.status().as_u16() != 200 {
-                    log::debug!("the daemon answered HTTP {} on /cli/call", resp.status().as_u16());
-                    return None;
-                }
-                let text = resp.into_body().into_with_config().limit(256 * 1024 * 1024).read_to_string().ok()?;
-                serde_json::from_str::<serde_json::Value>(&text).ok()
-            });
-            let _ = tx.send(answer);
-        });
+        // The daemon bounds the call; the deadline bounds this process.
         let deadline = std::time::Instant::now() + timeout + Duration::from_secs(10);
-        loop {
-            if std::time::Instant::now() > deadline {
-                log::warn!("the daemon did not answer in time; connecting the usual way");
-                return Ok(None);
+        match crate::daemon::post(&base, "/cli/call", &headers, body.to_string().as_bytes(), deadline) {
+            crate::daemon::Posted::Answer(200, text) => match serde_json::from_slice::<serde_json::Value>(&text) {
+                Ok(v) => Ok(Some(v)),
+                Err(e) => {
+                    log::warn!("the daemon's answer is not JSON ({}); connecting the usual way", e);
+                    Ok(None)
+                }
+            },
+            crate::daemon::Posted::Answer(status, _) => {
+                log::warn!("the daemon answered HTTP {} on /cli/call; connecting the usual way", status);
+                Ok(None)
             }
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(answer) => {
-                    if answer.is_none() {
-                        log::warn!("the daemon could not take the call; connecting the usual way");
-                    }
-                    return Ok(answer);
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if crate::signals::stopping() => {
-                    return Err(Error::failure(format!("`tools/call` on server `{}` interrupted", s.name))
-                        .hint("Ctrl-C was pressed"));
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => return Ok(None),
+            crate::daemon::Posted::Failed(why) => {
+                log::warn!("the daemon could not take the call ({}); connecting the usual way", why);
+                Ok(None)
+            }
+            crate::daemon::Posted::TimedOut => {
+                log::warn!("the daemon did not answer in time; connecting the usual way");
+                Ok(None)
+            }
+            crate::daemon::Posted::Interrupted => {
+                Err(Error::failure(format!("`tools/call` on server `{}` interrupted", s.name))
+                    .hint("Ctrl-C was pressed"))
             }
         }
     }

@@ -584,16 +584,22 @@ struct SlotState {
     waiting: bool,
 }
 
+impl SlotState {
+    /// Everything is written (or nothing more can be).
+    fn done(&self) -> bool {
+        self.finished && !self.draining
+    }
+}
+
 impl Slot {
     fn is_done(&self) -> bool {
-        let st = self.st.lock().unwrap();
-        st.finished && !st.draining
+        self.st.lock().unwrap().done()
     }
 
     /// Wait until the answer is out; whether the connection must end.
     fn wait_done(&self) -> bool {
         let mut st = self.st.lock().unwrap();
-        while !(st.finished && !st.draining) {
+        while !st.done() {
             st.waiting = true;
             st = self.cv.wait(st).unwrap();
         }

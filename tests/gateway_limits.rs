@@ -271,3 +271,25 @@ fn daemon_commands_out_of_place_explain_themselves() {
     let v = d.wait_ready(&[("MCPCTL_TOKEN", secret)]);
     assert_eq!(v["servers"][0]["status"], "ready", "{}", v);
 }
+
+/// An upstream Streamable HTTP server that forgets our session (here: another mcpctl
+/// daemon whose idle sessions expire) answers 404; the gateway initializes a new session
+/// and the call goes through, without counting a restart.
+#[test]
+fn an_upstream_http_server_that_forgets_the_session_is_initialized_again() {
+    let upstream = Project::fixture(json!({}));
+    let up = Daemon::start_env(&upstream, &[], &[("MCPCTL_SESSION_IDLE", "1")]);
+    let p = Project::new(&json!({"mcpServers": {"up": {"url": up.url("/mcp/fx")}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let c = McpClient::open(d.url("/mcp/up"));
+    assert_eq!(c.call("echo", json!({"text": "first"}))["content"][0]["text"], "first");
+    // The upstream ends idle sessions (swept every 5 s): ours is gone after this.
+    std::thread::sleep(Duration::from_millis(7000));
+    assert_eq!(c.call("echo", json!({"text": "second"}))["content"][0]["text"], "second");
+    let log = p.cmd().args(["logs"]).success().stdout();
+    assert!(log.contains("server `up`: session expired; initializing again"), "{}", log);
+    let status = p.cmd().args(["--json-output", "status"]).success().json();
+    let up_status = status["servers"].as_array().unwrap().iter().find(|s| s["name"] == "up").cloned().unwrap();
+    assert_eq!(up_status["restarts"], 0, "{}", up_status);
+}

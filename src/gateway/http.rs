@@ -55,6 +55,16 @@ fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
     json_resp(status, &jsonrpc::error_response(id, code, msg))
 }
 
+/// The whole request body, or the answer to give: 413 past the limit, 400 when unreadable.
+fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
+    req.body().map_err(|e| match e {
+        BodyError::TooLarge => too_large(hub.opts.max_body),
+        BodyError::Unreadable => {
+            rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read")
+        }
+    })
+}
+
 fn too_large(limit: usize) -> Resp {
     rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit))
 }
@@ -242,14 +252,10 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
         );
         return;
     }
-    let body = match req.body() {
+    let body = match read_body(hub, &mut req) {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            send(req, too_large(hub.opts.max_body));
-            return;
-        }
-        Err(BodyError::Unreadable) => {
-            send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read"));
+        Err(r) => {
+            send(req, r);
             return;
         }
     };
@@ -806,14 +812,10 @@ fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Ups
 /// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
 /// error (status word, message, hint) for the client to print as it would its own.
 fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>) {
-    let body = match req.body() {
+    let body = match read_body(hub, &mut req) {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            send(req, too_large(hub.opts.max_body));
-            return;
-        }
-        Err(BodyError::Unreadable) => {
-            send(req, text(400, "mcpctl gateway: the request body could not be read"));
+        Err(r) => {
+            send(req, r);
             return;
         }
     };

@@ -75,6 +75,8 @@ struct Inner {
 struct Flight {
     session: Weak<Session>,
     sink: Sink,
+    /// Our progress token for it, if the client asked for progress.
+    token: Option<String>,
 }
 
 pub struct Upstream {
@@ -397,7 +399,8 @@ impl Upstream {
         on_id(id);
         // Record the flight before sending: the child may ask the client something
         // (sampling, elicitation, roots) before the send even returns.
-        self.flights.lock().unwrap().insert(id, Flight { session: Arc::downgrade(session), sink: sink.clone() });
+        let flight = Flight { session: Arc::downgrade(session), sink: sink.clone(), token: our_token.clone() };
+        self.flights.lock().unwrap().insert(id, flight);
         let token = our_token.clone();
         let me = Arc::downgrade(self);
         let started = peer.start_raw_as(
@@ -426,7 +429,11 @@ impl Upstream {
 
     /// Stop waiting for `id`: tell the child, and forget the routes.
     pub fn cancel(&self, id: u64, reason: &str) {
-        self.flights.lock().unwrap().remove(&id);
+        // Forget its routes too (a progress route keeps the request's state alive).
+        let flight = self.flights.lock().unwrap().remove(&id);
+        if let Some(t) = flight.and_then(|f| f.token) {
+            self.progress.lock().unwrap().remove(&t);
+        }
         if let Some(s) = &self.inner.lock().unwrap().session {
             s.peer.cancel(id, reason);
         }

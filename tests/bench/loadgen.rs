@@ -540,15 +540,7 @@ fn floor(args: &[String]) -> Result<(), String> {
         _ => (false, args),
     };
     let (cmd, rest) = args.split_first().ok_or("floor needs a command")?;
-    let mut child = Command::new(cmd)
-        .args(rest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let (mut child, mut stdin, mut stdout) = spawn_piped(cmd, rest, Stdio::inherit())?;
     let mut line = String::new();
     let mut send = |msg: &str| stdin.write_all(msg.as_bytes()).and_then(|_| stdin.flush());
     let mut answer = |stdout: &mut BufReader<_>, id: u64| -> Result<Value, String> {
@@ -693,6 +685,40 @@ fn time(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Start CMD with piped stdin and stdout.
+fn spawn_piped(
+    cmd: &str,
+    rest: &[String],
+    stderr: Stdio,
+) -> Result<(std::process::Child, std::process::ChildStdin, BufReader<std::process::ChildStdout>), String> {
+    let mut child = Command::new(cmd)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
+    let stdin = child.stdin.take().expect("piped");
+    let stdout = BufReader::new(child.stdout.take().expect("piped"));
+    Ok((child, stdin, stdout))
+}
+
+/// initialize + notifications/initialized, as lines.
+const RTT_HANDSHAKE: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
+    r#""capabilities":{},"clientInfo":{"name":"rtt","version":"0"}}}"#,
+    "\n",
+    r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    "\n"
+);
+
+/// The `i`th echo call of a round-trip measurement, as a line (its answer carries `0-i`).
+fn rtt_call(i: u64) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"0-{i}\"}}}}}}\n"
+    )
+}
+
 fn median_us(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     round(v[v.len() / 2], 1)
@@ -701,36 +727,15 @@ fn median_us(mut v: Vec<f64>) -> f64 {
 fn rtt(args: &[String]) -> Result<(), String> {
     const N: u64 = 3000;
     let (cmd, rest) = args.split_first().ok_or("rtt needs a command")?;
-    let mut child = Command::new(cmd)
-        .args(rest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let (mut child, mut stdin, mut stdout) = spawn_piped(cmd, rest, Stdio::null())?;
     let mut line = String::new();
     let io = |e: std::io::Error| e.to_string();
-    stdin
-        .write_all(
-            concat!(
-                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
-                r#""capabilities":{},"clientInfo":{"name":"rtt","version":"0"}}}"#,
-                "\n",
-                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-                "\n"
-            )
-            .as_bytes(),
-        )
-        .map_err(io)?;
+    stdin.write_all(RTT_HANDSHAKE.as_bytes()).map_err(io)?;
     stdout.read_line(&mut line).map_err(io)?;
     let mut stdio = Vec::new();
     let mut size = 0;
     for i in 1..=N {
-        let msg = format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"0-{i}\"}}}}}}\n"
-        );
+        let msg = rtt_call(i);
         size = msg.len();
         line.clear();
         let t = Instant::now();
@@ -792,15 +797,8 @@ fn rtt(args: &[String]) -> Result<(), String> {
 /// serves many clients from one child must). Median round trip in µs, seen by the client.
 fn relay(cmd: &str, rest: &[String], n: u64, one_thread: bool) -> Result<f64, String> {
     let io = |e: std::io::Error| e.to_string();
-    let mut child = Command::new(cmd)
-        .args(rest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {cmd}: {e}"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = Some(BufReader::new(child.stdout.take().expect("piped")));
+    let (mut child, mut stdin, stdout) = spawn_piped(cmd, rest, Stdio::null())?;
+    let mut stdout = Some(stdout);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
     let relay = std::thread::spawn(move || -> std::io::Result<()> {
@@ -848,23 +846,11 @@ fn relay(cmd: &str, rest: &[String], n: u64, one_thread: bool) -> Result<f64, St
     let mut w = c.try_clone().map_err(io)?;
     let mut r = BufReader::new(c);
     let mut line = String::new();
-    w.write_all(
-        concat!(
-            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
-            r#""capabilities":{},"clientInfo":{"name":"rtt","version":"0"}}}"#,
-            "\n",
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            "\n"
-        )
-        .as_bytes(),
-    )
-    .map_err(io)?;
+    w.write_all(RTT_HANDSHAKE.as_bytes()).map_err(io)?;
     r.read_line(&mut line).map_err(io)?;
     let mut times = Vec::new();
     for i in 1..=n {
-        let msg = format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"0-{i}\"}}}}}}\n"
-        );
+        let msg = rtt_call(i);
         line.clear();
         let t = Instant::now();
         w.write_all(msg.as_bytes()).map_err(io)?;

@@ -1004,3 +1004,19 @@ fn http_connection_refused_is_one_line() {
     let p = Project::new(&json!({"mcpServers": {"remote": {"url": url, "alwaysAllow": ["*"]}}}));
     fails(|| p.cmd().args(["call", "remote", "x"]), 1, "failure", "cannot reach server `remote`");
 }
+
+#[test]
+fn a_server_whose_pages_never_end_is_a_clear_failure() {
+    // The same cursor again: the listing would never end.
+    let p = Project::fixture(json!({"args": ["--bad-cursor", "stuck"]}));
+    let r = p.cmd().args(["tools", "fx"]).status(1);
+    r.stderr_has("✗ server `fx` returned the same `tools/list` cursor twice");
+    assert_eq!(r.stdout(), "");
+    fails(|| p.cmd().args(["call", "fx", "echo", "--text", "a"]), 1, "failure", "cursor twice");
+    // A new cursor every time: bounded, not followed forever.
+    let p = Project::fixture(json!({"args": ["--bad-cursor", "endless"]}));
+    let t = std::time::Instant::now();
+    let r = p.cmd().args(["tools", "fx"]).status(1);
+    r.stderr_has("✗ server `fx`: `tools/list` has more than 1000 pages");
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "{:?}", t.elapsed());
+}

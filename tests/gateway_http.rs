@@ -230,3 +230,18 @@ fn a_client_that_does_not_read_a_big_answer_does_not_stall_the_shared_child() {
     let text = rep.json()["result"]["content"][0]["text"].as_str().map(str::len);
     assert_eq!(text, Some(size));
 }
+
+#[test]
+fn head_gets_no_body_and_the_connection_stays_usable() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    let (mut s, mut r) = connect(&d);
+    s.write_all(b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    // HEAD: the status line and headers only (GET /health only: 405), no body after them.
+    assert!(line(&mut r).starts_with("HTTP/1.1 405"));
+    while !line(&mut r).is_empty() {}
+    // The next answer starts right there.
+    let rep = read_reply(&mut r);
+    assert_eq!((rep.status, rep.body), (200, br#"{"status":"ok"}"#.to_vec()));
+}

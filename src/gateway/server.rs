@@ -112,11 +112,10 @@ fn refuse(stream: TcpStream) {
 fn linger_close(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let until = Instant::now() + Duration::from_secs(1);
     let mut sink = [0u8; 4096];
-    let mut total = 0;
     while let Ok(n) = (&*stream).read(&mut sink) {
-        total += n;
-        if n == 0 || total > 1 << 20 {
+        if n == 0 || Instant::now() > until {
             break;
         }
     }
@@ -504,7 +503,10 @@ impl Request<'_> {
     /// Write a whole response in one piece (one write: no Nagle stall between head and body).
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         let close = self.state.close || self.state.body_left != Body::None;
-        let out = response(status, headers, body, close);
+        let mut out = response(status, headers, body, close);
+        if self.method() == "HEAD" {
+            out.truncate(out.len() - body.len()); // the head only, its Content-Length kept
+        }
         if (&**self.stream).write_all(&out).is_err() {
             self.state.close = true;
         }

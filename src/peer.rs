@@ -203,8 +203,8 @@ impl Peer {
 
     /// Send a request under `id` (from [`Peer::reserve_id`]); `reply` gets its outcome with
     /// the result as raw JSON text.
-    pub fn start_raw_as(&self, id: u64, method: &str, params: Option<Value>, reply: RawReply) -> Result<u64> {
-        self.start_waiter(id, method, params, Waiter::Raw(reply))
+    pub fn start_raw_as(&self, id: u64, method: &str, params: Option<Value>, reply: RawReply) -> Result<()> {
+        self.start_waiter(id, method, params, Waiter::Raw(reply)).map(|_| ())
     }
 
     fn start_waiter(&self, id: u64, method: &str, params: Option<Value>, reply: Waiter) -> Result<u64> {
@@ -292,10 +292,7 @@ impl Peer {
                 }
             }
         }
-        let msg = serde_json::from_str::<Value>(text)
-            .map_err(|e| e.to_string())
-            .and_then(|v| Message::from_value(v).map_err(str::to_string))?;
-        self.dispatch(msg);
+        self.dispatch(Message::parse(text)?);
         Ok(())
     }
 
@@ -448,16 +445,16 @@ mod tests {
         let p = Peer::new("t");
         p.attach(Box::new(Sink));
         let (tx, rx) = std::sync::mpsc::channel();
-        let raw_id = p
-            .start_raw_as(
-                p.reserve_id(),
-                "x",
-                None,
-                Box::new(move |o| {
-                    let _ = tx.send(o.map(|r| r.get().to_string()));
-                }),
-            )
-            .unwrap();
+        let raw_id = p.reserve_id();
+        p.start_raw_as(
+            raw_id,
+            "x",
+            None,
+            Box::new(move |o| {
+                let _ = tx.send(o.map(|r| r.get().to_string()));
+            }),
+        )
+        .unwrap();
         let val = p.start("x", None).unwrap();
         // The raw waiter gets the result exactly as written, spacing and key order kept.
         let line = format!(r#"{{"jsonrpc":"2.0","id":{raw_id},"result":{{"z": 1, "a": [true]}}}}"#);

@@ -482,6 +482,7 @@ enum Out {
     Done,
 }
 
+/// The head of an event-stream answer (the connection ends with the stream).
 const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
 
 impl Forwarded {
@@ -564,9 +565,7 @@ fn chunk(bytes: &[u8]) -> Vec<u8> {
 
 /// Take over the connection and start a chunked `text/event-stream` response.
 fn start_sse(req: Request<'_>) -> Stream {
-    req.into_stream(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-    )
+    req.into_stream(SSE_HEAD)
 }
 
 fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {

@@ -293,3 +293,42 @@ fn an_upstream_http_server_that_forgets_the_session_is_initialized_again() {
     let up_status = status["servers"].as_array().unwrap().iter().find(|s| s["name"] == "up").cloned().unwrap();
     assert_eq!(up_status["restarts"], 0, "{}", up_status);
 }
+
+/// A big answer through the daemon (`POST /cli/call`) reaches the shell whole.
+#[test]
+fn a_big_answer_through_the_daemon_arrives_whole() {
+    let p = Project::fixture(json!({}));
+    let _d = Daemon::start(&p, &[]);
+    let size = 16 * 1000 * 1000;
+    let t0 = Instant::now();
+    let r = p.cmd().args(["--verbose", "call", "fx", "big", "--bytes", &size.to_string()]).success();
+    r.stderr_has("using the daemon");
+    assert!(!r.stderr().contains("connecting the usual way"), "{}", r.stderr());
+    assert_eq!(r.stdout().trim_end().len(), size);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+}
+
+/// A shell with the wrong token: the daemon refuses it, and the CLI says so in one line
+/// (exit code of `forbidden`) instead of starting the server a second time; `--no-daemon`
+/// still calls it directly.
+#[test]
+fn a_wrong_token_for_the_daemon_is_a_clear_error() {
+    let p = Project::fixture(json!({}));
+    let _d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN", "right-token-123")]);
+    let forbidden = |args: &[&str]| {
+        let r = p.cmd().env("MCPCTL_TOKEN", "wrong-token-456").args(args).status(2);
+        let stderr = r.stderr();
+        assert_eq!(r.stdout(), "", "{}", stderr);
+        let first = stderr.lines().find(|l| l.starts_with('✗')).unwrap_or_else(|| panic!("{}", stderr)).to_string();
+        assert!(first.contains("the running daemon refused MCPCTL_TOKEN (HTTP 401)"), "{}", first);
+        assert!(stderr.contains("--no-daemon"), "{}", stderr);
+        assert!(!stderr.contains("wrong-token-456"), "the token must never be printed:\n{}", stderr);
+        let j = p.cmd().env("MCPCTL_TOKEN", "wrong-token-456").args(["--json-output"]).args(args).status(2).json();
+        assert_eq!(j["status"], "forbidden", "{}", j);
+    };
+    forbidden(&["call", "fx", "echo", "--text", "x"]); // POST /cli/call
+    forbidden(&["tools", "fx"]); // the MCP endpoint
+    let r =
+        p.cmd().env("MCPCTL_TOKEN", "wrong-token-456").args(["--no-daemon", "call", "fx", "echo", "--text", "direct"]);
+    r.success().stdout_has("direct");
+}

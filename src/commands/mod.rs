@@ -114,6 +114,8 @@ impl Ctx {
                 Err(e) if e.message.contains("cannot reach") => {
                     log::warn!("the daemon did not answer ({}); connecting directly", e.one_line())
                 }
+                Err(e) if e.message.contains("refused the request: HTTP 401") => return Err(token_refused(401)),
+                Err(e) if e.message.contains("refused the request: HTTP 403") => return Err(token_refused(403)),
                 Err(e) => return Err(e),
             }
         }
@@ -121,6 +123,8 @@ impl Ctx {
     }
 
     /// The server as reached through the running daemon, if one runs and we may use it.
+    /// (A daemon that refuses our token is an error, not a reason to start the server a
+    /// second time: see [`token_refused`].)
     /// The running daemon's base URL and headers, if one runs and we may use it.
     fn daemon(&self, s: &ServerConfig, root: &std::path::Path) -> Option<(String, Vec<(String, String)>)> {
         if self.g.no_daemon || self.g.url.is_some() || s.disabled {
@@ -180,6 +184,7 @@ impl Ctx {
                     Ok(None)
                 }
             },
+            crate::daemon::Posted::Answer(status @ (401 | 403), _) => Err(token_refused(status)),
             crate::daemon::Posted::Answer(status, _) => {
                 log::warn!("the daemon answered HTTP {} on /cli/call; connecting the usual way", status);
                 Ok(None)
@@ -209,4 +214,10 @@ impl Ctx {
         };
         client::connect(s, &ctx)
     }
+}
+
+/// The running daemon refused the token in `MCPCTL_TOKEN`.
+fn token_refused(status: u16) -> Error {
+    Error::forbidden(format!("the running daemon refused MCPCTL_TOKEN (HTTP {})", status))
+        .hint("set MCPCTL_TOKEN to the token the daemon was started with, or pass --no-daemon")
 }

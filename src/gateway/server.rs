@@ -60,7 +60,7 @@ pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(limits.io_timeout));
         let _ = stream.set_read_timeout(Some(limits.io_timeout));
-        if live.load(Ordering::SeqCst) >= limits.max_connections {
+        if !below_cap(&live, limits.max_connections) {
             if refusing.fetch_add(1, Ordering::SeqCst) >= REFUSING_AT_MOST {
                 refusing.fetch_sub(1, Ordering::SeqCst);
                 continue; // dropped
@@ -86,6 +86,19 @@ pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
             log::error!("cannot start a thread for a connection");
         }
     }
+}
+
+/// Whether a connection may be served. At the cap, wait a moment first: a client that just
+/// closed a connection and opened another (common) would otherwise be refused because its
+/// old connection's thread has not yet seen the close.
+fn below_cap(live: &AtomicUsize, max: usize) -> bool {
+    for _ in 0..40 {
+        if live.load(Ordering::SeqCst) < max {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// Past the connection cap: read the request head (briefly), answer 503 and close.

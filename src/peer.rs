@@ -31,6 +31,10 @@ pub trait Transport: Send + Sync {
     fn pid(&self) -> Option<u32> {
         None
     }
+    /// How long a write to the server has been blocked (stdio: the child stopped reading).
+    fn input_stalled(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A message from the server that is not a response to us.
@@ -129,11 +133,22 @@ impl Peer {
 
     /// Run `hook` once when the connection closes (now, if it already has).
     pub fn on_close(&self, hook: CloseHook) {
+        // Checked under the hooks' lock: `close` sets the reason before it takes the
+        // hooks, so a hook is either taken by `close` or sees the reason here.
+        let mut hooks = self.on_close.lock().unwrap();
         let closed = self.closed.lock().unwrap().clone();
         match closed {
-            Some(reason) => hook(&reason),
-            None => self.on_close.lock().unwrap().push(hook),
+            Some(reason) => {
+                drop(hooks);
+                hook(&reason)
+            }
+            None => hooks.push(hook),
         }
+    }
+
+    /// How long a write to the server has been blocked.
+    pub fn input_stalled(&self) -> Option<Duration> {
+        self.transport.get().and_then(|t| t.input_stalled())
     }
 
     pub fn closed_reason(&self) -> Option<String> {
@@ -264,6 +279,19 @@ impl Peer {
         }
     }
 
+    /// Stop waiting for `id`; the server is told on a background thread, so a caller on a
+    /// deadline never waits for the server's transport (an HTTP POST, say).
+    pub fn cancel_detached(self: &Arc<Self>, id: u64, reason: &str) {
+        if !self.forget(id) {
+            return;
+        }
+        let params = json!({"requestId": id, "reason": reason});
+        let sent = cancel_sender().map(|tx| tx.try_send((self.clone(), params)));
+        if !matches!(sent, Some(Ok(()))) {
+            log::debug!("server `{}`: cancellation of request {} not sent (the queue is full)", self.name, id);
+        }
+    }
+
     /// Send a request and wait for its outcome.
     pub fn request(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Outcome> {
         let p = self.start(method, params)?;
@@ -355,6 +383,31 @@ impl Peer {
         }
         self.close(&format!("server `{}` was shut down", self.name));
     }
+}
+
+/// A cancellation waiting to be sent.
+type Cancel = (Arc<Peer>, Value);
+
+/// The one thread that sends `notifications/cancelled` for [`Peer::cancel_detached`]
+/// (`None` if it could not be started: cancellations are then dropped, with a log line).
+fn cancel_sender() -> Option<&'static std::sync::mpsc::SyncSender<Cancel>> {
+    static TX: OnceLock<Option<std::sync::mpsc::SyncSender<Cancel>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Cancel>(1024);
+        let started = std::thread::Builder::new().name("cancel".into()).spawn(move || {
+            for (peer, params) in rx {
+                let _ = peer.notify("notifications/cancelled", Some(params));
+            }
+        });
+        match started {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                log::error!("cannot start the thread that sends cancellations: {}", e);
+                None
+            }
+        }
+    })
+    .as_ref()
 }
 
 /// A JSON-RPC error answer to `method` from `server`, as an `Error` naming the server.

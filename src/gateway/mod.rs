@@ -201,6 +201,10 @@ impl Hub {
     }
 }
 
+/// How long stopping the gateway waits for its children (staged: stdin close, 2 s,
+/// SIGTERM, 2 s, SIGKILL); `mcpctl stop` kills the daemon after 10 s.
+const STOP_GRACE: Duration = Duration::from_secs(7);
+
 /// Bind the listening socket, with a clear error when the port is taken.
 fn listen(host: &str, port: u16) -> Result<std::net::TcpListener> {
     std::net::TcpListener::bind((host, port)).map_err(|e| {
@@ -242,6 +246,10 @@ pub fn serve(
         resource_owner: Mutex::new(HashMap::new()),
         last_sweep: Mutex::new(Instant::now()),
     });
+    if std::process::id() == 1 {
+        // PID 1 of a container: orphans are ours to reap.
+        signals::start_reaper();
+    }
     for u in &hub.upstreams {
         u.spawn();
     }
@@ -272,14 +280,26 @@ pub fn serve(
     }
     let _ = acceptor.join();
     log::info!("stopping: ending sessions and shutting servers down");
-    let ids: Vec<String> = hub.sessions.lock().unwrap().keys().cloned().collect();
-    for id in ids {
-        hub.remove_session(&id);
+    // Every child is asked to stop at once (each supervisor shuts its own down in
+    // stages), then we wait for all of them within one grace period, shorter than the
+    // 10 s `mcpctl stop` waits before it kills the daemon.
+    let deadline = Instant::now() + STOP_GRACE;
+    let mut all: Vec<Arc<Upstream>> = hub.upstreams.clone();
+    let sessions: Vec<Arc<Session>> = hub.sessions.lock().unwrap().drain().map(|(_, s)| s).collect();
+    for s in &sessions {
+        all.extend(s.own.lock().unwrap().values().cloned());
+        s.close();
     }
-    let stoppers: Vec<_> = hub.upstreams.iter().cloned().map(|u| std::thread::spawn(move || u.stop())).collect();
-    for s in stoppers {
-        let _ = s.join();
+    for u in &all {
+        u.stop();
     }
+    for u in &all {
+        if !u.wait_stopped(deadline) {
+            log::warn!("server `{}` did not stop within {}s; killing it", u.name(), STOP_GRACE.as_secs());
+        }
+    }
+    // What is left (a child that outlived the grace, a grandchild in its group) is killed.
+    crate::transport::stdio::kill_all_groups();
     log::info!("stopped");
     Ok(())
 }

@@ -98,6 +98,16 @@ pub struct Upstream {
     lazy: AtomicBool,
     /// Failed runtime-backed starts so far (a waiting caller returns when this moves).
     runtime_failures: AtomicU64,
+    /// Tool list refreshes asked for by `notifications/tools/list_changed`.
+    refresh: Mutex<Refresh>,
+}
+
+/// At most one tool list refresh runs per server; notifications meanwhile mark it dirty.
+#[derive(Default)]
+struct Refresh {
+    dirty: bool,
+    running: bool,
+    peer: Option<Arc<Peer>>,
 }
 
 impl Upstream {
@@ -130,6 +140,7 @@ impl Upstream {
             next_token: AtomicU64::new(1),
             lazy: AtomicBool::new(lazy),
             runtime_failures: AtomicU64::new(0),
+            refresh: Mutex::new(Refresh::default()),
         })
     }
 
@@ -183,6 +194,9 @@ impl Upstream {
                         if self.stop.load(Ordering::SeqCst) {
                             break None;
                         }
+                        if let Some(why) = self.stuck() {
+                            break Some(why);
+                        }
                         match closed.recv_timeout(Duration::from_millis(200)) {
                             Ok(r) => break Some(r),
                             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -214,26 +228,43 @@ impl Upstream {
                     e.one_line()
                 }
             };
-            {
+            let old = {
                 let mut i = self.inner.lock().unwrap();
                 let stderr = i.session.as_ref().map(|s| s.peer.stderr_tail(10)).unwrap_or_default();
                 if !stderr.is_empty() {
                     i.stderr = stderr;
                 }
-                i.session = None;
                 i.last_error = Some(error.clone());
                 i.state = State::Restarting { at: Instant::now() + backoff, wall: SystemTime::now() + backoff, error };
                 self.changed.notify_all();
-            }
+                i.session.take()
+            };
+            drop(old); // shuts the child down, without holding the lock
             let until = Instant::now() + backoff;
             while Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
             }
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }
+        // The child is shut down on this thread: the one that started it (its
+        // PR_SET_PDEATHSIG fires when this thread ends).
         let session = self.inner.lock().unwrap().session.take();
-        drop(session); // shuts the child down
+        drop(session);
         self.set_state(State::Stopped);
+    }
+
+    /// Why the child must be restarted because it stopped reading its stdin, if it did.
+    fn stuck(&self) -> Option<String> {
+        let peer = self.inner.lock().unwrap().session.as_ref().map(|s| s.peer.clone())?;
+        let stalled = peer.input_stalled()?;
+        if stalled <= self.cfg.timeout {
+            return None;
+        }
+        Some(format!(
+            "server `{}` stopped reading its input (a write blocked for {}); restarting it",
+            self.cfg.name,
+            crate::peer::human_duration(stalled)
+        ))
     }
 
     /// Connect and initialize; returns a channel that fires when the connection closes.
@@ -282,12 +313,29 @@ impl Upstream {
         Ok(rx)
     }
 
+    /// Ask the supervisor to shut the child down and end; returns at once
+    /// (see [`Upstream::wait_stopped`]).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.lazy.store(false, Ordering::SeqCst);
-        let session = self.inner.lock().unwrap().session.take();
-        drop(session);
+        let _guard = self.inner.lock().unwrap();
         self.changed.notify_all();
+    }
+
+    /// Wait (until `deadline`) for the supervisor to have shut the child down; false if
+    /// it has not by then.
+    pub fn wait_stopped(&self, deadline: Instant) -> bool {
+        let mut i = self.inner.lock().unwrap();
+        loop {
+            if matches!(i.state, State::Stopped | State::Disabled) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            i = self.changed.wait_timeout(i, left.min(Duration::from_millis(100))).unwrap().0;
+        }
     }
 
     pub fn state(&self) -> State {
@@ -434,8 +482,61 @@ impl Upstream {
         if let Some(t) = flight.and_then(|f| f.token) {
             self.progress.lock().unwrap().remove(&t);
         }
-        if let Some(s) = &self.inner.lock().unwrap().session {
-            s.peer.cancel(id, reason);
+        // Never on this thread: the caller may be the one deadline thread.
+        let peer = self.inner.lock().unwrap().session.as_ref().map(|s| s.peer.clone());
+        if let Some(peer) = peer {
+            peer.cancel_detached(id, reason);
+        }
+    }
+
+    /// Fetch the tool list again, on one thread per server at a time: notifications that
+    /// arrive meanwhile make it fetch once more when it is done.
+    fn refresh_tools(self: &Arc<Self>, peer: &Arc<Peer>) {
+        let mut r = self.refresh.lock().unwrap();
+        r.dirty = true;
+        r.peer = Some(peer.clone());
+        if r.running {
+            return;
+        }
+        r.running = true;
+        drop(r);
+        let me = self.clone();
+        let started =
+            std::thread::Builder::new().name(format!("tools-{}", self.cfg.name)).spawn(move || me.refresh_loop());
+        if let Err(e) = started {
+            log::error!("server `{}`: cannot start a thread to refresh its tools: {}", self.cfg.name, e);
+            self.refresh.lock().unwrap().running = false;
+        }
+    }
+
+    fn refresh_loop(&self) {
+        loop {
+            let peer = {
+                let mut r = self.refresh.lock().unwrap();
+                match (r.dirty, r.peer.take()) {
+                    (true, Some(p)) => {
+                        r.dirty = false;
+                        p
+                    }
+                    _ => {
+                        r.running = false;
+                        r.dirty = false;
+                        return;
+                    }
+                }
+            };
+            match client::list_all(&peer, "tools/list", "tools", self.cfg.timeout) {
+                Ok(tools) => self.inner.lock().unwrap().tools = Some(tools),
+                Err(e) => log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line()),
+            }
+            if let Some(hub) = self.hub.upgrade() {
+                hub.tools_changed(&self.cfg.name);
+            }
+            // Keep the newest peer for the next round, if a notification came meanwhile.
+            let mut r = self.refresh.lock().unwrap();
+            if r.dirty && r.peer.is_none() {
+                r.peer = Some(peer);
+            }
         }
     }
 
@@ -478,18 +579,7 @@ impl Upstream {
                         sink(Event::Message(jsonrpc::notification(&method, Some(p))));
                     }
                 }
-                "notifications/tools/list_changed" => {
-                    let me = self.clone();
-                    let peer = peer.clone();
-                    std::thread::spawn(move || {
-                        if let Ok(tools) = client::list_all(&peer, "tools/list", "tools", me.cfg.timeout) {
-                            me.inner.lock().unwrap().tools = Some(tools);
-                        }
-                        if let Some(hub) = me.hub.upgrade() {
-                            hub.tools_changed(&me.cfg.name);
-                        }
-                    });
-                }
+                "notifications/tools/list_changed" => self.refresh_tools(peer),
                 "notifications/message" => {
                     let msg = jsonrpc::notification(&method, params);
                     match self.attributed() {

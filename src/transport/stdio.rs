@@ -1,17 +1,19 @@
 //! A child process speaking newline-delimited JSON-RPC on stdin/stdout: spawn it in its
-//! own process group, read stdout on one thread (feeding `Peer::dispatch`), drain stderr
-//! on another into a ring of recent lines, and shut it down in stages
-//! (close stdin, 2 s, SIGTERM, 2 s, SIGKILL) so no zombie or orphan is left.
+//! own process group (dying with us: PR_SET_PDEATHSIG), write its stdin from a queue on
+//! one thread (sending never blocks), read stdout on another (feeding `Peer::dispatch`,
+//! lines capped at MCPCTL_MAX_LINE), drain stderr into a ring of recent lines, watch the
+//! child process itself on a fourth, and shut it down in stages (close stdin, 2 s,
+//! SIGTERM, 2 s, SIGKILL, then the whole group) so no zombie or orphan is left.
 
 use crate::error::{Error, Result};
 use crate::peer::{Peer, Transport};
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How to start a child.
@@ -70,11 +72,138 @@ pub struct StdioTransport {
     name: String,
     pid: u32,
     child: Mutex<Child>,
-    stdin: Mutex<Option<BufWriter<ChildStdin>>>,
+    input: Arc<Input>,
     stderr: Arc<Ring>,
 }
 
+/// How many bytes may wait for a child that is slow to read its stdin before a new
+/// message is refused (a single larger message is still taken when nothing waits).
+const QUEUE_MAX: usize = 8 * 1024 * 1024;
+
+/// Lines waiting for the child's stdin, written by the child's writer thread: sending
+/// never blocks on the pipe, so a child that stops reading cannot stall its callers.
+#[derive(Default)]
+struct Input {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    lines: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// No more lines: the writer closes stdin once the queue is empty.
+    closed: bool,
+    /// When the write in progress started (`None`: the writer is idle).
+    writing_since: Option<Instant>,
+}
+
+impl Input {
+    fn push(&self, name: &str, line: Vec<u8>) -> Result<()> {
+        let mut q = self.queue.lock().unwrap();
+        if q.closed {
+            return Err(Error::failure(format!("server `{}` is shut down", name)));
+        }
+        if q.bytes > 0 && q.bytes + line.len() > QUEUE_MAX {
+            return Err(Error::failure(format!(
+                "server `{}` is not reading its input ({} bytes are waiting for it)",
+                name, q.bytes
+            ))
+            .hint("the server is stuck; it is restarted once it has been stuck past its `timeout`"));
+        }
+        q.bytes += line.len();
+        q.lines.push_back(line);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.queue.lock().unwrap().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// How long the write in progress has been blocked.
+    fn stalled_for(&self) -> Option<Duration> {
+        self.queue.lock().unwrap().writing_since.map(|t| t.elapsed())
+    }
+
+    /// The writer thread: one line at a time, no lock held while writing.
+    fn run(&self, name: &str, stdin: ChildStdin) {
+        let mut w = stdin;
+        loop {
+            let line = {
+                let mut q = self.queue.lock().unwrap();
+                loop {
+                    if let Some(l) = q.lines.pop_front() {
+                        q.writing_since = Some(Instant::now());
+                        break l;
+                    }
+                    if q.closed {
+                        return; // drops stdin: the child sees EOF
+                    }
+                    q = self.ready.wait_timeout(q, Duration::from_millis(500)).unwrap().0;
+                }
+            };
+            let written = w.write_all(&line).and_then(|_| w.flush());
+            let mut q = self.queue.lock().unwrap();
+            q.writing_since = None;
+            q.bytes -= line.len();
+            if let Err(e) = written {
+                log::debug!("server `{}`: cannot write to its stdin: {}", name, e);
+                q.closed = true;
+                q.lines.clear();
+                q.bytes = 0;
+                return;
+            }
+        }
+    }
+}
+
+/// Children alive now (pid = process group), so a PID 1 reaper leaves them to their
+/// own waiter and a stopping daemon can kill what is left of their groups.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Whether `pid` is a child a transport still waits for.
+pub fn is_ours(pid: u32) -> bool {
+    CHILDREN.lock().unwrap().contains(&pid)
+}
+
+/// Kill the process groups of every child still known (the daemon is exiting).
+pub fn kill_all_groups() {
+    let pids = CHILDREN.lock().unwrap().clone();
+    for pid in pids {
+        // SAFETY: plain syscall on a group led by one of our children.
+        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+    }
+}
+
+fn forget_child(pid: u32) {
+    CHILDREN.lock().unwrap().retain(|p| *p != pid);
+}
+
+/// The longest line a child may write on stdout (MCPCTL_MAX_LINE bytes, default 64 MiB).
+pub fn max_line() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| match std::env::var("MCPCTL_MAX_LINE") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1024 => n,
+            _ => {
+                log::warn!("MCPCTL_MAX_LINE={} is not a number of bytes (at least 1024); using 64 MiB", v);
+                DEFAULT_MAX_LINE
+            }
+        },
+        Err(_) => DEFAULT_MAX_LINE,
+    })
+}
+
+const DEFAULT_MAX_LINE: usize = 64 * 1024 * 1024;
+
 /// Start the child and attach it to `peer`.
+///
+/// The child gets PR_SET_PDEATHSIG(SIGKILL): it dies with the thread that spawned it,
+/// so callers spawn from a thread that outlives the child (the gateway's supervisor
+/// thread of the server, the CLI's main thread), and a daemon killed with SIGKILL
+/// leaves no child behind.
 pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     let mut cmd = Command::new(&launch.program);
     cmd.args(&launch.args)
@@ -86,9 +215,24 @@ pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     if let Some(dir) = &launch.cwd {
         cmd.current_dir(dir);
     }
+    // SAFETY: getpid before fork; in the child only async-signal-safe syscalls.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl: no signal will come.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| spawn_error(&peer.name, launch, e))?;
     let pid = child.id();
-    let stdin = child.stdin.take().map(BufWriter::new);
+    CHILDREN.lock().unwrap().push(pid);
+    let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let ring = Arc::new(Ring::default());
@@ -96,23 +240,83 @@ pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
         name: peer.name.clone(),
         pid,
         child: Mutex::new(child),
-        stdin: Mutex::new(stdin),
+        input: Arc::new(Input::default()),
         stderr: ring.clone(),
     });
     peer.attach(Box::new(Shared(t.clone())));
     log::debug!("server `{}`: started `{}` (pid {})", peer.name, launch.display, pid);
 
+    let started = start_threads(peer, &t, stdin, stdout, stderr, ring);
+    if let Err(e) = started {
+        t.signal_group(libc::SIGKILL);
+        t.input.close();
+        let _ = t.wait_for_exit(Duration::from_secs(2));
+        peer.close(&e.one_line());
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn start_threads(
+    peer: &Arc<Peer>,
+    t: &Arc<StdioTransport>,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    ring: Arc<Ring>,
+) -> Result<()> {
+    let no_thread = |e: std::io::Error| Error::failure(format!("cannot start a thread: {}", e));
+    let name = peer.name.clone();
+    let input = t.input.clone();
+    std::thread::Builder::new()
+        .name(format!("stdin-{}", name))
+        .spawn(move || input.run(&name, stdin))
+        .map_err(no_thread)?;
     let name = peer.name.clone();
     std::thread::Builder::new()
         .name(format!("stderr-{}", name))
         .spawn(move || drain_stderr(&name, stderr, &ring))
-        .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
-    let p = peer.clone();
+        .map_err(no_thread)?;
+    let (p, t2) = (peer.clone(), t.clone());
     std::thread::Builder::new()
         .name(format!("stdout-{}", peer.name))
-        .spawn(move || read_stdout(&p, stdout, &t))
-        .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
+        .spawn(move || read_stdout(&p, stdout, &t2))
+        .map_err(no_thread)?;
+    let (p, t2) = (peer.clone(), t.clone());
+    std::thread::Builder::new()
+        .name(format!("wait-{}", peer.name))
+        .spawn(move || watch_exit(&p, &t2))
+        .map_err(no_thread)?;
     Ok(())
+}
+
+/// Wait for the child itself to exit (not only for EOF on its stdout, which a process
+/// it started may hold open): then the connection closes and its group is killed.
+fn watch_exit(peer: &Arc<Peer>, t: &StdioTransport) {
+    loop {
+        // SAFETY: waitid with WNOWAIT only observes the exit; the zombie is reaped below
+        // through `Child`, which then remembers the status.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::waitid(libc::P_PID, t.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    let status = t.try_wait();
+    forget_child(t.pid);
+    // Most exits are noticed by the stdout reader at EOF, with the last stderr lines.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while !peer.is_closed() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Whatever the child left running in its group goes with it.
+    t.signal_group(libc::SIGKILL);
+    if peer.is_closed() {
+        return;
+    }
+    let how = status.map(describe).unwrap_or_else(|| "unknown status".into());
+    let reason = format!("server `{}` exited ({}) while a process it started kept its stdout open", t.name, how);
+    peer.close(&reason);
 }
 
 fn spawn_error(name: &str, launch: &Launch, e: std::io::Error) -> Error {
@@ -129,50 +333,121 @@ fn spawn_error(name: &str, launch: &Launch, e: std::io::Error) -> Error {
     }
 }
 
-fn drain_stderr(name: &str, stderr: impl Read, ring: &Ring) {
-    let mut r = BufReader::with_capacity(64 * 1024, stderr);
-    let mut buf = Vec::new();
+/// What one capped line read gave.
+enum Line {
+    /// A line is in the buffer (with its newline, unless the stream ended without one).
+    Data,
+    Eof,
+    /// The line passed `max` bytes; the buffer holds its first `max` bytes and the rest
+    /// of the line is still unread.
+    TooLong,
+}
+
+/// Read one line of at most `max` bytes into `buf` (cleared first).
+fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+    buf.clear();
     loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return ring.set_done(),
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                log::debug!("[{}] {}", name, line.trim_end());
-                ring.push(&line);
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(if buf.is_empty() { Line::Eof } else { Line::Data });
+        }
+        let (take, done) = match avail.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        if buf.len() + take > max + 1 {
+            let room = max - buf.len().min(max);
+            buf.extend_from_slice(&avail[..room]);
+            r.consume(room);
+            return Ok(Line::TooLong);
+        }
+        buf.extend_from_slice(&avail[..take]);
+        r.consume(take);
+        if done {
+            return Ok(Line::Data);
+        }
+    }
+}
+
+/// Skip the rest of a line; false at the end of the stream.
+fn skip_line(r: &mut impl BufRead) -> bool {
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) if !a.is_empty() => a,
+            _ => return false,
+        };
+        match avail.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                return true;
+            }
+            None => {
+                let n = avail.len();
+                r.consume(n);
             }
         }
     }
 }
 
+/// A buffer that held a big line gives its memory back.
+fn release(buf: &mut Vec<u8>) {
+    const KEEP: usize = 64 * 1024;
+    if buf.capacity() > 4 * KEEP {
+        buf.clear();
+        buf.shrink_to(KEEP);
+    }
+}
+
+fn drain_stderr(name: &str, stderr: impl Read, ring: &Ring) {
+    let mut r = BufReader::with_capacity(64 * 1024, stderr);
+    let mut buf = Vec::new();
+    loop {
+        match read_line_capped(&mut r, &mut buf, STDERR_READ_MAX) {
+            Ok(Line::Eof) | Err(_) => return ring.set_done(),
+            Ok(Line::Data) => {}
+            Ok(Line::TooLong) => {
+                if !skip_line(&mut r) {
+                    return ring.set_done();
+                }
+            }
+        }
+        let line = String::from_utf8_lossy(&buf);
+        log::debug!("[{}] {}", name, line.trim_end());
+        ring.push(&line);
+    }
+}
+
+/// Stderr lines are kept short (the ring clips them further); the rest is dropped.
+const STDERR_READ_MAX: usize = 64 * 1024;
+
 fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
     let mut r = BufReader::with_capacity(64 * 1024, stdout);
-    let mut line = String::new();
+    let mut buf = Vec::new();
     let mut garbage = 0usize;
+    let max = max_line();
+    let mut too_long = false;
     loop {
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                garbage += 1;
-                t.stderr.push("[stdout] (a line that is not UTF-8)");
-                // read_line keeps the bytes it consumed out of `line`; skip to the next newline.
-                let mut skip = Vec::new();
-                if r.read_until(b'\n', &mut skip).map(|n| n == 0).unwrap_or(true) {
-                    break;
-                }
-                continue;
+        match read_line_capped(&mut r, &mut buf, max) {
+            Ok(Line::Data) => {}
+            Ok(Line::Eof) | Err(_) => break,
+            Ok(Line::TooLong) => {
+                too_long = true;
+                break;
             }
-            Err(_) => break,
         }
-        let text = line.trim();
-        if text.is_empty() {
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            garbage += 1;
+            t.stderr.push("[stdout] (a line that is not UTF-8)");
+            release(&mut buf);
             continue;
-        }
-        match peer.dispatch_line(text) {
-            Ok(()) => {}
-            Err(why) => {
+        };
+        let text = line.trim();
+        if !text.is_empty() {
+            if let Err(why) = peer.dispatch_line(text) {
                 garbage += 1;
                 log::warn!(
                     "server `{}` printed something that is not JSON-RPC on stdout ({}): {}",
@@ -183,6 +458,18 @@ fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
                 t.stderr.push(&format!("[stdout, not JSON-RPC] {}", clip(text, 200)));
             }
         }
+        release(&mut buf);
+    }
+    drop(buf);
+    if too_long {
+        let reason = format!(
+            "server `{}` wrote a line longer than {} bytes on stdout (raise MCPCTL_MAX_LINE if it is legitimate); restarting it",
+            t.name, max
+        );
+        log::error!("{}", reason);
+        t.signal_group(libc::SIGKILL);
+        peer.close(&reason);
+        return;
     }
     // stdout closed: the child is exiting (or closed its stdout, which is as bad).
     let status = t.wait_for_exit(Duration::from_millis(500));
@@ -257,16 +544,9 @@ impl StdioTransport {
 struct Shared(Arc<StdioTransport>);
 
 impl Shared {
-    /// Write one encoded line (encoded before taking the lock: writers wait less).
-    fn write_line(&self, line: &[u8]) -> Result<()> {
-        let t = &self.0;
-        let mut guard = t.stdin.lock().unwrap();
-        let Some(w) = guard.as_mut() else {
-            return Err(Error::failure(format!("server `{}` is shut down", t.name)));
-        };
-        w.write_all(line)
-            .and_then(|_| w.flush())
-            .map_err(|e| Error::failure(format!("cannot write to server `{}`: {}", t.name, e)))
+    /// Queue one encoded line for the writer thread (never blocks on the child).
+    fn write_line(&self, line: Vec<u8>) -> Result<()> {
+        self.0.input.push(&self.0.name, line)
     }
 }
 
@@ -275,18 +555,21 @@ impl Transport for Shared {
         let mut line =
             serde_json::to_vec(msg).map_err(|e| Error::failure(format!("cannot encode a message: {}", e)))?;
         line.push(b'\n');
-        self.write_line(&line)
+        self.write_line(line)
     }
 
     fn send_request(&self, id: u64, method: &str, params: Option<Value>) -> Result<()> {
-        self.write_line(&crate::jsonrpc::request_line(id, method, params.as_ref()))
+        self.write_line(crate::jsonrpc::request_line(id, method, params.as_ref()))
     }
 
     fn shutdown(&self) {
         let t = &self.0;
-        drop(t.stdin.lock().unwrap().take());
+        // A child stuck on a full stdin never sees it close: go straight to SIGTERM.
+        let stuck = t.input.stalled_for().is_some_and(|d| d > Duration::from_millis(100));
+        t.input.close();
+        let first_wait = if stuck { 0 } else { 2000 };
         let stages: [(Option<libc::c_int>, u64); 3] =
-            [(None, 2000), (Some(libc::SIGTERM), 2000), (Some(libc::SIGKILL), 2000)];
+            [(None, first_wait), (Some(libc::SIGTERM), 2000), (Some(libc::SIGKILL), 2000)];
         for (sig, wait_ms) in stages {
             if let Some(sig) = sig {
                 log::debug!("server `{}`: sending signal {} to pid {}", t.name, sig, t.pid);
@@ -307,5 +590,47 @@ impl Transport for Shared {
 
     fn pid(&self) -> Option<u32> {
         Some(self.0.pid)
+    }
+
+    fn input_stalled(&self) -> Option<Duration> {
+        self.0.input.stalled_for()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<String> {
+        let mut r = BufReader::with_capacity(8, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match read_line_capped(&mut r, &mut buf, max).unwrap() {
+                Line::Eof => return out,
+                Line::Data => out.push(String::from_utf8_lossy(&buf).into_owned()),
+                Line::TooLong => {
+                    out.push(format!("TOO LONG {}", String::from_utf8_lossy(&buf)));
+                    if !skip_line(&mut r) {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_are_capped_and_the_next_line_survives() {
+        assert_eq!(lines(b"ab\ncdefghijkl\nx\ny", 5), ["ab\n", "TOO LONG cdefg", "x\n", "y"]);
+        // Exactly `max` bytes plus the newline is still a line.
+        assert_eq!(lines(b"abcde\n", 5), ["abcde\n"]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once() {
+        let input = Input::default();
+        input.push("t", vec![b'x'; QUEUE_MAX]).unwrap();
+        let e = input.push("t", vec![b'y'; 10]).unwrap_err();
+        assert!(e.one_line().contains("not reading its input"), "{}", e.one_line());
     }
 }

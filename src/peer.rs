@@ -100,6 +100,9 @@ pub struct Peer {
     handler: RwLock<Option<Handler>>,
     closed: Mutex<Option<String>>,
     on_close: Mutex<Vec<CloseHook>>,
+    /// Tests: widen the window between the closed check and the registration in `on_close`.
+    #[cfg(test)]
+    slow_on_close: std::sync::atomic::AtomicBool,
 }
 
 /// A request in flight: its upstream id and where its answer arrives.
@@ -118,6 +121,8 @@ impl Peer {
             handler: RwLock::new(None),
             closed: Mutex::new(None),
             on_close: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            slow_on_close: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -137,6 +142,10 @@ impl Peer {
         // hooks, so a hook is either taken by `close` or sees the reason here.
         let mut hooks = self.on_close.lock().unwrap();
         let closed = self.closed.lock().unwrap().clone();
+        #[cfg(test)]
+        if self.slow_on_close.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         match closed {
             Some(reason) => {
                 drop(hooks);
@@ -482,6 +491,30 @@ mod tests {
         let out = p.wait(pend, Duration::from_secs(1), "x").unwrap();
         assert!(out.unwrap_err()["message"].as_str().unwrap().contains("status 3"));
         assert!(p.start("x", None).is_err());
+    }
+
+    #[test]
+    fn a_close_hook_registered_while_the_connection_closes_still_runs() {
+        for _ in 0..5 {
+            let p = Peer::new("t");
+            p.slow_on_close.store(true, Ordering::SeqCst);
+            let ran = Arc::new(AtomicU64::new(0));
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let (p2, b2) = (p.clone(), barrier.clone());
+            let closer = std::thread::spawn(move || {
+                b2.wait();
+                // While `on_close` has checked (not closed yet) and not registered.
+                std::thread::sleep(Duration::from_millis(5));
+                p2.close("server `t` exited (status 1)");
+            });
+            barrier.wait();
+            let r = ran.clone();
+            p.on_close(Box::new(move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            }));
+            closer.join().unwrap();
+            assert_eq!(ran.load(Ordering::SeqCst), 1, "the close hook was lost");
+        }
     }
 
     /// A transport that swallows what it is sent (the test feeds the answers).

@@ -1,5 +1,6 @@
 //! Process signals: SIGINT/SIGTERM set a flag that every blocking wait polls, so a
-//! Ctrl-C during a call cleans its child up instead of leaving an orphan.
+//! Ctrl-C during a call cleans its child up instead of leaving an orphan. As PID 1 (a
+//! container's entrypoint) the daemon also reaps orphans re-parented to it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -532,11 +532,6 @@ impl Upstream {
             if let Some(hub) = self.hub.upgrade() {
                 hub.tools_changed(&self.cfg.name);
             }
-            // Keep the newest peer for the next round, if a notification came meanwhile.
-            let mut r = self.refresh.lock().unwrap();
-            if r.dirty && r.peer.is_none() {
-                r.peer = Some(peer);
-            }
         }
     }
 

@@ -19,7 +19,7 @@ export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
 proj=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-gw.XXXXXX")
 mkdir -p "$proj/.mcpctl"
 cat >"$proj/.mcpctl/config.json" <<JSON
-{"mcpServers": {"conf": {"command": "$py", "args": ["$root/fixtures/conformance_server.py"], "timeout": 20}}}
+{"mcpServers": {"conf": {"command": "$py", "args": ["$root/fixtures/conformance_server.py"], "timeout": 20, "alwaysAllow": ["*"]}}}
 JSON
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 pid=""

@@ -50,6 +50,31 @@ pub fn arguments(
     }
 }
 
+/// Refuse the argument forms that name a file or standard input (`--var k=@file`,
+/// `--json -`): the daemon reads nothing on a caller's behalf (the shell client inlines
+/// them with [`resolve_local`] before it sends).
+pub fn only_values(typed: &[ToolArg]) -> Result<()> {
+    for a in typed {
+        let refused = match a {
+            ToolArg::Var(kv) => kv.split_once('=').map(|(_, v)| v.starts_with('@')).unwrap_or(false),
+            ToolArg::Json(t) => t.trim() == "-",
+            ToolArg::Pair(..) => false,
+        };
+        if refused {
+            let form = match a {
+                ToolArg::Var(kv) => format!("--var {}=@…", kv.split_once('=').map(|(k, _)| k).unwrap_or("")),
+                _ => "--json -".to_string(),
+            };
+            return Err(Error::forbidden(format!(
+                "{}: the daemon does not read files or standard input for a caller",
+                form
+            ))
+            .hint("send the contents instead (`mcpctl call` does this itself)"));
+        }
+    }
+    Ok(())
+}
+
 /// Replace what only this process can read (`--var k=@file`, `--json -`) by its contents,
 /// so the arguments can be typed elsewhere (by the daemon).
 pub fn resolve_local(typed: &[ToolArg], stdin: &mut dyn Read) -> Result<Vec<ToolArg>> {

@@ -28,12 +28,23 @@ pub enum Isolation {
     Session,
 }
 
+/// What the gateway does with a tool that is not in `alwaysAllow` (`gatewayApproval`):
+/// a gateway has no terminal to ask on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    Allow,
+    Deny,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
     pub transport: Transport,
     /// `None`: every tool needs approval. `Some([])`: every tool is blocked.
     pub always_allow: Option<Vec<String>>,
+    /// Unlisted tools through the gateway: the server's `gatewayApproval`, else the
+    /// top-level one, else deny.
+    pub gateway_approval: Approval,
     pub disabled: bool,
     pub timeout: Duration,
     pub isolation: Isolation,
@@ -66,6 +77,7 @@ impl ServerConfig {
             name: "url".into(),
             transport: Transport::Http { url: url.into(), headers: Vec::new() },
             always_allow: Some(vec!["*".into()]),
+            gateway_approval: Approval::Allow,
             disabled: false,
             timeout: DEFAULT_TIMEOUT,
             isolation: Isolation::Shared,
@@ -203,10 +215,30 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
                 .hint("the file must look like {\"mcpServers\": {\"name\": {\"command\": \"...\"}}}"))
         }
     };
-    servers.iter().map(|(name, v)| parse_server(&file, name, v, env)).collect()
+    let default = match doc.get("gatewayApproval") {
+        None | Some(Value::Null) => Approval::Deny,
+        Some(v) => approval(v).ok_or_else(|| {
+            Error::failure(format!("{}: top-level `gatewayApproval` must be \"allow\" or \"deny\"", file))
+        })?,
+    };
+    servers.iter().map(|(name, v)| parse_server(&file, name, v, env, default)).collect()
 }
 
-fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<ServerConfig> {
+fn approval(v: &Value) -> Option<Approval> {
+    match v.as_str() {
+        Some("allow") => Some(Approval::Allow),
+        Some("deny") => Some(Approval::Deny),
+        _ => None,
+    }
+}
+
+fn parse_server(
+    file: &str,
+    name: &str,
+    v: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_approval: Approval,
+) -> Result<ServerConfig> {
     let at = |field: &str, what: &str| Error::failure(format!("{}: server `{}`: `{}` {}", file, name, field, what));
     if !valid_name(name) {
         return Err(Error::failure(format!(
@@ -291,6 +323,10 @@ fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<
         }
     };
     let always_allow = strings("alwaysAllow", false)?;
+    let gateway_approval = match obj.get("gatewayApproval") {
+        None | Some(Value::Null) => default_approval,
+        Some(v) => approval(v).ok_or_else(|| at("gatewayApproval", "must be \"allow\" or \"deny\""))?,
+    };
     let disabled = match obj.get("disabled") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -310,7 +346,16 @@ fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<
         Some(o) => return Err(at("isolation", &format!("`{}` is not one of \"shared\", \"session\"", o))),
     };
     let runtime = string("runtime")?;
-    Ok(ServerConfig { name: name.to_string(), transport, always_allow, disabled, timeout, isolation, runtime })
+    Ok(ServerConfig {
+        name: name.to_string(),
+        transport,
+        always_allow,
+        gateway_approval,
+        disabled,
+        timeout,
+        isolation,
+        runtime,
+    })
 }
 
 /// Server (and tool) names: `[A-Za-z0-9_-]{1,64}`.

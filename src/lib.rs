@@ -14,6 +14,7 @@ pub mod jsonrpc;
 pub mod launch;
 pub mod output;
 pub mod peer;
+pub mod policy;
 pub mod runtime;
 pub mod signals;
 pub mod sse;

@@ -288,6 +288,7 @@ fn list_never_starts_servers() {
     assert_eq!(
         j["servers"][0],
         json!({"name": "toucher", "command": "/bin/sh", "disabled": false, "operations_count": 2,
+               "policy": "allows 2 tools (a, b); denies unlisted tools through the gateway",
                "status": "disconnected", "tools_count": null})
     );
     assert_eq!(j["servers"][3]["status"], "disabled");

@@ -279,7 +279,7 @@ fn daemon_commands_out_of_place_explain_themselves() {
 fn an_upstream_http_server_that_forgets_the_session_is_initialized_again() {
     let upstream = Project::fixture(json!({}));
     let up = Daemon::start_env(&upstream, &[], &[("MCPCTL_SESSION_IDLE", "1")]);
-    let p = Project::new(&json!({"mcpServers": {"up": {"url": up.url("/mcp/fx")}}}));
+    let p = Project::new(&json!({"mcpServers": {"up": {"url": up.url("/mcp/fx"), "alwaysAllow": ["*"]}}}));
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
     let c = McpClient::open(d.url("/mcp/up"));

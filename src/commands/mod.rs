@@ -204,6 +204,11 @@ impl Ctx {
         }
     }
 
+    /// Connect without the daemon (a child of this process).
+    pub fn open_own(&self, s: &ServerConfig, root: &std::path::Path) -> Result<Session> {
+        self.open_direct(s, root)
+    }
+
     fn open_direct(&self, s: &ServerConfig, root: &std::path::Path) -> Result<Session> {
         let ctx = client::Context {
             project_root: root,

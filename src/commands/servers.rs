@@ -17,6 +17,7 @@ fn server_summary(s: &ServerConfig) -> Value {
         "command": s.target(),
         "disabled": s.disabled,
         "operations_count": s.always_allow.as_ref().map(|a| a.len()).unwrap_or(0),
+        "policy": crate::policy::describe(s),
         "status": if s.disabled { "disabled" } else { "disconnected" },
         "tools_count": Value::Null,
     })
@@ -44,6 +45,7 @@ pub fn list(ctx: &Ctx) -> Outcome {
         let _ = writeln!(body, "  • {}: {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""));
         let _ = writeln!(body, "    Command: {}", s["command"].as_str().unwrap_or(""));
         let _ = writeln!(body, "    Operations: {}", s["operations_count"]);
+        let _ = writeln!(body, "    Policy: {}", s["policy"].as_str().unwrap_or(""));
         if let Some(t) = s["tools_count"].as_u64() {
             let _ = writeln!(body, "    Tools: {}", t);
         }
@@ -92,11 +94,13 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
         }
     }
     info["alwaysAllow"] = json!(s.always_allow);
+    info["gatewayApproval"] = json!(if s.gateway_approval == config::Approval::Allow { "allow" } else { "deny" });
+    info["policy"] = json!(crate::policy::describe(&s));
     info["timeout"] = json!(s.timeout.as_secs_f64());
     if s.disabled {
         info["status"] = json!("disabled");
         let mut r = Report::new(Status::Success, format!("Status for server '{}'", s.name)).field("server", info);
-        r.body = format!("  • {}: disabled\n    Command: {}\n", s.name, s.target());
+        r.body = format!("  • {}: disabled\n    Command: {}\n    Policy: disabled\n", s.name, s.target());
         return Ok(r);
     }
     let session = ctx.open(&s, &root).map_err(|e| Failure::from(e).with("server", info.clone()))?;
@@ -115,6 +119,7 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
         session.server_info["version"].as_str().unwrap_or("")
     );
     let _ = writeln!(body, "    Protocol: {}", session.protocol);
+    let _ = writeln!(body, "    Policy: {}", info["policy"].as_str().unwrap_or(""));
     let caps: Vec<&String> = session.capabilities.as_object().map(|m| m.keys().collect()).unwrap_or_default();
     let _ = writeln!(body, "    Capabilities: {}", caps.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
     let _ = writeln!(
@@ -204,41 +209,38 @@ fn describe_params(schema: &Value) -> String {
 pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     let (s, root) = ctx.target(name)?;
     let base = |e: Error| Failure::from(e).with("server", json!(s.name)).with("tool", json!(tool));
-    if s.disabled {
-        return Err(base(
-            Error::failure(format!("server `{}` is disabled", s.name))
-                .hint("set \"disabled\": false in the config to use it"),
-        ));
-    }
     // Approval is settled before anything starts, except the question itself on a terminal.
+    let caller = crate::policy::Caller::Shell { yes: ctx.g.yes, can_ask: is_tty(0) && is_tty(2) };
+    let decision = crate::policy::decide(&s, tool, caller);
     let allowed = s.allows(tool);
     let blocked_all = matches!(&s.always_allow, Some(list) if list.is_empty());
-    if blocked_all && !ctx.g.dry_run {
-        return Err(base(
-            Error::forbidden(format!("server `{}` blocks every tool (`alwaysAllow` is empty)", s.name))
-                .hint(format!("add \"{}\" (or a pattern like \"*\") to its alwaysAllow list to allow it", tool)),
-        ));
-    }
-    let ask = !allowed && !ctx.g.yes && !ctx.g.dry_run;
-    let can_ask = is_tty(0) && is_tty(2);
-    if ask && !can_ask {
-        // A typo of an allowed tool reads as "needs approval"; say which allowed name is close.
-        let allowed_names: Vec<&str> =
-            s.always_allow.iter().flatten().map(String::as_str).filter(|p| !p.contains('*')).collect();
-        let hint = match crate::cli::closest(tool, &allowed_names) {
-            Some(close) => format!(
-                "did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list",
-                close
-            ),
-            None => "pass --yes, or add it to the server's alwaysAllow list".to_string(),
-        };
-        return Err(base(
-            Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name)).hint(hint),
-        ));
-    }
+    let ask = match decision {
+        crate::policy::Decision::Run => false,
+        crate::policy::Decision::Ask => !ctx.g.dry_run,
+        crate::policy::Decision::Refuse(e) if s.disabled || !ctx.g.dry_run => {
+            if s.disabled || blocked_all {
+                return Err(base(e));
+            }
+            // A typo of an allowed tool reads as "needs approval"; say which allowed name is close.
+            let allowed_names: Vec<&str> =
+                s.always_allow.iter().flatten().map(String::as_str).filter(|p| !p.contains('*')).collect();
+            let e = match crate::cli::closest(tool, &allowed_names) {
+                Some(close) => e.hint(format!(
+                    "did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list",
+                    close
+                )),
+                None => e,
+            };
+            return Err(base(e));
+        }
+        crate::policy::Decision::Refuse(_) => false,
+    };
     // Through a running daemon, a call that needs no question takes one round trip (on the
     // shared child: a server isolated per session gets a child of its own the MCP way).
-    if !ask && !ctx.g.dry_run && s.isolation == crate::config::Isolation::Shared {
+    // The daemon applies the gateway's policy: a tool approved here (--yes, the terminal)
+    // that the gateway would refuse runs on a child of this process instead.
+    let gateway_runs = crate::policy::gateway(&s, tool).is_ok();
+    if !ask && gateway_runs && !ctx.g.dry_run && s.isolation == crate::config::Isolation::Shared {
         if let Some(answer) = ctx.call_via_daemon(&s, &root, tool, typed).map_err(base)? {
             let arguments = answer.get("arguments").filter(|a| a.is_object()).cloned();
             if let Some(e) = answer.get("error") {
@@ -255,7 +257,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             return finish(&s.name, tool, arguments, answer["result"].clone());
         }
     }
-    let session = ctx.open(&s, &root).map_err(base)?;
+    let session = if gateway_runs { ctx.open(&s, &root) } else { ctx.open_own(&s, &root) }.map_err(base)?;
     let timeout = ctx.request_timeout(&s);
     let tools = session.tools(timeout).map_err(base)?;
     let def = crate::call::find_tool(&s.name, &tools, tool).map_err(base)?;

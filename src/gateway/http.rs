@@ -10,6 +10,7 @@ use crate::client::{LATEST, PROTOCOL_VERSIONS};
 use crate::error::Error;
 use crate::jsonrpc::{self, Message};
 use crate::peer;
+use crate::policy;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -393,8 +394,28 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
                 }
             };
             if method == "tools/list" {
-                if let Some(r) = cached_tools(&u) {
-                    send(req, json_resp(200, &jsonrpc::response(id, json!({"tools": r}))));
+                // Answered from the cache, filtered by the policy (never the child's raw list).
+                let r = match cached_tools(&u) {
+                    Some(tools) => {
+                        let tools: Vec<Value> = tools
+                            .into_iter()
+                            .filter(|t| t["name"].as_str().map(|n| policy::listed(&u.cfg, n)).unwrap_or(false))
+                            .collect();
+                        jsonrpc::response(id, json!({"tools": tools}))
+                    }
+                    None => jsonrpc::error_response(
+                        id,
+                        jsonrpc::SERVER_UNAVAILABLE,
+                        &format!("server `{}` is not available; see `mcpctl status`", name),
+                    ),
+                };
+                send(req, json_resp(200, &r));
+                return;
+            }
+            if method == "tools/call" {
+                let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
+                if let Err(r) = permit(session, &u, &tool, &id) {
+                    send(req, json_resp(200, &r));
                     return;
                 }
             }
@@ -402,6 +423,18 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
         }
         Target::All => aggregated(hub, req, session, id, method, params),
     }
+}
+
+/// The policy's word on a tool call from a gateway client: `Err` is the JSON-RPC refusal.
+fn permit(session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<(), Value> {
+    policy::gateway(&u.cfg, tool).map_err(|e| {
+        log_call(session_word(session), u.name(), tool, Instant::now(), "refused");
+        jsonrpc::error_response(id.clone(), policy::REFUSED, &format!("mcpctl gateway: {}", e.one_line()))
+    })
+}
+
+fn session_word(session: &Session) -> &str {
+    &session.id[..8.min(session.id.len())]
 }
 
 fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
@@ -535,7 +568,7 @@ impl Forwarded {
                 Ok(_) => "ok",
                 Err(_) => "error",
             };
-            log_call(&self.session.id[..8], &server, tool, self.started, word);
+            log_call(session_word(&self.session), &server, tool, self.started, word);
         }
         let answer = jsonrpc::response_bytes(&self.id, outcome.as_ref().map(|r| r.get()));
         match taken {
@@ -646,6 +679,9 @@ fn aggregated(
             for u in &hub.upstreams {
                 for t in u.tools().unwrap_or_default() {
                     let Some(name) = t["name"].as_str() else { continue };
+                    if !policy::listed(&u.cfg, name) {
+                        continue;
+                    }
                     if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
                         let mut t = t.clone();
                         t["name"] = json!(exposed);
@@ -664,6 +700,10 @@ fn aggregated(
             };
             params["name"] = json!(tool);
             let u = hub.upstream_for(session, server).expect("listed");
+            if let Err(r) = permit(session, &u, tool, &id) {
+                send(req, json_resp(200, &r));
+                return;
+            }
             forward(req, session, &u, id, method, Some(params))
         }
         "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
@@ -832,6 +872,15 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
     let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
         return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
     };
+    // The same policy as every other path: the shell client asks for nothing more here.
+    if let Err(e) = policy::gateway(&u.cfg, tool) {
+        log_call("cli", server, tool, Instant::now(), "refused");
+        return json!({"error": e.to_json()});
+    }
+    // The daemon reads no file and no standard input for a caller.
+    if let Err(e) = crate::call::only_values(&typed) {
+        return json!({"error": e.to_json()});
+    }
     let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
     // Start a lazy server and wait for a starting one: its tool list comes with it.
     if let Err(e) = u.peer(u.cfg.timeout) {

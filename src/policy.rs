@@ -78,6 +78,13 @@ pub fn gateway(s: &ServerConfig, tool: &str) -> Result<(), Error> {
     }
 }
 
+/// Whether the gateway shows a client every tool of `s` (else the shell lists them itself).
+pub fn gateway_shows_all(s: &ServerConfig) -> bool {
+    !s.disabled
+        && (s.gateway_approval == Approval::Allow
+            || s.always_allow.as_ref().map(|l| l.iter().any(|p| p == "*")).unwrap_or(false))
+}
+
 /// Whether a gateway client sees `tool` of `s` in `tools/list`.
 pub fn listed(s: &ServerConfig, tool: &str) -> bool {
     matches!(decide(s, tool, Caller::Gateway), Decision::Run)

@@ -131,6 +131,9 @@ fn the_policy_holds_on_every_gateway_path() {
     p.cmd().args(["call", "named", "echo", "--text", "via"]).success().stdout_has("via");
     assert_eq!(calls(&p, "named"), 3);
     p.cmd().args(["--yes", "call", "blocked", "echo", "--text", "x"]).status(2);
+    // `tools` in the shell lists every tool (the gateway would show only `echo`).
+    let v = p.cmd().args(["--json-output", "tools", "named"]).success().json();
+    assert_eq!(v["tools"].as_array().unwrap().len(), 20, "{}", v);
 
     // The refusals are in the call log.
     let log = p.cmd().args(["logs"]).success().stdout();

@@ -103,7 +103,9 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
         r.body = format!("  • {}: disabled\n    Command: {}\n    Policy: disabled\n", s.name, s.target());
         return Ok(r);
     }
-    let session = ctx.open(&s, &root).map_err(|e| Failure::from(e).with("server", info.clone()))?;
+    // The daemon lists only what its policy lets clients run; the shell shows every tool.
+    let session = if crate::policy::gateway_shows_all(&s) { ctx.open(&s, &root) } else { ctx.open_own(&s, &root) }
+        .map_err(|e| Failure::from(e).with("server", info.clone()))?;
     let tools = session.tools(ctx.request_timeout(&s)).map_err(|e| Failure::from(e).with("server", info.clone()))?;
     info["status"] = json!("connected");
     info["server_info"] = session.server_info.clone();
@@ -145,7 +147,8 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
 pub fn tools(ctx: &Ctx, name: &str) -> Outcome {
     let (s, root) = ctx.target(name)?;
     let fail = |e: Error| Failure::from(e).with("server", json!(s.name));
-    let session = ctx.open(&s, &root).map_err(fail)?;
+    let session = if crate::policy::gateway_shows_all(&s) { ctx.open(&s, &root) } else { ctx.open_own(&s, &root) }
+        .map_err(fail)?;
     let tools = session.tools(ctx.request_timeout(&s)).map_err(fail)?;
     let mut body = format!("Available Tools on {}:\n", s.name);
     for t in &tools {

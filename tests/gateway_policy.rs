@@ -213,3 +213,47 @@ fn list_and_status_say_the_policy_in_words() {
     p.write_config(&json!({"mcpServers": {"x": fx(json!({"gatewayApproval": "ask"}))}}));
     p.cmd().args(["list"]).status(1).stderr_has("`gatewayApproval` must be \"allow\" or \"deny\"");
 }
+
+/// The official Python SDK client (tests/py/sdk_client.py): a blocked tool is not listed
+/// and calling it is refused, on `/mcp` and on `/mcp/<server>`.
+#[test]
+fn a_real_client_sees_the_refusal() {
+    if !support::peers_available() {
+        return;
+    }
+    let p = Project::new(&json!({"mcpServers": {
+        "blocked": fx(json!({"alwaysAllow": []})),
+        "named": fx(json!({"alwaysAllow": ["echo"]})),
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let sdk = |url: &str, args: &[&str]| {
+        let o = std::process::Command::new(support::venv_python())
+            .arg(support::repo().join("tests/py/sdk_client.py"))
+            .arg(url)
+            .args(["--timeout", "20"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = sdk(&d.url("/mcp"), &["list-tools"]);
+    assert_eq!(code, Some(0), "{}", err);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!(["named__echo"]));
+    let (code, out, err) = sdk(&d.url("/mcp/blocked"), &["list-tools"]);
+    assert_eq!(code, Some(0), "{}", err);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+    for (url, tool) in [("/mcp", "blocked__echo"), ("/mcp/blocked", "echo"), ("/mcp/named", "add")] {
+        let (code, out, err) = sdk(&d.url(url), &["call", tool, "{\"text\": \"x\", \"a\": 1, \"b\": 2}"]);
+        assert_eq!(code, Some(1), "{} {}: {} {}", url, tool, out, err);
+        assert!(err.contains("alwaysAllow"), "{} {}: {}", url, tool, err);
+    }
+    assert_eq!(calls(&p, "blocked"), 0);
+    let (code, out, err) = sdk(&d.url("/mcp/named"), &["call", "echo", "{\"text\": \"ok\"}"]);
+    assert_eq!(code, Some(0), "{}", err);
+    assert!(out.contains("\"ok\""), "{}", out);
+}

@@ -12,6 +12,18 @@ pub struct Config {
     pub path: PathBuf,
     pub project_root: PathBuf,
     pub servers: Vec<ServerConfig>,
+    /// Named gateway tokens (`"tokens"`), values not read yet.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One entry of `"tokens"`: where its value is, and what it may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    pub name: String,
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+    /// `<server>__<tool>` names and `*` patterns; `None`: no limit of its own.
+    pub allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -196,8 +208,9 @@ pub fn load(loc: &Locate, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
     let text =
         std::fs::read_to_string(&path).map_err(|e| Error::failure(format!("Cannot read {}: {}", path.display(), e)))?;
     let servers = parse(&text, &path, env)?;
+    let tokens = parse_tokens(&text, &path)?;
     let project_root = root.canonicalize().unwrap_or(root);
-    Ok(Config { path, project_root, servers })
+    Ok(Config { path, project_root, servers, tokens })
 }
 
 /// Parse and validate a config file's text.
@@ -222,6 +235,52 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         })?,
     };
     servers.iter().map(|(name, v)| parse_server(&file, name, v, env, default)).collect()
+}
+
+/// The `"tokens"` object: `{"ci": {"env": "VAR"} | {"file": "path"}, "allow": [...]}`.
+/// A `value` (the secret itself) is refused: secrets do not belong in the config.
+pub fn parse_tokens(text: &str, path: &Path) -> Result<Vec<TokenConfig>> {
+    let file = path.display().to_string();
+    let doc: Value = serde_json::from_str(text).map_err(|e| Error::failure(format!("{}: {}", file, e)))?;
+    let Some(tokens) = doc.get("tokens").filter(|t| !t.is_null()) else { return Ok(Vec::new()) };
+    let Some(tokens) = tokens.as_object() else {
+        return Err(Error::failure(format!("{}: `tokens` must be an object of named tokens", file)));
+    };
+    let mut out = Vec::new();
+    for (name, t) in tokens {
+        let at = |what: &str| Error::failure(format!("{}: token `{}`: {}", file, name, what));
+        if !valid_name(name) {
+            return Err(at("the name must use 1-64 characters from A-Z a-z 0-9 _ -"));
+        }
+        let obj = t.as_object().ok_or_else(|| at("must be an object"))?;
+        if obj.contains_key("value") || obj.contains_key("token") {
+            return Err(at("the token's value must not be written in the config")
+                .hint("give `env` (a variable that holds it) or `file` (a file of mode 0600)"));
+        }
+        let string = |k: &str| -> Result<Option<String>> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(_) => Err(at(&format!("`{}` must be a non-empty string", k))),
+            }
+        };
+        let env = string("env")?;
+        let path = string("file")?.map(PathBuf::from);
+        if env.is_some() == path.is_some() {
+            return Err(at("needs one of `env` (a variable name) or `file` (a path)"));
+        }
+        let allow = match obj.get("allow") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| at("`allow` must be an array of strings")))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            Some(_) => return Err(at("`allow` must be an array of strings")),
+        };
+        out.push(TokenConfig { name: name.clone(), env, file: path, allow });
+    }
+    Ok(out)
 }
 
 fn approval(v: &Value) -> Option<Approval> {

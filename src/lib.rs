@@ -18,6 +18,7 @@ pub mod policy;
 pub mod runtime;
 pub mod signals;
 pub mod sse;
+pub mod tokens;
 pub mod transport;
 
 /// Run mcpctl with these arguments (without the program name); returns the exit code.

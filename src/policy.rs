@@ -78,6 +78,21 @@ pub fn gateway(s: &ServerConfig, tool: &str) -> Result<(), Error> {
     }
 }
 
+/// [`gateway`] for a client that bears a named token: its allowlist narrows the servers'.
+pub fn gateway_for(s: &ServerConfig, tool: &str, token: Option<&crate::tokens::NamedToken>) -> Result<(), Error> {
+    gateway(s, tool)?;
+    match token {
+        Some(t) if !t.allows(&s.name, tool) => {
+            Err(Error::forbidden(format!("token `{}` may not call tool `{}` on server `{}`", t.name, tool, s.name))
+                .hint(format!(
+                    "add \"{}__{}\" to tokens.{}.allow in the config and restart the daemon",
+                    s.name, tool, t.name
+                )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether the gateway shows a client every tool of `s` (else the shell lists them itself).
 pub fn gateway_shows_all(s: &ServerConfig) -> bool {
     !s.disabled

@@ -257,3 +257,133 @@ fn a_real_client_sees_the_refusal() {
     assert_eq!(code, Some(0), "{}", err);
     assert!(out.contains("\"ok\""), "{}", out);
 }
+
+/// A small client that bears a token: (HTTP status, the JSON-RPC answer or body, session id).
+fn rpc(
+    url: &str,
+    token: &str,
+    sid: Option<&str>,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> (u16, Value, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut r = agent
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {}", token));
+    if let Some(s) = sid {
+        r = r.header("Mcp-Session-Id", s);
+    }
+    let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let resp = r.send(msg.to_string().as_str()).unwrap();
+    let status = resp.status().as_u16();
+    let sid = resp.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+    let body = resp.into_body().read_to_string().unwrap_or_default();
+    let v = body
+        .lines()
+        .map(|l| l.strip_prefix("data: ").unwrap_or(l))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["id"] == id)
+        .unwrap_or(json!({"body": body}));
+    (status, v, sid)
+}
+
+fn session(url: &str, token: &str) -> String {
+    let init =
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    let (status, v, sid) = rpc(url, token, None, 0, "initialize", init);
+    assert_eq!(status, 200, "{}", v);
+    sid.unwrap()
+}
+
+#[test]
+fn named_tokens_each_reach_only_their_tools() {
+    const CI: &str = "ci-secret-4f1d2a9b8c7e6d5f";
+    const DESK: &str = "desk-secret-9a8b7c6d5e4f3a2b";
+    let cfg = json!({
+        "tokens": {"ci": {"env": "MCPCTL_TOKEN_CI", "allow": ["fx__echo"]}, "desk": {"file": "desk.token", "allow": ["fy__*"]}},
+        "mcpServers": {"fx": fx(json!({"alwaysAllow": ["*"]})), "fy": fx(json!({"alwaysAllow": ["*"]}))},
+    });
+    let p = Project::new(&cfg);
+    let file = p.root.join("desk.token");
+    std::fs::write(&file, format!("{}\n", DESK)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    // A token file others can read is refused before anything starts.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    p.cmd()
+        .args(["start", "--port", &support::free_port().to_string()])
+        .env("MCPCTL_TOKEN_CI", CI)
+        .status(1)
+        .stderr_has(&format!("chmod 600 {}", file.display()));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p.cmd()
+        .args(["start", "--port", &support::free_port().to_string()])
+        .status(1)
+        .stderr_has("MCPCTL_TOKEN_CI is not set");
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN_CI", CI)]);
+    d.wait_ready(&[("MCPCTL_TOKEN", CI)]);
+
+    let tools = |url: &str, token: &str| {
+        let sid = session(url, token);
+        let (_, v, _) = rpc(url, token, Some(&sid), 1, "tools/list", json!({}));
+        names(&v)
+    };
+    let call = |url: &str, token: &str, tool: &str| {
+        let sid = session(url, token);
+        rpc(url, token, Some(&sid), 2, "tools/call", json!({"name": tool, "arguments": {"text": "t"}})).1
+    };
+    // /mcp: each token sees only its own tools, and is refused the other's.
+    assert_eq!(tools(&d.url("/mcp"), CI), vec!["fx__echo"]);
+    let desk_tools = tools(&d.url("/mcp"), DESK);
+    assert_eq!(desk_tools.len(), 20);
+    assert!(desk_tools.iter().all(|n| n.starts_with("fy__")), "{:?}", desk_tools);
+    assert_eq!(call(&d.url("/mcp"), CI, "fx__echo")["result"]["content"][0]["text"], "t");
+    assert!(
+        refused(&call(&d.url("/mcp"), CI, "fy__echo")).contains("token `ci` may not call tool `echo` on server `fy`")
+    );
+    assert!(refused(&call(&d.url("/mcp"), DESK, "fx__echo")).contains("tokens.desk.allow"));
+    // /mcp/<server>: the same.
+    assert_eq!(tools(&d.url("/mcp/fx"), CI), vec!["echo"]);
+    assert!(tools(&d.url("/mcp/fy"), CI).is_empty());
+    assert!(tools(&d.url("/mcp/fx"), DESK).is_empty());
+    refused(&call(&d.url("/mcp/fx"), DESK, "echo"));
+    refused(&call(&d.url("/mcp/fy"), CI, "echo"));
+    assert_eq!(call(&d.url("/mcp/fy"), DESK, "echo")["result"]["content"][0]["text"], "t");
+    // /cli/call, through the shell client with each token.
+    let shell =
+        |token: &str, server: &str| p.cmd().args(["call", server, "echo", "--text", "t"]).env("MCPCTL_TOKEN", token);
+    shell(CI, "fx").success().stdout_has("t");
+    shell(CI, "fy").status(2).stderr_has("token `ci` may not call tool `echo` on server `fy`");
+    shell(DESK, "fx").status(2).stderr_has("token `desk` may not call");
+    // A session belongs to its token: another token (or none) cannot use it.
+    let sid = session(&d.url("/mcp"), CI);
+    let (status, v, _) = rpc(&d.url("/mcp"), DESK, Some(&sid), 3, "tools/list", json!({}));
+    assert_eq!(status, 403, "{}", v);
+    let (status, _, _) = rpc(&d.url("/mcp"), "not-a-token-at-all-000", Some(&sid), 3, "tools/list", json!({}));
+    assert_eq!(status, 401);
+    // The log names tokens, never their values; nor does any file of .mcpctl/.
+    let log = p.cmd().args(["logs"]).env("MCPCTL_TOKEN", CI).success().stdout();
+    assert!(log.contains("token=ci server=fx tool=echo"), "{}", log);
+    assert!(log.contains("token=desk server=fx tool=echo") && log.contains("outcome=refused"), "{}", log);
+    for entry in std::fs::read_dir(p.root.join(".mcpctl"))
+        .unwrap()
+        .chain(std::fs::read_dir(p.root.join(".mcpctl/logs")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if let Ok(text) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&text);
+            assert!(!text.contains(CI) && !text.contains(DESK), "{} holds a token value", path.display());
+        }
+    }
+    // A value written in the config is refused.
+    let mut bad = cfg.clone();
+    bad["tokens"]["ci"] = json!({"value": CI});
+    p.write_config(&bad);
+    p.cmd().args(["list"]).status(1).stderr_has("the token's value must not be written in the config");
+}

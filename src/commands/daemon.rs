@@ -58,6 +58,8 @@ fn env_num(k: &str) -> Option<u64> {
 pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
     let cfg = ctx.load_config()?;
     let opts = options(o)?;
+    // Named tokens: their variables and files must be there before the daemon starts.
+    crate::tokens::resolve(&cfg.tokens, &cfg.project_root)?;
     let root = cfg.project_root.clone();
     if o.foreground {
         return foreground(&cfg, opts).map_err(Failure::from);

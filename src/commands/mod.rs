@@ -140,7 +140,8 @@ impl Ctx {
             return None;
         }
         let token = crate::daemon::env_token();
-        if st.token_mode != "none" && token.is_none() {
+        let named = self.load_config().map(|c| !c.tokens.is_empty()).unwrap_or(false);
+        if (st.token_mode != "none" || named) && token.is_none() {
             log::debug!("the daemon needs a token and MCPCTL_TOKEN is not set; connecting directly");
             return None;
         }

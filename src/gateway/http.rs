@@ -85,6 +85,37 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// Which token the request bears: `Ok(None)` the daemon's own (or none needed),
+/// `Ok(Some(t))` a named one, `Err` none that we accept. Every configured token is compared
+/// (in constant time each), whichever matches.
+fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
+    if hub.opts.token.is_none() && hub.opts.tokens.is_empty() {
+        return Ok(None);
+    }
+    let given = get(req, "Authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .map(|g| g.trim().as_bytes())
+        .ok_or(())?;
+    let mut found: Option<Option<&crate::tokens::NamedToken>> = None;
+    if let Some(t) = &hub.opts.token {
+        if same_secret(given, t.as_bytes()) {
+            found = Some(None);
+        }
+    }
+    for t in &hub.opts.tokens {
+        if same_secret(given, t.value.as_bytes()) && found.is_none() {
+            found = Some(Some(t));
+        }
+    }
+    found.ok_or(())
+}
+
+/// The named token a session was created with.
+fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::NamedToken> {
+    let name = session.token.as_deref()?;
+    hub.opts.tokens.iter().find(|t| t.name == name)
+}
+
 /// The host name of a Host header, without the port.
 fn host_name(h: &str) -> &str {
     if let Some(rest) = h.strip_prefix('[') {
@@ -143,22 +174,21 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
             return;
         }
     }
-    if let Some(token) = &hub.opts.token {
-        let given =
-            get(&req, "Authorization").and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
-        if !given.map(|g| same_secret(g.trim().as_bytes(), token.as_bytes())).unwrap_or(false) {
+    let who = match identify(hub, &req) {
+        Ok(who) => who,
+        Err(()) => {
             let r = text(401, "mcpctl gateway: a valid bearer token is required")
                 .with_header("WWW-Authenticate", "Bearer realm=\"mcpctl\"");
             send(req, r);
             return;
         }
-    }
+    };
     if path == "/status" {
         send(req, json_resp(200, &hub.status()));
         return;
     }
     if path == "/cli/call" && req.method() == "POST" {
-        cli_call(hub, req);
+        cli_call(hub, req, who);
         return;
     }
     let Some(target) = super::target_of(&path) else {
@@ -204,7 +234,14 @@ fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Sessi
         ));
     };
     let s = hub.sessions.lock().unwrap().get(id).cloned();
+    let who = identify(hub, req).ok().flatten().map(|t| t.name.as_str());
     match s {
+        Some(s) if &s.target == target && s.token.as_deref() != who => Err(rpc_error(
+            403,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Forbidden: this session was created with another token; initialize a session of your own",
+        )),
         Some(s) if &s.target == target => {
             if let Some(v) = get(req, "MCP-Protocol-Version") {
                 if !PROTOCOL_VERSIONS.contains(&v) {
@@ -289,7 +326,8 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
     };
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
-            let r = initialize(hub, &target, id.clone(), params.as_ref());
+            let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
+            let r = initialize(hub, &target, id.clone(), params.as_ref(), who);
             send(req, r);
             return;
         }
@@ -324,7 +362,7 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
     }
 }
 
-fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>) -> Resp {
+fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>, token: Option<String>) -> Resp {
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
     let (server_info, capabilities, instructions) = match target {
@@ -347,7 +385,7 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
         ),
     };
     let sid = new_session_id();
-    let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()));
+    let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()).with_token(token));
     hub.add_session(session);
     let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
     if let Some(i) = instructions {
@@ -399,7 +437,7 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
                     Some(tools) => {
                         let tools: Vec<Value> = tools
                             .into_iter()
-                            .filter(|t| t["name"].as_str().map(|n| policy::listed(&u.cfg, n)).unwrap_or(false))
+                            .filter(|t| t["name"].as_str().map(|n| listed(hub, session, &u.cfg, n)).unwrap_or(false))
                             .collect();
                         jsonrpc::response(id, json!({"tools": tools}))
                     }
@@ -414,7 +452,7 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
             }
             if method == "tools/call" {
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
-                if let Err(r) = permit(session, &u, &tool, &id) {
+                if let Err(r) = permit(hub, session, &u, &tool, &id) {
                     send(req, json_resp(200, &r));
                     return;
                 }
@@ -426,11 +464,21 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
 }
 
 /// The policy's word on a tool call from a gateway client: `Err` is the JSON-RPC refusal.
-fn permit(session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<(), Value> {
-    policy::gateway(&u.cfg, tool).map_err(|e| {
-        log_call(session_word(session), u.name(), tool, Instant::now(), "refused");
+fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<(), Value> {
+    let token = token_of(hub, session);
+    policy::gateway_for(&u.cfg, tool, token).map_err(|e| {
+        log_call(session_word(session), token_name(token), u.name(), tool, Instant::now(), "refused");
         jsonrpc::error_response(id.clone(), policy::REFUSED, &format!("mcpctl gateway: {}", e.one_line()))
     })
+}
+
+/// Whether the session's client sees `tool` of server `cfg` listed.
+fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool: &str) -> bool {
+    policy::gateway_for(cfg, tool, token_of(hub, session)).is_ok()
+}
+
+fn token_name(t: Option<&crate::tokens::NamedToken>) -> &str {
+    t.map(|t| t.name.as_str()).unwrap_or("-")
 }
 
 fn session_word(session: &Session) -> &str {
@@ -568,7 +616,8 @@ impl Forwarded {
                 Ok(_) => "ok",
                 Err(_) => "error",
             };
-            log_call(session_word(&self.session), &server, tool, self.started, word);
+            let token = self.session.token.as_deref().unwrap_or("-");
+            log_call(session_word(&self.session), token, &server, tool, self.started, word);
         }
         let answer = jsonrpc::response_bytes(&self.id, outcome.as_ref().map(|r| r.get()));
         match taken {
@@ -679,7 +728,7 @@ fn aggregated(
             for u in &hub.upstreams {
                 for t in u.tools().unwrap_or_default() {
                     let Some(name) = t["name"].as_str() else { continue };
-                    if !policy::listed(&u.cfg, name) {
+                    if !listed(hub, session, &u.cfg, name) {
                         continue;
                     }
                     if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
@@ -700,7 +749,7 @@ fn aggregated(
             };
             params["name"] = json!(tool);
             let u = hub.upstream_for(session, server).expect("listed");
-            if let Err(r) = permit(session, &u, tool, &id) {
+            if let Err(r) = permit(hub, session, &u, tool, &id) {
                 send(req, json_resp(200, &r));
                 return;
             }
@@ -850,7 +899,7 @@ fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Ups
 /// approval already and sends the arguments as typed; they are typed here by the cached
 /// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
 /// error (status word, message, hint) for the client to print as it would its own.
-fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>) {
+fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
     let body = match read_body(hub, &mut req) {
         Ok(b) => b,
         Err(r) => {
@@ -859,13 +908,13 @@ fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>) {
         }
     };
     let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => run_cli_call(hub, &v),
+        Ok(v) => run_cli_call(hub, &v, who),
         Err(e) => json!({"error": Error::failure(format!("bad /cli/call body: {}", e)).to_json()}),
     };
     send(req, json_resp(200, &answer));
 }
 
-fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
+fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToken>) -> Value {
     let server = v["server"].as_str().unwrap_or("");
     let tool = v["tool"].as_str().unwrap_or("");
     let typed: Vec<crate::cli::ToolArg> = serde_json::from_value(v["args"].clone()).unwrap_or_default();
@@ -873,8 +922,8 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
         return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
     };
     // The same policy as every other path: the shell client asks for nothing more here.
-    if let Err(e) = policy::gateway(&u.cfg, tool) {
-        log_call("cli", server, tool, Instant::now(), "refused");
+    if let Err(e) = policy::gateway_for(&u.cfg, tool, who) {
+        log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
         return json!({"error": e.to_json()});
     }
     // The daemon reads no file and no standard input for a caller.
@@ -927,7 +976,7 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value) -> Value {
         Ok(_) => "ok",
         Err(_) => "error",
     };
-    log_call("cli", server, tool, started, word);
+    log_call("cli", token_name(who), server, tool, started, word);
     match outcome {
         Ok(r) => json!({"arguments": arguments, "result": r}),
         Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
@@ -968,10 +1017,11 @@ fn is_tool_error(raw: &str) -> bool {
 
 /// The log line every tool call leaves (never the argument values): `outcome` is ok,
 /// tool error or error.
-fn log_call(session: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
+fn log_call(session: &str, token: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
     log::info!(
-        "call session={} server={} tool={} duration_ms={:.1} outcome={}",
+        "call session={} token={} server={} tool={} duration_ms={:.1} outcome={}",
         session,
+        token,
         server,
         tool,
         started.elapsed().as_secs_f64() * 1000.0,

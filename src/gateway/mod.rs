@@ -35,6 +35,8 @@ pub struct Options {
     pub session_idle: Duration,
     /// How long a write to a client connection may block (a client that stops reading).
     pub io_timeout: Duration,
+    /// Named tokens from the config (`"tokens"`), each with its own allowlist.
+    pub tokens: Vec<crate::tokens::NamedToken>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             max_connections: 256,
             session_idle: Duration::from_secs(30 * 60),
             io_timeout: Duration::from_secs(30),
+            tokens: Vec::new(),
         }
     }
 }
@@ -229,6 +232,7 @@ pub fn serve(
     lazy: &dyn Fn(&crate::config::ServerConfig) -> bool,
     on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>,
 ) -> Result<()> {
+    let tokens = crate::tokens::resolve(&cfg.tokens, &cfg.project_root)?;
     let listener = listen(&opts.host, opts.port)?;
     let addr =
         listener.local_addr().map_err(|e| Error::failure(format!("the listening socket has no address: {}", e)))?;
@@ -239,7 +243,7 @@ pub fn serve(
             .map(|s| Upstream::new(s.clone(), cfg.project_root.clone(), weak.clone(), lazy(s)))
             .collect(),
         sessions: Mutex::new(HashMap::new()),
-        opts: Options { port: addr.port(), ..opts },
+        opts: Options { port: addr.port(), tokens, ..opts },
         project_root: cfg.project_root.clone(),
         started: SystemTime::now(),
         tools: Mutex::new(names::Table::default()),

@@ -32,6 +32,9 @@ pub struct Session {
     pub id: String,
     pub target: Target,
     pub protocol: String,
+    /// The name of the configured token it was created with (`None`: the daemon's own
+    /// token, or none); requests bearing another token are refused.
+    pub token: Option<String>,
     last_seen: Mutex<Instant>,
     streams: Mutex<Vec<SyncSender<Vec<u8>>>>,
     /// Our id of a server→client request → where its answer goes.
@@ -50,6 +53,7 @@ impl Session {
             id,
             target,
             protocol,
+            token: None,
             last_seen: Mutex::new(Instant::now()),
             streams: Mutex::new(Vec::new()),
             client_replies: Mutex::new(HashMap::new()),
@@ -58,6 +62,11 @@ impl Session {
             closed: AtomicBool::new(false),
             inflight: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Session {
+        self.token = token;
+        self
     }
 
     pub fn touch(&self) {

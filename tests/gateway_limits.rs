@@ -209,7 +209,11 @@ fn cli_calls_through_the_daemon_match_direct_calls() {
         assert_eq!(via, direct, "`call fx {}` differs through the daemon", args.join(" "));
     }
     let log = std::fs::read_to_string(p.root.join(".mcpctl/logs/daemon.log")).unwrap();
-    assert!(log.contains("call session=cli server=fx tool=echo"), "the one-round-trip path was not taken:\n{}", log);
+    assert!(
+        log.contains("call session=cli token=- server=fx tool=echo"),
+        "the one-round-trip path was not taken:\n{}",
+        log
+    );
     assert!(!log.contains("007"), "argument values must not be logged");
 }
 

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub isolation: Isolation,
     /// `"runtime": "uv"` forces the managed uv runtime.
     pub runtime: Option<String>,
+    /// `"envPolicy"`: what the child inherits from mcpctl's environment.
+    pub env_policy: crate::childenv::EnvPolicy,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,6 +72,7 @@ impl ServerConfig {
             timeout: DEFAULT_TIMEOUT,
             isolation: Isolation::Shared,
             runtime: None,
+            env_policy: Default::default(),
         }
     }
 }
@@ -310,7 +313,21 @@ fn parse_server(file: &str, name: &str, v: &Value, env: &dyn Fn(&str) -> Option<
         Some(o) => return Err(at("isolation", &format!("`{}` is not one of \"shared\", \"session\"", o))),
     };
     let runtime = string("runtime")?;
-    Ok(ServerConfig { name: name.to_string(), transport, always_allow, disabled, timeout, isolation, runtime })
+    let env_policy = match string("envPolicy")?.as_deref() {
+        None | Some("inherit") => crate::childenv::EnvPolicy::Inherit,
+        Some("minimal") => crate::childenv::EnvPolicy::Minimal,
+        Some(o) => return Err(at("envPolicy", &format!("`{}` is not one of \"inherit\", \"minimal\"", o))),
+    };
+    Ok(ServerConfig {
+        name: name.to_string(),
+        transport,
+        always_allow,
+        disabled,
+        timeout,
+        isolation,
+        runtime,
+        env_policy,
+    })
 }
 
 /// Server (and tool) names: `[A-Za-z0-9_-]{1,64}`.

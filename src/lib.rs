@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod call;
+pub mod childenv;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -22,6 +22,7 @@ pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub env_policy: crate::childenv::EnvPolicy,
     pub cwd: Option<PathBuf>,
     /// Shown in errors (the command as configured, e.g. `npx`).
     pub display: String,
@@ -206,12 +207,8 @@ const DEFAULT_MAX_LINE: usize = 64 * 1024 * 1024;
 /// leaves no child behind.
 pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     let mut cmd = Command::new(&launch.program);
-    cmd.args(&launch.args)
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    crate::childenv::apply(&mut cmd, launch.env_policy, &launch.env);
+    cmd.args(&launch.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     if let Some(dir) = &launch.cwd {
         cmd.current_dir(dir);
     }

@@ -1,0 +1,80 @@
+//! What a client or a child can get at that it should not: mcpctl's token in a child's
+//! environment, state files reached through planted symlinks, forged lines in the log.
+
+mod support;
+
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use support::{fixture_bin, Daemon, Project};
+
+const TOKEN: &str = "s3cret-token-0123456789abcdef";
+
+fn env_project(policy: Option<&str>) -> Project {
+    let mut server = json!({"command": fixture_bin(), "args": ["--env-tool"], "alwaysAllow": ["*"],
+        "env": {"OWN_VAR": "own"}});
+    if let Some(p) = policy {
+        server["envPolicy"] = json!(p);
+    }
+    Project::new(&json!({"mcpServers": {"fx": server}}))
+}
+
+fn env_of(p: &Project, name: &str, extra: &[&str]) -> String {
+    p.cmd()
+        .args(extra.iter().copied())
+        .args(["call", "fx", "env", "--name", name])
+        .env("MCPCTL_TOKEN", TOKEN)
+        .env("MCPCTL_TOKEN_MODE", "env")
+        .env("MCPCTL_TOKEN_CI", "named-secret")
+        .env("SOME_VAR", "visible")
+        .success()
+        .stdout()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_direct_child_never_sees_the_token() {
+    let p = env_project(None);
+    for k in ["MCPCTL_TOKEN", "MCPCTL_TOKEN_MODE", "MCPCTL_TOKEN_CI"] {
+        assert_eq!(env_of(&p, k, &["--no-daemon"]), "(unset)", "{}", k);
+    }
+    assert_eq!(env_of(&p, "SOME_VAR", &["--no-daemon"]), "visible");
+    assert_eq!(env_of(&p, "OWN_VAR", &["--no-daemon"]), "own");
+}
+
+#[test]
+fn the_daemons_children_never_see_the_token() {
+    let p = env_project(None);
+    let _d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN", TOKEN), ("MCPCTL_TOKEN_CI", "named-secret")]);
+    let r = p.cmd().args(["-v", "call", "fx", "env", "--name", "MCPCTL_TOKEN"]).env("MCPCTL_TOKEN", TOKEN).success();
+    assert!(r.stderr().contains("daemon"), "went through the daemon: {}", r.dump());
+    assert_eq!(r.stdout().trim(), "(unset)");
+    assert_eq!(env_of(&p, "MCPCTL_TOKEN_CI", &[]), "(unset)");
+    assert_eq!(env_of(&p, "OWN_VAR", &[]), "own");
+}
+
+#[test]
+fn per_session_children_never_see_the_token() {
+    let server = json!({"command": fixture_bin(), "args": ["--env-tool"], "alwaysAllow": ["*"],
+        "isolation": "session"});
+    let p = Project::new(&json!({"mcpServers": {"fx": server}}));
+    // A named token in the daemon's environment (the daemon itself serves without one here).
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN_CI", "named-secret"), ("SOME_VAR", "visible")]);
+    let c = support::McpClient::open(d.url("/mcp/fx"));
+    let v = c.call("env", json!({"name": "MCPCTL_TOKEN_CI"}));
+    assert_eq!(v["content"][0]["text"], "(unset)", "{}", v);
+    let v = c.call("env", json!({"name": "SOME_VAR"}));
+    assert_eq!(v["content"][0]["text"], "visible", "{}", v);
+}
+
+#[test]
+fn minimal_env_policy_keeps_only_the_basics_and_the_servers_env() {
+    let p = env_project(Some("minimal"));
+    assert_eq!(env_of(&p, "SOME_VAR", &["--no-daemon"]), "(unset)");
+    assert_eq!(env_of(&p, "MCPCTL_TOKEN", &["--no-daemon"]), "(unset)");
+    assert_eq!(env_of(&p, "OWN_VAR", &["--no-daemon"]), "own");
+    assert_ne!(env_of(&p, "PATH", &["--no-daemon"]), "(unset)");
+    let bad = env_project(Some("none"));
+    let r = bad.cmd().args(["call", "fx", "env", "--name", "PATH"]).status(1);
+    r.stderr_has("`envPolicy` `none` is not one of \"inherit\", \"minimal\"");
+}

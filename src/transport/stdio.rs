@@ -207,8 +207,13 @@ const DEFAULT_MAX_LINE: usize = 64 * 1024 * 1024;
 /// leaves no child behind.
 pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     crate::childenv::apply(&mut cmd, launch.env_policy, &launch.env);
-    cmd.args(&launch.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     if let Some(dir) = &launch.cwd {
         cmd.current_dir(dir);
     }

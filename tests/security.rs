@@ -78,3 +78,66 @@ fn minimal_env_policy_keeps_only_the_basics_and_the_servers_env() {
     let r = bad.cmd().args(["call", "fx", "env", "--name", "PATH"]).status(1);
     r.stderr_has("`envPolicy` `none` is not one of \"inherit\", \"minimal\"");
 }
+
+/// A file of someone else's that a planted link points at: (path, content).
+fn victim(p: &Project) -> std::path::PathBuf {
+    let v = p.root.join("victim.txt");
+    std::fs::write(&v, "precious\n").unwrap();
+    std::fs::set_permissions(&v, std::fs::Permissions::from_mode(0o644)).unwrap();
+    v
+}
+
+fn assert_untouched(v: &std::path::Path) {
+    assert_eq!(std::fs::read_to_string(v).unwrap(), "precious\n", "victim's content changed");
+    let mode = std::fs::metadata(v).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "victim's mode changed");
+}
+
+#[test]
+fn a_link_planted_at_the_state_file_is_replaced_not_followed() {
+    let p = Project::fixture(json!({}));
+    let v = victim(&p);
+    for name in ["daemon.json", "daemon.json.tmp"] {
+        std::os::unix::fs::symlink(&v, p.root.join(".mcpctl").join(name)).unwrap();
+    }
+    let d = Daemon::start(&p, &[]);
+    assert_untouched(&v);
+    let state = p.root.join(".mcpctl/daemon.json");
+    let meta = std::fs::symlink_metadata(&state).unwrap();
+    assert!(meta.is_file(), "daemon.json is a plain file now");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    p.cmd().args(["stop"]).success();
+    drop(d);
+    assert_untouched(&v);
+}
+
+#[test]
+fn a_link_planted_at_the_log_or_lock_is_refused() {
+    for file in ["logs/daemon.log", "daemon.lock"] {
+        let p = Project::fixture(json!({}));
+        let v = victim(&p);
+        std::fs::create_dir_all(p.root.join(".mcpctl/logs")).unwrap();
+        std::os::unix::fs::symlink(&v, p.root.join(".mcpctl").join(file)).unwrap();
+        let port = support::free_port().to_string();
+        let r = p.cmd().args(["start", "--port", &port]).status(1);
+        r.stderr_has("is a symbolic link");
+        assert_untouched(&v);
+        if file == "daemon.lock" {
+            let r = p.cmd().args(["start", "--foreground", "--port", &port]).status(1);
+            r.stderr_has("is a symbolic link");
+            assert_untouched(&v);
+        }
+    }
+}
+
+#[test]
+fn a_symlinked_state_folder_is_refused() {
+    let p = Project::fixture(json!({}));
+    let real = p.root.join("elsewhere");
+    std::fs::rename(p.root.join(".mcpctl"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, p.root.join(".mcpctl")).unwrap();
+    let port = support::free_port().to_string();
+    let r = p.cmd().args(["start", "--port", &port]).status(1);
+    r.stderr_has(".mcpctl is a symbolic link");
+    assert!(!real.join("daemon.json").exists() && !real.join("logs").exists(), "nothing written through the link");
+}

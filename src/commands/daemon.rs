@@ -149,7 +149,7 @@ pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
 
 fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
     let mut s = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
+    if let Ok(mut f) = daemon::open_read(path) {
         let _ = f.seek(SeekFrom::Start(from));
         let _ = f.read_to_string(&mut s);
     }
@@ -352,7 +352,7 @@ pub fn daemon_view(root: &std::path::Path) -> (Value, String, Option<Value>) {
 pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
     let cfg = ctx.load_config()?;
     let path = daemon::log_path(&cfg.project_root);
-    let mut f = match std::fs::File::open(&path) {
+    let mut f = match daemon::open_read(&path) {
         Ok(f) => f,
         Err(_) => {
             return Err(Error::failure(format!("no daemon log at {}", path.display()))
@@ -382,7 +382,7 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if len < pos {
             // Truncated or replaced: start over.
-            f = match std::fs::File::open(&path) {
+            f = match daemon::open_read(&path) {
                 Ok(f) => f,
                 Err(_) => continue,
             };

@@ -141,3 +141,31 @@ fn a_symlinked_state_folder_is_refused() {
     r.stderr_has(".mcpctl is a symbolic link");
     assert!(!real.join("daemon.json").exists() && !real.join("logs").exists(), "nothing written through the link");
 }
+
+#[test]
+fn client_strings_cannot_forge_log_lines_or_send_terminal_escapes() {
+    use std::io::{Read, Write};
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: evil\x1b]0;pwn\x07\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(String::from_utf8_lossy(&answer).contains(" 403 "), "{}", String::from_utf8_lossy(&answer));
+    let c = support::McpClient::open(d.url("/mcp/fx"));
+    let forged = "echo\r\n[2026-01-01T00:00:00.000Z INFO ] FORGED line\x1b[2J";
+    let _ = c.request("tools/call", json!({"name": forged, "arguments": {}}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let out = p.cmd().args(["logs"]).success().stdout();
+        if out.contains("FORGED") || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(log.contains("evil\\x1b]0;pwn\\x07"), "the Host shows escaped: {}", log);
+    assert!(log.contains("FORGED"), "the tool name is logged: {}", log);
+    assert!(!log.contains('\x1b') && !log.contains('\r') && !log.contains('\x07'), "raw controls in: {:?}", log);
+    assert!(!log.lines().any(|l| l.starts_with("[2026-01-01")), "a forged line: {}", log);
+}

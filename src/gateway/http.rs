@@ -123,7 +123,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     match get(&req, "Host") {
         Some(h) if host_allowed(hub, h) => {}
         Some(h) => {
-            log::warn!("refused a request with Host `{}`", h);
+            log::warn!("refused a request with Host `{}`", crate::logsafe::safe(h));
             send(req, text(403, "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)"));
             return;
         }
@@ -134,7 +134,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     }
     if let Some(o) = get(&req, "Origin") {
         if !origin_allowed(hub, o) {
-            log::warn!("refused a request with Origin `{}`", o);
+            log::warn!("refused a request with Origin `{}`", crate::logsafe::safe(o));
             send(
                 req,
                 text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"),
@@ -766,7 +766,7 @@ fn merge_list(
                     items.push(it);
                 }
             }
-            Err(e) => log::warn!("{}", e.one_line()),
+            Err(e) => log::warn!("{}", crate::logsafe::unbounded(&e.one_line())),
         }
     }
     let mut m = Map::new();
@@ -922,9 +922,9 @@ fn is_tool_error(raw: &str) -> bool {
 fn log_call(session: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
     log::info!(
         "call session={} server={} tool={} duration_ms={:.1} outcome={}",
-        session,
-        server,
-        tool,
+        crate::logsafe::safe(session),
+        crate::logsafe::safe(server),
+        crate::logsafe::safe(tool),
         started.elapsed().as_secs_f64() * 1000.0,
         outcome
     );

@@ -208,11 +208,15 @@ impl Upstream {
                         backoff = Duration::from_secs(1);
                     }
                     self.restarts.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("{}", reason);
+                    log::warn!("{}", crate::logsafe::unbounded(&reason));
                     reason
                 }
                 Err(e) => {
-                    log::warn!("server `{}` failed to start: {}", self.cfg.name, e.one_line());
+                    log::warn!(
+                        "server `{}` failed to start: {}",
+                        self.cfg.name,
+                        crate::logsafe::unbounded(&e.one_line())
+                    );
                     if self.needs_runtime() && !runtime_installed() {
                         // No crash loop: wait for the next call to try the install again.
                         let mut i = self.inner.lock().unwrap();
@@ -286,7 +290,7 @@ impl Upstream {
             }
         };
         let tools = client::list_all(&session.peer, "tools/list", "tools", self.cfg.timeout).unwrap_or_else(|e| {
-            log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line());
+            log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, crate::logsafe::unbounded(&e.one_line()));
             Vec::new()
         });
         let (tx, rx) = channel();

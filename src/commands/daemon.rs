@@ -45,6 +45,12 @@ fn options(o: &StartOpts) -> Result<Options> {
     if let Some(v) = env_num("MCPCTL_IO_TIMEOUT") {
         opts.io_timeout = Duration::from_secs(v.max(1));
     }
+    if let Some(v) = env_num("MCPCTL_MAX_SESSIONS") {
+        opts.max_sessions = (v as usize).max(1);
+    }
+    if let Some(v) = env_num("MCPCTL_MAX_SESSION_CHILDREN") {
+        opts.max_session_children = (v as usize).max(1);
+    }
     if let Some(v) = env_num("MCPCTL_SESSION_IDLE") {
         opts.session_idle = Duration::from_secs(v.max(1));
     }

@@ -347,7 +347,13 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     };
     let sid = new_session_id();
     let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()));
-    hub.add_session(session);
+    if let Err(max) = hub.add_session(session) {
+        let msg = format!(
+            "the gateway already has {} sessions open, the limit (MCPCTL_MAX_SESSIONS); end one (DELETE) or retry later",
+            max
+        );
+        return rpc_error(503, id, -32000, &msg).with_header("Retry-After", "1");
+    }
     let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
     if let Some(i) = instructions {
         result["instructions"] = json!(i);

@@ -100,6 +100,10 @@ pub struct Upstream {
     runtime_failures: AtomicU64,
     /// Tool list refreshes asked for by `notifications/tools/list_changed`.
     refresh: Mutex<Refresh>,
+    /// Per-session children of this (shared) server alive now, against the cap.
+    pub session_children: Arc<std::sync::atomic::AtomicUsize>,
+    /// Why this stand-in is never started (a per-session child over the cap).
+    refusal: Option<Error>,
 }
 
 /// At most one tool list refresh runs per server; notifications meanwhile mark it dirty.
@@ -141,7 +145,18 @@ impl Upstream {
             lazy: AtomicBool::new(lazy),
             runtime_failures: AtomicU64::new(0),
             refresh: Mutex::new(Refresh::default()),
+            session_children: Arc::default(),
+            refusal: None,
         })
+    }
+
+    /// A stand-in that is never started and fails every request with `why`.
+    pub fn refusing(cfg: ServerConfig, why: Error) -> Arc<Upstream> {
+        let mut u = Upstream::new(cfg, PathBuf::new(), Weak::new(), false);
+        if let Some(u) = Arc::get_mut(&mut u) {
+            u.refusal = Some(why);
+        }
+        u
     }
 
     /// Whether this server runs on the managed uv runtime.
@@ -383,6 +398,9 @@ impl Upstream {
 
     /// The live connection, waiting up to `timeout` while the server starts.
     pub fn peer(&self, timeout: Duration) -> Result<Arc<Peer>> {
+        if let Some(why) = &self.refusal {
+            return Err(why.clone());
+        }
         let failures = self.runtime_failures.load(Ordering::SeqCst);
         if self.lazy.swap(false, Ordering::SeqCst) {
             self.changed.notify_all();

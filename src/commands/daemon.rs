@@ -61,10 +61,31 @@ fn env_num(k: &str) -> Option<u64> {
     std::env::var(k).ok().and_then(|v| v.parse().ok())
 }
 
+/// The project folder whose `.mcpctl/` holds the daemon's state, found without reading the
+/// config (so `stop`, `status` and `logs` work while it is broken or gone): where the config
+/// is found, else `--project-root`/`MCPCTL_PROJECT_DIR`, else the nearest folder up from
+/// here with a `.mcpctl/daemon.json`.
+pub fn state_root(ctx: &Ctx) -> Result<std::path::PathBuf> {
+    let loc = crate::config::Locate { project_root: ctx.g.project_root.clone(), config: ctx.g.config.clone() }
+        .with_env(|k| std::env::var(k).ok())?;
+    match crate::config::locate(&loc, &ctx.cwd) {
+        Ok((root, _)) => Ok(root),
+        Err(e) => {
+            if let Some(r) = loc.project_root.as_ref().map(|r| ctx.cwd.join(r)).filter(|r| r.is_dir()) {
+                return Ok(r);
+            }
+            ctx.cwd.ancestors().find(|d| daemon::state_path(d).is_file()).map(|d| d.to_path_buf()).ok_or(e)
+        }
+    }
+}
+
 pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
     let cfg = ctx.load_config()?;
     let opts = options(o)?;
     let root = cfg.project_root.clone();
+    if ctx.g.dry_run {
+        return Ok(start_dry_run(&cfg, &opts));
+    }
     if o.foreground {
         return foreground(&cfg, opts).map_err(Failure::from);
     }
@@ -283,9 +304,49 @@ fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
     Ok(Report::new(Status::Success, "mcpctl daemon stopped"))
 }
 
+/// What `start` would do: nothing is started, no file is written.
+fn start_dry_run(cfg: &crate::config::Config, opts: &Options) -> Report {
+    if let Found::Running(s) = daemon::find(&cfg.project_root) {
+        return Report::new(
+            Status::DryRun,
+            format!(
+                "Dry run: mcpctl daemon is already running at {}/mcp (pid {}); nothing to start",
+                daemon::base_url(&s),
+                s.pid
+            ),
+        )
+        .field("daemon", state_json(&s, "running"));
+    }
+    let url = format!("http://{}:{}/mcp", daemon::connect_host(&opts.host), opts.port);
+    let mut r = Report::new(
+        Status::DryRun,
+        format!(
+            "Dry run: would start the mcpctl daemon at {} (token {}) for {} server(s)",
+            url,
+            opts.token_mode,
+            cfg.servers.len()
+        ),
+    )
+    .field("url", json!(url))
+    .field("config", json!(cfg.path));
+    for sv in &cfg.servers {
+        let _ = writeln!(r.body, "  • {}: {}{}", sv.name, sv.target(), if sv.disabled { " (disabled)" } else { "" });
+    }
+    r
+}
+
 pub fn stop(ctx: &Ctx) -> Outcome {
-    let cfg = ctx.load_config()?;
-    let root = cfg.project_root;
+    let root = state_root(ctx)?;
+    if ctx.g.dry_run {
+        return Ok(match daemon::find(&root) {
+            Found::Running(s) => {
+                Report::new(Status::DryRun, format!("Dry run: would stop the mcpctl daemon (pid {})", s.pid))
+                    .field("was_running", json!(true))
+            }
+            _ => Report::new(Status::DryRun, "Dry run: mcpctl daemon is not running; nothing to stop")
+                .field("was_running", json!(false)),
+        });
+    }
     let s = match daemon::find(&root) {
         Found::None => {
             return Ok(Report::new(Status::Success, "mcpctl daemon is not running").field("was_running", json!(false)))
@@ -355,9 +416,34 @@ pub fn daemon_view(root: &std::path::Path) -> (Value, String, Option<Value>) {
     }
 }
 
+/// `status` when the config cannot be loaded: a running daemon is still shown (with its
+/// servers as it serves them and the config's error); otherwise the config's error.
+pub fn status_without_config(ctx: &Ctx, failure: Failure) -> Outcome {
+    let Ok(root) = state_root(ctx) else { return Err(failure) };
+    if !matches!(daemon::find(&root), Found::Running(_)) {
+        return Err(failure);
+    }
+    let (view, text, live) = daemon_view(&root);
+    let problem = failure.error.one_line();
+    let mut r = Report::new(Status::Success, "Status of the mcpctl daemon (the config cannot be loaded)")
+        .field("daemon", view)
+        .field("config_error", json!(problem))
+        .field("servers", live.clone().unwrap_or(json!([])));
+    let mut body = format!(
+        "{}
+Config: {}
+",
+        text, problem
+    );
+    for s in live.as_ref().and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+        let _ = writeln!(body, "  • {}: {}", s["name"].as_str().unwrap_or("?"), s["status"].as_str().unwrap_or("?"));
+    }
+    r.body = body;
+    Ok(r)
+}
+
 pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
-    let cfg = ctx.load_config()?;
-    let path = daemon::log_path(&cfg.project_root);
+    let path = daemon::log_path(&state_root(ctx)?);
     let mut f = match daemon::open_read(&path) {
         Ok(f) => f,
         Err(_) => {

@@ -169,3 +169,19 @@ fn client_strings_cannot_forge_log_lines_or_send_terminal_escapes() {
     assert!(!log.contains('\x1b') && !log.contains('\r') && !log.contains('\x07'), "raw controls in: {:?}", log);
     assert!(!log.lines().any(|l| l.starts_with("[2026-01-01")), "a forged line: {}", log);
 }
+
+#[test]
+fn server_everythings_get_env_through_the_daemon_does_not_hand_out_the_token() {
+    if !support::peers_available() {
+        eprintln!("skipped: peer packages not installed (.deps)");
+        return;
+    }
+    let p = Project::new(&json!({"mcpServers": {"everything": {
+        "command": support::npm_bin().join("mcp-server-everything"),
+        "env": {"PATH": support::path_with_deps()}, "alwaysAllow": ["*"], "timeout": 20}}}));
+    let _d = Daemon::start_env(&p, &[], &[("MCPCTL_TOKEN", TOKEN)]);
+    let r = p.cmd().args(["-v", "call", "everything", "get-env"]).env("MCPCTL_TOKEN", TOKEN).success();
+    assert!(r.stderr().contains("daemon"), "went through the daemon: {}", r.dump());
+    assert!(r.stdout().contains("PATH"), "the environment is listed: {}", r.stdout());
+    assert!(!r.stdout().contains(TOKEN) && !r.stdout().contains("MCPCTL_TOKEN"), "{}", r.stdout());
+}

@@ -49,6 +49,18 @@ impl fmt::Display for Safe<'_> {
     }
 }
 
+/// Log text as `mcpctl logs` prints it: lines kept, every other control character escaped
+/// (a log written by an older version, or by hand, cannot drive the terminal either).
+pub fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .split_inclusive('\n')
+        .map(|l| match l.strip_suffix('\n') {
+            Some(l) => format!("{}\n", unbounded(l.strip_suffix('\r').unwrap_or(l))),
+            None => unbounded(l).to_string(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +75,6 @@ mod tests {
         let s = safe(&long).to_string();
         assert_eq!(s.chars().count(), MAX_CHARS + 1);
         assert!(s.ends_with('…'));
+        assert_eq!(printable(b"a\x1b[2J\r\nb\n"), "a\\x1b[2J\nb\n");
     }
 }

@@ -185,3 +185,12 @@ fn server_everythings_get_env_through_the_daemon_does_not_hand_out_the_token() {
     assert!(r.stdout().contains("PATH"), "the environment is listed: {}", r.stdout());
     assert!(!r.stdout().contains(TOKEN) && !r.stdout().contains("MCPCTL_TOKEN"), "{}", r.stdout());
 }
+
+#[test]
+fn mcpctl_logs_prints_no_terminal_escapes_even_from_an_old_log() {
+    let p = Project::fixture(json!({}));
+    std::fs::create_dir_all(p.root.join(".mcpctl/logs")).unwrap();
+    std::fs::write(p.root.join(".mcpctl/logs/daemon.log"), b"one\x1b]0;pwn\x07 line\r\ntwo\n").unwrap();
+    let out = p.cmd().args(["logs"]).success().stdout();
+    assert_eq!(out, "one\\x1b]0;pwn\\x07 line\ntwo\n");
+}

@@ -460,7 +460,7 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
             .field("log", json!(String::from_utf8_lossy(&buf))));
     }
     let mut out = std::io::stdout().lock();
-    if out.write_all(&buf).is_err() {
+    if out.write_all(crate::logsafe::printable(&buf).as_bytes()).is_err() {
         return Ok(quiet());
     }
     let _ = out.flush();
@@ -484,7 +484,8 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
         let _ = f.seek(SeekFrom::Start(pos));
         let _ = f.read_to_end(&mut buf);
         pos += buf.len() as u64;
-        if !buf.is_empty() && (out.write_all(&buf).is_err() || out.flush().is_err()) {
+        let text = crate::logsafe::printable(&buf);
+        if !buf.is_empty() && (out.write_all(text.as_bytes()).is_err() || out.flush().is_err()) {
             break;
         }
     }

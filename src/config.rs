@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub isolation: Isolation,
     /// `"runtime": "uv"` forces the managed uv runtime.
     pub runtime: Option<String>,
+    /// `"envPolicy"`: what the child inherits from mcpctl's environment.
+    pub env_policy: crate::childenv::EnvPolicy,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,6 +96,7 @@ impl ServerConfig {
             timeout: DEFAULT_TIMEOUT,
             isolation: Isolation::Shared,
             runtime: None,
+            env_policy: Default::default(),
         }
     }
 }
@@ -405,6 +408,11 @@ fn parse_server(
         Some(o) => return Err(at("isolation", &format!("`{}` is not one of \"shared\", \"session\"", o))),
     };
     let runtime = string("runtime")?;
+    let env_policy = match string("envPolicy")?.as_deref() {
+        None | Some("inherit") => crate::childenv::EnvPolicy::Inherit,
+        Some("minimal") => crate::childenv::EnvPolicy::Minimal,
+        Some(o) => return Err(at("envPolicy", &format!("`{}` is not one of \"inherit\", \"minimal\"", o))),
+    };
     Ok(ServerConfig {
         name: name.to_string(),
         transport,
@@ -414,6 +422,7 @@ fn parse_server(
         timeout,
         isolation,
         runtime,
+        env_policy,
     })
 }
 

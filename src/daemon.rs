@@ -40,48 +40,125 @@ pub fn log_path(root: &Path) -> PathBuf {
     dir(root).join("logs").join("daemon.log")
 }
 
-/// Create `.mcpctl/` and `.mcpctl/logs/` with mode 0700.
+/// Create `.mcpctl/` and `.mcpctl/logs/` with mode 0700 when missing; refuse either when it
+/// is a symbolic link, not a folder, or owned by another user (then files written there
+/// could land elsewhere or be read by someone else).
 pub fn ensure_dirs(root: &Path) -> Result<()> {
     for d in [dir(root), dir(root).join("logs")] {
-        if !d.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&d)
-                .map_err(|e| Error::failure(format!("cannot create {}: {}", d.display(), e)))?;
+        match fs::symlink_metadata(&d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&d)
+                    .map_err(|e| Error::failure(format!("cannot create {}: {}", d.display(), e)))?;
+            }
+            Err(e) => return Err(Error::failure(format!("cannot read {}: {}", d.display(), e))),
+            Ok(m) => check_dir(&d, &m)?,
         }
         let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
     }
     Ok(())
 }
 
-/// Open (creating 0600) a file for appending.
-pub fn open_private(path: &Path, append: bool) -> Result<File> {
+fn check_dir(d: &Path, m: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if m.file_type().is_symlink() {
+        return Err(Error::failure(format!(
+            "{} is a symbolic link; mcpctl keeps its state only in a real folder",
+            d.display()
+        ))
+        .hint(format!("remove the link (`rm {}`) and run the command again", d.display())));
+    }
+    if !m.is_dir() {
+        return Err(Error::failure(format!("{} is not a folder", d.display()))
+            .hint(format!("move it away (`mv {0} {0}.old`) and run the command again", d.display())));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me {
+        return Err(Error::failure(format!(
+            "{} belongs to another user (uid {}, you are {})",
+            d.display(),
+            m.uid(),
+            me
+        ))
+        .hint(format!("remove it or `chown` it to yourself (`sudo chown -R {} {}`)", me, d.display())));
+    }
+    Ok(())
+}
+
+/// Open options that never follow a symbolic link at the last component and create 0600.
+fn nofollow() -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.create(true).mode(0o600);
+    o.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    o
+}
+
+fn open_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Error::failure(format!("{} is a symbolic link; mcpctl does not write through links", path.display()))
+            .hint(format!("remove it (`rm {}`) and run the command again", path.display()));
+    }
+    Error::failure(format!("cannot open {}: {}", path.display(), e))
+}
+
+/// Open (creating 0600) a state, log or lock file of ours: never through a symbolic link,
+/// never a file with other hard links; its mode is set on the open file, not by path.
+pub fn open_private(path: &Path, append: bool) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let mut o = nofollow();
+    o.create(true);
     if append {
         o.append(true);
     } else {
         o.write(true).truncate(true);
     }
-    let f = o.open(path).map_err(|e| Error::failure(format!("cannot open {}: {}", path.display(), e)))?;
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
+    let f = o.open(path).map_err(|e| open_error(path, e))?;
+    let meta = f.metadata().map_err(|e| open_error(path, e))?;
+    if !meta.is_file() || meta.nlink() > 1 {
+        return Err(Error::failure(format!(
+            "{} is not a plain file of its own (a device or a hard link)",
+            path.display()
+        ))
+        .hint(format!("remove it (`rm {}`) and run the command again", path.display())));
+    }
+    let _ = f.set_permissions(fs::Permissions::from_mode(0o600));
     Ok(f)
 }
 
+/// Write the state atomically: a new temporary file (O_EXCL, no link followed) renamed over
+/// `daemon.json` (a link planted there is replaced, its target untouched).
 pub fn write_state(root: &Path, s: &State) -> Result<()> {
+    ensure_dirs(root)?;
     let path = state_path(root);
-    let tmp = path.with_extension("json.tmp");
-    let mut f = open_private(&tmp, false)?;
-    f.write_all(serde_json::to_string_pretty(s).expect("serializes").as_bytes())
+    let tmp = dir(root).join(format!("daemon.json.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut f = nofollow().write(true).create_new(true).open(&tmp).map_err(|e| open_error(&tmp, e))?;
+    let written = f
+        .write_all(serde_json::to_string_pretty(s).expect("serializes").as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|e| Error::failure(format!("cannot write {}: {}", tmp.display(), e)))?;
-    fs::rename(&tmp, &path).map_err(|e| Error::failure(format!("cannot write {}: {}", path.display(), e)))
+        .map_err(|e| Error::failure(format!("cannot write {}: {}", tmp.display(), e)))
+        .and_then(|_| {
+            fs::rename(&tmp, &path).map_err(|e| Error::failure(format!("cannot write {}: {}", path.display(), e)))
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
+/// The state file, when it is a plain file (not a link) of a sane size that parses.
 pub fn read_state(root: &Path) -> Option<State> {
-    let text = fs::read_to_string(state_path(root)).ok()?;
+    use std::io::Read;
+    let f = nofollow().read(true).open(state_path(root)).ok()?;
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Open a file of ours for reading, never through a symbolic link (the log for `mcpctl logs`).
+pub fn open_read(path: &Path) -> std::io::Result<File> {
+    nofollow().read(true).open(path)
 }
 
 pub fn remove_state(root: &Path) {

@@ -1,6 +1,6 @@
 //! How a configured stdio server is started: its program (relative paths resolve against
 //! the project root; `uv`/`uvx` resolve to the managed runtime, never PATH), arguments,
-//! environment and working folder.
+//! environment (see `childenv`: mcpctl's secrets never reach a child) and working folder.
 
 use crate::client::server_cwd;
 use crate::config::ServerConfig;
@@ -34,6 +34,7 @@ pub fn launch_for(
             program: prepared.program,
             args: all_args,
             env: all_env,
+            env_policy: server.env_policy,
             cwd: Some(server_cwd(cwd, project_root)),
             display: format!("{} (managed uv)", command),
         });
@@ -47,6 +48,7 @@ pub fn launch_for(
         program,
         args: args.to_vec(),
         env: env.to_vec(),
+        env_policy: server.env_policy,
         cwd: Some(server_cwd(cwd, project_root)),
         display: command.to_string(),
     })

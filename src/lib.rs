@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod call;
+pub mod childenv;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod launch;
+pub mod logsafe;
 pub mod output;
 pub mod peer;
 pub mod policy;
@@ -52,5 +54,11 @@ fn init_logging(verbose: bool, default: &str) {
         b.filter_level(log::LevelFilter::Debug);
     }
     b.format_target(false).format_timestamp_millis().target(env_logger::Target::Stderr);
+    // Every line escaped as a whole too: no message can carry CR/LF or a terminal escape.
+    b.format(|buf, r| {
+        use std::io::Write;
+        let msg = r.args().to_string();
+        writeln!(buf, "[{} {:<5}] {}", buf.timestamp_millis(), r.level(), logsafe::unbounded(&msg))
+    });
     let _ = b.try_init();
 }

@@ -45,6 +45,12 @@ fn options(o: &StartOpts) -> Result<Options> {
     if let Some(v) = env_num("MCPCTL_IO_TIMEOUT") {
         opts.io_timeout = Duration::from_secs(v.max(1));
     }
+    if let Some(v) = env_num("MCPCTL_MAX_SESSIONS") {
+        opts.max_sessions = (v as usize).max(1);
+    }
+    if let Some(v) = env_num("MCPCTL_MAX_SESSION_CHILDREN") {
+        opts.max_session_children = (v as usize).max(1);
+    }
     if let Some(v) = env_num("MCPCTL_SESSION_IDLE") {
         opts.session_idle = Duration::from_secs(v.max(1));
     }
@@ -55,12 +61,33 @@ fn env_num(k: &str) -> Option<u64> {
     std::env::var(k).ok().and_then(|v| v.parse().ok())
 }
 
+/// The project folder whose `.mcpctl/` holds the daemon's state, found without reading the
+/// config (so `stop`, `status` and `logs` work while it is broken or gone): where the config
+/// is found, else `--project-root`/`MCPCTL_PROJECT_DIR`, else the nearest folder up from
+/// here with a `.mcpctl/daemon.json`.
+pub fn state_root(ctx: &Ctx) -> Result<std::path::PathBuf> {
+    let loc = crate::config::Locate { project_root: ctx.g.project_root.clone(), config: ctx.g.config.clone() }
+        .with_env(|k| std::env::var(k).ok())?;
+    match crate::config::locate(&loc, &ctx.cwd) {
+        Ok((root, _)) => Ok(root),
+        Err(e) => {
+            if let Some(r) = loc.project_root.as_ref().map(|r| ctx.cwd.join(r)).filter(|r| r.is_dir()) {
+                return Ok(r);
+            }
+            ctx.cwd.ancestors().find(|d| daemon::state_path(d).is_file()).map(|d| d.to_path_buf()).ok_or(e)
+        }
+    }
+}
+
 pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
     let cfg = ctx.load_config()?;
     let opts = options(o)?;
     // Named tokens: their variables and files must be there before the daemon starts.
     crate::tokens::resolve(&cfg.tokens, &cfg.project_root)?;
     let root = cfg.project_root.clone();
+    if ctx.g.dry_run {
+        return Ok(start_dry_run(&cfg, &opts));
+    }
     if o.foreground {
         return foreground(&cfg, opts).map_err(Failure::from);
     }
@@ -151,7 +178,7 @@ pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
 
 fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
     let mut s = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
+    if let Ok(mut f) = daemon::open_read(path) {
         let _ = f.seek(SeekFrom::Start(from));
         let _ = f.read_to_string(&mut s);
     }
@@ -279,9 +306,49 @@ fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
     Ok(Report::new(Status::Success, "mcpctl daemon stopped"))
 }
 
+/// What `start` would do: nothing is started, no file is written.
+fn start_dry_run(cfg: &crate::config::Config, opts: &Options) -> Report {
+    if let Found::Running(s) = daemon::find(&cfg.project_root) {
+        return Report::new(
+            Status::DryRun,
+            format!(
+                "Dry run: mcpctl daemon is already running at {}/mcp (pid {}); nothing to start",
+                daemon::base_url(&s),
+                s.pid
+            ),
+        )
+        .field("daemon", state_json(&s, "running"));
+    }
+    let url = format!("http://{}:{}/mcp", daemon::connect_host(&opts.host), opts.port);
+    let mut r = Report::new(
+        Status::DryRun,
+        format!(
+            "Dry run: would start the mcpctl daemon at {} (token {}) for {} server(s)",
+            url,
+            opts.token_mode,
+            cfg.servers.len()
+        ),
+    )
+    .field("url", json!(url))
+    .field("config", json!(cfg.path));
+    for sv in &cfg.servers {
+        let _ = writeln!(r.body, "  • {}: {}{}", sv.name, sv.target(), if sv.disabled { " (disabled)" } else { "" });
+    }
+    r
+}
+
 pub fn stop(ctx: &Ctx) -> Outcome {
-    let cfg = ctx.load_config()?;
-    let root = cfg.project_root;
+    let root = state_root(ctx)?;
+    if ctx.g.dry_run {
+        return Ok(match daemon::find(&root) {
+            Found::Running(s) => {
+                Report::new(Status::DryRun, format!("Dry run: would stop the mcpctl daemon (pid {})", s.pid))
+                    .field("was_running", json!(true))
+            }
+            _ => Report::new(Status::DryRun, "Dry run: mcpctl daemon is not running; nothing to stop")
+                .field("was_running", json!(false)),
+        });
+    }
     let s = match daemon::find(&root) {
         Found::None => {
             return Ok(Report::new(Status::Success, "mcpctl daemon is not running").field("was_running", json!(false)))
@@ -351,10 +418,35 @@ pub fn daemon_view(root: &std::path::Path) -> (Value, String, Option<Value>) {
     }
 }
 
+/// `status` when the config cannot be loaded: a running daemon is still shown (with its
+/// servers as it serves them and the config's error); otherwise the config's error.
+pub fn status_without_config(ctx: &Ctx, failure: Failure) -> Outcome {
+    let Ok(root) = state_root(ctx) else { return Err(failure) };
+    if !matches!(daemon::find(&root), Found::Running(_)) {
+        return Err(failure);
+    }
+    let (view, text, live) = daemon_view(&root);
+    let problem = failure.error.one_line();
+    let mut r = Report::new(Status::Success, "Status of the mcpctl daemon (the config cannot be loaded)")
+        .field("daemon", view)
+        .field("config_error", json!(problem))
+        .field("servers", live.clone().unwrap_or(json!([])));
+    let mut body = format!(
+        "{}
+Config: {}
+",
+        text, problem
+    );
+    for s in live.as_ref().and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+        let _ = writeln!(body, "  • {}: {}", s["name"].as_str().unwrap_or("?"), s["status"].as_str().unwrap_or("?"));
+    }
+    r.body = body;
+    Ok(r)
+}
+
 pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
-    let cfg = ctx.load_config()?;
-    let path = daemon::log_path(&cfg.project_root);
-    let mut f = match std::fs::File::open(&path) {
+    let path = daemon::log_path(&state_root(ctx)?);
+    let mut f = match daemon::open_read(&path) {
         Ok(f) => f,
         Err(_) => {
             return Err(Error::failure(format!("no daemon log at {}", path.display()))
@@ -370,7 +462,7 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
             .field("log", json!(String::from_utf8_lossy(&buf))));
     }
     let mut out = std::io::stdout().lock();
-    if out.write_all(&buf).is_err() {
+    if out.write_all(crate::logsafe::printable(&buf).as_bytes()).is_err() {
         return Ok(quiet());
     }
     let _ = out.flush();
@@ -384,7 +476,7 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if len < pos {
             // Truncated or replaced: start over.
-            f = match std::fs::File::open(&path) {
+            f = match daemon::open_read(&path) {
                 Ok(f) => f,
                 Err(_) => continue,
             };
@@ -394,7 +486,8 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
         let _ = f.seek(SeekFrom::Start(pos));
         let _ = f.read_to_end(&mut buf);
         pos += buf.len() as u64;
-        if !buf.is_empty() && (out.write_all(&buf).is_err() || out.flush().is_err()) {
+        let text = crate::logsafe::printable(&buf);
+        if !buf.is_empty() && (out.write_all(text.as_bytes()).is_err() || out.flush().is_err()) {
             break;
         }
     }

@@ -10,10 +10,12 @@ use std::fmt::Write as _;
 
 type Outcome = std::result::Result<Report, Failure>;
 
-/// The configured servers that run on the managed uv, as (name, command, args).
-fn uv_servers(ctx: &Ctx) -> Vec<ServerEntry> {
-    let Ok(cfg) = ctx.load_config() else { return Vec::new() };
-    cfg.servers
+/// The configured servers that run on the managed uv, as (name, command, args); a config
+/// that is missing or broken is an error (never "ready" for servers nobody could read).
+fn uv_servers(ctx: &Ctx) -> crate::error::Result<Vec<ServerEntry>> {
+    let cfg = ctx.load_config()?;
+    Ok(cfg
+        .servers
         .iter()
         .filter_map(|s| match &s.transport {
             Transport::Stdio { command, args, .. } if runtime::uses_runtime(command, s.runtime.as_deref()) => {
@@ -21,12 +23,17 @@ fn uv_servers(ctx: &Ctx) -> Vec<ServerEntry> {
             }
             _ => None,
         })
-        .collect()
+        .collect())
 }
 
 pub fn install(ctx: &Ctx, force: bool) -> Outcome {
+    if ctx.g.dry_run {
+        return Err(crate::error::Error::failure("`runtime install` has no --dry-run")
+            .hint("`mcpctl runtime status` shows what is installed without changing anything")
+            .into());
+    }
     let settings = Settings::from_env()?;
-    let servers = uv_servers(ctx);
+    let servers = uv_servers(ctx)?;
     let consent = ctx.consent();
     let report =
         runtime::install_runtime(&settings, &servers, InstallOptions { yes: ctx.g.yes, force }, &|p| consent(p))?;
@@ -45,7 +52,7 @@ pub fn install(ctx: &Ctx, force: bool) -> Outcome {
 
 pub fn status(ctx: &Ctx) -> Outcome {
     let settings = Settings::from_env()?;
-    let servers = uv_servers(ctx);
+    let servers = uv_servers(ctx)?;
     let v = runtime::status(&settings, &servers);
     let mut r = Report::new(
         Status::Success,

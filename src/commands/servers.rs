@@ -73,7 +73,10 @@ pub fn list(ctx: &Ctx) -> Outcome {
 }
 
 pub fn status_all(ctx: &Ctx) -> Outcome {
-    let mut r = list(ctx)?;
+    let mut r = match list(ctx) {
+        Ok(r) => r,
+        Err(f) => return super::daemon::status_without_config(ctx, f),
+    };
     let n = r.fields["total_count"].as_u64().unwrap_or(0) as usize;
     r.message = format!("Status of the mcpctl daemon and {} configured MCP server{}", n, plural(n));
     Ok(r)

@@ -155,7 +155,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     match get(&req, "Host") {
         Some(h) if host_allowed(hub, h) => {}
         Some(h) => {
-            log::warn!("refused a request with Host `{}`", h);
+            log::warn!("refused a request with Host `{}`", crate::logsafe::safe(h));
             send(req, text(403, "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)"));
             return;
         }
@@ -166,7 +166,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     }
     if let Some(o) = get(&req, "Origin") {
         if !origin_allowed(hub, o) {
-            log::warn!("refused a request with Origin `{}`", o);
+            log::warn!("refused a request with Origin `{}`", crate::logsafe::safe(o));
             send(
                 req,
                 text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"),
@@ -386,7 +386,13 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     };
     let sid = new_session_id();
     let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()).with_token(token));
-    hub.add_session(session);
+    if let Err(max) = hub.add_session(session) {
+        let msg = format!(
+            "the gateway already has {} sessions open, the limit (MCPCTL_MAX_SESSIONS); end one (DELETE) or retry later",
+            max
+        );
+        return rpc_error(503, id, -32000, &msg).with_header("Retry-After", "1");
+    }
     let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
     if let Some(i) = instructions {
         result["instructions"] = json!(i);
@@ -855,7 +861,7 @@ fn merge_list(
                     items.push(it);
                 }
             }
-            Err(e) => log::warn!("{}", e.one_line()),
+            Err(e) => log::warn!("{}", crate::logsafe::unbounded(&e.one_line())),
         }
     }
     let mut m = Map::new();
@@ -1020,10 +1026,10 @@ fn is_tool_error(raw: &str) -> bool {
 fn log_call(session: &str, token: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
     log::info!(
         "call session={} token={} server={} tool={} duration_ms={:.1} outcome={}",
-        session,
+        crate::logsafe::safe(session),
         token,
-        server,
-        tool,
+        crate::logsafe::safe(server),
+        crate::logsafe::safe(tool),
         started.elapsed().as_secs_f64() * 1000.0,
         outcome
     );

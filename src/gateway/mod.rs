@@ -32,6 +32,10 @@ pub struct Options {
     pub allowed_origins: Vec<String>,
     pub max_body: usize,
     pub max_connections: usize,
+    /// Client sessions open at once (`MCPCTL_MAX_SESSIONS`).
+    pub max_sessions: usize,
+    /// Per-session children of one server alive at once (`MCPCTL_MAX_SESSION_CHILDREN`).
+    pub max_session_children: usize,
     pub session_idle: Duration,
     /// How long a write to a client connection may block (a client that stops reading).
     pub io_timeout: Duration,
@@ -50,6 +54,8 @@ impl Default for Options {
             allowed_origins: Vec::new(),
             max_body: 16 * 1024 * 1024,
             max_connections: 256,
+            max_sessions: 1024,
+            max_session_children: 32,
             session_idle: Duration::from_secs(30 * 60),
             io_timeout: Duration::from_secs(30),
             tokens: Vec::new(),
@@ -88,12 +94,22 @@ impl Hub {
             return Some(shared.clone());
         }
         let mut own = session.own.lock().unwrap();
-        let u = own.entry(server.to_string()).or_insert_with(|| {
-            let u = Upstream::new(shared.cfg.clone(), self.project_root.clone(), Arc::downgrade(self), false);
-            u.spawn();
-            u
-        });
-        Some(u.clone())
+        if let Some((u, _)) = own.get(server) {
+            return Some(u.clone());
+        }
+        let max = self.opts.max_session_children;
+        let Some(slot) = session::Slot::take(&shared.session_children, max) else {
+            let why = Error::failure(format!(
+                "server `{}` already runs {} per-session children, the limit (MCPCTL_MAX_SESSION_CHILDREN)",
+                server, max
+            ))
+            .hint("end idle sessions (DELETE), or restart the daemon with a larger MCPCTL_MAX_SESSION_CHILDREN");
+            return Some(Upstream::refusing(shared.cfg.clone(), why));
+        };
+        let u = Upstream::new(shared.cfg.clone(), self.project_root.clone(), Arc::downgrade(self), false);
+        u.spawn();
+        own.insert(server.to_string(), (u.clone(), slot));
+        Some(u)
     }
 
     pub fn tool_table(&self) -> names::Table {
@@ -122,8 +138,19 @@ impl Hub {
         }
     }
 
-    pub fn add_session(&self, s: Arc<Session>) {
-        self.sessions.lock().unwrap().insert(s.id.clone(), s);
+    /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended
+    /// first, so they free their place); `Err(limit)` when full.
+    pub fn add_session(&self, s: Arc<Session>) -> std::result::Result<(), usize> {
+        let max = self.opts.max_sessions;
+        if self.sessions.lock().unwrap().len() >= max {
+            self.expire_sessions_every(Duration::ZERO);
+        }
+        let mut sessions = self.sessions.lock().unwrap();
+        if sessions.len() >= max {
+            return Err(max);
+        }
+        sessions.insert(s.id.clone(), s);
+        Ok(())
     }
 
     pub fn remove_session(&self, id: &str) -> bool {
@@ -291,7 +318,7 @@ pub fn serve(
     let mut all: Vec<Arc<Upstream>> = hub.upstreams.clone();
     let sessions: Vec<Arc<Session>> = hub.sessions.lock().unwrap().drain().map(|(_, s)| s).collect();
     for s in &sessions {
-        all.extend(s.own.lock().unwrap().values().cloned());
+        all.extend(s.own.lock().unwrap().values().map(|(u, _)| u.clone()));
         s.close();
     }
     for u in &all {

@@ -28,6 +28,26 @@ impl Target {
     }
 }
 
+/// One place counted against a cap (`MCPCTL_MAX_SESSION_CHILDREN`), given back on drop.
+pub struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    /// A place when fewer than `max` are taken.
+    pub fn take(count: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Slot> {
+        if count.fetch_add(1, Ordering::SeqCst) >= max {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub struct Session {
     pub id: String,
     pub target: Target,
@@ -40,8 +60,8 @@ pub struct Session {
     /// Our id of a server→client request → where its answer goes.
     client_replies: Mutex<HashMap<String, (Weak<Peer>, Value)>>,
     next_gid: AtomicU64,
-    /// Children of this session alone (isolation: session).
-    pub own: Mutex<HashMap<String, Arc<Upstream>>>,
+    /// Children of this session alone (isolation: session), each holding its slot.
+    pub own: Mutex<HashMap<String, (Arc<Upstream>, Slot)>>,
     closed: AtomicBool,
     /// Client request id → upstream (server, id), for `notifications/cancelled`.
     pub inflight: Mutex<HashMap<String, (Weak<Upstream>, u64)>>,
@@ -137,7 +157,7 @@ impl Session {
         self.closed.store(true, Ordering::SeqCst);
         self.streams.lock().unwrap().clear();
         let own: Vec<_> = self.own.lock().unwrap().drain().map(|(_, u)| u).collect();
-        for u in own {
+        for (u, _slot) in own {
             u.stop();
         }
     }

@@ -100,6 +100,10 @@ pub struct Upstream {
     runtime_failures: AtomicU64,
     /// Tool list refreshes asked for by `notifications/tools/list_changed`.
     refresh: Mutex<Refresh>,
+    /// Per-session children of this (shared) server alive now, against the cap.
+    pub session_children: Arc<std::sync::atomic::AtomicUsize>,
+    /// Why this stand-in is never started (a per-session child over the cap).
+    refusal: Option<Error>,
 }
 
 /// At most one tool list refresh runs per server; notifications meanwhile mark it dirty.
@@ -141,7 +145,18 @@ impl Upstream {
             lazy: AtomicBool::new(lazy),
             runtime_failures: AtomicU64::new(0),
             refresh: Mutex::new(Refresh::default()),
+            session_children: Arc::default(),
+            refusal: None,
         })
+    }
+
+    /// A stand-in that is never started and fails every request with `why`.
+    pub fn refusing(cfg: ServerConfig, why: Error) -> Arc<Upstream> {
+        let mut u = Upstream::new(cfg, PathBuf::new(), Weak::new(), false);
+        if let Some(u) = Arc::get_mut(&mut u) {
+            u.refusal = Some(why);
+        }
+        u
     }
 
     /// Whether this server runs on the managed uv runtime.
@@ -208,11 +223,15 @@ impl Upstream {
                         backoff = Duration::from_secs(1);
                     }
                     self.restarts.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("{}", reason);
+                    log::warn!("{}", crate::logsafe::unbounded(&reason));
                     reason
                 }
                 Err(e) => {
-                    log::warn!("server `{}` failed to start: {}", self.cfg.name, e.one_line());
+                    log::warn!(
+                        "server `{}` failed to start: {}",
+                        self.cfg.name,
+                        crate::logsafe::unbounded(&e.one_line())
+                    );
                     if self.needs_runtime() && !runtime_installed() {
                         // No crash loop: wait for the next call to try the install again.
                         let mut i = self.inner.lock().unwrap();
@@ -286,7 +305,7 @@ impl Upstream {
             }
         };
         let tools = client::list_all(&session.peer, "tools/list", "tools", self.cfg.timeout).unwrap_or_else(|e| {
-            log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line());
+            log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, crate::logsafe::unbounded(&e.one_line()));
             Vec::new()
         });
         let (tx, rx) = channel();
@@ -379,6 +398,9 @@ impl Upstream {
 
     /// The live connection, waiting up to `timeout` while the server starts.
     pub fn peer(&self, timeout: Duration) -> Result<Arc<Peer>> {
+        if let Some(why) = &self.refusal {
+            return Err(why.clone());
+        }
         let failures = self.runtime_failures.load(Ordering::SeqCst);
         if self.lazy.swap(false, Ordering::SeqCst) {
             self.changed.notify_all();

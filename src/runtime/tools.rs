@@ -323,6 +323,7 @@ fn run_uv(settings: &Settings, uv: &Uv, args: &[&str]) -> Result<()> {
     let what = format!("uv {}", args.join(" "));
     log::info!("running {what}");
     let mut cmd = Command::new(&uv.uv);
+    crate::childenv::strip_secrets(&mut cmd);
     cmd.args(args)
         .current_dir(&settings.root)
         .envs(settings.uv_env())

@@ -22,6 +22,7 @@ pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub env_policy: crate::childenv::EnvPolicy,
     pub cwd: Option<PathBuf>,
     /// Shown in errors (the command as configured, e.g. `npx`).
     pub display: String,
@@ -212,6 +213,7 @@ pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    crate::childenv::apply(&mut cmd, launch.env_policy, &launch.env);
     if let Some(dir) = &launch.cwd {
         cmd.current_dir(dir);
     }

@@ -1,0 +1,78 @@
+//! The daemon commands when the config is broken or gone, and `--dry-run` on the commands
+//! that act (`start`, `stop`, `runtime install`).
+
+mod support;
+
+use serde_json::json;
+use support::{Daemon, Project};
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid)).unwrap_or_default();
+    !stat.is_empty() && !stat.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with(['Z', 'X'])).unwrap_or(true)
+}
+
+fn wait_gone(pid: i32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+#[test]
+fn status_and_stop_work_while_the_config_is_broken_or_missing() {
+    for broken in [true, false] {
+        let p = Project::fixture(json!({}));
+        let d = Daemon::start(&p, &[]);
+        let cfg = p.root.join(".mcpctl/config.json");
+        if broken {
+            std::fs::write(&cfg, "{\"mcpServers\": {,}}").unwrap();
+        } else {
+            std::fs::remove_file(&cfg).unwrap();
+        }
+        let r = p.cmd().args(["status"]).success();
+        r.stdout_has("Daemon: running");
+        let v = p.cmd().args(["--json-output", "status"]).success().json();
+        assert_eq!(v["daemon"]["pid"], d.pid, "{}", v);
+        assert!(v["config_error"].as_str().is_some(), "{}", v);
+        p.cmd().args(["stop"]).success().stdout_has("stopped");
+        assert!(wait_gone(d.pid), "the daemon was stopped (broken: {})", broken);
+        // With nothing running, the config's own error is the answer.
+        if broken {
+            p.cmd().args(["status"]).status(1).stderr_has("invalid JSON");
+        }
+    }
+}
+
+#[test]
+fn runtime_commands_fail_on_a_broken_or_missing_config() {
+    let p = Project::fixture(json!({}));
+    let rt = p.root.join("rt");
+    std::fs::write(p.root.join(".mcpctl/config.json"), "{\"mcpServers\": 1}").unwrap();
+    for cmd in [["runtime", "status"], ["runtime", "install"]] {
+        let r = p.cmd().args(cmd).env("MCPCTL_RUNTIME_ROOT", &rt).status(1);
+        r.stderr_has("`mcpServers` must be an object");
+    }
+    std::fs::remove_file(p.root.join(".mcpctl/config.json")).unwrap();
+    for cmd in [["runtime", "status"], ["runtime", "install"]] {
+        p.cmd().args(cmd).env("MCPCTL_RUNTIME_ROOT", &rt).status(1).stderr_has("No mcpctl project found");
+    }
+}
+
+#[test]
+fn dry_run_start_and_stop_act_not() {
+    let p = Project::fixture(json!({}));
+    let port = support::free_port().to_string();
+    let r = p.cmd().args(["--dry-run", "start", "--port", &port]).success();
+    r.stdout_has("Dry run: would start the mcpctl daemon");
+    assert!(!p.root.join(".mcpctl/daemon.json").exists(), "nothing started");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err(), "nothing listens");
+    let d = Daemon::start(&p, &[]);
+    p.cmd().args(["stop", "--dry-run"]).success().stdout_has(&format!("would stop the mcpctl daemon (pid {})", d.pid));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(alive(d.pid), "the daemon still runs");
+    p.cmd().args(["status"]).success().stdout_has("Daemon: running");
+    let r = p.cmd().args(["runtime", "install", "--dry-run"]).env("MCPCTL_RUNTIME_ROOT", p.root.join("rt")).status(1);
+    r.stderr_has("has no --dry-run");
+    assert!(!p.root.join("rt").exists(), "nothing installed");
+}

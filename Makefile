@@ -2,14 +2,14 @@
 #   make run      build and run the demo project in fixtures/demo (needs only cargo)
 #   make test     install test dependencies into .deps/ and run every test
 #   make static   a static musl binary in target/x86_64-unknown-linux-musl/release/
-#   make bench    benchmarks side by side with peers (docs/benchmarks.md)
+#   make bench    benchmarks side by side with peers, then the soak (docs/benchmarks.md)
 
 include mk/deps.mk
 
 CARGO ?= cargo
 MUSL  := x86_64-unknown-linux-musl
 
-.PHONY: all build run test test-rust conformance static bench clean
+.PHONY: all build run test test-rust conformance static bench soak clean
 
 all: build
 
@@ -39,6 +39,11 @@ static:
 
 bench: bench-deps build
 	PATH="$(DEPS_PATH)" scripts/bench.sh target/release
+	scripts/soak.sh target/release
+
+# 16 sessions x 1 minute on a healthy server beside a wedged and a crash-looping one.
+soak: build
+	scripts/soak.sh target/release
 
 clean:
 	$(CARGO) clean

@@ -118,13 +118,18 @@ impl Hub {
 
     /// A server's tool list changed: rebuild the names, tell the sessions that see it.
     pub fn tools_changed(&self, server: &str) {
+        // Read the lists and store the table under one lock: two servers that become ready
+        // at once must not store tables built from each other's stale lists (a lost update
+        // left one server's tools out of `/mcp` until its next change).
+        let mut table = self.tools.lock().unwrap();
         let lists: Vec<(String, Vec<Value>)> =
             self.upstreams.iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
         let pairs: Vec<(&str, &str)> = lists
             .iter()
             .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n))))
             .collect();
-        *self.tools.lock().unwrap() = names::Table::build(pairs);
+        *table = names::Table::build(pairs);
+        drop(table);
         self.broadcast(server, &crate::jsonrpc::notification("notifications/tools/list_changed", None));
     }
 

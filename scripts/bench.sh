@@ -164,6 +164,11 @@ for n in $sessions_list; do
   done
 done
 
+# --- 3. a normal client under a slowloris of 1,000 connections (mcpctl only) ----------
+note "bench: /health and tools/call with ${BENCH_SLOW_CONNS:-1000} slowloris connections held"
+python3 "$root/scripts/slowloris.py" "$p_m" "$lg" --conns "${BENCH_SLOW_CONNS:-1000}" --seconds "$duration" |
+  tee -a "$out" >&2
+
 # --- the table --------------------------------------------------------------------------
 python3 - "$out" "$(nproc)" <<'PY'
 import json, sys
@@ -245,6 +250,16 @@ for g in gws:
         continue
     peak = by.get((g, 64), {}).get("server_rss_kb_peak")
     print(f"| {g} | {idle[g] / 1024:.1f} | {f(peak / 1024 if peak else None, 1)} |")
+slow = next((r for r in rows if r.get("label") == "slowloris"), None)
+if slow:
+    print(f"\n### A normal client while {slow['slow_connections_opened']} slowloris connections are held\n")
+    print("| request (fresh connection for /health) | quiet p50 / p99 ms | under slowloris p50 / p99 ms |")
+    print("| --- | ---: | ---: |")
+    for k, name in (("health", "`GET /health`"), ("tools_call", "`tools/call echo`, one session")):
+        q, u = slow["quiet"][k], slow["under_slowloris"][k]
+        fmt = lambda d: f"{d['p50_ms']} / {d['p99_ms']}" if "p50_ms" in d else d.get("error", "?")
+        print(f"| {name} | {fmt(q)} | {fmt(u)} |")
+    print(f"\nslow connections the daemon still held at the end: {slow['slow_connections_still_open']}")
 bad = sum(r["mismatches"] for r in loads)
 errs = sum(r["errors"] for r in loads)
 print(f"\nmismatches in all load runs: {bad}; errors: {errs}")

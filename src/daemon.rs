@@ -232,7 +232,11 @@ pub fn base_url(s: &State) -> String {
 /// How a [`post`] to the daemon ended.
 pub enum Posted {
     Answer(u16, Vec<u8>),
+    /// The request did not reach the daemon whole (no connection, or the write failed):
+    /// nothing ran, so asking another way is safe.
     Failed(String),
+    /// The request was sent but no whole answer came back: what it asked may have run.
+    Lost(String),
     TimedOut,
     Interrupted,
 }
@@ -271,7 +275,7 @@ pub fn post(base: &str, path: &str, headers: &[(String, String)], body: &[u8], d
             return r;
         }
         match stream.read(&mut buf) {
-            Ok(0) => return parse_answer(&got).unwrap_or(Posted::Failed("the daemon closed the connection".into())),
+            Ok(0) => return parse_answer(&got).unwrap_or(Posted::Lost("the daemon closed the connection".into())),
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 if crate::signals::stopping() {
@@ -282,7 +286,7 @@ pub fn post(base: &str, path: &str, headers: &[(String, String)], body: &[u8], d
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Posted::Failed(format!("reading the daemon's answer: {}", e)),
+            Err(e) => return Posted::Lost(format!("reading the daemon's answer: {}", e)),
         }
     }
 }

@@ -399,3 +399,29 @@ fn as_pid_1_the_daemon_reaps_orphans_and_stops_on_sigterm() {
     let status = stopped.expect("SIGTERM did not stop PID 1 within 9 s");
     assert_eq!(status.code(), Some(0), "{:?}", status);
 }
+
+/// A shell call that reached the daemon is never sent a second time another way: the
+/// daemon dies (SIGKILL) while `sleep` runs through `/cli/call`, and the CLI reports that
+/// the tool may have run instead of starting the server itself and running it again.
+#[test]
+fn a_call_that_reached_the_daemon_is_never_run_twice() {
+    let dir = std::env::temp_dir().join(format!("mcpctl-twice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid_file = dir.join("fx.pid");
+    let p = Project::fixture(json!({"args": ["--pid-file", pid_file.to_str().unwrap()]}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let first = std::fs::read_to_string(&pid_file).unwrap();
+    let call = {
+        let cmd = p.cmd().args(["call", "fx", "sleep", "--ms", "3000"]);
+        std::thread::spawn(move || cmd.output())
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: plain syscall on the daemon this test started.
+    unsafe { libc::kill(d.pid, libc::SIGKILL) };
+    let run = call.join().unwrap();
+    assert_eq!(run.out.status.code(), Some(1), "{}", run.dump());
+    assert!(run.stderr().contains("went to the daemon") && run.stderr().contains("may have run"), "{}", run.dump());
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), first, "the CLI started the server itself: {}", run.dump());
+    let _ = std::fs::remove_dir_all(&dir);
+}

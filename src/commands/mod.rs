@@ -177,16 +177,21 @@ impl Ctx {
         let body = json!({"server": s.name, "tool": tool, "args": typed, "timeout_ms": timeout.as_millis() as u64});
         // The daemon bounds the call; the deadline bounds this process.
         let deadline = std::time::Instant::now() + timeout + Duration::from_secs(10);
+        // Once the request has reached the daemon, the tool may be running: never ask a second
+        // time the usual way (a tool that is not idempotent would run twice).
+        let may_have_run = |why: &str| {
+            Error::failure(format!("the call to `{}` on server `{}` went to the daemon, but {}", tool, s.name, why))
+                .hint("the tool may have run; check before calling it again (or pass --no-daemon)")
+        };
         match crate::daemon::post(&base, "/cli/call", &headers, body.to_string().as_bytes(), deadline) {
             crate::daemon::Posted::Answer(200, text) => match serde_json::from_slice::<serde_json::Value>(&text) {
                 Ok(v) => Ok(Some(v)),
-                Err(e) => {
-                    log::warn!("the daemon's answer is not JSON ({}); connecting the usual way", e);
-                    Ok(None)
-                }
+                Err(e) => Err(may_have_run(&format!("its answer is not JSON ({})", e))),
             },
             crate::daemon::Posted::Answer(status @ (401 | 403), _) => Err(token_refused(status)),
             crate::daemon::Posted::Answer(status, _) => {
+                // Any other status is the HTTP layer refusing the request before it is read
+                // as a call (connection cap, size, deadline): nothing ran.
                 log::warn!("the daemon answered HTTP {} on /cli/call; connecting the usual way", status);
                 Ok(None)
             }
@@ -194,10 +199,8 @@ impl Ctx {
                 log::warn!("the daemon could not take the call ({}); connecting the usual way", why);
                 Ok(None)
             }
-            crate::daemon::Posted::TimedOut => {
-                log::warn!("the daemon did not answer in time; connecting the usual way");
-                Ok(None)
-            }
+            crate::daemon::Posted::Lost(why) => Err(may_have_run(&why)),
+            crate::daemon::Posted::TimedOut => Err(crate::peer::timeout_error(&s.name, "`tools/call`", timeout)),
             crate::daemon::Posted::Interrupted => {
                 Err(Error::failure(format!("`tools/call` on server `{}` interrupted", s.name))
                     .hint("Ctrl-C was pressed"))

@@ -70,6 +70,13 @@ impl Inner {
             .post(&self.url)
             .header("Accept", "application/json, text/event-stream")
             .header("Content-Type", "application/json");
+        // A request runs on a thread of its own, bounded by its caller's timeout. Anything
+        // else (a cancel, an answer, `initialized`) is sent on the caller's thread: it gets
+        // a short deadline of its own, so that a server that never answers cannot hold a
+        // timed-out or interrupted command.
+        if msg.get("id").is_none() || msg.get("method").is_none() {
+            req = req.config().timeout_global(Some(side_deadline())).build();
+        }
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -333,7 +340,14 @@ impl Transport for HttpTransport {
     fn shutdown(&self) {
         let session = self.inner.session.lock().unwrap().take();
         if let Some(s) = session {
-            let mut req = self.inner.agent.delete(&self.inner.url).header("Mcp-Session-Id", s.as_str());
+            let mut req = self
+                .inner
+                .agent
+                .delete(&self.inner.url)
+                .config()
+                .timeout_global(Some(side_deadline()))
+                .build()
+                .header("Mcp-Session-Id", s.as_str());
             for (k, v) in &self.inner.headers {
                 req = req.header(k.as_str(), v.as_str());
             }
@@ -342,6 +356,16 @@ impl Transport for HttpTransport {
             }
             let _ = req.call();
         }
+    }
+}
+
+/// The deadline of a message that is not a request (a cancel, an answer) and of the DELETE
+/// that ends a session: 2 s, or half a second once Ctrl-C or SIGTERM has been received.
+fn side_deadline() -> Duration {
+    if crate::signals::stopping() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(2)
     }
 }
 

@@ -1,0 +1,132 @@
+//! The shell client against HTTP servers that misbehave: every request, the cancel and
+//! the closing DELETE included, has a deadline, so a server that never answers cannot hold
+//! a command past its `--timeout`, nor keep it alive after Ctrl-C or SIGTERM.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A Streamable HTTP server that initializes and lists one tool `slow`, then never answers
+/// anything else (the call, the cancel, the DELETE): it holds each such connection open
+/// for 60 s. Serves at most 64 connections; the thread ends with the test process.
+fn wedged_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(64).flatten() {
+            std::thread::spawn(move || serve(conn));
+        }
+    });
+    port
+}
+
+fn serve(mut c: TcpStream) {
+    let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+    loop {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        let head_end = loop {
+            if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        while got.len() < head_end + len {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&got[head_end..head_end + len]).to_string();
+        let id = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["id"].clone());
+        let answer = if body.contains("\"initialize\"") {
+            Some(serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "wedged", "version": "0"}}}))
+        } else if body.contains("\"tools/list\"") {
+            Some(serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+                {"name": "slow", "inputSchema": {"type": "object"}}]}}))
+        } else {
+            None
+        };
+        match answer {
+            Some(a) => {
+                let a = a.to_string();
+                let r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{}",
+                    a.len(),
+                    a
+                );
+                let _ = c.write_all(r.as_bytes());
+            }
+            None if body.contains("notifications/initialized") => {
+                let _ = c.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+            }
+            // The call, the cancel, the DELETE: never answered.
+            None => {
+                std::thread::sleep(Duration::from_secs(60));
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wedged_http_server_cannot_hold_a_call_past_its_timeout() {
+    let port = wedged_server();
+    let url = format!("http://127.0.0.1:{}/mcp", port);
+    let dir = std::env::temp_dir().join(format!("mcpctl-wedged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = Instant::now();
+    let run = Cmd::new().cwd(&dir).args(["call", "--url", &url, "slow", "--timeout", "2"]).output();
+    let took = started.elapsed();
+    assert_eq!(run.out.status.code(), Some(2), "{}", run.dump());
+    assert!(run.stderr().contains("timed out after 2s"), "{}", run.dump());
+    // The cancel and the DELETE get 2 s each at most.
+    assert!(took < Duration::from_secs(7), "took {:?}: {}", took, run.dump());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_ends_a_call_to_a_wedged_http_server_at_once() {
+    let port = wedged_server();
+    let url = format!("http://127.0.0.1:{}/mcp", port);
+    let mut child = std::process::Command::new(mcpctl_bin())
+        .args(["call", "--url", &url, "slow", "--timeout", "60"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: plain syscall on the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let sent = Instant::now();
+    let deadline = sent + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = sent.elapsed();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(status.is_some() && took < Duration::from_millis(1500), "SIGTERM took {:?} ({:?})", took, status);
+}

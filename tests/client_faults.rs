@@ -13,17 +13,26 @@ use support::*;
 /// anything else (the call, the cancel, the DELETE): it holds each such connection open
 /// for 60 s. Serves at most 64 connections; the thread ends with the test process.
 fn wedged_server() -> u16 {
+    fake_server(false)
+}
+
+/// With `forgetful`, the server instead answers `tools/call` on its first session with
+/// 400 "No valid session ID provided" (as server-everything does after a restart), and
+/// answers it on any later session.
+fn fake_server(forgetful: bool) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         for conn in listener.incoming().take(64).flatten() {
-            std::thread::spawn(move || serve(conn));
+            let sessions = sessions.clone();
+            std::thread::spawn(move || serve(conn, forgetful, &sessions));
         }
     });
     port
 }
 
-fn serve(mut c: TcpStream) {
+fn serve(mut c: TcpStream, forgetful: bool, sessions: &std::sync::atomic::AtomicUsize) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
     loop {
         let mut got = Vec::new();
@@ -51,6 +60,36 @@ fn serve(mut c: TcpStream) {
         }
         let body = String::from_utf8_lossy(&got[head_end..head_end + len]).to_string();
         let id = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["id"].clone());
+        let sid = head.lines().find_map(|l| l.strip_prefix("mcp-session-id:")).map(|v| v.trim().to_string());
+        if forgetful && body.contains("\"initialize\"") {
+            let n = sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let a = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "forgetful", "version": "0"}}})
+            .to_string();
+            let r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s{}\r\nContent-Length: {}\r\n\r\n{}",
+                n,
+                a.len(),
+                a
+            );
+            let _ = c.write_all(r.as_bytes());
+            continue;
+        }
+        if forgetful && body.contains("\"tools/call\"") {
+            let r = if sid.as_deref() == Some("s1") {
+                let e = r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#;
+                format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                    e.len(),
+                    e
+                )
+            } else {
+                let a = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "answered"}]}}).to_string();
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", a.len(), a)
+            };
+            let _ = c.write_all(r.as_bytes());
+            continue;
+        }
         let answer = if body.contains("\"initialize\"") {
             Some(serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
                 "capabilities": {"tools": {}}, "serverInfo": {"name": "wedged", "version": "0"}}}))
@@ -129,4 +168,16 @@ fn sigterm_ends_a_call_to_a_wedged_http_server_at_once() {
         let _ = child.wait();
     }
     assert!(status.is_some() && took < Duration::from_millis(1500), "SIGTERM took {:?} ({:?})", took, status);
+}
+
+#[test]
+fn a_server_that_forgets_the_session_with_400_is_initialized_again() {
+    let port = fake_server(true);
+    let url = format!("http://127.0.0.1:{}/mcp", port);
+    let dir = std::env::temp_dir().join(format!("mcpctl-forgetful-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = Cmd::new().cwd(&dir).args(["call", "--url", &url, "slow", "--timeout", "5"]).output();
+    assert_eq!(run.out.status.code(), Some(0), "{}", run.dump());
+    assert_eq!(run.stdout().trim(), "answered", "{}", run.dump());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,6 +97,15 @@ impl Inner {
         match status {
             202 => Ok(Posted::Accepted),
             404 if session.is_some() => Ok(Posted::Gone),
+            // A server that restarted and forgot our session may say so with 400 (as
+            // server-everything does: "No valid session ID provided"), not 404.
+            400 if session.is_some() => {
+                let text = read_body(resp).unwrap_or_default();
+                if text.to_ascii_lowercase().contains("session") {
+                    return Ok(Posted::Gone);
+                }
+                Err(self.status_error(status, &text))
+            }
             200..=299 if ctype.starts_with("text/event-stream") => Ok(Posted::Stream(resp)),
             200..=299 => {
                 let text = read_body(resp)?;
@@ -118,18 +127,22 @@ impl Inner {
             }
             _ => {
                 let text = read_body(resp).unwrap_or_default();
-                // A JSON-RPC error body is the most precise thing we can show.
-                if let Ok(Message::Response { outcome: Err(e), .. }) = Message::parse(&text) {
-                    return Err(Error::failure(format!(
-                        "server `{}` answered HTTP {}: {}",
-                        self.name,
-                        status,
-                        jsonrpc::error_text(&e)
-                    )));
-                }
-                Err(Error::failure(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(&text))))
+                Err(self.status_error(status, &text))
             }
         }
+    }
+
+    /// An HTTP error status as one line; a JSON-RPC error body is the most precise part.
+    fn status_error(&self, status: u16, text: &str) -> Error {
+        if let Ok(Message::Response { outcome: Err(e), .. }) = Message::parse(text) {
+            return Error::failure(format!(
+                "server `{}` answered HTTP {}: {}",
+                self.name,
+                status,
+                jsonrpc::error_text(&e)
+            ));
+        }
+        Error::failure(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(text)))
     }
 
     fn net_error(&self, e: ureq::Error) -> Error {

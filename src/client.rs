@@ -102,7 +102,8 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
     }
     let left = server.timeout.saturating_sub(started.elapsed());
     log::debug!("server `{}`: transport up after {:?}; initializing", server.name, started.elapsed());
-    match initialize(&peer, ctx, left) {
+    let over_http = matches!(server.transport, crate::config::Transport::Http { .. });
+    match initialize(&peer, ctx, left, over_http) {
         Ok(s) => Ok(s),
         Err(e) => {
             let tail = peer.stderr_tail(5);
@@ -112,7 +113,7 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
     }
 }
 
-fn initialize(peer: &Arc<Peer>, ctx: &Context, timeout: Duration) -> Result<Session> {
+fn initialize(peer: &Arc<Peer>, ctx: &Context, timeout: Duration, over_http: bool) -> Result<Session> {
     let params = json!({
         "protocolVersion": LATEST,
         "capabilities": ctx.capabilities,
@@ -126,7 +127,11 @@ fn initialize(peer: &Arc<Peer>, ctx: &Context, timeout: Duration) -> Result<Sess
                 peer.name,
                 crate::peer::human_duration(timeout)
             ))
-            .hint("check that it is an MCP server speaking on stdio, or raise its `timeout`")
+            .hint(if over_http {
+                "check that the URL is the server's MCP endpoint (often ending in /mcp), or raise its `timeout`"
+            } else {
+                "check that it is an MCP server speaking on stdio, or raise its `timeout`"
+            })
         } else {
             e
         }

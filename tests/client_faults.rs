@@ -181,3 +181,23 @@ fn a_server_that_forgets_the_session_with_400_is_initialized_again() {
     assert_eq!(run.stdout().trim(), "answered", "{}", run.dump());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_http_server_that_never_initializes_gets_a_hint_about_its_url() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().take(8).flatten() {
+            held.push(c); // accepted, never answered
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("mcpctl-silent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://127.0.0.1:{}/mcp", port);
+    let run = Cmd::new().cwd(&dir).args(["--url", &url, "tools", "--timeout", "2"]).output();
+    assert_eq!(run.out.status.code(), Some(2), "{}", run.dump());
+    assert!(run.stderr().contains("did not answer `initialize`"), "{}", run.dump());
+    assert!(run.stderr().contains("MCP endpoint") && !run.stderr().contains("stdio"), "{}", run.dump());
+    let _ = std::fs::remove_dir_all(&dir);
+}

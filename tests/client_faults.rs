@@ -16,6 +16,82 @@ fn wedged_server() -> u16 {
     fake_server(false)
 }
 
+/// A server that initializes and lists `slow`, then answers every call with HTTP 500.
+fn broken_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(256).flatten() {
+            std::thread::spawn(move || serve_broken(conn));
+        }
+    });
+    port
+}
+
+fn serve_broken(c: TcpStream) {
+    let mut c = c;
+    loop {
+        let Some(body) = read_request(&mut c) else { return };
+        let id = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["id"].clone());
+        let (status, a) = if body.contains("\"initialize\"") {
+            (
+                "200 OK",
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "broken", "version": "0"}}})
+                .to_string(),
+            )
+        } else if body.contains("\"tools/list\"") {
+            (
+                "200 OK",
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+                {"name": "slow", "inputSchema": {"type": "object"}}]}})
+                .to_string(),
+            )
+        } else if body.contains("\"tools/call\"") {
+            ("500 Internal Server Error", "upstream database is down".to_string())
+        } else {
+            ("202 Accepted", String::new())
+        };
+        let r = format!(
+            "HTTP/1.1 {}\r\nContent-Type: application/json\r\nMcp-Session-Id: b1\r\nContent-Length: {}\r\n\r\n{}",
+            status,
+            a.len(),
+            a
+        );
+        if c.write_all(r.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One request's body (None at EOF).
+fn read_request(c: &mut TcpStream) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while got.len() < head_end + len {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&got[head_end..head_end + len]).to_string())
+}
+
 /// With `forgetful`, the server instead answers `tools/call` on its first session with
 /// 400 "No valid session ID provided" (as server-everything does after a restart), and
 /// answers it on any later session.
@@ -200,4 +276,21 @@ fn an_http_server_that_never_initializes_gets_a_hint_about_its_url() {
     assert!(run.stderr().contains("did not answer `initialize`"), "{}", run.dump());
     assert!(run.stderr().contains("MCP endpoint") && !run.stderr().contains("stdio"), "{}", run.dump());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `url` server that initialized but whose calls all fail is not shown `ready`.
+#[test]
+fn an_upstream_whose_calls_all_fail_is_shown_failing() {
+    let port = broken_server();
+    let p = Project::new(&serde_json::json!({"mcpServers": {"up": {
+        "url": format!("http://127.0.0.1:{}/mcp", port), "alwaysAllow": ["*"]}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    for _ in 0..3 {
+        p.cmd().args(["call", "up", "slow"]).status(1).stderr_has("HTTP 500");
+    }
+    let v = p.cmd().args(["--json-output", "status"]).success().json();
+    let up = v["servers"].as_array().unwrap().iter().find(|s| s["name"] == "up").cloned().unwrap();
+    assert_eq!(up["status"], "failing", "{}", up);
+    assert!(up["error"].as_str().unwrap_or("").contains("HTTP 500"), "{}", up);
 }

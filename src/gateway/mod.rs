@@ -63,6 +63,9 @@ impl Default for Options {
     }
 }
 
+/// How many requests in a row must fail to get through before `status` says `failing`.
+const FAILING_AFTER: u64 = 3;
+
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h == "localhost" || h == "::1" || h.parse::<std::net::Ipv4Addr>().map(|a| a.is_loopback()).unwrap_or(false)
@@ -188,6 +191,7 @@ impl Hub {
     }
 
     /// What `mcpctl status` shows: every server's state and counters.
+    /// (A ready server whose last FAILING_AFTER requests found no connection is `failing`.)
     pub fn status(&self) -> Value {
         let servers: Vec<Value> = self
             .upstreams
@@ -205,6 +209,11 @@ impl Hub {
                     "restarts": u.restarts.load(Ordering::Relaxed),
                     "isolation": if u.cfg.isolation == Isolation::Session { "session" } else { "shared" },
                 });
+                // Ready, but its last requests all failed to get through: not `ready`.
+                if matches!(st, upstream::State::Ready) && u.failures.load(Ordering::Relaxed) >= FAILING_AFTER {
+                    v["status"] = json!("failing");
+                    v["error"] = json!(u.last_failure.lock().unwrap().clone());
+                }
                 if let upstream::State::Restarting { wall, error, .. } = &st {
                     v["next_retry"] = json!(unix(*wall));
                     v["error"] = json!(error);

@@ -85,6 +85,10 @@ pub struct Upstream {
     inner: Mutex<Inner>,
     changed: Condvar,
     pub calls: AtomicU64,
+    /// Requests in a row whose connection failed (the server answered nothing usable), and
+    /// the last reason: a server that is `ready` but whose calls all fail is shown failing.
+    pub failures: AtomicU64,
+    pub last_failure: Mutex<Option<String>>,
     pub restarts: AtomicU64,
     stop: AtomicBool,
     hub: Weak<Hub>,
@@ -136,6 +140,8 @@ impl Upstream {
             }),
             changed: Condvar::new(),
             calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
             restarts: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             hub,
@@ -479,6 +485,13 @@ impl Upstream {
             params,
             Box::new(move |outcome| {
                 if let Some(me) = me.upgrade() {
+                    match &outcome {
+                        Err(e) if jsonrpc::is_unavailable(e) => {
+                            me.failures.fetch_add(1, Ordering::Relaxed);
+                            *me.last_failure.lock().unwrap() = e["message"].as_str().map(str::to_string);
+                        }
+                        _ => me.failures.store(0, Ordering::Relaxed),
+                    }
                     me.flights.lock().unwrap().remove(&id);
                     if let Some(t) = &our_token {
                         me.progress.lock().unwrap().remove(t);

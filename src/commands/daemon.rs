@@ -36,29 +36,46 @@ fn options(o: &StartOpts) -> Result<Options> {
     let mut opts = Options { host, port: o.port.unwrap_or(7878), token, token_mode: mode, ..Options::default() };
     opts.allowed_hosts = o.allowed_hosts.clone();
     opts.allowed_origins = o.allowed_origins.clone();
-    if let Some(v) = env_num("MCPCTL_MAX_BODY") {
-        opts.max_body = v as usize;
+    let env = |k: &str| std::env::var(k).ok();
+    let secs = |k, max| env_setting(k, env(k), max, "seconds").map(|v| v.map(Duration::from_secs));
+    let bytes = |k, max| env_setting(k, env(k), max, "bytes").map(|v| v.map(|n| n as usize));
+    if let Some(v) = bytes("MCPCTL_MAX_BODY", 1 << 32)? {
+        opts.max_body = v;
     }
-    if let Some(v) = env_num("MCPCTL_MAX_CONNECTIONS") {
-        opts.max_connections = (v as usize).max(1);
+    if let Some(v) = env_setting("MCPCTL_MAX_CONNECTIONS", env("MCPCTL_MAX_CONNECTIONS"), 100_000, "connections")? {
+        opts.max_connections = v as usize;
     }
-    if let Some(v) = env_num("MCPCTL_IO_TIMEOUT") {
-        opts.io_timeout = Duration::from_secs(v.max(1));
+    if let Some(v) = secs("MCPCTL_IO_TIMEOUT", 86_400)? {
+        opts.io_timeout = v;
     }
-    if let Some(v) = env_num("MCPCTL_MAX_SESSIONS") {
-        opts.max_sessions = (v as usize).max(1);
+    if let Some(v) = env_setting("MCPCTL_MAX_SESSIONS", env("MCPCTL_MAX_SESSIONS"), 1_000_000, "sessions")? {
+        opts.max_sessions = v as usize;
     }
-    if let Some(v) = env_num("MCPCTL_MAX_SESSION_CHILDREN") {
-        opts.max_session_children = (v as usize).max(1);
+    if let Some(v) =
+        env_setting("MCPCTL_MAX_SESSION_CHILDREN", env("MCPCTL_MAX_SESSION_CHILDREN"), 100_000, "children")?
+    {
+        opts.max_session_children = v as usize;
     }
-    if let Some(v) = env_num("MCPCTL_SESSION_IDLE") {
-        opts.session_idle = Duration::from_secs(v.max(1));
+    if let Some(v) = secs("MCPCTL_HEAD_TIMEOUT", 86_400)? {
+        opts.head_timeout = v;
+    }
+    if let Some(v) = bytes("MCPCTL_MAX_BUFFERED", 1 << 40)? {
+        opts.max_buffered = v;
+    }
+    if let Some(v) = secs("MCPCTL_SESSION_IDLE", 365 * 86_400)? {
+        opts.session_idle = v;
     }
     Ok(opts)
 }
 
-fn env_num(k: &str) -> Option<u64> {
-    std::env::var(k).ok().and_then(|v| v.parse().ok())
+/// A whole number from 1 to `max` in the environment variable `key` (unset or empty: none).
+fn env_setting(key: &str, value: Option<String>, max: u64, unit: &str) -> Result<Option<u64>> {
+    let Some(v) = value.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::failure(format!("{}=`{}` is not a whole number of {} from 1 to {}", key, v, unit, max))
+            .hint(format!("fix or unset {}", key))),
+    }
 }
 
 /// The project folder whose `.mcpctl/` holds the daemon's state, found without reading the

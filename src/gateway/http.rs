@@ -116,10 +116,14 @@ fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::Na
     hub.opts.tokens.iter().find(|t| t.name == name)
 }
 
-/// The host name of a Host header, without the port.
+/// The host name of a Host header, without the port. A bracketed name must be an IPv6
+/// literal followed by nothing or a port (else "", which no check accepts).
 fn host_name(h: &str) -> &str {
     if let Some(rest) = h.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or("");
+        let Some((ip, after)) = rest.split_once(']') else { return "" };
+        let port_ok = after.is_empty()
+            || after.strip_prefix(':').map(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).unwrap_or(false);
+        return if port_ok && ip.parse::<std::net::Ipv6Addr>().is_ok() { ip } else { "" };
     }
     h.rsplit_once(':').map(|(n, p)| if p.chars().all(|c| c.is_ascii_digit()) { n } else { h }).unwrap_or(h)
 }
@@ -145,8 +149,8 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if path == "/health" {
         let r = match req.method() {
-            "GET" => json_resp(200, &json!({"status": "ok"})),
-            _ => text(405, "method not allowed").with_header("Allow", "GET"),
+            "GET" | "HEAD" => json_resp(200, &json!({"status": "ok"})),
+            _ => text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
         };
         send(req, r);
         return;
@@ -184,7 +188,11 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
         }
     };
     if path == "/status" {
-        send(req, json_resp(200, &hub.status()));
+        let r = match req.method() {
+            "GET" | "HEAD" => json_resp(200, &hub.status()),
+            _ => text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
+        };
+        send(req, r);
         return;
     }
     if path == "/cli/call" && req.method() == "POST" {
@@ -1054,6 +1062,10 @@ mod tests {
         assert_eq!(host_name("[::1]:7878"), "::1");
         assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
         assert_eq!(host_name("evil.example"), "evil.example");
+        // Brackets hold an IPv6 literal and nothing else.
+        for h in ["[localhost]", "[evil]", "[127.0.0.1]", "[::1]x", "[::1]:", "[::1"] {
+            assert_eq!(host_name(h), "", "{h}");
+        }
     }
 
     #[test]

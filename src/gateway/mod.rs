@@ -41,6 +41,10 @@ pub struct Options {
     pub io_timeout: Duration,
     /// Named tokens from the config (`"tokens"`), each with its own allowlist.
     pub tokens: Vec<crate::tokens::NamedToken>,
+    /// How long a client may take to send a complete request head.
+    pub head_timeout: Duration,
+    /// Bytes of answers all slow clients together may leave unread.
+    pub max_buffered: usize,
 }
 
 impl Default for Options {
@@ -59,6 +63,8 @@ impl Default for Options {
             session_idle: Duration::from_secs(30 * 60),
             io_timeout: Duration::from_secs(30),
             tokens: Vec::new(),
+            head_timeout: Duration::from_secs(10),
+            max_buffered: 256 * 1024 * 1024,
         }
     }
 }
@@ -305,6 +311,8 @@ pub fn serve(
         max_connections: hub.opts.max_connections,
         max_body: hub.opts.max_body,
         io_timeout: hub.opts.io_timeout,
+        head_timeout: hub.opts.head_timeout,
+        buffered: Arc::new(server::Budget::new(hub.opts.max_buffered)),
     };
     let accepting = listener.try_clone().map_err(|e| Error::failure(format!("cannot serve: {}", e)))?;
     let h = hub.clone();

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -29,21 +29,171 @@ pub struct Limits {
     /// Longest wait for a request (from its first byte to its last, and for the next one
     /// on a kept-alive connection) and for a client to take what we write.
     pub io_timeout: Duration,
+    /// Longest wait for a complete request head: from the connection's start for its first
+    /// request, from the first byte for later ones (never more than `io_timeout`).
+    pub head_timeout: Duration,
+    /// Bytes all slow readers together may leave unread (see [`Deferred`]).
+    pub buffered: Arc<Budget>,
+}
+
+/// A daemon-wide bound on bytes held for clients that do not read their answers.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    pub fn new(max: usize) -> Budget {
+        Budget { used: AtomicUsize::new(0), max }
+    }
+
+    /// Take `n` bytes of the budget; false (nothing taken) past its end.
+    fn take(&self, n: usize) -> bool {
+        let before = self.used.fetch_add(n, Ordering::SeqCst);
+        if before.checked_add(n).map(|t| t > self.max).unwrap_or(true) {
+            self.used.fetch_sub(n, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::SeqCst);
+    }
 }
 
 const MAX_LINE: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
-/// Connections past the cap that still get a 503 (read briefly, answered, closed);
-/// beyond that they are closed at once.
+/// A chunk-size line (size and extensions) longer than this is refused.
+const MAX_CHUNK_LINE: usize = 1024;
+/// Connections past the cap that wait (briefly, off the accept thread) for a slot or get a
+/// 503; beyond that they are closed at once.
 const REFUSING_AT_MOST: usize = 64;
+/// How long a connection past the cap waits for a slot before its 503: a client that just
+/// closed a connection and opened another (common) would otherwise be refused because its
+/// old connection's thread has not yet seen the close.
+const CAP_GRACE: Duration = Duration::from_millis(200);
 
 pub type Handler = dyn Fn(Request<'_>) + Send + Sync;
 
+/// Where a connection is, for choosing which one to close when the cap is reached.
+const FRESH: u8 = 0; // no complete request head yet
+const IDLE: u8 = 1; // between requests (kept alive)
+const BUSY: u8 = 2; // reading a body, running a handler, or an answer is due
+const EVICTED: u8 = 3; // closed to make room
+
+/// One live connection as the registry sees it.
+struct Conn {
+    stream: Arc<TcpStream>,
+    phase: AtomicU8,
+    /// When it entered FRESH or IDLE (ms since the registry's epoch).
+    since: AtomicU64,
+}
+
+/// The live connections: counted against the cap, and the ones a new connection may
+/// displace (the oldest that has not presented a complete head, then the oldest idle one).
+struct Registry {
+    conns: Mutex<Vec<(u64, Arc<Conn>)>>,
+    next: AtomicU64,
+    epoch: Instant,
+    max: usize,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A slot for `stream` if there is one (making room if need be); the guard frees it.
+    fn admit(self: &Arc<Self>, stream: &Arc<TcpStream>, make_room: bool) -> Option<SlotGuard> {
+        let mut victim = None;
+        let guard = {
+            let mut conns = self.conns.lock().unwrap();
+            let live = conns.iter().filter(|(_, c)| c.phase.load(Ordering::SeqCst) != EVICTED).count();
+            if live >= self.max {
+                if !make_room {
+                    return None;
+                }
+                victim = self.evict(&conns);
+                victim.as_ref()?;
+            }
+            let id = self.next.fetch_add(1, Ordering::Relaxed);
+            let conn = Arc::new(Conn {
+                stream: stream.clone(),
+                phase: AtomicU8::new(FRESH),
+                since: AtomicU64::new(self.now_ms()),
+            });
+            conns.push((id, conn.clone()));
+            SlotGuard { registry: self.clone(), id, conn }
+        };
+        if let Some(v) = victim {
+            // Outside the lock: wakes the victim's thread, which frees its slot.
+            log::debug!("connection cap reached: closed a connection that was not sending a request");
+            let _ = v.shutdown(Shutdown::Both);
+        }
+        Some(guard)
+    }
+
+    /// Mark the connection to close to make room: the oldest FRESH one, else the oldest IDLE.
+    fn evict(&self, conns: &[(u64, Arc<Conn>)]) -> Option<Arc<TcpStream>> {
+        for phase in [FRESH, IDLE] {
+            let mut cands: Vec<&Arc<Conn>> =
+                conns.iter().map(|(_, c)| c).filter(|c| c.phase.load(Ordering::SeqCst) == phase).collect();
+            cands.sort_by_key(|c| c.since.load(Ordering::SeqCst));
+            for c in cands {
+                if c.phase.compare_exchange(phase, EVICTED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    return Some(c.stream.clone());
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A connection's slot; dropping it (also when its thread panics) frees the slot.
+struct SlotGuard {
+    registry: Arc<Registry>,
+    id: u64,
+    conn: Arc<Conn>,
+}
+
+impl SlotGuard {
+    /// Enter BUSY; false when the connection was closed to make room.
+    fn busy(&self) -> bool {
+        let p = self.conn.phase.load(Ordering::SeqCst);
+        p != EVICTED && self.conn.phase.compare_exchange(p, BUSY, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
+    /// Between requests: may be closed to make room.
+    fn idle(&self) {
+        if self.conn.phase.load(Ordering::SeqCst) == BUSY {
+            self.conn.since.store(self.registry.now_ms(), Ordering::SeqCst);
+            let _ = self.conn.phase.compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut conns = self.registry.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.retain(|(id, _)| *id != self.id);
+    }
+}
+
 /// Accept connections until `accept` fails for good (the listener was shut down).
+/// The accept thread never waits: a connection past the cap waits for a slot on its own
+/// thread.
 pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
-    let live = Arc::new(AtomicUsize::new(0));
+    let registry = Arc::new(Registry {
+        conns: Mutex::new(Vec::new()),
+        next: AtomicU64::new(0),
+        epoch: Instant::now(),
+        max: limits.max_connections,
+    });
     let refusing = Arc::new(AtomicUsize::new(0));
+    let head_timeout = limits.head_timeout.min(limits.io_timeout);
     loop {
         let (stream, _) = match listener.accept() {
             Ok(x) => x,
@@ -57,58 +207,60 @@ pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
                 continue;
             }
         };
+        let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(limits.io_timeout));
-        let _ = stream.set_read_timeout(Some(limits.io_timeout));
-        if !below_cap(&live, limits.max_connections) {
-            if refusing.fetch_add(1, Ordering::SeqCst) >= REFUSING_AT_MOST {
-                refusing.fetch_sub(1, Ordering::SeqCst);
-                continue; // dropped
-            }
-            let refusing = refusing.clone();
-            let spawned = std::thread::Builder::new().name("http-503".into()).spawn(move || {
-                refuse(stream);
-                refusing.fetch_sub(1, Ordering::SeqCst);
-            });
-            if spawned.is_err() {
-                log::error!("cannot start a thread to refuse a connection");
-            }
-            continue;
+        let _ = stream.set_read_timeout(Some(head_timeout));
+        let stream = Arc::new(stream);
+        let guard = registry.admit(&stream, true);
+        if guard.is_none() && refusing.fetch_add(1, Ordering::SeqCst) >= REFUSING_AT_MOST {
+            refusing.fetch_sub(1, Ordering::SeqCst);
+            continue; // dropped
         }
-        live.fetch_add(1, Ordering::SeqCst);
-        let (live2, limits2, handler2) = (live.clone(), limits.clone(), handler.clone());
+        let (registry2, refusing2, limits2, handler2) =
+            (registry.clone(), refusing.clone(), limits.clone(), handler.clone());
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
-            connection(stream, &limits2, &*handler2);
-            live2.fetch_sub(1, Ordering::SeqCst);
+            let guard = match guard {
+                Some(g) => g,
+                None => {
+                    let g = wait_for_slot(&registry2, &stream);
+                    refusing2.fetch_sub(1, Ordering::SeqCst);
+                    match g {
+                        Some(g) => g,
+                        None => return refuse(&stream),
+                    }
+                }
+            };
+            connection(stream, &guard, accepted, &limits2, &*handler2);
         });
         if spawned.is_err() {
-            live.fetch_sub(1, Ordering::SeqCst);
             log::error!("cannot start a thread for a connection");
         }
     }
 }
 
-/// Whether a connection may be served. At the cap, wait a moment first: a client that just
-/// closed a connection and opened another (common) would otherwise be refused because its
-/// old connection's thread has not yet seen the close.
-fn below_cap(live: &AtomicUsize, max: usize) -> bool {
-    for _ in 0..40 {
-        if live.load(Ordering::SeqCst) < max {
-            return true;
+/// Past the cap: wait up to [`CAP_GRACE`] for a slot to free.
+fn wait_for_slot(registry: &Arc<Registry>, stream: &Arc<TcpStream>) -> Option<SlotGuard> {
+    let until = Instant::now() + CAP_GRACE;
+    loop {
+        if let Some(g) = registry.admit(stream, false) {
+            return Some(g);
+        }
+        if Instant::now() >= until {
+            return None;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    false
 }
 
 /// Past the connection cap: read the request head (briefly), answer 503 and close.
-fn refuse(stream: TcpStream) {
+fn refuse(stream: &TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut r = BufReader::new(&stream);
+    let mut r = BufReader::new(stream);
     let deadline = Instant::now() + Duration::from_secs(1);
     let _ = read_head(&mut r, deadline);
     let body = "mcpctl gateway: too many connections; try again shortly (the cap is MCPCTL_MAX_CONNECTIONS)";
-    let _ = (&stream).write_all(
+    let _ = (&*stream).write_all(
         format!(
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
             body.len(),
@@ -116,7 +268,7 @@ fn refuse(stream: TcpStream) {
         )
         .as_bytes(),
     );
-    linger_close(&stream);
+    linger_close(stream);
 }
 
 /// Close after a response without losing it: stop sending, and read what the client still
@@ -134,19 +286,33 @@ fn linger_close(stream: &TcpStream) {
     }
 }
 
-fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
-    let stream = Arc::new(stream);
-    let mut reader = BufReader::with_capacity(16 * 1024, Source(stream.clone()));
+fn connection(stream: Arc<TcpStream>, guard: &SlotGuard, accepted: Instant, limits: &Limits, handler: &Handler) {
+    let head_timeout = limits.head_timeout.min(limits.io_timeout);
+    let source = Source {
+        stream: stream.clone(),
+        deadline: Some(accepted + head_timeout),
+        timeout: head_timeout,
+        base: limits.io_timeout,
+    };
+    let mut reader = BufReader::with_capacity(16 * 1024, source);
     // The previous request's deferred answer, while it may still be in the making.
     let mut pending: Option<Arc<Slot>> = None;
+    let mut first_request = true;
     loop {
+        if pending.is_none() {
+            guard.idle();
+        }
         // Wait for the next request. Idle keep-alive connections end after io_timeout
-        // without a word (the read timeout), but not while an answer is still due.
+        // without a word (the read timeout), but not while an answer is still due; a new
+        // connection must present its first request head within the head timeout.
         let more = loop {
             match reader.fill_buf() {
                 Ok([]) => break false,
                 Ok(_) => break true,
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if first_request {
+                        break true; // read_head answers 408
+                    }
                     if pending.as_ref().map(|s| !s.is_done()).unwrap_or(false) {
                         continue;
                     }
@@ -168,7 +334,12 @@ fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
         }
         let first = Instant::now();
         let deadline = first + limits.io_timeout;
-        let head = match read_head(&mut reader, deadline) {
+        let head_deadline = if first_request { accepted + head_timeout } else { first + head_timeout };
+        first_request = false;
+        reader.get_mut().deadline = Some(head_deadline);
+        let head = read_head(&mut reader, head_deadline.min(deadline));
+        reader.get_mut().clear_deadline();
+        let head = match head {
             Ok(h) => h,
             Err(HeadError::Closed) => break,
             Err(e) => {
@@ -187,6 +358,9 @@ fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
                 return;
             }
         };
+        if !guard.busy() {
+            break; // closed to make room meanwhile
+        }
         let mut state = Exchange { answered: false, close: head.close, body_left: head.body, deadline, deferred: None };
         let req = Request { head, reader: &mut reader, stream: &stream, state: &mut state, limits };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req)));
@@ -215,12 +389,40 @@ fn connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Reading side of a connection (the writing side is the same socket, shared).
-struct Source(Arc<TcpStream>);
+/// Reading side of a connection (the writing side is the same socket, shared). While a
+/// `deadline` is set, no read waits past it.
+struct Source {
+    stream: Arc<TcpStream>,
+    deadline: Option<Instant>,
+    /// The socket's read timeout now, and the one it has without a deadline.
+    timeout: Duration,
+    base: Duration,
+}
+
+impl Source {
+    fn clear_deadline(&mut self) {
+        self.deadline = None;
+        if self.timeout != self.base {
+            let _ = self.stream.set_read_timeout(Some(self.base));
+            self.timeout = self.base;
+        }
+    }
+}
 
 impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            if left < self.timeout {
+                let left = left.max(Duration::from_millis(1));
+                let _ = self.stream.set_read_timeout(Some(left));
+                self.timeout = left;
+            }
+        }
+        (&*self.stream).read(buf)
     }
 }
 
@@ -232,6 +434,8 @@ pub struct Head {
     method: Range<usize>,
     /// Path and query (an absolute-form target is reduced to this).
     url: Range<usize>,
+    /// The authority of an absolute-form target: it stands for the Host header.
+    authority: Option<Range<usize>>,
     headers: Vec<(Range<usize>, Range<usize>)>,
     body: Body,
     close: bool,
@@ -241,6 +445,9 @@ pub struct Head {
 impl Head {
     /// The first header of that name (case-insensitive).
     fn header(&self, name: &str) -> Option<&str> {
+        if let (Some(a), true) = (&self.authority, name.eq_ignore_ascii_case("host")) {
+            return Some(&self.raw[a.clone()]);
+        }
         let (_, v) = self.headers.iter().find(|(k, _)| self.raw[k.clone()].eq_ignore_ascii_case(name))?;
         Some(&self.raw[v.clone()])
     }
@@ -289,6 +496,11 @@ impl From<io::Error> for HeadError {
             _ => HeadError::Closed,
         }
     }
+}
+
+/// A token character (RFC 9110 5.6.2): what methods and header names are made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Append one line (with its line end) to `raw`, at most `MAX_LINE` bytes, all before
@@ -358,7 +570,11 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
         }
     }
     let raw = String::from_utf8(raw).map_err(|_| HeadError::Bad("not UTF-8"))?;
-    let trim_end = |l: &str| l.trim_end_matches(['\r', '\n']).len();
+    // One line end (CRLF, or a bare LF): any other CR is a bare CR, refused below.
+    let trim_end = |l: &str| {
+        let l = l.strip_suffix('\n').unwrap_or(l);
+        l.strip_suffix('\r').unwrap_or(l).len()
+    };
     let first_len = raw.find('\n').unwrap_or(raw.len()) + 1;
     let line = &raw[..trim_end(&raw[..first_len])];
     let mut parts = line.split(' ');
@@ -366,7 +582,7 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
     else {
         return Err(HeadError::Bad("malformed request line"));
     };
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+    if method.is_empty() || !method.bytes().all(is_tchar) {
         return Err(HeadError::Bad("malformed method"));
     }
     let http10 = match version {
@@ -375,13 +591,26 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
         v if v.starts_with("HTTP/") => return Err(HeadError::Version),
         _ => return Err(HeadError::Bad("malformed request line")),
     };
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(HeadError::Bad("malformed request target"));
+    }
     let target_at = method.len() + 1;
+    // An absolute-form target (RFC 9112 3.2.2): its authority is the Host, whatever the
+    // Host header says.
+    let mut authority = None;
     let url = if target.starts_with('/') || target == "*" {
         target_at..target_at + target.len()
     } else if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
         let scheme = target.len() - rest.len();
         match rest.find('/') {
-            Some(i) => target_at + scheme + i..target_at + target.len(),
+            Some(i) => {
+                let auth = &rest[..i];
+                if auth.is_empty() || auth.contains('@') {
+                    return Err(HeadError::Bad("malformed authority in the request target"));
+                }
+                authority = Some(target_at + scheme..target_at + scheme + i);
+                target_at + scheme + i..target_at + target.len()
+            }
             None => return Err(HeadError::Bad("an absolute request target needs a path")),
         }
     } else {
@@ -400,10 +629,14 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
         }
         let Some(colon) = l.find(':') else { return Err(HeadError::Bad("header line without a colon")) };
         let name = &l[..colon];
-        if name.is_empty() || name.ends_with([' ', '\t']) {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(HeadError::Bad("malformed header name"));
         }
         let value = &l[colon + 1..];
+        // Field values (RFC 9110 5.5): no NUL, no bare CR, no other control but HTAB.
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(HeadError::Bad("control character in a header value"));
+        }
         let v_start = at + colon + 1 + (value.len() - value.trim_start_matches([' ', '\t']).len());
         let v_end = at + colon + 1 + value.trim_end_matches([' ', '\t']).len();
         headers.push((at..at + colon, v_start..v_end.max(v_start)));
@@ -412,6 +645,7 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
     let mut head = Head {
         method: 0..method.len(),
         url,
+        authority,
         headers,
         body: Body::None,
         close: false,
@@ -419,6 +653,23 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
         raw: String::new(),
     };
     head.raw = raw;
+    // Headers a check depends on must not be ambiguous (the check and a later reader
+    // could see different ones).
+    if head.headers("Host").nth(1).is_some() {
+        return Err(HeadError::Bad("more than one Host header"));
+    }
+    for name in ["Authorization", "Origin", "Content-Length"] {
+        let mut all = head.headers(name);
+        if let Some(first) = all.next() {
+            if all.any(|v| v != first) {
+                return Err(HeadError::Bad(match name {
+                    "Authorization" => "differing Authorization headers",
+                    "Origin" => "differing Origin headers",
+                    _ => "malformed Content-Length (differing values)",
+                }));
+            }
+        }
+    }
     let tokens = |v: &str, t: &str| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t));
     let conn_close = head.headers("Connection").any(|v| tokens(v, "close"));
     let keep_alive = head.headers("Connection").any(|v| tokens(v, "keep-alive"));
@@ -426,6 +677,9 @@ fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError
     let te: Vec<&str> = head.headers("Transfer-Encoding").collect();
     let lengths: Vec<&str> = head.headers("Content-Length").collect();
     let body = if !te.is_empty() {
+        if http10 {
+            return Err(HeadError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+        }
         if !lengths.is_empty() {
             return Err(HeadError::Bad("both Transfer-Encoding and Content-Length"));
         }
@@ -530,7 +784,11 @@ impl Request<'_> {
     /// the client's next request meanwhile but answers it only after this one.
     pub fn defer(self) -> Deferred {
         let close = self.state.close || self.state.body_left != Body::None;
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            st: Mutex::new(SlotState::default()),
+            cv: Condvar::new(),
+            budget: self.limits.buffered.clone(),
+        });
         self.state.answered = true;
         self.state.deferred = Some(slot.clone());
         Deferred { stream: self.stream.clone(), slot, close, finished: false, timer: None }
@@ -578,10 +836,11 @@ fn response(status: u16, headers: &[(&str, &str)], body: &[u8], close: bool) -> 
 const MAX_BACKLOG: usize = 64 * 1024 * 1024;
 
 /// The state of one deferred answer, shared by its writer and its connection thread.
-#[derive(Default)]
 struct Slot {
     st: Mutex<SlotState>,
     cv: Condvar,
+    /// What its backlog takes from (the daemon-wide bound).
+    budget: Arc<Budget>,
 }
 
 #[derive(Default)]
@@ -660,9 +919,9 @@ impl Deferred {
         if st.draining {
             if st.backlog.len() + bytes.len() > MAX_BACKLOG {
                 log::warn!("a client stopped reading an answer; its connection was closed");
-                st.broken = true;
-                st.backlog = Vec::new();
-                let _ = self.stream.shutdown(Shutdown::Both);
+                self.cut_off(&mut st);
+            } else if !self.slot.budget.take(bytes.len()) {
+                self.over_budget(&mut st);
             } else {
                 st.backlog.extend_from_slice(bytes);
             }
@@ -671,6 +930,10 @@ impl Deferred {
         match send_now(&self.stream, bytes) {
             Ok(n) if n == bytes.len() => {}
             Ok(n) => {
+                if !self.slot.budget.take(bytes.len() - n) {
+                    self.over_budget(&mut st);
+                    return;
+                }
                 st.backlog.extend_from_slice(&bytes[n..]);
                 st.draining = true;
                 let (stream, slot) = (self.stream.clone(), self.slot.clone());
@@ -681,6 +944,23 @@ impl Deferred {
             }
             Err(_) => st.broken = true,
         }
+    }
+
+    /// The daemon-wide bound on unread bytes is reached: this connection, the one that
+    /// wants more, is cut off.
+    fn over_budget(&self, st: &mut SlotState) {
+        log::warn!(
+            "clients left more than MCPCTL_MAX_BUFFERED={} bytes of answers unread; the connection that asked for more was closed",
+            self.slot.budget.max
+        );
+        self.cut_off(st);
+    }
+
+    fn cut_off(&self, st: &mut SlotState) {
+        st.broken = true;
+        self.slot.budget.give(st.backlog.len());
+        st.backlog = Vec::new();
+        let _ = self.stream.shutdown(Shutdown::Both);
     }
 
     fn finish(&mut self) {
@@ -764,6 +1044,7 @@ fn drain(stream: &TcpStream, slot: &Slot) {
             let mut st = slot.st.lock().unwrap();
             if st.backlog.is_empty() || st.broken {
                 st.draining = false;
+                slot.budget.give(st.backlog.len());
                 st.backlog = Vec::new();
                 if st.finished {
                     finished(stream, slot, &st);
@@ -772,7 +1053,9 @@ fn drain(stream: &TcpStream, slot: &Slot) {
             }
             std::mem::take(&mut st.backlog)
         };
-        if (&*stream).write_all(&chunk).is_err() {
+        let sent = (&*stream).write_all(&chunk);
+        slot.budget.give(chunk.len());
+        if sent.is_err() {
             let mut st = slot.st.lock().unwrap();
             st.broken = true;
             let _ = stream.shutdown(Shutdown::Both);
@@ -867,21 +1150,51 @@ fn read_exact(r: &mut Reader, n: usize, deadline: Instant) -> Result<Vec<u8>, Bo
     Ok(body)
 }
 
+/// The size of a chunk from its size line: hex digits only (no sign, no `0x`), at most 16
+/// significant ones, then optional extensions (ignored) after `;`.
+fn chunk_size(line: &str) -> Option<u64> {
+    let size = line.split(';').next().unwrap_or("").trim_end_matches([' ', '\t']);
+    if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let digits = size.trim_start_matches('0');
+    if digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(if digits.is_empty() { "0" } else { digits }, 16).ok()
+}
+
 fn read_chunked(r: &mut Reader, limit: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
-    loop {
+    let framing = |r: &mut Reader, max: usize| -> Result<String, BodyError> {
         let line = read_line(r, deadline).map_err(|_| BodyError::Unreadable)?.ok_or(BodyError::Unreadable)?;
-        let size = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16).map_err(|_| BodyError::Unreadable)?;
+        if line.len() > max || line.bytes().any(|b| b == 0 || b == b'\r') {
+            return Err(BodyError::Unreadable);
+        }
+        Ok(line)
+    };
+    loop {
+        let size = chunk_size(&framing(r, MAX_CHUNK_LINE)?).ok_or(BodyError::Unreadable)?;
         if size == 0 {
-            // Trailers, up to the empty line.
-            while !read_line(r, deadline).map_err(|_| BodyError::Unreadable)?.ok_or(BodyError::Unreadable)?.is_empty() {
+            // Trailers (ignored), up to the empty line: bounded like a head.
+            let (mut lines, mut bytes) = (0, 0);
+            loop {
+                let l = framing(r, MAX_LINE)?;
+                if l.is_empty() {
+                    return Ok(body);
+                }
+                lines += 1;
+                bytes += l.len() + 2;
+                if lines > MAX_HEADERS || bytes > MAX_HEAD {
+                    return Err(BodyError::TooLarge);
+                }
             }
-            return Ok(body);
         }
-        if body.len() + size > limit {
-            return Err(BodyError::TooLarge);
-        }
+        let total = usize::try_from(size).ok().and_then(|n| body.len().checked_add(n));
+        let size = match total {
+            Some(t) if t <= limit => t - body.len(),
+            _ => return Err(BodyError::TooLarge),
+        };
         body.extend(read_exact(r, size, deadline)?);
         if read_line(r, deadline).map_err(|_| BodyError::Unreadable)? != Some(String::new()) {
             return Err(BodyError::Unreadable);

@@ -238,10 +238,156 @@ fn head_gets_no_body_and_the_connection_stays_usable() {
     let (mut s, mut r) = connect(&d);
     s.write_all(b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
-    // HEAD: the status line and headers only (GET /health only: 405), no body after them.
-    assert!(line(&mut r).starts_with("HTTP/1.1 405"));
+    // HEAD: the status line and headers only, no body after them.
+    assert!(line(&mut r).starts_with("HTTP/1.1 200"));
     while !line(&mut r).is_empty() {}
     // The next answer starts right there.
     let rep = read_reply(&mut r);
     assert_eq!((rep.status, rep.body), (200, br#"{"status":"ok"}"#.to_vec()));
+}
+
+/// Send `raw` on a new connection and read the one answer.
+fn exchange(d: &Daemon, raw: &[u8]) -> Reply {
+    let (mut s, mut r) = connect(d);
+    s.write_all(raw).unwrap();
+    read_reply(&mut r)
+}
+
+#[test]
+fn chunk_sizes_from_the_wire_cannot_overflow_or_pass_the_body_limit() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_MAX_BODY", "1000")]);
+    let sid = McpClient::open(d.url("/mcp/fx")).sid;
+    let head = post_head(&sid, 0).replace("Content-Length: 0\r\n", "Transfer-Encoding: chunked\r\n");
+    // One byte, then a size that wraps the running total around.
+    let t0 = Instant::now();
+    let rep = exchange(&d, format!("{head}1\r\n{{\r\nffffffffffffffff\r\n").as_bytes());
+    assert_eq!(rep.status, 413, "{}", String::from_utf8_lossy(&rep.body));
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // Sizes are bare hex digits: a sign, a 0x prefix or an overlong size line is refused.
+    for bad in ["+5", "0x5", "-5", &format!("5;{}", "x".repeat(2000)), &"0".repeat(2000)] {
+        let rep = exchange(&d, format!("{head}{bad}\r\nhello\r\n0\r\n\r\n").as_bytes());
+        assert_eq!(rep.status, 400, "{bad:?}");
+    }
+    // Trailers are bounded like a head.
+    let trailers: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
+    let rep = exchange(&d, format!("{head}0\r\n{trailers}\r\n").as_bytes());
+    assert_eq!(rep.status, 413);
+    let health = exchange(&d, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert_eq!(health.status, 200);
+    let log = std::fs::read_to_string(p.root.join(".mcpctl/logs/daemon.log")).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn ambiguous_or_malformed_heads_are_refused() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    let cases: Vec<(&str, u16)> = vec![
+        ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\0b\r\n\r\n", 400),
+        ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\rb\r\n\r\n", 400),
+        ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\r\r\n\r\n", 400),
+        ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        ("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n", 400),
+        ("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://localhost\r\nOrigin: http://evil\r\n\r\n", 400),
+        ("POST /mcp/fx HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Name: x\r\n\r\n", 400),
+        // Bracketed hosts must be IPv6 literals.
+        ("GET /status HTTP/1.1\r\nHost: [localhost]\r\n\r\n", 403),
+        ("GET /status HTTP/1.1\r\nHost: [evil]:7878\r\n\r\n", 403),
+        // An absolute-form target's authority is the Host.
+        ("GET http://evil.example/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 403),
+        ("GET http://127.0.0.1/status HTTP/1.1\r\nHost: evil.example\r\n\r\n", 200),
+        ("GET /status HTTP/1.1\r\nHost: [::1]:7878\r\n\r\n", 200),
+        ("POST /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", 405),
+    ];
+    for (raw, status) in cases {
+        let rep = exchange(&d, raw.as_bytes());
+        assert_eq!(rep.status, status, "{raw:?}: {}", String::from_utf8_lossy(&rep.body));
+        if status == 405 {
+            assert_eq!(rep.header("allow"), Some("GET, HEAD"));
+        }
+    }
+}
+
+#[test]
+fn clients_are_served_while_hundreds_of_slowloris_connections_are_held() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_MAX_CONNECTIONS", "8")]);
+    let sid_client = McpClient::open(d.url("/mcp/fx"));
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        // Some send nothing, some half a head.
+        if i % 2 == 0 {
+            let _ = s.write_all(b"POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        }
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let health = exchange(&d, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert_eq!(health.status, 200);
+    let c = McpClient::open(d.url("/mcp/fx"));
+    assert_eq!(c.call("echo", json!({"text": "served"}))["content"][0]["text"], "served");
+    assert_eq!(sid_client.call("echo", json!({"text": "old"}))["content"][0]["text"], "old");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    drop(held);
+}
+
+#[test]
+fn a_request_head_must_be_complete_within_the_head_timeout() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_HEAD_TIMEOUT", "1")]);
+    // Trickled a byte at a time: still cut off at the head deadline, not the I/O timeout.
+    let (mut s, mut r) = connect(&d);
+    let t0 = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        for b in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".iter().cycle().take(40) {
+            if s.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert_eq!(read_reply(&mut r).status, 408);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    trickle.join().unwrap();
+}
+
+#[test]
+fn absurd_settings_in_the_environment_stop_the_start_with_one_line() {
+    let p = Project::fixture(json!({}));
+    for (k, v) in [
+        ("MCPCTL_IO_TIMEOUT", "99999999999999"),
+        ("MCPCTL_IO_TIMEOUT", "abc"),
+        ("MCPCTL_IO_TIMEOUT", "0"),
+        ("MCPCTL_HEAD_TIMEOUT", "-1"),
+        ("MCPCTL_MAX_BODY", "1e9"),
+        ("MCPCTL_MAX_BUFFERED", "0"),
+    ] {
+        let r = p.cmd().args(["start", "--foreground", "--port", "0"]).env(k, v).status(1);
+        let err = r.stderr();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("{k}=`{v}`")), "{err}");
+    }
+}
+
+#[test]
+fn slow_readers_together_cannot_buffer_past_the_daemon_wide_bound() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start_env(&p, &[], &[("MCPCTL_MAX_BUFFERED", "4000000")]);
+    let sid = McpClient::open(d.url("/mcp/fx")).sid;
+    let (mut s, mut r) = connect(&d);
+    s.write_all(&post_bytes(&sid, &call(1, "big", json!({"bytes": 24 * 1024 * 1024})))).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Cut off: what arrives ends well before the whole answer.
+    let mut got = Vec::new();
+    let _ = r.read_to_end(&mut got);
+    assert!(got.len() < 20 * 1024 * 1024, "{} bytes arrived", got.len());
+    let log = std::fs::read_to_string(p.root.join(".mcpctl/logs/daemon.log")).unwrap();
+    assert!(log.contains("MCPCTL_MAX_BUFFERED"), "{log}");
+    // Others are still served.
+    let c = McpClient::open(d.url("/mcp/fx"));
+    assert_eq!(c.call("echo", json!({"text": "ok"}))["content"][0]["text"], "ok");
 }

@@ -31,7 +31,7 @@ fn broken_server() -> u16 {
 fn serve_broken(c: TcpStream) {
     let mut c = c;
     loop {
-        let Some(body) = read_request(&mut c) else { return };
+        let Some((_, body)) = read_request(&mut c) else { return };
         let id = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["id"].clone());
         let (status, a) = if body.contains("\"initialize\"") {
             (
@@ -64,8 +64,8 @@ fn serve_broken(c: TcpStream) {
     }
 }
 
-/// One request's body (None at EOF).
-fn read_request(c: &mut TcpStream) -> Option<String> {
+/// One request's head (lowercased) and body (None at EOF).
+fn read_request(c: &mut TcpStream) -> Option<(String, String)> {
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
     let head_end = loop {
@@ -89,7 +89,7 @@ fn read_request(c: &mut TcpStream) -> Option<String> {
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
-    Some(String::from_utf8_lossy(&got[head_end..head_end + len]).to_string())
+    Some((head, String::from_utf8_lossy(&got[head_end..head_end + len]).to_string()))
 }
 
 /// With `forgetful`, the server instead answers `tools/call` on its first session with
@@ -111,30 +111,7 @@ fn fake_server(forgetful: bool) -> u16 {
 fn serve(mut c: TcpStream, forgetful: bool, sessions: &std::sync::atomic::AtomicUsize) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
     loop {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 8192];
-        let head_end = loop {
-            if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match c.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
-        let len = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        while got.len() < head_end + len {
-            match c.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        let body = String::from_utf8_lossy(&got[head_end..head_end + len]).to_string();
+        let Some((head, body)) = read_request(&mut c) else { return };
         let id = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["id"].clone());
         let sid = head.lines().find_map(|l| l.strip_prefix("mcp-session-id:")).map(|v| v.trim().to_string());
         if forgetful && body.contains("\"initialize\"") {

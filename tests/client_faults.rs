@@ -271,3 +271,36 @@ fn an_upstream_whose_calls_all_fail_is_shown_failing() {
     assert_eq!(up["status"], "failing", "{}", up);
     assert!(up["error"].as_str().unwrap_or("").contains("HTTP 500"), "{}", up);
 }
+
+/// Through the daemon: an HTTP upstream that accepts and never answers times out at its
+/// own `timeout` (its cancel sent off the deadline thread), while a healthy server in the
+/// same daemon keeps answering and `status` answers.
+#[test]
+fn a_wedged_http_upstream_does_not_stall_the_daemon() {
+    let port = wedged_server();
+    let p = Project::new(&serde_json::json!({"mcpServers": {
+        "up": {"url": format!("http://127.0.0.1:{}/mcp", port), "alwaysAllow": ["*"], "timeout": 2},
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"]}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let wedged: Vec<_> = (0..3)
+        .map(|_| {
+            let cmd = p.cmd().args(["call", "up", "slow"]);
+            std::thread::spawn(move || (Instant::now(), cmd.output()))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..5 {
+        let t = Instant::now();
+        p.cmd().args(["call", "fx", "echo", "--text", &format!("h{}", i)]).success().stdout_has(&format!("h{}", i));
+        assert!(t.elapsed() < Duration::from_millis(1500), "the healthy server took {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    p.cmd().args(["status"]).success();
+    assert!(t.elapsed() < Duration::from_secs(2), "status took {:?}", t.elapsed());
+    for w in wedged {
+        let (started, run) = w.join().unwrap();
+        assert_eq!(run.out.status.code(), Some(2), "{}", run.dump());
+        assert!(started.elapsed() < Duration::from_secs(8), "took {:?}: {}", started.elapsed(), run.dump());
+    }
+}

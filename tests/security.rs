@@ -152,7 +152,9 @@ fn client_strings_cannot_forge_log_lines_or_send_terminal_escapes() {
     s.write_all(b"GET /status HTTP/1.1\r\nHost: evil\x1b]0;pwn\x07\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
-    assert!(String::from_utf8_lossy(&answer).contains(" 403 "), "{}", String::from_utf8_lossy(&answer));
+    // Control characters in a header value are refused before anything is logged.
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.contains(" 400 ") && answer.contains("control character"), "{}", answer);
     let c = support::McpClient::open(d.url("/mcp/fx"));
     let forged = "echo\r\n[2026-01-01T00:00:00.000Z INFO ] FORGED line\x1b[2J";
     let _ = c.request("tools/call", json!({"name": forged, "arguments": {}}));
@@ -164,7 +166,6 @@ fn client_strings_cannot_forge_log_lines_or_send_terminal_escapes() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert!(log.contains("evil\\x1b]0;pwn\\x07"), "the Host shows escaped: {}", log);
     assert!(log.contains("FORGED"), "the tool name is logged: {}", log);
     assert!(!log.contains('\x1b') && !log.contains('\r') && !log.contains('\x07'), "raw controls in: {:?}", log);
     assert!(!log.lines().any(|l| l.starts_with("[2026-01-01")), "a forged line: {}", log);

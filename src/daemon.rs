@@ -46,12 +46,16 @@ pub fn log_path(root: &Path) -> PathBuf {
 pub fn ensure_dirs(root: &Path) -> Result<()> {
     for d in [dir(root), dir(root).join("logs")] {
         match fs::symlink_metadata(&d) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&d)
-                    .map_err(|e| Error::failure(format!("cannot create {}: {}", d.display(), e)))?;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::DirBuilder::new().mode(0o700).create(&d) {
+                Ok(()) => {}
+                // Another mcpctl (a second `start`) made it just now: check what is there.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let m = fs::symlink_metadata(&d)
+                        .map_err(|e| Error::failure(format!("cannot read {}: {}", d.display(), e)))?;
+                    check_dir(&d, &m)?;
+                }
+                Err(e) => return Err(Error::failure(format!("cannot create {}: {}", d.display(), e))),
+            },
             Err(e) => return Err(Error::failure(format!("cannot read {}: {}", d.display(), e))),
             Ok(m) => check_dir(&d, &m)?,
         }

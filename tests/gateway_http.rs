@@ -366,8 +366,32 @@ fn absurd_settings_in_the_environment_stop_the_start_with_one_line() {
         ("MCPCTL_MAX_BODY", "1e9"),
         ("MCPCTL_MAX_BUFFERED", "0"),
     ] {
-        let r = p.cmd().args(["start", "--foreground", "--port", "0"]).env(k, v).status(1);
-        let err = r.stderr();
+        // Bounded: a daemon that accepted the value would run until killed here.
+        let mut child = std::process::Command::new(mcpctl_bin())
+            .current_dir(&p.root)
+            .args(["start", "--foreground", "--port", "0"])
+            .env(k, v)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`start` with {k}={v} was still running after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(1), "{k}={v}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(&format!("{k}=`{v}`")), "{err}");
     }

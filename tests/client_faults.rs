@@ -205,16 +205,7 @@ fn sigterm_ends_a_call_to_a_wedged_http_server_at_once() {
     // SAFETY: plain syscall on the child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let sent = Instant::now();
-    let deadline = sent + Duration::from_secs(5);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_until(&mut child, sent + Duration::from_secs(5));
     let took = sent.elapsed();
     if status.is_none() {
         let _ = child.kill();

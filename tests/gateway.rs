@@ -605,16 +605,10 @@ fn logs_record_calls_without_argument_values_and_follow() {
     writeln!(f, "appended-by-the-test").unwrap();
     wait_for("appended-by-the-test");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("`logs --follow` did not stop on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = support::wait_until(&mut child, Instant::now() + Duration::from_secs(5)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("`logs --follow` did not stop on SIGINT");
     };
     assert!(status.success() || status.code() == Some(130), "{:?}", status);
 }

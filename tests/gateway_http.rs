@@ -377,17 +377,10 @@ fn absurd_settings_in_the_environment_stop_the_start_with_one_line() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`start` with {k}={v} was still running after 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = wait_until(&mut child, Instant::now() + Duration::from_secs(10)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`start` with {k}={v} was still running after 10 s");
         };
         let mut err = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();

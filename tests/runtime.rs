@@ -350,15 +350,7 @@ fn concurrent_processes_end_with_one_good_copy() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     for c in &mut children {
-        let status = loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                break Some(s);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = support::wait_until(c, deadline);
         match status {
             Some(s) => assert!(s.success(), "a child install failed"),
             None => {

@@ -206,6 +206,21 @@ impl Run {
 }
 
 /// A free TCP port on 127.0.0.1.
+/// Wait for `child` to exit until `deadline`; `None` when it is still running then (the
+/// caller decides whether to kill it).
+#[allow(dead_code)]
+pub fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

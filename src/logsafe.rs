@@ -31,21 +31,29 @@ fn needs_escape(c: char) -> bool {
 }
 
 impl fmt::Display for Safe<'_> {
+    /// Runs of plain characters go out in one write each (every daemon log line passes
+    /// here, the per-call line included).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, c) in self.text.chars().enumerate() {
+        let mut plain = 0; // start of the run not yet written
+        for (n, (i, c)) in self.text.char_indices().enumerate() {
             if n == self.max {
+                f.write_str(&self.text[plain..i])?;
                 return f.write_str("…");
             }
+            if !needs_escape(c) {
+                continue;
+            }
+            f.write_str(&self.text[plain..i])?;
+            plain = i + c.len_utf8();
             match c {
                 '\n' => f.write_str("\\n")?,
                 '\r' => f.write_str("\\r")?,
                 '\t' => f.write_str("\\t")?,
-                c if needs_escape(c) && (c as u32) < 0x100 => write!(f, "\\x{:02x}", c as u32)?,
-                c if needs_escape(c) => write!(f, "\\u{{{:x}}}", c as u32)?,
-                c => write!(f, "{}", c)?,
+                c if (c as u32) < 0x100 => write!(f, "\\x{:02x}", c as u32)?,
+                c => write!(f, "\\u{{{:x}}}", c as u32)?,
             }
         }
-        Ok(())
+        f.write_str(&self.text[plain..])
     }
 }
 

@@ -74,6 +74,7 @@ pub fn gateway(s: &ServerConfig, tool: &str) -> Result<(), Error> {
     match decide(s, tool, Caller::Gateway) {
         Decision::Run => Ok(()),
         Decision::Refuse(e) => Err(e),
+        // The gateway has no one to ask (`decide` never answers Ask for it); refuse all the same.
         Decision::Ask => Err(Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name))),
     }
 }
@@ -98,11 +99,6 @@ pub fn gateway_shows_all(s: &ServerConfig) -> bool {
     !s.disabled
         && (s.gateway_approval == Approval::Allow
             || s.always_allow.as_ref().map(|l| l.iter().any(|p| p == "*")).unwrap_or(false))
-}
-
-/// Whether a gateway client sees `tool` of `s` in `tools/list`.
-pub fn listed(s: &ServerConfig, tool: &str) -> bool {
-    matches!(decide(s, tool, Caller::Gateway), Decision::Run)
 }
 
 /// The policy in words, for `list` and `status`.

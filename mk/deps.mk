@@ -1,7 +1,8 @@
 # Development and test dependencies, installed into the git-ignored .deps/.
 # Included from the top-level Makefile.  See docs/dev-deps.md.
 #
-#   make deps        Node 22 + MCP reference tools (.deps/npm), Python SDK venv (.deps/venv)
+#   make deps        Node 22 + MCP reference tools (.deps/npm), Python SDK venvs (.deps/venv: mcp 1.x,
+#                    .deps/venv-modern: mcp 2.x)
 #   make bench-deps  adds supergateway (.deps/npm-bench, linked into .deps/npm/node_modules/.bin)
 #                    and mcp-proxy (.deps/venv/bin/mcp-proxy)
 #
@@ -16,6 +17,7 @@ DEPS_PINS     := mk/deps
 DEPS_NPM      := $(DEPS_DIR)/npm
 DEPS_NPMBENCH := $(DEPS_DIR)/npm-bench
 DEPS_VENV     := $(DEPS_DIR)/venv
+DEPS_VENV_MODERN := $(DEPS_DIR)/venv-modern
 DEPS_BIN      := $(DEPS_NPM)/node_modules/.bin
 DEPS_PYTHON   := $(DEPS_VENV)/bin/python
 DEPS_PATH     := $(CURDIR)/$(DEPS_BIN):$(PATH)
@@ -24,19 +26,21 @@ DEPS_NPM_PINS      := $(DEPS_PINS)/npm/package.json $(DEPS_PINS)/npm/package-loc
 DEPS_NPMBENCH_PINS := $(DEPS_PINS)/npm-bench/package.json $(DEPS_PINS)/npm-bench/package-lock.json
 DEPS_PY_PINS       := $(DEPS_PINS)/python/requirements.txt
 DEPS_PYBENCH_PINS  := $(DEPS_PINS)/python/requirements-bench.txt
+DEPS_PYMODERN_PINS := $(DEPS_PINS)/python/requirements-modern.txt
 
 deps_hash = $(shell cat $(1) | sha256sum | cut -c1-16)
 
 DEPS_NPM_STAMP      := $(DEPS_NPM)/.stamp-$(call deps_hash,$(DEPS_NPM_PINS))
 DEPS_NPMBENCH_STAMP := $(DEPS_NPMBENCH)/.stamp-$(call deps_hash,$(DEPS_NPMBENCH_PINS))
 DEPS_PY_STAMP       := $(DEPS_VENV)/.stamp-$(call deps_hash,$(DEPS_PY_PINS))
+DEPS_PYMODERN_STAMP := $(DEPS_VENV_MODERN)/.stamp-$(call deps_hash,$(DEPS_PYMODERN_PINS))
 DEPS_PYBENCH_STAMP  := $(DEPS_VENV)/.stamp-bench-$(call deps_hash,$(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS))
 
 DEPS_NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
 .PHONY: deps bench-deps deps-clean
 
-deps: $(DEPS_NPM_STAMP) $(DEPS_PY_STAMP)
+deps: $(DEPS_NPM_STAMP) $(DEPS_PY_STAMP) $(DEPS_PYMODERN_STAMP)
 
 bench-deps: deps $(DEPS_NPMBENCH_STAMP) $(DEPS_PYBENCH_STAMP)
 
@@ -71,6 +75,14 @@ $(DEPS_PY_STAMP): $(DEPS_PY_PINS)
 	$(DEPS_PYTHON) -c 'import mcp'
 	touch $@
 
+# The Python SDK 2.x (both protocol eras) in a venv of its own (mcp-proxy needs mcp<2).
+$(DEPS_PYMODERN_STAMP): $(DEPS_PYMODERN_PINS)
+	rm -f $(DEPS_VENV_MODERN)/.stamp-*
+	test -x $(DEPS_VENV_MODERN)/bin/python || python3 -m venv $(DEPS_VENV_MODERN)
+	$(DEPS_VENV_MODERN)/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r $(DEPS_PYMODERN_PINS)
+	$(DEPS_VENV_MODERN)/bin/python -c 'import mcp.client.client'
+	touch $@
+
 $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 	rm -f $(DEPS_VENV)/.stamp-bench-*
 	$(DEPS_PYTHON) -m pip install --quiet --disable-pip-version-check --no-input -r $(DEPS_PY_PINS) -r $(DEPS_PYBENCH_PINS)
@@ -78,7 +90,7 @@ $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 	touch $@
 
 deps-clean:
-	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/venv
+	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/venv $(DEPS_DIR)/venv-modern
 
 # Self-tests of the Python fixtures (no Rust involved).
 .PHONY: check-fixtures

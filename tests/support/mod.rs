@@ -34,10 +34,15 @@ pub fn venv_python() -> PathBuf {
     repo().join(".deps/venv/bin/python")
 }
 
+/// The Python SDK 2.x (`mcp` 2.3.0: speaks 2026-07-28 and 2025-11-25).
+pub fn venv_modern_python() -> PathBuf {
+    repo().join(".deps/venv-modern/bin/python")
+}
+
 /// Whether the peers from `make deps` are there. Under `make test` (MCPCTL_REQUIRE_PEERS=1)
 /// a missing peer fails the test instead of skipping it.
 pub fn peers_available() -> bool {
-    let ok = npm_bin().join("node").exists() && venv_python().exists();
+    let ok = npm_bin().join("node").exists() && venv_python().exists() && venv_modern_python().exists();
     if !ok {
         if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
             panic!("test peers are missing: run `make deps` (MCPCTL_REQUIRE_PEERS is set)");

@@ -28,6 +28,10 @@ pub struct State {
     /// The servers it serves (its config as it was at start).
     #[serde(default)]
     pub servers: Vec<String>,
+    /// When its process started (clock ticks since boot, `/proc/<pid>/stat`): a pid the
+    /// system has since given to another process does not match, so it is never signalled.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
 }
 
 pub fn dir(root: &Path) -> PathBuf {
@@ -174,6 +178,20 @@ pub fn env_token() -> Option<String> {
     std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())
 }
 
+/// When process `pid` started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid)).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the state's daemon is still the process behind its pid (alive, and not a
+/// later process that was given the same pid).
+pub fn daemon_alive(s: &State) -> bool {
+    pid_alive(s.pid) && (s.pid_start.is_none() || start_time(s.pid) == s.pid_start)
+}
+
 pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 } && !zombie(pid)
@@ -210,7 +228,7 @@ pub enum Found {
 pub fn find(root: &Path) -> Found {
     match read_state(root) {
         None => Found::None,
-        Some(s) if pid_alive(s.pid) => Found::Running(s),
+        Some(s) if daemon_alive(&s) => Found::Running(s),
         Some(s) => Found::Stale(s),
     }
 }

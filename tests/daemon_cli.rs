@@ -76,3 +76,31 @@ fn dry_run_start_and_stop_act_not() {
     r.stderr_has("has no --dry-run");
     assert!(!p.root.join("rt").exists(), "nothing installed");
 }
+
+/// A state file whose pid now belongs to another process (the daemon died, the pid was
+/// given out again): `stop` must not signal that process, and `status` must call it stale.
+#[test]
+fn stop_never_signals_a_process_that_took_the_daemons_pid() {
+    let p = Project::fixture(json!({}));
+    let mut bystander = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = bystander.id();
+    let real_start: u64 = {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid)).unwrap();
+        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap()
+    };
+    let state = json!({
+        "pid": pid, "host": "127.0.0.1", "port": 9, "url": "http://127.0.0.1:9/mcp",
+        "token_mode": "none", "project_dir": p.root, "config": p.root.join(".mcpctl/config.json"),
+        "started_at": 0, "log_path": p.root.join(".mcpctl/logs/daemon.log"), "version": "0",
+        "servers": [], "pid_start": real_start + 1,
+    });
+    std::fs::write(p.root.join(".mcpctl/daemon.json"), state.to_string()).unwrap();
+    p.cmd().args(["status"]).success().stdout_has("stale");
+    p.cmd().args(["stop"]).success().stdout_has("not running");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let still = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert!(still, "`stop` signalled pid {}, which is not the daemon", pid);
+    assert!(!p.root.join(".mcpctl/daemon.json").exists(), "the stale state file is removed");
+}

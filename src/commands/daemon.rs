@@ -313,6 +313,7 @@ fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
             log_path: log_path.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             servers: cfg.servers.iter().map(|s| s.name.clone()).collect(),
+            pid_start: daemon::start_time(std::process::id()),
         };
         daemon::write_state(&root, &s)?;
         eprintln!("mcpctl daemon listening on {} (pid {})", s.url, s.pid);
@@ -381,15 +382,15 @@ pub fn stop(ctx: &Ctx) -> Outcome {
     // SAFETY: plain signals to the daemon's pid, read from its own state file.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while daemon::pid_alive(s.pid) && Instant::now() < deadline {
+    while daemon::daemon_alive(&s) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut how = "stopped";
-    if daemon::pid_alive(s.pid) {
+    if daemon::daemon_alive(&s) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         how = "killed after 10s";
         let until = Instant::now() + Duration::from_secs(2);
-        while daemon::pid_alive(s.pid) && Instant::now() < until {
+        while daemon::daemon_alive(&s) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -403,7 +404,7 @@ pub fn daemon_view(root: &std::path::Path) -> (Value, String, Option<Value>) {
         Found::None => (json!({"status": "stopped"}), "Daemon: stopped".into(), None),
         Found::Stale(s) => (
             state_json(&s, "stale"),
-            format!("Daemon: stale (pid {} is gone; `mcpctl start` will replace it)", s.pid),
+            format!("Daemon: stale (pid {} is gone or is no longer the daemon; `mcpctl start` will replace it)", s.pid),
             None,
         ),
         Found::Running(s) => match daemon::fetch_status(&s) {

@@ -3,13 +3,15 @@
 #   make test     install test dependencies into .deps/ and run every test
 #   make static   a static musl binary in target/x86_64-unknown-linux-musl/release/
 #   make bench    benchmarks side by side with peers, then the soak (docs/benchmarks.md)
+#   make install  the mcpctl binary alone into $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR honoured)
 
 include mk/deps.mk
 
 CARGO ?= cargo
+PREFIX ?= /usr/local
 MUSL  := x86_64-unknown-linux-musl
 
-.PHONY: all build run test test-rust conformance static bench soak clean
+.PHONY: all build run test test-rust conformance static bench soak clean install
 
 all: build
 
@@ -44,6 +46,12 @@ bench: bench-deps build
 # 16 sessions x 1 minute on a healthy server beside a wedged and a crash-looping one.
 soak: build
 	scripts/soak.sh target/release
+
+# Only mcpctl: the fixture server and the load generator are for tests and benchmarks.
+install:
+	$(CARGO) build --release --bin mcpctl
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 target/release/mcpctl "$(DESTDIR)$(PREFIX)/bin/mcpctl"
 
 clean:
 	$(CARGO) clean

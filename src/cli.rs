@@ -43,17 +43,29 @@ pub enum ToolArg {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Help,
+    /// The overview, or one command's help.
+    Help(Option<String>),
     Version,
-    List,
+    List {
+        names: bool,
+    },
     Status(Option<String>),
     Tools(String),
-    Call { server: String, tool: String, args: Vec<ToolArg> },
+    Call {
+        server: String,
+        tool: String,
+        args: Vec<ToolArg>,
+    },
     Start(StartOpts),
     Stop,
-    Logs { follow: bool },
-    RuntimeInstall { force: bool },
+    Logs {
+        follow: bool,
+    },
+    RuntimeInstall {
+        force: bool,
+    },
     RuntimeStatus,
+    Completion(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,29 +73,6 @@ pub struct Cli {
     pub globals: Globals,
     pub command: Command,
 }
-
-const KNOWN: [&str; 20] = [
-    "project-root",
-    "config",
-    "json-output",
-    "dry-run",
-    "verbose",
-    "timeout",
-    "yes",
-    "no-daemon",
-    "url",
-    "help",
-    "version",
-    "host",
-    "port",
-    "token",
-    "foreground",
-    "allowed-host",
-    "allowed-origin",
-    "follow",
-    "force",
-    "var",
-];
 
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut args: Vec<OsString> = args.into_iter().collect();
@@ -100,6 +89,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut start = StartOpts::default();
     let mut follow = false;
     let mut force = false;
+    let mut names = false;
     let mut help = false;
     let mut version = false;
     let mut pos: Vec<String> = Vec::new();
@@ -161,6 +151,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             }
             Long("follow") | Short('f') if !in_call => follow = true,
             Long("force") if !in_call => force = true,
+            Long("names") if !in_call => names = true,
             Long(name) if in_call => {
                 let name = name.to_string();
                 match name.as_str() {
@@ -177,7 +168,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             }
             Long(name) => {
                 let mut e = Error::failure(format!("unknown option --{}", name));
-                if let Some(close) = closest(name, &KNOWN) {
+                if let Some(close) = closest(name, &crate::usage::all_option_names()) {
                     e = e.hint(format!("did you mean --{}?", close));
                 } else {
                     e = e.hint("tool arguments go after `call <server> <tool>`; see `mcpctl --help`");
@@ -207,13 +198,21 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         return Ok(Cli { globals: g, command: Command::Version });
     }
     if help || pos.is_empty() {
-        return Ok(Cli { globals: g, command: Command::Help });
+        // `mcpctl call --help`, `mcpctl help call`: that command's help.
+        let topic = match pos.first().map(String::as_str) {
+            Some("help") => pos.get(1).cloned(),
+            other => other.map(str::to_string),
+        };
+        return Ok(Cli { globals: g, command: Command::Help(topic) });
     }
     let cmd = pos[0].as_str();
     if cmd != "start" {
         if let Some(f) = used_start_flags.first() {
             return Err(Error::failure(format!("--{} is an option of `mcpctl start`, not of `{}`", f, cmd)));
         }
+    }
+    if names && cmd != "list" {
+        return Err(Error::failure(format!("--names is an option of `mcpctl list`, not of `{}`", cmd)));
     }
     let arity = |min: usize, max: usize, usage: &str| -> Result<()> {
         let n = pos.len() - 1;
@@ -225,8 +224,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     };
     let command = match cmd {
         "list" => {
-            arity(0, 0, "list")?;
-            Command::List
+            arity(0, 0, "list [--names]")?;
+            Command::List { names }
         }
         "status" => {
             arity(0, 1, "status [server]")?;
@@ -272,15 +271,22 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             }
             _ => return Err(Error::failure("usage: mcpctl runtime install|status")),
         },
-        "help" => Command::Help,
+        "completion" => {
+            arity(1, 1, "completion bash|zsh|fish")?;
+            Command::Completion(pos[1].clone())
+        }
+        "help" => {
+            arity(0, 1, "help [command]")?;
+            Command::Help(pos.get(1).cloned())
+        }
         "version" => Command::Version,
         other => {
             let mut e = Error::failure(format!("unknown command `{}`", other));
-            let cmds = ["list", "status", "tools", "call", "start", "stop", "logs", "runtime", "help"];
+            let cmds = crate::usage::command_names();
             if let Some(c) = closest(other, &cmds) {
                 e = e.hint(format!("did you mean `{}`?", c));
             } else {
-                e = e.hint("commands: list, status, tools, call, start, stop, logs, runtime");
+                e = e.hint(format!("commands: {}", cmds.join(", ")));
             }
             return Err(e);
         }
@@ -350,47 +356,6 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
-
-pub const HELP: &str = "\
-mcpctl — use MCP servers from a shell, and serve them to agents over HTTP
-
-Usage:
-  mcpctl list                              configured servers (never starts them)
-  mcpctl status [server]                   daemon and server states; with a name, connect and show it
-  mcpctl tools <server>                    a server's tools and their parameters
-  mcpctl call <server> <tool> [args]       call a tool; its text goes to stdout
-  mcpctl start [options]                   start the gateway daemon (MCP over HTTP)
-  mcpctl stop                              stop the gateway daemon
-  mcpctl logs [--follow]                   print (and follow) the daemon's log
-  mcpctl runtime install [--force]         install the managed uv runtime now
-  mcpctl runtime status                    show the managed runtime
-
-Tool arguments (merged left to right, later keys win):
-  --key value, --key=value, --flag         one argument (typed by the tool's schema)
-  --var key=value, --var key=@file         one argument (from a file's contents with @)
-  --json '{...}', --json -                 an object of arguments (from stdin with -)
-  -- --key value                           after `--`, every --name is a tool argument
-
-Options (anywhere on the line):
-  --project-root DIR    project folder (else MCPCTL_PROJECT_DIR, else the nearest
-                        folder holding .mcpctl/config.json or .mcp.json)
-  --config FILE         config file (else MCPCTL_CONFIG)
-  --url URL             talk to a Streamable HTTP server directly, without a config
-  --json-output         print exactly one JSON object, success or failure
-  --dry-run             connect and validate, but do not run the tool
-  --timeout SECS        per-request timeout (default: the server's `timeout`, 30)
-  --yes, -y             approve tools that are not in `alwaysAllow`
-  --no-daemon           talk to servers directly even when the daemon runs
-  --verbose, -v         debug logs and the servers' stderr on stderr
-  --help, -h            this help;  --version, -V  the version
-
-Start options:
-  --host H (127.0.0.1)  --port N (7878)  --token T (or MCPCTL_TOKEN)  --foreground
-  --allowed-host H ...  --allowed-origin O ...
-
-Exit codes: 0 success, 1 failure, 2 timeout or permission denied.
-Docs: docs/client.md, docs/gateway.md, docs/runtime.md
-";
 
 #[cfg(test)]
 mod tests {
@@ -482,6 +447,49 @@ mod tests {
                 ]
             }
         );
+    }
+
+    /// The tables that drive help and completion name exactly the options the parser takes.
+    #[test]
+    fn every_option_in_the_tables_parses_and_help_exists_for_every_command() {
+        use crate::usage::{COMMANDS, COMMAND_OPTS, GLOBAL};
+        for o in GLOBAL.iter().filter(|o| o.long != "url") {
+            let mut line = vec!["list".to_string(), format!("--{}", o.long)];
+            if o.value.is_some() {
+                line.push(if o.long == "timeout" { "5".into() } else { "x".into() });
+            }
+            let r = parse(line.iter().map(OsString::from));
+            assert!(r.is_ok(), "--{}: {:?}", o.long, r.err().map(|e| e.one_line()));
+            if let Some(c) = o.short {
+                assert!(p(&["list", &format!("-{}", c)]).is_ok() || o.value.is_some(), "-{}", c);
+            }
+        }
+        for c in COMMANDS {
+            for name in c.options {
+                assert!(COMMAND_OPTS.iter().any(|o| o.long == *name), "{} names unknown --{}", c.name, name);
+            }
+            let cmd: Vec<&str> = match c.name {
+                "runtime" => vec!["runtime", "install"],
+                "completion" => vec!["completion", "bash"],
+                "list" | "logs" | "start" | "stop" | "help" => vec![c.name],
+                _ => vec![c.name, "s", "t"][..if c.name == "call" { 3 } else { 2 }].to_vec(),
+            };
+            for name in c.options {
+                let o = COMMAND_OPTS.iter().find(|o| o.long == *name).unwrap();
+                let mut line: Vec<String> = cmd.iter().map(|w| w.to_string()).collect();
+                line.push(format!("--{}", o.long));
+                if o.value.is_some() {
+                    line.push(if o.long == "port" { "1".into() } else { "x".into() });
+                }
+                let r = parse(line.iter().map(OsString::from));
+                assert!(r.is_ok(), "{:?}: {:?}", line, r.err().map(|e| e.one_line()));
+            }
+            let topic = if c.name == "help" { None } else { Some(c.name.to_string()) };
+            assert_eq!(p(&[c.name, "--help"]).unwrap().command, Command::Help(topic));
+            assert!(crate::usage::command(c.name).unwrap().contains(c.usage));
+        }
+        assert_eq!(p(&["help", "call"]).unwrap().command, Command::Help(Some("call".into())));
+        assert!(p(&["status", "--names"]).unwrap_err().message.contains("option of `mcpctl list`"));
     }
 
     #[test]

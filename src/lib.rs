@@ -22,6 +22,7 @@ pub mod signals;
 pub mod sse;
 pub mod tokens;
 pub mod transport;
+pub mod usage;
 
 /// Run mcpctl with these arguments (without the program name); returns the exit code.
 pub fn run(args: Vec<std::ffi::OsString>) -> i32 {

@@ -1021,3 +1021,52 @@ fn a_server_whose_pages_never_end_is_a_clear_failure() {
     r.stderr_has("✗ server `fx`: `tools/list` has more than 1000 pages");
     assert!(t.elapsed() < std::time::Duration::from_secs(30), "{:?}", t.elapsed());
 }
+
+/// Each command has its own help (usage, options, examples), reached three ways.
+#[test]
+fn per_command_help_and_completion_scripts() {
+    let p =
+        Project::new(&json!({"mcpServers": {"alpha": {"command": "x"}, "beta": {"url": "http://127.0.0.1:1/mcp"}}}));
+    for line in [&["call", "--help"][..], &["help", "call"], &["call", "-h"]] {
+        let r = p.cmd().args(line).success();
+        r.stdout_has("Usage: mcpctl call <server> <tool>");
+        r.stdout_has("--var key=value");
+        r.stdout_has("Examples:");
+    }
+    p.cmd().args(["start", "--help"]).success().stdout_has("--allowed-origin O");
+    p.cmd().args(["help", "strat"]).status(1).stderr_has("did you mean `start`?");
+    let v = p.cmd().args(["--version"]).success();
+    v.stdout_has("MCP revisions: 2025-11-25");
+    // Server names for scripts and completion.
+    assert_eq!(out(p.cmd().args(["list", "--names"]).success()), "alpha\nbeta\n");
+    // bash completion, driven as bash drives it.
+    let script = out(p.cmd().args(["completion", "bash"]).success());
+    let bin_dir = support::mcpctl_bin().parent().unwrap().to_path_buf();
+    let complete = |words: &str, cword: usize| -> String {
+        let prog =
+            format!("{}\nCOMP_WORDS=({}); COMP_CWORD={}; _mcpctl; echo \"${{COMPREPLY[*]}}\"", script, words, cword);
+        let o = std::process::Command::new("bash")
+            .args(["--norc", "-c", &prog])
+            .current_dir(&p.root)
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(complete("mcpctl st", 1), "status start stop");
+    assert_eq!(complete("mcpctl call ''", 2), "alpha beta");
+    assert_eq!(complete("mcpctl start --fo", 2), "--foreground");
+    assert_eq!(complete("mcpctl logs --f", 2), "--follow");
+    // zsh and fish: at least a script their own parser accepts, where they are installed.
+    for shell in ["zsh", "fish"] {
+        let text = out(p.cmd().args(["completion", shell]).success());
+        assert!(!text.contains("alpha") && text.contains("list --names"), "{}", shell);
+        let f = p.root.join(format!("c.{}", shell));
+        std::fs::write(&f, text).unwrap();
+        if let Ok(o) = std::process::Command::new(shell).arg("-n").arg(&f).output() {
+            assert!(o.status.success(), "{} -n: {}", shell, String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    p.cmd().args(["completion", "tcsh"]).status(1).stderr_has("use `mcpctl completion bash`");
+}

@@ -29,13 +29,28 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         cwd: std::env::current_dir().map_err(|e| Error::failure(format!("cannot read the current folder: {}", e)))?,
     };
     match cli.command {
-        Command::Help => Ok(Report { raw: Some(crate::cli::HELP.to_string()), ..Report::new(Status::Success, "help") }),
+        Command::Help(topic) => {
+            let text = match topic {
+                None => crate::usage::overview(),
+                Some(t) => crate::usage::help_for(&t)?,
+            };
+            Ok(Report { raw: Some(text), ..Report::new(Status::Success, "help") })
+        }
+        Command::Completion(shell) => {
+            let text = crate::usage::completion(&shell)?;
+            Ok(Report { raw: Some(text), ..Report::new(Status::Success, format!("{} completion", shell)) })
+        }
         Command::Version => {
             let v = env!("CARGO_PKG_VERSION");
-            Ok(Report { raw: Some(format!("mcpctl {}\n", v)), ..Report::new(Status::Success, format!("mcpctl {}", v)) }
-                .field("version", json!(v)))
+            let revisions = client::PROTOCOL_VERSIONS.join(", ");
+            Ok(Report {
+                raw: Some(format!("mcpctl {}\nMCP revisions: {}\n", v, revisions)),
+                ..Report::new(Status::Success, format!("mcpctl {}", v))
+            }
+            .field("version", json!(v))
+            .field("protocol_versions", json!(client::PROTOCOL_VERSIONS)))
         }
-        Command::List => servers::list(&ctx),
+        Command::List { names } => servers::list(&ctx, names),
         Command::Status(None) => servers::status_all(&ctx),
         Command::Status(Some(name)) => servers::status_one(&ctx, &name),
         Command::Tools(name) => servers::tools(&ctx, &name),

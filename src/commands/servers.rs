@@ -23,8 +23,14 @@ fn server_summary(s: &ServerConfig) -> Value {
     })
 }
 
-pub fn list(ctx: &Ctx) -> Outcome {
+pub fn list(ctx: &Ctx, names_only: bool) -> Outcome {
     let cfg = ctx.load_config()?;
+    if names_only {
+        let names: Vec<&str> = cfg.servers.iter().map(|s| s.name.as_str()).collect();
+        let text: String = names.iter().map(|n| format!("{}\n", n)).collect();
+        return Ok(Report { raw: Some(text), ..Report::new(Status::Success, format!("{} servers", names.len())) }
+            .field("servers", json!(names)));
+    }
     let (daemon, daemon_text, live) = super::daemon::daemon_view(&cfg.project_root);
     let mut servers: Vec<Value> = cfg.servers.iter().map(server_summary).collect();
     // With the daemon running, show real states and tool counts.
@@ -73,7 +79,7 @@ pub fn list(ctx: &Ctx) -> Outcome {
 }
 
 pub fn status_all(ctx: &Ctx) -> Outcome {
-    let mut r = match list(ctx) {
+    let mut r = match list(ctx, false) {
         Ok(r) => r,
         Err(f) => return super::daemon::status_without_config(ctx, f),
     };

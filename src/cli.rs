@@ -66,6 +66,13 @@ pub enum Command {
     },
     RuntimeStatus,
     Completion(String),
+    /// `import <client> [FILE] [--write [--force]]`
+    Import {
+        client: String,
+        file: Option<PathBuf>,
+        write: bool,
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +97,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut follow = false;
     let mut force = false;
     let mut names = false;
+    let mut write = false;
     let mut help = false;
     let mut version = false;
     let mut pos: Vec<String> = Vec::new();
@@ -152,6 +160,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             Long("follow") | Short('f') if !in_call => follow = true,
             Long("force") if !in_call => force = true,
             Long("names") if !in_call => names = true,
+            Long("write") if !in_call => write = true,
             Long(name) if in_call => {
                 let name = name.to_string();
                 match name.as_str() {
@@ -214,6 +223,9 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     if names && cmd != "list" {
         return Err(Error::failure(format!("--names is an option of `mcpctl list`, not of `{}`", cmd)));
     }
+    if write && cmd != "import" {
+        return Err(Error::failure(format!("--write is an option of `mcpctl import`, not of `{}`", cmd)));
+    }
     let arity = |min: usize, max: usize, usage: &str| -> Result<()> {
         let n = pos.len() - 1;
         if n < min || n > max {
@@ -271,6 +283,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             }
             _ => return Err(Error::failure("usage: mcpctl runtime install|status")),
         },
+        "import" => {
+            arity(1, 2, "import <client> [FILE] [--write [--force]]")?;
+            Command::Import { client: pos[1].clone(), file: pos.get(2).map(PathBuf::from), write, force }
+        }
         "completion" => {
             arity(1, 1, "completion bash|zsh|fish")?;
             Command::Completion(pos[1].clone())

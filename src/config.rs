@@ -14,6 +14,8 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// Named gateway tokens (`"tokens"`), values not read yet.
     pub tokens: Vec<TokenConfig>,
+    /// What was left out of another client's file (an entry of a kind we do not speak).
+    pub warnings: Vec<String>,
 }
 
 /// One entry of `"tokens"`: where its value is, and what it may call.
@@ -156,7 +158,9 @@ impl Locate {
     }
 }
 
-const CANDIDATES: [&str; 2] = [".mcpctl/config.json", ".mcp.json"];
+/// The files a project's servers are found in, in this order: ours, then Claude Code's,
+/// Cursor's and VS Code's project files (read through `clients`).
+const CANDIDATES: [&str; 4] = [".mcpctl/config.json", ".mcp.json", ".cursor/mcp.json", ".vscode/mcp.json"];
 
 /// Find the project root and config file, in the documented order.
 pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -168,7 +172,7 @@ pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
         }
         let root = match &loc.project_root {
             Some(r) => cwd.join(r),
-            None => default_root_for(&file),
+            None => default_root_for(&file, cwd),
         };
         return Ok((root, file));
     }
@@ -196,10 +200,17 @@ pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
         .hint("create .mcpctl/config.json with {\"mcpServers\": {...}}, or pass --project-root DIR"))
 }
 
-fn default_root_for(file: &Path) -> PathBuf {
+/// The project of a config file named by `--config`: the folder holding `.mcpctl/`,
+/// `.cursor/` or `.vscode/` for a file in one of those; the current folder for another
+/// application's own file (Claude Desktop's, `~/.claude.json`, Codex's `config.toml`), so
+/// that mcpctl's state never lands in that application's folder; else the file's folder.
+fn default_root_for(file: &Path, cwd: &Path) -> PathBuf {
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    if dir.file_name().map(|n| n == ".mcpctl").unwrap_or(false) {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if dir.file_name().map(|n| n == ".mcpctl" || n == ".cursor" || n == ".vscode").unwrap_or(false) {
         dir.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else if name == "claude_desktop_config.json" || name == ".claude.json" || name.ends_with(".toml") {
+        cwd.to_path_buf()
     } else {
         dir
     }
@@ -208,12 +219,13 @@ fn default_root_for(file: &Path) -> PathBuf {
 /// Locate and load the project config.
 pub fn load(loc: &Locate, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let (root, path) = locate(loc, cwd)?;
-    let text =
+    let raw =
         std::fs::read_to_string(&path).map_err(|e| Error::failure(format!("Cannot read {}: {}", path.display(), e)))?;
+    let project_root = root.canonicalize().unwrap_or(root);
+    let (text, warnings) = crate::clients::as_mcp_servers(&raw, &path, &project_root)?;
     let servers = parse(&text, &path, env)?;
     let tokens = parse_tokens(&text, &path)?;
-    let project_root = root.canonicalize().unwrap_or(root);
-    Ok(Config { path, project_root, servers, tokens })
+    Ok(Config { path, project_root, servers, tokens, warnings })
 }
 
 /// Parse and validate a config file's text.

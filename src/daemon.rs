@@ -65,6 +65,14 @@ pub fn ensure_dirs(root: &Path) -> Result<()> {
         }
         let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
     }
+    // The state is nobody's to commit (the config beside it is): a `.gitignore` of its own,
+    // written once, never through a link, never over the user's.
+    let ignore = dir(root).join(".gitignore");
+    if let Ok(mut f) = nofollow().write(true).create_new(true).mode(0o644).open(&ignore) {
+        let _ = f.write_all(
+            b"# mcpctl's own state (the daemon's state file, lock and logs); config.json is yours\ndaemon.*\nlogs/\n",
+        );
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod call;
 pub mod childenv;
 pub mod cli;
 pub mod client;
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -21,6 +22,7 @@ pub mod runtime;
 pub mod signals;
 pub mod sse;
 pub mod tokens;
+pub mod toml;
 pub mod transport;
 pub mod usage;
 

@@ -61,7 +61,8 @@ pub const COMMAND_OPTS: &[Opt] = &[
     opt("allowed-host", None, Some("H"), "also accept this Host header (repeatable)"),
     opt("allowed-origin", None, Some("O"), "also accept this browser Origin (repeatable)"),
     opt("follow", Some('f'), None, "keep printing what is appended, until Ctrl-C"),
-    opt("force", None, None, "install again even when the runtime is there"),
+    opt("force", None, None, "runtime install: install again even when it is there; import: replace the config"),
+    opt("write", None, None, "write the project's .mcpctl/config.json instead of printing"),
     opt("names", None, None, "only the server names, one a line (for scripts and completion)"),
 ];
 
@@ -160,6 +161,24 @@ pub const COMMANDS: &[Cmd] = &[
                 on first use. `install` fetches it now (for images built ahead); `status` shows it.",
         options: &["force"],
         examples: &["mcpctl runtime install --yes", "mcpctl runtime status"],
+    },
+    Cmd {
+        name: "import",
+        synopsis: "import <client> [FILE]",
+        usage: "mcpctl import claude-desktop|claude-code|cursor|vscode|codex [FILE] [--write [--force]]",
+        summary: "another client's MCP servers as an mcpctl config",
+        about: "Reads the client's config (or FILE) and prints its servers as an mcpServers file;\n\
+                --write puts it in the project's .mcpctl/config.json. ${VAR} references stay\n\
+                references. Where each client keeps its servers:\n\
+                \x20 claude-desktop  ~/.config/Claude/claude_desktop_config.json (macOS: ~/Library/…)\n\
+                \x20 claude-code     ./.mcp.json, then ~/.claude.json (its servers and this project's)\n\
+                \x20 cursor          ./.cursor/mcp.json, then ~/.cursor/mcp.json\n\
+                \x20 vscode          ./.vscode/mcp.json (${input:id} becomes ${MCPCTL_INPUT_ID})\n\
+                \x20 codex           $CODEX_HOME/config.toml or ~/.codex/config.toml\n\
+                These files are also read as they are by --config FILE, and the project files are\n\
+                found by themselves (after .mcpctl/config.json and .mcp.json).",
+        options: &["write", "force"],
+        examples: &["mcpctl import codex", "mcpctl import vscode --write", "mcpctl import cursor ~/.cursor/mcp.json"],
     },
     Cmd {
         name: "completion",
@@ -264,6 +283,7 @@ fn longs(opts: &[&Opt]) -> String {
 pub fn completion(shell: &str) -> Result<String> {
     let globals: Vec<&Opt> = GLOBAL.iter().collect();
     let cmds = command_names().join(" ");
+    let clients = crate::clients::CLIENTS.join(" ");
     let per_cmd = |c: &Cmd| -> String {
         let own: Vec<&Opt> = c.options.iter().filter_map(|n| find_opt(n)).collect();
         longs(&own)
@@ -285,6 +305,7 @@ pub fn completion(shell: &str) -> Result<String> {
             s.push_str("  case $cmd in\n");
             s.push_str("    status|tools|call) [[ ${COMP_WORDS[COMP_CWORD-1]} == \"$cmd\" ]] && COMPREPLY=($(compgen -W \"$(mcpctl list --names 2>/dev/null)\" -- \"$cur\")) ;;\n");
             s.push_str("    runtime) COMPREPLY=($(compgen -W \"install status\" -- \"$cur\")) ;;\n");
+            let _ = writeln!(s, "    import) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")) ;;", clients);
             let _ = writeln!(s, "    help) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")) ;;", cmds);
             s.push_str("    completion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\")) ;;\n  esac\n}\n");
             s.push_str("complete -F _mcpctl mcpctl\n");
@@ -302,6 +323,7 @@ pub fn completion(shell: &str) -> Result<String> {
             s.push_str("  case $cmd in\n");
             s.push_str("    status|tools|call) (( CURRENT == 3 )) && compadd -- ${(f)\"$(mcpctl list --names 2>/dev/null)\"} ;;\n");
             s.push_str("    runtime) compadd -- install status ;;\n");
+            let _ = writeln!(s, "    import) compadd -- {} ;;", clients);
             let _ = writeln!(s, "    help) compadd -- {} ;;", cmds);
             s.push_str("    completion) compadd -- bash zsh fish ;;\n  esac\n}\n");
             s.push_str("if [[ $zsh_eval_context[-1] == loadautofunc ]]; then _mcpctl \"$@\"; else compdef _mcpctl mcpctl; fi\n");
@@ -331,6 +353,7 @@ pub fn completion(shell: &str) -> Result<String> {
                 "complete -c mcpctl -n '__fish_seen_subcommand_from status tools call; and test (count (commandline -opc)) -eq 2' -a '(mcpctl list --names 2>/dev/null)'\n",
             );
             s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from runtime' -a 'install status'\n");
+            let _ = writeln!(s, "complete -c mcpctl -n '__fish_seen_subcommand_from import' -a '{}'", clients);
             let _ = writeln!(s, "complete -c mcpctl -n '__fish_seen_subcommand_from help' -a '{}'", cmds);
             s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n");
         }

@@ -191,7 +191,8 @@ fn malformed_json_names_file_and_line() {
     let p = project_with_text("{\"mcpServers\": {\n  \"a\": {\"command\": \"x\",}\n}}");
     let j = fails(|| p.cmd().args(["list"]), 1, "failure", "invalid JSON at line 2");
     assert!(j["error"].as_str().unwrap().contains("config.json"), "{}", j);
-    let p = project_with_text(r#"{"servers": {}}"#);
+    // (`servers` alone is VS Code's shape, read as such; a file with neither is an error.)
+    let p = project_with_text(r#"{"server": {}}"#);
     fails(|| p.cmd().args(["list"]), 1, "failure", "no `mcpServers` object");
 }
 
@@ -1069,4 +1070,72 @@ fn per_command_help_and_completion_scripts() {
         }
     }
     p.cmd().args(["completion", "tcsh"]).status(1).stderr_has("use `mcpctl completion bash`");
+}
+
+/// Other clients' files: Codex's TOML imported (printed, written, not overwritten), read in
+/// place with --config without leaving mcpctl's state in Codex's folder.
+#[test]
+fn import_and_read_a_codex_config() {
+    let p = Project::new(&json!({"mcpServers": {}}));
+    std::fs::remove_file(p.root.join(".mcpctl/config.json")).unwrap();
+    let codex = p.root.join("home/.codex");
+    std::fs::create_dir_all(&codex).unwrap();
+    let toml = format!(
+        "model = \"o3\"\n\n[mcp_servers.fx]\ncommand = \"{}\"\ntool_timeout_sec = 12\nenv = {{ \"TOKEN\" = \"${{SECRET}}\" }}\nenabled_tools = [\"echo\"]\n\n[mcp_servers.off]\nurl = \"http://127.0.0.1:1/mcp\"\nbearer_token_env_var = \"OFF_TOKEN\"\nenabled = false\n",
+        fixture_bin().display()
+    );
+    std::fs::write(codex.join("config.toml"), toml).unwrap();
+    let r = p.cmd().args(["import", "codex"]).env("CODEX_HOME", &codex).success();
+    let v: Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["mcpServers"]["fx"]["timeout"], 12, "{}", v);
+    assert_eq!(v["mcpServers"]["fx"]["env"]["TOKEN"], "${SECRET}", "variables stay references: {}", v);
+    assert_eq!(v["mcpServers"]["off"]["headers"]["Authorization"], "Bearer ${OFF_TOKEN}");
+    assert_eq!(v["mcpServers"]["off"]["disabled"], true);
+    r.stderr_has("enabled_tools");
+    // Written into the project, then not overwritten without --force.
+    p.cmd().args(["import", "codex", "--write"]).env("CODEX_HOME", &codex).success().stdout_has("Wrote 2 servers");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.root.join(".mcpctl/config.json")).unwrap()).unwrap();
+    assert_eq!(written, v);
+    assert!(std::fs::read_to_string(p.root.join(".mcpctl/.gitignore")).unwrap().contains("daemon.*"));
+    p.cmd().args(["import", "codex", "--write"]).env("CODEX_HOME", &codex).status(1).stderr_has("--force");
+    p.cmd().args(["import", "codx"]).status(1).stderr_has("did you mean `codex`?");
+    std::fs::remove_file(p.root.join(".mcpctl/config.json")).unwrap();
+    // Read in place: the call works, and the daemon's state goes to the current folder.
+    let cfg = codex.join("config.toml");
+    let cfg = cfg.to_str().unwrap();
+    let env = |c: Cmd| c.env("SECRET", "s").env("OFF_TOKEN", "o");
+    let out = env(p.cmd().args(["--config", cfg, "call", "fx", "echo", "--text", "hi", "--yes"])).success();
+    assert_eq!(out.stdout(), "hi\n");
+    let started = env(p.cmd().args(["--config", cfg, "--json-output", "start", "--port", "0"])).success();
+    let pid = started.json()["daemon"]["pid"].as_i64().unwrap();
+    let state = p.root.join(".mcpctl/daemon.json").exists();
+    let in_codex = codex.join(".mcpctl").exists();
+    env(p.cmd().args(["--config", cfg, "stop"])).success();
+    assert!(state && !in_codex, "state in the project: {}, in Codex's folder: {}", state, in_codex);
+    assert_gone(pid as i32, Duration::from_secs(5), "the daemon after stop");
+}
+
+/// A project with only VS Code's `.vscode/mcp.json` is found; its `${input:…}` variables are
+/// answered from MCPCTL_INPUT_*; an SSE entry is left out with a warning, the rest work.
+#[test]
+fn vscode_project_file_and_an_sse_entry() {
+    let p = Project::new(&json!({"mcpServers": {}}));
+    std::fs::remove_dir_all(p.root.join(".mcpctl")).unwrap();
+    std::fs::create_dir_all(p.root.join(".vscode")).unwrap();
+    let doc = json!({
+        "inputs": [{"type": "promptString", "id": "tok", "password": true}],
+        "servers": {
+            "fx": {"type": "stdio", "command": fixture_bin(), "args": ["--env-tool"], "env": {"FX_TOKEN": "${input:tok}"}},
+            "legacy": {"type": "sse", "url": "http://127.0.0.1:1/sse"}
+        }
+    });
+    std::fs::write(p.root.join(".vscode/mcp.json"), doc.to_string()).unwrap();
+    p.cmd().args(["tools", "fx"]).status(1).stderr_has("uses ${MCPCTL_INPUT_TOK}, which is not set");
+    let r = p.cmd().args(["list", "--names"]).env("MCPCTL_INPUT_TOK", "t0k").success();
+    assert_eq!(r.stdout(), "fx\n");
+    r.stderr_has("server `legacy` left out");
+    let out =
+        p.cmd().args(["call", "fx", "env", "--name", "FX_TOKEN", "--yes"]).env("MCPCTL_INPUT_TOK", "t0k").success();
+    assert_eq!(out.stdout(), "t0k\n", "the input's value reached the server's environment");
 }

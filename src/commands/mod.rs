@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod daemon;
+mod import;
 mod runtime;
 mod servers;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
             };
             Ok(Report { raw: Some(text), ..Report::new(Status::Success, "help") })
         }
+        Command::Import { client, file, write, force } => import::import(&ctx, &client, file.as_deref(), write, force),
         Command::Completion(shell) => {
             let text = crate::usage::completion(&shell)?;
             Ok(Report { raw: Some(text), ..Report::new(Status::Success, format!("{} completion", shell)) })
@@ -67,7 +69,11 @@ impl Ctx {
     pub fn load_config(&self) -> Result<Config> {
         let loc = config::Locate { project_root: self.g.project_root.clone(), config: self.g.config.clone() }
             .with_env(|k| std::env::var(k).ok())?;
-        config::load(&loc, &self.cwd, &|k| std::env::var(k).ok())
+        let cfg = config::load(&loc, &self.cwd, &|k| std::env::var(k).ok())?;
+        for w in &cfg.warnings {
+            log::warn!("{}: {}", cfg.path.display(), w);
+        }
+        Ok(cfg)
     }
 
     /// The configured server called `name`, or an error listing the close names.

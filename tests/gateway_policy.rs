@@ -468,6 +468,14 @@ fn ask_asks_the_agents_user_through_a_real_client() {
     assert_eq!(v["asked"], json!([]));
     assert_eq!(asker(&one, "accept", &["list-tools"])["result"].as_array().unwrap().len(), 20);
     assert_eq!(calls(&p, "fx"), 3);
+    // An approved call whose tool asks the client something itself: on the same stream.
+    let v = asker(&one, "accept", &["call", "elicit", "{\"message\": \"the child asks\"}"]);
+    let asked = v["asked"].as_array().unwrap();
+    assert_eq!(asked.len(), 2, "{}", v);
+    assert!(asked[0]["message"].as_str().unwrap().contains("tool `elicit` on server `fx`"), "{}", v);
+    assert_eq!(asked[1]["message"], "the child asks", "{}", v);
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains("\"approve\":true"), "{}", v);
+    assert_eq!(calls(&p, "fx"), 4);
 
     // A client without the capability: `echo` is not listed, and calling it is refused.
     let sdk = |url: &str, args: &[&str]| {
@@ -483,13 +491,14 @@ fn ask_asks_the_agents_user_through_a_real_client() {
     assert_eq!(serde_json::from_slice::<Value>(&o.stdout).unwrap(), json!(["add"]));
     for (url, tool) in [(&one, "echo"), (&all, "fx__echo")] {
         let o = sdk(url, &["call", tool, "{\"text\": \"x\"}"]);
+        assert!(o.stdout.is_empty(), "{}", String::from_utf8_lossy(&o.stdout));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{}", err);
         assert!(err.contains("needs the user's approval (gatewayApproval \"ask\")"), "{}", err);
         assert!(err.contains("this client cannot be asked"), "{}", err);
         assert!(err.contains("mcpServers.fx.alwaysAllow"), "{}", err);
     }
-    assert_eq!(calls(&p, "fx"), 3);
+    assert_eq!(calls(&p, "fx"), 4);
 
     let log = p.cmd().args(["logs"]).success().stdout();
     for word in ["approved", "declined", "refused"] {
@@ -535,6 +544,47 @@ fn asking_session(url: &str) -> String {
     let sid = sid.unwrap();
     post_raw(url, Some(&sid), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     sid
+}
+
+/// `tools/call` on `/mcp/fx` by hand on its own connection; the question it gets is
+/// approved on another POST. (The JSON-RPC answer, the time from the yes to it.)
+fn call_and_approve(d: &Daemon, sid: &str, id: u64, tool: &str, args: Value) -> (Value, Duration) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+        .to_string();
+    write!(
+        conn,
+        "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {}\r\nContent-Length: {}\r\n\r\n{}",
+        d.port,
+        sid,
+        body.len(),
+        body
+    )
+    .unwrap();
+    let messages = |text: &str| -> Vec<Value> {
+        text.lines().filter_map(|l| l.strip_prefix("data: ")).filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let gid = loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended before the question: {}", seen);
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(v) = messages(&seen).into_iter().find(|v| v["method"] == "elicitation/create") {
+            break v["id"].clone();
+        }
+    };
+    let yes = json!({"jsonrpc": "2.0", "id": gid, "result": {"action": "accept", "content": {"approve": true}}});
+    let said = std::time::Instant::now();
+    assert_eq!(post_raw(&d.url("/mcp/fx"), Some(sid), &yes).0, 202);
+    let mut rest = String::new();
+    let _ = conn.read_to_string(&mut rest);
+    let took = said.elapsed();
+    seen.push_str(&rest);
+    let answer = messages(&seen).into_iter().find(|v| v["id"] == id);
+    (answer.unwrap_or_else(|| panic!("no answer in {}", seen)), took)
 }
 
 /// A client that declared elicitation but never answers: the question goes out on the
@@ -594,50 +644,16 @@ fn an_unanswered_approval_is_refused_at_the_timeout() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(calls(&p, "fx"), 1, "only `add` ran");
 
-    // A raw client's yes (answered on its own POST while the call's stream is open) runs it.
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"text": "raw-yes"}}})
-    .to_string();
-    use std::io::{Read, Write};
-    write!(
-        conn,
-        "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {}\r\nContent-Length: {}\r\n\r\n{}",
-        d.port,
-        sid,
-        body.len(),
-        body
-    )
-    .unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let gid = loop {
-        let n = conn.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended before the question: {}", seen);
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(v) = seen
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["method"] == "elicitation/create")
-        {
-            break v["id"].clone();
-        }
-    };
-    let yes = json!({"jsonrpc": "2.0", "id": gid, "result": {"action": "accept", "content": {"approve": true}}});
-    assert_eq!(post_raw(&url, Some(&sid), &yes).0, 202);
-    let mut rest = String::new();
-    let _ = conn.read_to_string(&mut rest);
-    seen.push_str(&rest);
-    let answer = seen
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["id"] == 8)
-        .unwrap_or_else(|| panic!("no answer in {}", seen));
+    // A raw client's yes (answered on its own POST while the call's stream is open) runs it;
+    // the call then has a deadline of its own (the server's timeout again).
+    let (answer, _) = call_and_approve(&d, &sid, 8, "echo", json!({"text": "raw-yes"}));
     assert_eq!(answer["result"]["content"][0]["text"], "raw-yes", "{}", answer);
     assert_eq!(calls(&p, "fx"), 2);
+    let (answer, after_yes) = call_and_approve(&d, &sid, 9, "hang", json!({}));
+    assert_eq!(answer["error"]["code"], -32001, "{}", answer);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("did not answer `tools/call` within 2s"), "{}", answer);
+    assert!(after_yes >= Duration::from_millis(1900) && after_yes < Duration::from_secs(8), "{:?}", after_yes);
+    assert_eq!(calls(&p, "fx"), 3);
 
     // /cli/call cannot ask: refused, with why; the shell asks on its terminal (here there is
     // none: refused without --yes, run by a child of its own with it).
@@ -646,7 +662,7 @@ fn an_unanswered_approval_is_refused_at_the_timeout() {
     assert!(v["error"]["message"].as_str().unwrap().contains("/cli/call cannot ask the user"), "{}", v);
     p.cmd().args(["call", "fx", "echo", "--text", "x"]).status(2).stderr_has("needs approval");
     p.cmd().args(["--yes", "call", "fx", "echo", "--text", "shell-yes"]).success().stdout_has("shell-yes");
-    assert_eq!(calls(&p, "fx"), 2, "the daemon ran a call it should not have");
+    assert_eq!(calls(&p, "fx"), 3, "the daemon ran a call it should not have");
 
     // Healthy: a new session still works, and the log has the outcomes.
     let again = McpClient::open(d.url("/mcp"));

@@ -635,7 +635,11 @@ fn an_unanswered_approval_is_refused_at_the_timeout() {
     assert_eq!(msgs[1]["params"]["requestId"], json!(gid));
     assert_eq!(msgs[2]["id"], 7);
     let why = refused(&msgs[2]);
-    assert!(why.contains("the user did not answer the approval request for tool `echo` on server `fx` within 2s"), "{}", why);
+    assert!(
+        why.contains("the user did not answer the approval request for tool `echo` on server `fx` within 2s"),
+        "{}",
+        why
+    );
 
     // A late yes runs nothing.
     let late = json!({"jsonrpc": "2.0", "id": gid, "result": {"action": "accept", "content": {"approve": true}}});
@@ -651,7 +655,11 @@ fn an_unanswered_approval_is_refused_at_the_timeout() {
     assert_eq!(calls(&p, "fx"), 2);
     let (answer, after_yes) = call_and_approve(&d, &sid, 9, "hang", json!({}));
     assert_eq!(answer["error"]["code"], -32001, "{}", answer);
-    assert!(answer["error"]["message"].as_str().unwrap().contains("did not answer `tools/call` within 2s"), "{}", answer);
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("did not answer `tools/call` within 2s"),
+        "{}",
+        answer
+    );
     assert!(after_yes >= Duration::from_millis(1900) && after_yes < Duration::from_secs(8), "{:?}", after_yes);
     assert_eq!(calls(&p, "fx"), 3);
 

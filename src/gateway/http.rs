@@ -549,14 +549,7 @@ fn forward(
 }
 
 /// [`forward`] on an answer already deferred (or already an event stream: an approved call).
-fn forward_into(
-    out: Out,
-    session: &Arc<Session>,
-    u: &Arc<Upstream>,
-    id: Value,
-    method: &str,
-    params: Option<Value>,
-) {
+fn forward_into(out: Out, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, method: &str, params: Option<Value>) {
     let tool = if method == "tools/call" {
         params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
     } else {

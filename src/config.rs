@@ -43,11 +43,24 @@ pub enum Isolation {
 }
 
 /// What the gateway does with a tool that is not in `alwaysAllow` (`gatewayApproval`):
-/// a gateway has no terminal to ask on.
+/// a gateway has no terminal to ask on, but it can ask the client's user (`Ask`, by MCP
+/// elicitation) when the client can be asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Approval {
     Allow,
     Deny,
+    Ask,
+}
+
+impl Approval {
+    /// The word in the config.
+    pub fn word(self) -> &'static str {
+        match self {
+            Approval::Allow => "allow",
+            Approval::Deny => "deny",
+            Approval::Ask => "ask",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,7 +259,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
     let default = match doc.get("gatewayApproval") {
         None | Some(Value::Null) => Approval::Deny,
         Some(v) => approval(v).ok_or_else(|| {
-            Error::failure(format!("{}: top-level `gatewayApproval` must be \"allow\" or \"deny\"", file))
+            Error::failure(format!("{}: top-level `gatewayApproval` must be \"allow\", \"deny\" or \"ask\"", file))
         })?,
     };
     servers.iter().map(|(name, v)| parse_server(&file, name, v, env, default)).collect()
@@ -302,6 +315,7 @@ fn approval(v: &Value) -> Option<Approval> {
     match v.as_str() {
         Some("allow") => Some(Approval::Allow),
         Some("deny") => Some(Approval::Deny),
+        Some("ask") => Some(Approval::Ask),
         _ => None,
     }
 }
@@ -399,7 +413,7 @@ fn parse_server(
     let always_allow = strings("alwaysAllow", false)?;
     let gateway_approval = match obj.get("gatewayApproval") {
         None | Some(Value::Null) => default_approval,
-        Some(v) => approval(v).ok_or_else(|| at("gatewayApproval", "must be \"allow\" or \"deny\""))?,
+        Some(v) => approval(v).ok_or_else(|| at("gatewayApproval", "must be \"allow\", \"deny\" or \"ask\""))?,
     };
     let disabled = match obj.get("disabled") {
         None | Some(Value::Null) => false,

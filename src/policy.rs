@@ -1,6 +1,8 @@
 //! The tool policy: the one decision every path to a tool takes — the shell client,
 //! `/mcp` (aggregated), `/mcp/<server>` and `/cli/call` — from a server's `disabled`,
 //! `alwaysAllow` and `gatewayApproval`, and the words `list`/`status` show for it.
+//! `"gatewayApproval": "ask"` means nothing new for the shell (it asks on its terminal, as
+//! for any unlisted tool); a gateway client's user is asked by elicitation (`gateway::http`).
 
 use crate::config::{Approval, ServerConfig};
 use crate::error::Error;
@@ -21,7 +23,8 @@ pub enum Caller {
 #[derive(Debug)]
 pub enum Decision {
     Run,
-    /// Run after a yes on the terminal.
+    /// Run after a yes: on the terminal (the shell), or from the client's user by an MCP
+    /// elicitation (the gateway, `"gatewayApproval": "ask"`).
     Ask,
     Refuse(Error),
 }
@@ -55,13 +58,15 @@ pub fn decide(s: &ServerConfig, tool: &str, caller: Caller) -> Decision {
         ),
         Caller::Gateway => match s.gateway_approval {
             Approval::Allow => Decision::Run,
+            // Whether this client can be asked is the gateway's to tell (see `cannot_ask`).
+            Approval::Ask => Decision::Ask,
             Approval::Deny => Decision::Refuse(
                 Error::forbidden(format!(
                     "tool `{}` on server `{}` is not allowed through the gateway (it is not in `alwaysAllow`)",
                     tool, s.name
                 ))
                 .hint(format!(
-                    "add \"{}\" to {}.alwaysAllow (or set {}.gatewayApproval to \"allow\") and restart the daemon",
+                    "add \"{}\" to {}.alwaysAllow (or set {}.gatewayApproval to \"allow\" or \"ask\") and restart the daemon",
                     tool, key, key
                 )),
             ),
@@ -69,19 +74,34 @@ pub fn decide(s: &ServerConfig, tool: &str, caller: Caller) -> Decision {
     }
 }
 
-/// The decision for a client of the daemon: `Err` says why not and what to change.
+/// What the gateway does with a call its policy does not refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Run,
+    /// Run after the user says yes to an elicitation sent to the calling client
+    /// (`"gatewayApproval": "ask"`).
+    Ask,
+}
+
+/// The decision for a caller of the daemon that cannot be asked (`/cli/call`, and the
+/// shell client's guess whether the daemon would run a tool): `Err` says why not and what
+/// to change.
 pub fn gateway(s: &ServerConfig, tool: &str) -> Result<(), Error> {
     match decide(s, tool, Caller::Gateway) {
         Decision::Run => Ok(()),
         Decision::Refuse(e) => Err(e),
-        // The gateway has no one to ask (`decide` never answers Ask for it); refuse all the same.
-        Decision::Ask => Err(Error::forbidden(format!("tool `{}` on server `{}` needs approval", tool, s.name))),
+        Decision::Ask => Err(cannot_ask(s, tool, "this caller cannot be asked")),
     }
 }
 
-/// [`gateway`] for a client that bears a named token: its allowlist narrows the servers'.
-pub fn gateway_for(s: &ServerConfig, tool: &str, token: Option<&crate::tokens::NamedToken>) -> Result<(), Error> {
-    gateway(s, tool)?;
+/// The decision for an MCP client of the daemon that bears `token` (a named token's
+/// allowlist narrows the servers'): run, ask its user first, or `Err` (why not, what to change).
+pub fn gateway_for(s: &ServerConfig, tool: &str, token: Option<&crate::tokens::NamedToken>) -> Result<Gate, Error> {
+    let gate = match decide(s, tool, Caller::Gateway) {
+        Decision::Run => Gate::Run,
+        Decision::Ask => Gate::Ask,
+        Decision::Refuse(e) => return Err(e),
+    };
     match token {
         Some(t) if !t.allows(&s.name, tool) => {
             Err(Error::forbidden(format!("token `{}` may not call tool `{}` on server `{}`", t.name, tool, s.name))
@@ -90,8 +110,22 @@ pub fn gateway_for(s: &ServerConfig, tool: &str, token: Option<&crate::tokens::N
                     s.name, tool, t.name
                 )))
         }
-        _ => Ok(()),
+        _ => Ok(gate),
     }
+}
+
+/// The refusal of a tool that needs the user's approval (`"gatewayApproval": "ask"`) when
+/// the caller cannot be asked; `why` says why not.
+pub fn cannot_ask(s: &ServerConfig, tool: &str, why: &str) -> Error {
+    let key = format!("mcpServers.{}", s.name);
+    Error::forbidden(format!(
+        "tool `{}` on server `{}` needs the user's approval (gatewayApproval \"ask\"), but {}",
+        tool, s.name, why
+    ))
+    .hint(format!(
+        "use a client that supports elicitation, or add \"{}\" to {}.alwaysAllow (or set {}.gatewayApproval to \"allow\") and restart the daemon",
+        tool, key, key
+    ))
 }
 
 /// Whether the gateway shows a client every tool of `s` (else the shell lists them itself).
@@ -119,6 +153,7 @@ pub fn describe(s: &ServerConfig) -> String {
     let unlisted = match s.gateway_approval {
         Approval::Allow => "allows unlisted tools through the gateway",
         Approval::Deny => "denies unlisted tools through the gateway",
+        Approval::Ask => "asks the agent's user for unlisted tools through the gateway",
     };
     format!("{}; {}", listed, unlisted)
 }
@@ -152,5 +187,29 @@ mod tests {
         assert!(matches!(decide(&off, "x", Caller::Gateway), Decision::Refuse(_)));
         assert_eq!(describe(&off), "disabled");
         assert_eq!(describe(&named), "allows 2 tools (echo, ad*); denies unlisted tools through the gateway");
+    }
+
+    #[test]
+    fn ask_asks_gateway_clients_for_unlisted_tools_only() {
+        let ask = server(Some(&["echo"]), Approval::Ask);
+        assert!(matches!(decide(&ask, "echo", Caller::Gateway), Decision::Run));
+        assert!(matches!(decide(&ask, "add", Caller::Gateway), Decision::Ask));
+        assert_eq!(gateway_for(&ask, "add", None).unwrap(), Gate::Ask);
+        assert_eq!(gateway_for(&ask, "echo", None).unwrap(), Gate::Run);
+        // A caller that cannot be asked (/cli/call) is refused, with what to change.
+        let e = gateway(&ask, "add").unwrap_err().one_line();
+        assert!(e.contains("needs the user's approval"), "{}", e);
+        assert!(e.contains("mcpServers.url.alwaysAllow"), "{}", e);
+        // The shell asks on its terminal as for any unlisted tool.
+        assert!(matches!(decide(&ask, "add", Caller::Shell { yes: false, can_ask: true }), Decision::Ask));
+        assert!(matches!(decide(&ask, "add", Caller::Shell { yes: false, can_ask: false }), Decision::Refuse(_)));
+        assert!(matches!(decide(&ask, "add", Caller::Shell { yes: true, can_ask: false }), Decision::Run));
+        // `[]` and `disabled` still refuse outright.
+        assert!(gateway_for(&server(Some(&[]), Approval::Ask), "add", None).is_err());
+        assert_eq!(
+            describe(&ask),
+            "allows 1 tool (echo); asks the agent's user for unlisted tools through the gateway"
+        );
+        assert!(!gateway_shows_all(&ask));
     }
 }

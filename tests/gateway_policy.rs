@@ -1,6 +1,7 @@
 //! The config's tool policy (`disabled`, `alwaysAllow`, `gatewayApproval`) on every path a
 //! caller can take: `/mcp/<server>`, `/mcp` (aggregated), `/cli/call` and the shell client;
-//! and the daemon reading no file on a caller's behalf.
+//! `"gatewayApproval": "ask"` (the user asked by elicitation, with a real client and by raw
+//! HTTP); and the daemon reading no file on a caller's behalf.
 
 mod support;
 
@@ -184,6 +185,7 @@ fn list_and_status_say_the_policy_in_words() {
         "ask": fx(json!({})),
         "trusted": fx(json!({"gatewayApproval": "allow"})),
         "off": fx(json!({"disabled": true})),
+        "asking": fx(json!({"alwaysAllow": ["add"], "gatewayApproval": "ask"})),
     }}));
     let want = [
         ("all", "allows all tools"),
@@ -192,6 +194,7 @@ fn list_and_status_say_the_policy_in_words() {
         ("ask", "asks for every tool in the shell; denies unlisted tools through the gateway"),
         ("trusted", "asks for every tool in the shell; allows unlisted tools through the gateway"),
         ("off", "disabled"),
+        ("asking", "allows 1 tool (add); asks the agent's user for unlisted tools through the gateway"),
     ];
     let v = p.cmd().args(["--json-output", "list"]).success().json();
     let text = p.cmd().args(["list"]).success().stdout();
@@ -203,6 +206,8 @@ fn list_and_status_say_the_policy_in_words() {
     let one = p.cmd().args(["--json-output", "status", "some"]).success().json();
     assert_eq!(one["server"]["policy"], want[1].1);
     p.cmd().args(["status", "none"]).success().stdout_has("Policy: blocks all tools");
+    let one = p.cmd().args(["--json-output", "status", "asking"]).success().json();
+    assert_eq!(one["server"]["gatewayApproval"], "ask");
     // The top-level default applies to servers without their own.
     p.write_config(&json!({"gatewayApproval": "allow", "mcpServers": {"ask": fx(json!({}))}}));
     let v = p.cmd().args(["--json-output", "list"]).success().json();
@@ -210,8 +215,14 @@ fn list_and_status_say_the_policy_in_words() {
         v["servers"][0]["policy"],
         "asks for every tool in the shell; allows unlisted tools through the gateway"
     );
-    p.write_config(&json!({"mcpServers": {"x": fx(json!({"gatewayApproval": "ask"}))}}));
-    p.cmd().args(["list"]).status(1).stderr_has("`gatewayApproval` must be \"allow\" or \"deny\"");
+    p.write_config(&json!({"gatewayApproval": "ask", "mcpServers": {"x": fx(json!({}))}}));
+    let v = p.cmd().args(["--json-output", "list"]).success().json();
+    assert_eq!(
+        v["servers"][0]["policy"],
+        "asks for every tool in the shell; asks the agent's user for unlisted tools through the gateway"
+    );
+    p.write_config(&json!({"mcpServers": {"x": fx(json!({"gatewayApproval": "maybe"}))}}));
+    p.cmd().args(["list"]).status(1).stderr_has("`gatewayApproval` must be \"allow\", \"deny\" or \"ask\"");
 }
 
 /// The official Python SDK client (tests/py/sdk_client.py): a blocked tool is not listed
@@ -386,4 +397,285 @@ fn named_tokens_each_reach_only_their_tools() {
     bad["tokens"]["ci"] = json!({"value": CI});
     p.write_config(&bad);
     p.cmd().args(["list"]).status(1).stderr_has("the token's value must not be written in the config");
+}
+
+/// tests/py/elicit_client.py (the Python SDK's client, answering elicitations as told):
+/// its parsed output, or the failure with its stderr.
+fn asker(url: &str, answer: &str, args: &[&str]) -> Value {
+    let o = std::process::Command::new(support::venv_python())
+        .arg(support::repo().join("tests/py/elicit_client.py"))
+        .arg(url)
+        .args(["--answer", answer, "--timeout", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "elicit_client {} {:?}: {}{}", url, args, out, err);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({}): {}{}", e, out, err))
+}
+
+/// `"gatewayApproval": "ask"` with the official Python SDK client on `/mcp/<server>` and
+/// `/mcp`: the user is asked (which server, which tool, the arguments); accept runs the
+/// tool, decline/cancel/an unticked box refuse it before it reaches the child; a client
+/// without the elicitation capability is refused with what to change; a listed tool runs
+/// without a question.
+#[test]
+fn ask_asks_the_agents_user_through_a_real_client() {
+    if !support::peers_available() {
+        return;
+    }
+    let p = Project::new(&json!({"mcpServers": {
+        "fx": fx(json!({"alwaysAllow": ["add"], "gatewayApproval": "ask"})),
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let (one, all) = (d.url("/mcp/fx"), d.url("/mcp"));
+
+    // Accepted with approve=true: the tool runs, on both endpoints; the question said what.
+    for (url, tool) in [(&one, "echo"), (&all, "fx__echo")] {
+        let v = asker(url, "accept", &["call", tool, "{\"text\": \"approved-run\"}"]);
+        assert_eq!(v["error"], Value::Null, "{}", v);
+        assert_eq!(v["result"]["content"][0]["text"], "approved-run", "{}", v);
+        let asked = v["asked"].as_array().unwrap();
+        assert_eq!(asked.len(), 1, "{}", v);
+        let message = asked[0]["message"].as_str().unwrap();
+        assert!(message.contains("tool `echo` on server `fx`"), "{}", message);
+        assert!(message.contains("text = \"approved-run\""), "{}", message);
+        let schema = &asked[0]["requestedSchema"];
+        assert_eq!(schema["properties"]["approve"]["type"], "boolean", "{}", schema);
+        assert_eq!(schema["required"], json!(["approve"]), "{}", schema);
+    }
+    assert_eq!(calls(&p, "fx"), 2);
+
+    // Declined, dismissed, accepted without the box ticked: refused, the child never called.
+    for (url, tool, answer, says) in [
+        (&one, "echo", "decline", "the user declined"),
+        (&all, "fx__echo", "decline", "the user declined"),
+        (&one, "echo", "cancel", "the user dismissed the question"),
+        (&all, "fx__echo", "refuse", "the user did not approve"),
+    ] {
+        let v = asker(url, answer, &["call", tool, "{\"text\": \"must-not-run\"}"]);
+        assert_eq!(v["result"], Value::Null, "{}", v);
+        assert_eq!(v["asked"].as_array().unwrap().len(), 1, "{}", v);
+        let why = v["error"].as_str().unwrap_or_else(|| panic!("{} {}: {}", url, answer, v));
+        assert!(why.contains(says) && why.contains("tool `echo` on server `fx` was not run"), "{}", why);
+    }
+    assert_eq!(calls(&p, "fx"), 2, "a refused call reached the child");
+
+    // A listed tool runs without a question; a client that can be asked sees every tool.
+    let v = asker(&one, "decline", &["call", "add", "{\"a\": 2, \"b\": 3}"]);
+    assert_eq!(v["result"]["content"][0]["text"], "5", "{}", v);
+    assert_eq!(v["asked"], json!([]));
+    assert_eq!(asker(&one, "accept", &["list-tools"])["result"].as_array().unwrap().len(), 20);
+    assert_eq!(calls(&p, "fx"), 3);
+    // An approved call whose tool asks the client something itself: on the same stream.
+    let v = asker(&one, "accept", &["call", "elicit", "{\"message\": \"the child asks\"}"]);
+    let asked = v["asked"].as_array().unwrap();
+    assert_eq!(asked.len(), 2, "{}", v);
+    assert!(asked[0]["message"].as_str().unwrap().contains("tool `elicit` on server `fx`"), "{}", v);
+    assert_eq!(asked[1]["message"], "the child asks", "{}", v);
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains("\"approve\":true"), "{}", v);
+    assert_eq!(calls(&p, "fx"), 4);
+
+    // A client without the capability: `echo` is not listed, and calling it is refused.
+    let sdk = |url: &str, args: &[&str]| {
+        std::process::Command::new(support::venv_python())
+            .arg(support::repo().join("tests/py/sdk_client.py"))
+            .arg(url)
+            .args(["--timeout", "20"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = sdk(&one, &["list-tools"]);
+    assert_eq!(serde_json::from_slice::<Value>(&o.stdout).unwrap(), json!(["add"]));
+    for (url, tool) in [(&one, "echo"), (&all, "fx__echo")] {
+        let o = sdk(url, &["call", tool, "{\"text\": \"x\"}"]);
+        assert!(o.stdout.is_empty(), "{}", String::from_utf8_lossy(&o.stdout));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}", err);
+        assert!(err.contains("needs the user's approval (gatewayApproval \"ask\")"), "{}", err);
+        assert!(err.contains("this client cannot be asked"), "{}", err);
+        assert!(err.contains("mcpServers.fx.alwaysAllow"), "{}", err);
+    }
+    assert_eq!(calls(&p, "fx"), 4);
+
+    let log = p.cmd().args(["logs"]).success().stdout();
+    for word in ["approved", "declined", "refused"] {
+        let line = log.lines().find(|l| l.contains("server=fx tool=echo") && l.ends_with(&format!("outcome={}", word)));
+        assert!(line.is_some(), "no outcome={} for echo in {}", word, log);
+    }
+}
+
+/// One POST with ureq: (status, Content-Type, every JSON message of the body, session id).
+fn post_raw(url: &str, sid: Option<&str>, msg: &Value) -> (u16, String, Vec<Value>, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut r = agent
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json");
+    if let Some(s) = sid {
+        r = r.header("Mcp-Session-Id", s);
+    }
+    let resp = r.send(msg.to_string().as_str()).unwrap();
+    let status = resp.status().as_u16();
+    let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let sid = resp.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+    let body = resp.into_body().read_to_string().unwrap_or_default();
+    let msgs = body
+        .lines()
+        .map(|l| l.strip_prefix("data: ").unwrap_or(l))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    (status, ctype, msgs, sid)
+}
+
+/// A session whose client declares form elicitation.
+fn asking_session(url: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, _, msgs, sid) = post_raw(url, None, &init);
+    assert_eq!(status, 200, "{:?}", msgs);
+    let sid = sid.unwrap();
+    post_raw(url, Some(&sid), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    sid
+}
+
+/// `tools/call` on `/mcp/fx` by hand on its own connection; the question it gets is
+/// approved on another POST. (The JSON-RPC answer, the time from the yes to it.)
+fn call_and_approve(d: &Daemon, sid: &str, id: u64, tool: &str, args: Value) -> (Value, Duration) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+        .to_string();
+    write!(
+        conn,
+        "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {}\r\nContent-Length: {}\r\n\r\n{}",
+        d.port,
+        sid,
+        body.len(),
+        body
+    )
+    .unwrap();
+    let messages = |text: &str| -> Vec<Value> {
+        text.lines().filter_map(|l| l.strip_prefix("data: ")).filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let gid = loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended before the question: {}", seen);
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(v) = messages(&seen).into_iter().find(|v| v["method"] == "elicitation/create") {
+            break v["id"].clone();
+        }
+    };
+    let yes = json!({"jsonrpc": "2.0", "id": gid, "result": {"action": "accept", "content": {"approve": true}}});
+    let said = std::time::Instant::now();
+    assert_eq!(post_raw(&d.url("/mcp/fx"), Some(sid), &yes).0, 202);
+    let mut rest = String::new();
+    let _ = conn.read_to_string(&mut rest);
+    let took = said.elapsed();
+    seen.push_str(&rest);
+    let answer = messages(&seen).into_iter().find(|v| v["id"] == id);
+    (answer.unwrap_or_else(|| panic!("no answer in {}", seen)), took)
+}
+
+/// A client that declared elicitation but never answers: the question goes out on the
+/// call's event stream (escaped, bounded), the call is refused at the server's timeout with
+/// the question withdrawn, nothing waits meanwhile, a late answer runs nothing, and the
+/// daemon stays healthy. `/cli/call` and the shell keep their own ways under "ask".
+#[test]
+fn an_unanswered_approval_is_refused_at_the_timeout() {
+    let p = Project::new(&json!({"mcpServers": {
+        "fx": fx(json!({"alwaysAllow": ["add"], "gatewayApproval": "ask", "timeout": 2})),
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let url = d.url("/mcp/fx");
+    let sid = asking_session(&url);
+    let long = format!("line1\nline2\u{202e}{}", "x".repeat(500));
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": long}}});
+    let started = std::time::Instant::now();
+    let waiting = {
+        let (url, sid) = (url.clone(), sid.clone());
+        std::thread::spawn(move || post_raw(&url, Some(&sid), &call))
+    };
+    // Meanwhile the daemon answers others at once: nothing waits for the user.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let other = McpClient::open(d.url("/mcp/fx"));
+    assert_eq!(other.call("add", json!({"a": 1, "b": 1}))["content"][0]["text"], "2");
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+
+    let (status, ctype, msgs, _) = waiting.join().unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(8), "{:?}", took);
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/event-stream"), "{}", ctype);
+    assert_eq!(msgs.len(), 3, "{:?}", msgs);
+    let ask = &msgs[0];
+    assert_eq!(ask["method"], "elicitation/create", "{}", ask);
+    let gid = ask["id"].as_str().unwrap().to_string();
+    let message = ask["params"]["message"].as_str().unwrap();
+    assert!(message.contains("Allow the call of tool `echo` on server `fx`?"), "{}", message);
+    // The argument is shown as JSON (its newline escaped), its bidi control escaped, cut short.
+    assert!(message.contains("text = \"line1\\nline2\\u{202e}xxx"), "{}", message);
+    assert!(!message.contains('\u{202e}') && message.contains('…'), "{}", message);
+    assert!(message.len() < 600, "{}", message.len());
+    assert_eq!(ask["params"]["requestedSchema"]["properties"]["approve"]["type"], "boolean");
+    assert_eq!(msgs[1]["method"], "notifications/cancelled", "{}", msgs[1]);
+    assert_eq!(msgs[1]["params"]["requestId"], json!(gid));
+    assert_eq!(msgs[2]["id"], 7);
+    let why = refused(&msgs[2]);
+    assert!(
+        why.contains("the user did not answer the approval request for tool `echo` on server `fx` within 2s"),
+        "{}",
+        why
+    );
+
+    // A late yes runs nothing.
+    let late = json!({"jsonrpc": "2.0", "id": gid, "result": {"action": "accept", "content": {"approve": true}}});
+    let (status, _, _, _) = post_raw(&url, Some(&sid), &late);
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(calls(&p, "fx"), 1, "only `add` ran");
+
+    // A raw client's yes (answered on its own POST while the call's stream is open) runs it;
+    // the call then has a deadline of its own (the server's timeout again).
+    let (answer, _) = call_and_approve(&d, &sid, 8, "echo", json!({"text": "raw-yes"}));
+    assert_eq!(answer["result"]["content"][0]["text"], "raw-yes", "{}", answer);
+    assert_eq!(calls(&p, "fx"), 2);
+    let (answer, after_yes) = call_and_approve(&d, &sid, 9, "hang", json!({}));
+    assert_eq!(answer["error"]["code"], -32001, "{}", answer);
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("did not answer `tools/call` within 2s"),
+        "{}",
+        answer
+    );
+    assert!(after_yes >= Duration::from_millis(1900) && after_yes < Duration::from_secs(8), "{:?}", after_yes);
+    assert_eq!(calls(&p, "fx"), 3);
+
+    // /cli/call cannot ask: refused, with why; the shell asks on its terminal (here there is
+    // none: refused without --yes, run by a child of its own with it).
+    let v = cli_call(&d, &json!({"server": "fx", "tool": "echo", "args": [{"Pair": ["text", "x"]}]}));
+    assert!(v.get("result").is_none(), "{}", v);
+    assert!(v["error"]["message"].as_str().unwrap().contains("/cli/call cannot ask the user"), "{}", v);
+    p.cmd().args(["call", "fx", "echo", "--text", "x"]).status(2).stderr_has("needs approval");
+    p.cmd().args(["--yes", "call", "fx", "echo", "--text", "shell-yes"]).success().stdout_has("shell-yes");
+    assert_eq!(calls(&p, "fx"), 3, "the daemon ran a call it should not have");
+
+    // Healthy: a new session still works, and the log has the outcomes.
+    let again = McpClient::open(d.url("/mcp"));
+    assert_eq!(again.call("fx__add", json!({"a": 2, "b": 2}))["content"][0]["text"], "4");
+    let log = p.cmd().args(["logs"]).success().stdout();
+    assert!(log.contains("tool=echo") && log.contains("outcome=unanswered"), "{}", log);
+    assert!(log.contains("outcome=approved"), "{}", log);
 }

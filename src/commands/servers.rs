@@ -103,7 +103,7 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
         }
     }
     info["alwaysAllow"] = json!(s.always_allow);
-    info["gatewayApproval"] = json!(if s.gateway_approval == config::Approval::Allow { "allow" } else { "deny" });
+    info["gatewayApproval"] = json!(s.gateway_approval.word());
     info["policy"] = json!(crate::policy::describe(&s));
     info["timeout"] = json!(s.timeout.as_secs_f64());
     if s.disabled {

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// A whole response, written by [`send`].
@@ -361,10 +361,12 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             send(req, Resp::empty(202));
         }
         Message::Response { id, outcome } => {
+            // Acknowledged first: what the answer sets off (an approved call going upstream)
+            // is not the client's to wait for.
+            send(req, Resp::empty(202));
             if !session.take_reply(&id, outcome) {
                 log::debug!("session {}…: answer to unknown request {} dropped", &session.id[..8], id);
             }
-            send(req, Resp::empty(202));
         }
         Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
     }
@@ -393,7 +395,11 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
         ),
     };
     let sid = new_session_id();
-    let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()).with_token(token));
+    let session = Arc::new(
+        Session::new(sid.clone(), target.clone(), version.to_string())
+            .with_token(token)
+            .with_client_capabilities(params.and_then(|p| p.get("capabilities"))),
+    );
     if let Err(max) = hub.add_session(session) {
         let msg = format!(
             "the gateway already has {} sessions open, the limit (MCPCTL_MAX_SESSIONS); end one (DELETE) or retry later",
@@ -466,9 +472,13 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
             }
             if method == "tools/call" {
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
-                if let Err(r) = permit(hub, session, &u, &tool, &id) {
-                    send(req, json_resp(200, &r));
-                    return;
+                match permit(hub, session, &u, &tool, &id) {
+                    Ok(policy::Gate::Run) => {}
+                    Ok(policy::Gate::Ask) => return ask(req, session, &u, id, params),
+                    Err(r) => {
+                        send(req, json_resp(200, &r));
+                        return;
+                    }
                 }
             }
             forward(req, session, &u, id, method, params)
@@ -477,18 +487,37 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
     }
 }
 
-/// The policy's word on a tool call from a gateway client: `Err` is the JSON-RPC refusal.
-fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<(), Value> {
+/// The policy's word on a tool call from a gateway client: run it, ask the user first (a
+/// client that declared elicitation), or `Err`: the JSON-RPC refusal.
+fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<policy::Gate, Value> {
     let token = token_of(hub, session);
-    policy::gateway_for(&u.cfg, tool, token).map_err(|e| {
+    let gate = policy::gateway_for(&u.cfg, tool, token).and_then(|g| match g {
+        policy::Gate::Ask if !session.elicits => Err(policy::cannot_ask(
+            &u.cfg,
+            tool,
+            "this client cannot be asked (it did not declare the elicitation capability, form mode, in `initialize`)",
+        )),
+        g => Ok(g),
+    });
+    gate.map_err(|e| {
         log_call(session_word(session), token_name(token), u.name(), tool, Instant::now(), "refused");
-        jsonrpc::error_response(id.clone(), policy::REFUSED, &format!("mcpctl gateway: {}", e.one_line()))
+        refusal(id, &e.one_line())
     })
 }
 
-/// Whether the session's client sees `tool` of server `cfg` listed.
+/// The JSON-RPC error of a call the gateway does not run.
+fn refusal(id: &Value, why: &str) -> Value {
+    jsonrpc::error_response(id.clone(), policy::REFUSED, &format!("mcpctl gateway: {}", why))
+}
+
+/// Whether the session's client sees `tool` of server `cfg` listed: what it may call, with
+/// the tools that need its user's approval only for a client that can be asked.
 fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool: &str) -> bool {
-    policy::gateway_for(cfg, tool, token_of(hub, session)).is_ok()
+    match policy::gateway_for(cfg, tool, token_of(hub, session)) {
+        Ok(policy::Gate::Run) => true,
+        Ok(policy::Gate::Ask) => session.elicits,
+        Err(_) => false,
+    }
 }
 
 fn token_name(t: Option<&crate::tokens::NamedToken>) -> &str {
@@ -516,6 +545,11 @@ fn forward(
     method: &str,
     params: Option<Value>,
 ) {
+    forward_into(Out::Waiting(req.defer()), session, u, id, method, params)
+}
+
+/// [`forward`] on an answer already deferred (or already an event stream: an approved call).
+fn forward_into(out: Out, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, method: &str, params: Option<Value>) {
     let tool = if method == "tools/call" {
         params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
     } else {
@@ -524,7 +558,7 @@ fn forward(
     let timeout = u.cfg.timeout;
     let started = Instant::now();
     let fwd = Arc::new(Forwarded {
-        out: Mutex::new(Out::Waiting(req.defer())),
+        out: Mutex::new(out),
         key: id.to_string(),
         id,
         method: method.to_string(),
@@ -535,9 +569,12 @@ fn forward(
         started,
         timeout,
     });
-    if let Out::Waiting(d) = &mut *fwd.out.lock().unwrap() {
-        let f = fwd.clone();
-        d.set_deadline(started + timeout, Box::new(move || f.expire()));
+    let f = fwd.clone();
+    let on_timeout: Box<dyn FnOnce() + Send> = Box::new(move || f.expire());
+    match &mut *fwd.out.lock().unwrap() {
+        Out::Waiting(d) => d.set_deadline(started + timeout, on_timeout),
+        Out::Streaming(s) => s.set_deadline(started + timeout, on_timeout),
+        Out::Done => {}
     }
     let f = fwd.clone();
     let mut on_id = |uid: u64| {
@@ -643,6 +680,182 @@ impl Forwarded {
             Out::Done => {}
         }
     }
+}
+
+/// How many arguments an approval request shows (each at most `logsafe::MAX_CHARS` long).
+const ASK_MAX_ARGS: usize = 20;
+
+/// `tools/call` of a tool that needs the user's approval (`"gatewayApproval": "ask"`), from
+/// a client that can be asked: the answer becomes an event stream carrying an
+/// `elicitation/create` to this client. The call goes upstream only when the user accepts
+/// with `approve: true` (on the thread that reads that answer); any other answer, or none
+/// within the server's timeout (on the deadline thread), refuses it. No thread waits.
+fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, params: Option<Value>) {
+    let params = params.unwrap_or(json!({}));
+    let tool = params["name"].as_str().unwrap_or("").to_string();
+    let question = approval_request(u.name(), &tool, &params["arguments"]);
+    let started = Instant::now();
+    let asking = Arc::new(Asking {
+        out: Mutex::new(None),
+        gid: OnceLock::new(),
+        session: session.clone(),
+        upstream: u.clone(),
+        id,
+        params,
+        tool,
+        started,
+    });
+    let a = asking.clone();
+    let gid = session.await_reply(Box::new(move |outcome| a.answered(outcome)));
+    let _ = asking.gid.set(gid.clone());
+    let request = jsonrpc::request(json!(gid), "elicitation/create", Some(question));
+    // Held while the stream starts: an answer or the deadline waits for it (never for I/O:
+    // a deferred answer's writes do not block).
+    let mut out = asking.out.lock().unwrap();
+    let mut d = req.defer();
+    let a = asking.clone();
+    d.set_deadline(started + u.cfg.timeout, Box::new(move || a.expire()));
+    let mut stream = d.into_stream(SSE_HEAD);
+    stream.send(&event_chunk(&request));
+    *out = Some(stream);
+}
+
+/// The `elicitation/create` parameters (form mode; `mode` left out, as the spec allows, for
+/// clients of 2025-06-18): which server and tool, the arguments (escaped, bounded), and one
+/// boolean to tick.
+fn approval_request(server: &str, tool: &str, args: &Value) -> Value {
+    use crate::logsafe::safe;
+    let mut message = format!("Allow the call of tool `{}` on server `{}`?\n", safe(tool), safe(server));
+    match args.as_object() {
+        Some(map) if !map.is_empty() => {
+            message.push_str("Arguments:\n");
+            for (k, v) in map.iter().take(ASK_MAX_ARGS) {
+                message.push_str(&format!("  {} = {}\n", safe(k), safe(&v.to_string())));
+            }
+            if map.len() > ASK_MAX_ARGS {
+                message.push_str(&format!("  … and {} more\n", map.len() - ASK_MAX_ARGS));
+            }
+        }
+        _ => message.push_str("Arguments: none\n"),
+    }
+    message.push_str("(mcpctl gateway: this tool is not in the server's alwaysAllow list; gatewayApproval is \"ask\")");
+    json!({
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "approve": {
+                    "type": "boolean",
+                    "title": "Approve",
+                    "description": format!("Run tool `{}` on server `{}` with these arguments", safe(tool), safe(server)),
+                    "default": false,
+                },
+            },
+            "required": ["approve"],
+        },
+    })
+}
+
+/// What the user said to an approval request.
+enum Verdict {
+    Approved,
+    /// Declined, dismissed, or accepted without ticking `approve`: why, in words.
+    Declined(&'static str),
+    /// No answer from the user: the client's error.
+    Unanswered(String),
+}
+
+fn verdict(outcome: &peer::Outcome) -> Verdict {
+    match outcome {
+        Ok(r) => match r["action"].as_str() {
+            Some("accept") if r["content"]["approve"] == json!(true) => Verdict::Approved,
+            Some("accept") => Verdict::Declined("the user did not approve"),
+            Some("decline") => Verdict::Declined("the user declined"),
+            Some("cancel") => Verdict::Declined("the user dismissed the question"),
+            _ => Verdict::Unanswered("the client's answer has no known action".into()),
+        },
+        Err(e) => Verdict::Unanswered(format!(
+            "the client could not ask the user ({})",
+            crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"))
+        )),
+    }
+}
+
+/// A `tools/call` waiting for its user's approval.
+struct Asking {
+    /// The event stream of the answer; taken by whoever settles the call first.
+    out: Mutex<Option<DeferredStream>>,
+    /// Our id of the `elicitation/create`.
+    gid: OnceLock<String>,
+    session: Arc<Session>,
+    upstream: Arc<Upstream>,
+    /// The client's id of the call, and its params (the tool's own name).
+    id: Value,
+    params: Value,
+    tool: String,
+    started: Instant,
+}
+
+impl Asking {
+    /// The client answered the `elicitation/create`.
+    fn answered(&self, outcome: peer::Outcome) {
+        let Some(stream) = self.out.lock().unwrap().take() else { return };
+        let why = match verdict(&outcome) {
+            Verdict::Approved => {
+                self.log("approved");
+                let params = Some(self.params.clone());
+                let (session, u) = (&self.session, &self.upstream);
+                return forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params);
+            }
+            Verdict::Declined(why) => {
+                self.log("declined");
+                why.to_string()
+            }
+            Verdict::Unanswered(why) => {
+                self.log("unanswered");
+                why
+            }
+        };
+        let msg = format!(
+            "{}: tool `{}` on server `{}` was not run",
+            why,
+            crate::logsafe::safe(&self.tool),
+            self.upstream.name()
+        );
+        end_stream(stream, &refusal(&self.id, &msg));
+    }
+
+    /// No answer within the server's timeout: the question is withdrawn, the call refused.
+    fn expire(&self) {
+        let Some(mut stream) = self.out.lock().unwrap().take() else { return };
+        if let Some(gid) = self.gid.get() {
+            self.session.forget_reply(gid);
+            let withdrawn = jsonrpc::notification(
+                "notifications/cancelled",
+                Some(json!({"requestId": gid, "reason": "no answer in time"})),
+            );
+            stream.send(&event_chunk(&withdrawn));
+        }
+        self.log("unanswered");
+        let msg = format!(
+            "the user did not answer the approval request for tool `{}` on server `{}` within {}s (the server's timeout): it was not run",
+            crate::logsafe::safe(&self.tool),
+            self.upstream.name(),
+            self.upstream.cfg.timeout.as_secs_f64()
+        );
+        end_stream(stream, &refusal(&self.id, &msg));
+    }
+
+    fn log(&self, outcome: &str) {
+        let token = self.session.token.as_deref().unwrap_or("-");
+        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
+    }
+}
+
+/// The last event of an event-stream answer, and its end.
+fn end_stream(mut s: DeferredStream, answer: &Value) {
+    s.send(&event_chunk(answer));
+    s.send(b"0\r\n\r\n");
 }
 
 /// One SSE event as one chunk of a chunked response.
@@ -763,9 +976,13 @@ fn aggregated(
             };
             params["name"] = json!(tool);
             let u = hub.upstream_for(session, server).expect("listed");
-            if let Err(r) = permit(hub, session, &u, tool, &id) {
-                send(req, json_resp(200, &r));
-                return;
+            match permit(hub, session, &u, tool, &id) {
+                Ok(policy::Gate::Run) => {}
+                Ok(policy::Gate::Ask) => return ask(req, session, &u, id, Some(params)),
+                Err(r) => {
+                    send(req, json_resp(200, &r));
+                    return;
+                }
             }
             forward(req, session, &u, id, method, Some(params))
         }
@@ -935,8 +1152,13 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToke
     let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
         return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
     };
-    // The same policy as every other path: the shell client asks for nothing more here.
-    if let Err(e) = policy::gateway_for(&u.cfg, tool, who) {
+    // The same policy as every other path: the shell client asks for nothing more here, and
+    // settles "ask" on its own terminal (running such a tool on a child of its own).
+    let gate = policy::gateway_for(&u.cfg, tool, who).and_then(|g| match g {
+        policy::Gate::Run => Ok(()),
+        policy::Gate::Ask => Err(policy::cannot_ask(&u.cfg, tool, "/cli/call cannot ask the user")),
+    });
+    if let Err(e) = gate {
         log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
         return json!({"error": e.to_json()});
     }
@@ -1030,7 +1252,8 @@ fn is_tool_error(raw: &str) -> bool {
 }
 
 /// The log line every tool call leaves (never the argument values): `outcome` is ok,
-/// tool error or error.
+/// tool error, error or refused; a call that needed the user's approval ("ask") leaves
+/// approved (then the line of the call itself), declined or unanswered.
 fn log_call(session: &str, token: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
     log::info!(
         "call session={} token={} server={} tool={} duration_ms={:.1} outcome={}",

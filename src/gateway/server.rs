@@ -893,8 +893,12 @@ pub struct Deferred {
 }
 
 impl Deferred {
-    /// Run `on_timeout` (on the deadline thread) unless the answer is finished by `at`.
+    /// Run `on_timeout` (on the deadline thread) unless the answer is finished by `at`;
+    /// it replaces a deadline set before.
     pub fn set_deadline(&mut self, at: Instant, on_timeout: Box<dyn FnOnce() + Send>) {
+        if let Some(k) = self.timer.take() {
+            timer().remove(k);
+        }
         self.timer = Some(timer().add(at, on_timeout));
     }
 
@@ -1006,6 +1010,11 @@ pub struct DeferredStream(Deferred);
 impl DeferredStream {
     pub fn send(&mut self, bytes: &[u8]) {
         self.0.write(bytes);
+    }
+
+    /// As [`Deferred::set_deadline`]: a stream that goes on to another wait gets a new one.
+    pub fn set_deadline(&mut self, at: Instant, on_timeout: Box<dyn FnOnce() + Send>) {
+        self.0.set_deadline(at, on_timeout);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Client sessions of the gateway (one per `Mcp-Session-Id`): the negotiated version, the
 //! standalone GET streams for unrelated server messages, the server→client requests
-//! waiting for this client's answer, and (with `"isolation": "session"`) its own children.
+//! waiting for this client's answer (a child's, or the gateway's own: the approval of a
+//! call under `"gatewayApproval": "ask"`), and (with `"isolation": "session"`) its own children.
 
 use super::upstream::Upstream;
 use crate::peer::{Outcome, Peer};
@@ -48,6 +49,18 @@ impl Drop for Slot {
     }
 }
 
+/// What the gateway does with a client's answer to a request of its own; called once, on
+/// the thread that read the answer, with no lock of the session held.
+pub type OnReply = Box<dyn FnOnce(Outcome) + Send>;
+
+/// Where the answer to one server→client request goes.
+enum Waiter {
+    /// A child asked: (the child, its id of the request).
+    Child(Weak<Peer>, Value),
+    /// The gateway asked.
+    Gateway(OnReply),
+}
+
 pub struct Session {
     pub id: String,
     pub target: Target,
@@ -55,10 +68,12 @@ pub struct Session {
     /// The name of the configured token it was created with (`None`: the daemon's own
     /// token, or none); requests bearing another token are refused.
     pub token: Option<String>,
+    /// The client declared form-mode elicitation in `initialize`: it can be asked.
+    pub elicits: bool,
     last_seen: Mutex<Instant>,
     streams: Mutex<Vec<SyncSender<Vec<u8>>>>,
     /// Our id of a server→client request → where its answer goes.
-    client_replies: Mutex<HashMap<String, (Weak<Peer>, Value)>>,
+    client_replies: Mutex<HashMap<String, Waiter>>,
     next_gid: AtomicU64,
     /// Children of this session alone (isolation: session), each holding its slot.
     pub own: Mutex<HashMap<String, (Arc<Upstream>, Slot)>>,
@@ -74,6 +89,7 @@ impl Session {
             target,
             protocol,
             token: None,
+            elicits: false,
             last_seen: Mutex::new(Instant::now()),
             streams: Mutex::new(Vec::new()),
             client_replies: Mutex::new(HashMap::new()),
@@ -86,6 +102,13 @@ impl Session {
 
     pub fn with_token(mut self, token: Option<String>) -> Session {
         self.token = token;
+        self
+    }
+
+    /// Whether the client said it can be asked (form-mode elicitation): the client
+    /// capabilities of its `initialize`.
+    pub fn with_client_capabilities(mut self, caps: Option<&Value>) -> Session {
+        self.elicits = form_elicitation(caps);
         self
     }
 
@@ -131,21 +154,43 @@ impl Session {
 
     /// Remember a server→client request sent to this client under our id `gid`.
     pub fn expect_reply(&self, peer: &Arc<Peer>, child_id: Value) -> String {
+        self.remember(Waiter::Child(Arc::downgrade(peer), child_id))
+    }
+
+    /// A request of the gateway's own to this client: its answer goes to `on_reply`. The
+    /// caller sends the request under the returned id, and [`Session::forget_reply`]s it
+    /// when it stops waiting.
+    pub fn await_reply(&self, on_reply: OnReply) -> String {
+        self.remember(Waiter::Gateway(on_reply))
+    }
+
+    fn remember(&self, w: Waiter) -> String {
         let gid =
             format!("mcpctl-{}-{}", &self.id[..8.min(self.id.len())], self.next_gid.fetch_add(1, Ordering::Relaxed));
-        self.client_replies.lock().unwrap().insert(gid.clone(), (Arc::downgrade(peer), child_id));
+        self.client_replies.lock().unwrap().insert(gid.clone(), w);
         gid
     }
 
-    /// The client answered one of our server→client requests: pass it to the child.
+    /// Stop waiting for the answer to `gid`; whether it was still awaited.
+    pub fn forget_reply(&self, gid: &str) -> bool {
+        let w = self.client_replies.lock().unwrap().remove(gid);
+        w.is_some() // dropped here, outside the lock
+    }
+
+    /// The client answered one of our server→client requests: pass it to the child, or to
+    /// the gateway's waiter (each outside the lock).
     pub fn take_reply(&self, gid: &Value, outcome: Outcome) -> bool {
         let Some(key) = gid.as_str() else { return false };
         let entry = self.client_replies.lock().unwrap().remove(key);
         match entry {
-            Some((peer, child_id)) => {
+            Some(Waiter::Child(peer, child_id)) => {
                 if let Some(peer) = peer.upgrade() {
                     let _ = peer.respond(child_id, outcome);
                 }
+                true
+            }
+            Some(Waiter::Gateway(on_reply)) => {
+                on_reply(outcome);
                 true
             }
             None => false,
@@ -160,5 +205,46 @@ impl Session {
         for (u, _slot) in own {
             u.stop();
         }
+    }
+}
+
+/// Whether client capabilities declare form-mode elicitation: `"elicitation": {}` (form, for
+/// backward compatibility) or `{"form": {...}, ...}`; not a client of URL mode alone.
+pub fn form_elicitation(caps: Option<&Value>) -> bool {
+    match caps.and_then(|c| c.get("elicitation")).and_then(Value::as_object) {
+        Some(e) => e.get("form").map(Value::is_object).unwrap_or(!e.contains_key("url")),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn form_elicitation_as_the_spec_says() {
+        let has = |c: Value| form_elicitation(Some(&c));
+        assert!(has(json!({"elicitation": {}})));
+        assert!(has(json!({"elicitation": {"form": {}}})));
+        assert!(has(json!({"elicitation": {"form": {}, "url": {}}})));
+        assert!(!has(json!({"elicitation": {"url": {}}})));
+        assert!(!has(json!({"sampling": {}})));
+        assert!(!has(json!({"elicitation": true})));
+        assert!(!form_elicitation(None));
+    }
+
+    #[test]
+    fn a_reply_reaches_the_gateway_waiter_once() {
+        let s = Session::new("0123456789abcdef".into(), Target::All, "2025-11-25".into());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let gid = s.await_reply(Box::new(move |o| tx.send(o).unwrap()));
+        assert!(gid.starts_with("mcpctl-01234567-"), "{}", gid);
+        assert!(s.take_reply(&json!(gid), Ok(json!({"action": "accept"}))));
+        assert_eq!(rx.try_recv().unwrap().unwrap()["action"], "accept");
+        assert!(!s.take_reply(&json!(gid), Ok(json!({}))), "answered twice");
+        let gid = s.await_reply(Box::new(|_| panic!("forgotten")));
+        assert!(s.forget_reply(&gid));
+        assert!(!s.take_reply(&json!(gid), Ok(json!({}))));
     }
 }

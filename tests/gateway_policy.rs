@@ -163,6 +163,15 @@ fn the_daemon_reads_no_file_for_a_caller() {
         assert!(v.get("result").is_none(), "{}", text);
         assert!(text.contains("the daemon does not read files or standard input"), "{}", text);
     }
+    // Arguments of a shape the daemon does not know are an error, never a call without them.
+    for body in [
+        json!({"server": "fx", "tool": "echo", "args": "text=hi"}),
+        json!({"server": "fx", "tool": "echo", "args": [{"Pair": "text"}]}),
+        json!({"server": "fx", "args": []}),
+    ] {
+        let v = cli_call(&d, &body);
+        assert!(v["error"]["message"].as_str().unwrap_or("").contains("bad /cli/call request"), "{}", v);
+    }
     assert_eq!(calls(&p, "fx"), 0);
     // The shell client reads the file itself and sends its contents: it still works.
     let r = p.cmd().args(["-v", "call", "fx", "echo", "--var", &format!("text=@{}", path)]).success();

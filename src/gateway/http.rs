@@ -1146,9 +1146,22 @@ fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::Na
 }
 
 fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToken>) -> Value {
-    let server = v["server"].as_str().unwrap_or("");
-    let tool = v["tool"].as_str().unwrap_or("");
-    let typed: Vec<crate::cli::ToolArg> = serde_json::from_value(v["args"].clone()).unwrap_or_default();
+    let bad = |what: String| {
+        json!({"error": Error::failure(format!("bad /cli/call request: {}", what))
+            .hint("send it with the mcpctl binary of the daemon (a client of another version speaks another shape)")
+            .to_json()})
+    };
+    let (Some(server), Some(tool)) = (v["server"].as_str(), v["tool"].as_str()) else {
+        return bad("`server` and `tool` must be strings".into());
+    };
+    // Arguments that do not decode are an error, never a call with no arguments.
+    let typed: Vec<crate::cli::ToolArg> = match v.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(a) => match serde_json::from_value(a.clone()) {
+            Ok(t) => t,
+            Err(e) => return bad(format!("`args`: {}", e)),
+        },
+    };
     let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
         return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
     };

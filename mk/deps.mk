@@ -112,3 +112,4 @@ deps-clean:
 check-fixtures: deps
 	scripts/check-py-fixtures.sh
 	scripts/conformance-fixture.sh
+	scripts/conformance-fixture-modern.sh

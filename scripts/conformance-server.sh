@@ -44,7 +44,7 @@ read -r -a extra <<<"${CONFORMANCE_ARGS:-}"
 out=${CONFORMANCE_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance.XXXXXX")}
 mkdir -p "$out"
 args=(server --url "$url" --output-dir "$out")
-[[ " ${extra[*]} " == *" --requirements "* ]] || args+=(--suite "${CONFORMANCE_SUITE:-active}")
+[[ " ${extra[*]} " == *" --requirements "* || " ${extra[*]} " == *" --requirements="* ]] || args+=(--suite "${CONFORMANCE_SUITE:-active}")
 args+=("${extra[@]}")
 [[ -n "${CONFORMANCE_SCENARIO:-}" ]] && args+=(--scenario "$CONFORMANCE_SCENARIO")
 if [[ -n "$baseline" ]]; then

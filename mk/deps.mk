@@ -1,8 +1,8 @@
 # Development and test dependencies, installed into the git-ignored .deps/.
 # Included from the top-level Makefile.  See docs/dev-deps.md.
 #
-#   make deps        Node 22 + MCP reference tools (.deps/npm), Python SDK venvs (.deps/venv: mcp 1.x,
-#                    .deps/venv-modern: mcp 2.x)
+#   make deps        Node 22 + MCP reference tools (.deps/npm), the 2026-07-28 conformance suite
+#                    (.deps/npm-conformance), Python SDK venvs (.deps/venv: mcp 1.x, .deps/venv-modern: mcp 2.x)
 #   make bench-deps  adds supergateway (.deps/npm-bench, linked into .deps/npm/node_modules/.bin)
 #                    and mcp-proxy (.deps/venv/bin/mcp-proxy)
 #
@@ -16,6 +16,7 @@ DEPS_DIR      := .deps
 DEPS_PINS     := mk/deps
 DEPS_NPM      := $(DEPS_DIR)/npm
 DEPS_NPMBENCH := $(DEPS_DIR)/npm-bench
+DEPS_NPMCONF  := $(DEPS_DIR)/npm-conformance
 DEPS_VENV     := $(DEPS_DIR)/venv
 DEPS_VENV_MODERN := $(DEPS_DIR)/venv-modern
 DEPS_BIN      := $(DEPS_NPM)/node_modules/.bin
@@ -24,6 +25,7 @@ DEPS_PATH     := $(CURDIR)/$(DEPS_BIN):$(PATH)
 
 DEPS_NPM_PINS      := $(DEPS_PINS)/npm/package.json $(DEPS_PINS)/npm/package-lock.json
 DEPS_NPMBENCH_PINS := $(DEPS_PINS)/npm-bench/package.json $(DEPS_PINS)/npm-bench/package-lock.json
+DEPS_NPMCONF_PINS  := $(DEPS_PINS)/npm-conformance/package.json $(DEPS_PINS)/npm-conformance/package-lock.json
 DEPS_PY_PINS       := $(DEPS_PINS)/python/requirements.txt
 DEPS_PYBENCH_PINS  := $(DEPS_PINS)/python/requirements-bench.txt
 DEPS_PYMODERN_PINS := $(DEPS_PINS)/python/requirements-modern.txt
@@ -32,6 +34,7 @@ deps_hash = $(shell cat $(1) | sha256sum | cut -c1-16)
 
 DEPS_NPM_STAMP      := $(DEPS_NPM)/.stamp-$(call deps_hash,$(DEPS_NPM_PINS))
 DEPS_NPMBENCH_STAMP := $(DEPS_NPMBENCH)/.stamp-$(call deps_hash,$(DEPS_NPMBENCH_PINS))
+DEPS_NPMCONF_STAMP  := $(DEPS_NPMCONF)/.stamp-$(call deps_hash,$(DEPS_NPMCONF_PINS))
 DEPS_PY_STAMP       := $(DEPS_VENV)/.stamp-$(call deps_hash,$(DEPS_PY_PINS))
 DEPS_PYMODERN_STAMP := $(DEPS_VENV_MODERN)/.stamp-$(call deps_hash,$(DEPS_PYMODERN_PINS))
 DEPS_PYBENCH_STAMP  := $(DEPS_VENV)/.stamp-bench-$(call deps_hash,$(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS))
@@ -40,7 +43,7 @@ DEPS_NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
 .PHONY: deps bench-deps deps-clean
 
-deps: $(DEPS_NPM_STAMP) $(DEPS_PY_STAMP) $(DEPS_PYMODERN_STAMP)
+deps: $(DEPS_NPM_STAMP) $(DEPS_NPMCONF_STAMP) $(DEPS_PY_STAMP) $(DEPS_PYMODERN_STAMP)
 
 bench-deps: deps $(DEPS_NPMBENCH_STAMP) $(DEPS_PYBENCH_STAMP)
 
@@ -68,6 +71,18 @@ $(DEPS_NPMBENCH_STAMP): $(DEPS_NPMBENCH_PINS) $(DEPS_NPM_STAMP)
 	ln -sfn ../../../npm-bench/node_modules/.bin/supergateway $(DEPS_BIN)/supergateway
 	touch $@
 
+# The alpha conformance suite (2026-07-28 scenarios) in a prefix of its own: its
+# `conformance` bin would clash with 0.1.16's in .deps/npm, and `npm ci` there
+# would delete it.  Nothing is linked; scripts select it with
+# CONFORMANCE_PREFIX=.deps/npm-conformance (Node 22 still comes from .deps/npm).
+$(DEPS_NPMCONF_STAMP): $(DEPS_NPMCONF_PINS)
+	@mkdir -p $(DEPS_NPMCONF)
+	rm -f $(DEPS_NPMCONF)/.stamp-*
+	cp $(DEPS_NPMCONF_PINS) $(DEPS_NPMCONF)/
+	cd $(DEPS_NPMCONF) && npm ci $(DEPS_NPM_FLAGS) </dev/null
+	test -x $(DEPS_NPMCONF)/node_modules/.bin/conformance
+	touch $@
+
 $(DEPS_PY_STAMP): $(DEPS_PY_PINS)
 	rm -f $(DEPS_VENV)/.stamp-*
 	test -x $(DEPS_PYTHON) || python3 -m venv $(DEPS_VENV)
@@ -90,10 +105,11 @@ $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 	touch $@
 
 deps-clean:
-	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/venv $(DEPS_DIR)/venv-modern
+	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/npm-conformance $(DEPS_DIR)/venv $(DEPS_DIR)/venv-modern
 
 # Self-tests of the Python fixtures (no Rust involved).
 .PHONY: check-fixtures
 check-fixtures: deps
 	scripts/check-py-fixtures.sh
 	scripts/conformance-fixture.sh
+	scripts/conformance-fixture-modern.sh

@@ -6,12 +6,27 @@
 #
 #   scripts/conformance-gateway.sh BINDIR     (BINDIR holds mcpctl; `make test` passes target/release)
 #
+# Optional, not part of `make test`: CONFORMANCE_MODERN=1 runs instead the alpha suite
+# (.deps/npm-conformance, 0.2.0-alpha.12) against the gateway at /mcp/conf fronting
+# fixtures/conformance_server_modern.py (Python SDK 2.x, stdio child), once with
+# --spec-version 2025-11-25 and once with 2026-07-28 (pending scenarios included),
+# each with tests/conformance/expected-failures-gateway-modern-<era>.yml as baseline
+# when that file exists.  CONFORMANCE_ERAS="2026-07-28" picks eras.  No client scenarios.
+#
 # Prints the suite's summaries; exits non-zero on any unexpected failure. Needs `make deps`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "${1:-$root/target/release}" && pwd)
 m="$bin/mcpctl"
+modern=${CONFORMANCE_MODERN:-0}
 py="$root/.deps/venv/bin/python"
+fixture="$root/fixtures/conformance_server.py"
+if [[ "$modern" == 1 ]]; then
+    py="$root/.deps/venv-modern/bin/python"
+    fixture="$root/fixtures/conformance_server_modern.py"
+    [[ -x "$root/.deps/npm-conformance/node_modules/.bin/conformance" ]] ||
+        { echo "conformance-gateway: the alpha suite is missing; run 'make deps'" >&2; exit 2; }
+fi
 export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
 [[ -x "$m" ]] || { echo "conformance-gateway: $m missing; build first" >&2; exit 2; }
 [[ -x "$py" ]] && command -v conformance >/dev/null || { echo "conformance-gateway: run 'make deps'" >&2; exit 2; }
@@ -19,7 +34,7 @@ export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
 proj=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-gw.XXXXXX")
 mkdir -p "$proj/.mcpctl"
 cat >"$proj/.mcpctl/config.json" <<JSON
-{"mcpServers": {"conf": {"command": "$py", "args": ["$root/fixtures/conformance_server.py"], "timeout": 20, "alwaysAllow": ["*"]}}}
+{"mcpServers": {"conf": {"command": "$py", "args": ["$fixture"], "timeout": 20, "alwaysAllow": ["*"]}}}
 JSON
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 pid=""
@@ -50,6 +65,26 @@ tally() {
     set -- $line
     echo "$2 $4"
 }
+if [[ "$modern" == 1 ]]; then
+    log=$(mktemp "${TMPDIR:-/tmp}/mcpctl-conformance-run.XXXXXX")
+    for era in ${CONFORMANCE_ERAS:-2025-11-25 2026-07-28}; do
+        echo "== server scenarios, alpha suite --spec-version $era: gateway /mcp/conf =="
+        baseline=()
+        [[ -f "$root/tests/conformance/expected-failures-gateway-modern-$era.yml" ]] &&
+            baseline=("$root/tests/conformance/expected-failures-gateway-modern-$era.yml")
+        CONFORMANCE_PREFIX="$root/.deps/npm-conformance" CONFORMANCE_SUITE=all CONFORMANCE_ARGS="--spec-version $era" \
+            "$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp/conf" "${baseline[@]}" | tee "$log" || rc=1
+        read -r p f <<<"$(tally "$log")"
+        passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+        echo
+    done
+    rm -f "$log"
+    [[ $rc -eq 0 ]] || { echo "daemon log:"; tail -n 40 "$proj/.mcpctl/logs/daemon.log" || true; }
+    echo "conformance-gateway (modern): exit $rc"
+    [[ $rc -eq 0 || $failed -gt 0 ]] || failed=1
+    echo "conformance: $passed passed, $failed failed"
+    exit $rc
+fi
 echo "== server scenarios: gateway /mcp/conf =="
 log=$(mktemp "${TMPDIR:-/tmp}/mcpctl-conformance-run.XXXXXX")
 "$root/scripts/conformance-server.sh" "http://127.0.0.1:$port/mcp/conf" "$root/tests/conformance/expected-failures-server.yml" | tee "$log" || rc=1

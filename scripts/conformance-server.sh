@@ -12,6 +12,11 @@
 #   CONFORMANCE_SUITE     active (default), all or pending
 #   CONFORMANCE_SCENARIO  run only this scenario
 #   CONFORMANCE_OUT       results directory (default: a new temp dir; kept and printed)
+#   CONFORMANCE_PREFIX    npm prefix holding the suite (default .deps/npm, suite 0.1.16;
+#                         .deps/npm-conformance is the alpha suite with the 2026-07-28 scenarios)
+#   CONFORMANCE_ARGS      extra arguments for `conformance server`, split on spaces, e.g.
+#                         "--spec-version 2026-07-28" or "--requirements 2026-07-28"
+#                         (with --requirements, --suite is not passed: it replaces it)
 #
 # Prints the suite's summary (and the failing checks on failure); exits with the
 # suite's status: non-zero on unexpected failures or stale baseline entries.
@@ -26,15 +31,21 @@ url=$1
 baseline=${2:-}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
-if ! command -v conformance >/dev/null || [[ "$(node --version)" != v22.* ]]; then
-    echo "conformance-server: Node 22 and the conformance suite are missing; run 'make deps'" >&2
+prefix=${CONFORMANCE_PREFIX:-$root/.deps/npm}
+[[ "$prefix" == /* ]] || prefix="$root/$prefix"
+# The suite's bin from $prefix first; Node 22 always comes from .deps/npm.
+export PATH="$prefix/node_modules/.bin:$root/.deps/npm/node_modules/.bin:$PATH"
+if [[ ! -x "$prefix/node_modules/.bin/conformance" ]] || [[ "$(node --version)" != v22.* ]]; then
+    echo "conformance-server: Node 22 or the conformance suite in $prefix is missing; run 'make deps'" >&2
     exit 2
 fi
+read -r -a extra <<<"${CONFORMANCE_ARGS:-}"
 
 out=${CONFORMANCE_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance.XXXXXX")}
 mkdir -p "$out"
-args=(server --url "$url" --suite "${CONFORMANCE_SUITE:-active}" --output-dir "$out")
+args=(server --url "$url" --output-dir "$out")
+[[ " ${extra[*]} " == *" --requirements "* || " ${extra[*]} " == *" --requirements="* ]] || args+=(--suite "${CONFORMANCE_SUITE:-active}")
+args+=("${extra[@]}")
 [[ -n "${CONFORMANCE_SCENARIO:-}" ]] && args+=(--scenario "$CONFORMANCE_SCENARIO")
 if [[ -n "$baseline" ]]; then
     [[ -f "$baseline" ]] || { echo "conformance-server: no such file: $baseline" >&2; exit 2; }

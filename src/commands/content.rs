@@ -36,14 +36,28 @@ fn open(ctx: &Ctx, s: &ServerConfig, root: &Path, capability: &str) -> Result<Se
     Ok(session)
 }
 
-/// One request whose JSON-RPC error is worded by `what` ("cannot read `x` from server `y`").
-fn request(session: &Session, method: &str, params: Value, ctx: &Ctx, s: &ServerConfig, what: &str) -> Result<Value> {
+/// One request, within the request timeout. The server's JSON-RPC error is worded by `what`
+/// ("cannot read `x` from server `y`"), with `hint` when there is one.
+fn request(
+    session: &Session,
+    method: &str,
+    params: Value,
+    (ctx, s): (&Ctx, &ServerConfig),
+    what: &str,
+    hint: Option<String>,
+) -> Result<Value> {
     match session.peer.request(method, Some(params), ctx.request_timeout(s))? {
         Ok(result) => Ok(result),
         Err(e) if jsonrpc::is_unavailable(&e) => {
             Err(Error::failure(jsonrpc::failed_during(&e, &format!("`{}`", method))))
         }
-        Err(e) => Err(Error::failure(format!("{}: {}", what, jsonrpc::error_text(&e)))),
+        Err(e) => {
+            let e = Error::failure(format!("{}: {}", what, jsonrpc::error_text(&e)));
+            Err(match hint {
+                Some(h) => e.hint(h),
+                None => e,
+            })
+        }
     }
 }
 
@@ -148,14 +162,8 @@ pub fn read(ctx: &Ctx, name: &str, uri: &str) -> Outcome {
         return Ok(r);
     }
     let what = format!("cannot read `{}` from server `{}`", uri, s.name);
-    let result = request(&session, "resources/read", params, ctx, &s, &what)
-        .map_err(|e| match e.status {
-            Status::Failure if e.hint.is_none() => {
-                e.hint(format!("`mcpctl resources {}` lists its resources and templates", s.name))
-            }
-            _ => e,
-        })
-        .map_err(fail)?;
+    let hint = format!("`mcpctl resources {}` lists its resources and templates", s.name);
+    let result = request(&session, "resources/read", params, (ctx, &s), &what, Some(hint)).map_err(fail)?;
     let contents: Vec<Value> = result.get("contents").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut r = Report::new(Status::Success, format!("Read resource '{}' from server '{}'", uri, s.name))
         .field("server", json!(s.name))
@@ -300,7 +308,8 @@ pub fn prompt(ctx: &Ctx, name: &str, prompt: &str, typed: &[ToolArg]) -> Outcome
         let e = match crate::cli::closest(prompt, &names) {
             Some(c) => e.hint(format!("did you mean `{}`?", c)),
             None if names.is_empty() => e.hint("it has no prompts"),
-            None => e.hint(format!("its prompts: {}", names.join(", "))),
+            None if names.len() <= 10 => e.hint(format!("its prompts: {}", names.join(", "))),
+            None => e.hint(format!("`mcpctl prompts {}` lists its {} prompts", s.name, names.len())),
         };
         return Err(base(e));
     };
@@ -331,7 +340,7 @@ pub fn prompt(ctx: &Ctx, name: &str, prompt: &str, typed: &[ToolArg]) -> Outcome
         return Ok(r);
     }
     let what = format!("server `{}` could not give prompt `{}`", s.name, prompt);
-    let result = request(&session, "prompts/get", params, ctx, &s, &what).map_err(|e| with_args(base(e)))?;
+    let result = request(&session, "prompts/get", params, (ctx, &s), &what, None).map_err(|e| with_args(base(e)))?;
     let text = render_messages(&result);
     let mut r = Report::new(Status::Success, format!("Prompt '{}' from server '{}'", prompt, s.name))
         .field("server", json!(s.name))
@@ -382,7 +391,7 @@ pub fn complete(ctx: &Ctx, name: &str, target: &CompleteRef, arg: &str, value: &
         return Ok(r);
     }
     let what = format!("server `{}` could not complete `{}` of {}", s.name, arg, of);
-    let result = request(&session, "completion/complete", params, ctx, &s, &what).map_err(fail)?;
+    let result = request(&session, "completion/complete", params, (ctx, &s), &what, None).map_err(fail)?;
     let completion = result.get("completion").cloned().unwrap_or(json!({"values": []}));
     let values: Vec<&str> = completion
         .get("values")

@@ -124,17 +124,25 @@ fn fixture_resources_read_and_prompts() {
 }
 
 /// A stdio server that declares only `tools`: every other method is method-not-found.
+/// With `--slow` it declares resources too: `resources/list` has one, `resources/read` is
+/// never answered, `resources/templates/list` is method-not-found.
 const TOOLS_ONLY: &str = r#"
 import json, sys
+slow = "--slow" in sys.argv
 for line in sys.stdin:
     m = json.loads(line)
     if "id" not in m:
         continue
     if m["method"] == "initialize":
-        r = {"result": {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}},
+        caps = {"tools": {}, "resources": {}} if slow else {"tools": {}}
+        r = {"result": {"protocolVersion": m["params"]["protocolVersion"], "capabilities": caps,
                         "serverInfo": {"name": "tools-only", "version": "1"}}}
     elif m["method"] == "tools/list":
         r = {"result": {"tools": []}}
+    elif slow and m["method"] == "resources/list":
+        r = {"result": {"resources": [{"uri": "x://y", "name": "y"}]}}
+    elif slow and m["method"] == "resources/read":
+        continue
     else:
         r = {"error": {"code": -32601, "message": "Method not found"}}
     r.update({"jsonrpc": "2.0", "id": m["id"]})
@@ -151,7 +159,10 @@ fn a_server_without_the_capability_says_so() {
     }
     let p = Project::new(&json!({}));
     std::fs::write(p.root.join("tools_only.py"), TOOLS_ONLY).unwrap();
-    p.write_config(&json!({"mcpServers": {"bare": {"command": python, "args": ["tools_only.py"], "timeout": 20}}}));
+    p.write_config(&json!({"mcpServers": {
+        "bare": {"command": python, "args": ["tools_only.py"], "timeout": 20},
+        "slow": {"command": python, "args": ["tools_only.py", "--slow"], "timeout": 20},
+    }}));
     for (cmd, what) in [("resources", "resources"), ("prompts", "prompts")] {
         let r = p.cmd().args([cmd, "bare"]).status(1);
         r.stderr_has(&format!("server `bare` has no {}", what)).stderr_has("mcpctl status bare");
@@ -161,6 +172,17 @@ fn a_server_without_the_capability_says_so() {
     let j = p.cmd().args(["--json-output", "prompt", "bare", "p"]).status(1).json();
     assert_eq!(j["message"], "server `bare` has no prompts");
     assert_eq!(j["server"], "bare");
+    // A resource that is never answered: --timeout, exit 2. A server with resources and
+    // no templates method lists its resources all the same.
+    let t = Instant::now();
+    let j = p.cmd().args(["--json-output", "--timeout", "0.5", "read", "slow", "x://y"]).status(2).json();
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_eq!(j["status"], "timeout");
+    assert_eq!(j["message"], "`resources/read` on server `slow` timed out after 0.5s");
+    assert_eq!(j["uri"], "x://y");
+    let j = p.cmd().args(["--json-output", "resources", "slow"]).success().json();
+    assert_eq!(j["resources"], json!([{"uri": "x://y", "name": "y"}]));
+    assert_eq!(j["resource_templates"], json!([]));
 }
 
 #[test]

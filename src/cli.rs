@@ -1,6 +1,7 @@
 //! The command line, parsed into plain data (nothing here touches files or the network).
-//! Our own options are recognised anywhere on the line; after `call <server> <tool>`
-//! every other `--name` is a tool argument; `--` ends our options.
+//! Our own options are recognised anywhere on the line; after `call <server> <tool>` (and
+//! `prompt <server> <name>`) every other `--name` is a tool (prompt) argument; `--` ends our
+//! options.
 
 use crate::error::{Error, Result};
 use lexopt::prelude::*;
@@ -56,6 +57,30 @@ pub enum Command {
         tool: String,
         args: Vec<ToolArg>,
     },
+    /// `resources <server>`: resources and resource templates.
+    Resources(String),
+    /// `read <server> <uri>`: one resource's contents.
+    Read {
+        server: String,
+        uri: String,
+    },
+    /// `prompts <server>`: prompts and their arguments.
+    Prompts(String),
+    /// `prompt <server> <name> [--key value ...]`: one prompt's messages.
+    Prompt {
+        server: String,
+        name: String,
+        args: Vec<ToolArg>,
+    },
+    /// `complete <server> (--prompt NAME | --resource URI_TEMPLATE) --arg NAME [--value PREFIX]`.
+    Complete {
+        server: String,
+        target: CompleteRef,
+        arg: String,
+        value: String,
+        /// `--context k=v`, as typed.
+        context: Vec<String>,
+    },
     Start(StartOpts),
     Stop,
     Logs {
@@ -73,6 +98,31 @@ pub enum Command {
         write: bool,
         force: bool,
     },
+}
+
+/// What `complete` completes an argument of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompleteRef {
+    Prompt(String),
+    /// A resource template's URI template.
+    Resource(String),
+}
+
+/// The options only `complete` takes.
+#[derive(Debug, Default)]
+struct CompleteOpts {
+    prompt: Option<String>,
+    resource: Option<String>,
+    arg: Option<String>,
+    value: Option<String>,
+    context: Vec<String>,
+    used: Vec<&'static str>,
+}
+
+/// Whether the words so far are `call <server> <tool>` or `prompt <server> <name>` (without
+/// the server with --url): what follows is arguments.
+fn takes_arguments(pos: &[String], url: bool) -> bool {
+    matches!(pos.first().map(String::as_str), Some("call" | "prompt")) && pos.len() >= if url { 2 } else { 3 }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,12 +153,13 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut pos: Vec<String> = Vec::new();
     let mut tool_args: Vec<ToolArg> = Vec::new();
     let mut used_start_flags: Vec<&str> = Vec::new();
+    let mut comp = CompleteOpts::default();
     let mut p = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
-        // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments.
-        let in_call =
-            pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 };
+        // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments
+        // (prompt arguments after `prompt <server> <name>`).
+        let in_call = takes_arguments(&pos, g.url.is_some());
         match arg {
             Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
             Long("config") => g.config = Some(p.value().map_err(err)?.into()),
@@ -161,6 +212,26 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             Long("force") if !in_call => force = true,
             Long("names") if !in_call => names = true,
             Long("write") if !in_call => write = true,
+            Long("prompt") if !in_call => {
+                comp.prompt = Some(string(p.value().map_err(err)?));
+                comp.used.push("prompt");
+            }
+            Long("resource") if !in_call => {
+                comp.resource = Some(string(p.value().map_err(err)?));
+                comp.used.push("resource");
+            }
+            Long("arg") if !in_call => {
+                comp.arg = Some(string(p.value().map_err(err)?));
+                comp.used.push("arg");
+            }
+            Long("value") if !in_call => {
+                comp.value = Some(string(p.value().map_err(err)?));
+                comp.used.push("value");
+            }
+            Long("context") if !in_call => {
+                comp.context.push(string(p.value().map_err(err)?));
+                comp.used.push("context");
+            }
             Long(name) if in_call => {
                 let name = name.to_string();
                 match name.as_str() {
@@ -188,17 +259,18 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             Value(v) => {
                 let v = string(v);
                 if in_call {
-                    return Err(Error::failure(format!("unexpected argument `{}` after the tool name", v))
-                        .hint("give tool arguments as --key value, --var key=value or --json '{...}'"));
+                    let what = if pos[0] == "prompt" { "prompt" } else { "tool" };
+                    return Err(Error::failure(format!("unexpected argument `{}` after the {} name", v, what))
+                        .hint(format!("give {} arguments as --key value, --var key=value or --json '{{...}}'", what)));
                 }
                 pos.push(v);
             }
         }
     }
     if !after_dashdash.is_empty() {
-        if !(pos.first().map(|c| c == "call").unwrap_or(false) && pos.len() >= if g.url.is_some() { 2 } else { 3 }) {
+        if !takes_arguments(&pos, g.url.is_some()) {
             return Err(Error::failure(
-                "arguments after `--` are tool arguments; they need `call <server> <tool>` first",
+                "arguments after `--` are tool arguments; they need `call <server> <tool>` (or `prompt <server> <name>`) first",
             ));
         }
         tool_args.extend(parse_raw_tool_args(&after_dashdash)?);
@@ -222,6 +294,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     }
     if names && cmd != "list" {
         return Err(Error::failure(format!("--names is an option of `mcpctl list`, not of `{}`", cmd)));
+    }
+    if cmd != "complete" {
+        if let Some(f) = comp.used.first() {
+            return Err(Error::failure(format!("--{} is an option of `mcpctl complete`, not of `{}`", f, cmd)));
+        }
     }
     if write && cmd != "import" {
         return Err(Error::failure(format!("--write is an option of `mcpctl import`, not of `{}`", cmd)));
@@ -259,6 +336,65 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 arity(2, 2, "call <server> <tool> [--key value ...]")?;
                 Command::Call { server: pos[1].clone(), tool: pos[2].clone(), args: tool_args }
             }
+        }
+        "resources" | "prompts" => {
+            let server = if g.url.is_some() {
+                arity(0, 0, &format!("{} --url URL", cmd))?;
+                String::new()
+            } else {
+                arity(1, 1, &format!("{} <server>", cmd))?;
+                pos[1].clone()
+            };
+            if cmd == "resources" {
+                Command::Resources(server)
+            } else {
+                Command::Prompts(server)
+            }
+        }
+        "read" => {
+            if g.url.is_some() && pos.len() == 2 {
+                Command::Read { server: String::new(), uri: pos[1].clone() }
+            } else {
+                arity(2, 2, "read <server> <uri>")?;
+                Command::Read { server: pos[1].clone(), uri: pos[2].clone() }
+            }
+        }
+        "prompt" => {
+            if g.url.is_some() && pos.len() == 2 {
+                Command::Prompt { server: String::new(), name: pos[1].clone(), args: tool_args }
+            } else {
+                arity(2, 2, "prompt <server> <name> [--key value ...]")?;
+                Command::Prompt { server: pos[1].clone(), name: pos[2].clone(), args: tool_args }
+            }
+        }
+        "complete" => {
+            const USAGE: &str =
+                "complete <server> (--prompt NAME | --resource URI_TEMPLATE) --arg NAME [--value PREFIX] [--context k=v]";
+            let server = if g.url.is_some() {
+                arity(0, 0, USAGE)?;
+                String::new()
+            } else {
+                arity(1, 1, USAGE)?;
+                pos[1].clone()
+            };
+            let target = match (comp.prompt, comp.resource) {
+                (Some(p), None) => CompleteRef::Prompt(p),
+                (None, Some(r)) => CompleteRef::Resource(r),
+                _ => {
+                    return Err(Error::failure("complete needs one of --prompt NAME or --resource URI_TEMPLATE")
+                        .hint(format!("usage: mcpctl {}", USAGE)))
+                }
+            };
+            let Some(arg) = comp.arg else {
+                return Err(Error::failure("complete needs --arg NAME (the argument to complete)")
+                    .hint(format!("usage: mcpctl {}", USAGE)));
+            };
+            for kv in &comp.context {
+                if !kv.split_once('=').map(|(k, _)| !k.is_empty()).unwrap_or(false) {
+                    return Err(Error::failure(format!("--context `{}` needs the form key=value", kv)));
+                }
+            }
+            Command::Complete { server, target, arg, value: comp.value.unwrap_or_default(), context: comp.context }
         }
         "start" => {
             arity(0, 0, "start [--host H] [--port N] [--foreground] ...")?;
@@ -488,14 +624,29 @@ mod tests {
                 "runtime" => vec!["runtime", "install"],
                 "completion" => vec!["completion", "bash"],
                 "list" | "logs" | "start" | "stop" | "help" => vec![c.name],
-                _ => vec![c.name, "s", "t"][..if c.name == "call" { 3 } else { 2 }].to_vec(),
+                "complete" => vec!["complete", "s"],
+                "call" | "prompt" | "read" => vec![c.name, "s", "t"],
+                _ => vec![c.name, "s"],
             };
             for name in c.options {
                 let o = COMMAND_OPTS.iter().find(|o| o.long == *name).unwrap();
                 let mut line: Vec<String> = cmd.iter().map(|w| w.to_string()).collect();
                 line.push(format!("--{}", o.long));
                 if o.value.is_some() {
-                    line.push(if o.long == "port" { "1".into() } else { "x".into() });
+                    line.push(match o.long {
+                        "port" => "1".into(),
+                        "context" => "k=v".into(),
+                        _ => "x".into(),
+                    });
+                }
+                if c.name == "complete" {
+                    // It needs one reference and the argument; add what this option is not.
+                    if !["prompt", "resource"].contains(name) {
+                        line.extend(["--prompt".to_string(), "p".to_string()]);
+                    }
+                    if *name != "arg" {
+                        line.extend(["--arg".to_string(), "a".to_string()]);
+                    }
                 }
                 let r = parse(line.iter().map(OsString::from));
                 assert!(r.is_ok(), "{:?}: {:?}", line, r.err().map(|e| e.one_line()));
@@ -506,6 +657,68 @@ mod tests {
         }
         assert_eq!(p(&["help", "call"]).unwrap().command, Command::Help(Some("call".into())));
         assert!(p(&["status", "--names"]).unwrap_err().message.contains("option of `mcpctl list`"));
+    }
+
+    #[test]
+    fn prompt_arguments_follow_the_prompt_name() {
+        let c = p(&["prompt", "ev", "args-prompt", "--city", "Paris", "--json-output", "--state=TX", "--var", "k=v"])
+            .unwrap();
+        assert!(c.globals.json_output);
+        assert_eq!(
+            c.command,
+            Command::Prompt {
+                server: "ev".into(),
+                name: "args-prompt".into(),
+                args: vec![
+                    ToolArg::Pair("city".into(), Some("Paris".into())),
+                    ToolArg::Pair("state".into(), Some("TX".into())),
+                    ToolArg::Var("k=v".into()),
+                ]
+            }
+        );
+        // Words that are options of `complete` elsewhere are prompt arguments here.
+        let c = p(&["prompt", "ev", "x", "--prompt", "a", "--arg", "b", "--", "--timeout", "1"]).unwrap();
+        let Command::Prompt { args, .. } = c.command else { panic!() };
+        assert_eq!(args.len(), 3);
+        assert!(p(&["prompt", "ev", "x", "extra"]).unwrap_err().message.contains("after the prompt name"));
+        assert!(p(&["prompt", "ev"]).unwrap_err().message.contains("usage: mcpctl prompt <server> <name>"));
+        assert!(p(&["read", "ev"]).unwrap_err().message.contains("usage: mcpctl read <server> <uri>"));
+        assert_eq!(p(&["resources", "ev"]).unwrap().command, Command::Resources("ev".into()));
+        assert_eq!(p(&["prompts", "ev"]).unwrap().command, Command::Prompts("ev".into()));
+        assert_eq!(
+            p(&["read", "ev", "demo://a"]).unwrap().command,
+            Command::Read { server: "ev".into(), uri: "demo://a".into() }
+        );
+        let c = p(&["--url", "http://127.0.0.1:1/mcp", "prompt", "greet", "--name", "x"]).unwrap();
+        assert!(matches!(c.command, Command::Prompt { ref server, ref name, ref args }
+            if server.is_empty() && name == "greet" && args.len() == 1));
+    }
+
+    #[test]
+    fn complete_takes_a_reference_and_an_argument() {
+        let c =
+            p(&["complete", "ev", "--prompt", "team", "--arg", "name", "--value", "A", "--context", "d=Eng"]).unwrap();
+        assert_eq!(
+            c.command,
+            Command::Complete {
+                server: "ev".into(),
+                target: CompleteRef::Prompt("team".into()),
+                arg: "name".into(),
+                value: "A".into(),
+                context: vec!["d=Eng".into()],
+            }
+        );
+        let c = p(&["complete", "ev", "--resource", "demo://{id}", "--arg", "id"]).unwrap();
+        assert!(matches!(c.command, Command::Complete { target: CompleteRef::Resource(ref u), ref value, .. }
+            if u == "demo://{id}" && value.is_empty()));
+        assert!(p(&["complete", "ev", "--arg", "a"]).unwrap_err().message.contains("--prompt NAME or --resource"));
+        assert!(p(&["complete", "ev", "--prompt", "a", "--resource", "b", "--arg", "a"]).is_err());
+        assert!(p(&["complete", "ev", "--prompt", "a"]).unwrap_err().message.contains("needs --arg NAME"));
+        assert!(p(&["complete", "ev", "--prompt", "a", "--arg", "x", "--context", "nokey"])
+            .unwrap_err()
+            .message
+            .contains("key=value"));
+        assert!(p(&["tools", "ev", "--arg", "a"]).unwrap_err().message.contains("option of `mcpctl complete`"));
     }
 
     #[test]

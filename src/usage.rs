@@ -64,9 +64,15 @@ pub const COMMAND_OPTS: &[Opt] = &[
     opt("force", None, None, "runtime install: install again even when it is there; import: replace the config"),
     opt("write", None, None, "write the project's .mcpctl/config.json instead of printing"),
     opt("names", None, None, "only the server names, one a line (for scripts and completion)"),
+    opt("prompt", None, Some("NAME"), "complete an argument of this prompt"),
+    opt("resource", None, Some("URI_TEMPLATE"), "complete a variable of this resource template"),
+    opt("arg", None, Some("NAME"), "the argument (or template variable) to complete"),
+    opt("value", None, Some("PREFIX"), "what is typed of it so far (default: nothing)"),
+    opt("context", None, Some("K=V"), "an argument already chosen (repeatable)"),
 ];
 
-/// Words that are tool arguments after `call <server> <tool>` (documented with `call`).
+/// Words that are tool arguments after `call <server> <tool>` (documented with `call`), and
+/// prompt arguments after `prompt <server> <name>`.
 pub const TOOL_ARG_OPTS: &[&str] = &["var", "json"];
 
 pub const COMMANDS: &[Cmd] = &[
@@ -120,6 +126,79 @@ pub const COMMANDS: &[Cmd] = &[
             "mcpctl call everything echo --message hi --json-output",
             "mcpctl call fs write_file --path notes.txt --var content=@notes.txt",
             "mcpctl call fs write_file --dry-run --json '{\"path\": \"a.txt\", \"content\": \"x\"}'",
+        ],
+    },
+    Cmd {
+        name: "resources",
+        synopsis: "resources <server>",
+        usage: "mcpctl resources <server>",
+        summary: "a server's resources and resource templates",
+        about: "Every resource (all pages of resources/list) and resource template\n\
+                (resources/templates/list) with its URI, name, MIME type and description.\n\
+                `--json-output` gives them as the server sent them. Resources are not subject to\n\
+                `alwaysAllow` (it concerns tools only).",
+        options: &[],
+        examples: &["mcpctl resources everything", "mcpctl --json-output resources everything"],
+    },
+    Cmd {
+        name: "read",
+        synopsis: "read <server> <uri>",
+        usage: "mcpctl read <server> <uri>",
+        summary: "read a resource; its text goes to stdout",
+        about: "Text contents go to stdout as they are. Binary (blob) contents go to stdout as raw\n\
+                bytes when stdout is not a terminal (`> file` saves them); on a terminal a one-line\n\
+                note gives their size and MIME type instead. `--json-output` gives the server's\n\
+                result as it is (blobs in base64); `--dry-run` shows the request without sending it.",
+        options: &[],
+        examples: &[
+            "mcpctl read everything demo://resource/static/document/features.md",
+            "mcpctl read everything demo://resource/dynamic/blob/1 > blob.bin",
+            "mcpctl --json-output read everything demo://resource/dynamic/text/1",
+        ],
+    },
+    Cmd {
+        name: "prompts",
+        synopsis: "prompts <server>",
+        usage: "mcpctl prompts <server>",
+        summary: "a server's prompts and their arguments",
+        about: "Each prompt with its description and arguments (required or not, description);\n\
+                `--json-output` gives the prompts as the server sent them.",
+        options: &[],
+        examples: &["mcpctl prompts everything", "mcpctl --json-output prompts everything"],
+    },
+    Cmd {
+        name: "prompt",
+        synopsis: "prompt <server> <name> [args]",
+        usage: "mcpctl prompt <server> <name> [prompt arguments]",
+        summary: "get a prompt's messages, filled with arguments",
+        about: "Prompt arguments are given like tool arguments (they are strings):\n\
+                \x20 --key value, --key=value            one argument\n\
+                \x20 --var key=value, --var key=@file    one argument (a file's contents with @)\n\
+                \x20 --json '{...}', --json -            an object of arguments (stdin with -)\n\
+                \x20 -- --key value                      after `--`, every --name is an argument\n\
+                Prints each message as `role: text` (other content described in brackets). A\n\
+                missing required argument fails before the server is asked; `--dry-run` shows\n\
+                the request without sending it.",
+        options: &[],
+        examples: &[
+            "mcpctl prompt everything args-prompt --city Paris",
+            "mcpctl prompt everything args-prompt --json '{\"city\": \"Paris\", \"state\": \"TX\"}'",
+            "mcpctl --json-output prompt everything simple-prompt",
+        ],
+    },
+    Cmd {
+        name: "complete",
+        synopsis: "complete <server> --arg NAME",
+        usage: "mcpctl complete <server> (--prompt NAME | --resource URI_TEMPLATE) --arg NAME [--value PREFIX] [--context K=V ...]",
+        summary: "suggested values of a prompt argument or template variable",
+        about: "Asks the server (completion/complete) for the values of a prompt's argument or a\n\
+                resource template's variable that start with --value; one a line. --context gives\n\
+                arguments already chosen, for servers whose suggestions depend on them.",
+        options: &["prompt", "resource", "arg", "value", "context"],
+        examples: &[
+            "mcpctl complete everything --prompt completable-prompt --arg department --value E",
+            "mcpctl complete everything --prompt completable-prompt --arg name --context department=Engineering",
+            "mcpctl complete everything --resource 'demo://resource/dynamic/text/{resourceId}' --arg resourceId",
         ],
     },
     Cmd {
@@ -303,7 +382,7 @@ pub fn completion(shell: &str) -> Result<String> {
             let _ =
                 writeln!(s, "  if [[ -z $cmd ]]; then COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return; fi", cmds);
             s.push_str("  case $cmd in\n");
-            s.push_str("    status|tools|call) [[ ${COMP_WORDS[COMP_CWORD-1]} == \"$cmd\" ]] && COMPREPLY=($(compgen -W \"$(mcpctl list --names 2>/dev/null)\" -- \"$cur\")) ;;\n");
+            s.push_str("    status|tools|call|resources|read|prompts|prompt|complete) [[ ${COMP_WORDS[COMP_CWORD-1]} == \"$cmd\" ]] && COMPREPLY=($(compgen -W \"$(mcpctl list --names 2>/dev/null)\" -- \"$cur\")) ;;\n");
             s.push_str("    runtime) COMPREPLY=($(compgen -W \"install status\" -- \"$cur\")) ;;\n");
             let _ = writeln!(s, "    import) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")) ;;", clients);
             let _ = writeln!(s, "    help) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")) ;;", cmds);
@@ -321,7 +400,7 @@ pub fn completion(shell: &str) -> Result<String> {
             s.push_str("    esac\n    compadd -- $globals $own\n    return\n  fi\n");
             let _ = writeln!(s, "  if (( CURRENT == 2 )); then compadd -- {}; return; fi", cmds);
             s.push_str("  case $cmd in\n");
-            s.push_str("    status|tools|call) (( CURRENT == 3 )) && compadd -- ${(f)\"$(mcpctl list --names 2>/dev/null)\"} ;;\n");
+            s.push_str("    status|tools|call|resources|read|prompts|prompt|complete) (( CURRENT == 3 )) && compadd -- ${(f)\"$(mcpctl list --names 2>/dev/null)\"} ;;\n");
             s.push_str("    runtime) compadd -- install status ;;\n");
             let _ = writeln!(s, "    import) compadd -- {} ;;", clients);
             let _ = writeln!(s, "    help) compadd -- {} ;;", cmds);
@@ -350,7 +429,7 @@ pub fn completion(shell: &str) -> Result<String> {
                 }
             }
             s.push_str(
-                "complete -c mcpctl -n '__fish_seen_subcommand_from status tools call; and test (count (commandline -opc)) -eq 2' -a '(mcpctl list --names 2>/dev/null)'\n",
+                "complete -c mcpctl -n '__fish_seen_subcommand_from status tools call resources read prompts prompt complete; and test (count (commandline -opc)) -eq 2' -a '(mcpctl list --names 2>/dev/null)'\n",
             );
             s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from runtime' -a 'install status'\n");
             let _ = writeln!(s, "complete -c mcpctl -n '__fish_seen_subcommand_from import' -a '{}'", clients);

@@ -5,6 +5,7 @@
 // size on the error path does not matter.
 #![allow(clippy::result_large_err)]
 
+mod content;
 mod daemon;
 mod import;
 mod runtime;
@@ -57,6 +58,13 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         Command::Status(Some(name)) => servers::status_one(&ctx, &name),
         Command::Tools(name) => servers::tools(&ctx, &name),
         Command::Call { server, tool, args } => servers::call(&ctx, &server, &tool, &args),
+        Command::Resources(name) => content::resources(&ctx, &name),
+        Command::Read { server, uri } => content::read(&ctx, &server, &uri),
+        Command::Prompts(name) => content::prompts(&ctx, &name),
+        Command::Prompt { server, name, args } => content::prompt(&ctx, &server, &name, &args),
+        Command::Complete { server, target, arg, value, context } => {
+            content::complete(&ctx, &server, &target, &arg, &value, &context)
+        }
         Command::Start(o) => daemon::start(&ctx, &o),
         Command::Stop => daemon::stop(&ctx),
         Command::Logs { follow } => daemon::logs(&ctx, follow),

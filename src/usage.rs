@@ -310,7 +310,7 @@ fn opt_line(o: &Opt) -> String {
 pub fn overview() -> String {
     let mut s = String::from("mcpctl — use MCP servers from a shell, and serve them to agents over HTTP\n\nUsage:\n");
     for c in COMMANDS {
-        let _ = writeln!(s, "  mcpctl {:<30}{}", c.synopsis, c.summary);
+        let _ = writeln!(s, "  mcpctl {:<32}{}", c.synopsis, c.summary);
     }
     s.push_str("\nOptions (anywhere on the line, before `--`):\n");
     for o in GLOBAL {

@@ -148,27 +148,16 @@ fn rewrite_strings(v: &mut Value, f: &dyn Fn(&str) -> String) {
 }
 
 fn vscode_vars(text: &str, project: &Path) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let inner = &after[..end];
-        match inner.split_once(':') {
-            Some(("env", var)) => out.push_str(&format!("${{{}}}", var)),
-            Some(("input", id)) => out.push_str(&format!("${{{}}}", input_var(id))),
-            _ if inner == "workspaceFolder" => out.push_str(&project.display().to_string()),
-            _ if inner == "userHome" => out.push_str("${HOME}"),
-            _ => out.push_str(&rest[start..start + 2 + end + 1]),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
+    let mapped = crate::config::map_vars(text, |inner| {
+        Ok::<_, ()>(match inner.split_once(':') {
+            Some(("env", var)) => Some(format!("${{{}}}", var)),
+            Some(("input", id)) => Some(format!("${{{}}}", input_var(id))),
+            _ if inner == "workspaceFolder" => Some(project.display().to_string()),
+            _ if inner == "userHome" => Some("${HOME}".to_string()),
+            _ => None,
+        })
+    });
+    mapped.unwrap_or_else(|()| text.to_string())
 }
 
 /// The variable that answers VS Code's input `id`: `MCPCTL_INPUT_` and the id in capitals,

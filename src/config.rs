@@ -459,6 +459,25 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Replace `${VAR}` and `${VAR:-default}`; the error carries the first unset name.
 pub fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    map_vars(s, |inner| {
+        let (var, default) = match inner.find(":-") {
+            Some(i) => (&inner[..i], Some(&inner[i + 2..])),
+            None => (inner, None),
+        };
+        match (env(var).filter(|v| !v.is_empty() || default.is_none()), default) {
+            (Some(v), _) => Ok(Some(v)),
+            (None, Some(d)) => Ok(Some(d.to_string())),
+            (None, None) => Err(var.to_string()),
+        }
+    })
+}
+
+/// `s` with each `${…}` replaced by what `f` makes of its inside (`None`: kept as it is);
+/// an unclosed `${` is kept as text.
+pub fn map_vars<E>(
+    s: &str,
+    mut f: impl FnMut(&str) -> std::result::Result<Option<String>, E>,
+) -> std::result::Result<String, E> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -468,15 +487,9 @@ pub fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result:
             out.push_str(&rest[start..]);
             return Ok(out);
         };
-        let inner = &after[..end];
-        let (var, default) = match inner.find(":-") {
-            Some(i) => (&inner[..i], Some(&inner[i + 2..])),
-            None => (inner, None),
-        };
-        match (env(var).filter(|v| !v.is_empty() || default.is_none()), default) {
-            (Some(v), _) => out.push_str(&v),
-            (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(var.to_string()),
+        match f(&after[..end])? {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[start..start + end + 3]),
         }
         rest = &after[end + 1..];
     }

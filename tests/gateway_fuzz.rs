@@ -950,6 +950,9 @@ struct Case {
     probe: bool,
     /// The template needs a session of its own (DELETE).
     needs_fresh: bool,
+    /// How many complete, well-framed requests the bytes hold, when known (no mutation of
+    /// the HTTP layer): each must be answered, until an answer closes the connection.
+    requests: Option<usize>,
 }
 
 fn needs_fresh(t: usize) -> bool {
@@ -970,7 +973,7 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
         if !probe {
             mutate_bytes(&mut bytes, &mut rng, &mut kinds);
         }
-        return Case { bytes, kinds, half_close, probe, needs_fresh: false };
+        return Case { bytes, kinds, half_close, probe, needs_fresh: false, requests: None };
     }
     let mut req = template(t, ctx, fresh, &mut rng);
     kinds.push(TEMPLATES[t]);
@@ -994,12 +997,15 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
         }
     }
     // HTTP layer: structured mutations of the framing and headers.
+    let mut framed = true;
     if (4..7).contains(&mode) {
+        framed = false;
         for _ in 0..1 + rng.below(2) {
             mutate_http(&mut req, ctx, &mut rng, &mut kinds);
         }
     }
     let mut bytes = req.bytes();
+    let mut requests = 1;
     // Pipelining: another request (valid or not) right behind.
     if rng.one_in(8) {
         kinds.push("pipelined");
@@ -1008,17 +1014,22 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
         let next = next.bytes();
         if rng.one_in(3) {
             bytes.extend_from_slice(&bytes.clone());
+            requests += 1;
         }
         bytes.extend_from_slice(&next);
+        requests += 1;
     }
     // Byte layer: havoc on the whole thing.
     if mode >= 7 || rng.one_in(10) {
+        framed = false;
         for _ in 0..1 + rng.below(4) {
             mutate_bytes(&mut bytes, &mut rng, &mut kinds);
         }
     }
+    framed &= bytes.len() <= MAX_SENT;
     bytes.truncate(MAX_SENT);
-    Case { bytes, kinds, half_close, probe: false, needs_fresh: needs_fresh(t) }
+    let requests = framed.then_some(requests);
+    Case { bytes, kinds, half_close, probe: false, needs_fresh: needs_fresh(t), requests }
 }
 
 // ---- sending and checking ----
@@ -1122,6 +1133,8 @@ fn parse_answers(buf: &[u8], eof: bool, maybe_head: bool) -> Result<Parsed, Stri
 
 struct Outcome {
     answers: Vec<Answer>,
+    /// The last answer is an event stream, left open.
+    stream: bool,
     received: Vec<u8>,
     elapsed: Duration,
 }
@@ -1167,9 +1180,11 @@ fn exchange(port: u16, bytes: &[u8], half_close: bool) -> Result<Outcome, (Strin
         };
         match parse_answers(&buf, eof, maybe_head) {
             Err(why) => return Err((why, buf)),
-            Ok(Parsed::Answers(answers, true)) => return Ok(Outcome { answers, received: buf, elapsed: t0.elapsed() }),
+            Ok(Parsed::Answers(answers, true)) => {
+                return Ok(Outcome { answers, stream: true, received: buf, elapsed: t0.elapsed() })
+            }
             Ok(Parsed::Answers(answers, false)) if eof => {
-                return Ok(Outcome { answers, received: buf, elapsed: t0.elapsed() })
+                return Ok(Outcome { answers, stream: false, received: buf, elapsed: t0.elapsed() })
             }
             _ if eof => unreachable!("parse_answers at the end returns answers or an error"),
             _ => {}
@@ -1208,6 +1223,13 @@ fn check(case: &Case, o: &Outcome) -> Result<(), String> {
     let lines = count(&case.bytes, b"HTTP/1.");
     if finals.len() > lines + 1 {
         return Err(format!("{} answers to {} request lines", finals.len(), lines));
+    }
+    // Well-framed requests are all answered, unless an answer ends the connection.
+    if let Some(n) = case.requests {
+        let ended = o.stream || finals.last().map(|a| a.header("connection") == Some("close")).unwrap_or(false);
+        if finals.len() < n && !ended {
+            return Err(format!("{} answers to {} well-framed requests", finals.len(), n));
+        }
     }
     if case.probe && finals.iter().any(|a| a.body == br#"{"status":"ok"}"#) {
         return Err("a request inside a body was answered (request smuggling)".into());
@@ -1301,6 +1323,9 @@ fn run_case(seed: u64, iter: u64, ctx: &Ctx, stats: &Mutex<Stats>) -> Result<(),
     st.slowest = st.slowest.max(o.elapsed);
     for k in &case.kinds {
         *st.kinds.entry(k).or_default() += 1;
+    }
+    if case.requests.is_some() {
+        *st.kinds.entry("(well-framed: every request answered)").or_default() += 1;
     }
     if o.answers.is_empty() {
         *st.by_class.entry("closed without an answer".into()).or_default() += 1;

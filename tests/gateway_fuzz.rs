@@ -1192,6 +1192,24 @@ fn exchange(port: u16, bytes: &[u8], half_close: bool) -> Result<Outcome, (Strin
     }
 }
 
+/// Whether the bytes hold a complete request head as the daemon reads one: a line that is
+/// not empty, later an empty one (`\r\n` or `\n`). Such a head is always answered, if only
+/// with a refusal.
+fn has_complete_head(bytes: &[u8]) -> bool {
+    let mut seen_line = false;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b"\n") {
+            return false;
+        }
+        let empty = line == b"\n" || line == b"\r\n";
+        if empty && seen_line {
+            return true;
+        }
+        seen_line |= !empty;
+    }
+    false
+}
+
 /// What every answer must satisfy, whatever was sent.
 fn check(case: &Case, o: &Outcome) -> Result<(), String> {
     let finals: Vec<&Answer> = o.answers.iter().filter(|a| a.status >= 200).collect();
@@ -1212,6 +1230,9 @@ fn check(case: &Case, o: &Outcome) -> Result<(), String> {
         if json_type && !a.body.is_empty() && serde_json::from_slice::<Value>(&a.body).is_err() {
             return Err(format!("answer {i} says application/json but is not JSON"));
         }
+    }
+    if finals.is_empty() && !o.stream && has_complete_head(&case.bytes) {
+        return Err("a complete request head got no answer".into());
     }
     // Nothing after an answer that said the connection ends.
     if let Some(i) = finals.iter().position(|a| a.header("connection") == Some("close")) {

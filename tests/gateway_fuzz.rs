@@ -23,6 +23,8 @@ use support::*;
 /// The seed of the bounded run in `make test`.
 const DEFAULT_SEED: u64 = 0x6d63_7063_746c_0009;
 const DEFAULT_ITERS: u64 = 2500;
+/// Request ids of the cases start here (id = this + iteration).
+const CASE_IDS: u64 = 1_000_000_000;
 /// How long one connection may take to be answered or closed (the daemon runs with a 1 s
 /// head timeout and a 2 s I/O timeout, and the fixture server with a 5 s call timeout).
 const ANSWER_DEADLINE: Duration = Duration::from_secs(12);
@@ -186,24 +188,26 @@ const TEMPLATES: &[&str] = &[
 ];
 
 /// Template `t` with the shared sessions (`fresh`: a session made for this case alone).
-fn template(t: usize, ctx: &Ctx, fresh: Option<&str>, rng: &mut Rng) -> Req {
+fn template(t: usize, iter: u64, ctx: &Ctx, fresh: Option<&str>, rng: &mut Rng) -> Req {
     let one = Some(ctx.sid_one.as_str());
     let all = Some(ctx.sid_all.as_str());
-    let id = json!(1 + rng.below(1000));
+    // Ids and texts of this case alone: an answer meant for another connection shows.
+    let id = json!(CASE_IDS + iter);
+    let text = format!("case-{iter}");
     match TEMPLATES[t] {
         "initialize-one" => Req::mcp("/mcp/fx", None, &init_msg()),
         "initialize-all" => Req::mcp("/mcp", None, &init_msg()),
         "tools/list" => Req::mcp("/mcp/fx", one, &rpc(id, "tools/list", json!({}))),
         "tools/call" => {
             let tool = *rng.pick(SAFE_TOOLS);
-            Req::mcp("/mcp/fx", one, &rpc(id, "tools/call", json!({"name": tool, "arguments": {"text": "hi"}})))
+            Req::mcp("/mcp/fx", one, &rpc(id, "tools/call", json!({"name": tool, "arguments": {"text": text}})))
         }
         "tools/call-all" => {
             let tool = format!("fx__{}", rng.pick(SAFE_TOOLS));
             Req::mcp(
                 "/mcp",
                 all,
-                &rpc(id, "tools/call", json!({"name": tool, "arguments": {"text": "hi", "a": 1, "b": 2}})),
+                &rpc(id, "tools/call", json!({"name": tool, "arguments": {"text": text, "a": 1, "b": 2}})),
             )
         }
         "ping" => Req::mcp("/mcp/fx", one, &json!({"jsonrpc": "2.0", "id": id, "method": "ping"})),
@@ -223,9 +227,9 @@ fn template(t: usize, ctx: &Ctx, fresh: Option<&str>, rng: &mut Rng) -> Req {
         "cli/call" => {
             let mut r = Req::new("POST", "/cli/call").header("Content-Type", "application/json");
             let args = match rng.below(3) {
-                0 => json!([{"Pair": ["text", "hi"]}]),
-                1 => json!([{"Var": "text=hi"}]),
-                _ => json!([{"Json": "{\"text\": \"hi\"}"}]),
+                0 => json!([{"Pair": ["text", text]}]),
+                1 => json!([{"Var": format!("text={text}")}]),
+                _ => json!([{"Json": json!({"text": text}).to_string()}]),
             };
             r.body = json!({"server": "fx", "tool": "echo", "args": args}).to_string().into_bytes();
             r
@@ -953,6 +957,8 @@ struct Case {
     /// How many complete, well-framed requests the bytes hold, when known (no mutation of
     /// the HTTP layer): each must be answered, until an answer closes the connection.
     requests: Option<usize>,
+    /// The request bodies as sent before any chunked framing (ids and texts whole).
+    logical: Vec<u8>,
 }
 
 fn needs_fresh(t: usize) -> bool {
@@ -973,9 +979,9 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
         if !probe {
             mutate_bytes(&mut bytes, &mut rng, &mut kinds);
         }
-        return Case { bytes, kinds, half_close, probe, needs_fresh: false, requests: None };
+        return Case { bytes, kinds, half_close, probe, needs_fresh: false, requests: None, logical: Vec::new() };
     }
-    let mut req = template(t, ctx, fresh, &mut rng);
+    let mut req = template(t, iter, ctx, fresh, &mut rng);
     kinds.push(TEMPLATES[t]);
     let mode = rng.below(10);
     // JSON-RPC layer: a valid request with a mutated body (one in three chunked).
@@ -997,6 +1003,7 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
         }
     }
     // HTTP layer: structured mutations of the framing and headers.
+    let mut logical = req.body.clone();
     let mut framed = true;
     if (4..7).contains(&mode) {
         framed = false;
@@ -1010,10 +1017,16 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
     if rng.one_in(8) {
         kinds.push("pipelined");
         let t2 = rng.below(TEMPLATES.len());
-        let next = if needs_fresh(t2) { template(0, ctx, None, &mut rng) } else { template(t2, ctx, None, &mut rng) };
+        let next = if needs_fresh(t2) {
+            template(0, iter, ctx, None, &mut rng)
+        } else {
+            template(t2, iter, ctx, None, &mut rng)
+        };
+        logical.extend_from_slice(&next.body);
         let next = next.bytes();
         if rng.one_in(3) {
             bytes.extend_from_slice(&bytes.clone());
+            logical.extend_from_slice(&logical.clone());
             requests += 1;
         }
         bytes.extend_from_slice(&next);
@@ -1029,7 +1042,7 @@ fn make_case(seed: u64, iter: u64, ctx: &Ctx, fresh: Option<&str>) -> Case {
     framed &= bytes.len() <= MAX_SENT;
     bytes.truncate(MAX_SENT);
     let requests = framed.then_some(requests);
-    Case { bytes, kinds, half_close, probe: false, needs_fresh: needs_fresh(t), requests }
+    Case { bytes, kinds, half_close, probe: false, needs_fresh: needs_fresh(t), requests, logical }
 }
 
 // ---- sending and checking ----
@@ -1192,6 +1205,16 @@ fn exchange(port: u16, bytes: &[u8], half_close: bool) -> Result<Outcome, (Strin
     }
 }
 
+/// The runs of digits right after each `prefix` in `hay` (tagged 0 for `"id":`, 1 else).
+fn numbers_after<'a>(hay: &'a [u8], prefix: &'a [u8]) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+    let tag = u8::from(prefix != b"\"id\":");
+    (0..hay.len().saturating_sub(prefix.len())).filter(move |&i| hay[i..].starts_with(prefix)).filter_map(move |i| {
+        let rest = &hay[i + prefix.len()..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        (n > 0 && n < 20).then(|| (tag, &rest[..n]))
+    })
+}
+
 /// Whether the bytes hold a complete request head as the daemon reads one: a line that is
 /// not empty, later an empty one (`\r\n` or `\n`). Such a head is always answered, if only
 /// with a refusal.
@@ -1211,7 +1234,7 @@ fn has_complete_head(bytes: &[u8]) -> bool {
 }
 
 /// What every answer must satisfy, whatever was sent.
-fn check(case: &Case, o: &Outcome) -> Result<(), String> {
+fn check(case: &Case, iter: u64, o: &Outcome) -> Result<(), String> {
     let finals: Vec<&Answer> = o.answers.iter().filter(|a| a.status >= 200).collect();
     for (i, a) in o.answers.iter().enumerate() {
         match a.status {
@@ -1244,6 +1267,21 @@ fn check(case: &Case, o: &Outcome) -> Result<(), String> {
     let lines = count(&case.bytes, b"HTTP/1.");
     if finals.len() > lines + 1 {
         return Err(format!("{} answers to {} request lines", finals.len(), lines));
+    }
+    // Only this case's ids and texts come back (not another connection's answer).
+    // (Not after byte havoc: a flipped digit inside a chunked body is hard to tell apart.)
+    let havoc = case.kinds.iter().any(|k| k.starts_with("bytes:"));
+    for (tag, digits) in numbers_after(&o.received, b"\"id\":").chain(numbers_after(&o.received, b"case-")) {
+        let n: u64 = std::str::from_utf8(digits).unwrap().parse().unwrap_or(0);
+        let (ours, said) = if tag == 0 {
+            (n < CASE_IDS || n == CASE_IDS + iter, format!("\"id\":{n}"))
+        } else {
+            (n == iter, format!("case-{n}"))
+        };
+        let sent = find(&case.bytes, said.as_bytes()).is_some() || find(&case.logical, said.as_bytes()).is_some();
+        if !havoc && !ours && !sent {
+            return Err(format!("an answer carries {said}, which this case never sent"));
+        }
     }
     // Well-framed requests are all answered, unless an answer ends the connection.
     if let Some(n) = case.requests {
@@ -1335,7 +1373,7 @@ fn run_case(seed: u64, iter: u64, ctx: &Ctx, stats: &Mutex<Stats>) -> Result<(),
         received,
     };
     let o = result.map_err(|(why, got)| fail(why, got))?;
-    check(&case, &o).map_err(|why| fail(why, o.received.clone()))?;
+    check(&case, iter, &o).map_err(|why| fail(why, o.received.clone()))?;
     for sid in o.answers.iter().filter_map(|a| a.header("mcp-session-id")).chain(fresh.as_deref()) {
         end_session(ctx.port, sid);
     }

@@ -577,6 +577,14 @@ fn mutate_http(r: &mut Req, ctx: &Ctx, rng: &mut Rng, kinds: &mut Vec<&'static s
                     if rng.one_in(10) {
                         r.method = long(20_000);
                     }
+                    // The shared sessions must live through the run: a DELETE names none.
+                    if r.method == "DELETE" {
+                        for (k, v) in r.headers.iter_mut() {
+                            if k == "Mcp-Session-Id" {
+                                *v = "0".repeat(32);
+                            }
+                        }
+                    }
                 }
                 1 => {
                     let port = ctx.port;
@@ -1334,6 +1342,7 @@ fn end_session(port: u16, sid: &str) {
 struct Stats {
     cases: u64,
     by_class: BTreeMap<String, u64>,
+    by_status: BTreeMap<u16, u64>,
     kinds: BTreeMap<&'static str, u64>,
     slowest: Duration,
 }
@@ -1395,6 +1404,7 @@ fn run_case(seed: u64, iter: u64, ctx: &Ctx, stats: &Mutex<Stats>) -> Result<(),
             s => format!("{}xx", s / 100),
         };
         *st.by_class.entry(key).or_default() += 1;
+        *st.by_status.entry(a.status).or_default() += 1;
     }
     Ok(())
 }
@@ -1517,6 +1527,7 @@ fn the_gateway_survives_mutated_requests() {
         stats.slowest.as_secs_f64()
     );
     println!("  answers: {}", stats.by_class.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    println!("  by status: {}", stats.by_status.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     println!("  mutations: {}", stats.kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     if let Some(f) = failure {
         panic!("{}", print_failure(seed, &f));

@@ -92,6 +92,17 @@ struct Ctx {
     /// A session on `/mcp/fx` and one on `/mcp` (the aggregated endpoint).
     sid_one: String,
     sid_all: String,
+    /// The daemon's bearer token, when it has one (every request but the mutated ones
+    /// carries it).
+    token: Option<String>,
+}
+
+/// The Authorization header a request to this daemon needs, if any.
+fn with_token(r: Req, token: Option<&str>) -> Req {
+    match token {
+        Some(t) => r.header("Authorization", &format!("Bearer {t}")),
+        None => r,
+    }
 }
 
 impl Req {
@@ -194,7 +205,7 @@ fn template(t: usize, iter: u64, ctx: &Ctx, fresh: Option<&str>, rng: &mut Rng) 
     // Ids and texts of this case alone: an answer meant for another connection shows.
     let id = json!(CASE_IDS + iter);
     let text = format!("case-{iter}");
-    match TEMPLATES[t] {
+    let r = match TEMPLATES[t] {
         "initialize-one" => Req::mcp("/mcp/fx", None, &init_msg()),
         "initialize-all" => Req::mcp("/mcp", None, &init_msg()),
         "tools/list" => Req::mcp("/mcp/fx", one, &rpc(id, "tools/list", json!({}))),
@@ -249,7 +260,8 @@ fn template(t: usize, iter: u64, ctx: &Ctx, fresh: Option<&str>, rng: &mut Rng) 
             Req::mcp("/mcp", all, &rpc(id, m, p))
         }
         _ => Req::new("HEAD", "/health"),
-    }
+    };
+    with_token(r, ctx.token.as_deref())
 }
 
 // ---- mutations ----
@@ -563,7 +575,29 @@ fn long(n: usize) -> String {
 
 /// A mutation of the HTTP framing on the parts of a request.
 fn mutate_http(r: &mut Req, ctx: &Ctx, rng: &mut Rng, kinds: &mut Vec<&'static str>) {
-    match rng.below(12) {
+    match rng.below(13) {
+        12 => {
+            kinds.push("http:authorization");
+            let t = ctx.token.clone().unwrap_or_else(|| "x".repeat(32));
+            let v = match rng.below(12) {
+                0 => format!("bearer {t}"),
+                1 => format!("Bearer  {t}"),
+                2 => format!("Bearer {t} "),
+                3 => format!("Bearer {t}x"),
+                4 => format!("Bearer {}", &t[..t.len() - 1]),
+                5 => "Bearer".into(),
+                6 => "Bearer ".into(),
+                7 => format!("Basic {t}"),
+                8 => t.clone(),
+                9 => String::new(),
+                10 => format!("Bearer {}", long(20_000)),
+                _ => format!("Bearer {}", t.to_uppercase()),
+            };
+            r.headers.retain(|(k, _)| k != "Authorization");
+            if !rng.one_in(8) {
+                r.headers.push(("Authorization".into(), v));
+            }
+        }
         0 => {
             kinds.push("http:request-line");
             match rng.below(3) {
@@ -919,8 +953,9 @@ fn smuggle_probe(ctx: &Ctx, rng: &mut Rng, kinds: &mut Vec<&'static str>) -> Vec
     kinds.push("smuggle-probe");
     let inner = "GET /health?smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     let target = *rng.pick(&["/mcp/fx", "/mcp", "/cli/call", "/status", "/nope", "/health"]);
+    let auth = ctx.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let fixed = format!(
-        "Host: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {}\r\n",
+        "Host: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {}\r\n{auth}",
         ctx.sid_one
     );
     let zero = format!("0\r\n\r\n{inner}");
@@ -946,7 +981,7 @@ fn smuggle_probe(ctx: &Ctx, rng: &mut Rng, kinds: &mut Vec<&'static str>) -> Vec
     };
     let mut out = format!("POST {target} HTTP/{version}\r\n{fixed}{framing}\r\n{body}").into_bytes();
     // Then a harmless request that may be answered (or not, once the connection ends).
-    out.extend_from_slice(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    out.extend(with_token(Req::new("GET", "/status"), ctx.token.as_deref()).bytes());
     out
 }
 
@@ -1307,8 +1342,8 @@ fn check(case: &Case, iter: u64, o: &Outcome) -> Result<(), String> {
 // ---- the harness ----
 
 /// A clean initialize; the new session's id.
-fn new_session(port: u16, target: &str) -> Result<String, String> {
-    let bytes = Req::mcp(target, None, &init_msg()).bytes();
+fn new_session(port: u16, token: Option<&str>, target: &str) -> Result<String, String> {
+    let bytes = with_token(Req::mcp(target, None, &init_msg()), token).bytes();
     let mut tries = 0;
     let o = loop {
         let o = exchange(port, &bytes, true).map_err(|(e, got)| format!("initialize: {e}: {}", got.escape_ascii()))?;
@@ -1330,10 +1365,10 @@ fn new_session(port: u16, target: &str) -> Result<String, String> {
 
 /// End a session a case created (whichever endpoint it belongs to), so that a long run
 /// does not reach MCPCTL_MAX_SESSIONS.
-fn end_session(port: u16, sid: &str) {
+fn end_session(port: u16, token: Option<&str>, sid: &str) {
     let mut bytes = Vec::new();
     for t in ["/mcp/fx", "/mcp"] {
-        bytes.extend(Req::new("DELETE", t).header("Mcp-Session-Id", sid).bytes());
+        bytes.extend(with_token(Req::new("DELETE", t).header("Mcp-Session-Id", sid), token).bytes());
     }
     let _ = exchange(port, &bytes, true);
 }
@@ -1360,7 +1395,7 @@ fn run_case(seed: u64, iter: u64, ctx: &Ctx, stats: &Mutex<Stats>) -> Result<(),
     let probe = make_case(seed, iter, ctx, None);
     let mut fresh = None;
     let case = if probe.needs_fresh {
-        let sid = new_session(ctx.port, "/mcp/fx").map_err(|why| Failure {
+        let sid = new_session(ctx.port, ctx.token.as_deref(), "/mcp/fx").map_err(|why| Failure {
             iter,
             kinds: vec!["(making a session for the case)"],
             sent: Vec::new(),
@@ -1384,7 +1419,7 @@ fn run_case(seed: u64, iter: u64, ctx: &Ctx, stats: &Mutex<Stats>) -> Result<(),
     let o = result.map_err(|(why, got)| fail(why, got))?;
     check(&case, iter, &o).map_err(|why| fail(why, o.received.clone()))?;
     for sid in o.answers.iter().filter_map(|a| a.header("mcp-session-id")).chain(fresh.as_deref()) {
-        end_session(ctx.port, sid);
+        end_session(ctx.port, ctx.token.as_deref(), sid);
     }
     let mut st = stats.lock().unwrap();
     st.cases += 1;
@@ -1452,11 +1487,12 @@ fn fuzz(ctx: &Arc<Ctx>, seed: u64, iters: std::ops::Range<u64>, jobs: u64) -> (S
     (stats, failure)
 }
 
-fn print_failure(seed: u64, f: &Failure) -> String {
+/// `seed`: as given (`MCPCTL_FUZZ_SEED`); `test`: the test to run again.
+fn print_failure(seed: u64, test: &str, f: &Failure) -> String {
     let mut got = f.received.clone();
     got.truncate(4096);
     format!(
-        "fuzz case failed: {}\n  seed {seed:#x}, iteration {}\n  mutations: {}\n  replay: MCPCTL_FUZZ_SEED={seed:#x} MCPCTL_FUZZ_ONLY={} cargo test --test gateway_fuzz -- --nocapture\n  sent ({} bytes): b\"{}\"\n  received ({} bytes, first 4096): b\"{}\"",
+        "fuzz case failed: {}\n  seed {seed:#x}, iteration {}\n  mutations: {}\n  replay: MCPCTL_FUZZ_SEED={seed:#x} MCPCTL_FUZZ_ONLY={} cargo test --test gateway_fuzz {test} -- --exact --nocapture\n  sent ({} bytes): b\"{}\"\n  received ({} bytes, first 4096): b\"{}\"",
         f.why,
         f.iter,
         f.kinds.join(", "),
@@ -1474,21 +1510,54 @@ fn fuzz_project() -> Project {
     Project::fixture(json!({"timeout": 5}))
 }
 
-fn fuzz_daemon(p: &Project) -> Daemon<'_> {
-    Daemon::start_env(p, &[], &[("MCPCTL_HEAD_TIMEOUT", "1"), ("MCPCTL_IO_TIMEOUT", "2")])
+fn fuzz_daemon<'a>(p: &'a Project, token: Option<&str>) -> Daemon<'a> {
+    let mut env = vec![("MCPCTL_HEAD_TIMEOUT", "1"), ("MCPCTL_IO_TIMEOUT", "2")];
+    if let Some(t) = token {
+        env.push(("MCPCTL_TOKEN", t));
+    }
+    Daemon::start_env(p, &[], &env)
+}
+
+/// One tool call in a new session (initialize, initialized, tools/call); its result.
+fn fresh_call(port: u16, token: Option<&str>, target: &str, tool: &str, args: Value) -> Value {
+    let sid = new_session(port, token, target).unwrap_or_else(|e| panic!("after the run: {e}"));
+    let mut bytes = with_token(
+        Req::mcp(target, Some(&sid), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        token,
+    )
+    .bytes();
+    bytes.extend(
+        with_token(
+            Req::mcp(target, Some(&sid), &rpc(json!(7), "tools/call", json!({"name": tool, "arguments": args}))),
+            token,
+        )
+        .bytes(),
+    );
+    let o =
+        exchange(port, &bytes, true).unwrap_or_else(|(e, got)| panic!("after the run: {e}: {}", got.escape_ascii()));
+    let statuses: Vec<u16> = o.answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [202, 200], "after the run: {}", o.received.escape_ascii());
+    let v: Value = serde_json::from_slice(&o.answers[1].body).unwrap();
+    assert_eq!(v["id"], 7, "{v}");
+    v["result"].clone()
 }
 
 /// After the run: the daemon is alive, healthy, serves a normal session, and logged no panic.
-fn assert_still_serving(p: &Project, d: &Daemon) {
+fn assert_still_serving(p: &Project, d: &Daemon, token: Option<&str>) {
     assert_eq!(unsafe { libc::kill(d.pid, 0) }, 0, "the daemon (pid {}) is gone", d.pid);
     let o = exchange(d.port, &Req::new("GET", "/health").bytes(), true)
         .unwrap_or_else(|(e, got)| panic!("GET /health after the run: {e}: {}", got.escape_ascii()));
     assert_eq!(o.answers.len(), 1);
     assert_eq!((o.answers[0].status, o.answers[0].body.as_slice()), (200, br#"{"status":"ok"}"#.as_slice()));
-    let c = McpClient::open(d.url("/mcp/fx"));
-    assert_eq!(c.call("echo", json!({"text": "after the fuzz"}))["content"][0]["text"], "after the fuzz");
-    let all = McpClient::open(d.url("/mcp"));
-    assert_eq!(all.call("fx__add", json!({"a": 2, "b": 3}))["content"][0]["text"], "5");
+    let r = fresh_call(d.port, token, "/mcp/fx", "echo", json!({"text": "after the fuzz"}));
+    assert_eq!(r["content"][0]["text"], "after the fuzz");
+    let r = fresh_call(d.port, token, "/mcp", "fx__add", json!({"a": 2, "b": 3}));
+    assert_eq!(r["content"][0]["text"], "5");
+    if token.is_none() {
+        // And through a client of its own (ureq), as an agent would.
+        let c = McpClient::open(d.url("/mcp/fx"));
+        assert_eq!(c.call("echo", json!({"text": "after the fuzz"}))["content"][0]["text"], "after the fuzz");
+    }
     let log = std::fs::read_to_string(p.root.join(".mcpctl/logs/daemon.log")).unwrap();
     let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
     assert!(panics.is_empty(), "the daemon log shows panics:\n{}", panics.join("\n"));
@@ -1496,29 +1565,46 @@ fn assert_still_serving(p: &Project, d: &Daemon) {
 
 #[test]
 fn the_gateway_survives_mutated_requests() {
-    let seed = env_u64("MCPCTL_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
+    run("the_gateway_survives_mutated_requests", None, 1);
+}
+
+/// The same against a daemon with a bearer token (its checks, and the sessions it binds to
+/// the token), a quarter as many cases, from another seed.
+#[test]
+fn the_gateway_with_a_token_survives_mutated_requests() {
+    run("the_gateway_with_a_token_survives_mutated_requests", Some("fuzz-token-0123456789abcdef"), 4);
+}
+
+/// Fuzz a new daemon: `MCPCTL_FUZZ_ITERS / share` cases (`MCPCTL_FUZZ_ONLY`: that one
+/// alone), then check the daemon.
+fn run(test: &str, token: Option<&str>, share: u64) {
+    let given = env_u64("MCPCTL_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
+    // Other cases than the run without a token, from the same seed.
+    let seed = given ^ u64::from(token.is_some());
     let only = env_u64("MCPCTL_FUZZ_ONLY");
     let iters = match only {
         Some(i) => i..i + 1,
-        None => 0..env_u64("MCPCTL_FUZZ_ITERS").unwrap_or(DEFAULT_ITERS),
+        None => 0..env_u64("MCPCTL_FUZZ_ITERS").unwrap_or(DEFAULT_ITERS) / share,
     };
     let jobs = env_u64("MCPCTL_FUZZ_JOBS").unwrap_or(2).clamp(1, 16);
     let p = fuzz_project();
-    let d = fuzz_daemon(&p);
+    let d = fuzz_daemon(&p, token);
     let ctx = Arc::new(Ctx {
         port: d.port,
-        sid_one: new_session(d.port, "/mcp/fx").unwrap(),
-        sid_all: new_session(d.port, "/mcp").unwrap(),
+        sid_one: new_session(d.port, token, "/mcp/fx").unwrap(),
+        sid_all: new_session(d.port, token, "/mcp").unwrap(),
+        token: token.map(str::to_string),
     });
     if let Some(i) = only {
         let c = make_case(seed, i, &ctx, None);
-        println!("seed {seed:#x} iteration {i}: {}\n  b\"{}\"", c.kinds.join(", "), c.bytes.escape_ascii());
+        println!("seed {given:#x} iteration {i}: {}\n  b\"{}\"", c.kinds.join(", "), c.bytes.escape_ascii());
     }
     let t0 = Instant::now();
     let (stats, failure) = fuzz(&ctx, seed, iters.clone(), jobs);
     let elapsed = t0.elapsed();
     println!(
-        "gateway fuzz: seed {seed:#x}, iterations {}..{} ({} run, {} workers), {:.1} s, slowest connection {:.2} s",
+        "gateway fuzz ({}): seed {given:#x}, iterations {}..{} ({} run, {} workers), {:.1} s, slowest connection {:.2} s",
+        if token.is_some() { "with a token" } else { "without a token" },
         iters.start,
         iters.end,
         stats.cases,
@@ -1530,12 +1616,15 @@ fn the_gateway_survives_mutated_requests() {
     println!("  by status: {}", stats.by_status.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     println!("  mutations: {}", stats.kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     if let Some(f) = failure {
-        panic!("{}", print_failure(seed, &f));
+        panic!("{}", print_failure(given, test, &f));
     }
-    assert_still_serving(&p, &d);
+    assert_still_serving(&p, &d, token);
     if only.is_none() && iters.end >= 500 {
         // The cases reach both layers: some are served, some refused.
         assert!(stats.by_class.get("2xx").copied().unwrap_or(0) > 0, "no 2xx answer at all");
         assert!(stats.by_class.get("4xx").copied().unwrap_or(0) > 0, "no 4xx answer at all");
+        if token.is_some() {
+            assert!(stats.by_status.get(&401).copied().unwrap_or(0) > 0, "no 401 answer at all");
+        }
     }
 }

@@ -1,13 +1,15 @@
 //! A bounded, fixed-seed mutation fuzz of the gateway over raw sockets: its HTTP/1.1
 //! request parser (request line, headers, Content-Length / chunked framing, pipelining) and
 //! its JSON-RPC dispatch (`/mcp`, `/mcp/<server>`, `/cli/call`), against a real daemon with
-//! the fixture server as its child. Every connection must get well-formed HTTP/1.1 answers
-//! or a close within a deadline; afterwards the daemon must be alive, serve a normal session
-//! and have logged no panic.
+//! the fixture server as its child (one without a token, one with). Every connection must
+//! get well-formed HTTP/1.1 answers or a close within a deadline, with no 5xx but the
+//! documented 503 (caps) and 505 (version), no smuggled request and no answer of another
+//! connection; afterwards the daemon must be alive, serve a normal session and have logged
+//! no panic.
 //!
-//! `make test` runs a few thousand requests from a fixed seed; `make fuzz` runs longer
-//! (`MCPCTL_FUZZ_SEED`, `MCPCTL_FUZZ_ITERS`); `MCPCTL_FUZZ_ONLY=<iteration>` replays one
-//! case of a seed and prints its bytes.
+//! `make test` runs a few thousand cases from a fixed seed; `make fuzz` runs longer
+//! (`MCPCTL_FUZZ_SEED`, `MCPCTL_FUZZ_ITERS`, `MCPCTL_FUZZ_JOBS` parallel connections);
+//! `MCPCTL_FUZZ_ONLY=<iteration>` replays one case of a seed and prints its bytes.
 
 mod support;
 

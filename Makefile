@@ -1,6 +1,8 @@
 # mcpctl — build, run the demo, test, benchmark.
 #   make run      build and run the demo project in fixtures/demo (needs only cargo)
 #   make test     install test dependencies into .deps/ and run every test
+#   make fuzz     a longer fuzz of the gateway's HTTP parser and JSON-RPC dispatch
+#                 (MCPCTL_FUZZ_SEED, MCPCTL_FUZZ_ITERS; a new seed each run by default)
 #   make static   a static musl binary in target/x86_64-unknown-linux-musl/release/
 #   make bench    benchmarks side by side with peers, then the soak (docs/benchmarks.md)
 #   make install  the mcpctl binary alone into $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR honoured)
@@ -11,7 +13,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 MUSL  := x86_64-unknown-linux-musl
 
-.PHONY: all build run test test-rust conformance static bench soak clean install
+.PHONY: all build run test test-rust conformance static bench soak fuzz clean install
 
 all: build
 
@@ -27,6 +29,15 @@ run: build
 test: deps
 	PATH="$(DEPS_PATH)" MCPCTL_REQUIRE_PEERS=1 $(CARGO) test -- --test-threads=2
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/debug
+
+# The gateway fuzz of `make test` (tests/gateway_fuzz.rs), longer and from a new seed:
+# it prints the seed, and a failing case prints how to replay it.
+MCPCTL_FUZZ_SEED  ?= $(shell date +%s)
+MCPCTL_FUZZ_ITERS ?= 50000
+MCPCTL_FUZZ_JOBS  ?= 2
+fuzz:
+	MCPCTL_FUZZ_SEED=$(MCPCTL_FUZZ_SEED) MCPCTL_FUZZ_ITERS=$(MCPCTL_FUZZ_ITERS) MCPCTL_FUZZ_JOBS=$(MCPCTL_FUZZ_JOBS) \
+	  $(CARGO) test --test gateway_fuzz -- --nocapture
 
 conformance: deps build
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/release

@@ -128,8 +128,10 @@ pub fn load_roots(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> Resu
     }
     if only {
         if set.certs.is_empty() {
-            return Err(Error::failure("MCPCTL_CA_ONLY is set but neither SSL_CERT_FILE nor SSL_CERT_DIR names a certificate")
-                .hint("set SSL_CERT_FILE to the PEM bundle to trust, or unset MCPCTL_CA_ONLY"));
+            return Err(Error::failure(
+                "MCPCTL_CA_ONLY is set but neither SSL_CERT_FILE nor SSL_CERT_DIR names a certificate",
+            )
+            .hint("set SSL_CERT_FILE to the PEM bundle to trust, or unset MCPCTL_CA_ONLY"));
         }
     } else {
         // The system store is read when present; one that cannot be read is only logged.
@@ -318,7 +320,8 @@ pub fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Opti
     let Some((var, value)) = vars.iter().find_map(|v| env(v).map(|x| (*v, x.trim().to_string()))) else {
         return Ok(None);
     };
-    let no_proxy = NoProxy::parse(&[env("no_proxy"), env("NO_PROXY")].into_iter().flatten().collect::<Vec<_>>().join(","));
+    let no_proxy =
+        NoProxy::parse(&[env("no_proxy"), env("NO_PROXY")].into_iter().flatten().collect::<Vec<_>>().join(","));
     if is_loopback(&host) || no_proxy.matches_range(&host) {
         return Ok(None);
     }
@@ -488,7 +491,12 @@ fn explain(e: ureq::Error, uri: &ureq::http::Uri, route: Option<&Route>) -> ureq
     let text = e.to_string();
     if is_untrusted(&text) {
         let through = proxied
-            .map(|r| format!(" (reached through the proxy {} from {}: a TLS-inspecting proxy's CA must be trusted)", r.label, r.var))
+            .map(|r| {
+                format!(
+                    " (reached through the proxy {} from {}: a TLS-inspecting proxy's CA must be trusted)",
+                    r.label, r.var
+                )
+            })
             .unwrap_or_default();
         let why = text.trim_start_matches("io: ").trim_start_matches("rustls: ");
         return message(format!("TLS: the certificate of {host} is not trusted ({why}){through}; {TRUST_HINT}"));
@@ -496,17 +504,15 @@ fn explain(e: ureq::Error, uri: &ureq::http::Uri, route: Option<&Route>) -> ureq
     let Some(r) = proxied else { return e };
     match &e {
         ureq::Error::ConnectProxyFailed(why) => {
-            let auth = if why.contains("407") {
-                " (the proxy wants credentials: put user:password@ in the proxy URL)"
-            } else {
-                ""
+            let auth = match (why.contains("407"), r.proxy.username().is_some()) {
+                (true, true) => " (the proxy refused the credentials: check user:password@ in the proxy URL)",
+                (true, false) => " (the proxy wants credentials: put user:password@ in the proxy URL)",
+                _ => "",
             };
             message(format!("the proxy {} (from {}) refused the tunnel to {host}: {why}{auth}", r.label, r.var))
         }
         ureq::Error::HostNotFound => message(format!("the proxy {} (from {}) was not found (DNS)", r.label, r.var)),
-        ureq::Error::ConnectionFailed => {
-            message(format!("cannot connect to the proxy {} (from {})", r.label, r.var))
-        }
+        ureq::Error::ConnectionFailed => message(format!("cannot connect to the proxy {} (from {})", r.label, r.var)),
         ureq::Error::Io(io)
             if matches!(
                 io.kind(),
@@ -692,7 +698,12 @@ mod tests {
         assert!(matches!(t, ureq::Error::HostNotFound));
         let t = explain(ureq::Error::Io(std::io::Error::other("invalid peer certificate: UnknownIssuer")), &uri, None);
         let t = t.to_string();
-        assert!(t.starts_with("TLS: the certificate of mcp.example is not trusted (invalid peer certificate: UnknownIssuer)"), "{t}");
+        assert!(
+            t.starts_with(
+                "TLS: the certificate of mcp.example is not trusted (invalid peer certificate: UnknownIssuer)"
+            ),
+            "{t}"
+        );
         assert!(t.contains("SSL_CERT_FILE") && !t.contains('\n'), "{t}");
     }
 
@@ -746,7 +757,9 @@ mod tests {
         assert!(bad("SSL_CERT_FILE", dir.join("empty.pem").to_str().unwrap()).contains("the file is empty"));
         assert!(bad("SSL_CERT_FILE", dir.join("certs/readme.txt").to_str().unwrap()).contains("no PEM certificate"));
         assert!(bad("SSL_CERT_FILE", &d).contains("is a folder"));
-        assert!(bad("SSL_CERT_DIR", &format!("{d}:/nonexistent/dir")).starts_with("SSL_CERT_DIR=/nonexistent/dir: no such"));
+        assert!(
+            bad("SSL_CERT_DIR", &format!("{d}:/nonexistent/dir")).starts_with("SSL_CERT_DIR=/nonexistent/dir: no such")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

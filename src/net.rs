@@ -62,8 +62,10 @@ pub const TRUST_HINT: &str = "set SSL_CERT_FILE to a PEM file holding the CA tha
 pub fn agent(url: &str, config: ConfigBuilder<AgentScope>) -> Result<ureq::Agent> {
     let tls = tls_config()?;
     let route = proxy_for(url, &env_lookup)?;
+    let bypassed = |r: &Route| url.parse::<ureq::http::Uri>().is_ok_and(|u| r.proxy.is_no_proxy(&u));
     match &route {
-        Some(p) => log::debug!("{url}: through proxy {} (from {})", p.label, p.var),
+        Some(r) if bypassed(r) => log::debug!("{url}: direct (NO_PROXY)"),
+        Some(r) => log::debug!("{url}: through the proxy {} (from {})", r.label, r.var),
         None => log::debug!("{url}: direct"),
     }
     let proxy = route.as_ref().map(|r| r.proxy.clone());
@@ -499,7 +501,15 @@ fn explain(e: ureq::Error, uri: &ureq::http::Uri, route: Option<&Route>) -> ureq
             })
             .unwrap_or_default();
         let why = text.trim_start_matches("io: ").trim_start_matches("rustls: ");
-        return message(format!("TLS: the certificate of {host} is not trusted ({why}){through}; {TRUST_HINT}"));
+        return message(if why.contains("not valid for name") {
+            format!(
+                "TLS: the certificate of {host} is for another name ({why}){through}; use a name it lists in the URL"
+            )
+        } else if why.contains("expired") || why.contains("not valid yet") {
+            format!("TLS: the certificate of {host} is out of date ({why}){through}; check this machine's clock, or renew it")
+        } else {
+            format!("TLS: the certificate of {host} is not trusted ({why}){through}; {TRUST_HINT}")
+        });
     }
     let Some(r) = proxied else { return e };
     match &e {
@@ -705,6 +715,13 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("SSL_CERT_FILE") && !t.contains('\n'), "{t}");
+        let other =
+            "invalid peer certificate: certificate not valid for name \"a.test\"; certificate is only valid for b.test";
+        let t = explain(ureq::Error::Io(std::io::Error::other(other)), &uri, None).to_string();
+        assert!(
+            t.starts_with("TLS: the certificate of mcp.example is for another name") && !t.contains("SSL_CERT"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -332,9 +332,11 @@ pub fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Opti
         Error::failure(format!("{var}={}: {why}", redact(&with_scheme)))
             .hint(format!("set {var} to http://[user:password@]host:port, or unset it"))
     };
-    let parsed = Proxy::new(&with_scheme).map_err(|_| bad("not a proxy URL"))?;
+    // A proxy we cannot use is an error only for a host that would go through it.
+    let unusable = |why: &str| if no_proxy.matches(&host) { Ok(None) } else { Err(bad(why)) };
+    let Ok(parsed) = Proxy::new(&with_scheme) else { return unusable("not a proxy URL") };
     if !matches!(parsed.protocol(), ProxyProtocol::Http | ProxyProtocol::Https) {
-        return Err(bad("only http:// and https:// (CONNECT) proxies are supported"));
+        return unusable("only http:// and https:// (CONNECT) proxies are supported");
     }
     let scheme = if parsed.protocol() == ProxyProtocol::Https { "https" } else { "http" };
     let label = format!("{scheme}://{}:{}", parsed.host(), parsed.port());
@@ -523,14 +525,8 @@ fn explain(e: ureq::Error, uri: &ureq::http::Uri, route: Option<&Route>) -> ureq
         }
         ureq::Error::HostNotFound => message(format!("the proxy {} (from {}) was not found (DNS)", r.label, r.var)),
         ureq::Error::ConnectionFailed => message(format!("cannot connect to the proxy {} (from {})", r.label, r.var)),
-        ureq::Error::Io(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::UnexpectedEof
-            ) =>
-        {
+        // Through a proxy we connect to nothing else (a reset or EOF may be the far end's).
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             message(format!("cannot connect to the proxy {} (from {}): {io}", r.label, r.var))
         }
         _ => e,
@@ -685,6 +681,8 @@ mod tests {
         let bad = proxy_for("https://x/", &env(&[("HTTPS_PROXY", "socks5://bob:hunter2@p:1080")])).unwrap_err();
         assert!(bad.message.contains("HTTPS_PROXY=socks5://p:1080"), "{}", bad.message);
         assert!(!bad.one_line().contains("hunter2"));
+        let socks = env(&[("HTTPS_PROXY", "socks5://p:1080"), ("NO_PROXY", ".corp")]);
+        assert!(proxy_for("https://a.corp/", &socks).unwrap().is_none(), "a bypassed host needs no usable proxy");
         let bad = proxy_for("https://x/", &env(&[("https_proxy", "http://bob:hunter2@/x")])).unwrap_err();
         assert!(bad.message.starts_with("https_proxy=") && !bad.one_line().contains("hunter2"), "{}", bad.message);
     }

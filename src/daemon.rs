@@ -242,7 +242,8 @@ pub fn find(root: &Path) -> Found {
 }
 
 fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into()
+    // Our own daemon on loopback: never through a proxy, whatever *_PROXY says.
+    crate::net::loopback_agent(ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)))
 }
 
 /// The host to connect to for a bound host (a wildcard bind is reached on loopback).

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod jsonrpc;
 pub mod launch;
 pub mod logsafe;
+pub mod net;
 pub mod output;
 pub mod peer;
 pub mod policy;

@@ -274,7 +274,7 @@ fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> 
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     } else {
-        let resp = agent().get(url).call().map_err(|e| request_error(url, &pin.version, e, &hint))?;
+        let resp = agent(url)?.get(url).call().map_err(|e| request_error(url, &pin.version, e, &hint))?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(
@@ -322,7 +322,8 @@ fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> 
     Ok(())
 }
 
-fn agent() -> ureq::Agent {
+/// The download's agent: trust and proxy as for every outbound request (src/net.rs).
+fn agent(url: &str) -> Result<ureq::Agent> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_resolve(Some(Duration::from_secs(20)))
@@ -330,9 +331,8 @@ fn agent() -> ureq::Agent {
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_per_read(Some(Duration::from_secs(60)))
         .timeout_global(Some(Duration::from_secs(15 * 60)))
-        .user_agent(format!("mcpctl/{}", env!("CARGO_PKG_VERSION")))
-        .build();
-    ureq::Agent::new_with_config(config)
+        .user_agent(format!("mcpctl/{}", env!("CARGO_PKG_VERSION")));
+    crate::net::agent(url, config)
 }
 
 /// One line per kind of network failure, each with the recovery hint.
@@ -351,6 +351,11 @@ fn request_error(url: &str, version: &str, e: ureq::Error, hint: &str) -> Error 
         }
         ureq::Error::Timeout(t) => {
             return Error::timeout(format!("cannot download uv {version} from {url}: timed out ({t})")).hint(hint)
+        }
+        // src/net.rs words an untrusted certificate and a failed proxy (naming the host or
+        // the proxy, and the fix); any other TLS failure keeps the old guess.
+        ureq::Error::Tls(why) if why.starts_with("TLS: ") || why.contains("proxy") => {
+            format!("cannot download uv {version} from {url}: {why}")
         }
         ureq::Error::Tls(why) => {
             format!("cannot download uv {version} from {url}: TLS failed ({why}; a proxy in the way?)")

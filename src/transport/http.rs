@@ -33,13 +33,15 @@ const MAX_RESUMES: usize = 5;
 
 /// Attach a Streamable HTTP connection to `peer`.
 pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connect_timeout: Duration) -> Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(connect_timeout))
-        .timeout_recv_response(None)
-        .max_idle_connections_per_host(8)
-        .build()
-        .into();
+    // Trust (SSL_CERT_FILE, SSL_CERT_DIR, system store) and proxy (HTTPS_PROXY, NO_PROXY): src/net.rs.
+    let agent = crate::net::agent(
+        url,
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect_timeout))
+            .timeout_recv_response(None)
+            .max_idle_connections_per_host(8),
+    )?;
     let inner = Arc::new(Inner {
         name: peer.name.clone(),
         url: url.to_string(),

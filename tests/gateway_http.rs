@@ -269,6 +269,11 @@ fn chunk_sizes_from_the_wire_cannot_overflow_or_pass_the_body_limit() {
         let rep = exchange(&d, format!("{head}{bad}\r\nhello\r\n0\r\n\r\n").as_bytes());
         assert_eq!(rep.status, 400, "{bad:?}");
     }
+    // A bare CR in the framing (before a size line's CRLF, or ending a chunk's data) is refused.
+    for bad in ["5\r\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\r\n"] {
+        let rep = exchange(&d, format!("{head}{bad}").as_bytes());
+        assert_eq!(rep.status, 400, "{bad:?}");
+    }
     // Trailers are bounded like a head.
     let trailers: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
     let rep = exchange(&d, format!("{head}0\r\n{trailers}\r\n").as_bytes());

@@ -894,7 +894,7 @@ fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
             return;
         }
     };
-    let rx = session.open_stream();
+    let (n, rx) = session.open_stream();
     let mut w = start_sse(req);
     loop {
         let chunk = match rx.recv_timeout(Duration::from_secs(15)) {
@@ -911,6 +911,7 @@ fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
             break;
         }
     }
+    session.close_stream(n);
     let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
 }
 

@@ -540,8 +540,13 @@ fn read_line<R: BufRead>(r: &mut R, deadline: Instant) -> io::Result<Option<Stri
     if !read_line_into(r, &mut raw, deadline)? {
         return Ok(None);
     }
-    while matches!(raw.last(), Some(b'\n' | b'\r')) {
+    // One line end (LF, or CRLF): a CR before it is the framing's; any other CR is a bare
+    // CR, which the callers refuse (RFC 9112 2.2).
+    if raw.last() == Some(&b'\n') {
         raw.pop();
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
     }
     String::from_utf8(raw).map(Some).map_err(|_| io::ErrorKind::InvalidInput.into())
 }

@@ -71,7 +71,9 @@ pub struct Session {
     /// The client declared form-mode elicitation in `initialize`: it can be asked.
     pub elicits: bool,
     last_seen: Mutex<Instant>,
-    streams: Mutex<Vec<SyncSender<Vec<u8>>>>,
+    /// The standalone streams: (our number for it, where its messages go).
+    streams: Mutex<Vec<(u64, SyncSender<Vec<u8>>)>>,
+    next_stream: AtomicU64,
     /// Our id of a server→client request → where its answer goes.
     client_replies: Mutex<HashMap<String, Waiter>>,
     next_gid: AtomicU64,
@@ -92,6 +94,7 @@ impl Session {
             elicits: false,
             last_seen: Mutex::new(Instant::now()),
             streams: Mutex::new(Vec::new()),
+            next_stream: AtomicU64::new(1),
             client_replies: Mutex::new(HashMap::new()),
             next_gid: AtomicU64::new(1),
             own: Mutex::new(HashMap::new()),
@@ -125,10 +128,28 @@ impl Session {
     }
 
     /// A new standalone stream (GET); returns what the HTTP thread reads from.
-    pub fn open_stream(&self) -> Receiver<Vec<u8>> {
+    pub fn open_stream(&self) -> (u64, Receiver<Vec<u8>>) {
         let (tx, rx) = sync_channel(256);
-        self.streams.lock().unwrap().push(tx);
-        rx
+        let n = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        self.streams.lock().unwrap().push((n, tx));
+        (n, rx)
+    }
+
+    /// A standalone stream ended (its client went away): forget it now, not at the next
+    /// message (a session whose clients reconnect would otherwise pile up dead streams).
+    pub fn close_stream(&self, n: u64) {
+        let gone: Vec<_> = {
+            let mut streams = self.streams.lock().unwrap();
+            let (gone, kept) = std::mem::take(&mut *streams).into_iter().partition(|(k, _)| *k == n);
+            *streams = kept;
+            gone
+        };
+        drop(gone);
+    }
+
+    /// How many standalone streams are open.
+    pub fn stream_count(&self) -> usize {
+        self.streams.lock().unwrap().len()
     }
 
     /// Deliver an unrelated server message on one of the standalone streams.
@@ -136,7 +157,7 @@ impl Session {
         let bytes = crate::sse::frame(None, &msg.to_string()).into_bytes();
         let mut streams = self.streams.lock().unwrap();
         let mut delivered = false;
-        streams.retain(|tx| {
+        streams.retain(|(_, tx)| {
             if delivered {
                 return true;
             }
@@ -232,6 +253,21 @@ mod tests {
         assert!(!has(json!({"sampling": {}})));
         assert!(!has(json!({"elicitation": true})));
         assert!(!form_elicitation(None));
+    }
+
+    #[test]
+    fn ended_streams_are_forgotten_at_once() {
+        let s = Session::new("0123456789abcdef".into(), Target::All, "2025-11-25".into());
+        let (a, _ra) = s.open_stream();
+        let (b, rb) = s.open_stream();
+        assert_eq!(s.stream_count(), 2);
+        s.close_stream(a);
+        assert_eq!(s.stream_count(), 1);
+        assert!(s.push(&json!({"m": 1})));
+        assert!(!rb.try_recv().unwrap().is_empty());
+        s.close_stream(b);
+        assert_eq!(s.stream_count(), 0);
+        assert!(!s.push(&json!({"m": 2})), "no stream left to deliver on");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
 use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
+use super::modern::{self, Shape};
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
@@ -50,6 +51,14 @@ pub fn text(status: u16, body: &str) -> Resp {
 
 fn json_resp(status: u16, body: &Value) -> Resp {
     Resp::new(status, "application/json", body.to_string().into_bytes())
+}
+
+/// A JSON body (or none) with `status`, for the 2026-07-28 front end.
+pub(super) fn send_status(req: Request<'_>, status: u16, body: Option<&Value>) {
+    match body {
+        Some(b) => send(req, json_resp(status, b)),
+        None => send(req, Resp::empty(status)),
+    }
 }
 
 fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
@@ -332,6 +341,12 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             return;
         }
     };
+    // A request of MCP 2026-07-28 (stateless) is served by the other front end.
+    if modern::claims(&req, &msg) {
+        let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
+        modern::post(hub, req, target, msg, who);
+        return;
+    }
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
             let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
@@ -339,6 +354,34 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             send(req, r);
             return;
         }
+    }
+    if get(&req, "Mcp-Session-Id").is_none() {
+        // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
+        // client probing for that revision falls back to `initialize`.
+        let id = match &msg {
+            Message::Request { id, .. } => id.clone(),
+            _ => Value::Null,
+        };
+        let why = format!(
+            "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
+            modern::MODERN
+        );
+        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
+        return;
+    }
+    if get(&req, "Mcp-Session-Id").is_none() {
+        // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
+        // client probing for that revision falls back to `initialize`.
+        let id = match &msg {
+            Message::Request { id, .. } => id.clone(),
+            _ => Value::Null,
+        };
+        let why = format!(
+            "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
+            modern::MODERN
+        );
+        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
+        return;
     }
     let session = match session_of(hub, &req, &target) {
         Ok(s) => s,
@@ -373,7 +416,27 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
 fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>, token: Option<String>) -> Resp {
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
-    let (server_info, capabilities, instructions) = match target {
+    let (server_info, capabilities, instructions) = identity(hub, target);
+    let sid = new_session_id();
+    let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()).with_token(token));
+    if let Err(max) = hub.add_session(session) {
+        let msg = format!(
+            "the gateway already has {} sessions open, the limit (MCPCTL_MAX_SESSIONS); end one (DELETE) or retry later",
+            max
+        );
+        return rpc_error(503, id, -32000, &msg).with_header("Retry-After", "1");
+    }
+    let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
+    if let Some(i) = instructions {
+        result["instructions"] = json!(i);
+    }
+    json_resp(200, &jsonrpc::response(id, result)).with_header("Mcp-Session-Id", &sid)
+}
+
+/// What an endpoint says of itself: (serverInfo, capabilities, instructions). For
+/// `/mcp/<server>`, the child's own (after waiting briefly for a starting one).
+pub(super) fn identity(hub: &Arc<Hub>, target: &Target) -> (Value, Value, Option<String>) {
+    match target {
         Target::One(name) => {
             let u = hub.upstream(name).expect("checked");
             // Wait briefly for a starting child so its own identity can be passed on
@@ -391,24 +454,10 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
             full_capabilities(),
             Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string()),
         ),
-    };
-    let sid = new_session_id();
-    let session = Arc::new(Session::new(sid.clone(), target.clone(), version.to_string()).with_token(token));
-    if let Err(max) = hub.add_session(session) {
-        let msg = format!(
-            "the gateway already has {} sessions open, the limit (MCPCTL_MAX_SESSIONS); end one (DELETE) or retry later",
-            max
-        );
-        return rpc_error(503, id, -32000, &msg).with_header("Retry-After", "1");
     }
-    let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
-    if let Some(i) = instructions {
-        result["instructions"] = json!(i);
-    }
-    json_resp(200, &jsonrpc::response(id, result)).with_header("Mcp-Session-Id", &sid)
 }
 
-fn gateway_info() -> Value {
+pub(super) fn gateway_info() -> Value {
     json!({"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")})
 }
 
@@ -436,12 +485,27 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
         send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
         return;
     }
+    serve(hub, req, session, id, method, params, None)
+}
+
+/// Answer a client request (of a session, or a 2026-07-28 one whose answers `shape` makes):
+/// the policy, the routing and the aggregation are the same for both.
+pub(super) fn serve(
+    hub: &Arc<Hub>,
+    req: Request<'_>,
+    session: &Arc<Session>,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+    shape: Option<Arc<Shape>>,
+) {
     match &session.target {
         Target::One(name) => {
             let u = match hub.upstream_for(session, name) {
                 Some(u) => u,
                 None => {
-                    send(req, rpc_error(200, id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name)));
+                    let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
+                    reply(req, shape.as_deref(), r);
                     return;
                 }
             };
@@ -461,20 +525,29 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
                         &format!("server `{}` is not available; see `mcpctl status`", name),
                     ),
                 };
-                send(req, json_resp(200, &r));
+                reply(req, shape.as_deref(), r);
                 return;
             }
             if method == "tools/call" {
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
                 if let Err(r) = permit(hub, session, &u, &tool, &id) {
-                    send(req, json_resp(200, &r));
+                    reply(req, shape.as_deref(), r);
                     return;
                 }
             }
-            forward(req, session, &u, id, method, params)
+            forward(req, session, &u, id, method, params, shape)
         }
-        Target::All => aggregated(hub, req, session, id, method, params),
+        Target::All => aggregated(hub, req, session, id, method, params, shape),
     }
+}
+
+/// A JSON-RPC answer, shaped for a 2026-07-28 client when there is a `shape`.
+fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
+    let body = match shape {
+        Some(s) => s.response(body),
+        None => body,
+    };
+    send(req, json_resp(200, &body));
 }
 
 /// The policy's word on a tool call from a gateway client: `Err` is the JSON-RPC refusal.
@@ -508,6 +581,7 @@ fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
 /// that belongs to this request (progress, log, sampling, elicitation) comes first. The
 /// answer is written by the thread that reads the child's answer (no hand-off back to this
 /// connection's thread), or by the deadline thread when the child takes too long.
+/// With a `shape`, the answer and the messages on the way are made for a 2026-07-28 client.
 fn forward(
     req: Request<'_>,
     session: &Arc<Session>,
@@ -515,6 +589,7 @@ fn forward(
     id: Value,
     method: &str,
     params: Option<Value>,
+    shape: Option<Arc<Shape>>,
 ) {
     let tool = if method == "tools/call" {
         params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
@@ -534,6 +609,7 @@ fn forward(
         session: session.clone(),
         started,
         timeout,
+        shape,
     });
     if let Out::Waiting(d) = &mut *fwd.out.lock().unwrap() {
         let f = fwd.clone();
@@ -569,6 +645,8 @@ struct Forwarded {
     session: Arc<Session>,
     started: Instant,
     timeout: Duration,
+    /// How the answers are made for a 2026-07-28 client (`None`: as the child wrote them).
+    shape: Option<Arc<Shape>>,
 }
 
 enum Out {
@@ -584,6 +662,13 @@ impl Forwarded {
     fn on_event(&self, e: Event) {
         match e {
             Event::Message(m) => {
+                let m = match &self.shape {
+                    Some(s) => match s.message(&self.session, m) {
+                        Some(m) => m,
+                        None => return,
+                    },
+                    None => m,
+                };
                 let mut out = self.out.lock().unwrap();
                 let mut stream = match std::mem::replace(&mut *out, Out::Done) {
                     Out::Waiting(d) => d.into_stream(SSE_HEAD),
@@ -633,6 +718,10 @@ impl Forwarded {
             let token = self.session.token.as_deref().unwrap_or("-");
             log_call(session_word(&self.session), token, &server, tool, self.started, word);
         }
+        let outcome = match &self.shape {
+            Some(s) => s.outcome(outcome),
+            None => outcome,
+        };
         let answer = jsonrpc::response_bytes(&self.id, outcome.as_ref().map(|r| r.get()));
         match taken {
             Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], &answer),
@@ -722,13 +811,14 @@ fn aggregated(
     id: Value,
     method: &str,
     params: Option<Value>,
+    shape: Option<Arc<Shape>>,
 ) {
     let answer = |req: Request<'_>, outcome: Result<Value, (i64, String)>| {
         let body = match outcome {
             Ok(r) => jsonrpc::response(id.clone(), r),
             Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
         };
-        send(req, json_resp(200, &body));
+        reply(req, shape.as_deref(), body);
     };
     match method {
         "tools/list" => {
@@ -764,10 +854,10 @@ fn aggregated(
             params["name"] = json!(tool);
             let u = hub.upstream_for(session, server).expect("listed");
             if let Err(r) = permit(hub, session, &u, tool, &id) {
-                send(req, json_resp(200, &r));
+                reply(req, shape.as_deref(), r);
                 return;
             }
-            forward(req, session, &u, id, method, Some(params))
+            forward(req, session, &u, id, method, Some(params), shape.clone())
         }
         "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
         "resources/list" => {
@@ -784,7 +874,7 @@ fn aggregated(
                 Some((u, original)) => {
                     params["name"] = json!(original);
                     let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params))
+                    forward(req, session, &u, id, method, Some(params), shape.clone())
                 }
                 None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
             }
@@ -792,7 +882,7 @@ fn aggregated(
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
             match owner_of(hub, session, &uri) {
-                Some(u) => forward(req, session, &u, id, method, params),
+                Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
                 None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
             }
         }
@@ -810,7 +900,7 @@ fn aggregated(
             match routed {
                 Some(u) => {
                     let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params))
+                    forward(req, session, &u, id, method, Some(params), shape.clone())
                 }
                 None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
             }

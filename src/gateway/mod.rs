@@ -3,6 +3,7 @@
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
 mod http;
+mod modern;
 pub mod names;
 mod server;
 pub mod session;
@@ -101,6 +102,16 @@ impl Hub {
         let shared = self.upstream(server)?;
         if shared.cfg.isolation != Isolation::Session || shared.cfg.disabled {
             return Some(shared.clone());
+        }
+        if session.id.starts_with(modern::STATELESS_PREFIX) {
+            // A child per session needs a session: a 2026-07-28 request has none.
+            let why = Error::failure(format!(
+                "server `{}` runs a child per session (\"isolation\": \"session\"); MCP {} requests have no session",
+                server,
+                modern::MODERN
+            ))
+            .hint("connect with a session-based client (initialize), or set \"isolation\": \"shared\"");
+            return Some(Upstream::refusing(shared.cfg.clone(), why));
         }
         let mut own = session.own.lock().unwrap();
         if let Some((u, _)) = own.get(server) {

@@ -1,0 +1,428 @@
+//! MCP 2026-07-28 on the gateway's endpoints, beside the session-based revisions.
+//!
+//! The era is decided per POST: a request without `Mcp-Session-Id` (other than
+//! `initialize`) that carries `_meta["io.modelcontextprotocol/protocolVersion"]` or an
+//! `MCP-Protocol-Version` header naming no session-based revision is served here,
+//! statelessly; everything else takes the session path in `http.rs`, unchanged.
+//!
+//! A stateless request is checked as the transport page says (version, then the routing
+//! headers `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` against the body: 400 with
+//! -32020 or -32022 when they fail), then answered by the same code as a session's request
+//! (`http::serve`: the same policy, tokens, aggregation and forwarding), under a session
+//! object made for this request alone: never registered in the hub, never counted against
+//! `MCPCTL_MAX_SESSIONS`, dropped with the answer. A [`Shape`] makes the answers 2026-07-28
+//! ones: `resultType`, `_meta` serverInfo, cache hints on list results, no `notifications/message`
+//! unless the request set a log level, and no server→client requests (a child that asks
+//! gets an error saying why: the client cannot be asked mid-call in this revision).
+//!
+//! Not served (yet): `subscriptions/listen` (404, -32601), input-required bridging of a
+//! child's elicitation/sampling/roots requests, and servers with `"isolation": "session"`
+//! (they need a session; a stateless request to one is refused with the reason).
+
+use super::server::Request;
+use super::session::{Session, Target};
+use super::Hub;
+use crate::client::PROTOCOL_VERSIONS;
+use crate::jsonrpc::{self, Message};
+use crate::peer::{self, RawOutcome};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The stateless revision served here.
+pub const MODERN: &str = "2026-07-28";
+/// The ids of the per-request sessions start with this (see `Hub::upstream_for`).
+pub const STATELESS_PREFIX: &str = "stateless-";
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+/// How long a client may keep a list result (ms). Lists follow the child's tools, which
+/// change without a stream to announce it to a stateless client: a few seconds at most.
+pub const LIST_TTL_MS: u64 = 5000;
+
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+const META_INFO: &str = "io.modelcontextprotocol/clientInfo";
+const META_LOG: &str = "io.modelcontextprotocol/logLevel";
+const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// The methods served statelessly (everything else is 404, -32601).
+const SERVED: [&str; 8] = [
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "completion/complete",
+];
+
+/// Every version the endpoints speak: the stateless one, then the session-based ones.
+pub fn supported() -> Vec<&'static str> {
+    let mut v = vec![MODERN];
+    v.extend(PROTOCOL_VERSIONS);
+    v
+}
+
+fn params_of(msg: &Message) -> Option<&Value> {
+    match msg {
+        Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
+        Message::Response { .. } => None,
+    }
+}
+
+fn meta_version(params: Option<&Value>) -> Option<&Value> {
+    params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_VERSION))
+}
+
+/// An `MCP-Protocol-Version` header that names no session-based revision.
+fn header_claims_modern(req: &Request<'_>) -> bool {
+    req.header("MCP-Protocol-Version").map(|v| !PROTOCOL_VERSIONS.contains(&v)).unwrap_or(false)
+}
+
+/// Whether this POST is a 2026-07-28 one (see the module comment).
+pub fn claims(req: &Request<'_>, msg: &Message) -> bool {
+    if req.header("Mcp-Session-Id").is_some() {
+        return false;
+    }
+    if let Message::Request { method, .. } = msg {
+        if method == "initialize" {
+            return false;
+        }
+    }
+    meta_version(params_of(msg)).is_some() || header_claims_modern(req)
+}
+
+fn error(status: u16, id: Value, code: i64, msg: &str, data: Option<Value>) -> (u16, Value) {
+    let mut e = jsonrpc::error_response(id, code, msg);
+    if let Some(d) = data {
+        e["error"]["data"] = d;
+    }
+    (status, e)
+}
+
+/// `=?base64?…?=` header values decoded; others as they are. `None`: not valid base64/UTF-8.
+fn decode_header(v: &str) -> Option<String> {
+    let Some(inner) = v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) else {
+        return Some(v.to_string());
+    };
+    let mut out = Vec::with_capacity(inner.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in inner.bytes() {
+        let d = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(d);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The body field `Mcp-Name` mirrors, for the methods that name something.
+fn name_field(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// The transport's checks, in the order of the spec's server validation: `Err` is the
+/// (status, JSON-RPC error) to answer.
+fn validate(req: &Request<'_>, id: &Value, method: &str, params: Option<&Value>) -> Result<(), (u16, Value)> {
+    let hv = req.header("MCP-Protocol-Version");
+    let meta = params.and_then(|p| p.get("_meta")).filter(|m| m.is_object());
+    let unsupported = |asked: &str| {
+        let why = if PROTOCOL_VERSIONS.contains(&asked) {
+            format!(
+                "Unsupported protocol version: {} is served in a session only (send initialize first); requests without a session speak {}",
+                asked, MODERN
+            )
+        } else {
+            format!("Unsupported protocol version: {} (supported: {})", asked, supported().join(", "))
+        };
+        error(400, id.clone(), UNSUPPORTED_VERSION, &why, Some(json!({"supported": supported(), "requested": asked})))
+    };
+    let Some(mv) = meta.and_then(|m| m.get(META_VERSION)) else {
+        if let Some(h) = hv.filter(|h| *h != MODERN) {
+            return Err(unsupported(h));
+        }
+        return Err(error(
+            400,
+            id.clone(),
+            jsonrpc::INVALID_PARAMS,
+            &format!("Invalid params: params._meta must carry `{}` and `{}`", META_VERSION, META_CAPS),
+            None,
+        ));
+    };
+    let Some(mv) = mv.as_str() else {
+        return Err(error(400, id.clone(), jsonrpc::INVALID_PARAMS, &format!("Invalid params: `{}` must be a string", META_VERSION), None));
+    };
+    let mismatch = |what: String| error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what), None);
+    match hv {
+        None => return Err(mismatch("the MCP-Protocol-Version header is required".into())),
+        Some(h) if h != mv => {
+            return Err(mismatch(format!(
+                "MCP-Protocol-Version header value '{}' does not match body value '{}'",
+                crate::logsafe::safe(h),
+                crate::logsafe::safe(mv)
+            )))
+        }
+        Some(_) => {}
+    }
+    match req.header("Mcp-Method") {
+        None => return Err(mismatch("the Mcp-Method header is required".into())),
+        Some(h) if h != method => {
+            return Err(mismatch(format!(
+                "Mcp-Method header value '{}' does not match body value '{}'",
+                crate::logsafe::safe(h),
+                crate::logsafe::safe(method)
+            )))
+        }
+        Some(_) => {}
+    }
+    if let Some(field) = name_field(method) {
+        let body = params.and_then(|p| p.get(field)).and_then(Value::as_str);
+        if let Some(body) = body {
+            match req.header("Mcp-Name").map(decode_header) {
+                None => return Err(mismatch(format!("the Mcp-Name header is required for {}", method))),
+                Some(None) => return Err(mismatch("the Mcp-Name header is not valid base64 UTF-8".into())),
+                Some(Some(h)) if h != body => {
+                    return Err(mismatch(format!(
+                        "Mcp-Name header value '{}' does not match body value '{}'",
+                        crate::logsafe::safe(&h),
+                        crate::logsafe::safe(body)
+                    )))
+                }
+                Some(Some(_)) => {}
+            }
+        }
+    }
+    if mv != MODERN {
+        return Err(unsupported(mv));
+    }
+    if !meta.map(|m| m.get(META_CAPS).is_some_and(Value::is_object)).unwrap_or(false) {
+        return Err(error(
+            400,
+            id.clone(),
+            jsonrpc::INVALID_PARAMS,
+            &format!("Invalid params: params._meta must carry `{}` (an object)", META_CAPS),
+            None,
+        ));
+    }
+    Ok(())
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Serve one 2026-07-28 POST; `token` is the name of the named token it bears.
+pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, token: Option<String>) {
+    let (id, method, params) = match msg {
+        // No client notification is defined on this transport (cancelling is closing the
+        // stream): accepted and dropped.
+        Message::Notification { .. } => return super::http::send_status(req, 202, None),
+        Message::Response { id, .. } => {
+            let (s, e) = error(400, id, jsonrpc::INVALID_REQUEST, "Invalid Request: a 2026-07-28 client sends no responses", None);
+            return super::http::send_status(req, s, Some(&e));
+        }
+        Message::Request { id, method, params } => (id, method, params),
+    };
+    if let Err((status, e)) = validate(&req, &id, &method, params.as_ref()) {
+        return super::http::send_status(req, status, Some(&e));
+    }
+    let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref()));
+    if method == "server/discover" {
+        let (_, capabilities, instructions) = super::http::identity(hub, &target);
+        let mut r = json!({"supportedVersions": supported(), "capabilities": capabilities_of(capabilities)});
+        if let Some(i) = instructions {
+            r["instructions"] = json!(i);
+        }
+        let body = shape.response(jsonrpc::response(id, r));
+        return super::http::send_status(req, 200, Some(&body));
+    }
+    if !SERVED.contains(&method.as_str()) {
+        let why = match method.as_str() {
+            "subscriptions/listen" => "Method not found: subscriptions/listen is not supported by the mcpctl gateway yet".to_string(),
+            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
+                format!("Method not found: {} is not a method in MCP {}", method, MODERN)
+            }
+            _ => format!("Method not found: {}", crate::logsafe::safe(&method)),
+        };
+        let (s, e) = error(404, id, jsonrpc::METHOD_NOT_FOUND, &why, None);
+        return super::http::send_status(req, s, Some(&e));
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let sid = format!("{}{:x}", STATELESS_PREFIX, n);
+    let session = Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token));
+    super::http::serve(hub, req, &session, id, &method, params.map(strip_meta), Some(shape));
+}
+
+/// The request's params as a session-based child expects them: without the 2026-07-28
+/// envelope (kept: `progressToken` and anything else in `_meta`).
+fn strip_meta(mut p: Value) -> Value {
+    if let Some(m) = p.get_mut("_meta").and_then(Value::as_object_mut) {
+        for k in [META_VERSION, META_CAPS, META_INFO, META_LOG] {
+            m.remove(k);
+        }
+        if m.is_empty() {
+            p.as_object_mut().map(|o| o.remove("_meta"));
+        }
+    }
+    p
+}
+
+/// Capabilities as a stateless client may use them: no change notifications (no
+/// `subscriptions/listen` yet) and no `resources/subscribe`.
+fn capabilities_of(mut caps: Value) -> Value {
+    for k in ["tools", "prompts", "resources"] {
+        if let Some(c) = caps.get_mut(k).and_then(Value::as_object_mut) {
+            c.remove("listChanged");
+            c.remove("subscribe");
+        }
+    }
+    caps
+}
+
+const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+
+/// How the answers to one 2026-07-28 request are made.
+pub struct Shape {
+    server_info: Value,
+    method: String,
+    /// The least severity of log messages passed on (`None`: none, the request set no level).
+    log_floor: Option<usize>,
+}
+
+impl Shape {
+    fn new(hub: &Hub, target: &Target, method: &str, params: Option<&Value>) -> Shape {
+        let server_info = match target {
+            Target::One(name) => hub.upstream(name).and_then(|u| u.info()).map(|i| i.server_info),
+            Target::All => None,
+        }
+        .unwrap_or_else(super::http::gateway_info);
+        let level = params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_LOG)).and_then(Value::as_str);
+        Shape { server_info, method: method.to_string(), log_floor: level.and_then(|l| LEVELS.iter().position(|x| *x == l)) }
+    }
+
+    /// A result as 2026-07-28 has it.
+    fn result(&self, r: &mut Value) {
+        let Some(o) = r.as_object_mut() else { return };
+        o.entry("resultType").or_insert(json!("complete"));
+        let meta = o.entry("_meta").or_insert(json!({}));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert(META_SERVER_INFO.to_string(), self.server_info.clone());
+        }
+        let scope = match self.method.as_str() {
+            // The same for every caller of this endpoint.
+            "server/discover" => Some("public"),
+            // What a list holds depends on the token's policy.
+            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" | "resources/read" => {
+                Some("private")
+            }
+            _ => None,
+        };
+        if let Some(scope) = scope {
+            o.entry("ttlMs").or_insert(json!(if self.method == "resources/read" { 0 } else { LIST_TTL_MS }));
+            o.entry("cacheScope").or_insert(json!(scope));
+        }
+    }
+
+    /// A whole JSON-RPC response: its result shaped, its error in this revision's codes.
+    pub fn response(&self, mut body: Value) -> Value {
+        if let Some(r) = body.get_mut("result") {
+            self.result(r);
+        } else if body["error"]["code"] == json!(-32002) {
+            // Resource not found is -32602 in 2026-07-28.
+            body["error"]["code"] = json!(jsonrpc::INVALID_PARAMS);
+        }
+        body
+    }
+
+    /// A forwarded request's outcome.
+    pub fn outcome(&self, o: RawOutcome) -> RawOutcome {
+        match o {
+            Ok(raw) => {
+                let mut v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                self.result(&mut v);
+                Ok(peer::to_raw(&v))
+            }
+            Err(mut e) => {
+                if e["code"] == json!(-32002) {
+                    e["code"] = json!(jsonrpc::INVALID_PARAMS);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A message from the child while the request runs: what the client gets, if anything.
+    /// The child's requests are answered here (the client cannot be asked).
+    pub fn message(&self, session: &Session, m: Value) -> Option<Value> {
+        let method = m["method"].as_str().unwrap_or("");
+        if let Some(gid) = m.get("id") {
+            let e = jsonrpc::error_object(
+                jsonrpc::METHOD_NOT_FOUND,
+                &format!(
+                    "mcpctl gateway: the calling client speaks MCP {} and cannot be sent `{}` during a call (input-required results are not bridged yet)",
+                    MODERN,
+                    crate::logsafe::safe(method)
+                ),
+            );
+            log::info!("answered a child's `{}` for a {} client: it cannot be asked", crate::logsafe::safe(method), MODERN);
+            session.take_reply(gid, Err(e));
+            return None;
+        }
+        if method == "notifications/message" {
+            let floor = self.log_floor?;
+            let level = m["params"]["level"].as_str().and_then(|l| LEVELS.iter().position(|x| *x == l)).unwrap_or(0);
+            if level < floor {
+                return None;
+            }
+        }
+        Some(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_decode() {
+        assert_eq!(decode_header("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_header("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(), Some("Hello, 世界"));
+        assert_eq!(decode_header("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").as_deref(), Some("=?base64?literal?="));
+        assert_eq!(decode_header("=?base64?!!?="), None);
+    }
+
+    #[test]
+    fn the_envelope_is_stripped_for_children() {
+        let p = json!({"name": "x", "_meta": {META_VERSION: MODERN, META_CAPS: {}, "progressToken": 3}});
+        assert_eq!(strip_meta(p), json!({"name": "x", "_meta": {"progressToken": 3}}));
+        let p = json!({"name": "x", "_meta": {META_VERSION: MODERN, META_CAPS: {}}});
+        assert_eq!(strip_meta(p), json!({"name": "x"}));
+    }
+
+    #[test]
+    fn results_are_shaped() {
+        let s = Shape { server_info: json!({"name": "n", "version": "1"}), method: "tools/list".into(), log_floor: None };
+        let v = s.response(jsonrpc::response(json!(1), json!({"tools": []})));
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert_eq!(v["result"]["cacheScope"], "private");
+        assert_eq!(v["result"]["ttlMs"], LIST_TTL_MS);
+        assert_eq!(v["result"]["_meta"][META_SERVER_INFO]["name"], "n");
+        let e = s.response(jsonrpc::error_response(json!(1), -32002, "gone"));
+        assert_eq!(e["error"]["code"], -32602);
+    }
+}

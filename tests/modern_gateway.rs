@@ -445,3 +445,37 @@ fn a_server_with_a_child_per_session_is_refused_with_the_reason() {
     let status = p.cmd().args(["--json-output", "status"]).success().json();
     assert_eq!(status["daemon"]["sessions"], 0, "{}", status);
 }
+
+#[test]
+fn closing_the_stream_cancels_a_2026_07_28_call() {
+    use std::io::Write;
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let b = body(1, "tools/call", json!({"name": "hang", "arguments": {}}));
+    let mut head = format!(
+        "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        b.to_string().len()
+    );
+    for (k, v) in headers_for(&b) {
+        head.push_str(&format!("{}: {}\r\n", k, v));
+    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(format!("{}\r\n{}", head, b).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(s);
+    // The child is told at once (not at the server's timeout, 60 s by default).
+    let log = p.root.join(".mcpctl/logs/daemon.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("`tools/call` to server `fx` cancelled: the client closed the stream") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no cancellation in the log:\n{}", text);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The gateway goes on serving.
+    let a = modern(&d.url("/mcp/fx"), 2, "tools/call", json!({"name": "echo", "arguments": {"text": "after"}}));
+    assert_eq!(a.response()["result"]["content"][0]["text"], "after");
+}

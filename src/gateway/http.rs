@@ -614,6 +614,15 @@ fn forward(
     if let Out::Waiting(d) = &mut *fwd.out.lock().unwrap() {
         let f = fwd.clone();
         d.set_deadline(started + timeout, Box::new(move || f.expire()));
+        if fwd.shape.is_some() {
+            // 2026-07-28: closing the response stream cancels the request.
+            let f = Arc::downgrade(&fwd);
+            d.on_hangup(Box::new(move || {
+                if let Some(f) = f.upgrade() {
+                    f.hang_up();
+                }
+            }));
+        }
     }
     let f = fwd.clone();
     let mut on_id = |uid: u64| {
@@ -698,6 +707,26 @@ impl Forwarded {
             self.timeout.as_secs_f64()
         );
         self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, &msg)));
+    }
+
+    /// The client closed the connection (a 2026-07-28 client's cancellation): tell the child.
+    fn hang_up(&self) {
+        if matches!(*self.out.lock().unwrap(), Out::Done) {
+            return;
+        }
+        let name = self.upstream.upgrade().map(|u| {
+            let uid = self.uid.load(Ordering::SeqCst);
+            if uid != 0 {
+                u.cancel(uid, "the client closed the stream");
+            }
+            u.name().to_string()
+        });
+        log::info!(
+            "`{}` to server `{}` cancelled: the client closed the stream",
+            crate::logsafe::safe(&self.method),
+            crate::logsafe::safe(&name.unwrap_or_default())
+        );
+        self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, "cancelled: the client closed the stream")));
     }
 
     /// Write the answer (once; later ones are dropped) and log the call.

@@ -322,6 +322,11 @@ fn connection(stream: Arc<TcpStream>, guard: &SlotGuard, accepted: Instant, limi
                 Err(_) => break false,
             }
         };
+        if !more {
+            if let Some(slot) = &pending {
+                slot.hang_up();
+            }
+        }
         // Answers go out in order: the previous one first.
         if let Some(slot) = pending.take() {
             if slot.wait_done() {
@@ -788,6 +793,7 @@ impl Request<'_> {
             st: Mutex::new(SlotState::default()),
             cv: Condvar::new(),
             budget: self.limits.buffered.clone(),
+            hangup: Mutex::new(None),
         });
         self.state.answered = true;
         self.state.deferred = Some(slot.clone());
@@ -841,6 +847,8 @@ struct Slot {
     cv: Condvar,
     /// What its backlog takes from (the daemon-wide bound).
     budget: Arc<Budget>,
+    /// Run when the client closes the connection before the answer is out.
+    hangup: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 #[derive(Default)]
@@ -870,6 +878,17 @@ impl Slot {
         self.st.lock().unwrap().done()
     }
 
+    /// The client is gone while the answer is due: run what was set for that (once).
+    fn hang_up(&self) {
+        if self.is_done() {
+            return;
+        }
+        let f = self.hangup.lock().unwrap().take();
+        if let Some(f) = f {
+            f();
+        }
+    }
+
     /// Wait until the answer is out; whether the connection must end.
     fn wait_done(&self) -> bool {
         let mut st = self.st.lock().unwrap();
@@ -896,6 +915,12 @@ impl Deferred {
     /// Run `on_timeout` (on the deadline thread) unless the answer is finished by `at`.
     pub fn set_deadline(&mut self, at: Instant, on_timeout: Box<dyn FnOnce() + Send>) {
         self.timer = Some(timer().add(at, on_timeout));
+    }
+
+    /// Run `f` (on the connection's thread) if the client closes the connection before the
+    /// answer is finished.
+    pub fn on_hangup(&mut self, f: Box<dyn FnOnce() + Send>) {
+        *self.slot.hangup.lock().unwrap() = Some(f);
     }
 
     pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {

@@ -369,13 +369,10 @@ fn the_transport_checks_of_2026_07_28() {
     assert_eq!(r["error"]["code"], -32602, "resource not found is -32602 in 2026-07-28: {}", r);
 
     // Methods this revision does not have: 404, -32601.
-    for m in ["ping", "logging/setLevel", "resources/subscribe", "subscriptions/listen", "no/such"] {
+    for m in ["ping", "logging/setLevel", "resources/subscribe", "no/such"] {
         let a = modern(&url, 5, m, json!({}));
-        let e = error_of(&a, 404, -32601);
+        error_of(&a, 404, -32601);
         assert_eq!(a.response()["id"], 5);
-        if m == "subscriptions/listen" {
-            assert!(e["message"].as_str().unwrap().contains("not supported"), "{}", e);
-        }
     }
     // A notification is accepted and dropped.
     let n = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
@@ -478,4 +475,56 @@ fn closing_the_stream_cancels_a_2026_07_28_call() {
     // The gateway goes on serving.
     let a = modern(&d.url("/mcp/fx"), 2, "tools/call", json!({"name": "echo", "arguments": {"text": "after"}}));
     assert_eq!(a.response()["result"]["content"][0]["text"], "after");
+}
+
+#[test]
+fn subscriptions_listen_carries_the_list_changes_asked_for() {
+    use std::io::{BufRead, Write};
+    if !support::peers_available() {
+        return;
+    }
+    let p = Project::fixture(json!({"alwaysAllow": ["echo", "toggle_tool"]}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    // The TS SDK's listen(): acknowledged, then a tools/list_changed when the list changes.
+    for (url, tool) in [("/mcp", "fx__toggle_tool"), ("/mcp/fx", "toggle_tool")] {
+        let v = ts(&d.url(url), MODERN, None, &["listen", tool]);
+        assert_eq!(v["honored"]["toolsListChanged"], true, "{}", v);
+        assert!(v["changed"].as_u64().unwrap() >= 1, "{}", v);
+    }
+
+    // Over raw HTTP: the stream's every message names the subscription (the request's id).
+    let b = body(41, "subscriptions/listen", json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x://y"]}}));
+    let mut head = format!(
+        "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        b.to_string().len()
+    );
+    for (k, v) in headers_for(&b) {
+        head.push_str(&format!("{}: {}\r\n", k, v));
+    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(format!("{}\r\n{}", head, b).as_bytes()).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut next_event = || -> Value {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "the stream ended");
+            if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    };
+    let ack = next_event();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{}", ack);
+    // Resource subscriptions are not honored (omitted from the acknowledged filter).
+    assert_eq!(ack["params"]["notifications"], json!({"toolsListChanged": true}), "{}", ack);
+    assert_eq!(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41, "{}", ack);
+    let a = modern(&d.url("/mcp/fx"), 42, "tools/call", json!({"name": "toggle_tool", "arguments": {}}));
+    assert_eq!(a.status, 200);
+    let n = next_event();
+    assert_eq!(n["method"], "notifications/tools/list_changed", "{}", n);
+    assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41, "{}", n);
+    drop(s);
 }

@@ -778,11 +778,11 @@ fn chunk(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Take over the connection and start a chunked `text/event-stream` response.
-fn start_sse(req: Request<'_>) -> Stream {
+pub(super) fn start_sse(req: Request<'_>) -> Stream {
     req.into_stream(SSE_HEAD)
 }
 
-fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     w.write_all(&chunk(bytes))
 }
 

@@ -89,6 +89,8 @@ pub struct Hub {
     tools: Mutex<names::Table>,
     /// Resource URI → server, learned from aggregated `resources/list`.
     pub resource_owner: Mutex<HashMap<String, String>>,
+    /// Open `subscriptions/listen` streams of 2026-07-28 clients.
+    pub listeners: Mutex<Vec<Arc<modern::Listener>>>,
     last_sweep: Mutex<Instant>,
 }
 
@@ -161,6 +163,7 @@ impl Hub {
                 s.push(msg);
             }
         }
+        modern::deliver(self, server, msg);
     }
 
     /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended
@@ -306,6 +309,7 @@ pub fn serve(
         started: SystemTime::now(),
         tools: Mutex::new(names::Table::default()),
         resource_owner: Mutex::new(HashMap::new()),
+        listeners: Mutex::new(Vec::new()),
         last_sweep: Mutex::new(Instant::now()),
     });
     if std::process::id() == 1 {
@@ -392,6 +396,7 @@ pub(crate) mod tests {
             started: SystemTime::now(),
             tools: Mutex::new(names::Table::default()),
             resource_owner: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
             last_sweep: Mutex::new(Instant::now()),
         }
     }

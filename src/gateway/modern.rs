@@ -15,9 +15,14 @@
 //! unless the request set a log level, and no server→client requests (a child that asks
 //! gets an error saying why: the client cannot be asked mid-call in this revision).
 //!
-//! Not served (yet): `subscriptions/listen` (404, -32601), input-required bridging of a
-//! child's elicitation/sampling/roots requests, and servers with `"isolation": "session"`
-//! (they need a session; a stateless request to one is refused with the reason).
+//! `subscriptions/listen` replaces the GET stream: a long-lived answer carrying the list
+//! changes the client opted in to, each tagged with its `subscriptionId`. Closing a
+//! request's response stream cancels the request upstream.
+//!
+//! Not served (yet): input-required bridging of a child's elicitation/sampling/roots
+//! requests (the child gets an error instead), resource subscriptions on the listen
+//! stream, and servers with `"isolation": "session"` (they need a session; a stateless
+//! request to one is refused with the reason).
 
 use super::server::Request;
 use super::session::{Session, Target};
@@ -26,8 +31,11 @@ use crate::client::PROTOCOL_VERSIONS;
 use crate::jsonrpc::{self, Message};
 use crate::peer::{self, RawOutcome};
 use serde_json::{json, Value};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The stateless revision served here.
 pub const MODERN: &str = "2026-07-28";
@@ -44,6 +52,7 @@ const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_INFO: &str = "io.modelcontextprotocol/clientInfo";
 const META_LOG: &str = "io.modelcontextprotocol/logLevel";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
 
 /// The methods served statelessly (everything else is 404, -32601).
 const SERVED: [&str; 8] = [
@@ -251,9 +260,11 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         let body = shape.response(jsonrpc::response(id, r));
         return super::http::send_status(req, 200, Some(&body));
     }
+    if method == "subscriptions/listen" {
+        return listen(hub, req, target, id, params.as_ref());
+    }
     if !SERVED.contains(&method.as_str()) {
         let why = match method.as_str() {
-            "subscriptions/listen" => "Method not found: subscriptions/listen is not supported by the mcpctl gateway yet".to_string(),
             "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
                 format!("Method not found: {} is not a method in MCP {}", method, MODERN)
             }
@@ -292,6 +303,106 @@ fn capabilities_of(mut caps: Value) -> Value {
         }
     }
     caps
+}
+
+/// One open `subscriptions/listen` stream: what it opted in to, and where it is written.
+pub struct Listener {
+    target: Target,
+    /// The request's id (the `subscriptionId` of what it is sent).
+    id: Value,
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl Listener {
+    fn wants(&self, method: &str) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools,
+            "notifications/prompts/list_changed" => self.prompts,
+            "notifications/resources/list_changed" => self.resources,
+            _ => false,
+        }
+    }
+}
+
+/// A message of server `server` that belongs to no request: to every listen stream that
+/// sees the server and opted in to it (never blocking: a stream that is full misses it).
+pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
+    let method = msg["method"].as_str().unwrap_or("");
+    let listeners: Vec<Arc<Listener>> = hub.listeners.lock().unwrap().clone();
+    for l in listeners.iter().filter(|l| l.target.covers(server) && l.wants(method)) {
+        let mut m = msg.clone();
+        if !m["params"].is_object() {
+            m["params"] = json!({});
+        }
+        m["params"]["_meta"][META_SUBSCRIPTION] = l.id.clone();
+        let _ = l.tx.try_send(crate::sse::frame(None, &m.to_string()).into_bytes());
+    }
+}
+
+/// `subscriptions/listen`: a stream that stays open and carries the change notifications
+/// the client opted in to (tool, prompt and resource lists; not resource updates), then,
+/// when the daemon stops, the empty result that ends it. At most `MCPCTL_MAX_SESSIONS`
+/// streams are open at once.
+fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: Option<&Value>) {
+    let want = |k: &str| params.and_then(|p| p["notifications"].get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let (tx, rx) = sync_channel(64);
+    let me = Arc::new(Listener {
+        target,
+        id: id.clone(),
+        tools: want("toolsListChanged"),
+        prompts: want("promptsListChanged"),
+        resources: want("resourcesListChanged"),
+        tx,
+    });
+    {
+        let mut ls = hub.listeners.lock().unwrap();
+        if ls.len() >= hub.opts.max_sessions {
+            drop(ls);
+            let why = format!(
+                "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
+                hub.opts.max_sessions
+            );
+            let (s, e) = error(503, id, jsonrpc::INTERNAL_ERROR, &why, None);
+            return super::http::send_status(req, s, Some(&e));
+        }
+        ls.push(me.clone());
+    }
+    let mut honored = serde_json::Map::new();
+    for (k, on) in [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)] {
+        if on {
+            honored.insert(k.to_string(), json!(true));
+        }
+    }
+    let ack = jsonrpc::notification(
+        "notifications/subscriptions/acknowledged",
+        Some(json!({"notifications": honored, "_meta": {META_SUBSCRIPTION: id}})),
+    );
+    let mut w = super::http::start_sse(req);
+    let mut next = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
+    let mut graceful = false;
+    while let Some(bytes) = next.take() {
+        if super::http::write_chunk(&mut w, &bytes).is_err() {
+            break;
+        }
+        next = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(b) => Some(b),
+            Err(RecvTimeoutError::Timeout) if crate::signals::stopping() => {
+                graceful = true;
+                None
+            }
+            Err(RecvTimeoutError::Timeout) => Some(b":\n\n".to_vec()),
+            Err(RecvTimeoutError::Disconnected) => None,
+        };
+    }
+    hub.listeners.lock().unwrap().retain(|l| !Arc::ptr_eq(l, &me));
+    if graceful {
+        let end = jsonrpc::response(id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION: me.id.clone()}}));
+        let _ = super::http::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());
+    }
+    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
 }
 
 const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];

@@ -1,11 +1,12 @@
 // A client of the TypeScript SDK v2 (@modelcontextprotocol/client 2.4.0) for the gateway's
 // 2026-07-28 tests.
 //
-// Usage: node modern_client.mjs NODE_MODULES URL MODE list-tools|call [TOOL JSONARGS]
+// Usage: node modern_client.mjs NODE_MODULES URL MODE list-tools|call|listen [TOOL JSONARGS]
 //   NODE_MODULES  the folder holding @modelcontextprotocol/client (.deps/npm/node_modules)
 //   MODE          "2026-07-28" (pinned), "auto" or "legacy"
 // Prints one JSON line: {"era", "protocol", "tools": [names]} or {"era", "protocol",
-// "result"} or {"era", "protocol", "error": {"code", "message"}} when the call is refused.
+// "result"} or {"era", "protocol", "error": {"code", "message"}} when the call is refused,
+// or for listen {"era", "protocol", "honored": filter, "changed": count, "closed": how}.
 // Exit 1 (message on stderr) on any other failure. MCPCTL_TOKEN, when set, is sent as the
 // bearer token.
 import { pathToFileURL } from 'node:url';
@@ -30,6 +31,21 @@ try {
   if (command === 'list-tools') {
     const r = await client.listTools();
     out.tools = r.tools.map((t) => t.name);
+  } else if (command === 'listen') {
+    // Open subscriptions/listen for tool list changes, call TOOL (which changes the list),
+    // and count the notifications that arrive within 20 s.
+    let changed = 0;
+    client.setNotificationHandler('notifications/tools/list_changed', () => {
+      changed += 1;
+    });
+    const sub = await client.listen({ toolsListChanged: true, promptsListChanged: true });
+    out.honored = sub.honoredFilter;
+    await client.callTool({ name: tool, arguments: {} });
+    const t0 = Date.now();
+    while (changed === 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    out.changed = changed;
+    await sub.close();
+    out.closed = await sub.closed;
   } else {
     try {
       out.result = await client.callTool({ name: tool, arguments: JSON.parse(jsonargs ?? '{}') });

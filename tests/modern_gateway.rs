@@ -272,7 +272,7 @@ fn named_tokens_hold_for_2026_07_28_requests() {
     const CI: &str = "ci-secret-4f1d2a9b8c7e6d5f";
     const DESK: &str = "desk-secret-9a8b7c6d5e4f3a2b";
     let p = Project::new(&json!({
-        "tokens": {"ci": {"env": "MCPCTL_TOKEN_CI", "allow": ["fx__echo"]}, "desk": {"env": "MCPCTL_TOKEN_DESK", "allow": ["fy__*"]}},
+        "tokens": {"ci": {"env": "MCPCTL_TOKEN_CI", "allow": ["fx__echo", "fx__elicit"]}, "desk": {"env": "MCPCTL_TOKEN_DESK", "allow": ["fy__*"]}},
         "mcpServers": {"fx": fx(json!({"alwaysAllow": ["*"]})), "fy": fx(json!({"alwaysAllow": ["*"]}))},
     }));
     let env = [("MCPCTL_TOKEN_CI", CI), ("MCPCTL_TOKEN_DESK", DESK)];
@@ -280,8 +280,8 @@ fn named_tokens_hold_for_2026_07_28_requests() {
     d.wait_ready(&[("MCPCTL_TOKEN", CI)]);
 
     // Each request is authorised by its own token: each sees and runs only its tools.
-    assert_eq!(strs(&py(&d.url("/mcp"), MODERN, Some(CI), &["list-tools"])["tools"]), ["fx__echo"]);
-    assert_eq!(strs(&ts(&d.url("/mcp/fx"), MODERN, Some(CI), &["list-tools"])["tools"]), ["echo"]);
+    assert_eq!(strs(&py(&d.url("/mcp"), MODERN, Some(CI), &["list-tools"])["tools"]), ["fx__echo", "fx__elicit"]);
+    assert_eq!(strs(&ts(&d.url("/mcp/fx"), MODERN, Some(CI), &["list-tools"])["tools"]), ["echo", "elicit"]);
     assert!(strs(&py(&d.url("/mcp/fy"), MODERN, Some(CI), &["list-tools"])["tools"]).is_empty());
     let desk = strs(&ts(&d.url("/mcp"), MODERN, Some(DESK), &["list-tools"])["tools"]);
     assert!(!desk.is_empty() && desk.iter().all(|n| n.starts_with("fy__")), "{:?}", desk);
@@ -299,6 +299,23 @@ fn named_tokens_hold_for_2026_07_28_requests() {
     assert_eq!(post(&d.url("/mcp"), &h, &b).status, 401);
     let h = with(headers_for(&b), "Authorization", Some(&format!("Bearer {}", CI)));
     assert_eq!(post(&d.url("/mcp"), &h, &b).status, 200);
+
+    // A held request belongs to the token that made it: another token cannot take it over
+    // with its requestState (the policy is not checked again on the retry).
+    let bearer = |t: &str, b: &Value| with(headers_for(b), "Authorization", Some(&format!("Bearer {}", t)));
+    let mut meta = envelope();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+    let ask = body(5, "tools/call", json!({"name": "fx__elicit", "arguments": {"message": "?"}, "_meta": meta}));
+    let r = post(&d.url("/mcp"), &bearer(CI, &ask), &ask).response()["result"].clone();
+    assert_eq!(r["resultType"], "input_required", "{}", r);
+    let key = r["inputRequests"].as_object().unwrap().keys().next().unwrap().clone();
+    let mut retry = ask.clone();
+    retry["id"] = json!(6);
+    retry["params"]["requestState"] = r["requestState"].clone();
+    retry["params"]["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "x"}}});
+    error_of(&post(&d.url("/mcp"), &bearer(DESK, &retry), &retry), 400, -32602);
+    let a = post(&d.url("/mcp"), &bearer(CI, &retry), &retry);
+    assert_eq!(a.response()["result"]["resultType"], "complete", "{:?}", a.messages);
 }
 
 #[test]
@@ -422,8 +439,8 @@ fn a_call_of_2026_07_28_streams_its_progress_and_logs_only_when_asked() {
     assert_eq!(logs(Some("error")), 0);
     assert_eq!(logs(Some("debug")), 1);
 
-    // A child that asks the client something mid-call (elicitation) gets an error saying
-    // why; the client is never sent a request, and the call ends.
+    // A child that asks something mid-call a client that did not declare the capability
+    // gets an error saying why; the client is never sent a request, and the call ends.
     let a = modern(&url, 3, "tools/call", json!({"name": "elicit", "arguments": {"message": "?"}}));
     assert!(a.messages.iter().all(|m| m.get("method").is_none()), "a request reached the client: {:?}", a.messages);
     let r = &a.response()["result"];
@@ -527,4 +544,60 @@ fn subscriptions_listen_carries_the_list_changes_asked_for() {
     assert_eq!(n["method"], "notifications/tools/list_changed", "{}", n);
     assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41, "{}", n);
     drop(s);
+}
+
+#[test]
+fn a_childs_question_reaches_a_2026_07_28_client_as_input_required() {
+    if !support::peers_available() {
+        return;
+    }
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+
+    // The Python SDK answers the input-required result and retries: the child's
+    // elicitation and sampling requests get the client's answers, the calls complete.
+    let v = py(&d.url("/mcp"), MODERN, None, &["--answer", "42", "call", "fx__elicit", r#"{"message": "?"}"#]);
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains(r#""answer":"42""#), "{}", v);
+    assert_eq!(v["result"]["isError"], false, "{}", v);
+    let v = py(&d.url("/mcp/fx"), MODERN, None, &["--answer", "hello", "call", "sample", r#"{"prompt": "p"}"#]);
+    assert_eq!(v["result"]["content"][0]["text"], "sampled: hello", "{}", v);
+
+    // Over raw HTTP: the question, the state, the retry's checks.
+    let url = d.url("/mcp/fx");
+    let mut meta = envelope();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+    let ask = json!({"name": "elicit", "arguments": {"message": "name?"}, "_meta": meta});
+    let a = modern(&url, 1, "tools/call", ask.clone());
+    let r = a.response()["result"].clone();
+    assert_eq!(r["resultType"], "input_required", "{}", r);
+    let (key, question) = r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    assert_eq!(question["method"], "elicitation/create", "{}", r);
+    assert_eq!(question["params"]["message"], "name?", "{}", r);
+    let state = r["requestState"].as_str().unwrap().to_string();
+
+    // A retry for another tool is refused (and does not use the state up).
+    let mut other = ask.clone();
+    other["name"] = json!("echo");
+    other["requestState"] = json!(state);
+    error_of(&modern(&url, 2, "tools/call", other), 400, -32602);
+    // A retry without the answer is asked again, under a new state.
+    let mut again = ask.clone();
+    again["requestState"] = json!(state);
+    let r = modern(&url, 3, "tools/call", again).response()["result"].clone();
+    assert_eq!(r["resultType"], "input_required", "{}", r);
+    assert!(r["inputRequests"].get(&key).is_some(), "{}", r);
+    let state2 = r["requestState"].as_str().unwrap().to_string();
+    assert_ne!(state, state2);
+    // The answer: the call completes under the retry's id.
+    let mut retry = ask.clone();
+    retry["requestState"] = json!(state2);
+    retry["inputResponses"] = json!({key.clone(): {"action": "accept", "content": {"answer": "Ada"}}});
+    let a = modern(&url, 4, "tools/call", retry.clone());
+    let r = a.response();
+    assert_eq!(r["id"], 4, "{}", r);
+    assert_eq!(r["result"]["resultType"], "complete", "{}", r);
+    assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("Ada"), "{}", r);
+    // A state is used once.
+    error_of(&modern(&url, 5, "tools/call", retry), 400, -32602);
 }

@@ -3,7 +3,7 @@
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
 use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
-use super::modern::{self, Shape};
+use super::modern::{self, Shape, Step};
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
@@ -472,6 +472,11 @@ fn full_capabilities() -> Value {
 }
 
 /// 128 bits from the OS's random source, as hex.
+pub(super) fn random_id() -> String {
+    new_session_id()
+}
+
+/// 128 bits from the OS's random source, as hex.
 fn new_session_id() -> String {
     let mut b = [0u8; 16];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -612,17 +617,7 @@ fn forward(
         shape,
     });
     if let Out::Waiting(d) = &mut *fwd.out.lock().unwrap() {
-        let f = fwd.clone();
-        d.set_deadline(started + timeout, Box::new(move || f.expire()));
-        if fwd.shape.is_some() {
-            // 2026-07-28: closing the response stream cancels the request.
-            let f = Arc::downgrade(&fwd);
-            d.on_hangup(Box::new(move || {
-                if let Some(f) = f.upgrade() {
-                    f.hang_up();
-                }
-            }));
-        }
+        fwd.arm(d, started + timeout);
     }
     let f = fwd.clone();
     let mut on_id = |uid: u64| {
@@ -661,20 +656,83 @@ struct Forwarded {
 enum Out {
     Waiting(Deferred),
     Streaming(DeferredStream),
+    /// A 2026-07-28 client was answered `input_required`; its retry takes the answer.
+    Held,
     Done,
+}
+
+/// A forwarded 2026-07-28 request held open upstream while its client gathers input.
+pub(super) struct Resume(Arc<Forwarded>);
+
+impl Resume {
+    pub(super) fn session(&self) -> &Arc<Session> {
+        &self.0.session
+    }
+
+    /// The client's retry takes over the answer (under its own id); `Err` gives the request
+    /// back when the call ended meanwhile.
+    pub(super) fn resume<'a>(&self, req: Request<'a>, id: Value) -> Result<(), Request<'a>> {
+        let f = &self.0;
+        let mut out = f.out.lock().unwrap();
+        if !matches!(*out, Out::Held) {
+            return Err(req);
+        }
+        if let Some(s) = &f.shape {
+            s.answer_as(id);
+        }
+        let mut d = req.defer();
+        f.arm(&mut d, Instant::now() + f.timeout);
+        *out = Out::Waiting(d);
+        Ok(())
+    }
 }
 
 /// The head of an event-stream answer (the connection ends with the stream).
 const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
 
 impl Forwarded {
-    fn on_event(&self, e: Event) {
+    /// The deadline of the answer, and (2026-07-28) cancelling when the client hangs up.
+    fn arm(self: &Arc<Self>, d: &mut Deferred, at: Instant) {
+        let f = self.clone();
+        d.set_deadline(at, Box::new(move || f.expire()));
+        if self.shape.is_some() {
+            // 2026-07-28: closing the response stream cancels the request.
+            let f = Arc::downgrade(self);
+            d.on_hangup(Box::new(move || {
+                if let Some(f) = f.upgrade() {
+                    f.hang_up();
+                }
+            }));
+        }
+    }
+
+    /// The id the answer goes out under (a 2026-07-28 retry's own).
+    fn answer_id(&self) -> Value {
+        self.shape.as_ref().and_then(|s| s.answer_id()).unwrap_or_else(|| self.id.clone())
+    }
+
+    /// Answer the client `result` (input required) now; the request stays open upstream.
+    fn suspend(&self, result: Value) {
+        let mut out = self.out.lock().unwrap();
+        let answer = jsonrpc::response(self.answer_id(), result).to_string();
+        match std::mem::replace(&mut *out, Out::Held) {
+            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.as_bytes()),
+            Out::Streaming(mut s) => {
+                s.send(&chunk(crate::sse::frame(None, &answer).as_bytes()));
+                s.send(b"0\r\n\r\n");
+            }
+            other => *out = other,
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, e: Event) {
         match e {
             Event::Message(m) => {
                 let m = match &self.shape {
-                    Some(s) => match s.message(&self.session, m) {
-                        Some(m) => m,
-                        None => return,
+                    Some(s) => match s.message(&self.session, m, &|| Resume(self.clone())) {
+                        Step::Pass(m) => m,
+                        Step::Drop => return,
+                        Step::Ask(result) => return self.suspend(result),
                     },
                     None => m,
                 };
@@ -682,6 +740,10 @@ impl Forwarded {
                 let mut stream = match std::mem::replace(&mut *out, Out::Done) {
                     Out::Waiting(d) => d.into_stream(SSE_HEAD),
                     Out::Streaming(s) => s,
+                    Out::Held => {
+                        *out = Out::Held;
+                        return;
+                    }
                     Out::Done => return,
                 };
                 stream.send(&event_chunk(&m));
@@ -711,7 +773,7 @@ impl Forwarded {
 
     /// The client closed the connection (a 2026-07-28 client's cancellation): tell the child.
     fn hang_up(&self) {
-        if matches!(*self.out.lock().unwrap(), Out::Done) {
+        if matches!(*self.out.lock().unwrap(), Out::Done | Out::Held) {
             return;
         }
         let name = self.upstream.upgrade().map(|u| {
@@ -751,14 +813,14 @@ impl Forwarded {
             Some(s) => s.outcome(outcome),
             None => outcome,
         };
-        let answer = jsonrpc::response_bytes(&self.id, outcome.as_ref().map(|r| r.get()));
+        let answer = jsonrpc::response_bytes(&self.answer_id(), outcome.as_ref().map(|r| r.get()));
         match taken {
             Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], &answer),
             Out::Streaming(mut s) => {
                 s.send(&chunk(crate::sse::frame(None, &String::from_utf8_lossy(&answer)).as_bytes()));
                 s.send(b"0\r\n\r\n");
             }
-            Out::Done => {}
+            Out::Held | Out::Done => {}
         }
     }
 }

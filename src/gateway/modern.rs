@@ -19,10 +19,17 @@
 //! changes the client opted in to, each tagged with its `subscriptionId`. Closing a
 //! request's response stream cancels the request upstream.
 //!
-//! Not served (yet): input-required bridging of a child's elicitation/sampling/roots
-//! requests (the child gets an error instead), resource subscriptions on the listen
-//! stream, and servers with `"isolation": "session"` (they need a session; a stateless
-//! request to one is refused with the reason).
+//! A session-based child that asks the client something during `tools/call`, `prompts/get`
+//! or `resources/read` (sampling, elicitation, roots) is bridged to multi round-trip
+//! requests: the client is answered `input_required` with the question and a
+//! `requestState` naming the call, which stays open upstream (at most [`HELD_TTL`]); the
+//! client's retry (same token, method, name and endpoint; each state used once) carries
+//! the answer to the child and takes over the call's answer. A client that did not declare
+//! the capability is not asked: the child gets an error saying why.
+//!
+//! Not served (yet): resource subscriptions on the listen stream, and servers with
+//! `"isolation": "session"` (they need a session; a stateless request to one is refused
+//! with the reason).
 
 use super::server::Request;
 use super::session::{Session, Target};
@@ -34,8 +41,9 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The stateless revision served here.
 pub const MODERN: &str = "2026-07-28";
@@ -250,7 +258,10 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     if let Err((status, e)) = validate(&req, &id, &method, params.as_ref()) {
         return super::http::send_status(req, status, Some(&e));
     }
-    let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref()));
+    if let Some(p) = params.as_ref().filter(|p| p.get("requestState").is_some() && name_field(&method).is_some()) {
+        return retry(req, &target, id, &method, p, token.as_deref());
+    }
+    let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref(), token.as_deref()));
     if method == "server/discover" {
         let (_, capabilities, instructions) = super::http::identity(hub, &target);
         let mut r = json!({"supportedVersions": supported(), "capabilities": capabilities_of(capabilities)});
@@ -282,6 +293,10 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
 /// The request's params as a session-based child expects them: without the 2026-07-28
 /// envelope (kept: `progressToken` and anything else in `_meta`).
 fn strip_meta(mut p: Value) -> Value {
+    if let Some(o) = p.as_object_mut() {
+        o.remove("inputResponses");
+        o.remove("requestState");
+    }
     if let Some(m) = p.get_mut("_meta").and_then(Value::as_object_mut) {
         for k in [META_VERSION, META_CAPS, META_INFO, META_LOG] {
             m.remove(k);
@@ -405,6 +420,138 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
     let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
 }
 
+/// The client capability a child's request needs.
+fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "elicitation/create" => Some("elicitation"),
+        "sampling/createMessage" => Some("sampling"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// How long a held request waits for the client's retry.
+pub const HELD_TTL: Duration = Duration::from_secs(60);
+/// At most this many requests are held at once (beyond, the child gets an error).
+const MAX_HELD: usize = 256;
+
+/// A request answered `input_required`, open upstream until the client's retry.
+struct Held {
+    resume: super::http::Resume,
+    /// Our id of the child's question (the key of the session's replies).
+    gid: Value,
+    key: String,
+    /// The question as the client was sent it (asked again when the retry lacks its answer).
+    question: Value,
+    binding: Binding,
+    expires: Instant,
+}
+
+fn held() -> &'static Mutex<HashMap<String, Held>> {
+    static HELD: OnceLock<Mutex<HashMap<String, Held>>> = OnceLock::new();
+    HELD.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn input_required(key: &str, question: &Value, state: &str) -> Value {
+    json!({"resultType": "input_required", "inputRequests": {key: question}, "requestState": state})
+}
+
+/// Hold the request for the client's answer to `m`; the input-required result to send.
+fn hold(resume: super::http::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
+    let question = json!({"method": m["method"], "params": m.get("params").cloned().unwrap_or(json!({}))});
+    let state = super::http::random_id();
+    let key = format!("mcpctl-{}", &state[..8]);
+    let result = input_required(&key, &question, &state);
+    let mut map = held().lock().unwrap();
+    if map.len() >= MAX_HELD {
+        return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
+    }
+    let first = map.is_empty();
+    map.insert(state, Held { resume, gid, key, question, binding, expires: Instant::now() + HELD_TTL });
+    drop(map);
+    if first {
+        let _ = std::thread::Builder::new().name("held-requests".into()).spawn(sweep);
+    }
+    Ok(result)
+}
+
+/// While requests are held: the ones whose client did not come back in time are given up
+/// (the child is told the client did not answer).
+fn sweep() {
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = Instant::now();
+        let (expired, empty): (Vec<Held>, bool) = {
+            let mut map = held().lock().unwrap();
+            let keys: Vec<String> = map.iter().filter(|(_, h)| h.expires <= now).map(|(k, _)| k.clone()).collect();
+            (keys.iter().filter_map(|k| map.remove(k)).collect(), map.is_empty())
+        };
+        for h in expired {
+            let e = jsonrpc::error_object(
+                jsonrpc::INTERNAL_ERROR,
+                &format!("mcpctl gateway: the client did not answer within {}s", HELD_TTL.as_secs()),
+            );
+            h.resume.session().take_reply(&h.gid, Err(e));
+        }
+        if empty {
+            // A request held just now spawns a new sweeper only into an empty map: check
+            // again under the lock that none slipped in.
+            if held().lock().unwrap().is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// A retry of a held request (`requestState` given): verified (same token, method, name and
+/// endpoint; not expired; used once), its answer passed to the child, and the call's answer
+/// given to this request.
+fn retry(req: Request<'_>, target: &Target, id: Value, method: &str, params: &Value, token: Option<&str>) {
+    let state = params["requestState"].as_str().unwrap_or("");
+    let name = name_field(method).and_then(|f| params.get(f)).and_then(Value::as_str);
+    let h = {
+        let mut map = held().lock().unwrap();
+        let fits = map.get(state).map(|h| {
+            h.expires > Instant::now()
+                && h.binding.token.as_deref() == token
+                && h.binding.method == method
+                && h.binding.name.as_deref() == name
+                && h.binding.target == format!("{:?}", target)
+        });
+        match fits {
+            Some(true) => map.remove(state),
+            _ => None,
+        }
+    };
+    let Some(h) = h else {
+        let (s, e) = error(
+            400,
+            id,
+            jsonrpc::INVALID_PARAMS,
+            "Invalid params: requestState is unknown, expired, already used, or not this request's; call again without it",
+            None,
+        );
+        return super::http::send_status(req, s, Some(&e));
+    };
+    let Some(answer) = params["inputResponses"].get(&h.key).cloned() else {
+        // Asked again, under a new state (the old one is used up).
+        let state = super::http::random_id();
+        let result = input_required(&h.key, &h.question, &state);
+        let body = jsonrpc::response(id, result);
+        held().lock().unwrap().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
+        return super::http::send_status(req, 200, Some(&body));
+    };
+    match h.resume.resume(req, id.clone()) {
+        Ok(()) => {
+            h.resume.session().take_reply(&h.gid, Ok(answer));
+        }
+        Err(req) => {
+            let (s, e) = error(200, id, jsonrpc::INTERNAL_ERROR, "the request ended while it waited for the input", None);
+            super::http::send_status(req, s, Some(&e));
+        }
+    }
+}
+
 const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
 
 /// How the answers to one 2026-07-28 request are made.
@@ -413,17 +560,66 @@ pub struct Shape {
     method: String,
     /// The least severity of log messages passed on (`None`: none, the request set no level).
     log_floor: Option<usize>,
+    /// What the request may be asked back (see [`Binding`]); `None`: nothing (the method
+    /// takes no input-required result).
+    binding: Option<Binding>,
+    /// The id the answer goes out under, once a retry has taken the request over.
+    reply_id: Mutex<Option<Value>>,
+}
+
+/// What a held request is bound to: a retry must come from the same token, for the same
+/// method and name; the capabilities say what the client can be asked.
+#[derive(Clone, PartialEq)]
+struct Binding {
+    token: Option<String>,
+    method: String,
+    name: Option<String>,
+    target: String,
+    caps: Value,
+}
+
+/// What becomes of a message from the child while the request runs.
+pub enum Step {
+    /// Sent to the client (on the request's stream).
+    Pass(Value),
+    /// Not for this client.
+    Drop,
+    /// A question for the client: answer the request with this input-required result.
+    Ask(Value),
 }
 
 impl Shape {
-    fn new(hub: &Hub, target: &Target, method: &str, params: Option<&Value>) -> Shape {
+    fn new(hub: &Hub, target: &Target, method: &str, params: Option<&Value>, token: Option<&str>) -> Shape {
         let server_info = match target {
             Target::One(name) => hub.upstream(name).and_then(|u| u.info()).map(|i| i.server_info),
             Target::All => None,
         }
         .unwrap_or_else(super::http::gateway_info);
-        let level = params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_LOG)).and_then(Value::as_str);
-        Shape { server_info, method: method.to_string(), log_floor: level.and_then(|l| LEVELS.iter().position(|x| *x == l)) }
+        let meta = params.and_then(|p| p.get("_meta"));
+        let level = meta.and_then(|m| m.get(META_LOG)).and_then(Value::as_str);
+        let binding = name_field(method).map(|field| Binding {
+            token: token.map(str::to_string),
+            method: method.to_string(),
+            name: params.and_then(|p| p.get(field)).and_then(Value::as_str).map(str::to_string),
+            target: format!("{:?}", target),
+            caps: meta.and_then(|m| m.get(META_CAPS)).cloned().unwrap_or(json!({})),
+        });
+        Shape {
+            server_info,
+            method: method.to_string(),
+            log_floor: level.and_then(|l| LEVELS.iter().position(|x| *x == l)),
+            binding,
+            reply_id: Mutex::new(None),
+        }
+    }
+
+    /// A retry (with its own id) takes the request over.
+    pub fn answer_as(&self, id: Value) {
+        *self.reply_id.lock().unwrap() = Some(id);
+    }
+
+    pub fn answer_id(&self) -> Option<Value> {
+        self.reply_id.lock().unwrap().clone()
     }
 
     /// A result as 2026-07-28 has it.
@@ -477,31 +673,45 @@ impl Shape {
         }
     }
 
-    /// A message from the child while the request runs: what the client gets, if anything.
-    /// The child's requests are answered here (the client cannot be asked).
-    pub fn message(&self, session: &Session, m: Value) -> Option<Value> {
+    /// A message from the child while the request runs: what becomes of it. A request of
+    /// the child (sampling, elicitation, roots) becomes an input-required result when the
+    /// client can be asked it (`resume` holds the call for the retry); else the child gets
+    /// an error saying why.
+    pub fn message(&self, session: &Session, m: Value, resume: &dyn Fn() -> super::http::Resume) -> Step {
         let method = m["method"].as_str().unwrap_or("");
         if let Some(gid) = m.get("id") {
+            let refusal = match (&self.binding, capability_for(method)) {
+                (None, _) => format!("`{}` takes no input-required result", self.method),
+                (Some(_), None) => format!("`{}` is not a request a client can be asked", crate::logsafe::safe(method)),
+                (Some(b), Some(cap)) if b.caps.get(cap).is_none() => {
+                    format!("the client did not declare the `{}` capability", cap)
+                }
+                (Some(b), Some(_)) => match hold(resume(), gid.clone(), b.clone(), &m) {
+                    Ok(result) => return Step::Ask(result),
+                    Err(why) => why,
+                },
+            };
             let e = jsonrpc::error_object(
                 jsonrpc::METHOD_NOT_FOUND,
                 &format!(
-                    "mcpctl gateway: the calling client speaks MCP {} and cannot be sent `{}` during a call (input-required results are not bridged yet)",
+                    "mcpctl gateway: the calling client speaks MCP {} and cannot be sent `{}` during this call: {}",
                     MODERN,
-                    crate::logsafe::safe(method)
+                    crate::logsafe::safe(method),
+                    refusal
                 ),
             );
-            log::info!("answered a child's `{}` for a {} client: it cannot be asked", crate::logsafe::safe(method), MODERN);
+            log::info!("answered a child's `{}` for a {} client: {}", crate::logsafe::safe(method), MODERN, refusal);
             session.take_reply(gid, Err(e));
-            return None;
+            return Step::Drop;
         }
         if method == "notifications/message" {
-            let floor = self.log_floor?;
+            let Some(floor) = self.log_floor else { return Step::Drop };
             let level = m["params"]["level"].as_str().and_then(|l| LEVELS.iter().position(|x| *x == l)).unwrap_or(0);
             if level < floor {
-                return None;
+                return Step::Drop;
             }
         }
-        Some(m)
+        Step::Pass(m)
     }
 }
 
@@ -527,12 +737,12 @@ mod tests {
 
     #[test]
     fn results_are_shaped() {
-        let s = Shape { server_info: json!({"name": "n", "version": "1"}), method: "tools/list".into(), log_floor: None };
+        let s = Shape::new(&crate::gateway::tests::hub(vec![]), &Target::All, "tools/list", None, None);
         let v = s.response(jsonrpc::response(json!(1), json!({"tools": []})));
         assert_eq!(v["result"]["resultType"], "complete");
         assert_eq!(v["result"]["cacheScope"], "private");
         assert_eq!(v["result"]["ttlMs"], LIST_TTL_MS);
-        assert_eq!(v["result"]["_meta"][META_SERVER_INFO]["name"], "n");
+        assert_eq!(v["result"]["_meta"][META_SERVER_INFO]["name"], "mcpctl");
         let e = s.response(jsonrpc::error_response(json!(1), -32002, "gone"));
         assert_eq!(e["error"]["code"], -32602);
     }

@@ -8,6 +8,8 @@ Usage:
         prints {"protocol": V, "result": {...}} or {"protocol": V, "error": {"code", "message"}}
         when the server answers the call with a JSON-RPC error
 
+--answer A makes the client answer elicitation ({"answer": A}) and sampling (A) requests,
+which it then declares it supports (2026-07-28: input-required results, retried).
 MODE is the SDK's connect mode: "2026-07-28" (pinned: no probe, no initialize; the
 default), "auto" (probe server/discover, fall back to initialize) or "legacy".
 Exit status: 0 on an answer (a JSON-RPC error to `call` is an answer), 1 on any other
@@ -23,7 +25,7 @@ import asyncio
 import json
 import sys
 
-from mcp import Client, MCPError
+from mcp import Client, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -33,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("url")
     p.add_argument("--token")
     p.add_argument("--mode", default="2026-07-28")
+    p.add_argument("--answer", help="answer elicitation with {\"answer\": ANSWER} and sampling with ANSWER (declares both capabilities)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list-tools")
     call = sub.add_parser("call")
@@ -52,7 +55,19 @@ async def run(args: argparse.Namespace) -> dict:
     http = create_mcp_http_client(headers=headers)
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
-        async with Client(transport, mode=args.mode, cache=None) as client:
+        callbacks: dict = {}
+        if args.answer is not None:
+
+            async def elicit(_ctx, _params: types.ElicitRequestParams) -> types.ElicitResult:
+                return types.ElicitResult(action="accept", content={"answer": args.answer})
+
+            async def sample(_ctx, _params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+                return types.CreateMessageResult(
+                    role="assistant", content=types.TextContent(type="text", text=args.answer), model="test"
+                )
+
+            callbacks = {"elicitation_callback": elicit, "sampling_callback": sample}
+        async with Client(transport, mode=args.mode, cache=None, **callbacks) as client:
             out: dict = {"protocol": client.protocol_version}
             info = client.server_info
             out["server"] = info.name if info is not None else None

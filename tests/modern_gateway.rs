@@ -78,7 +78,11 @@ fn legacy_py(url: &str, token: Option<&str>) -> Vec<String> {
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array().unwrap_or_else(|| panic!("not a list: {}", v)).iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {}", v))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The `_meta` every 2026-07-28 request carries.
@@ -100,7 +104,8 @@ fn body(id: u64, method: &str, mut params: Value) -> Value {
 /// The headers a conforming client sends with `body`.
 fn headers_for(body: &Value) -> Vec<(String, String)> {
     let method = body["method"].as_str().unwrap();
-    let mut h = vec![("MCP-Protocol-Version".to_string(), MODERN.to_string()), ("Mcp-Method".to_string(), method.to_string())];
+    let mut h =
+        vec![("MCP-Protocol-Version".to_string(), MODERN.to_string()), ("Mcp-Method".to_string(), method.to_string())];
     let name = body["params"]["name"].as_str().or(body["params"]["uri"].as_str());
     if let (Some(n), "tools/call" | "prompts/get" | "resources/read") = (name, method) {
         h.push(("Mcp-Name".to_string(), n.to_string()));
@@ -118,12 +123,19 @@ struct Answer {
 impl Answer {
     /// The response (the message with an id that is not a request).
     fn response(&self) -> &Value {
-        self.messages.iter().find(|m| m.get("method").is_none()).unwrap_or_else(|| panic!("no response in {:?}", self.messages))
+        self.messages
+            .iter()
+            .find(|m| m.get("method").is_none())
+            .unwrap_or_else(|| panic!("no response in {:?}", self.messages))
     }
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
 }
 
 /// POST `msg` with exactly `headers` (and the usual Accept/Content-Type).
@@ -209,7 +221,8 @@ fn clients_of_both_sdks_speak_2026_07_28_on_both_endpoints_beside_session_client
     assert_eq!(legacy_py(&all, None), ["fx__echo", "fx__add"]);
 
     // Side by side on one URL: a session open while stateless requests come and go.
-    let sessions = || p.cmd().args(["--json-output", "status"]).success().json()["daemon"]["sessions"].as_u64().unwrap();
+    let sessions =
+        || p.cmd().args(["--json-output", "status"]).success().json()["daemon"]["sessions"].as_u64().unwrap();
     let before = sessions();
     let s = McpClient::open(all.clone());
     let a = modern(&all, 1, "tools/call", json!({"name": "fx__echo", "arguments": {"text": "stateless"}}));
@@ -288,7 +301,11 @@ fn named_tokens_hold_for_2026_07_28_requests() {
     let v = py(&d.url("/mcp"), MODERN, Some(CI), &["call", "fx__echo", r#"{"text": "t"}"#]);
     assert_eq!(v["result"]["content"][0]["text"], "t", "{}", v);
     let v = py(&d.url("/mcp"), MODERN, Some(CI), &["call", "fy__echo", r#"{"text": "t"}"#]);
-    assert!(v["error"]["message"].as_str().unwrap().contains("token `ci` may not call tool `echo` on server `fy`"), "{}", v);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("token `ci` may not call tool `echo` on server `fy`"),
+        "{}",
+        v
+    );
     let v = ts(&d.url("/mcp/fx"), MODERN, Some(DESK), &["call", "echo", r#"{"text": "t"}"#]);
     assert!(v["error"]["message"].as_str().unwrap().contains("tokens.desk.allow"), "{}", v);
 
@@ -431,7 +448,8 @@ fn a_call_of_2026_07_28_streams_its_progress_and_logs_only_when_asked() {
         if let Some(l) = level {
             meta["io.modelcontextprotocol/logLevel"] = json!(l);
         }
-        let a = modern(&url, 2, "tools/call", json!({"name": "log_then_echo", "arguments": {"text": "l"}, "_meta": meta}));
+        let a =
+            modern(&url, 2, "tools/call", json!({"name": "log_then_echo", "arguments": {"text": "l"}, "_meta": meta}));
         assert_eq!(a.response()["result"]["content"][0]["text"], "l", "{:?}", a.messages);
         a.messages.iter().filter(|m| m["method"] == "notifications/message").count()
     };
@@ -511,7 +529,11 @@ fn subscriptions_listen_carries_the_list_changes_asked_for() {
     }
 
     // Over raw HTTP: the stream's every message names the subscription (the request's id).
-    let b = body(41, "subscriptions/listen", json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x://y"]}}));
+    let b = body(
+        41,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x://y"]}}),
+    );
     let mut head = format!(
         "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
         b.to_string().len()
@@ -571,7 +593,8 @@ fn a_childs_question_reaches_a_2026_07_28_client_as_input_required() {
     let a = modern(&url, 1, "tools/call", ask.clone());
     let r = a.response()["result"].clone();
     assert_eq!(r["resultType"], "input_required", "{}", r);
-    let (key, question) = r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let (key, question) =
+        r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
     assert_eq!(question["method"], "elicitation/create", "{}", r);
     assert_eq!(question["params"]["message"], "name?", "{}", r);
     let state = r["requestState"].as_str().unwrap().to_string();

@@ -2,8 +2,8 @@
 //! transport rules (methods, headers, sessions, versions, body limits), and answering each
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
-use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
 use super::modern::{self, Shape, Step};
+use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};

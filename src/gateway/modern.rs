@@ -38,10 +38,10 @@ use crate::client::PROTOCOL_VERSIONS;
 use crate::jsonrpc::{self, Message};
 use crate::peer::{self, RawOutcome};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -184,7 +184,13 @@ fn validate(req: &Request<'_>, id: &Value, method: &str, params: Option<&Value>)
         ));
     };
     let Some(mv) = mv.as_str() else {
-        return Err(error(400, id.clone(), jsonrpc::INVALID_PARAMS, &format!("Invalid params: `{}` must be a string", META_VERSION), None));
+        return Err(error(
+            400,
+            id.clone(),
+            jsonrpc::INVALID_PARAMS,
+            &format!("Invalid params: `{}` must be a string", META_VERSION),
+            None,
+        ));
     };
     let mismatch = |what: String| error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what), None);
     match hv {
@@ -250,7 +256,13 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         // stream): accepted and dropped.
         Message::Notification { .. } => return super::http::send_status(req, 202, None),
         Message::Response { id, .. } => {
-            let (s, e) = error(400, id, jsonrpc::INVALID_REQUEST, "Invalid Request: a 2026-07-28 client sends no responses", None);
+            let (s, e) = error(
+                400,
+                id,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: a 2026-07-28 client sends no responses",
+                None,
+            );
             return super::http::send_status(req, s, Some(&e));
         }
         Message::Request { id, method, params } => (id, method, params),
@@ -386,7 +398,9 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
         ls.push(me.clone());
     }
     let mut honored = serde_json::Map::new();
-    for (k, on) in [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)] {
+    for (k, on) in
+        [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)]
+    {
         if on {
             honored.insert(k.to_string(), json!(true));
         }
@@ -546,7 +560,8 @@ fn retry(req: Request<'_>, target: &Target, id: Value, method: &str, params: &Va
             h.resume.session().take_reply(&h.gid, Ok(answer));
         }
         Err(req) => {
-            let (s, e) = error(200, id, jsonrpc::INTERNAL_ERROR, "the request ended while it waited for the input", None);
+            let (s, e) =
+                error(200, id, jsonrpc::INTERNAL_ERROR, "the request ended while it waited for the input", None);
             super::http::send_status(req, s, Some(&e));
         }
     }

@@ -408,6 +408,22 @@ fn the_transport_checks_of_2026_07_28() {
         error_of(&a, 404, -32601);
         assert_eq!(a.response()["id"], 5);
     }
+    // No GET stream and no session to end in this revision: 405, Allow: POST.
+    for m in ["GET", "DELETE"] {
+        let resp = agent()
+            .run(
+                ureq::http::Request::builder()
+                    .method(m)
+                    .uri(&url)
+                    .header("Accept", "text/event-stream")
+                    .header("MCP-Protocol-Version", MODERN)
+                    .body(())
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{}", m);
+        assert_eq!(resp.headers().get("allow").unwrap(), "POST");
+    }
     // A notification is accepted and dropped.
     let n = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
     assert_eq!(post(&url, &good, &n).status, 202);

@@ -221,6 +221,13 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     }
     match req.method() {
         "POST" => post(hub, req, target),
+        "GET" | "DELETE" if get(&req, "Mcp-Session-Id").is_none() && modern::header_claims_modern(&req) => {
+            let why = format!(
+                "Method Not Allowed: MCP {} has no GET stream and no session to end; POST subscriptions/listen for change notifications",
+                modern::MODERN
+            );
+            send(req, rpc_error(405, Value::Null, jsonrpc::INVALID_REQUEST, &why).with_header("Allow", "POST"));
+        }
         "GET" => get_stream(hub, req, &target),
         "DELETE" => delete(hub, req, &target),
         _ => {
@@ -669,13 +676,13 @@ impl Resume {
         &self.0.session
     }
 
-    /// The client's retry takes over the answer (under its own id); `Err` gives the request
+    /// The client's retry takes over the answer (under its own id); the request is given
     /// back when the call ended meanwhile.
-    pub(super) fn resume<'a>(&self, req: Request<'a>, id: Value) -> Result<(), Request<'a>> {
+    pub(super) fn resume<'a>(&self, req: Request<'a>, id: Value) -> Option<Request<'a>> {
         let f = &self.0;
         let mut out = f.out.lock().unwrap();
         if !matches!(*out, Out::Held) {
-            return Err(req);
+            return Some(req);
         }
         if let Some(s) = &f.shape {
             s.answer_as(id);
@@ -683,7 +690,7 @@ impl Resume {
         let mut d = req.defer();
         f.arm(&mut d, Instant::now() + f.timeout);
         *out = Out::Waiting(d);
-        Ok(())
+        None
     }
 }
 

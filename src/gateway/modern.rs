@@ -93,7 +93,7 @@ fn meta_version(params: Option<&Value>) -> Option<&Value> {
 }
 
 /// An `MCP-Protocol-Version` header that names no session-based revision.
-fn header_claims_modern(req: &Request<'_>) -> bool {
+pub fn header_claims_modern(req: &Request<'_>) -> bool {
     req.header("MCP-Protocol-Version").map(|v| !PROTOCOL_VERSIONS.contains(&v)).unwrap_or(false)
 }
 
@@ -556,10 +556,10 @@ fn retry(req: Request<'_>, target: &Target, id: Value, method: &str, params: &Va
         return super::http::send_status(req, 200, Some(&body));
     };
     match h.resume.resume(req, id.clone()) {
-        Ok(()) => {
+        None => {
             h.resume.session().take_reply(&h.gid, Ok(answer));
         }
-        Err(req) => {
+        Some(req) => {
             let (s, e) =
                 error(200, id, jsonrpc::INTERNAL_ERROR, "the request ended while it waited for the input", None);
             super::http::send_status(req, s, Some(&e));

@@ -393,6 +393,9 @@ fn the_transport_checks_of_2026_07_28() {
     assert_eq!(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "mcpctl-fixture", "{}", r);
     let r = modern(&d.url("/mcp"), 1, "server/discover", json!({})).response()["result"].clone();
     assert_eq!(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "mcpctl", "{}", r);
+    // List changes come on subscriptions/listen; resource subscriptions are not offered.
+    assert_eq!(r["capabilities"]["tools"]["listChanged"], true, "{}", r);
+    assert!(r["capabilities"]["resources"].get("subscribe").is_none(), "{}", r);
     let r = modern(&url, 2, "tools/list", json!({})).response()["result"].clone();
     assert_eq!(r["cacheScope"], "private", "{}", r);
     assert!(r["ttlMs"].as_u64().is_some(), "{}", r);

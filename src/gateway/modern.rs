@@ -320,14 +320,12 @@ fn strip_meta(mut p: Value) -> Value {
     p
 }
 
-/// Capabilities as a stateless client may use them: no change notifications (no
-/// `subscriptions/listen` yet) and no `resources/subscribe`.
+/// Capabilities as a stateless client may use them: list changes come on
+/// `subscriptions/listen`; resource subscriptions are not offered (no `resources/subscribe`
+/// in this revision, and the listen stream does not honor them yet).
 fn capabilities_of(mut caps: Value) -> Value {
-    for k in ["tools", "prompts", "resources"] {
-        if let Some(c) = caps.get_mut(k).and_then(Value::as_object_mut) {
-            c.remove("listChanged");
-            c.remove("subscribe");
-        }
+    if let Some(c) = caps.get_mut("resources").and_then(Value::as_object_mut) {
+        c.remove("subscribe");
     }
     caps
 }

@@ -54,7 +54,16 @@ fn py(url: &str, mode: &str, token: Option<&str>, args: &[&str]) -> Value {
 
 /// The TypeScript SDK 2.4.0 client (`mode`: "2026-07-28" pinned, "auto" or "legacy").
 fn ts(url: &str, mode: &str, token: Option<&str>, args: &[&str]) -> Value {
+    ts_answering(url, mode, token, None, args)
+}
+
+/// [`ts`], answering elicitation with `{"answer": answer}` (and declaring it can).
+fn ts_answering(url: &str, mode: &str, token: Option<&str>, answer: Option<&str>, args: &[&str]) -> Value {
     let mut c = Command::new(support::npm_bin().join("node"));
+    match answer {
+        Some(a) => c.env("MCPCTL_ANSWER", a),
+        None => c.env_remove("MCPCTL_ANSWER"),
+    };
     c.arg(support::repo().join("tests/js/modern_client.mjs"))
         .arg(support::repo().join(".deps/npm/node_modules"))
         .args([url, mode])
@@ -603,6 +612,9 @@ fn a_childs_question_reaches_a_2026_07_28_client_as_input_required() {
     assert_eq!(v["result"]["isError"], false, "{}", v);
     let v = py(&d.url("/mcp/fx"), MODERN, None, &["--answer", "hello", "call", "sample", r#"{"prompt": "p"}"#]);
     assert_eq!(v["result"]["content"][0]["text"], "sampled: hello", "{}", v);
+    // The TS SDK fulfils it through its elicitation handler, the same way.
+    let v = ts_answering(&d.url("/mcp"), MODERN, None, Some("ts-42"), &["call", "fx__elicit", r#"{"message": "?"}"#]);
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains(r#""answer":"ts-42""#), "{}", v);
 
     // Over raw HTTP: the question, the state, the retry's checks.
     let url = d.url("/mcp/fx");

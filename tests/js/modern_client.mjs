@@ -7,6 +7,7 @@
 // Prints one JSON line: {"era", "protocol", "tools": [names]} or {"era", "protocol",
 // "result"} or {"era", "protocol", "error": {"code", "message"}} when the call is refused,
 // or for listen {"era", "protocol", "honored": filter, "changed": count, "closed": how}.
+// MCPCTL_ANSWER, when set, makes the client declare elicitation and answer {"answer": it}.
 // Exit 1 (message on stderr) on any other failure. MCPCTL_TOKEN, when set, is sent as the
 // bearer token.
 import { pathToFileURL } from 'node:url';
@@ -24,7 +25,12 @@ const timer = setTimeout(() => {
 const headers = process.env.MCPCTL_TOKEN ? { Authorization: `Bearer ${process.env.MCPCTL_TOKEN}` } : {};
 const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
 const versionNegotiation = { mode: mode === '2026-07-28' ? { pin: mode } : mode };
-const client = new Client({ name: 'mcpctl-test', version: '1.0.0' }, { versionNegotiation });
+const answer = process.env.MCPCTL_ANSWER;
+const capabilities = answer === undefined ? {} : { elicitation: {} };
+const client = new Client({ name: 'mcpctl-test', version: '1.0.0' }, { versionNegotiation, capabilities });
+if (answer !== undefined) {
+  client.setRequestHandler('elicitation/create', () => ({ action: 'accept', content: { answer } }));
+}
 try {
   await client.connect(transport);
   const out = { era: client.getProtocolEra(), protocol: client.getNegotiatedProtocolVersion() };

@@ -376,20 +376,6 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
         send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
         return;
     }
-    if get(&req, "Mcp-Session-Id").is_none() {
-        // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
-        // client probing for that revision falls back to `initialize`.
-        let id = match &msg {
-            Message::Request { id, .. } => id.clone(),
-            _ => Value::Null,
-        };
-        let why = format!(
-            "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
-            modern::MODERN
-        );
-        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
-        return;
-    }
     let session = match session_of(hub, &req, &target) {
         Ok(s) => s,
         Err(r) => {

@@ -504,6 +504,16 @@ fn a_server_with_a_child_per_session_is_refused_with_the_reason() {
     // No child was started for it.
     let status = p.cmd().args(["--json-output", "status"]).success().json();
     assert_eq!(status["daemon"]["sessions"], 0, "{}", status);
+    // Discovery offers only the session-based revisions there, so a probing client opens a
+    // session and reaches the server as before.
+    let r = modern(&d.url("/mcp/fx"), 2, "server/discover", json!({})).response()["result"].clone();
+    assert!(!strs(&r["supportedVersions"]).iter().any(|v| v == MODERN), "{}", r);
+    assert!(strs(&r["supportedVersions"]).iter().any(|v| v == "2025-11-25"), "{}", r);
+    if support::peers_available() {
+        let v = py(&d.url("/mcp/fx"), "auto", None, &["call", "echo", r#"{"text": "in a session"}"#]);
+        assert_eq!(v["protocol"], "2025-11-25", "{}", v);
+        assert_eq!(v["result"]["content"][0]["text"], "in a session", "{}", v);
+    }
 }
 
 #[test]

@@ -35,6 +35,7 @@ use super::server::Request;
 use super::session::{Session, Target};
 use super::Hub;
 use crate::client::PROTOCOL_VERSIONS;
+use crate::config::Isolation;
 use crate::jsonrpc::{self, Message};
 use crate::peer::{self, RawOutcome};
 use serde_json::{json, Value};
@@ -276,7 +277,16 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref(), token.as_deref()));
     if method == "server/discover" {
         let (_, capabilities, instructions) = super::http::identity(hub, &target);
-        let mut r = json!({"supportedVersions": supported(), "capabilities": capabilities_of(capabilities)});
+        // A server with a child per session cannot be served without a session: where one is
+        // behind the endpoint, only the session-based revisions are advertised, so that a
+        // probing client opens a session (and keeps reaching it) rather than going stateless.
+        let per_session = |u: &super::upstream::Upstream| u.cfg.isolation == Isolation::Session && !u.cfg.disabled;
+        let needs_session = match &target {
+            Target::One(name) => hub.upstream(name).map(|u| per_session(u)).unwrap_or(false),
+            Target::All => hub.upstreams.iter().any(|u| per_session(u)),
+        };
+        let versions = if needs_session { PROTOCOL_VERSIONS.to_vec() } else { supported() };
+        let mut r = json!({"supportedVersions": versions, "capabilities": capabilities_of(capabilities)});
         if let Some(i) = instructions {
             r["instructions"] = json!(i);
         }

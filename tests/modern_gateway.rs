@@ -665,3 +665,39 @@ fn a_childs_question_reaches_a_2026_07_28_client_as_input_required() {
     // A state is used once.
     error_of(&modern(&url, 5, "tools/call", retry), 400, -32602);
 }
+
+#[test]
+fn parameters_mirrored_into_headers_are_checked_against_the_body() {
+    if !support::peers_available() {
+        return;
+    }
+    // A session-based child whose tool mirrors `region` and `shard` (x-mcp-header).
+    let script = support::repo().join("tests/py/header_server.py");
+    let p = Project::new(&json!({"mcpServers": {"hx": {
+        "command": support::venv_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+
+    // The SDK's client mirrors them itself: the call goes through, on both endpoints.
+    let v = py(&d.url("/mcp/hx"), MODERN, None, &["call", "where", r#"{"region": "eu-west", "shard": 3}"#]);
+    assert_eq!(v["result"]["content"][0]["text"], "eu-west/3", "{}", v);
+    let v = py(&d.url("/mcp"), MODERN, None, &["call", "hx__where", r#"{"region": "Zürich"}"#]);
+    assert_eq!(v["result"]["content"][0]["text"], "Zürich/0", "{}", v);
+
+    // Over raw HTTP: a mirrored argument without its header, or with another value: -32020.
+    let url = d.url("/mcp/hx");
+    let call = body(1, "tools/call", json!({"name": "where", "arguments": {"region": "eu", "shard": 3}}));
+    let base = headers_for(&call);
+    let e = error_of(&post(&url, &with(base.clone(), "Mcp-Param-Shard", Some("3")), &call), 400, -32020);
+    assert!(e["message"].as_str().unwrap().contains("Mcp-Param-Region"), "{}", e);
+    let h = with(with(base.clone(), "Mcp-Param-Region", Some("us")), "Mcp-Param-Shard", Some("3"));
+    let e = error_of(&post(&url, &h, &call), 400, -32020);
+    assert!(e["message"].as_str().unwrap().contains("'us'"), "{}", e);
+    let h = with(with(base.clone(), "Mcp-Param-Region", Some("eu")), "Mcp-Param-Shard", Some("4"));
+    error_of(&post(&url, &h, &call), 400, -32020);
+    // Matching (integers compared as numbers, base64 decoded): served.
+    let h = with(with(base.clone(), "Mcp-Param-Region", Some("=?base64?ZXU=?=")), "Mcp-Param-Shard", Some("3.0"));
+    let a = post(&url, &h, &call);
+    assert_eq!(a.response()["result"]["content"][0]["text"], "eu/3", "{:?}", a.messages);
+}

@@ -248,6 +248,77 @@ fn validate(req: &Request<'_>, id: &Value, method: &str, params: Option<&Value>)
     Ok(())
 }
 
+/// The `x-mcp-header` annotations of an input schema: (header name, property path), found
+/// through `properties` only (the only places the annotation is valid), at most 16 deep.
+fn param_headers(schema: &Value) -> Vec<(String, Vec<String>)> {
+    fn walk(s: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+        let Some(props) = s.get("properties").and_then(Value::as_object) else { return };
+        if path.len() >= 16 {
+            return;
+        }
+        for (k, p) in props {
+            path.push(k.clone());
+            if let Some(h) = p.get("x-mcp-header").and_then(Value::as_str) {
+                out.push((h.to_string(), path.clone()));
+            }
+            walk(p, path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out);
+    out
+}
+
+/// A `tools/call`'s `Mcp-Param-*` headers against its arguments, for the parameters the
+/// tool's schema mirrors into headers (as the gateway has the schema cached).
+fn check_param_headers(
+    hub: &Hub,
+    req: &Request<'_>,
+    target: &Target,
+    id: &Value,
+    params: Option<&Value>,
+) -> Result<(), (u16, Value)> {
+    let name = params.and_then(|p| p["name"].as_str()).unwrap_or("");
+    let (server, tool) = match target {
+        Target::One(s) => (s.clone(), name.to_string()),
+        Target::All => match hub.tool_table().resolve(name) {
+            Some((s, t)) => (s.to_string(), t.to_string()),
+            None => return Ok(()),
+        },
+    };
+    let def = hub.upstream(&server).and_then(|u| u.tools()).and_then(|ts| ts.into_iter().find(|t| t["name"] == tool));
+    let Some(def) = def else { return Ok(()) };
+    let args = params.map(|p| &p["arguments"]).unwrap_or(&Value::Null);
+    let mismatch = |what: String| error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what), None);
+    for (h, path) in param_headers(&def["inputSchema"]) {
+        let value = path.iter().try_fold(args, |a, k| a.get(k));
+        let Some(value) = value.filter(|v| !v.is_null()) else { continue };
+        let header = format!("Mcp-Param-{}", h);
+        let Some(raw) = req.header(&header) else {
+            return Err(mismatch(format!("the {} header is required (argument `{}`)", header, path.join("."))));
+        };
+        let Some(got) = decode_header(raw) else {
+            return Err(mismatch(format!("the {} header is not valid base64 UTF-8", header)));
+        };
+        let same = match value {
+            Value::String(v) => got == *v,
+            Value::Bool(b) => got == b.to_string(),
+            Value::Number(n) => got.trim().parse::<f64>().ok() == n.as_f64(),
+            _ => true,
+        };
+        if !same {
+            return Err(mismatch(format!(
+                "{} header value '{}' does not match body value '{}'",
+                header,
+                crate::logsafe::safe(&got),
+                crate::logsafe::safe(&value.to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Serve one 2026-07-28 POST; `token` is the name of the named token it bears.
@@ -270,6 +341,11 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     };
     if let Err((status, e)) = validate(&req, &id, &method, params.as_ref()) {
         return super::http::send_status(req, status, Some(&e));
+    }
+    if method == "tools/call" {
+        if let Err((status, e)) = check_param_headers(hub, &req, &target, &id, params.as_ref()) {
+            return super::http::send_status(req, status, Some(&e));
+        }
     }
     if let Some(p) = params.as_ref().filter(|p| p.get("requestState").is_some() && name_field(&method).is_some()) {
         return retry(req, &target, id, &method, p, token.as_deref());

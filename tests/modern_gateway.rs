@@ -383,6 +383,10 @@ fn the_transport_checks_of_2026_07_28() {
     error_of(&post(&url, &with(good.clone(), "MCP-Protocol-Version", None), &call), 400, -32020);
     let h = with(good.clone(), "MCP-Protocol-Version", Some("2025-11-25"));
     error_of(&post(&url, &h, &call), 400, -32020);
+    // A routing header given twice: refused, whatever the copies say.
+    let mut twice = good.clone();
+    twice.push(("Mcp-Method".to_string(), "tools/call".to_string()));
+    error_of(&post(&url, &twice, &call), 400, -32020);
     // A name sent in the header's base64 form is decoded before the comparison.
     let a = post(&url, &with(good.clone(), "Mcp-Name", Some("=?base64?ZWNobw==?=")), &call);
     assert_eq!(a.response()["result"]["content"][0]["text"], "x", "{:?}", a.messages);

@@ -833,7 +833,7 @@ fn chunk(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Take over the connection and start a chunked `text/event-stream` response.
-pub(super) fn start_sse(req: Request<'_>) -> Stream {
+fn start_sse(req: Request<'_>) -> Stream {
     req.into_stream(SSE_HEAD)
 }
 

@@ -159,6 +159,13 @@ fn name_field(method: &str) -> Option<&'static str> {
 /// The transport's checks, in the order of the spec's server validation: `Err` is the
 /// (status, JSON-RPC error) to answer.
 fn validate(req: &Request<'_>, id: &Value, method: &str, params: Option<&Value>) -> Result<(), (u16, Value)> {
+    // One value each: a proxy that routes on one copy must not see another served.
+    for h in ["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"] {
+        if req.header_count(h) > 1 {
+            let e = format!("Header mismatch: the {} header appears more than once", h);
+            return Err(error(400, id.clone(), HEADER_MISMATCH, &e, None));
+        }
+    }
     let hv = req.header("MCP-Protocol-Version");
     let meta = params.and_then(|p| p.get("_meta")).filter(|m| m.is_object());
     let unsupported = |asked: &str| {
@@ -416,6 +423,9 @@ fn capabilities_of(mut caps: Value) -> Value {
     caps
 }
 
+/// The head of a listen stream (no buffering by proxies: its messages are due at once).
+const LISTEN_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
 /// One open `subscriptions/listen` stream: what it opted in to, and where it is written.
 pub struct Listener {
     target: Target,
@@ -493,7 +503,7 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
         "notifications/subscriptions/acknowledged",
         Some(json!({"notifications": honored, "_meta": {META_SUBSCRIPTION: id}})),
     );
-    let mut w = super::http::start_sse(req);
+    let mut w = req.into_stream(LISTEN_HEAD);
     let mut next = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
     let mut graceful = false;
     while let Some(bytes) = next.take() {

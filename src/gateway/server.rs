@@ -750,6 +750,11 @@ impl Request<'_> {
         self.head.header(name)
     }
 
+    /// How many headers of that name the request has.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.head.headers(name).count()
+    }
+
     /// Read the whole body, at most `max_body` bytes.
     pub fn body(&mut self) -> Result<Vec<u8>, BodyError> {
         let limit = self.limits.max_body;

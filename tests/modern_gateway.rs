@@ -556,7 +556,6 @@ fn closing_the_stream_cancels_a_2026_07_28_call() {
 
 #[test]
 fn subscriptions_listen_carries_the_list_changes_asked_for() {
-    use std::io::{BufRead, Write};
     if !support::peers_available() {
         return;
     }
@@ -571,43 +570,19 @@ fn subscriptions_listen_carries_the_list_changes_asked_for() {
     }
 
     // Over raw HTTP: the stream's every message names the subscription (the request's id).
-    let b = body(
-        41,
-        "subscriptions/listen",
-        json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x://y"]}}),
-    );
-    let mut head = format!(
-        "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-        b.to_string().len()
-    );
-    for (k, v) in headers_for(&b) {
-        head.push_str(&format!("{}: {}\r\n", k, v));
-    }
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(format!("{}\r\n{}", head, b).as_bytes()).unwrap();
-    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
-    let mut next_event = || -> Value {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(r.read_line(&mut line).unwrap() > 0, "the stream ended");
-            if let Some(data) = line.trim_end().strip_prefix("data: ") {
-                return serde_json::from_str(data).unwrap();
-            }
-        }
-    };
-    let ack = next_event();
+    let notifications = json!({"toolsListChanged": true, "resourceSubscriptions": ["fixture://hello"]});
+    let mut l = Listen::open(d.port, "/mcp/fx", 41, notifications);
+    let ack = l.next_event();
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{}", ack);
-    // Resource subscriptions are not honored (omitted from the acknowledged filter).
-    assert_eq!(ack["params"]["notifications"], json!({"toolsListChanged": true}), "{}", ack);
+    // What is honored: the list changes asked for, the resources the server subscribed.
+    let honored = json!({"toolsListChanged": true, "resourceSubscriptions": ["fixture://hello"]});
+    assert_eq!(ack["params"]["notifications"], honored, "{}", ack);
     assert_eq!(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41, "{}", ack);
     let a = modern(&d.url("/mcp/fx"), 42, "tools/call", json!({"name": "toggle_tool", "arguments": {}}));
     assert_eq!(a.status, 200);
-    let n = next_event();
+    let n = l.next_event();
     assert_eq!(n["method"], "notifications/tools/list_changed", "{}", n);
     assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41, "{}", n);
-    drop(s);
 }
 
 #[test]
@@ -704,4 +679,66 @@ fn parameters_mirrored_into_headers_are_checked_against_the_body() {
     let h = with(with(base.clone(), "Mcp-Param-Region", Some("=?base64?ZXU=?=")), "Mcp-Param-Shard", Some("3.0"));
     let a = post(&url, &h, &call);
     assert_eq!(a.response()["result"]["content"][0]["text"], "eu/3", "{:?}", a.messages);
+}
+
+/// A raw `subscriptions/listen` stream: its events, one by one (each read bounded by 20 s).
+struct Listen {
+    _stream: std::net::TcpStream,
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl Listen {
+    fn open(port: u16, path: &str, id: u64, notifications: Value) -> Listen {
+        use std::io::Write;
+        let b = body(id, "subscriptions/listen", json!({"notifications": notifications}));
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            path,
+            b.to_string().len()
+        );
+        for (k, v) in headers_for(&b) {
+            head.push_str(&format!("{}: {}\r\n", k, v));
+        }
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(format!("{}\r\n{}", head, b).as_bytes()).unwrap();
+        Listen { reader: std::io::BufReader::new(s.try_clone().unwrap()), _stream: s }
+    }
+
+    fn next_event(&mut self) -> Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+            if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn subscriptions_listen_carries_updates_of_the_resources_subscribed() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("tests/py/resource_server.py");
+    let p = Project::new(&json!({"mcpServers": {
+        "rx": {"command": support::venv_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30},
+        "fx": fx(json!({"alwaysAllow": ["*"]})),
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let mut l = Listen::open(d.port, "/mcp", 7, json!({"resourceSubscriptions": ["memo://note", "memo://nobody"]}));
+    let ack = l.next_event();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{}", ack);
+    // Subscribed at the server that has it; a resource no server has is left out.
+    assert_eq!(ack["params"]["notifications"], json!({"resourceSubscriptions": ["memo://note"]}), "{}", ack);
+    let a = modern(&d.url("/mcp"), 8, "tools/call", json!({"name": "rx__touch", "arguments": {}}));
+    assert_eq!(a.response()["result"]["content"][0]["text"], "touched", "{:?}", a.messages);
+    let n = l.next_event();
+    assert_eq!(n["method"], "notifications/resources/updated", "{}", n);
+    assert_eq!(n["params"]["uri"], "memo://note", "{}", n);
+    assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7, "{}", n);
 }

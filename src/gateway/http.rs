@@ -1052,7 +1052,7 @@ fn merge_list(
 }
 
 /// The server a resource URI belongs to: learned from listings, else by template prefix.
-fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
+pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
     let known = hub.resource_owner.lock().unwrap().get(uri).cloned();
     if let Some(name) = known {
         return hub.upstream_for(session, &name);

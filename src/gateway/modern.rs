@@ -16,8 +16,8 @@
 //! gets an error saying why: the client cannot be asked mid-call in this revision).
 //!
 //! `subscriptions/listen` replaces the GET stream: a long-lived answer carrying the list
-//! changes the client opted in to, each tagged with its `subscriptionId`. Closing a
-//! request's response stream cancels the request upstream.
+//! changes and resource updates the client opted in to, each tagged with its
+//! `subscriptionId`. Closing a request's response stream cancels the request upstream.
 //!
 //! A session-based child that asks the client something during `tools/call`, `prompts/get`
 //! or `resources/read` (sampling, elicitation, roots) is bridged to multi round-trip
@@ -27,9 +27,9 @@
 //! the answer to the child and takes over the call's answer. A client that did not declare
 //! the capability is not asked: the child gets an error saying why.
 //!
-//! Not served (yet): resource subscriptions on the listen stream, and servers with
-//! `"isolation": "session"` (they need a session; a stateless request to one is refused
-//! with the reason).
+//! Not served: servers with `"isolation": "session"` (they need a session; a stateless
+//! request to one is refused with the reason, and `server/discover` offers only the
+//! session-based revisions where one is behind the endpoint).
 
 use super::server::Request;
 use super::session::{Session, Target};
@@ -434,15 +434,20 @@ pub struct Listener {
     tools: bool,
     prompts: bool,
     resources: bool,
+    /// Resources whose `notifications/resources/updated` it gets (subscribed at their server).
+    uris: Vec<String>,
     tx: SyncSender<Vec<u8>>,
 }
 
 impl Listener {
-    fn wants(&self, method: &str) -> bool {
-        match method {
+    fn wants(&self, msg: &Value) -> bool {
+        match msg["method"].as_str().unwrap_or("") {
             "notifications/tools/list_changed" => self.tools,
             "notifications/prompts/list_changed" => self.prompts,
             "notifications/resources/list_changed" => self.resources,
+            "notifications/resources/updated" => {
+                msg["params"]["uri"].as_str().is_some_and(|u| self.uris.iter().any(|x| x == u))
+            }
             _ => false,
         }
     }
@@ -451,9 +456,8 @@ impl Listener {
 /// A message of server `server` that belongs to no request: to every listen stream that
 /// sees the server and opted in to it (never blocking: a stream that is full misses it).
 pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
-    let method = msg["method"].as_str().unwrap_or("");
     let listeners: Vec<Arc<Listener>> = hub.listeners.lock().unwrap().clone();
-    for l in listeners.iter().filter(|l| l.target.covers(server) && l.wants(method)) {
+    for l in listeners.iter().filter(|l| l.target.covers(server) && l.wants(msg)) {
         let mut m = msg.clone();
         if !m["params"].is_object() {
             m["params"] = json!({});
@@ -463,12 +467,45 @@ pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
     }
 }
 
+/// At most this many resources per listen stream.
+const MAX_URIS: usize = 64;
+
+/// Subscribe at their servers to the resources a listen stream asks for; the ones
+/// subscribed (a server that refuses, or a resource no server owns, is left out). The
+/// subscription stays with the server's connection (shared, as for sessions).
+fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> {
+    if uris.is_empty() {
+        return uris;
+    }
+    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    let session = Arc::new(Session::new(sid, target.clone(), MODERN.to_string()));
+    uris.into_iter()
+        .filter(|uri| {
+            let owner = match target {
+                Target::One(name) => hub.upstream_for(&session, name),
+                Target::All => super::http::owner_of(hub, &session, uri),
+            };
+            let Some(u) = owner else { return false };
+            let Ok(peer) = u.peer(Duration::from_secs(2)) else { return false };
+            let timeout = u.cfg.timeout.min(Duration::from_secs(5));
+            matches!(peer.request("resources/subscribe", Some(json!({"uri": uri})), timeout), Ok(Ok(_)))
+        })
+        .collect()
+}
+
 /// `subscriptions/listen`: a stream that stays open and carries the change notifications
 /// the client opted in to (tool, prompt and resource lists; not resource updates), then,
 /// when the daemon stops, the empty result that ends it. At most `MCPCTL_MAX_SESSIONS`
 /// streams are open at once.
 fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: Option<&Value>) {
     let want = |k: &str| params.and_then(|p| p["notifications"].get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let asked: Vec<String> = params
+        .and_then(|p| p["notifications"]["resourceSubscriptions"].as_array())
+        .map(|a| {
+            a.iter().filter_map(Value::as_str).filter(|u| u.len() <= 4096).take(MAX_URIS).map(str::to_string).collect()
+        })
+        .unwrap_or_default();
+    let uris = subscribe(hub, &target, asked);
     let (tx, rx) = sync_channel(64);
     let me = Arc::new(Listener {
         target,
@@ -476,6 +513,7 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
         tools: want("toolsListChanged"),
         prompts: want("promptsListChanged"),
         resources: want("resourcesListChanged"),
+        uris,
         tx,
     });
     {
@@ -498,6 +536,9 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
         if on {
             honored.insert(k.to_string(), json!(true));
         }
+    }
+    if !me.uris.is_empty() {
+        honored.insert("resourceSubscriptions".to_string(), json!(me.uris));
     }
     let ack = jsonrpc::notification(
         "notifications/subscriptions/acknowledged",

@@ -12,8 +12,9 @@
 //! object made for this request alone: never registered in the hub, never counted against
 //! `MCPCTL_MAX_SESSIONS`, dropped with the answer. A [`Shape`] makes the answers 2026-07-28
 //! ones: `resultType`, `_meta` serverInfo, cache hints on list results, no `notifications/message`
-//! unless the request set a log level, and no server→client requests (a child that asks
-//! gets an error saying why: the client cannot be asked mid-call in this revision).
+//! unless the request set a log level, and never a server→client request on the stream.
+//! Tool calls' `Mcp-Param-*` headers are checked against the arguments the tool's cached
+//! schema mirrors (`x-mcp-header`).
 //!
 //! `subscriptions/listen` replaces the GET stream: a long-lived answer carrying the list
 //! changes and resource updates the client opted in to, each tagged with its
@@ -52,8 +53,8 @@ pub const MODERN: &str = "2026-07-28";
 pub const STATELESS_PREFIX: &str = "stateless-";
 pub const HEADER_MISMATCH: i64 = -32020;
 pub const UNSUPPORTED_VERSION: i64 = -32022;
-/// How long a client may keep a list result (ms). Lists follow the child's tools, which
-/// change without a stream to announce it to a stateless client: a few seconds at most.
+/// How long a client may keep a list result (ms). Lists follow the children, which change
+/// at any time (announced only on listen streams): a few seconds at most.
 pub const LIST_TTL_MS: u64 = 5000;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";

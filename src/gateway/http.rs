@@ -2,6 +2,7 @@
 //! transport rules (methods, headers, sessions, versions, body limits), and answering each
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
+use super::modern::{self, Shape, Step};
 use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
 use super::session::{Session, Target};
 use super::upstream::{Event, Upstream};
@@ -50,6 +51,14 @@ pub fn text(status: u16, body: &str) -> Resp {
 
 fn json_resp(status: u16, body: &Value) -> Resp {
     Resp::new(status, "application/json", body.to_string().into_bytes())
+}
+
+/// A JSON body (or none) with `status`, for the 2026-07-28 front end.
+pub(super) fn send_status(req: Request<'_>, status: u16, body: Option<&Value>) {
+    match body {
+        Some(b) => send(req, json_resp(status, b)),
+        None => send(req, Resp::empty(status)),
+    }
 }
 
 fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
@@ -212,6 +221,13 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     }
     match req.method() {
         "POST" => post(hub, req, target),
+        "GET" | "DELETE" if get(&req, "Mcp-Session-Id").is_none() && modern::header_claims_modern(&req) => {
+            let why = format!(
+                "Method Not Allowed: MCP {} has no GET stream and no session to end; POST subscriptions/listen for change notifications",
+                modern::MODERN
+            );
+            send(req, rpc_error(405, Value::Null, jsonrpc::INVALID_REQUEST, &why).with_header("Allow", "POST"));
+        }
         "GET" => get_stream(hub, req, &target),
         "DELETE" => delete(hub, req, &target),
         _ => {
@@ -332,6 +348,12 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             return;
         }
     };
+    // A request of MCP 2026-07-28 (stateless) is served by the other front end.
+    if modern::claims(&req, &msg) {
+        let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
+        modern::post(hub, req, target, msg, who);
+        return;
+    }
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
             let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
@@ -339,6 +361,20 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             send(req, r);
             return;
         }
+    }
+    if get(&req, "Mcp-Session-Id").is_none() {
+        // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
+        // client probing for that revision falls back to `initialize`.
+        let id = match &msg {
+            Message::Request { id, .. } => id.clone(),
+            _ => Value::Null,
+        };
+        let why = format!(
+            "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
+            modern::MODERN
+        );
+        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
+        return;
     }
     let session = match session_of(hub, &req, &target) {
         Ok(s) => s,
@@ -375,25 +411,7 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
 fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>, token: Option<String>) -> Resp {
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
-    let (server_info, capabilities, instructions) = match target {
-        Target::One(name) => {
-            let u = hub.upstream(name).expect("checked");
-            // Wait briefly for a starting child so its own identity can be passed on
-            // (but never start a lazy one: that waits for a call or a listing).
-            if !matches!(u.state(), super::upstream::State::WaitingForRuntime) {
-                let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
-            }
-            match u.info() {
-                Some(i) => (i.server_info, i.capabilities, i.instructions),
-                None => (gateway_info(), full_capabilities(), None),
-            }
-        }
-        Target::All => (
-            gateway_info(),
-            full_capabilities(),
-            Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string()),
-        ),
-    };
+    let (server_info, capabilities, instructions) = identity(hub, target);
     let sid = new_session_id();
     let session = Arc::new(
         Session::new(sid.clone(), target.clone(), version.to_string())
@@ -414,7 +432,31 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     json_resp(200, &jsonrpc::response(id, result)).with_header("Mcp-Session-Id", &sid)
 }
 
-fn gateway_info() -> Value {
+/// What an endpoint says of itself: (serverInfo, capabilities, instructions). For
+/// `/mcp/<server>`, the child's own (after waiting briefly for a starting one).
+pub(super) fn identity(hub: &Arc<Hub>, target: &Target) -> (Value, Value, Option<String>) {
+    match target {
+        Target::One(name) => {
+            let u = hub.upstream(name).expect("checked");
+            // Wait briefly for a starting child so its own identity can be passed on
+            // (but never start a lazy one: that waits for a call or a listing).
+            if !matches!(u.state(), super::upstream::State::WaitingForRuntime) {
+                let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
+            }
+            match u.info() {
+                Some(i) => (i.server_info, i.capabilities, i.instructions),
+                None => (gateway_info(), full_capabilities(), None),
+            }
+        }
+        Target::All => (
+            gateway_info(),
+            full_capabilities(),
+            Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string()),
+        ),
+    }
+}
+
+pub(super) fn gateway_info() -> Value {
     json!({"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")})
 }
 
@@ -426,6 +468,11 @@ fn full_capabilities() -> Value {
         "logging": {},
         "completions": {},
     })
+}
+
+/// 128 bits from the OS's random source, as hex.
+pub(super) fn random_id() -> String {
+    new_session_id()
 }
 
 /// 128 bits from the OS's random source, as hex.
@@ -442,12 +489,27 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
         send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
         return;
     }
+    serve(hub, req, session, id, method, params, None)
+}
+
+/// Answer a client request (of a session, or a 2026-07-28 one whose answers `shape` makes):
+/// the policy, the routing and the aggregation are the same for both.
+pub(super) fn serve(
+    hub: &Arc<Hub>,
+    req: Request<'_>,
+    session: &Arc<Session>,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+    shape: Option<Arc<Shape>>,
+) {
     match &session.target {
         Target::One(name) => {
             let u = match hub.upstream_for(session, name) {
                 Some(u) => u,
                 None => {
-                    send(req, rpc_error(200, id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name)));
+                    let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
+                    reply(req, shape.as_deref(), r);
                     return;
                 }
             };
@@ -467,24 +529,40 @@ fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, 
                         &format!("server `{}` is not available; see `mcpctl status`", name),
                     ),
                 };
-                send(req, json_resp(200, &r));
+                reply(req, shape.as_deref(), r);
                 return;
             }
             if method == "tools/call" {
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
                 match permit(hub, session, &u, &tool, &id) {
                     Ok(policy::Gate::Run) => {}
-                    Ok(policy::Gate::Ask) => return ask(req, session, &u, id, params),
+                    // (a 2026-07-28 client is never asked this way: it has no session to ask on)
+                    Ok(policy::Gate::Ask) if shape.is_none() => return ask(req, session, &u, id, params),
+                    Ok(policy::Gate::Ask) => {
+                        let e =
+                            policy::cannot_ask(&u.cfg, &tool, "a 2026-07-28 client is not asked by the gateway yet");
+                        reply(req, shape.as_deref(), refusal(&id, &e.one_line()));
+                        return;
+                    }
                     Err(r) => {
-                        send(req, json_resp(200, &r));
+                        reply(req, shape.as_deref(), r);
                         return;
                     }
                 }
             }
-            forward(req, session, &u, id, method, params)
+            forward(req, session, &u, id, method, params, shape)
         }
-        Target::All => aggregated(hub, req, session, id, method, params),
+        Target::All => aggregated(hub, req, session, id, method, params, shape),
     }
+}
+
+/// A JSON-RPC answer, shaped for a 2026-07-28 client when there is a `shape`.
+fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
+    let body = match shape {
+        Some(s) => s.response(body),
+        None => body,
+    };
+    send(req, json_resp(200, &body));
 }
 
 /// The policy's word on a tool call from a gateway client: run it, ask the user first (a
@@ -537,6 +615,7 @@ fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
 /// that belongs to this request (progress, log, sampling, elicitation) comes first. The
 /// answer is written by the thread that reads the child's answer (no hand-off back to this
 /// connection's thread), or by the deadline thread when the child takes too long.
+/// With a `shape`, the answer and the messages on the way are made for a 2026-07-28 client.
 fn forward(
     req: Request<'_>,
     session: &Arc<Session>,
@@ -544,12 +623,21 @@ fn forward(
     id: Value,
     method: &str,
     params: Option<Value>,
+    shape: Option<Arc<Shape>>,
 ) {
-    forward_into(Out::Waiting(req.defer()), session, u, id, method, params)
+    forward_into(Out::Waiting(req.defer()), session, u, id, method, params, shape)
 }
 
 /// [`forward`] on an answer already deferred (or already an event stream: an approved call).
-fn forward_into(out: Out, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, method: &str, params: Option<Value>) {
+fn forward_into(
+    out: Out,
+    session: &Arc<Session>,
+    u: &Arc<Upstream>,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+    shape: Option<Arc<Shape>>,
+) {
     let tool = if method == "tools/call" {
         params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
     } else {
@@ -568,13 +656,15 @@ fn forward_into(out: Out, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, 
         session: session.clone(),
         started,
         timeout,
+        shape,
     });
-    let f = fwd.clone();
-    let on_timeout: Box<dyn FnOnce() + Send> = Box::new(move || f.expire());
     match &mut *fwd.out.lock().unwrap() {
-        Out::Waiting(d) => d.set_deadline(started + timeout, on_timeout),
-        Out::Streaming(s) => s.set_deadline(started + timeout, on_timeout),
-        Out::Done => {}
+        Out::Waiting(d) => fwd.arm(d, started + timeout),
+        Out::Streaming(st) => {
+            let f = fwd.clone();
+            st.set_deadline(started + timeout, Box::new(move || f.expire()));
+        }
+        Out::Held | Out::Done => {}
     }
     let f = fwd.clone();
     let mut on_id = |uid: u64| {
@@ -606,25 +696,101 @@ struct Forwarded {
     session: Arc<Session>,
     started: Instant,
     timeout: Duration,
+    /// How the answers are made for a 2026-07-28 client (`None`: as the child wrote them).
+    shape: Option<Arc<Shape>>,
 }
 
 enum Out {
     Waiting(Deferred),
     Streaming(DeferredStream),
+    /// A 2026-07-28 client was answered `input_required`; its retry takes the answer.
+    Held,
     Done,
+}
+
+/// A forwarded 2026-07-28 request held open upstream while its client gathers input.
+pub(super) struct Resume(Arc<Forwarded>);
+
+impl Resume {
+    pub(super) fn session(&self) -> &Arc<Session> {
+        &self.0.session
+    }
+
+    /// The client's retry takes over the answer (under its own id); the request is given
+    /// back when the call ended meanwhile.
+    pub(super) fn resume<'a>(&self, req: Request<'a>, id: Value) -> Option<Request<'a>> {
+        let f = &self.0;
+        let mut out = f.out.lock().unwrap();
+        if !matches!(*out, Out::Held) {
+            return Some(req);
+        }
+        if let Some(s) = &f.shape {
+            s.answer_as(id);
+        }
+        let mut d = req.defer();
+        f.arm(&mut d, Instant::now() + f.timeout);
+        *out = Out::Waiting(d);
+        None
+    }
 }
 
 /// The head of an event-stream answer (the connection ends with the stream).
 const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
 
 impl Forwarded {
-    fn on_event(&self, e: Event) {
+    /// The deadline of the answer, and (2026-07-28) cancelling when the client hangs up.
+    fn arm(self: &Arc<Self>, d: &mut Deferred, at: Instant) {
+        let f = self.clone();
+        d.set_deadline(at, Box::new(move || f.expire()));
+        if self.shape.is_some() {
+            // 2026-07-28: closing the response stream cancels the request.
+            let f = Arc::downgrade(self);
+            d.on_hangup(Box::new(move || {
+                if let Some(f) = f.upgrade() {
+                    f.hang_up();
+                }
+            }));
+        }
+    }
+
+    /// The id the answer goes out under (a 2026-07-28 retry's own).
+    fn answer_id(&self) -> Value {
+        self.shape.as_ref().and_then(|s| s.answer_id()).unwrap_or_else(|| self.id.clone())
+    }
+
+    /// Answer the client `result` (input required) now; the request stays open upstream.
+    fn suspend(&self, result: Value) {
+        let mut out = self.out.lock().unwrap();
+        let answer = jsonrpc::response(self.answer_id(), result).to_string();
+        match std::mem::replace(&mut *out, Out::Held) {
+            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.as_bytes()),
+            Out::Streaming(mut s) => {
+                s.send(&chunk(crate::sse::frame(None, &answer).as_bytes()));
+                s.send(b"0\r\n\r\n");
+            }
+            other => *out = other,
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, e: Event) {
         match e {
             Event::Message(m) => {
+                let m = match &self.shape {
+                    Some(s) => match s.message(&self.session, m, &|| Resume(self.clone())) {
+                        Step::Pass(m) => m,
+                        Step::Drop => return,
+                        Step::Ask(result) => return self.suspend(result),
+                    },
+                    None => m,
+                };
                 let mut out = self.out.lock().unwrap();
                 let mut stream = match std::mem::replace(&mut *out, Out::Done) {
                     Out::Waiting(d) => d.into_stream(SSE_HEAD),
                     Out::Streaming(s) => s,
+                    Out::Held => {
+                        *out = Out::Held;
+                        return;
+                    }
                     Out::Done => return,
                 };
                 stream.send(&event_chunk(&m));
@@ -652,6 +818,26 @@ impl Forwarded {
         self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, &msg)));
     }
 
+    /// The client closed the connection (a 2026-07-28 client's cancellation): tell the child.
+    fn hang_up(&self) {
+        if matches!(*self.out.lock().unwrap(), Out::Done | Out::Held) {
+            return;
+        }
+        let name = self.upstream.upgrade().map(|u| {
+            let uid = self.uid.load(Ordering::SeqCst);
+            if uid != 0 {
+                u.cancel(uid, "the client closed the stream");
+            }
+            u.name().to_string()
+        });
+        log::info!(
+            "`{}` to server `{}` cancelled: the client closed the stream",
+            crate::logsafe::safe(&self.method),
+            crate::logsafe::safe(&name.unwrap_or_default())
+        );
+        self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, "cancelled: the client closed the stream")));
+    }
+
     /// Write the answer (once; later ones are dropped) and log the call.
     fn finish(&self, outcome: peer::RawOutcome) {
         let mut out = self.out.lock().unwrap();
@@ -670,14 +856,18 @@ impl Forwarded {
             let token = self.session.token.as_deref().unwrap_or("-");
             log_call(session_word(&self.session), token, &server, tool, self.started, word);
         }
-        let answer = jsonrpc::response_bytes(&self.id, outcome.as_ref().map(|r| r.get()));
+        let outcome = match &self.shape {
+            Some(s) => s.outcome(outcome),
+            None => outcome,
+        };
+        let answer = jsonrpc::response_bytes(&self.answer_id(), outcome.as_ref().map(|r| r.get()));
         match taken {
             Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], &answer),
             Out::Streaming(mut s) => {
                 s.send(&chunk(crate::sse::frame(None, &String::from_utf8_lossy(&answer)).as_bytes()));
                 s.send(b"0\r\n\r\n");
             }
-            Out::Done => {}
+            Out::Held | Out::Done => {}
         }
     }
 }
@@ -805,7 +995,7 @@ impl Asking {
                 self.log("approved");
                 let params = Some(self.params.clone());
                 let (session, u) = (&self.session, &self.upstream);
-                return forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params);
+                return forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None);
             }
             Verdict::Declined(why) => {
                 self.log("declined");
@@ -877,7 +1067,7 @@ fn start_sse(req: Request<'_>) -> Stream {
     req.into_stream(SSE_HEAD)
 }
 
-fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     w.write_all(&chunk(bytes))
 }
 
@@ -936,13 +1126,14 @@ fn aggregated(
     id: Value,
     method: &str,
     params: Option<Value>,
+    shape: Option<Arc<Shape>>,
 ) {
     let answer = |req: Request<'_>, outcome: Result<Value, (i64, String)>| {
         let body = match outcome {
             Ok(r) => jsonrpc::response(id.clone(), r),
             Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
         };
-        send(req, json_resp(200, &body));
+        reply(req, shape.as_deref(), body);
     };
     match method {
         "tools/list" => {
@@ -979,13 +1170,18 @@ fn aggregated(
             let u = hub.upstream_for(session, server).expect("listed");
             match permit(hub, session, &u, tool, &id) {
                 Ok(policy::Gate::Run) => {}
-                Ok(policy::Gate::Ask) => return ask(req, session, &u, id, Some(params)),
+                Ok(policy::Gate::Ask) if shape.is_none() => return ask(req, session, &u, id, Some(params)),
+                Ok(policy::Gate::Ask) => {
+                    let e = policy::cannot_ask(&u.cfg, tool, "a 2026-07-28 client is not asked by the gateway yet");
+                    reply(req, shape.as_deref(), refusal(&id, &e.one_line()));
+                    return;
+                }
                 Err(r) => {
-                    send(req, json_resp(200, &r));
+                    reply(req, shape.as_deref(), r);
                     return;
                 }
             }
-            forward(req, session, &u, id, method, Some(params))
+            forward(req, session, &u, id, method, Some(params), shape.clone())
         }
         "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
         "resources/list" => {
@@ -1002,7 +1198,7 @@ fn aggregated(
                 Some((u, original)) => {
                     params["name"] = json!(original);
                     let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params))
+                    forward(req, session, &u, id, method, Some(params), shape.clone())
                 }
                 None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
             }
@@ -1010,7 +1206,7 @@ fn aggregated(
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
             match owner_of(hub, session, &uri) {
-                Some(u) => forward(req, session, &u, id, method, params),
+                Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
                 None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
             }
         }
@@ -1028,7 +1224,7 @@ fn aggregated(
             match routed {
                 Some(u) => {
                     let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params))
+                    forward(req, session, &u, id, method, Some(params), shape.clone())
                 }
                 None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
             }
@@ -1096,7 +1292,7 @@ fn merge_list(
 }
 
 /// The server a resource URI belongs to: learned from listings, else by template prefix.
-fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
+pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
     let known = hub.resource_owner.lock().unwrap().get(uri).cloned();
     if let Some(name) = known {
         return hub.upstream_for(session, &name);

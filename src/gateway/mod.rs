@@ -3,6 +3,7 @@
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
 mod http;
+mod modern;
 pub mod names;
 mod server;
 pub mod session;
@@ -88,6 +89,8 @@ pub struct Hub {
     tools: Mutex<names::Table>,
     /// Resource URI → server, learned from aggregated `resources/list`.
     pub resource_owner: Mutex<HashMap<String, String>>,
+    /// Open `subscriptions/listen` streams of 2026-07-28 clients.
+    pub listeners: Mutex<Vec<Arc<modern::Listener>>>,
     last_sweep: Mutex<Instant>,
 }
 
@@ -101,6 +104,16 @@ impl Hub {
         let shared = self.upstream(server)?;
         if shared.cfg.isolation != Isolation::Session || shared.cfg.disabled {
             return Some(shared.clone());
+        }
+        if session.id.starts_with(modern::STATELESS_PREFIX) {
+            // A child per session needs a session: a 2026-07-28 request has none.
+            let why = Error::failure(format!(
+                "server `{}` runs a child per session (\"isolation\": \"session\"); MCP {} requests have no session",
+                server,
+                modern::MODERN
+            ))
+            .hint("connect with a session-based client (initialize), or set \"isolation\": \"shared\"");
+            return Some(Upstream::refusing(shared.cfg.clone(), why));
         }
         let mut own = session.own.lock().unwrap();
         if let Some((u, _)) = own.get(server) {
@@ -150,6 +163,7 @@ impl Hub {
                 s.push(msg);
             }
         }
+        modern::deliver(self, server, msg);
     }
 
     /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended
@@ -295,6 +309,7 @@ pub fn serve(
         started: SystemTime::now(),
         tools: Mutex::new(names::Table::default()),
         resource_owner: Mutex::new(HashMap::new()),
+        listeners: Mutex::new(Vec::new()),
         last_sweep: Mutex::new(Instant::now()),
     });
     if std::process::id() == 1 {
@@ -381,6 +396,7 @@ pub(crate) mod tests {
             started: SystemTime::now(),
             tools: Mutex::new(names::Table::default()),
             resource_owner: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
             last_sweep: Mutex::new(Instant::now()),
         }
     }

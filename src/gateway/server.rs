@@ -322,6 +322,11 @@ fn connection(stream: Arc<TcpStream>, guard: &SlotGuard, accepted: Instant, limi
                 Err(_) => break false,
             }
         };
+        if !more {
+            if let Some(slot) = &pending {
+                slot.hang_up();
+            }
+        }
         // Answers go out in order: the previous one first.
         if let Some(slot) = pending.take() {
             if slot.wait_done() {
@@ -750,6 +755,11 @@ impl Request<'_> {
         self.head.header(name)
     }
 
+    /// How many headers of that name the request has.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.head.headers(name).count()
+    }
+
     /// Read the whole body, at most `max_body` bytes.
     pub fn body(&mut self) -> Result<Vec<u8>, BodyError> {
         let limit = self.limits.max_body;
@@ -793,6 +803,7 @@ impl Request<'_> {
             st: Mutex::new(SlotState::default()),
             cv: Condvar::new(),
             budget: self.limits.buffered.clone(),
+            hangup: Mutex::new(None),
         });
         self.state.answered = true;
         self.state.deferred = Some(slot.clone());
@@ -846,6 +857,8 @@ struct Slot {
     cv: Condvar,
     /// What its backlog takes from (the daemon-wide bound).
     budget: Arc<Budget>,
+    /// Run when the client closes the connection before the answer is out.
+    hangup: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 #[derive(Default)]
@@ -873,6 +886,17 @@ impl SlotState {
 impl Slot {
     fn is_done(&self) -> bool {
         self.st.lock().unwrap().done()
+    }
+
+    /// The client is gone while the answer is due: run what was set for that (once).
+    fn hang_up(&self) {
+        if self.is_done() {
+            return;
+        }
+        let f = self.hangup.lock().unwrap().take();
+        if let Some(f) = f {
+            f();
+        }
     }
 
     /// Wait until the answer is out; whether the connection must end.
@@ -905,6 +929,12 @@ impl Deferred {
             timer().remove(k);
         }
         self.timer = Some(timer().add(at, on_timeout));
+    }
+
+    /// Run `f` (on the connection's thread) if the client closes the connection before the
+    /// answer is finished.
+    pub fn on_hangup(&mut self, f: Box<dyn FnOnce() + Send>) {
+        *self.slot.hangup.lock().unwrap() = Some(f);
     }
 
     pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {

@@ -39,6 +39,7 @@ use crate::client::PROTOCOL_VERSIONS;
 use crate::config::Isolation;
 use crate::jsonrpc::{self, Message};
 use crate::peer::{self, RawOutcome};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -295,7 +296,7 @@ fn check_param_headers(
             None => return Ok(()),
         },
     };
-    let def = hub.upstream(&server).and_then(|u| u.tools()).and_then(|ts| ts.into_iter().find(|t| t["name"] == tool));
+    let def = hub.upstream(&server).and_then(|u| u.tool(&tool).ok());
     let Some(def) = def else { return Ok(()) };
     let args = params.map(|p| &p["arguments"]).unwrap_or(&Value::Null);
     let mismatch = |what: String| error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what), None);
@@ -742,7 +743,7 @@ pub enum Step {
 impl Shape {
     fn new(hub: &Hub, target: &Target, method: &str, params: Option<&Value>, token: Option<&str>) -> Shape {
         let server_info = match target {
-            Target::One(name) => hub.upstream(name).and_then(|u| u.info()).map(|i| i.server_info),
+            Target::One(name) => hub.upstream(name).and_then(|u| u.server_info()),
             Target::All => None,
         }
         .unwrap_or_else(super::http::gateway_info);
@@ -796,6 +797,41 @@ impl Shape {
         }
     }
 
+    /// [`Shape::result`] on a child's result as it came, without building its tree: the
+    /// usual result (an object with neither `resultType` nor `_meta`) gets the fields
+    /// appended to its text; only one that has either is parsed (its top level only when
+    /// it can be).
+    fn raw_result(&self, raw: Box<RawValue>) -> Box<RawValue> {
+        let text = raw.get().trim_end();
+        let top: Option<HashMap<&str, &RawValue>> = serde_json::from_str(text).ok();
+        let Some(top) = top else { return raw };
+        if top.contains_key("resultType") || top.contains_key("_meta") {
+            let mut v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            self.result(&mut v);
+            return peer::to_raw(&v);
+        }
+        let mut extra = serde_json::Map::new();
+        let mut shaped = Value::Object(serde_json::Map::new());
+        self.result(&mut shaped);
+        if let Value::Object(m) = shaped {
+            extra = m;
+        }
+        // `{...}` → `{..., "resultType": …, "_meta": …}` (no comma after an empty object).
+        let inner = text.strip_suffix('}').unwrap_or(text).trim_end();
+        let mut out = String::with_capacity(text.len() + 128);
+        out.push_str(inner);
+        for (k, v) in extra {
+            if !top.is_empty() || !out.ends_with('{') {
+                out.push(',');
+            }
+            out.push_str(&Value::String(k).to_string());
+            out.push(':');
+            out.push_str(&v.to_string());
+        }
+        out.push('}');
+        RawValue::from_string(out).unwrap_or(raw)
+    }
+
     /// A whole JSON-RPC response: its result shaped, its error in this revision's codes.
     pub fn response(&self, mut body: Value) -> Value {
         if let Some(r) = body.get_mut("result") {
@@ -810,11 +846,7 @@ impl Shape {
     /// A forwarded request's outcome.
     pub fn outcome(&self, o: RawOutcome) -> RawOutcome {
         match o {
-            Ok(raw) => {
-                let mut v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-                self.result(&mut v);
-                Ok(peer::to_raw(&v))
-            }
+            Ok(raw) => Ok(self.raw_result(raw)),
             Err(mut e) => {
                 if e["code"] == json!(-32002) {
                     e["code"] = json!(jsonrpc::INVALID_PARAMS);
@@ -896,5 +928,30 @@ mod tests {
         assert_eq!(v["result"]["_meta"][META_SERVER_INFO]["name"], "mcpctl");
         let e = s.response(jsonrpc::error_response(json!(1), -32002, "gone"));
         assert_eq!(e["error"]["code"], -32602);
+    }
+
+    /// A forwarded result is shaped on its text; the same as shaping its tree.
+    #[test]
+    fn raw_results_are_shaped_as_trees_are() {
+        let hub = crate::gateway::tests::hub(vec![]);
+        for method in ["tools/call", "tools/list"] {
+            let s = Shape::new(&hub, &Target::All, method, None, None);
+            for text in [
+                r#"{"content":[{"type":"text","text":"}"}],"isError":false}"#,
+                "{}",
+                "{ }\n",
+                r#"{"resultType":"input_required","inputRequests":{}}"#,
+                r#"{"_meta":{"x":1},"content":[]}"#,
+            ] {
+                let shaped = s.outcome(Ok(peer::to_raw(&serde_json::from_str::<Value>(text).unwrap())));
+                let raw = s.outcome(Ok(RawValue::from_string(text.to_string()).unwrap()));
+                let mut want: Value = serde_json::from_str(text).unwrap();
+                s.result(&mut want);
+                for got in [shaped, raw] {
+                    let got: Value = serde_json::from_str(got.unwrap().get()).unwrap();
+                    assert_eq!(got, want, "{} {}", method, text);
+                }
+            }
+        }
     }
 }

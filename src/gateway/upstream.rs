@@ -371,6 +371,11 @@ impl Upstream {
         self.inner.lock().unwrap().info.clone()
     }
 
+    /// The child's `serverInfo` alone (a 2026-07-28 result carries it: per request).
+    pub fn server_info(&self) -> Option<Value> {
+        self.inner.lock().unwrap().info.as_ref().map(|i| i.server_info.clone())
+    }
+
     pub fn tools(&self) -> Option<Vec<Value>> {
         self.inner.lock().unwrap().tools.clone()
     }

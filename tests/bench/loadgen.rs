@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] [--pid PID] [--label L]
+//!                        [--protocol 2026-07-28]
 //! mcpctl-loadgen floor [--list] CMD [ARGS...]
 //! mcpctl-loadgen time [--warmup N] -- NAME RUNS EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...]
 //! ```
@@ -11,7 +12,10 @@
 //! `notifications/initialized`, makes `--warmup` calls, then all sessions start together
 //! and loop `tools/call echo {text: "<session>-<i>"}` until `--duration` seconds have
 //! passed or each has made `--calls` calls. Every answer's text must equal what was sent
-//! (else a mismatch). With `--pid`, that process's own CPU time (utime+stime, children
+//! (else a mismatch). With `--protocol 2026-07-28` each "session" is a stateless client of
+//! that revision: `server/discover` instead of the handshake, no session id, every request
+//! with `_meta` (protocol version, client capabilities) and the routing headers
+//! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`). With `--pid`, that process's own CPU time (utime+stime, children
 //! excluded) is read before and after the measured phase, and its VmRSS sampled every
 //! 10 ms during it. Prints one JSON object.
 //!
@@ -111,7 +115,12 @@ struct Session {
     sid: Option<String>,
     version: String,
     next_id: u64,
+    /// A stateless 2026-07-28 client (no session; `_meta` and routing headers on each request).
+    modern: bool,
 }
+
+/// The revision a `--protocol 2026-07-28` client speaks.
+const MODERN: &str = "2026-07-28";
 
 enum CallError {
     Transport(String),
@@ -237,8 +246,9 @@ fn read_reply(r: &mut BufReader<std::net::TcpStream>) -> Result<Reply, String> {
 }
 
 impl Session {
-    fn new(url: &str) -> Session {
-        Session { http: Http::new(url), sid: None, version: PROTOCOL_VERSION.into(), next_id: 0 }
+    fn new(url: &str, modern: bool) -> Session {
+        let version = if modern { MODERN } else { PROTOCOL_VERSION };
+        Session { http: Http::new(url), sid: None, version: version.into(), next_id: 0, modern }
     }
 
     /// POSTs one message; for a request, returns the JSON-RPC response with its id.
@@ -247,6 +257,15 @@ impl Session {
         if let Some(sid) = &self.sid {
             headers.push(("Mcp-Session-Id", sid));
             headers.push(("MCP-Protocol-Version", &self.version));
+        }
+        if self.modern {
+            headers.push(("MCP-Protocol-Version", MODERN));
+            if let Some(m) = body["method"].as_str() {
+                headers.push(("Mcp-Method", m));
+            }
+            if let Some(n) = body["params"]["name"].as_str() {
+                headers.push(("Mcp-Name", n));
+            }
         }
         let resp = self.http.send("POST", &headers, body.to_string().as_bytes()).map_err(CallError::Transport)?;
         let status = resp.status;
@@ -279,8 +298,15 @@ impl Session {
         }
     }
 
-    fn request(&mut self, method: &str, params: Value) -> Result<Value, CallError> {
+    fn request(&mut self, method: &str, mut params: Value) -> Result<Value, CallError> {
         self.next_id += 1;
+        if self.modern {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "mcpctl-loadgen", "version": "0.1"},
+            });
+        }
         let msg = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
         Ok(self.post(&msg, true)?.unwrap_or(Value::Null))
     }
@@ -292,6 +318,15 @@ impl Session {
                 CallError::Rpc(s) => CallError::Rpc(format!("{what}: {s}")),
             }
         };
+        if self.modern {
+            // No handshake in 2026-07-28: the optional discovery stands in for it.
+            let r = self.request("server/discover", json!({})).map_err(step("server/discover"))?;
+            let speaks = r["result"]["supportedVersions"].as_array().map(|v| v.iter().any(|x| x == MODERN));
+            if speaks != Some(true) {
+                return Err(CallError::Transport(format!("server/discover does not list {MODERN}: {r}")));
+            }
+            return Ok(());
+        }
         let r = self
             .request(
                 "initialize",
@@ -387,6 +422,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let (mut sessions, mut duration, mut calls, mut warmup) = (1usize, 3.0f64, u64::MAX, 20u64);
     let mut pid: Option<u32> = None;
     let mut label = String::new();
+    let mut modern = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -396,6 +432,11 @@ fn run(args: &[String]) -> Result<(), String> {
             "--warmup" => warmup = num(a, it.next())?,
             "--pid" => pid = Some(num(a, it.next())?),
             "--label" => label = it.next().cloned().unwrap_or_default(),
+            "--protocol" => match it.next().map(String::as_str) {
+                Some(MODERN) => modern = true,
+                Some(PROTOCOL_VERSION) => modern = false,
+                other => return Err(format!("--protocol takes {MODERN} or {PROTOCOL_VERSION}, not {other:?}")),
+            },
             u if !u.starts_with("--") && url.is_none() => url = Some(u.to_string()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -419,7 +460,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let mut t = Tally::default();
-                    let mut s = Session::new(&url);
+                    let mut s = Session::new(&url, modern);
                     let t0 = Instant::now();
                     let mut ready = s.initialize();
                     t.init_ns = t0.elapsed().as_nanos() as u64;

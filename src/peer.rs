@@ -2,6 +2,10 @@
 //! request our own id, match each response back by that id (never "the next line"), and
 //! hand notifications and server→client requests to a handler the owner installs.
 //! Both the shell client and the gateway talk to servers through this type.
+//!
+//! A peer whose server speaks MCP 2026-07-28 (see [`Peer::set_modern`]) stamps the
+//! per-request `_meta` envelope on every request that leaves through it, forwarded ones
+//! included, so every caller reaches such a server without knowing its era.
 
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
@@ -92,9 +96,44 @@ struct Envelope<'a> {
     error: Option<&'a RawValue>,
 }
 
+/// What a peer stamps on every request to a server of the 2026-07-28 (modern) era: the
+/// negotiated version, who we are, and the client capabilities declared by default.
+#[derive(Debug, Clone)]
+pub struct Modern {
+    pub version: String,
+    pub client_info: Value,
+    /// Declared on a request that does not declare its own (`{}`: nothing on a plain
+    /// request's path answers an input request).
+    pub capabilities: Value,
+}
+
+impl Modern {
+    /// `params` with the envelope merged into its `_meta`: the protocol version is always
+    /// ours; client info and capabilities the caller already set are kept, as is every
+    /// other key (a progress token, trace context).
+    pub fn stamp(&self, params: Option<Value>) -> Value {
+        let mut params = match params {
+            Some(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let meta = params.entry("_meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        let m = meta.as_object_mut().expect("an object");
+        m.insert(jsonrpc::META_PROTOCOL_VERSION.into(), Value::String(self.version.clone()));
+        m.entry(jsonrpc::META_CLIENT_INFO).or_insert_with(|| self.client_info.clone());
+        m.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(|| self.capabilities.clone());
+        Value::Object(params)
+    }
+}
+
 pub struct Peer {
     pub name: String,
     transport: OnceLock<Box<dyn Transport>>,
+    /// Set once the server is known to speak the modern era (per connection: a restart
+    /// makes a new peer, which probes again).
+    modern: RwLock<Option<Arc<Modern>>>,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Waiter>>,
     handler: RwLock<Option<Handler>>,
@@ -111,11 +150,24 @@ pub struct Pending {
     rx: Receiver<Outcome>,
 }
 
+impl Pending {
+    /// The outcome, if it arrives within `d`; `Err` when the connection went away
+    /// without one (the waiter was dropped).
+    pub fn poll(&self, d: Duration) -> std::result::Result<Option<Outcome>, ()> {
+        match self.rx.recv_timeout(d) {
+            Ok(o) => Ok(Some(o)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
+}
+
 impl Peer {
     pub fn new(name: &str) -> Arc<Peer> {
         Arc::new(Peer {
             name: name.to_string(),
             transport: OnceLock::new(),
+            modern: RwLock::new(None),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             handler: RwLock::new(None),
@@ -130,6 +182,16 @@ impl Peer {
         if self.transport.set(t).is_err() {
             log::error!("server `{}`: transport attached twice", self.name);
         }
+    }
+
+    /// Speak the 2026-07-28 era from now on: every request gets the envelope of `m`.
+    pub fn set_modern(&self, m: Modern) {
+        *self.modern.write().unwrap() = Some(Arc::new(m));
+    }
+
+    /// The modern envelope, when the server speaks that era (`None`: the legacy era).
+    pub fn modern(&self) -> Option<Arc<Modern>> {
+        self.modern.read().unwrap().clone()
     }
 
     pub fn set_handler(&self, h: Handler) {
@@ -235,6 +297,10 @@ impl Peer {
         if let Some(reason) = self.closed_reason() {
             return Err(Error::failure(reason));
         }
+        let params = match self.modern() {
+            Some(m) => Some(m.stamp(params)),
+            None => params,
+        };
         self.pending.lock().unwrap().insert(id, reply);
         let sent = self.transport().and_then(|t| t.send_request(id, method, params));
         if let Err(e) = sent {

@@ -3,6 +3,13 @@
 //! first). Keeps `Mcp-Session-Id` and `MCP-Protocol-Version`, re-initializes once when the
 //! server forgets the session (404), resumes a cut SSE stream with `Last-Event-ID`, and
 //! DELETEs the session on shutdown.
+//!
+//! A request that carries the 2026-07-28 envelope in its `_meta` (the peer stamps it once
+//! the server is known to be modern, the client's probe carries it itself) is sent the
+//! modern way: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers, no session, no
+//! stream resumption; an HTTP error whose body is a JSON-RPC error becomes the request's
+//! answer (that is how a modern server rejects a version, and how a legacy one is told
+//! apart). Notifications are not sent to a modern server (it defines none over HTTP).
 
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
@@ -57,6 +64,9 @@ pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connec
 enum Posted {
     /// 202 or an empty 200.
     Accepted,
+    /// An HTTP error status that answers the request (a modern request or `initialize`):
+    /// the status and the body.
+    Refused(u16, String),
     /// The session is unknown to the server.
     Gone,
     Stream(ureq::http::Response<ureq::Body>),
@@ -65,6 +75,10 @@ enum Posted {
 
 impl Inner {
     fn post(&self, msg: &Value) -> Result<Posted> {
+        let is_request = msg.get("id").is_some() && msg.get("method").is_some();
+        let modern = if is_request { jsonrpc::modern_version(msg.get("params")) } else { None };
+        // A refusal of these is the answer: its JSON-RPC error tells the eras apart.
+        let answers_refusal = modern.is_some() || msg["method"] == "initialize";
         let mut req = self
             .agent
             .post(&self.url)
@@ -80,18 +94,27 @@ impl Inner {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let session = self.session.lock().unwrap().clone();
+        let session = if modern.is_some() { None } else { self.session.lock().unwrap().clone() };
         if let Some(s) = &session {
             req = req.header("Mcp-Session-Id", s.as_str());
         }
-        if let Some(p) = self.protocol.lock().unwrap().as_deref() {
+        if let Some(v) = modern {
+            req = req.header("MCP-Protocol-Version", v);
+            let method = msg["method"].as_str().unwrap_or("");
+            req = req.header("Mcp-Method", header_value(method));
+            if let Some(name) = name_of(method, msg.get("params")) {
+                req = req.header("Mcp-Name", header_value(name));
+            }
+        } else if let Some(p) = self.protocol.lock().unwrap().as_deref() {
             req = req.header("MCP-Protocol-Version", p);
         }
         let body = serde_json::to_string(msg).expect("JSON serializes");
         let resp = req.send(body.as_str()).map_err(|e| self.net_error(e))?;
         let status = resp.status().as_u16();
-        if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-            *self.session.lock().unwrap() = Some(s.to_string());
+        if modern.is_none() {
+            if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                *self.session.lock().unwrap() = Some(s.to_string());
+            }
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         match status {
@@ -125,6 +148,7 @@ impl Inner {
                 ))
                 .hint("set the right credentials in the server's `headers` (e.g. Authorization)"))
             }
+            _ if answers_refusal => Ok(Posted::Refused(status, read_body(resp).unwrap_or_default())),
             _ => {
                 let text = read_body(resp).unwrap_or_default();
                 Err(self.status_error(status, &text))
@@ -160,10 +184,20 @@ impl Inner {
 
     /// Read a response body (JSON or SSE) and hand every message to the peer.
     /// Returns whether a response with `want` as id was seen.
-    fn deliver(&self, posted: Posted, want: Option<&Value>) -> Result<bool> {
+    fn deliver(&self, posted: Posted, want: Option<&Value>, resume: bool) -> Result<bool> {
         let Some(peer) = self.peer.upgrade() else { return Ok(false) };
         match posted {
             Posted::Accepted | Posted::Gone => Ok(false),
+            Posted::Refused(status, text) => {
+                let Some(id) = want else { return Err(self.status_error(status, &text)) };
+                // The error answers our request even when the server could not read its id.
+                let outcome = match Message::parse(&text) {
+                    Ok(Message::Response { outcome: Err(e), .. }) => Err(e),
+                    _ => Err(jsonrpc::http_refused(&self.status_error(status, &text).one_line(), status)),
+                };
+                peer.dispatch(Message::Response { id: id.clone(), outcome });
+                Ok(true)
+            }
             Posted::Json(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(|_| {
                     Error::failure(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text)))
@@ -180,13 +214,19 @@ impl Inner {
             }
             Posted::Stream(resp) => {
                 let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-                self.read_stream(&peer, reader, want)
+                self.read_stream(&peer, reader, want, resume)
             }
         }
     }
 
     /// Read an SSE stream; when it ends before our answer, resume it with GET + `Last-Event-ID`.
-    fn read_stream(&self, peer: &Arc<Peer>, reader: impl Read + Send + 'static, want: Option<&Value>) -> Result<bool> {
+    fn read_stream(
+        &self,
+        peer: &Arc<Peer>,
+        reader: impl Read + Send + 'static,
+        want: Option<&Value>,
+        resume: bool,
+    ) -> Result<bool> {
         let mut r = sse::Reader::new(BufReader::new(Box::new(reader) as Box<dyn Read + Send>));
         let mut resumes = 0;
         loop {
@@ -205,8 +245,8 @@ impl Inner {
                     }
                 }
             }
-            // The stream ended without our answer.
-            let (Some(_), Some(last)) = (want, r.last_id.clone()) else { return Ok(false) };
+            // The stream ended without our answer (a modern stream is not resumable).
+            let (Some(_), Some(last), true) = (want, r.last_id.clone(), resume) else { return Ok(false) };
             if resumes == MAX_RESUMES {
                 return Ok(false);
             }
@@ -305,6 +345,7 @@ impl Inner {
 
     fn send_now(&self, msg: &Value) -> Result<bool> {
         let want = msg.get("method").and(msg.get("id"));
+        let resume = jsonrpc::modern_version(msg.get("params")).is_none();
         let mut posted = self.post(msg)?;
         if matches!(posted, Posted::Gone) {
             self.reinitialize()?;
@@ -313,7 +354,7 @@ impl Inner {
                 return Err(Error::failure(format!("server `{}` keeps answering 404 for a new session", self.name)));
             }
         }
-        self.deliver(posted, want)
+        self.deliver(posted, want, resume)
     }
 }
 
@@ -321,6 +362,16 @@ impl Transport for HttpTransport {
     fn send(&self, msg: &Value) -> Result<()> {
         let is_request = msg.get("method").is_some() && msg.get("id").is_some();
         if !is_request {
+            // A modern server defines no notification over HTTP (closing a request's stream
+            // is its cancellation) and never asks us anything we would answer.
+            if self.inner.peer.upgrade().is_some_and(|p| p.modern().is_some()) {
+                log::debug!(
+                    "server `{}`: {} not sent (the 2026-07-28 era has none over HTTP)",
+                    self.inner.name,
+                    msg["method"]
+                );
+                return Ok(());
+            }
             return self.inner.send_now(msg).map(|_| ());
         }
         if msg["method"] == "initialize" {
@@ -382,6 +433,50 @@ fn side_deadline() -> Duration {
     }
 }
 
+/// The name a modern request's `Mcp-Name` header mirrors: the tool or prompt name, the
+/// resource URI.
+fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+    let key = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return None,
+    };
+    params?.get(key)?.as_str()
+}
+
+/// A header value as sent: plain when it is visible ASCII (inner spaces allowed), else in
+/// the `=?base64?…?=` form the 2026-07-28 transport defines (also for a plain value that
+/// looks like that form).
+fn header_value(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !(v.starts_with("=?base64?") && v.ends_with("?="));
+    if plain {
+        v.to_string()
+    } else {
+        format!("=?base64?{}?=", base64(v.as_bytes()))
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn read_body(resp: ureq::http::Response<ureq::Body>) -> Result<String> {
     let mut s = String::new();
     resp.into_body()
@@ -400,4 +495,27 @@ fn snippet(s: &str) -> String {
         cut -= 1;
     }
     t[..cut].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_plain_or_base64_as_the_spec_shows() {
+        assert_eq!(header_value("us-west1"), "us-west1");
+        assert_eq!(header_value("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(header_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(header_value("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
+        assert_eq!(header_value("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
+    }
+
+    #[test]
+    fn the_name_header_mirrors_name_or_uri() {
+        let p = json!({"name": "echo", "uri": "file:///a"});
+        assert_eq!(name_of("tools/call", Some(&p)), Some("echo"));
+        assert_eq!(name_of("prompts/get", Some(&p)), Some("echo"));
+        assert_eq!(name_of("resources/read", Some(&p)), Some("file:///a"));
+        assert_eq!(name_of("tools/list", Some(&p)), None);
+    }
 }

@@ -583,6 +583,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_modern_peer_stamps_every_request_and_keeps_the_callers_meta() {
+        let p = looped();
+        // Legacy era: params go out untouched.
+        let out = p.request("x", Some(json!({"a": 1})), Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(out, json!({"a": 1}));
+        p.set_modern(Modern {
+            version: "2026-07-28".into(),
+            client_info: json!({"name": "mcpctl"}),
+            capabilities: json!({}),
+        });
+        let out = p.request("x", None, Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(out["_meta"][jsonrpc::META_PROTOCOL_VERSION], "2026-07-28");
+        assert_eq!(out["_meta"][jsonrpc::META_CLIENT_INFO], json!({"name": "mcpctl"}));
+        assert_eq!(out["_meta"][jsonrpc::META_CLIENT_CAPABILITIES], json!({}));
+        // A forwarded request keeps its progress token and declared capabilities; the
+        // version is always the negotiated one.
+        let params = json!({"name": "t", "_meta": {
+            "progressToken": "p1",
+            jsonrpc::META_CLIENT_CAPABILITIES: {"roots": {}},
+            jsonrpc::META_PROTOCOL_VERSION: "1999-01-01",
+        }});
+        let id = p.reserve_id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        p.start_raw_as(id, "tools/call", Some(params), Box::new(move |o| tx.send(o).unwrap())).unwrap();
+        let out: Value = serde_json::from_str(rx.recv_timeout(Duration::from_secs(2)).unwrap().unwrap().get()).unwrap();
+        assert_eq!(out["name"], "t");
+        assert_eq!(out["_meta"]["progressToken"], "p1");
+        assert_eq!(out["_meta"][jsonrpc::META_CLIENT_CAPABILITIES], json!({"roots": {}}));
+        assert_eq!(out["_meta"][jsonrpc::META_PROTOCOL_VERSION], "2026-07-28");
+    }
+
     /// A transport that swallows what it is sent (the test feeds the answers).
     struct Sink;
     impl Transport for Sink {

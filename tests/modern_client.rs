@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{fixture_bin, free_port, npm_bin, peers_available, repo, venv_modern_python, venv_python, Daemon, Project};
+use support::{
+    fixture_bin, free_port, npm_bin, peers_available, repo, venv_modern_python, venv_python, Daemon, Project,
+};
 
 fn node() -> String {
     npm_bin().join("node").display().to_string()
@@ -260,4 +262,45 @@ fn the_gateway_serves_a_modern_only_child_to_old_era_clients() {
     for s in st["servers"].as_array().unwrap() {
         assert_eq!((s["status"].as_str(), s["restarts"].as_u64()), (Some("ready"), Some(0)), "{}", st);
     }
+}
+
+/// `mcpctl` run on a terminal (util-linux `script` gives it one) with `input` typed.
+fn on_a_terminal(p: &Project, args: &str, input: &str) -> Option<String> {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("skipping: /usr/bin/script (util-linux) is not installed");
+        return None;
+    }
+    let command = format!("{} --no-daemon {}", support::mcpctl_bin().display(), args);
+    let mut child = Command::new("/usr/bin/script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(&p.root)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    if support::wait_until(&mut child, deadline).is_none() {
+        let _ = child.kill();
+        panic!("`{}` on a terminal did not finish", args);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn on_a_terminal_elicitation_is_asked_and_answered() {
+    if !peers_available() {
+        return;
+    }
+    let p = Project::new(&json!({"mcpServers": {"ts": ts_stdio(true)}}));
+    let Some(out) = on_a_terminal(&p, "call ts confirm --what deploy", "y\nAda\n") else { return };
+    assert!(out.contains("Server `ts` asks: Who confirms deploy?"), "{}", out);
+    assert!(out.contains("deploy confirmed by Ada"), "{}", out);
+    let out = on_a_terminal(&p, "call ts confirm --what deploy", "n\n").unwrap();
+    assert!(out.contains("deploy not confirmed (decline)"), "{}", out);
 }

@@ -334,6 +334,7 @@ impl Inner {
                 }
                 found
             }
+            Posted::Refused(status, text) => return Err(self.status_error(status, &text)),
             _ => String::new(),
         };
         if !text.contains("\"result\"") {

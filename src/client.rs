@@ -11,7 +11,7 @@
 
 use crate::config::{ServerConfig, Transport as Kind};
 use crate::error::{Error, Result};
-use crate::peer::{Handler, Inbound, Modern, Outcome, Peer, Pending};
+use crate::peer::{Handler, Inbound, Modern, Outcome, Peer, Pending, Poll};
 use crate::transport::{http, stdio};
 use crate::{jsonrpc, launch, signals};
 use serde_json::{json, Map, Value};
@@ -242,9 +242,9 @@ impl Negotiation<'_> {
         loop {
             let slice = until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
             match p.poll(slice) {
-                Ok(Some(o)) => return Ok(Some(o)),
-                Ok(None) => {}
-                Err(()) => return Err(self.closed()),
+                Poll::Ready(o) => return Ok(Some(o)),
+                Poll::Waiting => {}
+                Poll::Closed => return Err(self.closed()),
             }
             if signals::stopping() {
                 self.peer.cancel(p.id, "interrupted");
@@ -361,13 +361,13 @@ impl Negotiation<'_> {
         loop {
             if refused.is_none() {
                 match init.poll(Duration::from_millis(10)) {
-                    Ok(Some(Ok(result))) => {
+                    Poll::Ready(Ok(result)) => {
                         if let Some((p, _)) = probe.take() {
                             self.peer.forget(p.id);
                         }
                         return self.legacy(result);
                     }
-                    Ok(Some(Err(e))) => {
+                    Poll::Ready(Err(e)) => {
                         // The server named a modern version of ours: it is modern after all (a
                         // probe that timed out here may have made a slow server settle on it).
                         let supported = strings(&e["data"]["supported"]);
@@ -382,14 +382,14 @@ impl Negotiation<'_> {
                         }
                         refused = Some(e);
                     }
-                    Ok(None) => {}
-                    Err(()) => return Err(self.closed()),
+                    Poll::Waiting => {}
+                    Poll::Closed => return Err(self.closed()),
                 }
             }
             if let Some((p, v)) = &probe {
                 let slice = if refused.is_some() { Duration::from_millis(50) } else { Duration::from_millis(10) };
                 match p.poll(slice) {
-                    Ok(Some(outcome)) => match self.judge(outcome, v) {
+                    Poll::Ready(outcome) => match self.judge(outcome, v) {
                         Verdict::Modern(result, v) => {
                             self.peer.forget(init.id);
                             return Ok(self.modern(result, v));
@@ -405,8 +405,8 @@ impl Negotiation<'_> {
                             }
                         }
                     },
-                    Ok(None) => {}
-                    Err(()) => return Err(self.closed()),
+                    Poll::Waiting => {}
+                    Poll::Closed => return Err(self.closed()),
                 }
             }
             if signals::stopping() || Instant::now() >= self.deadline {
@@ -756,7 +756,7 @@ fn elicit(server: &str, params: &Value) -> Result<Value> {
 fn typed_answer(ty: &str, choices: &[&str], text: &str) -> Option<Value> {
     match ty {
         "integer" => text.parse::<i64>().ok().map(Value::from),
-        "number" => text.parse::<f64>().ok().and_then(|n| serde_json::Number::from_f64(n)).map(Value::Number),
+        "number" => text.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
         "boolean" => match text.to_ascii_lowercase().as_str() {
             "y" | "yes" | "true" => Some(Value::Bool(true)),
             "n" | "no" | "false" => Some(Value::Bool(false)),

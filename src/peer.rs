@@ -150,14 +150,22 @@ pub struct Pending {
     rx: Receiver<Outcome>,
 }
 
+/// What one look at a request in flight found.
+pub enum Poll {
+    Ready(Outcome),
+    /// No answer yet.
+    Waiting,
+    /// The connection went away without an answer (the waiter was dropped).
+    Closed,
+}
+
 impl Pending {
-    /// The outcome, if it arrives within `d`; `Err` when the connection went away
-    /// without one (the waiter was dropped).
-    pub fn poll(&self, d: Duration) -> std::result::Result<Option<Outcome>, ()> {
+    /// The outcome, if it arrives within `d`.
+    pub fn poll(&self, d: Duration) -> Poll {
         match self.rx.recv_timeout(d) {
-            Ok(o) => Ok(Some(o)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(()),
+            Ok(o) => Poll::Ready(o),
+            Err(RecvTimeoutError::Timeout) => Poll::Waiting,
+            Err(RecvTimeoutError::Disconnected) => Poll::Closed,
         }
     }
 }

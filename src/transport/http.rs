@@ -449,11 +449,12 @@ fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
 /// the `=?base64?…?=` form the 2026-07-28 transport defines (also for a plain value that
 /// looks like that form).
 fn header_value(v: &str) -> String {
+    let sentinel = v.starts_with("=?base64?") && v.ends_with("?=");
     let plain = !v.is_empty()
         && v.bytes().all(|b| (0x20..0x7f).contains(&b))
         && !v.starts_with(' ')
         && !v.ends_with(' ')
-        && !(v.starts_with("=?base64?") && v.ends_with("?="));
+        && !sentinel;
     if plain {
         v.to_string()
     } else {

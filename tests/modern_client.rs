@@ -304,3 +304,70 @@ fn on_a_terminal_elicitation_is_asked_and_answered() {
     let out = on_a_terminal(&p, "call ts confirm --what deploy", "n\n").unwrap();
     assert!(out.contains("deploy not confirmed (decline)"), "{}", out);
 }
+
+/// `tools/call` from a 2025-11-25 client of the gateway that answers the server→client
+/// requests arriving on the call's stream with `answer(method, params)`; the final answer.
+fn call_answering(c: &support::McpClient, tool: &str, args: Value, answer: impl Fn(&str, &Value) -> Value) -> Value {
+    use std::io::BufRead;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let body =
+        json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let resp = agent
+        .post(&c.url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("Mcp-Session-Id", &c.sid)
+        .send(body.to_string().as_str())
+        .unwrap();
+    let reader = std::io::BufReader::new(resp.into_body().into_reader());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let Some(data) = line.strip_prefix("data:") else { continue };
+        let v: Value = serde_json::from_str(data.trim()).unwrap();
+        if v["id"] == "call-1" {
+            return v;
+        }
+        if let (Some(id), Some(method)) = (v.get("id"), v["method"].as_str()) {
+            let result = answer(method, &v["params"]);
+            let (status, _) = c.post_status(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
+            assert_eq!(status, 202, "the answer to {} was refused", method);
+        }
+    }
+    panic!("the stream of `{}` ended without an answer", tool);
+}
+
+#[test]
+fn the_gateway_bridges_a_modern_childs_input_requests_to_an_old_era_client() {
+    if !peers_available() {
+        return;
+    }
+    let http = Served::ts(true);
+    let p = Project::new(&json!({"mcpServers": {
+        "ts": ts_stdio(true),
+        "tshttp": {"url": http.url(), "alwaysAllow": ["*"]},
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    for name in ["ts", "tshttp"] {
+        let c = support::McpClient::open(d.url(&format!("/mcp/{}", name)));
+        // The client's own roots reach the child (asked as a legacy child would ask them).
+        let v = call_answering(&c, "where_am_i", json!({}), |method, _| {
+            assert_eq!(method, "roots/list");
+            json!({"roots": [{"uri": "file:///client/root", "name": "root"}]})
+        });
+        assert_eq!(v["result"]["content"][0]["text"], "roots: file:///client/root", "{}", v);
+        let v = call_answering(&c, "confirm", json!({"what": "deploy"}), |method, params| {
+            assert_eq!(method, "elicitation/create");
+            assert_eq!(params["message"], "Who confirms deploy?");
+            json!({"action": "accept", "content": {"name": "Bob"}})
+        });
+        assert_eq!(v["result"]["content"][0]["text"], "deploy confirmed by Bob", "{}", v);
+    }
+    // The shell client through the daemon answers nothing the child asks: a clear error.
+    let r = p.cmd().args(["call", "ts", "where_am_i"]).status(1);
+    r.stderr_has("does not support roots/list");
+}

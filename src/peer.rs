@@ -307,7 +307,9 @@ impl Peer {
         }
         let params = match self.modern() {
             Some(m) => Some(m.stamp(params)),
-            None => params,
+            // The era probe carries its own envelope.
+            None if method == "server/discover" => params,
+            None => unstamp(params),
         };
         self.pending.lock().unwrap().insert(id, reply);
         let sent = self.transport().and_then(|t| t.send_request(id, method, params));
@@ -468,6 +470,23 @@ impl Peer {
     }
 }
 
+/// `params` without the modern envelope (a request forwarded from a 2026-07-28 client to
+/// a legacy server): a legacy session carries no per-request protocol version.
+fn unstamp(mut params: Option<Value>) -> Option<Value> {
+    let meta = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut);
+    if let Some(m) = meta.filter(|m| m.contains_key(jsonrpc::META_PROTOCOL_VERSION)) {
+        for k in [jsonrpc::META_PROTOCOL_VERSION, jsonrpc::META_CLIENT_INFO, jsonrpc::META_CLIENT_CAPABILITIES] {
+            m.remove(k);
+        }
+        if m.is_empty() {
+            if let Some(p) = params.as_mut().and_then(Value::as_object_mut) {
+                p.remove("_meta");
+            }
+        }
+    }
+    params
+}
+
 /// A cancellation waiting to be sent.
 type Cancel = (Arc<Peer>, Value);
 
@@ -594,9 +613,13 @@ mod tests {
     #[test]
     fn a_modern_peer_stamps_every_request_and_keeps_the_callers_meta() {
         let p = looped();
-        // Legacy era: params go out untouched.
+        // Legacy era: params go out untouched, but for a modern client's envelope.
         let out = p.request("x", Some(json!({"a": 1})), Duration::from_secs(2)).unwrap().unwrap();
         assert_eq!(out, json!({"a": 1}));
+        let modern_client =
+            json!({"a": 1, "_meta": {jsonrpc::META_PROTOCOL_VERSION: "2026-07-28", "progressToken": 5}});
+        let out = p.request("x", Some(modern_client), Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(out, json!({"a": 1, "_meta": {"progressToken": 5}}));
         p.set_modern(Modern {
             version: "2026-07-28".into(),
             client_info: json!({"name": "mcpctl"}),

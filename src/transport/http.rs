@@ -76,7 +76,11 @@ enum Posted {
 impl Inner {
     fn post(&self, msg: &Value) -> Result<Posted> {
         let is_request = msg.get("id").is_some() && msg.get("method").is_some();
-        let modern = if is_request { jsonrpc::modern_version(msg.get("params")) } else { None };
+        // Modern: the era probe, or any request once the peer speaks that era (a request
+        // forwarded from a modern client to a legacy server is not, whatever its `_meta`).
+        let speaks_modern =
+            msg["method"] == "server/discover" || self.peer.upgrade().is_some_and(|p| p.modern().is_some());
+        let modern = if is_request && speaks_modern { jsonrpc::modern_version(msg.get("params")) } else { None };
         // A refusal of these is the answer: its JSON-RPC error tells the eras apart.
         let answers_refusal = modern.is_some() || msg["method"] == "initialize";
         let mut req = self
@@ -346,7 +350,7 @@ impl Inner {
 
     fn send_now(&self, msg: &Value) -> Result<bool> {
         let want = msg.get("method").and(msg.get("id"));
-        let resume = jsonrpc::modern_version(msg.get("params")).is_none();
+        let resume = !self.peer.upgrade().is_some_and(|p| p.modern().is_some());
         let mut posted = self.post(msg)?;
         if matches!(posted, Posted::Gone) {
             self.reinitialize()?;

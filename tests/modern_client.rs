@@ -188,6 +188,16 @@ fn http_servers_of_each_era() {
     assert_speaks(&p, "legacy", "2025-11-25", "legacy");
     p.cmd().args(["--no-daemon", "tools", "modern"]).success().stdout_has("• echo");
     assert_eq!(call_text(&p, &["modern", "echo", "--text", "over http"]), "over http\n");
+    // A parameter marked `x-mcp-header` travels in `Mcp-Param-*` too (the SDK refuses the
+    // call without it), Base64-encoded when it is not plain ASCII; a tool whose mark breaks
+    // the rules is left out of the list.
+    let tools = p.cmd().args(["--json-output", "--no-daemon", "tools", "modern"]).success().json();
+    let names: Vec<&str> = tools["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"regional") && !names.contains(&"bad_mark"), "{:?}", names);
+    let out = call_text(&p, &["modern", "regional", "--region", "us-west1", "--query", "q"]);
+    assert_eq!(out, "region=us-west1 query=q\n");
+    let out = call_text(&p, &["modern", "regional", "--region", "Zürich ", "--query", "q"]);
+    assert_eq!(out, "region=Zürich  query=q\n");
     let j = p.cmd().args(["--json-output", "--no-daemon", "call", "modern", "echo", "--text", "j"]).success().json();
     assert_eq!(j["result"]["content"][0]["text"], "j", "{}", j);
     assert_eq!(call_text(&p, &["dual", "echo", "--text", "d"]), "d\n");

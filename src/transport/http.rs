@@ -10,12 +10,16 @@
 //! stream resumption; an HTTP error whose body is a JSON-RPC error becomes the request's
 //! answer (that is how a modern server rejects a version, and how a legacy one is told
 //! apart). Notifications are not sent to a modern server (it defines none over HTTP).
+//! Tool parameters a modern server marks with `x-mcp-header` are mirrored into
+//! `Mcp-Param-*` headers (learned from its `tools/list` answers; a tool whose marks break
+//! the rules is left out of the list, as the transport requires).
 
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
 use crate::peer::{Peer, Transport};
 use crate::sse;
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -33,6 +37,10 @@ struct Inner {
     protocol: Mutex<Option<String>>,
     /// The initialize request, replayed when the server answers 404 for our session.
     init: Mutex<Option<Value>>,
+    /// Modern: the `x-mcp-header` parameters of each tool (header name, property path).
+    params: Mutex<HashMap<String, Vec<ParamHeader>>>,
+    /// Modern: ids (as text) of `tools/list` requests whose answers teach `params`.
+    listing: Mutex<HashSet<String>>,
     peer: Weak<Peer>,
 }
 
@@ -55,6 +63,8 @@ pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connec
         session: Mutex::new(None),
         protocol: Mutex::new(None),
         init: Mutex::new(None),
+        params: Mutex::new(HashMap::new()),
+        listing: Mutex::new(HashSet::new()),
         peer: Arc::downgrade(peer),
     });
     peer.attach(Box::new(HttpTransport { inner }));
@@ -108,6 +118,14 @@ impl Inner {
             req = req.header("Mcp-Method", header_value(method));
             if let Some(name) = name_of(method, msg.get("params")) {
                 req = req.header("Mcp-Name", header_value(name));
+            }
+            if method == "tools/call" {
+                let tool = msg["params"]["name"].as_str().unwrap_or("");
+                if let Some(decls) = self.params.lock().unwrap().get(tool) {
+                    for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
+                        req = req.header(format!("Mcp-Param-{}", name).as_str(), value.as_str());
+                    }
+                }
             }
         } else if let Some(p) = self.protocol.lock().unwrap().as_deref() {
             req = req.header("MCP-Protocol-Version", p);
@@ -296,8 +314,13 @@ impl Inner {
     /// Hand one message to the peer; true when it is the answer we wait for.
     fn take(&self, peer: &Arc<Peer>, v: Value, want: Option<&Value>) -> bool {
         match Message::from_value(v) {
-            Ok(m) => {
+            Ok(mut m) => {
                 let is_answer = matches!(&m, Message::Response { id, .. } if Some(id) == want);
+                if let (true, Message::Response { id, outcome: Ok(r) }) = (is_answer, &mut m) {
+                    if self.listing.lock().unwrap().remove(&id.to_string()) {
+                        self.learn_tools(r);
+                    }
+                }
                 if let Message::Response { outcome: Ok(r), .. } = &m {
                     if let (true, Some(p)) = (is_answer, r.get("protocolVersion").and_then(Value::as_str)) {
                         if self.init.lock().unwrap().as_ref().map(|i| Some(&i["id"]) == want).unwrap_or(false) {
@@ -348,9 +371,39 @@ impl Inner {
         Ok(())
     }
 
+    /// Learn the `x-mcp-header` parameters of a page of tools, leaving out the tools whose
+    /// marks break the rules.
+    fn learn_tools(&self, result: &mut Value) {
+        let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else { return };
+        let mut params = self.params.lock().unwrap();
+        tools.retain(|t| {
+            let name = t["name"].as_str().unwrap_or("").to_string();
+            match param_headers(&t["inputSchema"]) {
+                Ok(decls) => {
+                    if decls.is_empty() {
+                        params.remove(&name);
+                    } else {
+                        params.insert(name, decls);
+                    }
+                    true
+                }
+                Err(why) => {
+                    log::warn!("server `{}`: tool `{}` left out: its x-mcp-header {}", self.name, name, why);
+                    params.remove(&name);
+                    false
+                }
+            }
+        });
+    }
+
     fn send_now(&self, msg: &Value) -> Result<bool> {
         let want = msg.get("method").and(msg.get("id"));
         let resume = !self.peer.upgrade().is_some_and(|p| p.modern().is_some());
+        if !resume && msg["method"] == "tools/list" {
+            if let Some(id) = want {
+                self.listing.lock().unwrap().insert(id.to_string());
+            }
+        }
         let mut posted = self.post(msg)?;
         if matches!(posted, Posted::Gone) {
             self.reinitialize()?;
@@ -449,6 +502,70 @@ fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
     params?.get(key)?.as_str()
 }
 
+/// One `x-mcp-header` parameter of a tool: the header's name part and the property path.
+type ParamHeader = (String, Vec<String>);
+
+/// The `x-mcp-header` parameters of a tool's input schema, or why the marks break the
+/// rules (a mark must be a token, unique regardless of case, on a string, integer or
+/// boolean property reached from the root through `properties` only).
+fn param_headers(schema: &Value) -> std::result::Result<Vec<ParamHeader>, String> {
+    fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<ParamHeader>) -> std::result::Result<(), String> {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Ok(()) };
+        for (key, prop) in props {
+            path.push(key.clone());
+            if let Some(mark) = prop.get("x-mcp-header") {
+                let name = mark.as_str().unwrap_or("");
+                let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+                if name.is_empty() || !name.bytes().all(token) {
+                    return Err(format!("`{}` is not a header name", name));
+                }
+                if !matches!(prop["type"].as_str(), Some("string" | "integer" | "boolean")) {
+                    return Err(format!("`{}` is on a property that is not a string, integer or boolean", name));
+                }
+                if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    return Err(format!("`{}` is given twice", name));
+                }
+                out.push((name.to_string(), path.clone()));
+            }
+            walk(prop, path, out)?;
+            path.pop();
+        }
+        Ok(())
+    }
+    fn count(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => usize::from(m.contains_key("x-mcp-header")) + m.values().map(count).sum::<usize>(),
+            Value::Array(a) => a.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out)?;
+    if count(schema) != out.len() {
+        return Err("is on a property not reached through `properties` alone".into());
+    }
+    Ok(out)
+}
+
+/// The `Mcp-Param-*` headers of a call: each marked argument that has a value.
+fn param_values(decls: &[ParamHeader], arguments: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, path) in decls {
+        let mut v = arguments;
+        for key in path {
+            v = &v[key.as_str()];
+        }
+        let text = match v {
+            Value::String(s) => header_value(s),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            _ => continue,
+        };
+        out.push((name.clone(), text));
+    }
+    out
+}
+
 /// A header value as sent: plain when it is visible ASCII (inner spaces allowed), else in
 /// the `=?base64?…?=` form the 2026-07-28 transport defines (also for a plain value that
 /// looks like that form).
@@ -514,6 +631,41 @@ mod tests {
         assert_eq!(header_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
         assert_eq!(header_value("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
         assert_eq!(header_value("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
+    }
+
+    #[test]
+    fn marked_parameters_become_headers_and_bad_marks_are_refused() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry"}}},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "query": {"type": "string"},
+        }});
+        let decls = param_headers(&schema).unwrap();
+        let args = json!({"region": "Hello, 世界", "opts": {"dry": true}, "n": 42, "query": "q"});
+        let mut got = param_values(&decls, &args);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("Dry".into(), "true".into()),
+                ("N".into(), "42".into()),
+                ("Region".into(), "=?base64?SGVsbG8sIOS4lueVjA==?=".into())
+            ]
+        );
+        // Absent or null values send no header.
+        assert_eq!(param_values(&decls, &json!({"n": null})), []);
+        let bad = [
+            json!({"properties": {"x": {"type": "number", "x-mcp-header": "X"}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": "a b"}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": ""}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": "A"}, "y": {"type": "string", "x-mcp-header": "a"}}}),
+            json!({"properties": {"x": {"type": "array", "items": {"type": "string", "x-mcp-header": "X"}}}}),
+            json!({"properties": {"x": {"anyOf": [{"type": "string", "x-mcp-header": "X"}]}}}),
+        ];
+        for b in bad {
+            assert!(param_headers(&b).is_err(), "{}", b);
+        }
     }
 
     #[test]

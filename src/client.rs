@@ -6,7 +6,8 @@
 //! handshake; a *legacy* one (2024-11-05 … 2025-11-25) needs `initialize`. We probe with
 //! `server/discover` first: a `DiscoverResult` or a modern error (-32022 naming versions)
 //! means modern, anything else (another error, an HTTP error without a modern JSON-RPC
-//! error, silence on stdio past [`PROBE_DEADLINE`]) means legacy, and we `initialize`.
+//! error, silence past [`PROBE_DEADLINE`] or [`HTTP_PROBE_DEADLINE`]) means legacy, and we
+//! `initialize` (a probe answered later still counts, as long as `initialize` is not).
 //! The verdict holds for the connection (a restart probes again).
 
 use crate::config::{ServerConfig, Transport as Kind};
@@ -35,6 +36,10 @@ pub const LATEST_MODERN: &str = MODERN_VERSIONS[0];
 /// later is still recognized (its answer wins over its refusal of `initialize`), so a
 /// short deadline never misjudges an era. Capped at half the server's `timeout`.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(1);
+/// The same over HTTP, where the server already runs: one round trip. A legacy server
+/// answers the probe with an HTTP error at once; one that holds a request it does not
+/// know costs this, not the whole `timeout`.
+pub const HTTP_PROBE_DEADLINE: Duration = Duration::from_millis(500);
 
 /// The most times one request is retried with answers to a modern server's input requests.
 pub const MAX_INPUT_ROUNDS: usize = 8;
@@ -200,13 +205,9 @@ impl Negotiation<'_> {
         let mut retried = false;
         loop {
             let probe = self.probe(&version)?;
-            // Over HTTP a legacy server refuses the probe at once; on stdio it may stay silent.
-            let first = if self.over_http { self.left() } else { PROBE_DEADLINE.min(self.budget / 2).min(self.left()) };
+            let deadline = if self.over_http { HTTP_PROBE_DEADLINE } else { PROBE_DEADLINE };
+            let first = deadline.min(self.budget / 2).min(self.left());
             let Some(outcome) = self.wait(&probe, first)? else {
-                if self.over_http {
-                    self.peer.cancel(probe.id, "timeout");
-                    return Err(self.timed_out("server/discover"));
-                }
                 log::debug!(
                     "server `{}`: no answer to `server/discover` within {:?}; sending `initialize`",
                     self.name(),

@@ -446,12 +446,20 @@ impl Transport for HttpTransport {
                 let outcome = inner.send_now(&msg);
                 let answered = matches!(outcome, Ok(true));
                 if !answered {
-                    let why = match outcome {
-                        Err(e) => e.one_line(),
-                        Ok(_) => format!("server `{}` ended the exchange without answering", inner.name),
+                    let (why, status) = match outcome {
+                        Err(e) => (e.one_line(), None),
+                        // A probe taken (202) or answered with nothing: no modern server.
+                        Ok(_) => (
+                            format!("server `{}` ended the exchange without answering", inner.name),
+                            (msg["method"] == "server/discover").then_some(202),
+                        ),
+                    };
+                    let e = match status {
+                        Some(s) => jsonrpc::http_refused(&why, s),
+                        None => jsonrpc::unavailable(&why),
                     };
                     if let Some(peer) = inner.peer.upgrade() {
-                        peer.dispatch(Message::Response { id, outcome: Err(jsonrpc::unavailable(&why)) });
+                        peer.dispatch(Message::Response { id, outcome: Err(e) });
                     }
                 }
             })

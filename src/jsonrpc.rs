@@ -11,6 +11,33 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const SERVER_UNAVAILABLE: i64 = -32000;
 /// Server-defined: the request timed out upstream.
 pub const REQUEST_TIMEOUT: i64 = -32001;
+/// MCP 2026-07-28: the HTTP headers do not match the body (or a required one is missing).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: the request needs a client capability the client did not declare.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// MCP 2026-07-28: the server does not speak the request's protocol version
+/// (`data.supported` lists the versions it does).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// `_meta` keys of the 2026-07-28 per-request envelope.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// Whether `e` is one of the errors only a 2026-07-28 (modern) server sends: it proves the
+/// server's era, so a client corrects its request instead of falling back to `initialize`.
+pub fn is_modern_error(e: &Value) -> bool {
+    matches!(
+        e.get("code").and_then(Value::as_i64),
+        Some(HEADER_MISMATCH | MISSING_CLIENT_CAPABILITY | UNSUPPORTED_PROTOCOL_VERSION)
+    )
+}
+
+/// The protocol version a modern request declares in `params._meta`, if it is one.
+pub fn modern_version(params: Option<&Value>) -> Option<&str> {
+    params?.get("_meta")?.get(META_PROTOCOL_VERSION)?.as_str()
+}
 
 /// One message, classified.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +163,20 @@ pub fn error_response(id: Value, code: i64, message: &str) -> Value {
 /// exited, the HTTP request could not be sent): made by us, not sent by the server.
 pub fn unavailable(reason: &str) -> Value {
     json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection"}})
+}
+
+/// An HTTP status that refused a request, with no JSON-RPC error in its body: made by us,
+/// a connection failure like [`unavailable`] that also says which status came.
+pub fn http_refused(reason: &str, status: u16) -> Value {
+    json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection", "status": status}})
+}
+
+/// The HTTP status of an error made by [`http_refused`].
+pub fn refused_status(e: &Value) -> Option<u16> {
+    if !is_unavailable(e) {
+        return None;
+    }
+    e["data"]["status"].as_u64().and_then(|s| u16::try_from(s).ok())
 }
 
 /// Whether `e` was made by `unavailable` (no answer came from the server).

@@ -2,6 +2,10 @@
 //! request our own id, match each response back by that id (never "the next line"), and
 //! hand notifications and server→client requests to a handler the owner installs.
 //! Both the shell client and the gateway talk to servers through this type.
+//!
+//! A peer whose server speaks MCP 2026-07-28 (see [`Peer::set_modern`]) stamps the
+//! per-request `_meta` envelope on every request that leaves through it, forwarded ones
+//! included, so every caller reaches such a server without knowing its era.
 
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
@@ -92,9 +96,44 @@ struct Envelope<'a> {
     error: Option<&'a RawValue>,
 }
 
+/// What a peer stamps on every request to a server of the 2026-07-28 (modern) era: the
+/// negotiated version, who we are, and the client capabilities declared by default.
+#[derive(Debug, Clone)]
+pub struct Modern {
+    pub version: String,
+    pub client_info: Value,
+    /// Declared on a request that does not declare its own (`{}`: nothing on a plain
+    /// request's path answers an input request).
+    pub capabilities: Value,
+}
+
+impl Modern {
+    /// `params` with the envelope merged into its `_meta`: the protocol version is always
+    /// ours; client info and capabilities the caller already set are kept, as is every
+    /// other key (a progress token, trace context).
+    pub fn stamp(&self, params: Option<Value>) -> Value {
+        let mut params = match params {
+            Some(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let meta = params.entry("_meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        let m = meta.as_object_mut().expect("an object");
+        m.insert(jsonrpc::META_PROTOCOL_VERSION.into(), Value::String(self.version.clone()));
+        m.entry(jsonrpc::META_CLIENT_INFO).or_insert_with(|| self.client_info.clone());
+        m.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(|| self.capabilities.clone());
+        Value::Object(params)
+    }
+}
+
 pub struct Peer {
     pub name: String,
     transport: OnceLock<Box<dyn Transport>>,
+    /// Set once the server is known to speak the modern era (per connection: a restart
+    /// makes a new peer, which probes again).
+    modern: RwLock<Option<Arc<Modern>>>,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Waiter>>,
     handler: RwLock<Option<Handler>>,
@@ -111,11 +150,32 @@ pub struct Pending {
     rx: Receiver<Outcome>,
 }
 
+/// What one look at a request in flight found.
+pub enum Poll {
+    Ready(Outcome),
+    /// No answer yet.
+    Waiting,
+    /// The connection went away without an answer (the waiter was dropped).
+    Closed,
+}
+
+impl Pending {
+    /// The outcome, if it arrives within `d`.
+    pub fn poll(&self, d: Duration) -> Poll {
+        match self.rx.recv_timeout(d) {
+            Ok(o) => Poll::Ready(o),
+            Err(RecvTimeoutError::Timeout) => Poll::Waiting,
+            Err(RecvTimeoutError::Disconnected) => Poll::Closed,
+        }
+    }
+}
+
 impl Peer {
     pub fn new(name: &str) -> Arc<Peer> {
         Arc::new(Peer {
             name: name.to_string(),
             transport: OnceLock::new(),
+            modern: RwLock::new(None),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             handler: RwLock::new(None),
@@ -130,6 +190,16 @@ impl Peer {
         if self.transport.set(t).is_err() {
             log::error!("server `{}`: transport attached twice", self.name);
         }
+    }
+
+    /// Speak the 2026-07-28 era from now on: every request gets the envelope of `m`.
+    pub fn set_modern(&self, m: Modern) {
+        *self.modern.write().unwrap() = Some(Arc::new(m));
+    }
+
+    /// The modern envelope, when the server speaks that era (`None`: the legacy era).
+    pub fn modern(&self) -> Option<Arc<Modern>> {
+        self.modern.read().unwrap().clone()
     }
 
     pub fn set_handler(&self, h: Handler) {
@@ -235,6 +305,12 @@ impl Peer {
         if let Some(reason) = self.closed_reason() {
             return Err(Error::failure(reason));
         }
+        let params = match self.modern() {
+            Some(m) => Some(m.stamp(params)),
+            // The era probe carries its own envelope.
+            None if method == "server/discover" => params,
+            None => unstamp(params),
+        };
         self.pending.lock().unwrap().insert(id, reply);
         let sent = self.transport().and_then(|t| t.send_request(id, method, params));
         if let Err(e) = sent {
@@ -394,6 +470,23 @@ impl Peer {
     }
 }
 
+/// `params` without the modern envelope (a request forwarded from a 2026-07-28 client to
+/// a legacy server): a legacy session carries no per-request protocol version.
+fn unstamp(mut params: Option<Value>) -> Option<Value> {
+    let meta = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut);
+    if let Some(m) = meta.filter(|m| m.contains_key(jsonrpc::META_PROTOCOL_VERSION)) {
+        for k in [jsonrpc::META_PROTOCOL_VERSION, jsonrpc::META_CLIENT_INFO, jsonrpc::META_CLIENT_CAPABILITIES] {
+            m.remove(k);
+        }
+        if m.is_empty() {
+            if let Some(p) = params.as_mut().and_then(Value::as_object_mut) {
+                p.remove("_meta");
+            }
+        }
+    }
+    params
+}
+
 /// A cancellation waiting to be sent.
 type Cancel = (Arc<Peer>, Value);
 
@@ -515,6 +608,42 @@ mod tests {
             closer.join().unwrap();
             assert_eq!(ran.load(Ordering::SeqCst), 1, "the close hook was lost");
         }
+    }
+
+    #[test]
+    fn a_modern_peer_stamps_every_request_and_keeps_the_callers_meta() {
+        let p = looped();
+        // Legacy era: params go out untouched, but for a modern client's envelope.
+        let out = p.request("x", Some(json!({"a": 1})), Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(out, json!({"a": 1}));
+        let modern_client =
+            json!({"a": 1, "_meta": {jsonrpc::META_PROTOCOL_VERSION: "2026-07-28", "progressToken": 5}});
+        let out = p.request("x", Some(modern_client), Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(out, json!({"a": 1, "_meta": {"progressToken": 5}}));
+        p.set_modern(Modern {
+            version: "2026-07-28".into(),
+            client_info: json!({"name": "mcpctl"}),
+            capabilities: json!({}),
+        });
+        let out = p.request("x", None, Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(out["_meta"][jsonrpc::META_PROTOCOL_VERSION], "2026-07-28");
+        assert_eq!(out["_meta"][jsonrpc::META_CLIENT_INFO], json!({"name": "mcpctl"}));
+        assert_eq!(out["_meta"][jsonrpc::META_CLIENT_CAPABILITIES], json!({}));
+        // A forwarded request keeps its progress token and declared capabilities; the
+        // version is always the negotiated one.
+        let params = json!({"name": "t", "_meta": {
+            "progressToken": "p1",
+            jsonrpc::META_CLIENT_CAPABILITIES: {"roots": {}},
+            jsonrpc::META_PROTOCOL_VERSION: "1999-01-01",
+        }});
+        let id = p.reserve_id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        p.start_raw_as(id, "tools/call", Some(params), Box::new(move |o| tx.send(o).unwrap())).unwrap();
+        let out: Value = serde_json::from_str(rx.recv_timeout(Duration::from_secs(2)).unwrap().unwrap().get()).unwrap();
+        assert_eq!(out["name"], "t");
+        assert_eq!(out["_meta"]["progressToken"], "p1");
+        assert_eq!(out["_meta"][jsonrpc::META_CLIENT_CAPABILITIES], json!({"roots": {}}));
+        assert_eq!(out["_meta"][jsonrpc::META_PROTOCOL_VERSION], "2026-07-28");
     }
 
     /// A transport that swallows what it is sent (the test feeds the answers).

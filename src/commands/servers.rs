@@ -119,6 +119,7 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
     info["status"] = json!("connected");
     info["server_info"] = session.server_info.clone();
     info["protocol_version"] = json!(session.protocol);
+    info["protocol_era"] = json!(session.era());
     info["capabilities"] = session.capabilities.clone();
     info["tools"] = Value::Array(tools.clone());
     let mut body = String::new();
@@ -129,7 +130,7 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
         session.server_info["name"].as_str().unwrap_or("?"),
         session.server_info["version"].as_str().unwrap_or("")
     );
-    let _ = writeln!(body, "    Protocol: {}", session.protocol);
+    let _ = writeln!(body, "    Protocol: {} ({} era)", session.protocol, session.era());
     let _ = writeln!(body, "    Policy: {}", info["policy"].as_str().unwrap_or(""));
     let caps: Vec<&String> = session.capabilities.as_object().map(|m| m.keys().collect()).unwrap_or_default();
     let _ = writeln!(body, "    Capabilities: {}", caps.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
@@ -319,7 +320,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         )))));
     }
     log::debug!("calling `{}`", tool);
-    let result = session.peer.call("tools/call", Some(request), timeout).map_err(|e| with_args(base(e)))?;
+    let result = session.call("tools/call", Some(request), timeout).map_err(|e| with_args(base(e)))?;
     finish(&s.name, tool, arguments, result)
 }
 

@@ -3,6 +3,13 @@
 //! reset after a minute healthy) — caches its tool list, and routes what the child sends
 //! back to the client session it belongs to (progress by rewritten token, server→client
 //! requests and logs to the one session with requests in flight).
+//!
+//! A child of the 2026-07-28 era (negotiated by `client::connect`; its peer stamps the
+//! per-request `_meta`) asks for input inside a result (`input_required`) instead of with
+//! requests of its own. For an old-era client the gateway bridges that: each input
+//! request goes to the client as a server→client request on its request's stream, and
+//! once all are answered the request is sent to the child again with the answers and its
+//! `requestState` (at most `client::MAX_INPUT_ROUNDS` rounds, within the client's deadline).
 
 use super::session::Session;
 use super::Hub;
@@ -79,6 +86,86 @@ struct Flight {
     token: Option<String>,
 }
 
+/// A forwarded request, kept while it may be retried with answers to a modern child's
+/// input requests.
+struct Call {
+    session: Weak<Session>,
+    peer: Weak<Peer>,
+    method: String,
+    /// Its params as first sent (kept only when it is bridged).
+    params: Option<Value>,
+    sink: Sink,
+    token: Option<String>,
+    /// The upstream id the caller knows it by (cancellation names this one).
+    origin: u64,
+    round: usize,
+    /// A modern child and an old-era client: input requests are bridged.
+    bridged: bool,
+}
+
+/// A bridged request between its first upstream id and its answer.
+struct Retried {
+    /// Its upstream id now.
+    current: u64,
+    /// Where the client's answers arrive while the gateway waits for them.
+    answers: Option<Arc<Peer>>,
+    token: Option<String>,
+}
+
+/// Collects a client's answers to one round of input requests.
+struct Answers {
+    state: Mutex<(usize, serde_json::Map<String, Value>, Option<AnswersDone>)>,
+}
+
+type AnswersDone = Box<dyn FnOnce(std::result::Result<serde_json::Map<String, Value>, Value>) + Send>;
+
+impl Answers {
+    fn add(&self, key: String, outcome: crate::peer::Outcome) {
+        let done = {
+            let mut st = self.state.lock().unwrap();
+            match outcome {
+                Ok(v) => {
+                    st.1.insert(key, v);
+                    st.0 = st.0.saturating_sub(1);
+                    if st.0 > 0 {
+                        return;
+                    }
+                    let answers = std::mem::take(&mut st.1);
+                    st.2.take().map(|d| (d, Ok(answers)))
+                }
+                Err(e) => st.2.take().map(|d| (d, Err(e))),
+            }
+        };
+        if let Some((d, r)) = done {
+            d(r);
+        }
+    }
+}
+
+/// The transport of the peer the client's answers are addressed to (`Session::take_reply`
+/// answers "the child" through a peer): each answer lands in `Answers` under its key.
+struct AnswerSink(Arc<Answers>);
+
+impl crate::peer::Transport for AnswerSink {
+    fn send(&self, msg: &Value) -> Result<()> {
+        let key = msg["id"].as_str().unwrap_or("").to_string();
+        let outcome = match (msg.get("result"), msg.get("error")) {
+            (Some(r), _) => Ok(r.clone()),
+            (None, Some(e)) => Err(e.clone()),
+            _ => Err(jsonrpc::error_object(jsonrpc::INTERNAL_ERROR, "an empty answer")),
+        };
+        self.0.add(key, outcome);
+        Ok(())
+    }
+    fn shutdown(&self) {}
+}
+
+/// What the gateway tells a modern child it can answer for an old-era client (what it
+/// declares to legacy children in `initialize`: the client is asked).
+fn bridged_capabilities() -> Value {
+    json!({"roots": {}, "sampling": {}, "elicitation": {"form": {}}})
+}
+
 pub struct Upstream {
     pub cfg: ServerConfig,
     root: PathBuf,
@@ -96,6 +183,8 @@ pub struct Upstream {
     progress: Mutex<HashMap<String, (Value, Sink)>>,
     /// Requests in flight by upstream id (recorded before the request is sent).
     flights: Mutex<HashMap<u64, Flight>>,
+    /// Bridged requests retried with input answers, by the upstream id the caller knows.
+    retried: Mutex<HashMap<u64, Retried>>,
     /// Numbers progress tokens.
     next_token: AtomicU64,
     /// Start only when first needed (managed runtime not installed yet).
@@ -147,6 +236,7 @@ impl Upstream {
             hub,
             progress: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
+            retried: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             lazy: AtomicBool::new(lazy),
             runtime_failures: AtomicU64::new(0),
@@ -476,33 +566,64 @@ impl Upstream {
         if method == "tools/call" {
             self.calls.fetch_add(1, Ordering::Relaxed);
         }
+        let bridged = peer.modern().is_some() && crate::client::PROTOCOL_VERSIONS.contains(&session.protocol.as_str());
+        if bridged {
+            let p = params.get_or_insert_with(|| json!({}));
+            if let Some(m) = p.as_object_mut() {
+                let meta = m.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(meta) = meta.as_object_mut() {
+                    meta.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(bridged_capabilities);
+                }
+            }
+        }
         let id = peer.reserve_id();
         on_id(id);
+        let call = Call {
+            session: Arc::downgrade(session),
+            peer: Arc::downgrade(&peer),
+            method: method.to_string(),
+            params: if bridged { params.clone() } else { None },
+            sink,
+            token: our_token,
+            origin: id,
+            round: 0,
+            bridged,
+        };
+        self.send_call(&peer, id, params, call)
+    }
+
+    /// Send one attempt of `call` under `id`; its answer goes to the call's sink, unless it
+    /// asks a bridged call's client for input first.
+    fn send_call(self: &Arc<Self>, peer: &Arc<Peer>, id: u64, params: Option<Value>, call: Call) -> Result<()> {
         // Record the flight before sending: the child may ask the client something
         // (sampling, elicitation, roots) before the send even returns.
-        let flight = Flight { session: Arc::downgrade(session), sink: sink.clone(), token: our_token.clone() };
+        let flight = Flight { session: call.session.clone(), sink: call.sink.clone(), token: call.token.clone() };
         self.flights.lock().unwrap().insert(id, flight);
-        let token = our_token.clone();
+        let token = call.token.clone();
+        let origin = call.origin;
+        let method = call.method.clone();
         let me = Arc::downgrade(self);
         let started = peer.start_raw_as(
             id,
-            method,
+            &method,
             params,
             Box::new(move |outcome| {
-                if let Some(me) = me.upgrade() {
-                    match &outcome {
-                        Err(e) if jsonrpc::is_unavailable(e) => {
-                            me.failures.fetch_add(1, Ordering::Relaxed);
-                            *me.last_failure.lock().unwrap() = e["message"].as_str().map(str::to_string);
-                        }
-                        _ => me.failures.store(0, Ordering::Relaxed),
+                let Some(me) = me.upgrade() else { return (call.sink)(Event::Done(outcome)) };
+                match &outcome {
+                    Err(e) if jsonrpc::is_unavailable(e) => {
+                        me.failures.fetch_add(1, Ordering::Relaxed);
+                        *me.last_failure.lock().unwrap() = e["message"].as_str().map(str::to_string);
                     }
-                    me.flights.lock().unwrap().remove(&id);
-                    if let Some(t) = &our_token {
-                        me.progress.lock().unwrap().remove(t);
+                    _ => me.failures.store(0, Ordering::Relaxed),
+                }
+                me.flights.lock().unwrap().remove(&id);
+                if call.bridged {
+                    if let Some(result) = input_required(&outcome) {
+                        return me.bridge(call, result);
                     }
                 }
-                sink(Event::Done(outcome));
+                me.done(&call);
+                (call.sink)(Event::Done(outcome));
             }),
         );
         if let Err(e) = started {
@@ -510,13 +631,124 @@ impl Upstream {
             if let Some(t) = token {
                 self.progress.lock().unwrap().remove(&t);
             }
+            self.retried.lock().unwrap().remove(&origin);
             return Err(e);
         }
         Ok(())
     }
 
+    /// A call is answered (or abandoned): forget its routes.
+    fn done(&self, call: &Call) {
+        if let Some(t) = &call.token {
+            self.progress.lock().unwrap().remove(t);
+        }
+        if call.round > 0 {
+            self.retried.lock().unwrap().remove(&call.origin);
+        }
+    }
+
+    /// A modern child needs input for a bridged call: ask the client, then retry.
+    fn bridge(self: &Arc<Self>, mut call: Call, result: Value) {
+        call.round += 1;
+        let sink = call.sink.clone();
+        let fail = |me: &Self, call: &Call, msg: String| {
+            me.done(call);
+            (call.sink)(Event::Done(Err(jsonrpc::error_object(jsonrpc::INTERNAL_ERROR, &msg))));
+        };
+        if call.round > crate::client::MAX_INPUT_ROUNDS {
+            let msg = format!(
+                "server `{}` still asked for input after {} rounds of `{}`",
+                self.cfg.name,
+                crate::client::MAX_INPUT_ROUNDS,
+                call.method
+            );
+            return fail(self, &call, msg);
+        }
+        let Some(session) = call.session.upgrade() else { return self.done(&call) };
+        let requests: Vec<(String, Value)> = result
+            .get("inputRequests")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let state = result.get("requestState").cloned();
+        let me = Arc::downgrade(self);
+        let origin = call.origin;
+        let token = call.token.clone();
+        let n = requests.len();
+        let done: AnswersDone = Box::new(move |answers| {
+            let Some(me) = me.upgrade() else { return };
+            match answers {
+                Ok(answers) => me.retry(call, answers, state),
+                Err(e) => {
+                    me.done(&call);
+                    (call.sink)(Event::Done(Err(e)));
+                }
+            }
+        });
+        let answers = Arc::new(Answers { state: Mutex::new((n, serde_json::Map::new(), Some(done))) });
+        let to = Peer::new(&self.cfg.name);
+        to.attach(Box::new(AnswerSink(answers.clone())));
+        {
+            let mut r = self.retried.lock().unwrap();
+            let entry = r.entry(origin).or_insert(Retried { current: origin, answers: None, token: None });
+            entry.answers = Some(to.clone());
+            entry.token = token;
+        }
+        if n == 0 {
+            // Only state to echo: the child is not done yet; retry after a pause, off this thread.
+            let _ = std::thread::Builder::new().name("input-retry".into()).spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                answers.add(String::new(), Ok(Value::Null));
+            });
+            return;
+        }
+        for (key, req) in requests {
+            let gid = session.expect_reply(&to, json!(key));
+            let method = req["method"].as_str().unwrap_or("").to_string();
+            sink(Event::Message(jsonrpc::request(json!(gid), &method, req.get("params").cloned())));
+        }
+    }
+
+    /// Send a bridged call again with the client's answers and the child's state.
+    fn retry(self: &Arc<Self>, call: Call, mut answers: serde_json::Map<String, Value>, state: Option<Value>) {
+        answers.remove(""); // the placeholder of a round that asked nothing
+        let mut params = match call.params.clone() {
+            Some(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if !answers.is_empty() {
+            params.insert("inputResponses".into(), Value::Object(answers));
+        }
+        if let Some(s) = state {
+            params.insert("requestState".into(), s);
+        }
+        let Some(peer) = call.peer.upgrade().filter(|p| !p.is_closed()) else {
+            self.done(&call);
+            let e = jsonrpc::unavailable(&format!("server `{}` closed while its client answered", self.cfg.name));
+            return (call.sink)(Event::Done(Err(e)));
+        };
+        let id = peer.reserve_id();
+        {
+            let mut r = self.retried.lock().unwrap();
+            let entry = r.entry(call.origin).or_insert(Retried { current: id, answers: None, token: None });
+            entry.current = id;
+            entry.answers = None;
+            entry.token = call.token.clone();
+        }
+        let sink = call.sink.clone();
+        if let Err(e) = self.send_call(&peer, id, Some(Value::Object(params)), call) {
+            sink(Event::Done(Err(jsonrpc::unavailable(&e.one_line()))));
+        }
+    }
+
     /// Stop waiting for `id`: tell the child, and forget the routes.
     pub fn cancel(&self, id: u64, reason: &str) {
+        // A bridged request may have been sent again under another id since.
+        let retried = self.retried.lock().unwrap().remove(&id);
+        if let Some(t) = retried.as_ref().and_then(|r| r.token.clone()) {
+            self.progress.lock().unwrap().remove(&t);
+        }
+        let id = retried.map(|r| r.current).unwrap_or(id);
         // Forget its routes too (a progress route keeps the request's state alive).
         let flight = self.flights.lock().unwrap().remove(&id);
         if let Some(t) = flight.and_then(|f| f.token) {
@@ -654,6 +886,16 @@ impl Upstream {
             hub.broadcast(&self.cfg.name, msg);
         }
     }
+}
+
+/// The result of `outcome` when it is a modern child's `input_required` result.
+fn input_required(outcome: &RawOutcome) -> Option<Value> {
+    let raw = outcome.as_ref().ok()?.get();
+    if !raw.contains("input_required") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(raw).ok()?;
+    (v["resultType"] == "input_required").then_some(v)
 }
 
 /// Whether the managed uv is installed (as the environment configures it).

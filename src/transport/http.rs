@@ -3,12 +3,23 @@
 //! first). Keeps `Mcp-Session-Id` and `MCP-Protocol-Version`, re-initializes once when the
 //! server forgets the session (404), resumes a cut SSE stream with `Last-Event-ID`, and
 //! DELETEs the session on shutdown.
+//!
+//! A request that carries the 2026-07-28 envelope in its `_meta` (the peer stamps it once
+//! the server is known to be modern, the client's probe carries it itself) is sent the
+//! modern way: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers, no session, no
+//! stream resumption; an HTTP error whose body is a JSON-RPC error becomes the request's
+//! answer (that is how a modern server rejects a version, and how a legacy one is told
+//! apart). Notifications are not sent to a modern server (it defines none over HTTP).
+//! Tool parameters a modern server marks with `x-mcp-header` are mirrored into
+//! `Mcp-Param-*` headers (learned from its `tools/list` answers; a tool whose marks break
+//! the rules is left out of the list, as the transport requires).
 
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
 use crate::peer::{Peer, Transport};
 use crate::sse;
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -26,6 +37,10 @@ struct Inner {
     protocol: Mutex<Option<String>>,
     /// The initialize request, replayed when the server answers 404 for our session.
     init: Mutex<Option<Value>>,
+    /// Modern: the `x-mcp-header` parameters of each tool (header name, property path).
+    params: Mutex<HashMap<String, Vec<ParamHeader>>>,
+    /// Modern: ids (as text) of `tools/list` requests whose answers teach `params`.
+    listing: Mutex<HashSet<String>>,
     peer: Weak<Peer>,
 }
 
@@ -50,6 +65,8 @@ pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connec
         session: Mutex::new(None),
         protocol: Mutex::new(None),
         init: Mutex::new(None),
+        params: Mutex::new(HashMap::new()),
+        listing: Mutex::new(HashSet::new()),
         peer: Arc::downgrade(peer),
     });
     peer.attach(Box::new(HttpTransport { inner }));
@@ -59,6 +76,9 @@ pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connec
 enum Posted {
     /// 202 or an empty 200.
     Accepted,
+    /// An HTTP error status that answers the request (a modern request or `initialize`):
+    /// the status and the body.
+    Refused(u16, String),
     /// The session is unknown to the server.
     Gone,
     Stream(ureq::http::Response<ureq::Body>),
@@ -67,6 +87,14 @@ enum Posted {
 
 impl Inner {
     fn post(&self, msg: &Value) -> Result<Posted> {
+        let is_request = msg.get("id").is_some() && msg.get("method").is_some();
+        // Modern: the era probe, or any request once the peer speaks that era (a request
+        // forwarded from a modern client to a legacy server is not, whatever its `_meta`).
+        let speaks_modern =
+            msg["method"] == "server/discover" || self.peer.upgrade().is_some_and(|p| p.modern().is_some());
+        let modern = if is_request && speaks_modern { jsonrpc::modern_version(msg.get("params")) } else { None };
+        // A refusal of these is the answer: its JSON-RPC error tells the eras apart.
+        let answers_refusal = modern.is_some() || msg["method"] == "initialize";
         let mut req = self
             .agent
             .post(&self.url)
@@ -82,18 +110,35 @@ impl Inner {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let session = self.session.lock().unwrap().clone();
+        let session = if modern.is_some() { None } else { self.session.lock().unwrap().clone() };
         if let Some(s) = &session {
             req = req.header("Mcp-Session-Id", s.as_str());
         }
-        if let Some(p) = self.protocol.lock().unwrap().as_deref() {
+        if let Some(v) = modern {
+            req = req.header("MCP-Protocol-Version", v);
+            let method = msg["method"].as_str().unwrap_or("");
+            req = req.header("Mcp-Method", header_value(method));
+            if let Some(name) = name_of(method, msg.get("params")) {
+                req = req.header("Mcp-Name", header_value(name));
+            }
+            if method == "tools/call" {
+                let tool = msg["params"]["name"].as_str().unwrap_or("");
+                if let Some(decls) = self.params.lock().unwrap().get(tool) {
+                    for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
+                        req = req.header(format!("Mcp-Param-{}", name).as_str(), value.as_str());
+                    }
+                }
+            }
+        } else if let Some(p) = self.protocol.lock().unwrap().as_deref() {
             req = req.header("MCP-Protocol-Version", p);
         }
         let body = serde_json::to_string(msg).expect("JSON serializes");
         let resp = req.send(body.as_str()).map_err(|e| self.net_error(e))?;
         let status = resp.status().as_u16();
-        if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-            *self.session.lock().unwrap() = Some(s.to_string());
+        if modern.is_none() {
+            if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                *self.session.lock().unwrap() = Some(s.to_string());
+            }
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         match status {
@@ -127,6 +172,7 @@ impl Inner {
                 ))
                 .hint("set the right credentials in the server's `headers` (e.g. Authorization)"))
             }
+            _ if answers_refusal => Ok(Posted::Refused(status, read_body(resp).unwrap_or_default())),
             _ => {
                 let text = read_body(resp).unwrap_or_default();
                 Err(self.status_error(status, &text))
@@ -162,10 +208,20 @@ impl Inner {
 
     /// Read a response body (JSON or SSE) and hand every message to the peer.
     /// Returns whether a response with `want` as id was seen.
-    fn deliver(&self, posted: Posted, want: Option<&Value>) -> Result<bool> {
+    fn deliver(&self, posted: Posted, want: Option<&Value>, resume: bool) -> Result<bool> {
         let Some(peer) = self.peer.upgrade() else { return Ok(false) };
         match posted {
             Posted::Accepted | Posted::Gone => Ok(false),
+            Posted::Refused(status, text) => {
+                let Some(id) = want else { return Err(self.status_error(status, &text)) };
+                // The error answers our request even when the server could not read its id.
+                let outcome = match Message::parse(&text) {
+                    Ok(Message::Response { outcome: Err(e), .. }) => Err(e),
+                    _ => Err(jsonrpc::http_refused(&self.status_error(status, &text).one_line(), status)),
+                };
+                peer.dispatch(Message::Response { id: id.clone(), outcome });
+                Ok(true)
+            }
             Posted::Json(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(|_| {
                     Error::failure(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text)))
@@ -182,13 +238,19 @@ impl Inner {
             }
             Posted::Stream(resp) => {
                 let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-                self.read_stream(&peer, reader, want)
+                self.read_stream(&peer, reader, want, resume)
             }
         }
     }
 
     /// Read an SSE stream; when it ends before our answer, resume it with GET + `Last-Event-ID`.
-    fn read_stream(&self, peer: &Arc<Peer>, reader: impl Read + Send + 'static, want: Option<&Value>) -> Result<bool> {
+    fn read_stream(
+        &self,
+        peer: &Arc<Peer>,
+        reader: impl Read + Send + 'static,
+        want: Option<&Value>,
+        resume: bool,
+    ) -> Result<bool> {
         let mut r = sse::Reader::new(BufReader::new(Box::new(reader) as Box<dyn Read + Send>));
         let mut resumes = 0;
         loop {
@@ -207,8 +269,8 @@ impl Inner {
                     }
                 }
             }
-            // The stream ended without our answer.
-            let (Some(_), Some(last)) = (want, r.last_id.clone()) else { return Ok(false) };
+            // The stream ended without our answer (a modern stream is not resumable).
+            let (Some(_), Some(last), true) = (want, r.last_id.clone(), resume) else { return Ok(false) };
             if resumes == MAX_RESUMES {
                 return Ok(false);
             }
@@ -254,8 +316,13 @@ impl Inner {
     /// Hand one message to the peer; true when it is the answer we wait for.
     fn take(&self, peer: &Arc<Peer>, v: Value, want: Option<&Value>) -> bool {
         match Message::from_value(v) {
-            Ok(m) => {
+            Ok(mut m) => {
                 let is_answer = matches!(&m, Message::Response { id, .. } if Some(id) == want);
+                if let (true, Message::Response { id, outcome: Ok(r) }) = (is_answer, &mut m) {
+                    if self.listing.lock().unwrap().remove(&id.to_string()) {
+                        self.learn_tools(r);
+                    }
+                }
                 if let Message::Response { outcome: Ok(r), .. } = &m {
                     if let (true, Some(p)) = (is_answer, r.get("protocolVersion").and_then(Value::as_str)) {
                         if self.init.lock().unwrap().as_ref().map(|i| Some(&i["id"]) == want).unwrap_or(false) {
@@ -296,6 +363,7 @@ impl Inner {
                 }
                 found
             }
+            Posted::Refused(status, text) => return Err(self.status_error(status, &text)),
             _ => String::new(),
         };
         if !text.contains("\"result\"") {
@@ -305,8 +373,39 @@ impl Inner {
         Ok(())
     }
 
+    /// Learn the `x-mcp-header` parameters of a page of tools, leaving out the tools whose
+    /// marks break the rules.
+    fn learn_tools(&self, result: &mut Value) {
+        let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else { return };
+        let mut params = self.params.lock().unwrap();
+        tools.retain(|t| {
+            let name = t["name"].as_str().unwrap_or("").to_string();
+            match param_headers(&t["inputSchema"]) {
+                Ok(decls) => {
+                    if decls.is_empty() {
+                        params.remove(&name);
+                    } else {
+                        params.insert(name, decls);
+                    }
+                    true
+                }
+                Err(why) => {
+                    log::warn!("server `{}`: tool `{}` left out: its x-mcp-header {}", self.name, name, why);
+                    params.remove(&name);
+                    false
+                }
+            }
+        });
+    }
+
     fn send_now(&self, msg: &Value) -> Result<bool> {
         let want = msg.get("method").and(msg.get("id"));
+        let resume = !self.peer.upgrade().is_some_and(|p| p.modern().is_some());
+        if !resume && msg["method"] == "tools/list" {
+            if let Some(id) = want {
+                self.listing.lock().unwrap().insert(id.to_string());
+            }
+        }
         let mut posted = self.post(msg)?;
         if matches!(posted, Posted::Gone) {
             self.reinitialize()?;
@@ -315,7 +414,7 @@ impl Inner {
                 return Err(Error::failure(format!("server `{}` keeps answering 404 for a new session", self.name)));
             }
         }
-        self.deliver(posted, want)
+        self.deliver(posted, want, resume)
     }
 }
 
@@ -323,6 +422,16 @@ impl Transport for HttpTransport {
     fn send(&self, msg: &Value) -> Result<()> {
         let is_request = msg.get("method").is_some() && msg.get("id").is_some();
         if !is_request {
+            // A modern server defines no notification over HTTP (closing a request's stream
+            // is its cancellation) and never asks us anything we would answer.
+            if self.inner.peer.upgrade().is_some_and(|p| p.modern().is_some()) {
+                log::debug!(
+                    "server `{}`: {} not sent (the 2026-07-28 era has none over HTTP)",
+                    self.inner.name,
+                    msg["method"]
+                );
+                return Ok(());
+            }
             return self.inner.send_now(msg).map(|_| ());
         }
         if msg["method"] == "initialize" {
@@ -339,12 +448,20 @@ impl Transport for HttpTransport {
                 let outcome = inner.send_now(&msg);
                 let answered = matches!(outcome, Ok(true));
                 if !answered {
-                    let why = match outcome {
-                        Err(e) => e.one_line(),
-                        Ok(_) => format!("server `{}` ended the exchange without answering", inner.name),
+                    let (why, status) = match outcome {
+                        Err(e) => (e.one_line(), None),
+                        // A probe taken (202) or answered with nothing: no modern server.
+                        Ok(_) => (
+                            format!("server `{}` ended the exchange without answering", inner.name),
+                            (msg["method"] == "server/discover").then_some(202),
+                        ),
+                    };
+                    let e = match status {
+                        Some(s) => jsonrpc::http_refused(&why, s),
+                        None => jsonrpc::unavailable(&why),
                     };
                     if let Some(peer) = inner.peer.upgrade() {
-                        peer.dispatch(Message::Response { id, outcome: Err(jsonrpc::unavailable(&why)) });
+                        peer.dispatch(Message::Response { id, outcome: Err(e) });
                     }
                 }
             })
@@ -384,6 +501,115 @@ fn side_deadline() -> Duration {
     }
 }
 
+/// The name a modern request's `Mcp-Name` header mirrors: the tool or prompt name, the
+/// resource URI.
+fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+    let key = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return None,
+    };
+    params?.get(key)?.as_str()
+}
+
+/// One `x-mcp-header` parameter of a tool: the header's name part and the property path.
+type ParamHeader = (String, Vec<String>);
+
+/// The `x-mcp-header` parameters of a tool's input schema, or why the marks break the
+/// rules (a mark must be a token, unique regardless of case, on a string, integer or
+/// boolean property reached from the root through `properties` only).
+fn param_headers(schema: &Value) -> std::result::Result<Vec<ParamHeader>, String> {
+    fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<ParamHeader>) -> std::result::Result<(), String> {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Ok(()) };
+        for (key, prop) in props {
+            path.push(key.clone());
+            if let Some(mark) = prop.get("x-mcp-header") {
+                let name = mark.as_str().unwrap_or("");
+                let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+                if name.is_empty() || !name.bytes().all(token) {
+                    return Err(format!("`{}` is not a header name", name));
+                }
+                if !matches!(prop["type"].as_str(), Some("string" | "integer" | "boolean")) {
+                    return Err(format!("`{}` is on a property that is not a string, integer or boolean", name));
+                }
+                if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    return Err(format!("`{}` is given twice", name));
+                }
+                out.push((name.to_string(), path.clone()));
+            }
+            walk(prop, path, out)?;
+            path.pop();
+        }
+        Ok(())
+    }
+    fn count(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => usize::from(m.contains_key("x-mcp-header")) + m.values().map(count).sum::<usize>(),
+            Value::Array(a) => a.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out)?;
+    if count(schema) != out.len() {
+        return Err("is on a property not reached through `properties` alone".into());
+    }
+    Ok(out)
+}
+
+/// The `Mcp-Param-*` headers of a call: each marked argument that has a value.
+fn param_values(decls: &[ParamHeader], arguments: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, path) in decls {
+        let mut v = arguments;
+        for key in path {
+            v = &v[key.as_str()];
+        }
+        let text = match v {
+            Value::String(s) => header_value(s),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            _ => continue,
+        };
+        out.push((name.clone(), text));
+    }
+    out
+}
+
+/// A header value as sent: plain when it is visible ASCII (inner spaces allowed), else in
+/// the `=?base64?…?=` form the 2026-07-28 transport defines (also for a plain value that
+/// looks like that form).
+fn header_value(v: &str) -> String {
+    let sentinel = v.starts_with("=?base64?") && v.ends_with("?=");
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !sentinel;
+    if plain {
+        v.to_string()
+    } else {
+        format!("=?base64?{}?=", base64(v.as_bytes()))
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn read_body(resp: ureq::http::Response<ureq::Body>) -> Result<String> {
     let mut s = String::new();
     resp.into_body()
@@ -402,4 +628,62 @@ fn snippet(s: &str) -> String {
         cut -= 1;
     }
     t[..cut].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_plain_or_base64_as_the_spec_shows() {
+        assert_eq!(header_value("us-west1"), "us-west1");
+        assert_eq!(header_value("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(header_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(header_value("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
+        assert_eq!(header_value("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
+    }
+
+    #[test]
+    fn marked_parameters_become_headers_and_bad_marks_are_refused() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry"}}},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "query": {"type": "string"},
+        }});
+        let decls = param_headers(&schema).unwrap();
+        let args = json!({"region": "Hello, 世界", "opts": {"dry": true}, "n": 42, "query": "q"});
+        let mut got = param_values(&decls, &args);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("Dry".into(), "true".into()),
+                ("N".into(), "42".into()),
+                ("Region".into(), "=?base64?SGVsbG8sIOS4lueVjA==?=".into())
+            ]
+        );
+        // Absent or null values send no header.
+        assert_eq!(param_values(&decls, &json!({"n": null})), []);
+        let bad = [
+            json!({"properties": {"x": {"type": "number", "x-mcp-header": "X"}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": "a b"}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": ""}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": "A"}, "y": {"type": "string", "x-mcp-header": "a"}}}),
+            json!({"properties": {"x": {"type": "array", "items": {"type": "string", "x-mcp-header": "X"}}}}),
+            json!({"properties": {"x": {"anyOf": [{"type": "string", "x-mcp-header": "X"}]}}}),
+        ];
+        for b in bad {
+            assert!(param_headers(&b).is_err(), "{}", b);
+        }
+    }
+
+    #[test]
+    fn the_name_header_mirrors_name_or_uri() {
+        let p = json!({"name": "echo", "uri": "file:///a"});
+        assert_eq!(name_of("tools/call", Some(&p)), Some("echo"));
+        assert_eq!(name_of("prompts/get", Some(&p)), Some("echo"));
+        assert_eq!(name_of("resources/read", Some(&p)), Some("file:///a"));
+        assert_eq!(name_of("tools/list", Some(&p)), None);
+    }
 }

@@ -24,6 +24,8 @@ pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// A 2026-07-28 request's own log level (`notifications/message` at it and above only).
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 
 /// Whether `e` is one of the errors only a 2026-07-28 (modern) server sends: it proves the
 /// server's era, so a client corrects its request instead of falling back to `initialize`.

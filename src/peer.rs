@@ -470,18 +470,26 @@ impl Peer {
     }
 }
 
-/// `params` without the modern envelope (a request forwarded from a 2026-07-28 client to
-/// a legacy server): a legacy session carries no per-request protocol version.
+/// `params` without what only 2026-07-28 servers read (a request forwarded from a
+/// 2026-07-28 client to a legacy server): the envelope in `_meta` (version, client info and
+/// capabilities, log level; a legacy session carries none of them per request) and the
+/// input-required round's `inputResponses`/`requestState`. Other `_meta` keys (a
+/// `progressToken`) stay.
 fn unstamp(mut params: Option<Value>) -> Option<Value> {
-    let meta = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut);
-    if let Some(m) = meta.filter(|m| m.contains_key(jsonrpc::META_PROTOCOL_VERSION)) {
-        for k in [jsonrpc::META_PROTOCOL_VERSION, jsonrpc::META_CLIENT_INFO, jsonrpc::META_CLIENT_CAPABILITIES] {
+    let Some(p) = params.as_mut().and_then(Value::as_object_mut) else { return params };
+    p.remove("inputResponses");
+    p.remove("requestState");
+    if let Some(m) = p.get_mut("_meta").and_then(Value::as_object_mut) {
+        for k in [
+            jsonrpc::META_PROTOCOL_VERSION,
+            jsonrpc::META_CLIENT_INFO,
+            jsonrpc::META_CLIENT_CAPABILITIES,
+            jsonrpc::META_LOG_LEVEL,
+        ] {
             m.remove(k);
         }
         if m.is_empty() {
-            if let Some(p) = params.as_mut().and_then(Value::as_object_mut) {
-                p.remove("_meta");
-            }
+            p.remove("_meta");
         }
     }
     params
@@ -653,6 +661,17 @@ mod tests {
             Ok(())
         }
         fn shutdown(&self) {}
+    }
+
+    #[test]
+    fn a_legacy_server_gets_no_2026_fields() {
+        let p = json!({"name": "x", "requestState": "s", "inputResponses": {"a": {}},
+                       "_meta": {jsonrpc::META_PROTOCOL_VERSION: "2026-07-28", jsonrpc::META_CLIENT_CAPABILITIES: {},
+                                 jsonrpc::META_LOG_LEVEL: "info", "progressToken": 3}});
+        assert_eq!(unstamp(Some(p)), Some(json!({"name": "x", "_meta": {"progressToken": 3}})));
+        let p = json!({"name": "x", "_meta": {jsonrpc::META_PROTOCOL_VERSION: "2026-07-28"}});
+        assert_eq!(unstamp(Some(p)), Some(json!({"name": "x"})));
+        assert_eq!(unstamp(None), None);
     }
 
     #[test]

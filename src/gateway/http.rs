@@ -558,11 +558,14 @@ pub(super) fn serve(
 
 /// A JSON-RPC answer, shaped for a 2026-07-28 client when there is a `shape`.
 fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
-    let body = match shape {
-        Some(s) => s.response(body),
-        None => body,
+    let (status, body) = match shape {
+        Some(s) => {
+            let body = s.response(body);
+            (body.get("error").map(modern::status_of).unwrap_or(200), body)
+        }
+        None => (200, body),
     };
-    send(req, json_resp(200, &body));
+    send(req, json_resp(status, &body));
 }
 
 /// The policy's word on a tool call from a gateway client: run it, ask the user first (a
@@ -861,8 +864,13 @@ impl Forwarded {
             None => outcome,
         };
         let answer = jsonrpc::response_bytes(&self.answer_id(), outcome.as_ref().map(|r| r.get()));
+        // A 2026-07-28 client reads the kind of a refusal from the status too.
+        let status = match (&self.shape, &outcome) {
+            (Some(_), Err(e)) => modern::status_of(e),
+            _ => 200,
+        };
         match taken {
-            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], &answer),
+            Out::Waiting(d) => d.respond(status, &[("Content-Type", "application/json")], &answer),
             Out::Streaming(mut s) => {
                 s.send(&chunk(crate::sse::frame(None, &String::from_utf8_lossy(&answer)).as_bytes()));
                 s.send(b"0\r\n\r\n");

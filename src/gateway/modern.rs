@@ -49,20 +49,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The stateless revision served here.
-pub const MODERN: &str = "2026-07-28";
+pub const MODERN: &str = crate::client::LATEST_MODERN;
 /// The ids of the per-request sessions start with this (see `Hub::upstream_for`).
 pub const STATELESS_PREFIX: &str = "stateless-";
-pub const HEADER_MISMATCH: i64 = -32020;
-pub const UNSUPPORTED_VERSION: i64 = -32022;
+pub const HEADER_MISMATCH: i64 = jsonrpc::HEADER_MISMATCH;
+pub const UNSUPPORTED_VERSION: i64 = jsonrpc::UNSUPPORTED_PROTOCOL_VERSION;
 /// How long a client may keep a list result (ms). Lists follow the children, which change
 /// at any time (announced only on listen streams): a few seconds at most.
 pub const LIST_TTL_MS: u64 = 5000;
 
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
-const META_INFO: &str = "io.modelcontextprotocol/clientInfo";
-const META_LOG: &str = "io.modelcontextprotocol/logLevel";
-const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+const META_VERSION: &str = jsonrpc::META_PROTOCOL_VERSION;
+/// How the `requestState`s the gateway mints begin (a child's own are passed on).
+const STATE_PREFIX: &str = "mcpctl-state-";
+const META_CAPS: &str = jsonrpc::META_CLIENT_CAPABILITIES;
+const META_LOG: &str = jsonrpc::META_LOG_LEVEL;
+const META_SERVER_INFO: &str = jsonrpc::META_SERVER_INFO;
 const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
 
 /// The methods served statelessly (everything else is 404, -32601).
@@ -106,11 +107,31 @@ pub fn claims(req: &Request<'_>, msg: &Message) -> bool {
         return false;
     }
     if let Message::Request { method, .. } = msg {
+        // `initialize` opens a session, unless the request says it is of 2026-07-28, where
+        // no such method exists (it is answered 404, -32601, like any removed method).
         if method == "initialize" {
-            return false;
+            return header_claims_modern(req) && req.header("MCP-Protocol-Version") == Some(MODERN);
         }
     }
     meta_version(params_of(msg)).is_some() || header_claims_modern(req)
+}
+
+/// The HTTP status of a 2026-07-28 answer that is a JSON-RPC error: the request's own
+/// fault (malformed, a header that does not match, a capability or version the client
+/// lacks) is 400, an unknown method 404; any other error (a tool's server failing, a
+/// refusal by the policy) is a 200 carrying it.
+pub fn status_of(error: &Value) -> u16 {
+    match error["code"].as_i64() {
+        Some(jsonrpc::METHOD_NOT_FOUND) => 404,
+        Some(
+            jsonrpc::INVALID_REQUEST
+            | jsonrpc::INVALID_PARAMS
+            | jsonrpc::HEADER_MISMATCH
+            | jsonrpc::MISSING_CLIENT_CAPABILITY
+            | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
+        ) => 400,
+        _ => 200,
+    }
 }
 
 fn error(status: u16, id: Value, code: i64, msg: &str, data: Option<Value>) -> (u16, Value) {
@@ -126,16 +147,20 @@ fn decode_header(v: &str) -> Option<String> {
     let Some(inner) = v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) else {
         return Some(v.to_string());
     };
+    // Strict: the standard alphabet, whole quanta, padding only at the end (SEP-2243).
+    let body = inner.trim_end_matches('=');
+    if inner.len() % 4 != 0 || inner.len() - body.len() > 2 {
+        return None;
+    }
     let mut out = Vec::with_capacity(inner.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
-    for c in inner.bytes() {
+    for c in body.bytes() {
         let d = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
             b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
+            b'+' => 62,
+            b'/' => 63,
             _ => return None,
         };
         acc = (acc << 6) | u32::from(d);
@@ -348,6 +373,11 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         }
         Message::Request { id, method, params } => (id, method, params),
     };
+    if method == "initialize" {
+        let why = format!("Method not found: initialize is not a method in MCP {} (send requests directly)", MODERN);
+        let (s, e) = error(404, id, jsonrpc::METHOD_NOT_FOUND, &why, None);
+        return super::http::send_status(req, s, Some(&e));
+    }
     if let Err((status, e)) = validate(&req, &id, &method, params.as_ref()) {
         return super::http::send_status(req, status, Some(&e));
     }
@@ -356,7 +386,10 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
             return super::http::send_status(req, status, Some(&e));
         }
     }
-    if let Some(p) = params.as_ref().filter(|p| p.get("requestState").is_some() && name_field(&method).is_some()) {
+    // A retry carrying a state of ours answers a held call; any other state is the child's
+    // own (a 2026-07-28 child's input-required round), passed on with the request.
+    let ours = |p: &&Value| p["requestState"].as_str().map(|s| s.starts_with(STATE_PREFIX)).unwrap_or(false);
+    if let Some(p) = params.as_ref().filter(|p| ours(p) && name_field(&method).is_some()) {
         return retry(req, &target, id, &method, p, token.as_deref());
     }
     let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref(), token.as_deref()));
@@ -383,7 +416,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     }
     if !SERVED.contains(&method.as_str()) {
         let why = match method.as_str() {
-            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
+            "initialize" | "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
                 format!("Method not found: {} is not a method in MCP {}", method, MODERN)
             }
             _ => format!("Method not found: {}", crate::logsafe::safe(&method)),
@@ -394,25 +427,9 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let sid = format!("{}{:x}", STATELESS_PREFIX, n);
     let session = Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token));
-    super::http::serve(hub, req, &session, id, &method, params.map(strip_meta), Some(shape));
-}
-
-/// The request's params as a session-based child expects them: without the 2026-07-28
-/// envelope (kept: `progressToken` and anything else in `_meta`).
-fn strip_meta(mut p: Value) -> Value {
-    if let Some(o) = p.as_object_mut() {
-        o.remove("inputResponses");
-        o.remove("requestState");
-    }
-    if let Some(m) = p.get_mut("_meta").and_then(Value::as_object_mut) {
-        for k in [META_VERSION, META_CAPS, META_INFO, META_LOG] {
-            m.remove(k);
-        }
-        if m.is_empty() {
-            p.as_object_mut().map(|o| o.remove("_meta"));
-        }
-    }
-    p
+    // The envelope stays: a 2026-07-28 child reads the client's capabilities and log level
+    // from it; a legacy child's connection drops it (`peer`).
+    super::http::serve(hub, req, &session, id, &method, params, Some(shape));
 }
 
 /// Capabilities as a stateless client may use them: list changes come on
@@ -610,7 +627,7 @@ fn input_required(key: &str, question: &Value, state: &str) -> Value {
 /// Hold the request for the client's answer to `m`; the input-required result to send.
 fn hold(resume: super::http::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
     let question = json!({"method": m["method"], "params": m.get("params").cloned().unwrap_or(json!({}))});
-    let state = super::http::random_id();
+    let state = format!("{}{}", STATE_PREFIX, super::http::random_id());
     let key = format!("mcpctl-{}", &state[..8]);
     let result = input_required(&key, &question, &state);
     let mut map = held().lock().unwrap();
@@ -686,7 +703,7 @@ fn retry(req: Request<'_>, target: &Target, id: Value, method: &str, params: &Va
     };
     let Some(answer) = params["inputResponses"].get(&h.key).cloned() else {
         // Asked again, under a new state (the old one is used up).
-        let state = super::http::random_id();
+        let state = format!("{}{}", STATE_PREFIX, super::http::random_id());
         let result = input_required(&h.key, &h.question, &state);
         let body = jsonrpc::response(id, result);
         held().lock().unwrap().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
@@ -908,14 +925,11 @@ mod tests {
         assert_eq!(decode_header("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(), Some("Hello, 世界"));
         assert_eq!(decode_header("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").as_deref(), Some("=?base64?literal?="));
         assert_eq!(decode_header("=?base64?!!?="), None);
-    }
-
-    #[test]
-    fn the_envelope_is_stripped_for_children() {
-        let p = json!({"name": "x", "_meta": {META_VERSION: MODERN, META_CAPS: {}, "progressToken": 3}});
-        assert_eq!(strip_meta(p), json!({"name": "x", "_meta": {"progressToken": 3}}));
-        let p = json!({"name": "x", "_meta": {META_VERSION: MODERN, META_CAPS: {}}});
-        assert_eq!(strip_meta(p), json!({"name": "x"}));
+        // Padding is required, and only the standard alphabet counts.
+        assert_eq!(decode_header("=?base64?SGVsbG8?="), None);
+        assert_eq!(decode_header("=?base64?SGVsbG8=?=").as_deref(), Some("Hello"));
+        assert_eq!(decode_header("=?base64?SGVs!!!bG8=?="), None);
+        assert_eq!(decode_header("=?base64?-_8=?="), None);
     }
 
     #[test]

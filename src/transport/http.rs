@@ -400,7 +400,7 @@ impl Inner {
 
     fn send_now(&self, msg: &Value) -> Result<bool> {
         let want = msg.get("method").and(msg.get("id"));
-        let resume = !self.peer.upgrade().is_some_and(|p| p.modern().is_some());
+        let resume = self.peer.upgrade().is_none_or(|p| p.modern().is_none());
         if !resume && msg["method"] == "tools/list" {
             if let Some(id) = want {
                 self.listing.lock().unwrap().insert(id.to_string());

@@ -381,3 +381,38 @@ fn the_gateway_bridges_a_modern_childs_input_requests_to_an_old_era_client() {
     let r = p.cmd().args(["call", "ts", "where_am_i"]).status(1);
     r.stderr_has("does not support roots/list");
 }
+
+/// A 2026-07-28 child announces list changes only on a `subscriptions/listen` stream: the
+/// gateway keeps one open, so its tool list follows the child (through both endpoints).
+#[test]
+fn the_gateway_hears_a_modern_childs_list_changes() {
+    if !peers_available() {
+        return;
+    }
+    let p = Project::new(&json!({"mcpServers": {"py": py_modern_stdio()}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let names = |c: &support::McpClient| -> Vec<String> {
+        let tools = c.request("tools/list", json!({}));
+        tools["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(String::from))
+            .collect()
+    };
+    let one = support::McpClient::open(d.url("/mcp/py"));
+    let all = support::McpClient::open(d.url("/mcp"));
+    assert!(!names(&one).iter().any(|n| n == "grown_1"));
+    let r = one.call("grow", json!({}));
+    assert_eq!(r["content"][0]["text"], "grown_1", "{}", r);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(names(&one).iter().any(|n| n == "grown_1") && names(&all).iter().any(|n| n == "py__grown_1")) {
+        assert!(std::time::Instant::now() < deadline, "the gateway never saw the new tool: {:?}", names(&one));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = all.call("py__grown_1", json!({}));
+    assert_eq!(r["content"][0]["text"], "grown_1", "{}", r);
+    let st = p.cmd().args(["--json-output", "status"]).success().json();
+    assert_eq!(st["servers"][0]["restarts"], 0, "{}", st);
+}

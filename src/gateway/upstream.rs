@@ -415,6 +415,9 @@ impl Upstream {
             instructions: session.instructions.clone(),
         };
         log::info!("server `{}` ready ({} tools)", self.cfg.name, tools.len());
+        if session.is_modern() {
+            self.listen(&session.peer);
+        }
         let mut i = self.inner.lock().unwrap();
         i.session = Some(session);
         i.info = Some(info);
@@ -426,6 +429,26 @@ impl Upstream {
             hub.tools_changed(&self.cfg.name);
         }
         Ok(rx)
+    }
+
+    /// A 2026-07-28 child sends list changes only on a `subscriptions/listen` stream: open
+    /// one for the life of the connection (it has no deadline: it ends with the child, or
+    /// when the child ends it), so that the tool cache follows the child and clients hear of
+    /// prompt and resource list changes as they would from a session-based child.
+    fn listen(self: &Arc<Self>, peer: &Arc<Peer>) {
+        let filter = json!({"toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true});
+        let name = self.cfg.name.clone();
+        let ended: crate::peer::Reply = Box::new(move |outcome| match outcome {
+            Ok(_) => log::debug!("server `{}` ended its subscriptions/listen stream", name),
+            Err(e) => log::debug!(
+                "server `{}`: subscriptions/listen: {}",
+                name,
+                crate::logsafe::safe(&jsonrpc::error_text(&e))
+            ),
+        });
+        if let Err(e) = peer.start_with("subscriptions/listen", Some(json!({"notifications": filter})), ended) {
+            log::warn!("server `{}`: cannot listen for list changes: {}", self.cfg.name, e.one_line());
+        }
     }
 
     /// Ask the supervisor to shut the child down and end; returns at once
@@ -856,7 +879,8 @@ impl Upstream {
                         None => self.broadcast(&msg),
                     }
                 }
-                "notifications/cancelled" => {}
+                // Ours alone: the acknowledgement of the listen stream above.
+                "notifications/cancelled" | "notifications/subscriptions/acknowledged" => {}
                 _ => self.broadcast(&jsonrpc::notification(&method, params)),
             },
             Inbound::Request { id, method, params } => {

@@ -24,11 +24,13 @@ run: build
 	scripts/demo.sh target/release
 
 # Every test: unit and integration (against our fixtures, server-everything, the
-# inspector, the Python SDK), then the official conformance suite on both sides.
+# inspector, the Python SDKs), then the official conformance suite on both sides, and the
+# alpha suite's 2025-11-25 and 2026-07-28 server scenarios against the gateway.
 # (dev profile: the release profile's fat LTO would relink every test binary slowly)
 test: deps
 	PATH="$(DEPS_PATH)" MCPCTL_REQUIRE_PEERS=1 $(CARGO) test -- --test-threads=2
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/debug
+	PATH="$(DEPS_PATH)" CONFORMANCE_MODERN=1 scripts/conformance-gateway.sh target/debug
 
 # The gateway fuzz of `make test` (tests/gateway_fuzz.rs), longer and from a new seed:
 # it prints the seed, and a failing case prints how to replay it.
@@ -41,6 +43,7 @@ fuzz:
 
 conformance: deps build
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/release
+	PATH="$(DEPS_PATH)" CONFORMANCE_MODERN=1 scripts/conformance-gateway.sh target/release
 
 # ring (TLS) compiles C: it needs musl-gcc (Debian: musl-tools).
 static:

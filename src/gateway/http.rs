@@ -532,6 +532,13 @@ pub(super) fn serve(
                 reply(req, shape.as_deref(), r);
                 return;
             }
+            if method == "logging/setLevel" && shape.is_none() {
+                set_log_level(session, params.as_ref());
+                if u.speaks_modern() {
+                    reply(req, None, jsonrpc::response(id, json!({})));
+                    return;
+                }
+            }
             if method == "tools/call" {
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
                 match permit(hub, session, &u, &tool, &id) {
@@ -553,6 +560,13 @@ pub(super) fn serve(
             forward(req, session, &u, id, method, params, shape)
         }
         Target::All => aggregated(hub, req, session, id, method, params, shape),
+    }
+}
+
+/// Remember a session's `logging/setLevel` (2026-07-28 children get it per request).
+fn set_log_level(session: &Session, params: Option<&Value>) {
+    if let Some(level) = params.and_then(|p| p["level"].as_str()) {
+        *session.log_level.lock().unwrap() = Some(crate::logsafe::safe(level).to_string());
     }
 }
 
@@ -1238,9 +1252,12 @@ fn aggregated(
             }
         }
         "logging/setLevel" => {
-            for u in &hub.upstreams {
+            set_log_level(session, params.as_ref());
+            // Sent on, not waited for (a wedged child must not hold this answer); a
+            // 2026-07-28 child gets the level with each request instead.
+            for u in hub.upstreams.iter().filter(|u| !u.speaks_modern()) {
                 if let Ok(p) = u.peer(Duration::from_millis(10)) {
-                    let _ = p.request("logging/setLevel", params.clone(), Duration::from_secs(5));
+                    let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
                 }
             }
             answer(req, Ok(json!({})))

@@ -70,6 +70,9 @@ pub struct Session {
     pub token: Option<String>,
     /// The client declared form-mode elicitation in `initialize`: it can be asked.
     pub elicits: bool,
+    /// The log level it set (`logging/setLevel`): carried per request to 2026-07-28
+    /// children, which have no such method.
+    pub log_level: Mutex<Option<String>>,
     last_seen: Mutex<Instant>,
     /// The standalone streams: (our number for it, where its messages go).
     streams: Mutex<Vec<(u64, SyncSender<Vec<u8>>)>>,
@@ -92,6 +95,7 @@ impl Session {
             protocol,
             token: None,
             elicits: false,
+            log_level: Mutex::new(None),
             last_seen: Mutex::new(Instant::now()),
             streams: Mutex::new(Vec::new()),
             next_stream: AtomicU64::new(1),

@@ -484,6 +484,11 @@ impl Upstream {
         self.inner.lock().unwrap().info.clone()
     }
 
+    /// Whether the child is spoken to in the 2026-07-28 era (false while not connected).
+    pub fn speaks_modern(&self) -> bool {
+        self.inner.lock().unwrap().session.as_ref().map(|s| s.is_modern()).unwrap_or(false)
+    }
+
     /// The child's `serverInfo` alone (a 2026-07-28 result carries it: per request).
     pub fn server_info(&self) -> Option<Value> {
         self.inner.lock().unwrap().info.as_ref().map(|i| i.server_info.clone())
@@ -596,6 +601,9 @@ impl Upstream {
                 let meta = m.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(meta) = meta.as_object_mut() {
                     meta.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(bridged_capabilities);
+                    if let Some(level) = session.log_level.lock().unwrap().clone() {
+                        meta.entry(jsonrpc::META_LOG_LEVEL).or_insert(json!(level));
+                    }
                 }
             }
         }

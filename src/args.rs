@@ -17,6 +17,11 @@ pub fn build(typed: &[ToolArg], schema: &Value, stdin: &mut dyn Read) -> Result<
                 let value = convert(k, v.as_deref(), schema)?;
                 out.insert(k.clone(), value);
             }
+            // Settled by the caller (`call::resolve_late`) before arguments are built.
+            ToolArg::Late(k, _) => {
+                return Err(Error::failure(format!("--{} after the tool's name was not settled by its schema", k))
+                    .hint("put mcpctl's options before `call`"))
+            }
             ToolArg::Var(kv) => {
                 let Some((k, v)) = kv.split_once('=') else {
                     return Err(Error::failure(format!("--var `{}` needs the form key=value", kv)));

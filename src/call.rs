@@ -35,19 +35,65 @@ pub struct BadArguments {
     pub arguments: Option<Map<String, Value>>,
 }
 
-/// Typed and checked arguments for the tool `def`.
+/// Whether the tool `def` declares a parameter `name`.
+pub fn declares(def: &Value, name: &str) -> bool {
+    def["inputSchema"]["properties"].get(name).is_some()
+}
+
+/// Settle the options of ours given after the tool's name ([`ToolArg::Late`]): a name the
+/// tool's schema declares is the tool's argument; any other is ours, returned apart (name,
+/// value) for the caller to apply.
+pub fn resolve_late(def: &Value, typed: &[ToolArg]) -> (Vec<ToolArg>, Vec<(String, Option<String>)>) {
+    let mut args = Vec::with_capacity(typed.len());
+    let mut ours = Vec::new();
+    for a in typed {
+        match a {
+            ToolArg::Late(k, v) if declares(def, k) => args.push(ToolArg::Pair(k.clone(), v.clone())),
+            ToolArg::Late(k, v) => ours.push((k.clone(), v.clone())),
+            other => args.push(other.clone()),
+        }
+    }
+    (args, ours)
+}
+
+/// Typed and checked arguments for the tool `def`. A tool with a parameter called `json`
+/// or `var` gets `--json X` / `--var X` as that parameter's value.
 pub fn arguments(
     def: &Value,
     typed: &[ToolArg],
     stdin: &mut dyn Read,
 ) -> std::result::Result<Map<String, Value>, Box<BadArguments>> {
     let schema = def.get("inputSchema").cloned().unwrap_or(json!({}));
+    let typed: Vec<ToolArg> = typed
+        .iter()
+        .map(|a| match a {
+            ToolArg::Json(t) if declares(def, "json") => ToolArg::Pair("json".into(), Some(t.clone())),
+            ToolArg::Var(t) if declares(def, "var") => ToolArg::Pair("var".into(), Some(t.clone())),
+            other => other.clone(),
+        })
+        .collect();
     let arguments =
-        args::build(typed, &schema, stdin).map_err(|error| Box::new(BadArguments { error, arguments: None }))?;
+        args::build(&typed, &schema, stdin).map_err(|error| Box::new(BadArguments { error, arguments: None }))?;
     match args::validate(&arguments, &schema) {
         Ok(()) => Ok(arguments),
         Err(error) => Err(Box::new(BadArguments { error, arguments: Some(arguments) })),
     }
+}
+
+/// A line for each argument the tool `def` does not declare (a schema that forbids them
+/// fails validation instead): "`--x` is not a parameter of `t`; did you mean `--y`?".
+pub fn undeclared(def: &Value, arguments: &Map<String, Value>) -> Vec<String> {
+    let Some(props) = def["inputSchema"]["properties"].as_object() else { return Vec::new() };
+    let names: Vec<&str> = props.keys().map(String::as_str).collect();
+    let tool = def["name"].as_str().unwrap_or("");
+    arguments
+        .keys()
+        .filter(|k| !props.contains_key(*k))
+        .map(|k| match crate::cli::closest(k, &names) {
+            Some(c) => format!("`--{}` is not a parameter of `{}`; did you mean `--{}`?", k, tool, c),
+            None => format!("`--{}` is not a parameter of `{}` (it has: {})", k, tool, names.join(", ")),
+        })
+        .collect()
 }
 
 /// Refuse the argument forms that name a file or standard input (`--var k=@file`,
@@ -58,7 +104,7 @@ pub fn only_values(typed: &[ToolArg]) -> Result<()> {
         let refused = match a {
             ToolArg::Var(kv) => kv.split_once('=').map(|(_, v)| v.starts_with('@')).unwrap_or(false),
             ToolArg::Json(t) => t.trim() == "-",
-            ToolArg::Pair(..) => false,
+            ToolArg::Pair(..) | ToolArg::Late(..) => false,
         };
         if refused {
             let form = match a {

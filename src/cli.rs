@@ -19,6 +19,9 @@ pub struct Globals {
     pub yes: bool,
     pub no_daemon: bool,
     pub url: Option<String>,
+    /// Options given only after a tool's name that already act (see `provisional`): the
+    /// tool's schema may still claim them.
+    pub late: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -40,7 +43,16 @@ pub enum ToolArg {
     Var(String),
     /// `--json '{...}'` / `--json -`.
     Json(String),
+    /// One of our options given after the tool's name (`--timeout 5`, `--verbose`): the
+    /// tool's parameter when its schema declares one of that name, else ours
+    /// ([`crate::call::resolve_late`]).
+    Late(String, Option<String>),
 }
+
+/// Our options that a tool may also name as a parameter: after `call <server> <tool>`
+/// they are read as [`ToolArg::Late`] and settled by the tool's schema.
+pub const LATE: [&str; 9] =
+    ["timeout", "verbose", "dry-run", "yes", "json-output", "url", "config", "project-root", "no-daemon"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -121,6 +133,30 @@ struct CompleteOpts {
 
 /// Whether the words so far are `call <server> <tool>` or `prompt <server> <name>` (without
 /// the server with --url): what follows is arguments.
+/// What an option of ours after the tool's name does before the schema settles it: those
+/// that shape the connection or the output act at once (undone, or an error naming both
+/// readings, when the tool turns out to declare the name); `--dry-run`, `--yes` and
+/// `--url` wait for the schema.
+fn provisional(g: &mut Globals, name: &str, value: Option<&str>) {
+    let acted = match name {
+        "verbose" => !std::mem::replace(&mut g.verbose, true),
+        "json-output" => !std::mem::replace(&mut g.json_output, true),
+        "no-daemon" => !std::mem::replace(&mut g.no_daemon, true),
+        "config" if g.config.is_none() => {
+            g.config = value.map(PathBuf::from);
+            true
+        }
+        "project-root" if g.project_root.is_none() => {
+            g.project_root = value.map(PathBuf::from);
+            true
+        }
+        _ => false,
+    };
+    if acted {
+        g.late.push(name.to_string());
+    }
+}
+
 fn takes_arguments(pos: &[String], url: bool) -> bool {
     matches!(pos.first().map(String::as_str), Some("call" | "prompt")) && pos.len() >= if url { 2 } else { 3 }
 }
@@ -160,6 +196,21 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments
         // (prompt arguments after `prompt <server> <name>`).
         let in_call = takes_arguments(&pos, g.url.is_some());
+        // After a tool's name, an option of ours that is also a likely parameter name is
+        // held until the tool's schema says whose it is (`call fetch fetch --url …`).
+        let calling = pos.first().map(|c| c == "call").unwrap_or(false);
+        if let (true, Long(name)) = (in_call && calling, &arg) {
+            if LATE.contains(name) {
+                let name = name.to_string();
+                let value = match p.optional_value() {
+                    Some(v) => Some(string(v)),
+                    None => next_is_value(&mut p).map_err(err)?,
+                };
+                provisional(&mut g, &name, value.as_deref());
+                tool_args.push(ToolArg::Late(name, value));
+                continue;
+            }
+        }
         match arg {
             Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
             Long("config") => g.config = Some(p.value().map_err(err)?.into()),
@@ -533,7 +584,9 @@ mod tests {
             "k=v",
         ])
         .unwrap();
-        assert!(c.globals.json_output && c.globals.dry_run);
+        // Before the tool's name an option is ours; after it, one that a tool may also
+        // name waits for the tool's schema (`Late`).
+        assert!(c.globals.json_output && !c.globals.dry_run);
         assert_eq!(
             c.command,
             Command::Call {
@@ -543,9 +596,23 @@ mod tests {
                     ToolArg::Pair("path".into(), Some("a.txt".into())),
                     ToolArg::Pair("force".into(), None),
                     ToolArg::Pair("n".into(), Some("3".into())),
+                    ToolArg::Late("dry-run".into(), None),
                     ToolArg::Var("k=v".into()),
                 ]
             }
+        );
+        // Those that shape the connection or the output act at once, noted as late.
+        let c = p(&["call", "s", "t", "--verbose", "--url", "http://x", "--timeout", "5"]).unwrap();
+        assert!(c.globals.verbose && c.globals.url.is_none() && c.globals.timeout.is_none());
+        assert_eq!(c.globals.late, vec!["verbose".to_string()]);
+        let Command::Call { args, .. } = c.command else { panic!() };
+        assert_eq!(
+            args,
+            vec![
+                ToolArg::Late("verbose".into(), None),
+                ToolArg::Late("url".into(), Some("http://x".into())),
+                ToolArg::Late("timeout".into(), Some("5".into())),
+            ]
         );
     }
 

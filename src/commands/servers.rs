@@ -220,40 +220,34 @@ fn describe_params(schema: &Value) -> String {
 }
 
 pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
-    let (s, root) = ctx.target(name)?;
-    let base = |e: Error| Failure::from(e).with("server", json!(s.name)).with("tool", json!(tool));
-    // Approval is settled before anything starts, except the question itself on a terminal.
-    let caller = crate::policy::Caller::Shell { yes: ctx.g.yes, can_ask: is_tty(0) && is_tty(2) };
-    let decision = crate::policy::decide(&s, tool, caller);
-    let allowed = s.allows(tool);
-    let blocked_all = matches!(&s.always_allow, Some(list) if list.is_empty());
-    let ask = match decision {
-        crate::policy::Decision::Run => false,
-        crate::policy::Decision::Ask => !ctx.g.dry_run,
-        crate::policy::Decision::Refuse(e) if s.disabled || !ctx.g.dry_run => {
-            if s.disabled || blocked_all {
-                return Err(base(e));
+    let (s, root) = ctx.target(name).map_err(|e| {
+        // `call s t --config x`: it may have been meant for the tool.
+        match ctx.g.late.iter().find(|n| *n == "config" || *n == "project-root") {
+            Some(n) => {
+                e.hint(format!("--{} came after the tool's name: if it is the tool's parameter, put it after `--`", n))
             }
-            // A typo of an allowed tool reads as "needs approval"; say which allowed name is close.
-            let allowed_names: Vec<&str> =
-                s.always_allow.iter().flatten().map(String::as_str).filter(|p| !p.contains('*')).collect();
-            let e = match crate::cli::closest(tool, &allowed_names) {
-                Some(close) => e.hint(format!(
-                    "did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list",
-                    close
-                )),
-                None => e,
-            };
+            None => e,
+        }
+    })?;
+    let base = |e: Error| Failure::from(e).with("server", json!(s.name)).with("tool", json!(tool));
+    let blocked_all = matches!(&s.always_allow, Some(list) if list.is_empty());
+    let can_ask = is_tty(0) && is_tty(2);
+    // Approval is settled before the call, except the question itself on a terminal.
+    let verdict = |yes: bool| crate::policy::decide(&s, tool, crate::policy::Caller::Shell { yes, can_ask });
+    if let crate::policy::Decision::Refuse(e) = verdict(ctx.g.yes) {
+        if s.disabled || blocked_all {
             return Err(base(e));
         }
-        crate::policy::Decision::Refuse(_) => false,
-    };
+    }
+    // Options of ours after the tool's name wait for its schema (they may be its parameters).
+    let late = typed.iter().any(|a| matches!(a, ToolArg::Late(..)));
     // Through a running daemon, a call that needs no question takes one round trip (on the
     // shared child: a server isolated per session gets a child of its own the MCP way).
     // The daemon applies the gateway's policy: a tool approved here (--yes, the terminal)
     // that the gateway would refuse runs on a child of this process instead.
     let gateway_runs = crate::policy::gateway(&s, tool).is_ok();
-    if !ask && gateway_runs && !ctx.g.dry_run && s.isolation == crate::config::Isolation::Shared {
+    let settled = matches!(verdict(ctx.g.yes), crate::policy::Decision::Run);
+    if !late && settled && gateway_runs && !ctx.g.dry_run && s.isolation == crate::config::Isolation::Shared {
         if let Some(answer) = ctx.call_via_daemon(&s, &root, tool, typed).map_err(base)? {
             let arguments = answer.get("arguments").filter(|a| a.is_object()).cloned();
             if let Some(e) = answer.get("error") {
@@ -271,11 +265,83 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         }
     }
     let session = if gateway_runs { ctx.open(&s, &root) } else { ctx.open_own(&s, &root) }.map_err(base)?;
-    let timeout = ctx.request_timeout(&s);
+    let mut timeout = ctx.request_timeout(&s);
     let tools = session.tools(timeout).map_err(base)?;
+    // An unknown tool is that (with close names), whatever the allowlist says.
     let def = crate::call::find_tool(&s.name, &tools, tool).map_err(base)?;
     log::debug!("found tool `{}` among {} tools", tool, tools.len());
-    let arguments = match crate::call::arguments(def, typed, &mut std::io::stdin().lock()) {
+    let (typed, ours) = crate::call::resolve_late(def, typed);
+    let (mut yes, mut dry_run) = (ctx.g.yes, ctx.g.dry_run);
+    for name in &ctx.g.late {
+        if crate::call::declares(def, name) {
+            if name == "verbose" {
+                // The tool's `--verbose`: our debug output stops here.
+                log::set_max_level(log::LevelFilter::Warn);
+                continue;
+            }
+            return Err(base(
+                Error::failure(format!(
+                    "--{} after the tool's name is both mcpctl's option and a parameter of `{}`",
+                    name, tool
+                ))
+                .hint(format!(
+                    "put mcpctl's --{} before `call`, or the tool's after `--` (`mcpctl call {} {} -- --{} …`)",
+                    name, s.name, tool, name
+                )),
+            ));
+        }
+    }
+    for (name, value) in &ours {
+        let flag = |set: &mut bool| match value {
+            None => {
+                *set = true;
+                Ok(())
+            }
+            Some(v) => Err(Error::failure(format!("--{} takes no value (got `{}`)", name, v))
+                .hint(format!("`{}` has no parameter `{}`; see `mcpctl tools {}`", tool, name, s.name))),
+        };
+        match name.as_str() {
+            "yes" => flag(&mut yes).map_err(base)?,
+            "dry-run" => flag(&mut dry_run).map_err(base)?,
+            "timeout" => {
+                let secs = value.as_deref().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0 && *s <= 86_400.0);
+                timeout = std::time::Duration::from_secs_f64(secs.ok_or_else(|| {
+                    base(Error::failure(format!(
+                        "--timeout takes seconds (a number above 0), not `{}`",
+                        value.as_deref().unwrap_or("")
+                    )))
+                })?);
+            }
+            "url" => {
+                return Err(base(
+                    Error::failure(format!("`{}` has no parameter `url`, and a server is named already", tool))
+                        .hint("to call a server by its URL, put --url before the tool: mcpctl call --url URL TOOL"),
+                ))
+            }
+            // Already in effect (see `cli::provisional`).
+            _ => {}
+        }
+    }
+    let ask = match verdict(yes) {
+        crate::policy::Decision::Run => false,
+        crate::policy::Decision::Ask => !dry_run,
+        crate::policy::Decision::Refuse(e) if !dry_run => {
+            // A typo of an allowed tool reads as "needs approval"; say which allowed name is close.
+            let allowed_names: Vec<&str> =
+                s.always_allow.iter().flatten().map(String::as_str).filter(|p| !p.contains('*')).collect();
+            let e = match crate::cli::closest(tool, &allowed_names) {
+                Some(close) => e.hint(format!(
+                    "did you mean `{}` (allowed)? Otherwise pass --yes, or add it to the server's alwaysAllow list",
+                    close
+                )),
+                None => e,
+            };
+            return Err(base(e));
+        }
+        crate::policy::Decision::Refuse(_) => false,
+    };
+    let allowed = s.allows(tool);
+    let arguments = match crate::call::arguments(def, &typed, &mut std::io::stdin().lock()) {
         Ok(a) => a,
         Err(bad) => {
             let f = base(bad.error);
@@ -285,9 +351,12 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             });
         }
     };
+    for w in crate::call::undeclared(def, &arguments) {
+        log::warn!("{}", w);
+    }
     let with_args = |f: Failure| f.with("arguments", Value::Object(arguments.clone()));
     let request = json!({"name": tool, "arguments": arguments});
-    if ctx.g.dry_run {
+    if dry_run {
         let mut r = Report::new(Status::DryRun, format!("Dry run: would call '{}' on server '{}'", tool, s.name))
             .field("server", json!(s.name))
             .field("tool", json!(tool))

@@ -306,3 +306,18 @@ fn sessions_stay_on_their_daemon_behind_nginx_and_only_a_dead_daemons_are_lost()
     drop(daemons);
     eprintln!("scale-out test took {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+#[test]
+fn a_bad_node_id_stops_start_with_one_line() {
+    let p = Project::fixture(json!({}));
+    p.cmd()
+        .args(["start", "--port", "0", "--node-id", "a.b"])
+        .status(1)
+        .stderr_has("--node-id `a.b` is not a node id: 1 to 32 letters, digits, `_` or `-`");
+    p.cmd()
+        .args(["start", "--port", "0"])
+        .env("MCPCTL_NODE_ID", "x".repeat(33))
+        .status(1)
+        .stderr_has("MCPCTL_NODE_ID `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx` is not a node id");
+    assert!(!p.root.join(".mcpctl/daemon.json").exists(), "no daemon started");
+}

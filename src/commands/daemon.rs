@@ -84,7 +84,7 @@ fn node_id(flag: Option<String>, env: Option<String>) -> Result<Option<String>> 
             what,
             crate::logsafe::safe(&v)
         ))
-        .hint(format!("fix {}", what)));
+        .hint("for example `node-1` (see docs/scale-out.md)"));
     }
     Ok(Some(v))
 }

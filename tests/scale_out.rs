@@ -201,6 +201,31 @@ fn modern_echo(url: &str, text: &str) -> String {
     r["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text in {r}")).to_string()
 }
 
+/// A session's `GET` stream through nginx: its lines, as they come, on a channel (the
+/// reading thread ends when the stream does, at the latest when nginx stops).
+fn get_stream(url: &str, sid: &str) -> std::sync::mpsc::Receiver<String> {
+    let resp = agent()
+        .get(url)
+        .header("Accept", "text/event-stream")
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Mcp-Session-Id", sid)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "GET stream through nginx");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn node(sid: &str) -> &str {
     sid.split_once('.').map(|(n, _)| n).unwrap_or("")
 }
@@ -265,6 +290,28 @@ fn sessions_stay_on_their_daemon_behind_nginx_and_only_a_dead_daemons_are_lost()
     }
     for s in &sessions {
         assert_eq!(session_echo(&url, s, s), (200, s.clone()));
+    }
+    // A session's GET stream passes through nginx: the list change a call sets off arrives
+    // while the stream stays open (nginx 1.22 forwarded it within milliseconds here with
+    // proxy_buffering on too; the documented config turns it off, the usual SSE setting).
+    let on_a = sessions.iter().find(|s| node(s) == "a").unwrap();
+    let stream = get_stream(&url, on_a);
+    assert_eq!(session_echo(&url, on_a, "x").0, 200);
+    let msg = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "fx__toggle_tool", "arguments": {}}});
+    let (status, _, _) = post(&url, &[("Mcp-Session-Id", on_a), ("MCP-Protocol-Version", "2025-11-25")], &msg);
+    assert_eq!(status, 200);
+    let asked = Instant::now();
+    let deadline = asked + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match stream.recv_timeout(left) {
+            Ok(line) if line.contains("notifications/tools/list_changed") => {
+                eprintln!("tools/list_changed on the GET stream {} ms after the call", asked.elapsed().as_millis());
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no tools/list_changed on the GET stream through nginx within 10 s ({e})"),
+        }
     }
     let b = daemons[1].take().unwrap();
     unsafe { libc::kill(b.pid, libc::SIGKILL) };

@@ -291,11 +291,17 @@ fn sessions_stay_on_their_daemon_behind_nginx_and_only_a_dead_daemons_are_lost()
     for s in &sessions {
         assert_eq!(session_echo(&url, s, s), (200, s.clone()));
     }
-    // A session's GET stream passes through nginx: the list change a call sets off arrives
-    // while the stream stays open (nginx 1.22 forwarded it within milliseconds here with
-    // proxy_buffering on too; the documented config turns it off, the usual SSE setting).
+    // A session's GET stream passes through nginx: it opens at once, and the list change a
+    // call sets off arrives while it stays open. (With `proxy_buffering on`, nginx 1.22 held
+    // the stream's headers back until the daemon's first keep-alive comment, 15 s later.)
     let on_a = sessions.iter().find(|s| node(s) == "a").unwrap();
+    let opening = Instant::now();
     let stream = get_stream(&url, on_a);
+    assert!(
+        opening.elapsed() < Duration::from_secs(5),
+        "the GET stream took {:?} to open through nginx",
+        opening.elapsed()
+    );
     assert_eq!(session_echo(&url, on_a, "x").0, 200);
     let msg = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "fx__toggle_tool", "arguments": {}}});
     let (status, _, _) = post(&url, &[("Mcp-Session-Id", on_a), ("MCP-Protocol-Version", "2025-11-25")], &msg);

@@ -3,6 +3,7 @@
 #
 #   make deps        Node 22 + MCP reference tools (.deps/npm), the 2026-07-28 conformance suite
 #                    (.deps/npm-conformance), Python SDK venvs (.deps/venv: mcp 1.x, .deps/venv-modern: mcp 2.x)
+#                    and nginx (a system package, for tests/scale_out.rs: see deps-nginx)
 #   make bench-deps  adds supergateway (.deps/npm-bench, linked into .deps/npm/node_modules/.bin)
 #                    and mcp-proxy (.deps/venv/bin/mcp-proxy)
 #
@@ -41,9 +42,9 @@ DEPS_PYBENCH_STAMP  := $(DEPS_VENV)/.stamp-bench-$(call deps_hash,$(DEPS_PY_PINS
 
 DEPS_NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
-.PHONY: deps bench-deps deps-clean
+.PHONY: deps bench-deps deps-clean deps-nginx
 
-deps: $(DEPS_NPM_STAMP) $(DEPS_NPMCONF_STAMP) $(DEPS_PY_STAMP) $(DEPS_PYMODERN_STAMP)
+deps: $(DEPS_NPM_STAMP) $(DEPS_NPMCONF_STAMP) $(DEPS_PY_STAMP) $(DEPS_PYMODERN_STAMP) deps-nginx
 
 bench-deps: deps $(DEPS_NPMBENCH_STAMP) $(DEPS_PYBENCH_STAMP)
 
@@ -103,6 +104,31 @@ $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 	$(DEPS_PYTHON) -m pip install --quiet --disable-pip-version-check --no-input -r $(DEPS_PY_PINS) -r $(DEPS_PYBENCH_PINS)
 	test -x $(DEPS_VENV)/bin/mcp-proxy
 	touch $@
+
+# nginx (tests/scale_out.rs, the scale-out figures of `make bench`) is a system package:
+# installed only when it is missing, we are root and apt-get exists (CI: root, no stdin);
+# `apt-get update` only when the install fails without it. Otherwise a note, and the test
+# skips (or fails under MCPCTL_REQUIRE_PEERS, as `make test` sets). The package must not
+# leave a system nginx running (it would take port 80): a policy-rc.d that denies service
+# starts is put in place for the install when there is none, systemd's unit is disabled
+# again, and a system nginx that runs anyway is stopped. The tests run their own nginx
+# (own prefix, port and pid file).
+deps-nginx:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "deps: nginx is missing (tests/scale_out.rs needs it): install nginx-light or nginx (as root: apt-get install nginx-light)" >&2; \
+	  exit 0; fi; \
+	rc=/usr/sbin/policy-rc.d; made=; \
+	if [ ! -e $$rc ]; then printf '#!/bin/sh\n# mcpctl make deps: no service starts during this install\nexit 101\n' >$$rc && chmod 755 $$rc && made=1; fi; \
+	trap '[ -z "$$made" ] || rm -f /usr/sbin/policy-rc.d' EXIT; \
+	echo "deps: apt-get install nginx-light"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq nginx-light </dev/null >/dev/null 2>&1 || \
+	  { apt-get update -qq </dev/null >/dev/null && apt-get install -y -qq nginx-light </dev/null >/dev/null; } || \
+	  { echo "deps: apt-get install nginx-light failed" >&2; exit 1; }; \
+	if [ -d /run/systemd/system ]; then systemctl disable --now -q nginx 2>/dev/null || true; fi; \
+	if [ -s /run/nginx.pid ] && kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; then nginx -s quit || true; fi; \
+	nginx -v
 
 deps-clean:
 	rm -rf $(DEPS_DIR)/npm $(DEPS_DIR)/npm-bench $(DEPS_DIR)/npm-conformance $(DEPS_DIR)/venv $(DEPS_DIR)/venv-modern

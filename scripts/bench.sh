@@ -5,13 +5,17 @@
 #   2. the gateways: mcpctl, supergateway and mcp-proxy fronting the fixture server,
 #      `tools/call echo` at 1, 16 and 64 sessions: throughput, p50/p99, the server
 #      process's own CPU per call, RSS idle and peak, mismatches;
-#   3. warm `mcpctl call` through the running daemon.
+#   3. warm `mcpctl call` through the running daemon;
+#   4. scale-out (docs/scale-out.md): `tools/call echo` at 16 sessions against one daemon
+#      directly, through nginx to that one daemon, and through nginx to three daemons (the
+#      nginx config of docs/scale-out.md, ports replaced; skipped when nginx is missing).
 # Usage: scripts/bench.sh BINDIR   (BINDIR holds mcpctl, mcpctl-fixture-server, mcpctl-loadgen)
 # Knobs: BENCH_DURATION (s per load configuration, default 3), BENCH_RUNS (cold/warm runs,
 # default 30), BENCH_INSPECTOR_RUNS (default 7), BENCH_SESSIONS (default "1 16 64"),
 # BENCH_OUT (raw JSON lines; default BINDIR/bench-results.jsonl), BENCH_STATIC (the static
 # musl mcpctl that `make static` builds, measured as a fourth gateway "mcpctl-musl" when it
-# exists; default target/x86_64-unknown-linux-musl/release/mcpctl).
+# exists; default target/x86_64-unknown-linux-musl/release/mcpctl), BENCH_SCALE_SESSIONS
+# (sessions of part 4, default 16), BENCH_ONLY=scale-out (only part 4: needs no peers).
 # Only 127.0.0.1; every process started here is stopped by its pid.
 set -euo pipefail
 
@@ -22,6 +26,8 @@ runs="${BENCH_RUNS:-30}"
 inspector_runs="${BENCH_INSPECTOR_RUNS:-7}"
 sessions_list="${BENCH_SESSIONS:-1 16 64}"
 out="${BENCH_OUT:-$bin/bench-results.jsonl}"
+only="${BENCH_ONLY:-}"
+scale_sessions="${BENCH_SCALE_SESSIONS:-16}"
 m="$bin/mcpctl" fx="$bin/mcpctl-fixture-server" lg="$bin/mcpctl-loadgen"
 export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
 sgw="$(command -v supergateway || true)"
@@ -30,8 +36,11 @@ inspector="$(command -v mcp-inspector || true)"
 for f in "$m" "$fx" "$lg"; do
   [ -x "$f" ] || { echo "bench: $f is missing (cargo build --release --bins)" >&2; exit 1; }
 done
-[ -n "$sgw" ] && [ -x "$mproxy" ] && [ -n "$inspector" ] ||
-  { echo "bench: supergateway, mcp-proxy or mcp-inspector missing (make bench-deps)" >&2; exit 1; }
+if [ "$only" != scale-out ]; then
+  [ -n "$sgw" ] && [ -x "$mproxy" ] && [ -n "$inspector" ] ||
+    { echo "bench: supergateway, mcp-proxy or mcp-inspector missing (make bench-deps)" >&2; exit 1; }
+fi
+nginx="$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-bench.XXXXXX")"
 project="$work/project"
@@ -86,6 +95,79 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 note() { printf '%s\n' "$*" >&2; }
 
 note "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); results in $out"
+
+# --- 4. scale-out through nginx (first, on a quiet machine) ---------------------------
+# Three daemons (node ids a, b, c) of one config, each in a folder of its own; nginx with
+# the config of docs/scale-out.md: once in front of daemon a alone (every upstream line
+# pointing at it), once in front of all three. Each nginx: its own prefix, port and pid.
+start_nginx() { # dir, port, port_a, port_b, port_c
+  mkdir -p "$1/tmp"
+  awk '/^```nginx$/ {f = 1; next} f && /^```/ {exit} f' "$root/docs/scale-out.md" |
+    sed -e "s/127\.0\.0\.1:7801/127.0.0.1:$3/; s/127\.0\.0\.1:7802/127.0.0.1:$4/" \
+        -e "s/127\.0\.0\.1:7803/127.0.0.1:$5/; s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$2;/" >"$1/mcpctl.conf"
+  cat >"$1/nginx.conf" <<EOF
+worker_processes auto;
+error_log $1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/tmp/body;
+  proxy_temp_path $1/tmp/proxy;
+  fastcgi_temp_path $1/tmp/fastcgi;
+  uwsgi_temp_path $1/tmp/uwsgi;
+  scgi_temp_path $1/tmp/scgi;
+  include $1/mcpctl.conf;
+}
+EOF
+  "$nginx" -e "$1/error.log" -p "$1/" -c "$1/nginx.conf" -g "daemon off; pid $1/nginx.pid;" \
+    </dev/null >/dev/null 2>&1 &
+  started_pids+=("$!")
+  wait_port "$2" "$!"
+}
+if [ -z "$nginx" ]; then
+  note "bench: nginx is missing (apt-get install nginx-light): no scale-out figures"
+else
+  nodes=()
+  for node in a b c; do
+    mkdir -p "$work/node-$node"
+    p="$(free_port)"
+    "$m" --config "$project/.mcpctl/config.json" --project-root "$work/node-$node" start --port "$p" \
+      --node-id "$node" >/dev/null
+    pid="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$work/node-$node/.mcpctl/daemon.json")"
+    started_pids+=("$pid")
+    wait_port "$p" "$pid"
+    nodes+=("$p")
+  done
+  p_n1="$(free_port)" p_n3="$(free_port)"
+  start_nginx "$work/nginx-1" "$p_n1" "${nodes[0]}" "${nodes[0]}" "${nodes[0]}"
+  start_nginx "$work/nginx-3" "$p_n3" "${nodes[0]}" "${nodes[1]}" "${nodes[2]}"
+  note "bench: nginx $("$nginx" -v 2>&1 | sed 's/.*nginx\///'), daemons on ${nodes[*]}"
+  sleep 1
+  for case in "direct-1:${nodes[0]}" "nginx-1:$p_n1" "nginx-3:$p_n3"; do
+    note "bench: scale-out ${case%%:*}, $scale_sessions sessions, ${duration}s"
+    timeout $((duration + 120)) "$lg" run "http://127.0.0.1:${case#*:}/mcp/fx" --sessions "$scale_sessions" \
+      --duration "$duration" --warmup 20 --label "scale-${case%%:*}" | tee -a "$out" >&2
+  done
+fi
+scale_table() {
+  python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("\n### Scale-out through nginx (docs/scale-out.md)\n")
+print("| sessions | path | calls/s | p50 ms | p99 ms | sessions per daemon | calls | mismatches | errors |")
+print("| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+names = {"scale-direct-1": "one daemon, direct", "scale-nginx-1": "nginx → one daemon", "scale-nginx-3": "nginx → three daemons"}
+for r in rows:
+    if r.get("label") in names:
+        spread = ", ".join(f"{k}: {v}" for k, v in r["session_nodes"].items())
+        print(f"| {r['sessions']} | {names[r['label']]} | {r['calls_per_s']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+              f"| {spread} | {r['calls']} | {r['mismatches']} | {r['errors']} |")
+PY
+}
+if [ "$only" = scale-out ]; then
+  scale_table
+  exit 0
+fi
 
 # --- 1. cold calls, interleaved -----------------------------------------------------
 note "bench: cold calls ($runs runs each, inspector $inspector_runs)"
@@ -268,3 +350,4 @@ for r in loads:
         print(f"- {r['label']} @ {r['sessions']}: {r['errors']} errors ({r['init_errors']} sessions failed to "
               f"initialize; slowest initialize {r['init_max_ms']:.0f} ms): {r['first_error']}")
 PY
+[ -z "$nginx" ] || scale_table

@@ -32,6 +32,8 @@ pub struct StartOpts {
     pub foreground: bool,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
+    /// `--node-id ID`: this daemon's name among several behind one load balancer.
+    pub node_id: Option<String>,
 }
 
 /// One tool argument as typed, before the schema gives it a type.
@@ -258,6 +260,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             Long("allowed-origin") => {
                 start.allowed_origins.push(string(p.value().map_err(err)?));
                 used_start_flags.push("allowed-origin");
+            }
+            Long("node-id") => {
+                start.node_id = Some(string(p.value().map_err(err)?));
+                used_start_flags.push("node-id");
             }
             Long("follow") | Short('f') if !in_call => follow = true,
             Long("force") if !in_call => force = true,

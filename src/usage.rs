@@ -60,6 +60,12 @@ pub const COMMAND_OPTS: &[Opt] = &[
     opt("foreground", None, None, "serve in this process until SIGINT/SIGTERM (systemd, containers)"),
     opt("allowed-host", None, Some("H"), "also accept this Host header (repeatable)"),
     opt("allowed-origin", None, Some("O"), "also accept this browser Origin (repeatable)"),
+    opt(
+        "node-id",
+        None,
+        Some("ID"),
+        "session ids start with `ID.`, so a load balancer can route them to this daemon (else MCPCTL_NODE_ID)",
+    ),
     opt("follow", Some('f'), None, "keep printing what is appended, until Ctrl-C"),
     opt("force", None, None, "runtime install: install again even when it is there; import: replace the config"),
     opt("write", None, None, "write the project's .mcpctl/config.json instead of printing"),
@@ -204,12 +210,12 @@ pub const COMMANDS: &[Cmd] = &[
     Cmd {
         name: "start",
         synopsis: "start [options]",
-        usage: "mcpctl start [--host H] [--port N] [--foreground] [--allowed-host H] [--allowed-origin O]",
+        usage: "mcpctl start [--host H] [--port N] [--foreground] [--allowed-host H] [--allowed-origin O] [--node-id ID]",
         summary: "start the gateway daemon (MCP over HTTP)",
         about: "Starts the daemon in the background, waits until it answers, and prints its URL:\n\
                 every configured server at /mcp (names <server>__<tool>) and each at /mcp/<server>.\n\
                 The token comes from MCPCTL_TOKEN (or --token); without one only loopback is allowed.",
-        options: &["host", "port", "token", "foreground", "allowed-host", "allowed-origin"],
+        options: &["host", "port", "token", "foreground", "allowed-host", "allowed-origin", "node-id"],
         examples: &["mcpctl start", "MCPCTL_TOKEN=$(cat token) mcpctl start --host 0.0.0.0", "mcpctl start --port 0"],
     },
     Cmd {

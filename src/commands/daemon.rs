@@ -65,7 +65,28 @@ fn options(o: &StartOpts) -> Result<Options> {
     if let Some(v) = secs("MCPCTL_SESSION_IDLE", 365 * 86_400)? {
         opts.session_idle = v;
     }
+    opts.node_id = node_id(o.node_id.clone(), env("MCPCTL_NODE_ID"))?;
     Ok(opts)
+}
+
+/// The daemon's node id (`--node-id`, else `MCPCTL_NODE_ID`; unset or empty: none): 1 to 32
+/// of `A-Z a-z 0-9 _ -`, so that it is safe in a session id, a header and an nginx `map`.
+fn node_id(flag: Option<String>, env: Option<String>) -> Result<Option<String>> {
+    let (what, v) = match (flag, env.filter(|v| !v.is_empty())) {
+        (Some(f), _) => ("--node-id", f),
+        (None, Some(e)) => ("MCPCTL_NODE_ID", e),
+        (None, None) => return Ok(None),
+    };
+    let ok = (1..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(Error::failure(format!(
+            "{} `{}` is not a node id: 1 to 32 letters, digits, `_` or `-`",
+            what,
+            crate::logsafe::safe(&v)
+        ))
+        .hint("for example `node-1` (see docs/scale-out.md)"));
+    }
+    Ok(Some(v))
 }
 
 /// A whole number from 1 to `max` in the environment variable `key` (unset or empty: none).
@@ -134,6 +155,9 @@ pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
     }
     for h in &opts.allowed_origins {
         cmd.arg("--allowed-origin").arg(h);
+    }
+    if let Some(n) = &opts.node_id {
+        cmd.arg("--node-id").arg(n);
     }
     // The token travels in the environment, never in argv.
     cmd.env_remove("MCPCTL_TOKEN").env_remove("MCPCTL_TOKEN_MODE");
@@ -515,4 +539,26 @@ pub fn logs(ctx: &Ctx, follow: bool) -> Outcome {
 /// A report whose output was already written.
 fn quiet() -> Report {
     Report { raw: Some(String::new()), ..Report::new(Status::Success, "log printed") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_are_checked() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(node_id(None, None).unwrap(), None);
+        assert_eq!(node_id(None, s("")).unwrap(), None);
+        assert_eq!(node_id(None, s("b_2")).unwrap(), s("b_2"));
+        // The flag wins over the environment.
+        assert_eq!(node_id(s("node-a"), s("b")).unwrap(), s("node-a"));
+        assert_eq!(node_id(s(&"x".repeat(32)), None).unwrap(), s(&"x".repeat(32)));
+        for bad in ["", "a.b", "a b", "é", "a/b", "a\nb", &"x".repeat(33)] {
+            let e = node_id(s(bad), None).unwrap_err().one_line();
+            assert!(e.contains("is not a node id"), "{bad:?}: {e}");
+        }
+        let e = node_id(None, s("a;b")).unwrap_err().one_line();
+        assert!(e.starts_with("MCPCTL_NODE_ID `a;b` is not a node id"), "{e}");
+    }
 }

@@ -13,7 +13,7 @@ use crate::jsonrpc::{self, Message};
 use crate::peer;
 use crate::policy;
 use serde_json::{json, Map, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -401,7 +401,7 @@ fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             // is not the client's to wait for.
             send(req, Resp::empty(202));
             if !session.take_reply(&id, outcome) {
-                log::debug!("session {}…: answer to unknown request {} dropped", &session.id[..8], id);
+                log::debug!("session {}…: answer to unknown request {} dropped", session_word(&session), id);
             }
         }
         Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
@@ -412,7 +412,14 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
     let (server_info, capabilities, instructions) = identity(hub, target);
-    let sid = new_session_id();
+    let sid = match new_session_id(hub.opts.node_id.as_deref()) {
+        Ok(sid) => sid,
+        Err(e) => {
+            log::error!("initialize refused: no session id can be made: {}", e);
+            let msg = format!("Internal error: the gateway cannot make a session id ({})", e);
+            return rpc_error(500, id, jsonrpc::INTERNAL_ERROR, &msg);
+        }
+    };
     let session = Arc::new(
         Session::new(sid.clone(), target.clone(), version.to_string())
             .with_token(token)
@@ -470,17 +477,55 @@ fn full_capabilities() -> Value {
     })
 }
 
-/// 128 bits from the OS's random source, as hex.
+/// 128 bits from the kernel's random source, as hex (a 2026-07-28 request state). Without
+/// random bytes there is no safe state to hand out: the handler panics with the reason
+/// (logged; its connection is closed) rather than hand out a guessable one.
 pub(super) fn random_id() -> String {
-    new_session_id()
+    let mut b = [0u8; 16];
+    if let Err(e) = random_bytes(&mut b) {
+        panic!("no random bytes for a request state: {}", e);
+    }
+    hex(&b)
 }
 
-/// 128 bits from the OS's random source, as hex.
-fn new_session_id() -> String {
+/// A new session id: 128 bits from the kernel's random source as hex, after `<node>.` when
+/// the daemon has a node id (a load balancer routes the session to its daemon by that
+/// prefix). An error, never a guessable id, when no random bytes can be had.
+fn new_session_id(node: Option<&str>) -> Result<String, String> {
+    session_id_from(node, random_bytes)
+}
+
+fn session_id_from(node: Option<&str>, fill: fn(&mut [u8]) -> Result<(), String>) -> Result<String, String> {
     let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
+    fill(&mut b)?;
+    Ok(match node {
+        Some(n) => format!("{}.{}", n, hex(&b)),
+        None => hex(&b),
+    })
+}
+
+/// Fill `buf` from getrandom(2) (the kernel's CSPRNG; blocks only until it is seeded at boot).
+fn random_bytes(buf: &mut [u8]) -> Result<(), String> {
+    let mut at = 0;
+    while at < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled rest of `buf`.
+        let n = unsafe { libc::getrandom(buf[at..].as_mut_ptr().cast(), buf.len() - at, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("getrandom failed: {}", e));
+        }
+        if n == 0 {
+            return Err("getrandom returned no bytes".into());
+        }
+        at += n as usize;
     }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{:02x}", x)).collect()
 }
 
@@ -619,8 +664,10 @@ fn token_name(t: Option<&crate::tokens::NamedToken>) -> &str {
     t.map(|t| t.name.as_str()).unwrap_or("-")
 }
 
+/// The first 8 characters of a session id's random part (after a node id's `<node>.`), for logs.
 fn session_word(session: &Session) -> &str {
-    &session.id[..8.min(session.id.len())]
+    let random = session.id.rsplit('.').next().unwrap_or(&session.id);
+    &random[..8.min(random.len())]
 }
 
 fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
@@ -1512,6 +1559,24 @@ mod tests {
         assert!(!same_secret(b"abc", b"abcd"));
         assert!(!same_secret(b"", b"a"));
         assert!(same_secret(b"", b""));
+    }
+
+    #[test]
+    fn session_ids_are_random_and_name_their_node() {
+        let a = new_session_id(None).unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, new_session_id(None).unwrap());
+        assert_ne!(a, "0".repeat(32));
+        let n = new_session_id(Some("node-1")).unwrap();
+        let (node, random) = n.split_once('.').unwrap();
+        assert_eq!(node, "node-1");
+        assert_eq!(random.len(), 32);
+        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{n}");
+        // No random bytes: an error, never a guessable (all-zero) id.
+        let e = session_id_from(Some("a"), |_| Err("getrandom failed: no entropy".into())).unwrap_err();
+        assert!(e.contains("getrandom failed"), "{e}");
+        assert_eq!(random_id().len(), 32);
     }
 
     #[test]

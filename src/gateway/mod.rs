@@ -46,6 +46,9 @@ pub struct Options {
     pub head_timeout: Duration,
     /// Bytes of answers all slow clients together may leave unread.
     pub max_buffered: usize,
+    /// `--node-id`/`MCPCTL_NODE_ID` (validated): session ids are `<node>.<128-bit hex>`, so
+    /// that a load balancer in front of several daemons routes a session to its own.
+    pub node_id: Option<String>,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             tokens: Vec::new(),
             head_timeout: Duration::from_secs(10),
             max_buffered: 256 * 1024 * 1024,
+            node_id: None,
         }
     }
 }
@@ -257,6 +261,7 @@ impl Hub {
             "pid": std::process::id(),
             "project_dir": self.project_root,
             "token_mode": self.opts.token_mode,
+            "node_id": self.opts.node_id,
             "started_at": unix(self.started),
             "uptime_secs": self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
             "sessions": self.sessions.lock().unwrap().len(),
@@ -321,6 +326,9 @@ pub fn serve(
     }
     on_ready(addr)?;
     log::info!("mcpctl gateway listening on http://{}/mcp ({} servers)", addr, hub.upstreams.len());
+    if let Some(n) = &hub.opts.node_id {
+        log::info!("node id `{}`: session ids start with `{}.`", n, n);
+    }
 
     let limits = server::Limits {
         max_connections: hub.opts.max_connections,

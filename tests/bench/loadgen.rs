@@ -1,7 +1,7 @@
 //! `mcpctl-loadgen`: the load generator and timing harness behind `scripts/bench.sh`.
 //!
 //! ```text
-//! mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] [--pid PID] [--label L]
+//! mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] [--pid PID] [--label L] [--token T]
 //!                        [--protocol 2026-07-28]
 //! mcpctl-loadgen floor [--list] CMD [ARGS...]
 //! mcpctl-loadgen time [--warmup N] -- NAME RUNS EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...]
@@ -17,7 +17,10 @@
 //! with `_meta` (protocol version, client capabilities) and the routing headers
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`). With `--pid`, that process's own CPU time (utime+stime, children
 //! excluded) is read before and after the measured phase, and its VmRSS sampled every
-//! 10 ms during it. Prints one JSON object.
+//! 10 ms during it. `--token T` sends `Authorization: Bearer T`. Prints one JSON object;
+//! `session_nodes` counts the sessions per node id (the part of a session id before its
+//! first `.`, as `mcpctl start --node-id` makes them; `-` for ids without one), which shows
+//! how a load balancer spread them.
 //!
 //! `floor`: the least a shell call can do: spawn CMD (a stdio MCP server), initialize,
 //! initialized, one `tools/call echo {text: "floor"}`, close stdin, wait for the exit.
@@ -54,7 +57,7 @@ fn main() {
         Some("time") => time(&args[1..]),
         Some("rtt") => rtt(&args[1..]),
         _ => Err("usage: mcpctl-loadgen run URL [--sessions N] [--duration S] [--calls N] [--warmup N] \
-                  [--pid PID] [--label L] | floor [--list] CMD [ARGS...] | time [--warmup N] -- NAME RUNS \
+                  [--pid PID] [--label L] [--token T] | floor [--list] CMD [ARGS...] | time [--warmup N] -- NAME RUNS \
                   EXPECT CMD [ARGS...] [:: NAME RUNS EXPECT CMD...] | rtt CMD [ARGS...]"
             .to_string()),
     };
@@ -112,6 +115,8 @@ fn check_loopback(url: &str) -> Result<(), String> {
 
 struct Session {
     http: Http,
+    /// `Bearer <token>`, sent on every request when given.
+    auth: Option<String>,
     sid: Option<String>,
     version: String,
     next_id: u64,
@@ -248,12 +253,15 @@ fn read_reply(r: &mut BufReader<std::net::TcpStream>) -> Result<Reply, String> {
 impl Session {
     fn new(url: &str, modern: bool) -> Session {
         let version = if modern { MODERN } else { PROTOCOL_VERSION };
-        Session { http: Http::new(url), sid: None, version: version.into(), next_id: 0, modern }
+        Session { http: Http::new(url), auth: None, sid: None, version: version.into(), next_id: 0, modern }
     }
 
     /// POSTs one message; for a request, returns the JSON-RPC response with its id.
     fn post(&mut self, body: &Value, expect_answer: bool) -> Result<Option<Value>, CallError> {
         let mut headers = vec![("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+        if let Some(a) = &self.auth {
+            headers.push(("Authorization", a));
+        }
         if let Some(sid) = &self.sid {
             headers.push(("Mcp-Session-Id", sid));
             headers.push(("MCP-Protocol-Version", &self.version));
@@ -353,7 +361,11 @@ impl Session {
 
     fn close(&mut self) {
         if let Some(sid) = self.sid.clone() {
-            let _ = self.http.send("DELETE", &[("Mcp-Session-Id", &sid)], b"");
+            let mut headers = vec![("Mcp-Session-Id", sid.as_str())];
+            if let Some(a) = &self.auth {
+                headers.push(("Authorization", a));
+            }
+            let _ = self.http.send("DELETE", &headers, b"");
         }
     }
 }
@@ -389,6 +401,8 @@ struct Tally {
     init_error: bool,
     /// How long initialize + notifications/initialized took.
     init_ns: u64,
+    /// The node id that prefixes the session id (`-`: none; empty: no session).
+    node: String,
     first_error: Option<String>,
 }
 
@@ -423,6 +437,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut pid: Option<u32> = None;
     let mut label = String::new();
     let mut modern = false;
+    let mut token: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -437,6 +452,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 Some(PROTOCOL_VERSION) => modern = false,
                 other => return Err(format!("--protocol takes {MODERN} or {PROTOCOL_VERSION}, not {other:?}")),
             },
+            "--token" => token = Some(it.next().cloned().ok_or("--token needs a value")?),
             u if !u.starts_with("--") && url.is_none() => url = Some(u.to_string()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -454,16 +470,20 @@ fn run(args: &[String]) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..sessions)
         .map(|n| {
-            let (url, barrier, stop) = (url.clone(), barrier.clone(), stop.clone());
+            let (url, barrier, stop, token) = (url.clone(), barrier.clone(), stop.clone(), token.clone());
             std::thread::Builder::new()
                 .name(format!("session-{n}"))
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let mut t = Tally::default();
                     let mut s = Session::new(&url, modern);
+                    s.auth = token.map(|t| format!("Bearer {t}"));
                     let t0 = Instant::now();
                     let mut ready = s.initialize();
                     t.init_ns = t0.elapsed().as_nanos() as u64;
+                    if let Some(sid) = &s.sid {
+                        t.node = sid.split_once('.').map(|(n, _)| n).unwrap_or("-").to_string();
+                    }
                     for i in 0..warmup {
                         if ready.is_err() {
                             break;
@@ -523,6 +543,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut all = Tally::default();
     let mut init_errors = 0;
     let mut init_ns = Vec::with_capacity(sessions);
+    let mut nodes = std::collections::BTreeMap::<String, u64>::new();
     for t in threads {
         let t = t.join().map_err(|_| "a session thread panicked")?;
         all.latencies_ns.extend(t.latencies_ns);
@@ -530,6 +551,9 @@ fn run(args: &[String]) -> Result<(), String> {
         all.errors += t.errors;
         init_errors += u64::from(t.init_error);
         init_ns.push(t.init_ns);
+        if !t.node.is_empty() {
+            *nodes.entry(t.node).or_default() += 1;
+        }
         if all.first_error.is_none() {
             all.first_error = t.first_error;
         }
@@ -560,6 +584,7 @@ fn run(args: &[String]) -> Result<(), String> {
         "init_p50_ms": round(percentile(&init_ns, 0.5), 3),
         "init_max_ms": round(init_ns.last().copied().unwrap_or(0) as f64 / 1e6, 3),
         "first_error": all.first_error,
+        "session_nodes": nodes,
         "server_pid": pid,
         "server_cpu_s": match (cpu0, cpu1) { (Some(a), Some(b)) => json!(round(b - a, 3)), _ => Value::Null },
         "server_cpu_us_per_call": per_call_us(cpu0, cpu1),

@@ -4,7 +4,8 @@
 #      `mcp-inspector --cli`, interleaved run by run;
 #   2. the gateways: mcpctl, supergateway and mcp-proxy fronting the fixture server,
 #      `tools/call echo` at 1, 16 and 64 sessions: throughput, p50/p99, the server
-#      process's own CPU per call, RSS idle and peak, mismatches;
+#      process's own CPU per call, RSS idle and peak, mismatches; mcpctl twice: with
+#      2025-11-25 session clients and with stateless 2026-07-28 clients ("mcpctl-2026");
 #   3. warm `mcpctl call` through the running daemon;
 #   4. scale-out (docs/scale-out.md): `tools/call echo` at 16 sessions against one daemon
 #      directly, through nginx to that one daemon, and through nginx to three daemons (the
@@ -185,7 +186,7 @@ daemon_pid="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["p
 wait_port "$p_m" "$daemon_pid"
 sleep 1
 idle_m="$(rss_kb "$daemon_pid")"
-gateways="mcpctl supergateway mcp-proxy"
+gateways="mcpctl mcpctl-2026 supergateway mcp-proxy"
 idle_s_m=null
 if [ -n "$static" ]; then
   p_sm="$(free_port)"
@@ -194,7 +195,7 @@ if [ -n "$static" ]; then
   wait_port "$p_sm" "$daemon_pid_s"
   sleep 1
   idle_s_m="$(rss_kb "$daemon_pid_s")"
-  gateways="mcpctl mcpctl-musl supergateway mcp-proxy"
+  gateways="mcpctl mcpctl-2026 mcpctl-musl supergateway mcp-proxy"
   note "bench: static musl mcpctl $static, daemon pid $daemon_pid_s"
 fi
 
@@ -234,15 +235,17 @@ note "bench: round trips without a gateway (stdio, loopback TCP, a bare relay)"
 
 for n in $sessions_list; do
   for gw in $gateways; do
+    proto=()
     case "$gw" in
       mcpctl) url="http://127.0.0.1:$p_m/mcp/fx" pid="$daemon_pid" ;;
+      mcpctl-2026) url="http://127.0.0.1:$p_m/mcp/fx" pid="$daemon_pid" proto=(--protocol 2026-07-28) ;;
       mcpctl-musl) url="http://127.0.0.1:$p_sm/mcp/fx" pid="$daemon_pid_s" ;;
       supergateway) url="http://127.0.0.1:$p_s/mcp" pid="$pid_s" ;;
       mcp-proxy) url="http://127.0.0.1:$p_p/mcp" pid="$pid_p" ;;
     esac
     note "bench: $gw, $n sessions, ${duration}s"
     timeout $((duration + 120)) "$lg" run "$url" --sessions "$n" --duration "$duration" --warmup 20 \
-      --pid "$pid" --label "$gw" | tee -a "$out" >&2
+      --pid "$pid" --label "$gw" "${proto[@]}" | tee -a "$out" >&2
   done
 done
 
@@ -258,7 +261,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cold = {r["name"]: r for r in rows if "median_ms" in r}
 idle = next(r for r in rows if r.get("name") == "idle_rss_kb")
 loads = [r for r in rows if "calls_per_s" in r]
-gws = ["mcpctl", "mcpctl-musl", "supergateway", "mcp-proxy"]
+gws = ["mcpctl", "mcpctl-2026", "mcpctl-musl", "supergateway", "mcp-proxy"]
 peers_of = ["supergateway", "mcp-proxy"]
 
 def f(x, d=2):

@@ -104,7 +104,11 @@ fn run_bounded(mut c: Command, limit: Duration, what: &str) -> (Option<i32>, Str
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v.as_array().unwrap_or_else(|| panic!("no names in {}", v)).iter().map(|n| n.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("no names in {}", v))
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn text(v: &Value) -> String {
@@ -195,7 +199,8 @@ fn inspector_cli_over_stdio() {
     assert!(all.contains(&"fx__echo") && all.contains(&"fy__add") && !all.contains(&"fy__fail"), "{:?}", all);
     let v = inspector(&["--method", "tools/call", "--tool-name", "fy__add", "--tool-arg", "a=2", "b=3"], &[]);
     assert_eq!(text(&v), "5");
-    let v = inspector(&["--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text=one"], &["--server", "fx"]);
+    let v =
+        inspector(&["--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text=one"], &["--server", "fx"]);
     assert_eq!(text(&v), "one");
     let pid = pid_in(&p.root.join("fx.pid")).expect("fx wrote its pid");
     assert!(gone_within(pid, Duration::from_secs(10)), "fx (pid {}) outlived serve --stdio", pid);
@@ -362,7 +367,9 @@ fn garbage_and_long_lines_get_errors_and_stdin_eof_ends_cleanly() {
     assert_eq!(s.next()["error"]["code"], -32600);
     // The session goes on: requests in flight do not wait for each other.
     s.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__sleep","arguments":{"ms":1500}}}"#);
-    s.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"quick"}}}"#);
+    s.send(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"quick"}}}"#,
+    );
     let first = s.next();
     assert_eq!(first["id"], 2, "the quick call waited for the slow one: {}", first);
     assert_eq!(first["result"]["content"][0]["text"], "quick");
@@ -414,14 +421,24 @@ fn a_forgotten_session_is_opened_again() {
     drop(d);
 }
 
+/// Named tokens belong to a daemon's clients: the in-process gateway does not need their
+/// variables. A config that does not load is one line on stderr and exit 1, nothing on stdout.
 #[test]
-fn a_gateway_that_cannot_start_is_one_line_and_exit_1() {
+fn named_tokens_are_not_needed_and_a_broken_config_is_one_line() {
     let p = Project::new(&json!({
         "tokens": {"ci": {"env": "MCPCTL_TEST_UNSET_TOKEN_VAR", "allow": ["fx__echo"]}},
         "mcpServers": {"fx": {"command": fixture_bin(), "alwaysAllow": ["*"]}},
     }));
+    let mut s = Raw::start(&p, &[]);
+    s.initialize();
+    s.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__add","arguments":{"a":1,"b":1}}}"#);
+    assert_eq!(s.answer(1)["result"]["content"][0]["text"], "2");
+    let (code, err) = s.close();
+    assert_eq!(code, Some(0), "{}", err);
+
+    p.write_config(&json!({"mcpServers": {"fx": {"alwaysAllow": ["*"]}}}));
     let run = p.cmd().args(["serve", "--stdio"]).stdin("").status(1);
-    run.stderr_has("MCPCTL_TEST_UNSET_TOKEN_VAR");
     assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.dump());
+    assert!(run.stderr().contains("fx"), "{}", run.dump());
     assert!(run.stdout().is_empty(), "{}", run.dump());
 }

@@ -68,8 +68,9 @@ pub fn serve(ctx: &Ctx, stdio: bool, server: Option<&str>) -> Outcome {
             .into());
     }
     if ctx.g.json_output {
-        return Err(Error::failure("--json-output does not apply to `mcpctl serve --stdio` (stdout carries JSON-RPC)")
-            .into());
+        return Err(
+            Error::failure("--json-output does not apply to `mcpctl serve --stdio` (stdout carries JSON-RPC)").into()
+        );
     }
     let cfg = ctx.load_config()?;
     let path = match server {
@@ -107,7 +108,10 @@ fn request_deadline(cfg: &Config) -> Duration {
 /// The running daemon's base URL and headers, if one runs for the project, serves what we
 /// need and takes our token. A daemon that refuses `MCPCTL_TOKEN` is an error; one that does
 /// not answer is passed over (an in-process gateway serves instead).
-fn running_daemon(ctx: &Ctx, cfg: &Config, server: Option<&str>) -> Result<Option<(String, Vec<(String, String)>)>> {
+/// A gateway endpoint's base URL and the headers it needs.
+type Endpoint = (String, Vec<(String, String)>);
+
+fn running_daemon(ctx: &Ctx, cfg: &Config, server: Option<&str>) -> Result<Option<Endpoint>> {
     let found = match server {
         Some(name) => ctx.daemon(ctx.server(cfg, name)?, &cfg.project_root),
         None => {
@@ -180,8 +184,11 @@ fn own_gateway(cfg: &Config, path: &str, deadline: Duration) -> Result<()> {
             && matches!(&s.transport, crate::config::Transport::Stdio { command, .. }
                 if crate::runtime::uses_runtime(command, s.runtime.as_deref()))
     };
+    // Named tokens are for clients of a daemon; the one client here holds the gateway's own
+    // token, so their variables and files need not be there.
+    let cfg = Config { tokens: Vec::new(), ..cfg.clone() };
     let mut watcher: Option<std::thread::JoinHandle<()>> = None;
-    let served = gateway::serve(cfg, opts, &lazy, &mut |addr| {
+    let served = gateway::serve(&cfg, opts, &lazy, &mut |addr| {
         let url = format!("http://{}{}", addr, path);
         log::info!("bridging stdio to an in-process gateway at {}", url);
         let headers = vec![("Authorization".to_string(), format!("Bearer {}", token))];
@@ -338,7 +345,11 @@ impl Bridge {
     /// One line from the client.
     fn take_line(self: &Arc<Self>, line: &[u8]) {
         let Ok(text) = std::str::from_utf8(line) else {
-            self.emit(&jsonrpc::error_response(Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the line is not UTF-8"));
+            self.emit(&jsonrpc::error_response(
+                Value::Null,
+                jsonrpc::PARSE_ERROR,
+                "Parse error: the line is not UTF-8",
+            ));
             return;
         };
         let text = text.trim();
@@ -354,7 +365,11 @@ impl Bridge {
         };
         let Some(obj) = v.as_object() else {
             let why = if v.is_array() { "batches are not supported" } else { "not a JSON-RPC message" };
-            self.emit(&jsonrpc::error_response(Value::Null, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
+            self.emit(&jsonrpc::error_response(
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                &format!("Invalid Request: {}", why),
+            ));
             return;
         };
         let id = obj.get("id").cloned();
@@ -395,7 +410,10 @@ impl Bridge {
             self.emit(&jsonrpc::error_response(
                 id,
                 jsonrpc::SERVER_UNAVAILABLE,
-                &format!("mcpctl serve: {} requests are in flight already; try again when one has finished", MAX_IN_FLIGHT),
+                &format!(
+                    "mcpctl serve: {} requests are in flight already; try again when one has finished",
+                    MAX_IN_FLIGHT
+                ),
             ));
             return;
         }
@@ -472,7 +490,14 @@ impl Bridge {
                 Err(e) => return Answer::Missing(e),
             };
             match serde_json::from_str::<Value>(&body) {
-                Ok(Value::Array(msgs)) => msgs.into_iter().fold(false, |seen, m| self.relay(m, Some(id)) || seen),
+                Ok(Value::Array(msgs)) => {
+                    // Every message is relayed, the answer wherever it is.
+                    let mut seen = false;
+                    for m in msgs {
+                        seen |= self.relay(m, Some(id));
+                    }
+                    seen
+                }
                 Ok(m) if m.is_object() => self.relay(m, Some(id)),
                 _ if (200..300).contains(&status) => false,
                 _ => return Answer::Missing(format!("the gateway answered HTTP {}: {}", status, snippet(&body))),
@@ -506,7 +531,12 @@ impl Bridge {
 
     /// Relay the events of an SSE body in order; with `want`, stop at its answer (true).
     /// With `generation`, stop once a newer GET stream has replaced this one.
-    fn relay_stream(&self, resp: ureq::http::Response<ureq::Body>, want: Option<&Value>, generation: Option<u64>) -> bool {
+    fn relay_stream(
+        &self,
+        resp: ureq::http::Response<ureq::Body>,
+        want: Option<&Value>,
+        generation: Option<u64>,
+    ) -> bool {
         let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
         let mut r = std::io::BufReader::new(body);
         let mut line = Vec::new();
@@ -557,7 +587,12 @@ impl Bridge {
         }
     }
 
-    fn post(&self, text: &str, timeout: Duration, session: Option<&str>) -> std::result::Result<ureq::http::Response<ureq::Body>, String> {
+    fn post(
+        &self,
+        text: &str,
+        timeout: Duration,
+        session: Option<&str>,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, String> {
         let mut req = self
             .agent
             .post(&self.url)

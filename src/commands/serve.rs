@@ -517,6 +517,11 @@ impl Bridge {
             && m.get("method").is_none()
             && m.get("id") == want
             && (m.get("result").is_some() || m.get("error").is_some());
+        if is_answer && self.cancelled.lock().unwrap().remove(&m["id"].to_string()) {
+            // The client cancelled it: no answer is due any more.
+            log::debug!("dropped the answer to cancelled request {}", m["id"]);
+            return true;
+        }
         if is_answer {
             if let Some(p) = m.get("result").and_then(|r| r.get("protocolVersion")).and_then(Value::as_str) {
                 let is_init = self.init.lock().unwrap().is_some() && self.protocol.lock().unwrap().is_none();

@@ -172,6 +172,8 @@ fn one_server_with_its_own_names() {
     assert_eq!(names(&r[0]), vec!["echo", "add"]);
     assert_eq!(text(&r[1]), "3");
     assert_eq!(r[2]["error"]["code"], -32003, "{}", r[2]);
+    // Only the server served was started.
+    assert!(!p.root.join("fx.pid").exists(), "fx was started for --server fy");
     // An unknown server is a one-line error before anything starts.
     let run = p.cmd().args(["serve", "--stdio", "--server", "nope"]).status(1);
     run.stderr_has("unknown server `nope`");
@@ -379,6 +381,13 @@ fn garbage_and_long_lines_get_errors_and_stdin_eof_ends_cleanly() {
     assert!(s.answer(3)["result"]["tools"].as_array().unwrap().len() > 10);
     let pid = pid_in(&p.root.join("fx.pid")).expect("fx wrote its pid");
     assert!(alive(pid));
+    // The in-process gateway's token is in no argv and no environment.
+    for f in
+        [format!("/proc/{}/environ", pid), format!("/proc/{}/cmdline", pid), format!("/proc/{}/cmdline", s.child.id())]
+    {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(!has_secret_like(&text), "something token-like in {}", f);
+    }
 
     let (code, err) = s.close();
     assert_eq!(code, Some(0), "exit status after stdin EOF\n{}", err);

@@ -178,11 +178,15 @@ fn own_gateway(cfg: &Config, path: &str, deadline: Duration) -> Result<()> {
         session_idle: Duration::from_secs(365 * 86_400),
         ..gateway::Options::default()
     };
+    // As for the daemon, servers on the managed runtime start on first use while it is not
+    // installed; with `--server NAME` the others are never used, so never started.
     let installed = crate::gateway::upstream::runtime_installed();
+    let only = path.strip_prefix("/mcp/").map(str::to_string);
     let lazy = |s: &crate::config::ServerConfig| {
-        !installed
-            && matches!(&s.transport, crate::config::Transport::Stdio { command, .. }
-                if crate::runtime::uses_runtime(command, s.runtime.as_deref()))
+        only.as_deref().is_some_and(|n| n != s.name)
+            || (!installed
+                && matches!(&s.transport, crate::config::Transport::Stdio { command, .. }
+                    if crate::runtime::uses_runtime(command, s.runtime.as_deref())))
     };
     // Named tokens are for clients of a daemon; the one client here holds the gateway's own
     // token, so their variables and files need not be there.

@@ -52,12 +52,16 @@ type Outcome = std::result::Result<Report, Failure>;
 const MAX_IN_FLIGHT: usize = 64;
 /// Messages waiting for stdout.
 const OUT_QUEUE: usize = 64;
+/// Bytes of messages waiting for stdout (one message is always let in, however large).
+const MAX_QUEUED: usize = 256 * 1024 * 1024;
 /// How long a message waits for room in the stdout queue (a client that stops reading).
 const OUT_WAIT: Duration = Duration::from_secs(60);
 /// Deadline of a notification, an answer, `initialize` and the DELETE that ends the session.
 const SIDE: Duration = Duration::from_secs(10);
 /// After stdin closes: how long requests in flight may take to finish.
 const DRAIN: Duration = Duration::from_secs(2);
+/// The error of a request that got no answer.
+const UNAVAILABLE: i64 = jsonrpc::SERVER_UNAVAILABLE;
 /// Cancelled ids remembered (so that no made-up error answers them).
 const MAX_CANCELLED: usize = 1024;
 
@@ -257,6 +261,8 @@ struct Bridge {
     in_flight: AtomicUsize,
     cancelled: Mutex<HashSet<String>>,
     out: SyncSender<Vec<u8>>,
+    /// Bytes in `out`.
+    queued: Arc<AtomicUsize>,
     /// The writer has written everything queued before the marker.
     flushed: Mutex<Option<Receiver<()>>>,
     closing: AtomicBool,
@@ -267,8 +273,8 @@ struct Bridge {
 enum Answer {
     /// The request's answer was relayed.
     Answered,
-    /// No answer; why.
-    Missing(String),
+    /// No answer: the JSON-RPC error code to give the client, and why.
+    Missing(i64, String),
     /// The gateway does not know the session (404).
     SessionGone,
 }
@@ -285,9 +291,11 @@ impl Bridge {
         let (flushed_tx, flushed_rx) = sync_channel::<()>(1);
         let client_gone = Arc::new(AtomicBool::new(false));
         let gone = client_gone.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
         std::thread::Builder::new()
             .name("serve-stdout".into())
-            .spawn(move || writer(rx, flushed_tx, gone))
+            .spawn(move || writer(rx, flushed_tx, gone, q))
             .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
         Ok(Arc::new(Bridge {
             url,
@@ -303,6 +311,7 @@ impl Bridge {
             in_flight: AtomicUsize::new(0),
             cancelled: Mutex::new(HashSet::new()),
             out,
+            queued,
             flushed: Mutex::new(Some(flushed_rx)),
             closing: AtomicBool::new(false),
             client_gone,
@@ -381,7 +390,11 @@ impl Bridge {
             (Some("initialize"), Some(id)) => {
                 // On this thread: what follows needs the session it opens.
                 *self.init.lock().unwrap() = Some(text.to_string());
-                *self.session.lock().unwrap() = None;
+                let old = self.session.lock().unwrap().take();
+                if let Some(old) = old {
+                    // A second `initialize`: the first session is ended, not left behind.
+                    self.end_session(&old);
+                }
                 *self.protocol.lock().unwrap() = None;
                 self.exchange(&id, text, true);
             }
@@ -448,31 +461,32 @@ impl Bridge {
                 let again = self.session.lock().unwrap().clone();
                 self.request(id, text, timeout, again.as_deref(), false)
             } else {
-                Answer::Missing("the gateway ended the session and a new one could not be opened".into())
+                Answer::Missing(UNAVAILABLE, "the gateway ended the session and a new one could not be opened".into())
             };
         }
-        let why = match answer {
+        let (code, why) = match answer {
             Answer::Answered => {
                 if init && self.session.lock().unwrap().is_some() {
                     self.open_stream();
                 }
                 return;
             }
-            Answer::Missing(why) => why,
-            Answer::SessionGone => "the gateway does not know the session (HTTP 404)".into(),
+            Answer::Missing(code, why) => (code, why),
+            Answer::SessionGone => (UNAVAILABLE, "the gateway does not know the session (HTTP 404)".into()),
         };
         if self.cancelled.lock().unwrap().remove(&id.to_string()) {
             return;
         }
         log::warn!("request {}: {}", id, why);
-        self.emit(&jsonrpc::error_response(id.clone(), jsonrpc::SERVER_UNAVAILABLE, &format!("mcpctl serve: {}", why)));
+        self.emit(&jsonrpc::error_response(id.clone(), code, &format!("mcpctl serve: {}", why)));
     }
 
     /// One POST of a request with `session`; relays what comes back.
     fn request(&self, id: &Value, text: &str, timeout: Duration, session: Option<&str>, init: bool) -> Answer {
+        let started = Instant::now();
         let resp = match self.post(text, timeout, session) {
             Ok(r) => r,
-            Err(e) => return Answer::Missing(e),
+            Err((code, e)) => return Answer::Missing(code, e),
         };
         let status = resp.status().as_u16();
         if init && (200..300).contains(&status) {
@@ -487,11 +501,11 @@ impl Bridge {
         let answered = if stream && (200..300).contains(&status) {
             self.relay_stream(resp, Some(id), None)
         } else if status == 202 {
-            return Answer::Missing("the gateway accepted the request but sent no answer".into());
+            return Answer::Missing(UNAVAILABLE, "the gateway accepted the request but sent no answer".into());
         } else {
             let body = match read_body(resp, self.max_line) {
                 Ok(b) => b,
-                Err(e) => return Answer::Missing(e),
+                Err(e) => return Answer::Missing(UNAVAILABLE, e),
             };
             match serde_json::from_str::<Value>(&body) {
                 Ok(Value::Array(msgs)) => {
@@ -504,13 +518,23 @@ impl Bridge {
                 }
                 Ok(m) if m.is_object() => self.relay(m, Some(id)),
                 _ if (200..300).contains(&status) => false,
-                _ => return Answer::Missing(format!("the gateway answered HTTP {}: {}", status, snippet(&body))),
+                _ => {
+                    return Answer::Missing(
+                        UNAVAILABLE,
+                        format!("the gateway answered HTTP {}: {}", status, snippet(&body)),
+                    )
+                }
             }
         };
         if answered {
             Answer::Answered
+        } else if started.elapsed() >= timeout {
+            Answer::Missing(
+                jsonrpc::REQUEST_TIMEOUT,
+                format!("no answer from the gateway within {}s", timeout.as_secs()),
+            )
         } else {
-            Answer::Missing(format!("the gateway ended the exchange without answering (HTTP {})", status))
+            Answer::Missing(UNAVAILABLE, format!("the gateway ended the exchange without answering (HTTP {})", status))
         }
     }
 
@@ -601,7 +625,7 @@ impl Bridge {
         text: &str,
         timeout: Duration,
         session: Option<&str>,
-    ) -> std::result::Result<ureq::http::Response<ureq::Body>, String> {
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, (i64, String)> {
         let mut req = self
             .agent
             .post(&self.url)
@@ -622,13 +646,16 @@ impl Bridge {
         req.send(text).map_err(|e| self.net_error(e))
     }
 
-    fn net_error(&self, e: ureq::Error) -> String {
+    /// A failed POST: `-32001` when it ran out of time, `-32000` else; and why.
+    fn net_error(&self, e: ureq::Error) -> (i64, String) {
         match e {
-            ureq::Error::Timeout(t) => format!("no answer from the gateway in time ({})", t),
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                format!("cannot reach the gateway at {}: connection refused", self.url)
+            ureq::Error::Timeout(t) => {
+                (jsonrpc::REQUEST_TIMEOUT, format!("no answer from the gateway in time ({})", t))
             }
-            other => format!("cannot reach the gateway at {}: {}", self.url, other),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                (UNAVAILABLE, format!("cannot reach the gateway at {}: connection refused", self.url))
+            }
+            other => (UNAVAILABLE, format!("cannot reach the gateway at {}: {}", self.url, other)),
         }
     }
 
@@ -643,7 +670,7 @@ impl Bridge {
                     log::warn!("the gateway refused a message of the client: HTTP {} {}", status, snippet(&body));
                 }
             }
-            Err(e) => log::warn!("a message of the client was not delivered: {}", e),
+            Err((_, e)) => log::warn!("a message of the client was not delivered: {}", e),
         }
     }
 
@@ -683,7 +710,7 @@ impl Bridge {
                 log::warn!("initializing again failed: HTTP {}", r.status().as_u16());
                 return false;
             }
-            Err(e) => {
+            Err((_, e)) => {
                 log::warn!("initializing again failed: {}", e);
                 return false;
             }
@@ -756,25 +783,48 @@ impl Bridge {
         }
     }
 
-    /// Queue one message for stdout (waiting at most OUT_WAIT for room).
+    /// Queue one message for stdout (waiting at most OUT_WAIT for room: OUT_QUEUE messages,
+    /// MAX_QUEUED bytes).
     fn emit(&self, m: &Value) {
         let mut line = serde_json::to_vec(m).expect("JSON serializes");
         line.push(b'\n');
+        let len = line.len();
         let until = Instant::now() + OUT_WAIT;
-        let mut line = Some(line);
-        while let Some(l) = line.take() {
-            match self.out.try_send(l) {
-                Ok(()) => return,
-                Err(TrySendError::Disconnected(_)) => return,
-                Err(TrySendError::Full(l)) => {
-                    if Instant::now() > until || self.client_gone.load(Ordering::SeqCst) {
-                        log::warn!("the client does not read its stdin; a message to it was dropped");
+        loop {
+            let before = self.queued.fetch_add(len, Ordering::SeqCst);
+            if before == 0 || before + len <= MAX_QUEUED {
+                match self.out.try_send(line) {
+                    Ok(()) => return,
+                    Err(TrySendError::Disconnected(_)) => {
+                        self.queued.fetch_sub(len, Ordering::SeqCst);
                         return;
                     }
-                    line = Some(l);
-                    std::thread::sleep(Duration::from_millis(5));
+                    Err(TrySendError::Full(l)) => line = l,
                 }
             }
+            self.queued.fetch_sub(len, Ordering::SeqCst);
+            if Instant::now() > until || self.client_gone.load(Ordering::SeqCst) {
+                log::warn!("the client does not read what we write; a message to it was dropped");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// DELETE a session (its own children with it), with a short deadline.
+    fn end_session(&self, s: &str) {
+        let mut req = self
+            .agent
+            .delete(&self.url)
+            .config()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .header("Mcp-Session-Id", s);
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Err(e) = req.call() {
+            log::debug!("ending the session failed: {}", e);
         }
     }
 
@@ -788,19 +838,7 @@ impl Bridge {
         self.closing.store(true, Ordering::SeqCst);
         let session = self.session.lock().unwrap().take();
         if let Some(s) = session {
-            let mut req = self
-                .agent
-                .delete(&self.url)
-                .config()
-                .timeout_global(Some(Duration::from_secs(2)))
-                .build()
-                .header("Mcp-Session-Id", s.as_str());
-            for (k, v) in &self.headers {
-                req = req.header(k.as_str(), v.as_str());
-            }
-            if let Err(e) = req.call() {
-                log::debug!("ending the session failed: {}", e);
-            }
+            self.end_session(&s);
         }
         // An empty message is the writer's flush marker.
         let _ = self.out.try_send(Vec::new());
@@ -811,21 +849,21 @@ impl Bridge {
 }
 
 /// The one thread that writes stdout: a message a line, flushed each time.
-fn writer(rx: Receiver<Vec<u8>>, flushed: SyncSender<()>, gone: Arc<AtomicBool>) {
+fn writer(rx: Receiver<Vec<u8>>, flushed: SyncSender<()>, gone: Arc<AtomicBool>, queued: Arc<AtomicUsize>) {
     let stdout = std::io::stdout();
     for line in rx {
         if line.is_empty() {
             let _ = flushed.try_send(());
             continue;
         }
-        if gone.load(Ordering::SeqCst) {
-            continue;
+        if !gone.load(Ordering::SeqCst) {
+            let mut out = stdout.lock();
+            if let Err(e) = out.write_all(&line).and_then(|_| out.flush()) {
+                log::debug!("stdout is closed ({}); the client is gone", e);
+                gone.store(true, Ordering::SeqCst);
+            }
         }
-        let mut out = stdout.lock();
-        if let Err(e) = out.write_all(&line).and_then(|_| out.flush()) {
-            log::debug!("stdout is closed ({}); the client is gone", e);
-            gone.store(true, Ordering::SeqCst);
-        }
+        queued.fetch_sub(line.len(), Ordering::SeqCst);
     }
 }
 

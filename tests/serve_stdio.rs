@@ -259,6 +259,38 @@ fn the_running_daemon_with_a_token() {
     drop(d);
 }
 
+/// The Python SDK 2.x: in `auto` mode it falls back to `initialize` and works; pinned to
+/// 2026-07-28 (no session) it gets a clear `-32022` naming the revisions spoken.
+#[test]
+fn python_sdk_2_client_falls_back_to_a_session() {
+    if !support::peers_available() {
+        return;
+    }
+    let p = project();
+    let modern = |mode: &str| -> Value {
+        let spec = json!({
+            "command": support::mcpctl_bin(),
+            "args": serve_args(&p, &[]),
+            "cwd": p.root,
+            "env": {"PATH": std::env::var("PATH").unwrap_or_default(), "HOME": p.root},
+            "mode": mode,
+            "call": ["fy__add", {"a": 2, "b": 2}],
+        });
+        let mut c = Command::new(support::venv_modern_python());
+        c.arg(support::repo().join("tests/py/modern_stdio_client.py")).arg(spec.to_string());
+        let (code, out, err) = run_bounded(c, Duration::from_secs(90), "modern_stdio_client.py");
+        assert_eq!(code, Some(0), "modern_stdio_client.py failed\n--- stdout\n{}\n--- stderr\n{}", out, err);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({}): {}", e, out))
+    };
+    let v = modern("auto");
+    assert!(names(&v["tools"]).contains(&"fy__add".to_string()), "{}", v);
+    assert_eq!(v["result"]["content"][0]["text"], "4", "{}", v);
+    let v = modern("2026-07-28");
+    assert_eq!(v["error"]["code"], -32022, "{}", v);
+    assert_eq!(v["error"]["data"]["requested"], "2026-07-28", "{}", v);
+    assert!(v["error"]["data"]["supported"].as_array().unwrap().contains(&json!("2025-11-25")), "{}", v);
+}
+
 /// `mcpctl serve --stdio` with pipes: lines in, lines out.
 struct Raw {
     child: Child,

@@ -60,6 +60,10 @@ const OUT_WAIT: Duration = Duration::from_secs(60);
 const SIDE: Duration = Duration::from_secs(10);
 /// After stdin closes: how long requests in flight may take to finish.
 const DRAIN: Duration = Duration::from_secs(2);
+/// The revisions the bridge speaks: those with sessions (`initialize`).
+const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// JSON-RPC error of a revision not spoken (as the gateway's).
+const UNSUPPORTED_VERSION: i64 = -32022;
 /// The error of a request that got no answer.
 const UNAVAILABLE: i64 = jsonrpc::SERVER_UNAVAILABLE;
 /// Cancelled ids remembered (so that no made-up error answers them).
@@ -397,6 +401,22 @@ impl Bridge {
                 }
                 *self.protocol.lock().unwrap() = None;
                 self.exchange(&id, text, true);
+            }
+            (Some(_), Some(id)) if self.session.lock().unwrap().is_none() && stateless_version(&v).is_some() => {
+                // A 2026-07-28 request (no session, the revision in `_meta`): not bridged; a
+                // client that probes falls back to `initialize`.
+                let asked = stateless_version(&v).unwrap_or_default();
+                let mut e = jsonrpc::error_response(
+                    id,
+                    UNSUPPORTED_VERSION,
+                    &format!(
+                        "Unsupported protocol version: `mcpctl serve --stdio` speaks the session-based revisions \
+                         ({}); initialize first",
+                        SESSION_REVISIONS.join(", ")
+                    ),
+                );
+                e["error"]["data"] = json!({"supported": SESSION_REVISIONS, "requested": asked});
+                self.emit(&e);
             }
             (Some(_), Some(id)) => self.spawn_request(id, text.to_string()),
             (Some(method), None) => {
@@ -846,6 +866,11 @@ impl Bridge {
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     }
+}
+
+/// The revision a 2026-07-28 request names in `params._meta`.
+fn stateless_version(msg: &Value) -> Option<String> {
+    msg.get("params")?.get("_meta")?.get("io.modelcontextprotocol/protocolVersion")?.as_str().map(str::to_string)
 }
 
 /// The one thread that writes stdout: a message a line, flushed each time.

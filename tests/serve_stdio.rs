@@ -341,6 +341,17 @@ impl Raw {
         v
     }
 
+    /// The next response (or error), skipping notifications (`tools/list_changed` comes when
+    /// the servers become ready).
+    fn response(&self) -> Value {
+        loop {
+            let v = self.next();
+            if v.get("method").is_none() {
+                return v;
+            }
+        }
+    }
+
     /// The answer with `id`, skipping notifications.
     fn answer(&self, id: i64) -> Value {
         loop {
@@ -390,21 +401,21 @@ fn garbage_and_long_lines_get_errors_and_stdin_eof_ends_cleanly() {
     let mut s = Raw::start(&p, &[("MCPCTL_MAX_LINE", "4096")]);
     s.initialize();
     s.send("this is not json {");
-    let v = s.next();
+    let v = s.response();
     assert_eq!(v["error"]["code"], -32700, "{}", v);
     assert_eq!(v["id"], Value::Null);
     s.send(&format!(r#"{{"jsonrpc":"2.0","id":7,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(8000)));
-    let v = s.next();
+    let v = s.response();
     assert_eq!(v["error"]["code"], -32700, "{}", v);
     assert!(v["error"]["message"].as_str().unwrap().contains("MCPCTL_MAX_LINE"), "{}", v);
     s.send("[1, 2]");
-    assert_eq!(s.next()["error"]["code"], -32600);
+    assert_eq!(s.response()["error"]["code"], -32600);
     // The session goes on: requests in flight do not wait for each other.
     s.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__sleep","arguments":{"ms":1500}}}"#);
     s.send(
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"quick"}}}"#,
     );
-    let first = s.next();
+    let first = s.response();
     assert_eq!(first["id"], 2, "the quick call waited for the slow one: {}", first);
     assert_eq!(first["result"]["content"][0]["text"], "quick");
     let v = s.answer(1);
@@ -452,7 +463,7 @@ fn a_forgotten_session_is_opened_again() {
     s.initialize();
     s.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"a"}}}"#);
     assert_eq!(s.answer(1)["result"]["content"][0]["text"], "a");
-    std::thread::sleep(Duration::from_millis(7000));
+    std::thread::sleep(Duration::from_millis(8000));
     s.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"b"}}}"#);
     let v = s.answer(2);
     assert_eq!(v["result"]["content"][0]["text"], "b", "{}", v);
@@ -473,7 +484,8 @@ fn named_tokens_are_not_needed_and_a_broken_config_is_one_line() {
     let mut s = Raw::start(&p, &[]);
     s.initialize();
     s.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__add","arguments":{"a":1,"b":1}}}"#);
-    assert_eq!(s.answer(1)["result"]["content"][0]["text"], "2");
+    let v = s.answer(1);
+    assert_eq!(v["result"]["content"][0]["text"], "2", "{}", v);
     let (code, err) = s.close();
     assert_eq!(code, Some(0), "{}", err);
 

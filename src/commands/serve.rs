@@ -58,6 +58,8 @@ const MAX_QUEUED: usize = 256 * 1024 * 1024;
 const OUT_WAIT: Duration = Duration::from_secs(60);
 /// Deadline of a notification, an answer, `initialize` and the DELETE that ends the session.
 const SIDE: Duration = Duration::from_secs(10);
+/// How long the in-process gateway's servers may take to start before the client is served.
+const STARTUP: Duration = Duration::from_secs(10);
 /// After stdin closes: how long requests in flight may take to finish.
 const DRAIN: Duration = Duration::from_secs(2);
 /// The revisions the bridge speaks: those with sessions (`initialize`).
@@ -92,7 +94,7 @@ pub fn serve(ctx: &Ctx, stdio: bool, server: Option<&str>) -> Outcome {
     if let Some((base, headers)) = running_daemon(ctx, &cfg, server)? {
         log::info!("bridging stdio to the daemon at {}{}", base, path);
         let bridge = Bridge::new(format!("{}{}", base, path), headers, deadline)?;
-        let done = bridge.clone().start()?;
+        let done = bridge.clone().start(None)?;
         wait_done(&bridge, &done);
         bridge.finish();
         return Ok(quiet());
@@ -205,7 +207,8 @@ fn own_gateway(cfg: &Config, path: &str, deadline: Duration) -> Result<()> {
         log::info!("bridging stdio to an in-process gateway at {}", url);
         let headers = vec![("Authorization".to_string(), format!("Bearer {}", token))];
         let bridge = Bridge::new(url, headers, deadline)?;
-        let done = bridge.clone().start()?;
+        // Its servers are starting: the client is served once they have (bounded).
+        let done = bridge.clone().start(Some(format!("http://{}/status", addr)))?;
         let w = std::thread::Builder::new()
             .name("serve-watch".into())
             .spawn(move || {
@@ -322,17 +325,46 @@ impl Bridge {
         }))
     }
 
-    /// Start reading stdin; the receiver hears when stdin has closed.
-    fn start(self: Arc<Self>) -> Result<Receiver<()>> {
+    /// Start reading stdin (after the servers at `status` have started, when given); the
+    /// receiver hears when stdin has closed.
+    fn start(self: Arc<Self>, status: Option<String>) -> Result<Receiver<()>> {
         let (tx, rx) = sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("serve-stdin".into())
             .spawn(move || {
+                if let Some(url) = status {
+                    self.wait_started(&url);
+                }
                 self.read_stdin();
                 let _ = tx.send(());
             })
             .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
         Ok(rx)
+    }
+
+    /// Until no server of the in-process gateway is `starting` (at most STARTUP): a client
+    /// that calls a tool right after `initialize` finds it, as it would at a warm daemon.
+    fn wait_started(&self, status: &str) {
+        let until = Instant::now() + STARTUP;
+        while Instant::now() < until && !signals::stopping() {
+            let mut req = self.agent.get(status).config().timeout_global(Some(Duration::from_secs(2))).build();
+            for (k, v) in &self.headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let starting = match req.call() {
+                Ok(r) if r.status().is_success() => read_body(r, 16 * 1024 * 1024)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["servers"].as_array().map(|a| a.iter().any(|s| s["status"] == "starting")))
+                    .unwrap_or(false),
+                _ => false,
+            };
+            if !starting {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log::info!("serving while some servers are still starting (their tools come with tools/list_changed)");
     }
 
     fn read_stdin(self: &Arc<Self>) {

@@ -370,7 +370,13 @@ impl Raw {
     }
 
     /// Close stdin; the exit status (killed past the deadline) and stderr.
-    fn close(mut self) -> (Option<i32>, String) {
+    fn close(self) -> (Option<i32>, String) {
+        let (code, err, _) = self.close_with_rest();
+        (code, err)
+    }
+
+    /// Close stdin; the exit status, stderr, and the lines on stdout not read yet.
+    fn close_with_rest(mut self) -> (Option<i32>, String, Vec<String>) {
         drop(self.stdin.take());
         let status = support::wait_until(&mut self.child, Instant::now() + Duration::from_secs(15));
         if status.is_none() {
@@ -378,7 +384,8 @@ impl Raw {
             let _ = self.child.wait();
         }
         let err = self.stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-        (status.and_then(|s| s.code()), err)
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        (status.and_then(|s| s.code()), err, rest)
     }
 }
 
@@ -437,6 +444,26 @@ fn garbage_and_long_lines_get_errors_and_stdin_eof_ends_cleanly() {
     assert!(gone_within(pid, Duration::from_secs(5)), "fx (pid {}) outlived serve --stdio", pid);
     assert!(!has_secret_like(&err), "something token-like in the log:\n{}", err);
     assert!(!p.root.join(".mcpctl/daemon.json").exists());
+}
+
+#[test]
+fn a_cancelled_request_is_passed_on_and_gets_no_answer() {
+    let p = project();
+    let mut s = Raw::start(&p, &[]);
+    s.initialize();
+    s.send(
+        r#"{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"fx__sleep","arguments":{"ms":60000}}}"#,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}"#);
+    s.send(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+    assert_eq!(s.response()["id"], 2);
+    let (code, err, rest) = s.close_with_rest();
+    assert_eq!(code, Some(0), "{}", err);
+    // Nothing answered the cancelled request, before or after stdin closed.
+    assert!(!rest.iter().any(|l| l.contains("\"slow\"")), "{:?}", rest);
+    // The cancellation reached the gateway (which passes it on to the server).
+    assert!(!err.contains("refused a message") && !err.contains("not delivered"), "{}", err);
 }
 
 #[test]

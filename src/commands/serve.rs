@@ -58,6 +58,8 @@ const MAX_QUEUED: usize = 256 * 1024 * 1024;
 const OUT_WAIT: Duration = Duration::from_secs(60);
 /// Deadline of a notification, an answer, `initialize` and the DELETE that ends the session.
 const SIDE: Duration = Duration::from_secs(10);
+/// Deadline of the client's `initialize`.
+const INIT: Duration = Duration::from_secs(60);
 /// How long the in-process gateway's servers may take to start before the client is served.
 const STARTUP: Duration = Duration::from_secs(10);
 /// After stdin closes: how long requests in flight may take to finish.
@@ -115,12 +117,12 @@ fn request_deadline(cfg: &Config) -> Duration {
     (longest + Duration::from_secs(60)).max(Duration::from_secs(120))
 }
 
-/// The running daemon's base URL and headers, if one runs for the project, serves what we
-/// need and takes our token. A daemon that refuses `MCPCTL_TOKEN` is an error; one that does
-/// not answer is passed over (an in-process gateway serves instead).
 /// A gateway endpoint's base URL and the headers it needs.
 type Endpoint = (String, Vec<(String, String)>);
 
+/// The running daemon's base URL and headers, if one runs for the project, serves what we
+/// need and takes our token. A daemon that refuses `MCPCTL_TOKEN` is an error; one that does
+/// not answer is passed over (an in-process gateway serves instead).
 fn running_daemon(ctx: &Ctx, cfg: &Config, server: Option<&str>) -> Result<Option<Endpoint>> {
     let found = match server {
         Some(name) => ctx.daemon(ctx.server(cfg, name)?, &cfg.project_root),
@@ -266,6 +268,8 @@ struct Bridge {
     /// Which GET stream is current (an older one stops relaying).
     stream_gen: AtomicU64,
     in_flight: AtomicUsize,
+    /// Ids (as JSON text) of the client's requests in flight, and those of them it cancelled.
+    flying: Mutex<HashSet<String>>,
     cancelled: Mutex<HashSet<String>>,
     out: SyncSender<Vec<u8>>,
     /// Bytes in `out`.
@@ -274,6 +278,20 @@ struct Bridge {
     flushed: Mutex<Option<Receiver<()>>>,
     closing: AtomicBool,
     client_gone: Arc<AtomicBool>,
+}
+
+/// One request in flight; counted out when dropped.
+struct Flight {
+    bridge: Arc<Bridge>,
+    key: String,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.bridge.flying.lock().unwrap().remove(&self.key);
+        self.bridge.cancelled.lock().unwrap().remove(&self.key);
+        self.bridge.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a POST brought back.
@@ -316,6 +334,7 @@ impl Bridge {
             renewing: AtomicBool::new(false),
             stream_gen: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            flying: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
             out,
             queued,
@@ -453,12 +472,13 @@ impl Bridge {
             (Some(_), Some(id)) => self.spawn_request(id, text.to_string()),
             (Some(method), None) => {
                 if method == "notifications/cancelled" {
-                    if let Some(rid) = obj.get("params").and_then(|p| p.get("requestId")) {
+                    // Remembered while that request is in flight (an id may be used again later).
+                    let rid = obj.get("params").and_then(|p| p.get("requestId")).map(Value::to_string);
+                    if let Some(rid) = rid.filter(|r| self.flying.lock().unwrap().contains(r)) {
                         let mut c = self.cancelled.lock().unwrap();
-                        if c.len() >= MAX_CANCELLED {
-                            c.clear();
+                        if c.len() < MAX_CANCELLED {
+                            c.insert(rid);
                         }
-                        c.insert(rid.to_string());
                     }
                 }
                 self.post_side(text);
@@ -486,13 +506,17 @@ impl Bridge {
             ));
             return;
         }
+        let key = id.to_string();
+        self.flying.lock().unwrap().insert(key.clone());
         let me = self.clone();
         let id2 = id.clone();
         let spawned = std::thread::Builder::new().name("serve-request".into()).spawn(move || {
+            // Counted out however the exchange ends (a panic too).
+            let _flight = Flight { bridge: me.clone(), key };
             me.exchange(&id2, &text, false);
-            me.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
         if let Err(e) = spawned {
+            self.flying.lock().unwrap().remove(&id.to_string());
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.emit(&jsonrpc::error_response(
                 id,
@@ -505,7 +529,7 @@ impl Bridge {
     /// POST a request and relay what comes back until its answer; a made-up error when none
     /// comes (unless the client cancelled it).
     fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool) {
-        let timeout = if init { SIDE.max(Duration::from_secs(60)) } else { self.deadline };
+        let timeout = if init { INIT } else { self.deadline };
         let session = self.session.lock().unwrap().clone();
         let mut answer = self.request(id, text, timeout, session.as_deref(), init);
         if let (Answer::SessionGone, Some(stale)) = (&answer, session.as_deref()) {

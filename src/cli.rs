@@ -745,6 +745,24 @@ mod tests {
     }
 
     #[test]
+    fn serve_takes_stdio_and_a_server() {
+        assert_eq!(
+            p(&["serve", "--stdio", "--server", "fx"]).unwrap().command,
+            Command::Serve { stdio: true, server: Some("fx".into()) }
+        );
+        assert_eq!(p(&["serve", "--stdio"]).unwrap().command, Command::Serve { stdio: true, server: None });
+        assert!(p(&["serve"]).unwrap_err().message.contains("usage: mcpctl serve --stdio"));
+        assert!(p(&["serve", "--stdio", "x"]).is_err());
+        assert!(p(&["list", "--stdio"]).unwrap_err().message.contains("option of `mcpctl serve`"));
+        assert!(p(&["tools", "s", "--server", "x"]).unwrap_err().message.contains("option of `mcpctl serve`"));
+        // After `call <server> <tool>` they are tool arguments.
+        let c = p(&["call", "s", "t", "--server", "x"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("server".into(), Some("x".into())))
+        );
+    }
+
+    #[test]
     fn negative_numbers_are_values() {
         let c = p(&["call", "s", "t", "--n", "-5"]).unwrap();
         assert!(

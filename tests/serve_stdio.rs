@@ -500,6 +500,42 @@ fn a_forgotten_session_is_opened_again() {
     drop(d);
 }
 
+/// The daemon stopped under a session: calls get an error naming the cause; once a daemon
+/// runs on the same port again, the session is opened again there and calls work.
+#[test]
+fn a_restarted_daemon_is_reached_again() {
+    let p = project();
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let port = d.port.to_string();
+    let mut s = Raw::start(&p, &[]);
+    s.initialize();
+    let call = |s: &mut Raw, id: i64, text: &str| -> Value {
+        s.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"fx__echo","arguments":{{"text":"{}"}}}}}}"#,
+            id, text
+        ));
+        s.answer(id)
+    };
+    assert_eq!(call(&mut s, 1, "one")["result"]["content"][0]["text"], "one");
+    p.cmd().args(["stop"]).success();
+    let v = call(&mut s, 2, "two");
+    assert_eq!(v["error"]["code"], -32000, "{}", v);
+    assert!(v["error"]["message"].as_str().unwrap().contains("cannot reach the gateway"), "{}", v);
+    // A new daemon on the same port (stopped by the project's drop, by its pid).
+    p.cmd().args(["start", "--port", &port]).success();
+    d.wait_ready(&[]);
+    let v = call(&mut s, 3, "three");
+    assert_eq!(v["result"]["content"][0]["text"], "three", "{}", v);
+    let (code, err) = s.close();
+    assert_eq!(code, Some(0), "{}", err);
+    assert!(err.contains("initializing again"), "{}", err);
+    // The second daemon is stopped by `mcpctl stop`; the first one's pid is gone already and
+    // must not be signalled again.
+    p.cmd().args(["stop"]).success();
+    std::mem::forget(d);
+}
+
 /// Named tokens belong to a daemon's clients: the in-process gateway does not need their
 /// variables. A config that does not load is one line on stderr and exit 1, nothing on stdout.
 #[test]

@@ -104,6 +104,11 @@ pub enum Command {
         force: bool,
     },
     RuntimeStatus,
+    /// `serve --stdio [--server NAME]`: the gateway over stdio.
+    Serve {
+        stdio: bool,
+        server: Option<String>,
+    },
     Completion(String),
     /// `import <client> [FILE] [--write [--force]]`
     Import {
@@ -186,6 +191,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut force = false;
     let mut names = false;
     let mut write = false;
+    let mut serve_stdio = false;
+    let mut serve_server: Option<String> = None;
     let mut help = false;
     let mut version = false;
     let mut pos: Vec<String> = Vec::new();
@@ -269,6 +276,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             Long("force") if !in_call => force = true,
             Long("names") if !in_call => names = true,
             Long("write") if !in_call => write = true,
+            Long("stdio") if !in_call => serve_stdio = true,
+            Long("server") if !in_call => serve_server = Some(string(p.value().map_err(err)?)),
             Long("prompt") if !in_call => {
                 comp.prompt = Some(string(p.value().map_err(err)?));
                 comp.used.push("prompt");
@@ -355,6 +364,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     if cmd != "complete" {
         if let Some(f) = comp.used.first() {
             return Err(Error::failure(format!("--{} is an option of `mcpctl complete`, not of `{}`", f, cmd)));
+        }
+    }
+    if cmd != "serve" {
+        if let Some(f) = [(serve_stdio, "stdio"), (serve_server.is_some(), "server")].iter().find(|(u, _)| *u) {
+            return Err(Error::failure(format!("--{} is an option of `mcpctl serve`, not of `{}`", f.1, cmd)));
         }
     }
     if write && cmd != "import" {
@@ -464,6 +478,14 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         "logs" => {
             arity(0, 0, "logs [--follow]")?;
             Command::Logs { follow }
+        }
+        "serve" => {
+            arity(0, 0, "serve --stdio [--server NAME]")?;
+            if !serve_stdio {
+                return Err(Error::failure("usage: mcpctl serve --stdio [--server NAME]")
+                    .hint("--stdio is the only front end so far; for HTTP, use `mcpctl start`"));
+            }
+            Command::Serve { stdio: serve_stdio, server: serve_server }
         }
         "runtime" => match pos.get(1).map(String::as_str) {
             Some("install") => {
@@ -697,6 +719,7 @@ mod tests {
                 "runtime" => vec!["runtime", "install"],
                 "completion" => vec!["completion", "bash"],
                 "list" | "logs" | "start" | "stop" | "help" => vec![c.name],
+                "serve" => vec!["serve", "--stdio"],
                 "complete" => vec!["complete", "s"],
                 "call" | "prompt" | "read" => vec![c.name, "s", "t"],
                 _ => vec![c.name, "s"],
@@ -792,6 +815,24 @@ mod tests {
             .message
             .contains("key=value"));
         assert!(p(&["tools", "ev", "--arg", "a"]).unwrap_err().message.contains("option of `mcpctl complete`"));
+    }
+
+    #[test]
+    fn serve_takes_stdio_and_a_server() {
+        assert_eq!(
+            p(&["serve", "--stdio", "--server", "fx"]).unwrap().command,
+            Command::Serve { stdio: true, server: Some("fx".into()) }
+        );
+        assert_eq!(p(&["serve", "--stdio"]).unwrap().command, Command::Serve { stdio: true, server: None });
+        assert!(p(&["serve"]).unwrap_err().message.contains("usage: mcpctl serve --stdio"));
+        assert!(p(&["serve", "--stdio", "x"]).is_err());
+        assert!(p(&["list", "--stdio"]).unwrap_err().message.contains("option of `mcpctl serve`"));
+        assert!(p(&["tools", "s", "--server", "x"]).unwrap_err().message.contains("option of `mcpctl serve`"));
+        // After `call <server> <tool>` they are tool arguments.
+        let c = p(&["call", "s", "t", "--server", "x"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("server".into(), Some("x".into())))
+        );
     }
 
     #[test]

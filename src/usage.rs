@@ -75,6 +75,8 @@ pub const COMMAND_OPTS: &[Opt] = &[
     opt("arg", None, Some("NAME"), "the argument (or template variable) to complete"),
     opt("value", None, Some("PREFIX"), "what is typed of it so far (default: nothing)"),
     opt("context", None, Some("K=V"), "an argument already chosen (repeatable)"),
+    opt("stdio", None, None, "serve over stdin/stdout (newline-delimited JSON-RPC)"),
+    opt("server", None, Some("NAME"), "serve this one server (unprefixed names), as /mcp/NAME does"),
 ];
 
 /// Words that are tool arguments after `call <server> <tool>` (documented with `call`), and
@@ -217,6 +219,24 @@ pub const COMMANDS: &[Cmd] = &[
                 The token comes from MCPCTL_TOKEN (or --token); without one only loopback is allowed.",
         options: &["host", "port", "token", "foreground", "allowed-host", "allowed-origin", "node-id"],
         examples: &["mcpctl start", "MCPCTL_TOKEN=$(cat token) mcpctl start --host 0.0.0.0", "mcpctl start --port 0"],
+    },
+    Cmd {
+        name: "serve",
+        synopsis: "serve --stdio [--server NAME]",
+        usage: "mcpctl serve --stdio [--server NAME]",
+        summary: "the gateway over stdio, for clients that launch stdio servers",
+        about: "Every configured server as one MCP server on stdin/stdout (names <server>__<tool>;\n\
+                with --server, one server with its own names), with the gateway's tool policy\n\
+                (alwaysAllow, gatewayApproval, disabled), supervision and routing. It goes through the\n\
+                project's daemon when one runs (MCPCTL_TOKEN when it needs one), else it runs the\n\
+                servers itself and stops them when stdin closes. Stdout carries only JSON-RPC; logs\n\
+                go to stderr. Exit 0 when stdin closes, 1 when no gateway can be started or reached.",
+        options: &["stdio", "server"],
+        examples: &[
+            "mcpctl serve --stdio",
+            "mcpctl serve --stdio --server fs",
+            "mcpctl serve --stdio --project-root /path/to/project",
+        ],
     },
     Cmd {
         name: "stop",

@@ -9,6 +9,7 @@ mod content;
 mod daemon;
 mod import;
 mod runtime;
+mod serve;
 mod servers;
 
 use crate::cli::{Cli, Command, Globals};
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         Command::Logs { follow } => daemon::logs(&ctx, follow),
         Command::RuntimeInstall { force } => runtime::install(&ctx, force),
         Command::RuntimeStatus => runtime::status(&ctx),
+        Command::Serve { stdio, server } => serve::serve(&ctx, stdio, server.as_deref()),
     }
 }
 

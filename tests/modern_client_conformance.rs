@@ -85,9 +85,12 @@ fn serve(mut c: TcpStream, refusals: usize, log: &Mutex<Vec<Seen>>) {
         let id = body["id"].clone();
         let requested = Seen { head, body: Value::Null }.header("mcp-protocol-version").unwrap_or("").to_string();
         let (status, answer) = if n <= refusals {
-            ("400 Bad Request", json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32022,
+            (
+                "400 Bad Request",
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32022,
                 "message": "Unsupported protocol version",
-                "data": {"supported": ["2026-07-28"], "requested": requested}}}))
+                "data": {"supported": ["2026-07-28"], "requested": requested}}}),
+            )
         } else {
             let result = match body["method"].as_str() {
                 Some("server/discover") => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"],
@@ -99,7 +102,12 @@ fn serve(mut c: TcpStream, refusals: usize, log: &Mutex<Vec<Seen>>) {
             ("200 OK", json!({"jsonrpc": "2.0", "id": id, "result": result}))
         };
         let a = answer.to_string();
-        let r = format!("HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", status, a.len(), a);
+        let r = format!(
+            "HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+            status,
+            a.len(),
+            a
+        );
         if c.write_all(r.as_bytes()).is_err() {
             return;
         }

@@ -11,7 +11,9 @@
 # fixtures/conformance_server_modern.py (Python SDK 2.x, stdio child), once with
 # --spec-version 2025-11-25 and once with 2026-07-28 (pending scenarios included),
 # each with tests/conformance/expected-failures-gateway-modern-<era>.yml as baseline
-# when that file exists.  CONFORMANCE_ERAS="2026-07-28" picks eras.  No client scenarios.
+# when that file exists.  CONFORMANCE_ERAS="2026-07-28" picks eras.  Then the alpha suite's
+# non-auth client scenarios at --spec-version 2026-07-28 with mcpctl as the client
+# (tests/conformance/mcpctl-client.sh; CONFORMANCE_CLIENT=0 skips them).
 #
 # Prints the suite's summaries; exits non-zero on any unexpected failure. Needs `make deps`.
 set -euo pipefail
@@ -84,6 +86,31 @@ if [[ "$modern" == 1 ]]; then
     done
     rm -f "$log"
     [[ $rc -eq 0 ]] || { echo "daemon log:"; tail -n 40 "$proj/.mcpctl/logs/daemon.log" || true; }
+    if [[ "${CONFORMANCE_CLIENT:-1}" == 1 ]]; then
+        echo "== client scenarios, alpha suite --spec-version 2026-07-28: mcpctl =="
+        # Every non-auth client scenario of 2026-07-28 (mcpctl has no OAuth: docs/conformance.md).
+        for s in tools_call request-metadata http-standard-headers http-custom-headers \
+            http-invalid-tool-headers sep-2322-client-request-state json-schema-ref-no-deref \
+            json-schema-2020-12-preservation; do
+            out=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-client.XXXXXX")
+            s_rc=0
+            (cd "$out" && MCPCTL="$m" NO_COLOR=1 "$root/.deps/npm-conformance/node_modules/.bin/conformance" client \
+                --command "$root/tests/conformance/mcpctl-client.sh" --scenario "$s" --spec-version 2026-07-28) \
+                </dev/null >"$out/run.log" 2>&1 || s_rc=1
+            # "Passed: N/T, M failed, W warnings"
+            read -r p f <<<"$(sed -nE 's/^Passed: ([0-9]+)\/[0-9]+, ([0-9]+) failed.*/\1 \2/p' "$out/run.log" | tail -n 1)"
+            p=${p:-0} f=${f:-0}
+            # A run that fails with no failed check (a warning, the client's exit status) counts once.
+            [[ $s_rc -eq 0 || $f -gt 0 ]] || f=1
+            passed=$((passed + p)); failed=$((failed + f))
+            if [[ $s_rc -eq 0 ]]; then
+                echo "client $s: passed ($p checks)"; rm -rf "$out"
+            else
+                echo "client $s: FAILED (log: $out/run.log)"; tail -n 30 "$out/run.log"; rc=1
+            fi
+        done
+        echo
+    fi
     echo "conformance-gateway (modern): exit $rc; $expected checks failed as the baselines expect"
     [[ $rc -eq 0 || $failed -gt 0 ]] || failed=1
     echo "conformance (modern): $passed passed, $failed failed"

@@ -160,7 +160,8 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
 enum Verdict {
     /// It speaks this modern version (the discover result).
     Modern(Value, String),
-    /// It is modern but wants another version of ours: probe again with it.
+    /// It is modern and refused the version asked, naming one of ours (another, or — a
+    /// server that changed its mind — the same): probe again with it, once.
     Retry(String),
     /// Anything that is not positive evidence of a modern server.
     Legacy,
@@ -215,12 +216,19 @@ impl Negotiation<'_> {
                 );
                 return self.initialize(Some((probe, version)));
             };
-            match self.judge(outcome, &version) {
+            match self.judge(outcome) {
                 Verdict::Modern(result, v) => return Ok(self.modern(result, v)),
                 Verdict::Retry(v) if !retried => {
                     log::debug!("server `{}`: wants protocol version {}; probing again", self.name(), v);
                     retried = true;
                     version = v;
+                }
+                Verdict::Retry(v) if v == version => {
+                    return Err(Error::failure(format!(
+                        "server `{}` refused MCP protocol version {} twice, though it names it among its versions",
+                        self.name(),
+                        v
+                    )))
                 }
                 Verdict::Retry(_) | Verdict::Legacy => return self.initialize(None),
                 Verdict::Fatal(e) => return Err(e),
@@ -262,7 +270,7 @@ impl Negotiation<'_> {
         Error::failure(self.peer.closed_reason().unwrap_or_else(|| format!("server `{}` closed", self.name())))
     }
 
-    fn judge(&self, outcome: Outcome, asked: &str) -> Verdict {
+    fn judge(&self, outcome: Outcome) -> Verdict {
         match outcome {
             Ok(result) => match mutual_modern(&strings(&result["supportedVersions"])) {
                 Some(v) => Verdict::Modern(result, v),
@@ -277,7 +285,7 @@ impl Negotiation<'_> {
             Err(e) if e["code"].as_i64() == Some(jsonrpc::UNSUPPORTED_PROTOCOL_VERSION) => {
                 let supported = strings(&e["data"]["supported"]);
                 match mutual_modern(&supported) {
-                    Some(v) if v != asked => Verdict::Retry(v),
+                    Some(v) => Verdict::Retry(v),
                     _ if supported.is_empty() || supported.iter().any(|v| PROTOCOL_VERSIONS.contains(v)) => {
                         Verdict::Legacy
                     }
@@ -387,10 +395,10 @@ impl Negotiation<'_> {
                     Poll::Closed => return Err(self.closed()),
                 }
             }
-            if let Some((p, v)) = &probe {
+            if let Some((p, _)) = &probe {
                 let slice = if refused.is_some() { Duration::from_millis(50) } else { Duration::from_millis(10) };
                 match p.poll(slice) {
-                    Poll::Ready(outcome) => match self.judge(outcome, v) {
+                    Poll::Ready(outcome) => match self.judge(outcome) {
                         Verdict::Modern(result, v) => {
                             self.peer.forget(init.id);
                             return Ok(self.modern(result, v));
@@ -437,7 +445,7 @@ impl Negotiation<'_> {
             self.peer.cancel(probe.id, "timeout");
             return Err(self.timed_out("server/discover"));
         };
-        match self.judge(outcome, &version) {
+        match self.judge(outcome) {
             Verdict::Modern(result, v) => Ok(self.modern(result, v)),
             Verdict::Fatal(e) => Err(e),
             Verdict::Retry(_) | Verdict::Legacy => Err(Error::failure(format!(

@@ -62,6 +62,23 @@ impl Drop for Session {
     }
 }
 
+/// Sessions whose shutdown waits until the command's answer is printed: a server that does
+/// not exit when its input closes takes seconds to stop (stdin close, 2 s, SIGTERM), and
+/// the answer should not wait for that.
+static AFTER_OUTPUT: std::sync::Mutex<Vec<Session>> = std::sync::Mutex::new(Vec::new());
+
+/// Stop `s` after the command's output is printed ([`shutdown_deferred`]).
+pub fn defer_shutdown(s: Session) {
+    AFTER_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+}
+
+/// Stop the sessions deferred so far (their children are never left behind: this runs
+/// before the process exits).
+pub fn shutdown_deferred() {
+    let sessions = std::mem::take(&mut *AFTER_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()));
+    drop(sessions);
+}
+
 /// Everything `connect` needs besides the server's own config.
 pub struct Context<'a> {
     pub project_root: &'a Path,

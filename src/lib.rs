@@ -44,10 +44,13 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
     let daemon = matches!(&cli.command, cli::Command::Start(o) if o.foreground);
     init_logging(cli.globals.verbose, if daemon { "info" } else { "warn" });
     signals::install();
-    match commands::run(cli) {
+    let code = match commands::run(cli) {
         Ok(r) => printer.report(&r),
         Err(f) => printer.failure(&f),
-    }
+    };
+    // The answer is out: now the servers a call started may take their time to stop.
+    client::shutdown_deferred();
+    code
 }
 
 fn init_logging(verbose: bool, default: &str) {

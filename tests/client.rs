@@ -813,6 +813,36 @@ fn a_child_that_ignores_stdin_close_is_still_stopped() {
     assert_gone(read_pid(&pid_file, Duration::from_secs(1)), Duration::from_secs(2), "after the staged shutdown");
 }
 
+/// The answer is printed as soon as it arrives; a server that does not exit when its
+/// input closes is stopped after that (server-everything is one).
+#[test]
+fn the_result_is_printed_before_the_server_is_stopped() {
+    use std::io::BufRead;
+    let p = Project::new(&json!({}));
+    let pid_file = p.root.join("pid");
+    p.write_config(&json!({"mcpServers": {"fx": {"command": fx(), "args": ["--ignore-stdin-close", "--pid-file", pid_file], "alwaysAllow": ["*"]}}}));
+    let t0 = Instant::now();
+    let mut child = Command::new(support::mcpctl_bin())
+        .args(["call", "fx", "echo", "--text", "early"])
+        .current_dir(&p.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let printed = t0.elapsed();
+    let status = support::wait_until(&mut child, Instant::now() + Duration::from_secs(15));
+    let done = t0.elapsed();
+    assert_eq!(line, "early\n");
+    assert!(status.map(|s| s.success()).unwrap_or(false), "{:?}", status);
+    // The staged stop takes 2 s at least (stdin close, then SIGTERM): the answer came first.
+    assert!(done >= Duration::from_secs(2), "stopped in {:?}", done);
+    assert!(printed + Duration::from_millis(1500) < done, "printed at {:?}, done at {:?}", printed, done);
+    assert_gone(read_pid(&pid_file, Duration::from_secs(1)), Duration::from_secs(2), "after the deferred stop");
+}
+
 #[test]
 fn unsupported_protocol_version() {
     let p = Project::fixture(json!({"args": ["--protocol-version", "1999-01-01"]}));

@@ -288,7 +288,9 @@ fn daemon_commands_out_of_place_explain_themselves() {
 /// and the call goes through, without counting a restart.
 #[test]
 fn an_upstream_http_server_that_forgets_the_session_is_initialized_again() {
-    let upstream = Project::fixture(json!({}));
+    // (a child per session keeps the upstream daemon session-based: it offers no 2026-07-28
+    // to a probing client, which would need no session at all)
+    let upstream = Project::fixture(json!({"isolation": "session"}));
     let up = Daemon::start_env(&upstream, &[], &[("MCPCTL_SESSION_IDLE", "1")]);
     let p = Project::new(&json!({"mcpServers": {"up": {"url": up.url("/mcp/fx"), "alwaysAllow": ["*"]}}}));
     let d = Daemon::start(&p, &[]);

@@ -389,7 +389,10 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         )))));
     }
     log::debug!("calling `{}`", tool);
-    let result = session.call("tools/call", Some(request), timeout).map_err(|e| with_args(base(e)))?;
+    let result = session.call("tools/call", Some(request), timeout);
+    // The result is printed before the server is stopped (see `client::defer_shutdown`).
+    crate::client::defer_shutdown(session);
+    let result = result.map_err(|e| with_args(base(e)))?;
     finish(&s.name, tool, arguments, result)
 }
 

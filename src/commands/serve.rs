@@ -998,13 +998,9 @@ fn read_body(resp: ureq::http::Response<ureq::Body>, max: usize) -> std::result:
     Ok(s)
 }
 
+/// A peer's text for a message: trimmed, escaped, at most `logsafe::MAX_CHARS` long.
 fn snippet(s: &str) -> String {
-    let t = s.trim();
-    let mut cut = t.len().min(200);
-    while !t.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    crate::logsafe::safe(&t[..cut]).to_string()
+    crate::logsafe::safe(s.trim()).to_string()
 }
 
 #[cfg(test)]

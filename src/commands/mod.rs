@@ -70,6 +70,7 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         Command::Logs { follow } => daemon::logs(&ctx, follow),
         Command::RuntimeInstall { force } => runtime::install(&ctx, force),
         Command::RuntimeStatus => runtime::status(&ctx),
+        Command::RuntimeVerify => runtime::verify(&ctx),
     }
 }
 

@@ -1,0 +1,476 @@
+//! The managed Node runtime, offline: a real Node (the `node-linux-<arch>` npm package under
+//! `.deps`, repacked in the official `node-vX-linux-<arch>.tar.gz` layout with the machine's
+//! npm by `scripts/refresh-node-manifest --local`) is served from a mirror on 127.0.0.1, and a
+//! stand-in npm registry on 127.0.0.1 serves a 20-line stdio MCP server package built here.
+//! A fake `npx` first on PATH fails loudly: the managed Node must never reach for it.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use support::archive::{sha256_hex, targz, Entry, Server, TempDir};
+use support::*;
+
+const PKG: &str = "mcp-echo-server";
+
+/// The npm registry package holding a real Node binary for this machine, and the npm to bundle.
+fn node_sources() -> Option<(PathBuf, PathBuf)> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        _ => return None,
+    };
+    let node = repo().join(format!(".deps/npm/node_modules/node/node_modules/node-linux-{arch}"));
+    // The machine's npm (the `npm` package, self-contained): where `npm` on PATH resolves.
+    let npm_cli = std::fs::canonicalize(which("npm")?).ok()?;
+    let npm = npm_cli.parent()?.parent()?.to_path_buf();
+    (node.join("bin/node").is_file() && npm.join("bin/npx-cli.js").is_file()).then_some((node, npm))
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The mirror folder (archive, SHASUMS256.txt, manifest.json), built once under target/.
+fn mirror() -> Option<&'static PathBuf> {
+    static MIRROR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    MIRROR
+        .get_or_init(|| {
+            let Some((node, npm)) = node_sources() else {
+                if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
+                    panic!("no Node package under .deps or no npm: run `make deps`");
+                }
+                eprintln!("skipped: no node-linux-<arch> package under .deps/npm, or no npm");
+                return None;
+            };
+            let version = String::from_utf8(std::fs::read(node.join("package.json")).unwrap())
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["version"].as_str().map(str::to_string))
+                .unwrap();
+            let dir = repo().join(format!("target/node-mirror-test-{version}"));
+            if !dir.join("manifest.json").is_file() {
+                let st = Command::new("python3")
+                    .arg(repo().join("scripts/refresh-node-manifest"))
+                    .arg(&version)
+                    .arg("--local")
+                    .args([&node, &npm])
+                    .arg("--mirror")
+                    .arg(&dir)
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "refresh-node-manifest --local failed");
+            }
+            Some(dir)
+        })
+        .as_ref()
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A stdio MCP server in 20 lines of Node; its answer names the Node that runs it.
+const SERVER_JS: &str = r#"#!/usr/bin/env node
+const rl = require('readline').createInterface({ input: process.stdin });
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
+rl.on('line', (line) => {
+  let m;
+  try { m = JSON.parse(line); } catch (e) { return; }
+  if (m.id === undefined) return;
+  if (m.method === 'initialize') {
+    send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} },
+      serverInfo: { name: 'mcp-echo-server', version: '1.0.0' } } });
+  } else if (m.method === 'tools/list') {
+    send({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name: 'echo', description: 'echo',
+      inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } }] } });
+  } else if (m.method === 'tools/call') {
+    send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: m.params.arguments.text + '|' + process.execPath }] } });
+  } else {
+    send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'no such method' } });
+  }
+});
+"#;
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A stand-in npm registry on 127.0.0.1 serving the packument and tarball of [`PKG`].
+fn registry() -> Server {
+    use sha2::Digest;
+    let server = Server::start();
+    let pkg_json = json!({"name": PKG, "version": "1.0.0", "bin": {PKG: "server.js"}}).to_string();
+    let tgz = targz(&[
+        Entry::File("package/package.json", pkg_json.as_bytes(), 0o644),
+        Entry::File("package/server.js", SERVER_JS.as_bytes(), 0o755),
+    ]);
+    let tarball = format!("{}{PKG}/-/{PKG}-1.0.0.tgz", server.base_url());
+    let integrity = format!("sha512-{}", base64(&sha2::Sha512::digest(&tgz)));
+    let packument = json!({
+        "name": PKG,
+        "dist-tags": {"latest": "1.0.0"},
+        "versions": {"1.0.0": {"name": PKG, "version": "1.0.0", "bin": {PKG: "server.js"},
+            "dist": {"tarball": tarball, "integrity": integrity}}}
+    });
+    server.put(PKG, 200, packument.to_string().into_bytes());
+    server.put(&format!("{PKG}/-/{PKG}-1.0.0.tgz"), 200, tgz);
+    server
+}
+
+/// A folder holding a fake `npx` (and `node`) that leave a mark and fail loudly.
+fn fake_path(dir: &Path) -> (String, PathBuf) {
+    let bin = dir.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mark = dir.join("fake-npx-was-run");
+    for name in ["npx", "node", "npm"] {
+        let script =
+            format!("#!/bin/sh\necho \"FAKE {name} ON PATH WAS USED\" >&2\ntouch '{}'\nexit 97\n", mark.display());
+        let p = bin.join(name);
+        std::fs::write(&p, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()), mark)
+}
+
+struct Setup {
+    mirror: Server,
+    registry: Server,
+    dir: TempDir,
+    archive: Vec<u8>,
+    file: String,
+    path: String,
+    mark: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Option<Setup> {
+        let m = mirror()?;
+        let man = manifest(m);
+        let file = man["file"].as_str().unwrap().to_string();
+        let archive = std::fs::read(m.join(&file)).unwrap();
+        let mirror = Server::start();
+        mirror.put(&file, 200, archive.clone());
+        let dir = TempDir::new("node");
+        std::fs::write(dir.path().join("manifest.json"), man.to_string()).unwrap();
+        let (path, mark) = fake_path(dir.path());
+        Some(Setup { mirror, registry: registry(), dir, archive, file, path, mark })
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("MCPCTL_RUNTIME_ROOT".into(), self.root().display().to_string()),
+            ("MCPCTL_NODE_MANIFEST".into(), self.dir.path().join("manifest.json").display().to_string()),
+            ("MCPCTL_NODE_DOWNLOAD_URL".into(), self.mirror.base_url()),
+            ("PATH".into(), self.path.clone()),
+        ]
+    }
+
+    /// A project with the npx server (and the fixture server `fx`).
+    fn project(&self) -> Project {
+        Project::new(&json!({"mcpServers": {
+            "fx": {"command": fixture_bin(), "alwaysAllow": ["*"]},
+            "echo": {"command": "npx", "args": ["-y", PKG], "alwaysAllow": ["*"], "timeout": 120,
+                     "env": {"npm_config_registry": self.registry.base_url()}}
+        }}))
+    }
+
+    fn run(&self, p: &Project, args: &[&str], extra: &[(&str, &str)]) -> Cmd {
+        let mut c = p.cmd().args(args.iter().copied());
+        for (k, v) in self.env() {
+            c = c.env(&k, v);
+        }
+        for (k, v) in extra {
+            c = c.env(k, v);
+        }
+        c
+    }
+
+    fn hits(&self) -> usize {
+        self.mirror.hits(&self.file)
+    }
+}
+
+fn text(result: &Value) -> String {
+    result["content"][0]["text"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn first_use_downloads_verifies_and_runs_npx_through_call() {
+    let Some(s) = Setup::new() else { return };
+    let p = s.project();
+    // No TTY and no --yes: refused, nothing downloaded.
+    let v = s.run(&p, &["--json-output", "--no-daemon", "call", "echo", "echo", "--text", "x"], &[]).status(2).json();
+    assert!(v["error"].as_str().unwrap().contains("mcpctl runtime install --yes"), "{v}");
+    assert_eq!(s.hits(), 0);
+
+    // --yes: downloads, verifies, and the server runs on the managed Node through the managed npx.
+    let r = s.run(&p, &["--no-daemon", "call", "--yes", "echo", "echo", "--text", "hi"], &[]).success();
+    let out = r.stdout();
+    let (said, exec) = out.trim().split_once('|').unwrap_or_else(|| panic!("{}", r.dump()));
+    assert_eq!(said, "hi");
+    assert!(Path::new(exec).starts_with(s.root().join("node")), "ran on {exec}, not the managed Node");
+    assert_eq!(s.hits(), 1);
+    assert!(!s.mark.exists(), "the fake npx on PATH was run");
+    assert!(s.registry.hits(PKG) >= 1, "the package came from the stand-in registry");
+    // npm's cache and prefix are under the runtime root.
+    assert!(s.root().join("npm-cache").is_dir());
+
+    // Installed: a second call downloads nothing.
+    s.run(&p, &["--no-daemon", "call", "echo", "echo", "--text", "again"], &[]).success();
+    assert_eq!(s.hits(), 1);
+
+    // A tampered archive is refused on a fresh root, naming the checksum.
+    let t = Setup::new().unwrap();
+    let mut bad = t.archive.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    t.mirror.put(&t.file, 200, bad);
+    let p2 = t.project();
+    let v = t.run(&p2, &["--json-output", "--no-daemon", "call", "--yes", "echo", "echo", "--text", "x"], &[]).output();
+    assert_ne!(v.out.status.code(), Some(0));
+    let all = format!("{}{}", v.stdout(), v.stderr());
+    assert!(all.contains("checksum mismatch") && all.contains("sha256"), "{}", v.dump());
+    assert!(all.contains(&t.file) && all.contains("MCPCTL_NODE_DOWNLOAD_URL"), "{}", v.dump());
+    assert!(!t.root().join("node").join(manifest(mirror().unwrap())["version"].as_str().unwrap()).exists());
+    assert!(!t.mark.exists());
+}
+
+#[test]
+fn daemon_serves_another_server_while_node_installs() {
+    let Some(s) = Setup::new() else { return };
+    let p = s.project();
+    s.mirror.set_delay(Duration::from_millis(1500));
+    let env = s.env();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let d = Daemon::start_env(&p, &[], &envs);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let v = s.run(&p, &["--json-output", "status"], &[]).success().json();
+        if v["servers"][0]["status"] == "ready" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["servers"][0]["status"], "ready", "{status}");
+    assert_eq!(status["servers"][1]["status"], "waiting for runtime", "{status}");
+    assert_eq!(s.hits(), 0, "the daemon must not download at boot");
+
+    let url = d.url("/mcp/echo");
+    let installing = std::thread::spawn(move || McpClient::open(url).call("echo", json!({"text": "from npx"})));
+    std::thread::sleep(Duration::from_millis(300));
+    let fx = McpClient::open(d.url("/mcp/fx"));
+    let t0 = Instant::now();
+    assert_eq!(text(&fx.call("echo", json!({"text": "during install"}))), "during install");
+    assert!(t0.elapsed() < Duration::from_millis(1000), "fx waited for the install: {:?}", t0.elapsed());
+    let r = installing.join().unwrap();
+    assert_ne!(r["isError"], true, "{r}");
+    assert!(text(&r).starts_with("from npx|"), "{r}");
+    assert_eq!(s.hits(), 1);
+    assert!(!s.mark.exists(), "the fake npx on PATH was run");
+}
+
+#[test]
+fn daemon_install_failure_is_in_band_and_never_policy_refuses() {
+    let Some(s) = Setup::new() else { return };
+    let p = s.project();
+    s.mirror.put(&s.file, 500, b"mirror down".to_vec());
+    let env = s.env();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let d = Daemon::start_env(&p, &[], &envs);
+    let r = McpClient::open(d.url("/mcp/echo")).call("echo", json!({"text": "x"}));
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(text(&r).contains("HTTP 500"), "{}", text(&r));
+    let fx = McpClient::open(d.url("/mcp/fx"));
+    assert_eq!(text(&fx.call("echo", json!({"text": "still here"}))), "still here");
+    drop(d);
+
+    let v = s
+        .run(
+            &p,
+            &["--json-output", "--no-daemon", "call", "--yes", "echo", "echo", "--text", "x"],
+            &[("MCPCTL_RUNTIME_INSTALL", "never")],
+        )
+        .status(2)
+        .json();
+    assert_eq!(v["status"], "forbidden", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("MCPCTL_RUNTIME_INSTALL=never"), "{v}");
+    assert!(!s.mark.exists());
+}
+
+/// Can this test cut the network with `unshare -n` (root, util-linux)?
+fn unshare_works() -> bool {
+    Command::new("unshare").args(["--net", "true"]).stdin(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+#[test]
+fn prefetched_package_runs_offline_and_verify_catches_a_modified_binary() {
+    let Some(s) = Setup::new() else { return };
+    let p = s.project();
+    // The registry stand-in is reached through the environment at install time.
+    let reg = s.registry.base_url();
+    let before = s.run(&p, &["--json-output", "runtime", "status"], &[]).success().json();
+    let echo = before["servers"].as_array().unwrap().iter().find(|v| v["name"] == "echo").cloned().unwrap();
+    assert_eq!(echo["package"], PKG, "{before}");
+    assert_eq!(echo["ready_offline"], false, "{before}");
+
+    let r = s.run(&p, &["--json-output", "runtime", "install", "--yes"], &[("npm_config_registry", &reg)]).success();
+    let v = r.json();
+    assert_eq!(v["node"]["servers"][0]["prefetched"], true, "{}", r.dump());
+    assert!(s.root().join("npm-prefix/lib/node_modules").join(PKG).join("package.json").is_file());
+    let after = s.run(&p, &["--json-output", "runtime", "status"], &[]).success().json();
+    let echo = after["servers"].as_array().unwrap().iter().find(|v| v["name"] == "echo").cloned().unwrap();
+    assert_eq!(echo["ready_offline"], true, "{after}");
+    assert_eq!(after["node"]["installed"], true, "{after}");
+
+    // Cut the network: with `unshare -n` (when this machine allows it) the process has no
+    // network at all; either way the server's registry and the Node mirror point at a closed
+    // port, and npm runs offline (MCPCTL_RUNTIME_INSTALL=never).
+    let closed = format!("http://127.0.0.1:{}/", free_port());
+    let hits_before = s.registry.hits(PKG);
+    let p_off = Project::new(&json!({"mcpServers": {
+        "echo": {"command": "npx", "args": ["-y", PKG], "alwaysAllow": ["*"], "timeout": 120,
+                 "env": {"npm_config_registry": closed}}
+    }}));
+    let mut cmd = if unshare_works() {
+        let mut c = Command::new("unshare");
+        c.arg("--net").arg(mcpctl_bin());
+        c
+    } else {
+        eprintln!(
+            "note: `unshare --net` is not possible here; offline = closed ports and MCPCTL_RUNTIME_INSTALL=never"
+        );
+        Command::new(mcpctl_bin())
+    };
+    cmd.args(["--no-daemon", "call", "echo", "echo", "--text", "offline"])
+        .current_dir(&p_off.root)
+        .env_clear()
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("MCPCTL_RUNTIME_INSTALL", "never")
+        .env("MCPCTL_NODE_DOWNLOAD_URL", &closed)
+        .envs(s.env().into_iter().filter(|(k, _)| k != "MCPCTL_NODE_DOWNLOAD_URL"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let status = wait_until(&mut child, Instant::now() + Duration::from_secs(120));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(status.is_some_and(|s| s.success()), "offline run failed\n{stdout}\n{stderr}");
+    assert!(stdout.trim().starts_with("offline|"), "{stdout}\n{stderr}");
+    assert_eq!(s.registry.hits(PKG), hits_before);
+    assert!(!s.mark.exists(), "the fake npx on PATH was run");
+
+    // verify: clean, then a modified node binary is caught (exit 1, naming it).
+    let v = s.run(&p, &["--json-output", "runtime", "verify"], &[]).success().json();
+    assert_eq!(v["node"]["ok"], true, "{v}");
+    let version = manifest(mirror_dir()).get("version").unwrap().as_str().unwrap().to_string();
+    let bin = s.root().join("node").join(&version).join("bin/node");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&bin).unwrap();
+    std::io::Write::write_all(&mut f, b"\0").unwrap();
+    drop(f);
+    let r = s.run(&p, &["--json-output", "runtime", "verify"], &[]).status(1);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    assert!(all.contains("does not match its checksums") && all.contains("bin/node"), "{}", r.dump());
+}
+
+fn mirror_dir() -> &'static PathBuf {
+    mirror().unwrap()
+}
+
+#[test]
+fn path_npx_is_used_only_with_runtime_system() {
+    let Some(s) = Setup::new() else { return };
+    let p = Project::new(&json!({"mcpServers": {
+        "sys": {"command": "npx", "args": ["-y", PKG], "runtime": "system", "alwaysAllow": ["*"], "timeout": 20}
+    }}));
+    let r = s.run(&p, &["--json-output", "--no-daemon", "call", "--yes", "sys", "echo", "--text", "x"], &[]).output();
+    assert_ne!(r.out.status.code(), Some(0));
+    assert!(s.mark.exists(), "`\"runtime\": \"system\"` runs the npx on PATH");
+    assert_eq!(s.hits(), 0, "nothing downloaded for a system-runtime server");
+}
+
+#[test]
+fn refresh_script_official_source_reads_shasums_and_refuses_a_missing_platform() {
+    let server = Server::start();
+    let dir = TempDir::new("refresh-node");
+    let v = "22.23.3";
+    let line = |t: &str, i: usize| format!("{:064x}  node-v{v}-{t}.tar.gz\n", i + 7);
+    server.put(
+        "dist/SHASUMS256.txt",
+        200,
+        format!("{}{}{:064x}  node-v{v}-win-x64.zip\n", line("linux-x64", 1), line("linux-arm64", 2), 9).into_bytes(),
+    );
+    server.put("musl/SHASUMS256.txt", 200, line("linux-x64-musl", 3).into_bytes());
+    let out = dir.path().join("node_manifest.rs");
+    let run = |out: &Path| {
+        Command::new("python3")
+            .arg(repo().join("scripts/refresh-node-manifest"))
+            .arg(v)
+            .arg("--base-url")
+            .arg(format!("{}dist/", server.base_url()))
+            .arg("--musl-base-url")
+            .arg(format!("{}musl", server.base_url()))
+            .arg("--output")
+            .arg(out)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(&format!("pub const NODE_VERSION: &str = \"{v}\";")));
+    for (t, i, libc) in [("linux-x64", 1, "glibc"), ("linux-arm64", 2, "glibc"), ("linux-x64-musl", 3, "musl")] {
+        assert!(text.contains(&format!("file: \"node-v{v}-{t}.tar.gz\",\n        sha256: \"{:064x}\"", i + 7)), "{t}");
+        assert!(
+            text.contains(&format!(
+                "target: \"{t}\",\n        arch: \"{}\",\n        libc: \"{libc}\"",
+                if t.contains("arm64") { "aarch64" } else { "x86_64" }
+            )),
+            "{t}"
+        );
+    }
+    assert!(!text.contains("linux-arm64-musl"), "optional platform absent: not pinned");
+    // The committed module has this script's form.
+    let committed = std::fs::read_to_string(repo().join("src/runtime/node_manifest.rs")).unwrap();
+    assert_eq!(
+        committed.lines().skip(4).take(20).collect::<Vec<_>>(),
+        text.lines().skip(4).take(20).collect::<Vec<_>>()
+    );
+
+    // A release lacking a required platform, or a malformed checksum: refused, nothing written.
+    for musl in ["".to_string(), format!("xyz  node-v{v}-linux-x64-musl.tar.gz\n")] {
+        server.put("musl/SHASUMS256.txt", 200, musl.into_bytes());
+        let out = dir.path().join("refused.rs");
+        let o = run(&out);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("refused"));
+        assert!(!out.exists());
+    }
+    let _ = sha256_hex(b"");
+}

@@ -352,7 +352,9 @@ fn prefetched_package_runs_offline_and_verify_catches_a_modified_binary() {
         "echo": {"command": "npx", "args": ["-y", PKG], "alwaysAllow": ["*"], "timeout": 120,
                  "env": {"npm_config_registry": closed}}
     }}));
-    let mut cmd = if unshare_works() {
+    let cut = unshare_works();
+    eprintln!("offline run: {}", if cut { "inside `unshare --net`" } else { "closed ports only" });
+    let mut cmd = if cut {
         let mut c = Command::new("unshare");
         c.arg("--net").arg(mcpctl_bin());
         c
@@ -383,6 +385,8 @@ fn prefetched_package_runs_offline_and_verify_catches_a_modified_binary() {
     assert!(status.is_some_and(|s| s.success()), "offline run failed\n{stdout}\n{stderr}");
     assert!(stdout.trim().starts_with("offline|"), "{stdout}\n{stderr}");
     assert_eq!(s.registry.hits(PKG), hits_before);
+    // npx ran the globally prefetched package: it did not install a copy into its own cache.
+    assert!(!s.root().join("npm-cache/_npx").exists(), "npx installed into its cache instead of using the prefix");
     assert!(!s.mark.exists(), "the fake npx on PATH was run");
 
     // verify: clean, then a modified node binary is caught (exit 1, naming it).

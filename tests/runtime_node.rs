@@ -478,3 +478,212 @@ fn refresh_script_official_source_reads_shasums_and_refuses_a_missing_platform()
     }
     let _ = sha256_hex(b"");
 }
+
+// ---- the installer itself, with small release-shaped archives (fast; no real Node) ----
+
+mod installer {
+    use super::*;
+    use mcpctl::runtime::install::InstallPlan;
+    use mcpctl::runtime::node::{ensure_node, installed, Libc, NodeSettings, CHECKSUMS};
+    use mcpctl::runtime::{Pin, Policy};
+
+    const V: &str = "1.2.3";
+    const STEM: &str = "node-v1.2.3-linux-x64";
+    const FILE: &str = "node-v1.2.3-linux-x64.tar.gz";
+
+    fn yes(_: &InstallPlan) -> bool {
+        true
+    }
+
+    fn good(tag: &str) -> Vec<u8> {
+        let node = format!("#!/bin/sh\necho node {tag}\n");
+        let d = |p: &str| format!("{STEM}/{p}");
+        let (n, x, m, h, npx) = (
+            d("bin/node"),
+            d("lib/node_modules/npm/bin/npx-cli.js"),
+            d("lib/node_modules/npm/bin/npm-cli.js"),
+            d("include/node/node.h"),
+            d("bin/npx"),
+        );
+        targz(&[
+            Entry::Dir(&format!("{STEM}/")),
+            Entry::File(&n, node.as_bytes(), 0o755),
+            Entry::File(&x, b"// npx\n", 0o644),
+            Entry::File(&m, b"// npm\n", 0o644),
+            Entry::File(&h, b"/* header */\n", 0o644),
+            Entry::Symlink(&npx, "../lib/node_modules/npm/bin/npx-cli.js"),
+        ])
+    }
+
+    struct F {
+        server: Server,
+        dir: TempDir,
+        settings: NodeSettings,
+    }
+
+    fn fixture(archive: Vec<u8>) -> F {
+        let server = Server::start();
+        server.put(FILE, 200, archive.clone());
+        let dir = TempDir::new("nodeinst");
+        let settings = NodeSettings {
+            root: dir.path().join("root"),
+            pin: Some(Pin {
+                version: V.into(),
+                target: "linux-x64".into(),
+                file: FILE.into(),
+                sha256: sha256_hex(&archive),
+                size: None,
+            }),
+            default_base: None,
+            download_url: Some(server.base_url()),
+            policy: Policy::Auto,
+            libc: Libc::Glibc,
+        };
+        F { server, dir, settings }
+    }
+
+    fn leftovers(root: &Path) -> Vec<String> {
+        std::fs::read_dir(root.join("node"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn good_archive_installs_the_tree_with_checksums_and_in_tree_links() {
+        let f = fixture(good("one"));
+        let n = ensure_node(&f.settings, false, &yes).unwrap();
+        assert!(n.installed_now);
+        let out = Command::new(&n.node).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node one");
+        assert!(!n.dir.join("include").exists(), "include/ is not unpacked");
+        assert_eq!(
+            std::fs::read_link(n.dir.join("bin/npx")).unwrap(),
+            Path::new("../lib/node_modules/npm/bin/npx-cli.js")
+        );
+        let sums = std::fs::read_to_string(n.dir.join(CHECKSUMS)).unwrap();
+        assert!(sums.contains("  bin/node\n") && sums.contains("  lib/node_modules/npm/bin/npx-cli.js\n"), "{sums}");
+        assert!(leftovers(&f.settings.root).is_empty());
+        // Installed: nothing asked, nothing fetched.
+        assert!(!ensure_node(&f.settings, false, &|_| panic!("must not ask")).unwrap().installed_now);
+        assert_eq!(f.server.hits(FILE), 1);
+        // Node's consent question names Node and npm.
+        let plan = mcpctl::runtime::node::plan(&f.settings).unwrap();
+        let text = mcpctl::runtime::consent_text(&plan);
+        assert!(text.contains(&format!("checksum-verified Node {V} build")) && text.contains("npm"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_download_on_reinstall_keeps_the_working_copy() {
+        let f = fixture(good("one"));
+        let n = ensure_node(&f.settings, false, &yes).unwrap();
+        f.server.put(FILE, 200, good("two"));
+        let e = ensure_node(&f.settings, true, &yes).unwrap_err();
+        assert!(e.message.contains("checksum mismatch") && e.message.contains("expected sha256"), "{e}");
+        assert!(e.hint.unwrap().contains("MCPCTL_NODE_DOWNLOAD_URL"));
+        let out = Command::new(&n.node).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node one");
+        assert!(leftovers(&f.settings.root).is_empty(), "{:?}", leftovers(&f.settings.root));
+        // A good forced reinstall replaces it, old copy gone.
+        f.server.put(FILE, 200, good("one"));
+        assert!(ensure_node(&f.settings, true, &yes).unwrap().installed_now);
+        assert!(leftovers(&f.settings.root).is_empty());
+    }
+
+    #[test]
+    fn unsafe_archives_are_refused_and_nothing_escapes() {
+        let node = b"#!/bin/sh\n".as_slice();
+        let n = format!("{STEM}/bin/node");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "dot-dot",
+                targz(&[Entry::File(&n, node, 0o755), Entry::File(&format!("{STEM}/../../evil"), b"x", 0o644)]),
+            ),
+            ("absolute", targz(&[Entry::File("/tmp/evil-node", node, 0o755)])),
+            (
+                "escaping link",
+                targz(&[Entry::File(&n, node, 0o755), Entry::Symlink(&format!("{STEM}/bin/npx"), "../../../evil")]),
+            ),
+            ("absolute link", targz(&[Entry::Symlink(&n, "/bin/sh")])),
+            (
+                "hard link",
+                targz(&[Entry::File(&format!("{STEM}/a"), node, 0o755), Entry::HardLink(&n, &format!("{STEM}/a"))]),
+            ),
+            ("two tops", targz(&[Entry::File(&n, node, 0o755), Entry::File("other/bin/node", node, 0o755)])),
+        ];
+        for (what, archive) in cases {
+            let f = fixture(archive);
+            let e = ensure_node(&f.settings, false, &yes).unwrap_err();
+            assert!(e.message.starts_with("refusing the Node"), "{what}: {e}");
+            assert!(installed(&f.settings).is_none(), "{what}");
+            assert!(leftovers(&f.settings.root).is_empty(), "{what}");
+            assert!(!f.dir.path().join("evil").exists(), "{what}");
+        }
+        // Verified but not a Node build: a clear message.
+        let f = fixture(targz(&[Entry::File(&format!("{STEM}/README.md"), b"hi", 0o644)]));
+        let e = ensure_node(&f.settings, false, &yes).unwrap_err();
+        assert!(e.message.contains("not an official-layout Node build"), "{e}");
+    }
+
+    #[test]
+    fn never_policy_and_threads_share_one_download() {
+        let f = fixture(good("one"));
+        let never = NodeSettings { policy: Policy::Never, ..f.settings.clone() };
+        let e = ensure_node(&never, false, &yes).unwrap_err();
+        assert!(e.message.contains("MCPCTL_RUNTIME_INSTALL=never"), "{e}");
+        assert_eq!(f.server.hits(FILE), 0);
+        f.server.set_delay(Duration::from_millis(300));
+        let s = std::sync::Arc::new(f.settings.clone());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || ensure_node(&s, false, &yes).map(|n| n.node))
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap().unwrap().is_file());
+        }
+        assert_eq!(f.server.hits(FILE), 1);
+    }
+
+    #[test]
+    fn verify_reports_a_changed_or_missing_file() {
+        let f = fixture(good("one"));
+        let n = ensure_node(&f.settings, false, &yes).unwrap();
+        let uv = mcpctl::runtime::Settings::new(&f.settings.root);
+        let (v, problems) = mcpctl::runtime::verify::verify(&uv, &f.settings);
+        assert!(problems.is_empty(), "{v}");
+        assert_eq!(v["uv"]["installed"], false);
+        std::fs::write(n.dir.join("lib/node_modules/npm/bin/npm-cli.js"), "// changed\n").unwrap();
+        std::fs::remove_file(n.dir.join("lib/node_modules/npm/bin/npx-cli.js")).unwrap();
+        let (_, problems) = mcpctl::runtime::verify::verify(&uv, &f.settings);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("npm-cli.js: sha256")), "{problems:?}");
+
+        // uv too: its two binaries are recorded at install and a change is found.
+        let archive = support::archive::release_archive("uv-x", "0.11.21");
+        f.server.put("uv.tar.gz", 200, archive.clone());
+        let uv = mcpctl::runtime::Settings {
+            pin: Some(Pin {
+                version: "0.11.21".into(),
+                target: "t".into(),
+                file: "uv.tar.gz".into(),
+                sha256: sha256_hex(&archive),
+                size: None,
+            }),
+            download_url: Some(f.server.base_url()),
+            ..mcpctl::runtime::Settings::new(f.dir.path().join("root2"))
+        };
+        let u = mcpctl::runtime::ensure_uv(&uv, false, &yes).unwrap();
+        let node2 = NodeSettings { root: f.dir.path().join("root2"), ..f.settings.clone() };
+        let (v, problems) = mcpctl::runtime::verify::verify(&uv, &node2);
+        assert!(problems.is_empty() && v["uv"]["files"] == 2, "{v}");
+        std::fs::write(&u.uvx, "#!/bin/sh\necho evil\n").unwrap();
+        let (_, problems) = mcpctl::runtime::verify::verify(&uv, &node2);
+        assert!(problems.len() == 1 && problems[0].contains("uvx: sha256"), "{problems:?}");
+    }
+}

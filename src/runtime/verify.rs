@@ -83,10 +83,10 @@ fn runtime_report(name: &str, dir: &Path, sums: &Path, present: bool) -> (Value,
 
 /// Verify uv and Node under the root: the JSON report and every problem found.
 pub fn verify(uv: &Settings, node: &NodeSettings) -> (Value, Vec<String>) {
-    let (u, mut problems) =
-        runtime_report("uv", &uv.uv_dir(), &uv_checksums_path(uv), super::install::installed(uv).is_some());
+    // A folder that is there counts as installed, even with a file missing (that is a finding).
+    let (u, mut problems) = runtime_report("uv", &uv.uv_dir(), &uv_checksums_path(uv), uv.uv_dir().is_dir());
     let dir = node.node_dir();
-    let (n, p2) = runtime_report("node", &dir, &dir.join(CHECKSUMS), super::node::installed(node).is_some());
+    let (n, p2) = runtime_report("node", &dir, &dir.join(CHECKSUMS), dir.is_dir());
     problems.extend(p2);
     (json!({"root": uv.root, "uv": u, "node": n, "ok": problems.is_empty()}), problems)
 }

@@ -28,15 +28,15 @@ fn uv_servers(ctx: &Ctx) -> crate::error::Result<Vec<ServerEntry>> {
         .collect())
 }
 
-/// The configured servers that run on the managed Node.
-fn node_servers(ctx: &Ctx) -> crate::error::Result<Vec<ServerEntry>> {
+/// The configured servers that run on the managed Node, with their env.
+fn node_servers(ctx: &Ctx) -> crate::error::Result<Vec<runtime::tools::NodeEntry>> {
     let cfg = ctx.load_config()?;
     Ok(cfg
         .servers
         .iter()
         .filter_map(|s| match &s.transport {
-            Transport::Stdio { command, args, .. } if node::uses_node(command, s.runtime.as_deref()) => {
-                Some((s.name.clone(), command.clone(), args.clone()))
+            Transport::Stdio { command, args, env, .. } if node::uses_node(command, s.runtime.as_deref()) => {
+                Some((s.name.clone(), command.clone(), args.clone(), env.clone()))
             }
             _ => None,
         })
@@ -72,8 +72,9 @@ pub fn install(ctx: &Ctx, force: bool) -> Outcome {
         r.fields.insert("node".into(), report);
         r.fields.insert("root".into(), serde_json::json!(settings.root));
     }
-    for s in servers.iter().chain(&npx) {
-        let _ = writeln!(r.body, "  • {}: {} {}", s.0, s.1, s.2.join(" "));
+    let lines = servers.iter().map(|s| (&s.0, &s.1, &s.2)).chain(npx.iter().map(|s| (&s.0, &s.1, &s.2)));
+    for (name, command, args) in lines {
+        let _ = writeln!(r.body, "  • {}: {} {}", name, command, args.join(" "));
     }
     Ok(r)
 }
@@ -84,6 +85,7 @@ pub fn status(ctx: &Ctx) -> Outcome {
     let npx = node_servers(ctx)?;
     let mut v = runtime::status(&settings, &servers);
     if !npx.is_empty() {
+        let npx: Vec<ServerEntry> = npx.into_iter().map(|(n, c, a, _)| (n, c, a)).collect();
         let nv = runtime::tools::node_status(&NodeSettings::from_env()?, &npx);
         if let (Some(list), Some(more)) = (v["servers"].as_array_mut(), nv["servers"].as_array()) {
             list.extend(more.iter().cloned());

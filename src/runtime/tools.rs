@@ -386,9 +386,13 @@ pub(crate) fn run_step(
 /// every server's package installed globally under the runtime's npm prefix
 /// (`npm install --global <pkg>`, which also fills `<root>/npm-cache`), so that a later
 /// `npx -y <pkg>` finds it there with no network. Errors list the servers that failed.
+/// A configured npx server for `runtime install`: (name, command, args, the `npm_config_*`
+/// variables of its `env`, which npm also needs when prefetching, e.g. its registry).
+pub type NodeEntry = (String, String, Vec<String>, Vec<(String, String)>);
+
 pub fn install_node_runtime(
     settings: &super::node::NodeSettings,
-    servers: &[ServerEntry],
+    servers: &[NodeEntry],
     opts: InstallOptions,
     consent: &dyn Fn(&InstallPlan) -> bool,
 ) -> Result<Value> {
@@ -397,7 +401,7 @@ pub fn install_node_runtime(
     let n = node::ensure_node(settings, opts.force, if opts.yes { &yes } else { consent })?;
     let mut reports = Vec::new();
     let mut failed = Vec::new();
-    for (name, command, args) in servers {
+    for (name, command, args, server_env) in servers {
         let Some(spec) = node::npx_package(command, args) else {
             reports.push(json!({"name": name, "prefetched": false, "why": "not an `npx <package>` command"}));
             continue;
@@ -406,7 +410,9 @@ pub fn install_node_runtime(
         let step = ["install", "--global", "--no-audit", "--no-fund", spec.as_str()];
         let mut argv: Vec<&str> = vec![npm.as_str()];
         argv.extend(step);
-        match run_step(&format!("npm {}", step.join(" ")), &n.node, &argv, &settings.npm_env(), &settings.root) {
+        let mut env = settings.npm_env();
+        env.extend(server_env.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with("npm_config_")).cloned());
+        match run_step(&format!("npm {}", step.join(" ")), &n.node, &argv, &env, &settings.root) {
             Ok(()) => reports.push(json!({"name": name, "package": spec, "prefetched": true})),
             Err(e) => {
                 failed.push(format!("{name}: {}", e.message));

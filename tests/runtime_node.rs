@@ -329,9 +329,14 @@ fn daemon_install_failure_is_in_band_and_never_policy_refuses() {
     let Some(s) = Setup::new() else { return };
     let p = s.project();
     s.mirror.put(&s.file, 500, b"mirror down".to_vec());
-    let env = s.env();
-    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let d = Daemon::start_env(&p, &[], &envs);
+    // `start` names the servers on the managed Node, and that Node is not installed yet.
+    let port = free_port();
+    let r = s.run(&p, &["start", "--port", &port.to_string()], &[]).success();
+    let out = r.stdout();
+    let pid: i32 = out.split("(pid ").nth(1).and_then(|t| t.split(')').next()).and_then(|n| n.parse().ok()).unwrap();
+    let d = Daemon { project: &p, port, pid };
+    assert!(out.contains("Managed Node runtime (echo): not installed yet; installed on first use"), "{}", r.dump());
+    assert!(!out.contains("Managed uv runtime"), "{}", r.dump());
     let r = McpClient::open(d.url("/mcp/echo")).call("echo", json!({"text": "x"}));
     assert_eq!(r["isError"], true, "{r}");
     assert!(text(&r).contains("HTTP 500"), "{}", text(&r));

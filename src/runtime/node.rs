@@ -170,13 +170,17 @@ impl NodeSettings {
 
     pub fn pin(&self) -> Result<&Pin> {
         self.pin.as_ref().ok_or_else(|| {
-            if self.libc == Libc::Musl && std::env::consts::OS == "linux" {
+            let arch = match std::env::consts::ARCH {
+                "x86_64" => Some("x64"),
+                "aarch64" => Some("arm64"),
+                _ => None,
+            };
+            if let (Libc::Musl, "linux", Some(t)) = (self.libc, std::env::consts::OS, arch) {
                 return Error::failure(format!(
-                    "mcpctl pins no musl Node: the npm registry it downloads Node from has only glibc builds (no node-linux-{}-musl package)",
-                    if std::env::consts::ARCH == "aarch64" { "arm64" } else { "x64" }
+                    "mcpctl pins no musl Node: the npm registry it downloads Node from has only glibc builds (no node-linux-{t}-musl package)"
                 ))
                 .hint(format!(
-                    "point MCPCTL_NODE_MANIFEST at a manifest for the unofficial musl build (node-v{v}-linux-x64-musl.tar.gz from \
+                    "point MCPCTL_NODE_MANIFEST at a manifest for the unofficial musl build (node-v{v}-linux-{t}-musl.tar.gz from \
                      unofficial-builds.nodejs.org) and MCPCTL_NODE_DOWNLOAD_URL at a mirror holding it (docs/runtime.md), \
                      or install Node yourself and set `\"runtime\": \"system\"` on the server",
                     v = node_manifest::NODE_VERSION

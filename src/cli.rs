@@ -109,6 +109,7 @@ pub enum Command {
         stdio: bool,
         server: Option<String>,
     },
+    RuntimeVerify,
     Completion(String),
     /// `import <client> [FILE] [--write [--force]]`
     Import {
@@ -496,7 +497,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 arity(1, 1, "runtime status")?;
                 Command::RuntimeStatus
             }
-            _ => return Err(Error::failure("usage: mcpctl runtime install|status")),
+            Some("verify") => {
+                arity(1, 1, "runtime verify")?;
+                Command::RuntimeVerify
+            }
+            _ => return Err(Error::failure("usage: mcpctl runtime install|status|verify")),
         },
         "import" => {
             arity(1, 2, "import <client> [FILE] [--write [--force]]")?;

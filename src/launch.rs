@@ -1,5 +1,6 @@
 //! How a configured stdio server is started: its program (relative paths resolve against
-//! the project root; `uv`/`uvx` resolve to the managed runtime, never PATH), arguments,
+//! the project root; `uv`/`uvx` resolve to the managed uv and `npx` to the managed Node,
+//! never PATH, unless the server says `"runtime": "system"`), arguments,
 //! environment (see `childenv`: mcpctl's secrets never reach a child) and working folder.
 
 use crate::client::server_cwd;
@@ -20,10 +21,16 @@ pub fn launch_for(
     project_root: &Path,
     consent: &Consent,
 ) -> Result<Launch> {
-    if crate::runtime::uses_runtime(command, server.runtime.as_deref()) {
-        let prepared = crate::runtime::prepare_command(command, &|plan| consent(plan)).map_err(|e| {
+    let node = crate::runtime::node::uses_node(command, server.runtime.as_deref());
+    if node || crate::runtime::uses_runtime(command, server.runtime.as_deref()) {
+        let (which, prepared) = if node {
+            ("Node", crate::runtime::node::prepare_node_command(command, &|plan| consent(plan)))
+        } else {
+            ("uv", crate::runtime::prepare_command(command, &|plan| consent(plan)))
+        };
+        let prepared = prepared.map_err(|e| {
             let mut e = e;
-            e.message = format!("server `{}` needs the managed uv runtime: {}", server.name, e.message);
+            e.message = format!("server `{}` needs the managed {which} runtime: {}", server.name, e.message);
             e
         })?;
         let mut all_env = prepared.env;
@@ -36,7 +43,7 @@ pub fn launch_for(
             env: all_env,
             env_policy: server.env_policy,
             cwd: Some(server_cwd(cwd, project_root)),
-            display: format!("{} (managed uv)", command),
+            display: format!("{} (managed {which})", command),
         });
     }
     let program = if command.contains('/') && !Path::new(command).is_absolute() {

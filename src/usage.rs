@@ -259,13 +259,15 @@ pub const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         name: "runtime",
-        synopsis: "runtime install|status",
-        usage: "mcpctl runtime install [--yes] [--force] | mcpctl runtime status",
-        summary: "install or show the managed uv runtime",
-        about: "Servers started with uv/uvx run on a pinned, sha256-verified uv that mcpctl installs\n\
-                on first use. `install` fetches it now (for images built ahead); `status` shows it.",
+        synopsis: "runtime install|status|verify",
+        usage: "mcpctl runtime install [--yes] [--force] | mcpctl runtime status | mcpctl runtime verify",
+        summary: "install, show or verify the managed runtimes (uv, Node)",
+        about: "Servers started with uv/uvx run on a pinned, sha256-verified uv, and servers started\n\
+                with npx on a pinned, sha256-verified Node, that mcpctl installs on first use. `install`\n\
+                fetches them and the servers' packages now (for images built ahead); `status` shows\n\
+                them; `verify` re-hashes them (exit 1 on a change).",
         options: &["force"],
-        examples: &["mcpctl runtime install --yes", "mcpctl runtime status"],
+        examples: &["mcpctl runtime install --yes", "mcpctl runtime status", "mcpctl runtime verify"],
     },
     Cmd {
         name: "import",
@@ -409,7 +411,7 @@ pub fn completion(shell: &str) -> Result<String> {
                 writeln!(s, "  if [[ -z $cmd ]]; then COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return; fi", cmds);
             s.push_str("  case $cmd in\n");
             s.push_str("    status|tools|call|resources|read|prompts|prompt|complete) [[ ${COMP_WORDS[COMP_CWORD-1]} == \"$cmd\" ]] && COMPREPLY=($(compgen -W \"$(mcpctl list --names 2>/dev/null)\" -- \"$cur\")) ;;\n");
-            s.push_str("    runtime) COMPREPLY=($(compgen -W \"install status\" -- \"$cur\")) ;;\n");
+            s.push_str("    runtime) COMPREPLY=($(compgen -W \"install status verify\" -- \"$cur\")) ;;\n");
             let _ = writeln!(s, "    import) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")) ;;", clients);
             let _ = writeln!(s, "    help) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")) ;;", cmds);
             s.push_str("    completion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\")) ;;\n  esac\n}\n");
@@ -427,7 +429,7 @@ pub fn completion(shell: &str) -> Result<String> {
             let _ = writeln!(s, "  if (( CURRENT == 2 )); then compadd -- {}; return; fi", cmds);
             s.push_str("  case $cmd in\n");
             s.push_str("    status|tools|call|resources|read|prompts|prompt|complete) (( CURRENT == 3 )) && compadd -- ${(f)\"$(mcpctl list --names 2>/dev/null)\"} ;;\n");
-            s.push_str("    runtime) compadd -- install status ;;\n");
+            s.push_str("    runtime) compadd -- install status verify ;;\n");
             let _ = writeln!(s, "    import) compadd -- {} ;;", clients);
             let _ = writeln!(s, "    help) compadd -- {} ;;", cmds);
             s.push_str("    completion) compadd -- bash zsh fish ;;\n  esac\n}\n");
@@ -457,7 +459,7 @@ pub fn completion(shell: &str) -> Result<String> {
             s.push_str(
                 "complete -c mcpctl -n '__fish_seen_subcommand_from status tools call resources read prompts prompt complete; and test (count (commandline -opc)) -eq 2' -a '(mcpctl list --names 2>/dev/null)'\n",
             );
-            s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from runtime' -a 'install status'\n");
+            s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from runtime' -a 'install status verify'\n");
             let _ = writeln!(s, "complete -c mcpctl -n '__fish_seen_subcommand_from import' -a '{}'", clients);
             let _ = writeln!(s, "complete -c mcpctl -n '__fish_seen_subcommand_from help' -a '{}'", cmds);
             s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n");

@@ -280,6 +280,23 @@ fn started_report(s: &State, cfg: &crate::config::Config, verb: &str) -> Report 
         r.fields.insert("runtime_servers".into(), json!(uv));
         r.fields.insert("runtime_installed".into(), json!(installed));
     }
+    let node: Vec<&str> = cfg
+        .servers
+        .iter()
+        .filter(|sv| matches!(&sv.transport, crate::config::Transport::Stdio { command, .. } if crate::runtime::node::uses_node(command, sv.runtime.as_deref())))
+        .map(|sv| sv.name.as_str())
+        .collect();
+    if !node.is_empty() {
+        let installed = crate::runtime::node::installed_from_env();
+        let _ = writeln!(
+            body,
+            "  Managed Node runtime ({}): {}",
+            node.join(", "),
+            if installed { "installed" } else { "not installed yet; installed on first use" }
+        );
+        r.fields.insert("node_runtime_servers".into(), json!(node));
+        r.fields.insert("node_runtime_installed".into(), json!(installed));
+    }
     let _ = write!(body, "  Logs: {}", s.log_path.display());
     r.body = body;
     r

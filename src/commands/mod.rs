@@ -72,6 +72,7 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
         Command::RuntimeInstall { force } => runtime::install(&ctx, force),
         Command::RuntimeStatus => runtime::status(&ctx),
         Command::Serve { stdio, server } => serve::serve(&ctx, stdio, server.as_deref()),
+        Command::RuntimeVerify => runtime::verify(&ctx),
     }
 }
 

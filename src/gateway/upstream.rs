@@ -209,6 +209,8 @@ struct Refresh {
 
 impl Upstream {
     pub fn new(cfg: ServerConfig, root: PathBuf, hub: Weak<Hub>, lazy: bool) -> Arc<Upstream> {
+        // A server on the managed Node waits for its first use while Node is missing (never installed at boot).
+        let lazy = lazy || (uses_node(&cfg) && !crate::runtime::node::installed_from_env());
         let state = if cfg.disabled {
             State::Disabled
         } else if lazy {
@@ -255,13 +257,22 @@ impl Upstream {
         u
     }
 
-    /// Whether this server runs on the managed uv runtime.
+    /// Whether this server runs on a managed runtime (uv or Node).
     pub fn needs_runtime(&self) -> bool {
         match &self.cfg.transport {
             crate::config::Transport::Stdio { command, .. } => {
-                crate::runtime::uses_runtime(command, self.cfg.runtime.as_deref())
+                crate::runtime::uses_runtime(command, self.cfg.runtime.as_deref()) || uses_node(&self.cfg)
             }
             _ => false,
+        }
+    }
+
+    /// Whether the managed runtime this server needs is installed.
+    fn runtime_present(&self) -> bool {
+        if uses_node(&self.cfg) {
+            crate::runtime::node::installed_from_env()
+        } else {
+            runtime_installed()
         }
     }
 
@@ -328,7 +339,7 @@ impl Upstream {
                         self.cfg.name,
                         crate::logsafe::unbounded(&e.one_line())
                     );
-                    if self.needs_runtime() && !runtime_installed() {
+                    if self.needs_runtime() && !self.runtime_present() {
                         // No crash loop: wait for the next call to try the install again.
                         let mut i = self.inner.lock().unwrap();
                         i.last_error = Some(e.one_line());
@@ -928,6 +939,12 @@ fn input_required(outcome: &RawOutcome) -> Option<Value> {
     }
     let v: Value = serde_json::from_str(raw).ok()?;
     (v["resultType"] == "input_required").then_some(v)
+}
+
+/// Whether a server runs on the managed Node (`npx`, or `"runtime": "node"`).
+fn uses_node(cfg: &ServerConfig) -> bool {
+    matches!(&cfg.transport, crate::config::Transport::Stdio { command, .. }
+        if crate::runtime::node::uses_node(command, cfg.runtime.as_deref()))
 }
 
 /// Whether the managed uv is installed (as the environment configures it).

@@ -39,6 +39,8 @@ pub struct Uv {
 /// What a download would do, for the consent question ([`super::consent_text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallPlan {
+    /// Which runtime: `uv` or `Node`.
+    pub runtime: &'static str,
     pub version: String,
     pub url: String,
     pub folder: PathBuf,
@@ -59,7 +61,13 @@ pub fn installed(settings: &Settings) -> Option<Uv> {
 /// The plan for installing uv with these settings.
 pub fn plan(settings: &Settings) -> Result<InstallPlan> {
     let pin = settings.pin()?;
-    Ok(InstallPlan { version: pin.version.clone(), url: settings.url()?, folder: settings.uv_dir(), size: pin.size })
+    Ok(InstallPlan {
+        runtime: "uv",
+        version: pin.version.clone(),
+        url: settings.url()?,
+        folder: settings.uv_dir(),
+        size: pin.size,
+    })
 }
 
 /// Make sure the managed uv is installed; with `force`, download and replace it even if it is.
@@ -110,6 +118,10 @@ pub fn ensure_uv(settings: &Settings, force: bool, consent: &dyn Fn(&InstallPlan
     extract(&archive, &staging, &pin)?;
     put_in_place(&staging, &settings.uv_dir())?;
     drop(temps);
+    // The binaries' sha256, for `mcpctl runtime verify`.
+    let sums = super::verify::uv_checksums_path(settings);
+    super::verify::record(&settings.uv_dir(), &BINARIES, &sums)
+        .map_err(|e| io_failure(&format!("cannot write {}", sums.display()), e))?;
 
     let mut uv = installed(settings).ok_or_else(|| {
         Error::failure(format!("internal error: uv vanished from {} after installing", settings.uv_dir().display()))
@@ -160,10 +172,10 @@ impl Default for Installer {
     }
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+pub(crate) static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Paths removed (files or folders) when dropped.
-struct Temps(Vec<PathBuf>);
+pub(crate) struct Temps(pub(crate) Vec<PathBuf>);
 
 impl Drop for Temps {
     fn drop(&mut self) {
@@ -191,10 +203,10 @@ fn clean_stale_temps(uv_parent: &Path) {
 }
 
 /// An exclusive `flock` on `<root>/.lock`, released on drop.
-struct RootLock(File);
+pub(crate) struct RootLock(File);
 
 impl RootLock {
-    fn acquire(root: &Path) -> Result<RootLock> {
+    pub(crate) fn acquire(root: &Path) -> Result<RootLock> {
         let path = root.join(".lock");
         let f = OpenOptions::new()
             .create(true)
@@ -243,7 +255,7 @@ impl Drop for RootLock {
     }
 }
 
-fn io_failure(what: &str, e: io::Error) -> Error {
+pub(crate) fn io_failure(what: &str, e: io::Error) -> Error {
     Error::failure(format!("{what}: {e}"))
 }
 
@@ -259,7 +271,11 @@ fn recovery_hint(settings: &Settings, pin: &Pin) -> String {
 
 /// Fetch `url` into `dest`, hashing as it goes, and check the pinned sha256.
 fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> Result<()> {
-    let hint = recovery_hint(settings, pin);
+    download_verified_as("uv", recovery_hint(settings, pin), pin, url, dest)
+}
+
+/// The same for any runtime (`label` is `uv` or `Node`), with its recovery hint.
+pub(crate) fn download_verified_as(label: &str, hint: String, pin: &Pin, url: &str, dest: &Path) -> Result<()> {
     let mut out = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -269,23 +285,25 @@ fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> 
 
     let (mut reader, total): (Box<dyn Read>, Option<u64>) = if let Some(path) = url.strip_prefix("file://") {
         let f = File::open(path).map_err(|e| {
-            Error::failure(format!("cannot read uv {} from {url}: {e}", pin.version)).hint(hint.clone())
+            Error::failure(format!("cannot read {label} {} from {url}: {e}", pin.version)).hint(hint.clone())
         })?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     } else {
-        let resp = agent(url)?.get(url).call().map_err(|e| request_error(url, &pin.version, e, &hint))?;
+        let resp = agent(url)?.get(url).call().map_err(|e| request_error_as(label, url, &pin.version, e, &hint))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(
-                Error::failure(format!("downloading uv {} from {url} failed: HTTP {status}", pin.version)).hint(hint)
-            );
+            return Err(Error::failure(format!(
+                "downloading {label} {} from {url} failed: HTTP {status}",
+                pin.version
+            ))
+            .hint(hint));
         }
         let len = resp.body().content_length();
         (Box::new(resp.into_body().into_reader()), len)
     };
 
-    let mut progress = Progress::start(&pin.version, url, total.or(pin.size));
+    let mut progress = Progress::start(label, &pin.version, url, total.or(pin.size));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -295,7 +313,7 @@ fn download_verified(settings: &Settings, pin: &Pin, url: &str, dest: &Path) -> 
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 progress.finish();
-                let msg = format!("downloading uv {} from {url} broke off: {e}", pin.version);
+                let msg = format!("downloading {label} {} from {url} broke off: {e}", pin.version);
                 return Err(if e.kind() == io::ErrorKind::TimedOut {
                     Error::timeout(msg)
                 } else {
@@ -336,31 +354,38 @@ fn agent(url: &str) -> Result<ureq::Agent> {
 }
 
 /// One line per kind of network failure, each with the recovery hint.
+#[cfg(test)]
 fn request_error(url: &str, version: &str, e: ureq::Error, hint: &str) -> Error {
+    request_error_as("uv", url, version, e, hint)
+}
+
+fn request_error_as(label: &str, url: &str, version: &str, e: ureq::Error, hint: &str) -> Error {
     let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url);
-    let dns = || format!("cannot download uv {version}: the host `{host}` was not found (DNS; offline?)");
+    let dns = || format!("cannot download {label} {version}: the host `{host}` was not found (DNS; offline?)");
     let msg = match &e {
         ureq::Error::HostNotFound => dns(),
         ureq::Error::Io(io) if is_dns_failure(io) => dns(),
-        ureq::Error::ConnectionFailed => format!("cannot download uv {version}: cannot connect to {host} (offline?)"),
+        ureq::Error::ConnectionFailed => {
+            format!("cannot download {label} {version}: cannot connect to {host} (offline?)")
+        }
         ureq::Error::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
-            format!("cannot download uv {version}: connection to {host} refused (offline?)")
+            format!("cannot download {label} {version}: connection to {host} refused (offline?)")
         }
         ureq::Error::Io(io) if io.kind() == io::ErrorKind::TimedOut => {
-            return Error::timeout(format!("cannot download uv {version} from {url}: timed out")).hint(hint)
+            return Error::timeout(format!("cannot download {label} {version} from {url}: timed out")).hint(hint)
         }
         ureq::Error::Timeout(t) => {
-            return Error::timeout(format!("cannot download uv {version} from {url}: timed out ({t})")).hint(hint)
+            return Error::timeout(format!("cannot download {label} {version} from {url}: timed out ({t})")).hint(hint)
         }
         // src/net.rs words an untrusted certificate and a failed proxy (naming the host or
         // the proxy, and the fix); any other TLS failure keeps the old guess.
         ureq::Error::Tls(why) if why.starts_with("TLS: ") || why.contains("proxy") => {
-            format!("cannot download uv {version} from {url}: {why}")
+            format!("cannot download {label} {version} from {url}: {why}")
         }
         ureq::Error::Tls(why) => {
-            format!("cannot download uv {version} from {url}: TLS failed ({why}; a proxy in the way?)")
+            format!("cannot download {label} {version} from {url}: TLS failed ({why}; a proxy in the way?)")
         }
-        other => format!("cannot download uv {version} from {url}: {other}"),
+        other => format!("cannot download {label} {version} from {url}: {other}"),
     };
     Error::failure(msg).hint(hint)
 }
@@ -379,7 +404,7 @@ fn is_dns_failure(e: &io::Error) -> bool {
     .any(|n| text.contains(n))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -394,15 +419,22 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(version: &str, url: &str, total: Option<u64>) -> Progress {
+    fn start(what: &str, version: &str, url: &str, total: Option<u64>) -> Progress {
         let tty = io::stderr().is_terminal();
         if !tty {
             match total {
-                Some(t) => log::info!("downloading uv {version} ({}) from {url}", human_bytes(t)),
-                None => log::info!("downloading uv {version} from {url}"),
+                Some(t) => log::info!("downloading {what} {version} ({}) from {url}", human_bytes(t)),
+                None => log::info!("downloading {what} {version} from {url}"),
             }
         }
-        Progress { tty, label: format!("downloading uv {version}"), total, done: 0, last: Instant::now(), drawn: false }
+        Progress {
+            tty,
+            label: format!("downloading {what} {version}"),
+            total,
+            done: 0,
+            last: Instant::now(),
+            drawn: false,
+        }
     }
 
     fn advance(&mut self, n: u64) {

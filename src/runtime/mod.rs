@@ -21,7 +21,10 @@
 
 pub mod install;
 pub mod manifest;
+pub mod node;
+pub mod node_manifest;
 pub mod tools;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -66,12 +69,23 @@ impl Pin {
     /// Read a manifest override: `{"version": "...", "file": "...", "sha256": "...", "size": 123}`
     /// (`size` optional), for this machine. Used by `MCPCTL_UV_MANIFEST`.
     pub fn from_json_file(path: &Path) -> Result<Pin> {
+        Pin::from_json_file_named(path, "MCPCTL_UV_MANIFEST", "{\"version\": \"0.11.21\", \"file\": \"uv-x86_64-unknown-linux-musl.tar.gz\", \"sha256\": \"<64 hex digits>\"}")
+    }
+
+    /// The same, for the variable `var` (messages name it) with `example` as the expected form.
+    pub fn from_json_file_named(path: &Path, var: &str, example: &str) -> Result<Pin> {
         let bad = |why: String| {
-            Error::failure(format!("MCPCTL_UV_MANIFEST={}: {why}", path.display()))
-                .hint("the file must be JSON like {\"version\": \"0.11.21\", \"file\": \"uv-x86_64-unknown-linux-musl.tar.gz\", \"sha256\": \"<64 hex digits>\"}")
+            Error::failure(format!("{var}={}: {why}", path.display()))
+                .hint(format!("the file must be JSON like {example}"))
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        Pin::from_json_value(&v, &bad)
+    }
+
+    /// A pin from a JSON object (`version`, `file`, `sha256`, optional `size`, `target`);
+    /// `bad` words a refusal.
+    pub fn from_json_value(v: &Value, bad: &dyn Fn(String) -> Error) -> Result<Pin> {
         let field = |k: &str| -> Result<String> {
             match v.get(k).and_then(Value::as_str) {
                 Some(s) if !s.is_empty() => Ok(s.to_string()),
@@ -93,6 +107,21 @@ impl Pin {
         let size = v.get("size").and_then(Value::as_u64);
         let target = field("target").unwrap_or_else(|_| current_platform());
         Ok(Pin { version, target, file, sha256, size })
+    }
+}
+
+/// The runtime root: `MCPCTL_RUNTIME_ROOT`, else `$XDG_DATA_HOME/mcpctl/runtime`, else
+/// `$HOME/.local/share/mcpctl/runtime` (shared by uv and Node).
+pub fn root_from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf> {
+    if let Some(r) = get("MCPCTL_RUNTIME_ROOT") {
+        Ok(PathBuf::from(r))
+    } else if let Some(x) = get("XDG_DATA_HOME").filter(|x| Path::new(x).is_absolute()) {
+        Ok(Path::new(&x).join("mcpctl").join("runtime"))
+    } else if let Some(h) = get("HOME") {
+        Ok(Path::new(&h).join(".local/share/mcpctl/runtime"))
+    } else {
+        Err(Error::failure("cannot tell where the managed runtime lives: HOME is not set")
+            .hint("set MCPCTL_RUNTIME_ROOT to a folder"))
     }
 }
 
@@ -155,16 +184,7 @@ impl Settings {
     /// `MCPCTL_RUNTIME_ROOT`, else `$XDG_DATA_HOME/mcpctl/runtime`, else `$HOME/.local/share/mcpctl/runtime`;
     /// `MCPCTL_UV_DOWNLOAD_URL`; `MCPCTL_UV_MANIFEST`; `MCPCTL_RUNTIME_INSTALL`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings> {
-        let root = if let Some(r) = get("MCPCTL_RUNTIME_ROOT") {
-            PathBuf::from(r)
-        } else if let Some(x) = get("XDG_DATA_HOME").filter(|x| Path::new(x).is_absolute()) {
-            Path::new(&x).join("mcpctl").join("runtime")
-        } else if let Some(h) = get("HOME") {
-            Path::new(&h).join(".local/share/mcpctl/runtime")
-        } else {
-            return Err(Error::failure("cannot tell where the managed runtime lives: HOME is not set")
-                .hint("set MCPCTL_RUNTIME_ROOT to a folder"));
-        };
+        let root = root_from_lookup(&get)?;
         let pin = match get("MCPCTL_UV_MANIFEST") {
             Some(p) => Some(Pin::from_json_file(Path::new(&p))?),
             None => Pin::builtin(),
@@ -306,10 +326,15 @@ pub fn consent_text(plan: &InstallPlan) -> String {
         Some(n) => format!(" ({})", human_bytes(n)),
         None => String::new(),
     };
+    let then = if plan.runtime == "Node" {
+        "and npm will then download the server's packages into that runtime root."
+    } else {
+        "and uv will then download Python and the server's packages into that runtime root."
+    };
     format!(
-        "mcpctl will download a pinned, checksum-verified uv {version} build{size}\n  from {url}\n  into {folder},\n\
-         and uv will then download Python and the server's packages into that runtime root.\n\
-         Continue? [y/N] ",
+        "mcpctl will download a pinned, checksum-verified {runtime} {version} build{size}\n  from {url}\n  into {folder},\n\
+         {then}\nContinue? [y/N] ",
+        runtime = plan.runtime,
         version = plan.version,
         url = plan.url,
         folder = plan.folder.display(),
@@ -401,6 +426,7 @@ mod tests {
     #[test]
     fn consent_text_names_version_url_folder() {
         let plan = InstallPlan {
+            runtime: "uv",
             version: "0.11.21".into(),
             url: "https://x/uv.tar.gz".into(),
             folder: PathBuf::from("/r/uv/0.11.21"),

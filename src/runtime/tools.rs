@@ -320,17 +320,30 @@ pub fn install_runtime(
 /// Run the managed uv with the runtime's environment, from the root (so no project's
 /// `.python-version` or `uv.toml` is picked up), echoing its stderr; bounded in time.
 fn run_uv(settings: &Settings, uv: &Uv, args: &[&str]) -> Result<()> {
-    let what = format!("uv {}", args.join(" "));
+    run_step(&format!("uv {}", args.join(" ")), &uv.uv, args, &settings.uv_env(), &settings.root)
+}
+
+/// Run one install step (`what` names it in messages) with `env`, from `cwd`, echoing its
+/// stderr; bounded in time.
+pub(crate) fn run_step(
+    what: &str,
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(String, String)],
+    cwd: &std::path::Path,
+) -> Result<()> {
+    let what = what.to_string();
+    let _ = std::fs::create_dir_all(cwd);
     log::info!("running {what}");
-    let mut cmd = Command::new(&uv.uv);
+    let mut cmd = Command::new(program);
     crate::childenv::strip_secrets(&mut cmd);
     cmd.args(args)
-        .current_dir(&settings.root)
-        .envs(settings.uv_env())
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run {}: {e}", uv.uv.display())))?;
+    let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run {}: {e}", program.display())))?;
     let stderr = child.stderr.take().expect("piped stderr");
     let echo = std::thread::spawn(move || {
         let mut tail: Vec<String> = Vec::new();
@@ -367,6 +380,93 @@ fn run_uv(settings: &Settings, uv: &Uv, args: &[&str]) -> Result<()> {
         ))
         .details(tail))
     }
+}
+
+/// `runtime install` for the Node servers: the managed Node (replaced with `force`), then
+/// every server's package installed globally under the runtime's npm prefix
+/// (`npm install --global <pkg>`, which also fills `<root>/npm-cache`), so that a later
+/// `npx -y <pkg>` finds it there with no network. Errors list the servers that failed.
+/// A configured npx server for `runtime install`: (name, command, args, the `npm_config_*`
+/// variables of its `env`, which npm also needs when prefetching, e.g. its registry).
+pub type NodeEntry = (String, String, Vec<String>, Vec<(String, String)>);
+
+pub fn install_node_runtime(
+    settings: &super::node::NodeSettings,
+    servers: &[NodeEntry],
+    opts: InstallOptions,
+    consent: &dyn Fn(&InstallPlan) -> bool,
+) -> Result<Value> {
+    use super::node;
+    let yes = |_: &InstallPlan| true;
+    let n = node::ensure_node(settings, opts.force, if opts.yes { &yes } else { consent })?;
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for (name, command, args, server_env) in servers {
+        let Some(spec) = node::npx_package(command, args) else {
+            reports.push(json!({"name": name, "prefetched": false, "why": "not an `npx <package>` command"}));
+            continue;
+        };
+        let npm = n.npm_cli.to_string_lossy().into_owned();
+        let step = ["install", "--global", "--no-audit", "--no-fund", spec.as_str()];
+        let mut argv: Vec<&str> = vec![npm.as_str()];
+        argv.extend(step);
+        let mut env = settings.npm_env();
+        env.extend(server_env.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with("npm_config_")).cloned());
+        match run_step(&format!("npm {}", step.join(" ")), &n.node, &argv, &env, &settings.root) {
+            Ok(()) => reports.push(json!({"name": name, "package": spec, "prefetched": true})),
+            Err(e) => {
+                failed.push(format!("{name}: {}", e.message));
+                reports.push(json!({"name": name, "package": spec, "prefetched": false, "why": e.message}));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::failure(format!(
+            "fetching the packages of {} of {} npx servers failed",
+            failed.len(),
+            servers.len()
+        ))
+        .hint("check the network (and npm_config_registry) and the servers' args, then run `mcpctl runtime install` again")
+        .details(failed));
+    }
+    Ok(json!({
+        "version": n.version,
+        "root": settings.root,
+        "path": n.node,
+        "installed_now": n.installed_now,
+        "servers": reports,
+    }))
+}
+
+/// `runtime status` for the Node servers: the pin, whether Node is installed, and per server
+/// its package and whether it is installed under the root (so it starts offline).
+pub fn node_status(settings: &super::node::NodeSettings, servers: &[ServerEntry]) -> Value {
+    use super::node;
+    let n = node::installed(settings);
+    let list: Vec<Value> = servers
+        .iter()
+        .map(|(name, command, args)| {
+            let spec = node::npx_package(command, args);
+            let ready = match spec.as_deref().and_then(|s| node::package_present(settings, s)) {
+                Some(p) => Value::Bool(p && n.is_some()),
+                None => Value::Null,
+            };
+            json!({"name": name, "command": command, "runtime": "node", "package": spec, "ready_offline": ready})
+        })
+        .collect();
+    json!({
+        "version": settings.version(),
+        "libc": settings.libc.word(),
+        "platform": settings.pin.as_ref().map(|p| p.target.clone()),
+        "supported": settings.pin.is_some(),
+        "source": if settings.npm.is_some() { "registry" } else { "archive" },
+        "download_url": settings.url().ok(),
+        "npm_download_url": settings.npm_url().ok().flatten(),
+        "npm_version": settings.npm.as_ref().map(|p| p.version.clone()),
+        "installed": n.is_some(),
+        "path": n.as_ref().map(|n| n.node.clone()),
+        "servers": list,
+    })
 }
 
 #[cfg(test)]

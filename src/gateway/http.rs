@@ -598,10 +598,31 @@ pub(super) fn serve(
                     }
                 }
             }
+            if matches!(method, "resources/subscribe" | "resources/unsubscribe") && u.translates_subscriptions() {
+                return reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()));
+            }
             forward(req, session, &u, id, method, params, shape)
         }
         Target::All => aggregated(hub, req, session, id, method, params, shape),
     }
+}
+
+/// `resources/subscribe`/`unsubscribe` of a session client to a 2026-07-28 child, which has
+/// no such methods: the gateway keeps the subscription and the child's listen stream asks
+/// for the resources subscribed (see `Upstream::subscribe`); answered at once.
+fn subscription(session: &Session, u: &Arc<Upstream>, id: Value, method: &str, params: Option<&Value>) -> Value {
+    let Some(uri) = params.and_then(|p| p["uri"].as_str()).filter(|u| !u.is_empty() && u.len() <= 4096) else {
+        let why = "Invalid params: `uri` (a string of at most 4096 bytes) is required";
+        return jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, why);
+    };
+    if method == "resources/subscribe" {
+        if let Err(why) = u.subscribe(&session.id, uri) {
+            return jsonrpc::error_response(id, jsonrpc::INTERNAL_ERROR, &format!("mcpctl gateway: {}", why));
+        }
+    } else {
+        u.unsubscribe(&session.id, Some(uri));
+    }
+    jsonrpc::response(id, json!({}))
 }
 
 /// Remember a session's `logging/setLevel` (2026-07-28 children get it per request).
@@ -1348,6 +1369,9 @@ fn aggregated(
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
             match owner_of(hub, session, &uri) {
+                Some(u) if method != "resources/read" && u.translates_subscriptions() => {
+                    reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()))
+                }
                 Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
                 None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
             }

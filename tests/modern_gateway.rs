@@ -793,7 +793,8 @@ fn ask_asks_2026_07_28_clients_by_input_required() {
         assert_eq!(r["id"], id, "{}", r);
         let r = r["result"].clone();
         assert_eq!(r["resultType"], "input_required", "{}", r);
-        let (key, q) = r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+        let (key, q) =
+            r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
         assert_eq!(q["method"], "elicitation/create", "{}", r);
         let message = q["params"]["message"].as_str().unwrap();
         assert!(message.contains("tool `echo` on server `fx`"), "{}", message);
@@ -883,4 +884,121 @@ fn ask_asks_2026_07_28_clients_by_input_required() {
         assert!(v["error"]["message"].as_str().unwrap().contains("clientCapabilities"), "{}", v);
         assert_eq!(calls(&p, "fx"), before + 1);
     }
+}
+
+/// The messages of a session's GET stream, as they come (the reading thread ends with the
+/// stream, at the latest after the agent's 40 s).
+fn session_events(c: &McpClient) -> std::sync::mpsc::Receiver<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(40)))
+        .build()
+        .into();
+    let resp = agent.get(&c.url).header("Accept", "text/event-stream").header("Mcp-Session-Id", &c.sid).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("data: ").and_then(|l| serde_json::from_str::<Value>(l).ok()) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The `notifications/resources/updated` URIs that came within `wait`.
+fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Ok(v) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if v["method"] == "notifications/resources/updated" {
+            out.push(v["params"]["uri"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+/// `resources/subscribe`/`unsubscribe` from session clients to a 2026-07-28 child (which has
+/// only `subscriptions/listen`): answered `{}`, the child's listen stream reopened with the
+/// subscribed resources (the old one closed), and the updates delivered to the sessions that
+/// subscribed them only; an unsubscribed resource's updates reach nobody.
+#[test]
+fn session_clients_subscribe_to_a_2026_07_28_childs_resources() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("tests/py/modern_resource_server.py");
+    let p = Project::new(&json!({"mcpServers": {"rs": {
+        "command": support::venv_modern_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let a = McpClient::open(d.url("/mcp/rs"));
+    let b = McpClient::open(d.url("/mcp"));
+    let (ea, eb) = (session_events(&a), session_events(&b));
+    let streams = || a.call("streams", json!({}))["content"][0]["text"].as_str().unwrap().parse::<u32>().unwrap();
+    let one_stream = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while streams() != 1 {
+            assert!(Instant::now() < deadline, "the child keeps {} listen streams open", streams());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let touch = |c: &McpClient, uri: &str| {
+        assert_eq!(
+            c.call(if c.url.ends_with("/rs") { "touch" } else { "rs__touch" }, json!({"uri": uri}))["content"][0]
+                ["text"],
+            format!("touched {}", uri)
+        );
+    };
+    assert_eq!(streams(), 1, "the gateway listens for list changes");
+
+    // Subscribed: answered at once; the child's stream is replaced, the update reaches A only.
+    let r = a.request("resources/subscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&a, "note://a");
+        let got = updates(&ea, Duration::from_millis(300));
+        if !got.is_empty() {
+            assert!(got.iter().all(|u| u == "note://a"), "{:?}", got);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notifications/resources/updated for the subscribed resource");
+    }
+    one_stream();
+    assert!(updates(&eb, Duration::from_millis(300)).is_empty(), "a session that did not subscribe got the update");
+
+    // B subscribes another resource on /mcp: its updates reach B, not A.
+    let r = b.request("resources/subscribe", json!({"uri": "note://b"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&b, "note://b");
+        if updates(&eb, Duration::from_millis(300)).contains(&"note://b".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no update for B's resource");
+    }
+    one_stream();
+    touch(&b, "note://a");
+    assert_eq!(updates(&ea, Duration::from_millis(500)), ["note://a"]);
+    assert!(!updates(&ea, Duration::from_millis(300)).contains(&"note://b".to_string()));
+    assert!(updates(&eb, Duration::from_millis(300)).iter().all(|u| u == "note://b"));
+
+    // Unsubscribed: no update reaches A any more; the child keeps one stream.
+    let r = a.request("resources/unsubscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    touch(&a, "note://a");
+    assert!(updates(&ea, Duration::from_millis(800)).is_empty());
+    one_stream();
+    // A URI is required.
+    let r = a.request("resources/subscribe", json!({}));
+    assert_eq!(r["error"]["code"], -32602, "{}", r);
 }

@@ -28,6 +28,10 @@
 //! the answer to the child and takes over the call's answer. A client that did not declare
 //! the capability is not asked: the child gets an error saying why.
 //!
+//! A `tools/call` that needs its user's approval (`"gatewayApproval": "ask"`) is held the
+//! same way before anything goes upstream: answered `input_required` with the approval
+//! question (`http::ask_modern`); the retry's answer runs it or refuses it.
+//!
 //! Not served: servers with `"isolation": "session"` (they need a session; a stateless
 //! request to one is refused with the reason, and `server/discover` offers only the
 //! session-based revisions where one is behind the endpoint).
@@ -722,16 +726,8 @@ fn sweep() {
 
 /// A retry of a held request (`requestState` given): verified (same token, method, name and
 /// endpoint; not expired; used once), its answer passed to the child, and the call's answer
-/// given to this request.
-fn retry(
-    hub: &Hub,
-    req: Request<'_>,
-    target: &Target,
-    id: Value,
-    method: &str,
-    params: &Value,
-    token: Option<&str>,
-) {
+/// given to this request (for a call held for its user's approval: the call run, or refused).
+fn retry(hub: &Hub, req: Request<'_>, target: &Target, id: Value, method: &str, params: &Value, token: Option<&str>) {
     let state = params["requestState"].as_str().unwrap_or("");
     let name = name_field(method).and_then(|f| params.get(f)).and_then(Value::as_str);
     let h = {

@@ -884,6 +884,11 @@ fn ask_asks_2026_07_28_clients_by_input_required() {
         assert!(v["error"]["message"].as_str().unwrap().contains("clientCapabilities"), "{}", v);
         assert_eq!(calls(&p, "fx"), before + 1);
     }
+    // The log has the outcomes, as for session clients.
+    let log = p.cmd().args(["logs"]).success().stdout();
+    for outcome in ["approved", "declined", "refused"] {
+        assert!(log.contains("server=fx tool=echo") && log.contains(&format!("outcome={}", outcome)), "{}", log);
+    }
 }
 
 /// The messages of a session's GET stream, as they come (the reading thread ends with the

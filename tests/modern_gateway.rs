@@ -742,3 +742,268 @@ fn subscriptions_listen_carries_updates_of_the_resources_subscribed() {
     assert_eq!(n["params"]["uri"], "memo://note", "{}", n);
     assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7, "{}", n);
 }
+
+fn calls(p: &Project, server: &str) -> Value {
+    let v = p.cmd().args(["--json-output", "status"]).success().json();
+    v["servers"].as_array().unwrap().iter().find(|s| s["name"] == server).unwrap()["calls"].clone()
+}
+
+/// `"gatewayApproval": "ask"` for 2026-07-28 clients: a client that declares form
+/// elicitation in its request's `_meta` is answered `input_required` with the approval
+/// question; its retry runs the call (approved) or is refused (declined, dismissed,
+/// unticked); a client without the capability is refused with the reason. Nothing reaches
+/// the child before the approval.
+#[test]
+fn ask_asks_2026_07_28_clients_by_input_required() {
+    if !support::peers_available() {
+        return;
+    }
+    let p = Project::new(&json!({"mcpServers": {
+        "fx": fx(json!({"alwaysAllow": ["add"], "gatewayApproval": "ask"})),
+    }}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let (one, all) = (d.url("/mcp/fx"), d.url("/mcp"));
+    let mut meta = envelope();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+
+    // Without the capability: refused with the reason, and not listed.
+    let a = modern(&one, 1, "tools/call", json!({"name": "echo", "arguments": {"text": "no"}}));
+    let e = error_of(&a, 200, -32003);
+    let why = e["message"].as_str().unwrap();
+    assert!(why.contains("needs the user's approval") && why.contains("`_meta` clientCapabilities"), "{}", why);
+    let listed = |url: &str, meta: Option<&Value>| {
+        let mut params = json!({});
+        if let Some(m) = meta {
+            params["_meta"] = m.clone();
+        }
+        let r = modern(url, 9, "tools/list", params).response()["result"]["tools"].clone();
+        r.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert!(!listed(&one, None).contains(&"echo".to_string()));
+    // With it: listed, and asked.
+    assert!(listed(&one, Some(&meta)).contains(&"echo".to_string()));
+    assert!(listed(&all, Some(&meta)).contains(&"fx__echo".to_string()));
+
+    let ask = |url: &str, id: u64, tool: &str| {
+        let params = json!({"name": tool, "arguments": {"text": "approved-run"}, "_meta": meta.clone()});
+        let a = modern(url, id, "tools/call", params.clone());
+        assert_eq!(a.status, 200, "{:?}", a.messages);
+        let r = a.response();
+        assert_eq!(r["id"], id, "{}", r);
+        let r = r["result"].clone();
+        assert_eq!(r["resultType"], "input_required", "{}", r);
+        let (key, q) =
+            r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+        assert_eq!(q["method"], "elicitation/create", "{}", r);
+        let message = q["params"]["message"].as_str().unwrap();
+        assert!(message.contains("tool `echo` on server `fx`"), "{}", message);
+        assert!(message.contains("text = \"approved-run\""), "{}", message);
+        assert_eq!(q["params"]["requestedSchema"]["properties"]["approve"]["type"], "boolean", "{}", q);
+        assert_eq!(q["params"]["requestedSchema"]["required"], json!(["approve"]), "{}", q);
+        let mut retry = params;
+        retry["requestState"] = r["requestState"].clone();
+        (key, retry)
+    };
+    let answer = |url: &str, id: u64, mut retry: Value, key: &str, response: Value| {
+        retry["inputResponses"] = json!({key: response});
+        (modern(url, id, "tools/call", retry.clone()), retry)
+    };
+
+    // Declined, dismissed, unticked: -32003 with why, the child never called.
+    for (url, tool, response, says) in [
+        (&one, "echo", json!({"action": "decline"}), "the user declined"),
+        (&all, "fx__echo", json!({"action": "cancel"}), "the user dismissed the question"),
+        (&one, "echo", json!({"action": "accept", "content": {"approve": false}}), "the user did not approve"),
+    ] {
+        let (key, retry) = ask(url, 2, tool);
+        let (a, _) = answer(url, 3, retry, &key, response);
+        let e = error_of(&a, 200, -32003);
+        let why = e["message"].as_str().unwrap();
+        assert!(why.contains(says) && why.contains("tool `echo` on server `fx` was not run"), "{}", why);
+        assert_eq!(a.response()["id"], 3);
+    }
+    assert_eq!(calls(&p, "fx"), 0);
+
+    // Approved: the call runs (once), answered under the retry's id, on both endpoints.
+    for (n, (url, tool)) in [(&one, "echo"), (&all, "fx__echo")].into_iter().enumerate() {
+        let (key, retry) = ask(url, 4, tool);
+        // A retry without the answer is asked again, under a new state.
+        let mut again = retry.clone();
+        again.as_object_mut().unwrap().remove("inputResponses");
+        let r = modern(url, 5, "tools/call", again).response()["result"].clone();
+        assert_eq!(r["resultType"], "input_required", "{}", r);
+        assert_ne!(r["requestState"], retry["requestState"]);
+        // The first state is used up.
+        let (a, _) = answer(url, 6, retry.clone(), &key, json!({"action": "accept", "content": {"approve": true}}));
+        error_of(&a, 400, -32602);
+        let mut retry = retry;
+        retry["requestState"] = r["requestState"].clone();
+        let (a, retry) = answer(url, 7, retry, &key, json!({"action": "accept", "content": {"approve": true}}));
+        let r = a.response();
+        assert_eq!(r["id"], 7, "{}", r);
+        assert_eq!(r["result"]["resultType"], "complete", "{}", r);
+        assert_eq!(r["result"]["content"][0]["text"], "approved-run", "{}", r);
+        assert_eq!(calls(&p, "fx"), n as u64 + 1);
+        // A state is used once.
+        error_of(&modern(url, 8, "tools/call", retry), 400, -32602);
+    }
+    // Another token, method or endpoint cannot use a state (it is bound like a child's).
+    let (key, mut retry) = ask(&one, 10, "echo");
+    retry["inputResponses"] = json!({key.clone(): {"action": "accept", "content": {"approve": true}}});
+    let mut other = retry.clone();
+    other["name"] = json!("add");
+    other["arguments"] = json!({"a": 1, "b": 2});
+    error_of(&modern(&one, 11, "tools/call", other), 400, -32602);
+    let mut elsewhere = retry.clone();
+    elsewhere["name"] = json!("fx__echo");
+    error_of(&modern(&all, 12, "tools/call", elsewhere), 400, -32602);
+    assert_eq!(modern(&one, 13, "tools/call", retry).response()["result"]["content"][0]["text"], "approved-run");
+    assert_eq!(calls(&p, "fx"), 3);
+    // A listed tool runs without a question.
+    let r = modern(&one, 14, "tools/call", json!({"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": meta}));
+    assert_eq!(r.response()["result"]["resultType"], "complete", "{:?}", r.messages);
+    assert_eq!(calls(&p, "fx"), 4);
+
+    // The Python SDK 2.3 client answers the question through its elicitation callback.
+    for (url, tool) in [(&one, "echo"), (&all, "fx__echo")] {
+        let before = calls(&p, "fx").as_u64().unwrap();
+        let v = py(url, MODERN, None, &["--approve", "accept", "call", tool, r#"{"text": "py-run"}"#]);
+        assert_eq!(v["result"]["content"][0]["text"], "py-run", "{}", v);
+        let asked = v["asked"].as_array().unwrap();
+        assert_eq!(asked.len(), 1, "{}", v);
+        assert!(asked[0]["message"].as_str().unwrap().contains("text = \"py-run\""), "{}", v);
+        assert_eq!(calls(&p, "fx"), before + 1);
+        for (flag, says) in [("decline", "the user declined"), ("refuse", "the user did not approve")] {
+            let v = py(url, MODERN, None, &["--approve", flag, "call", tool, r#"{"text": "no"}"#]);
+            assert_eq!(v["error"]["code"], -32003, "{}", v);
+            assert!(v["error"]["message"].as_str().unwrap().contains(says), "{}", v);
+        }
+        let v = py(url, MODERN, None, &["call", tool, r#"{"text": "no"}"#]);
+        assert_eq!(v["error"]["code"], -32003, "{}", v);
+        assert!(v["error"]["message"].as_str().unwrap().contains("clientCapabilities"), "{}", v);
+        assert_eq!(calls(&p, "fx"), before + 1);
+    }
+    // The log has the outcomes, as for session clients.
+    let log = p.cmd().args(["logs"]).success().stdout();
+    for outcome in ["approved", "declined", "refused"] {
+        assert!(log.contains("server=fx tool=echo") && log.contains(&format!("outcome={}", outcome)), "{}", log);
+    }
+}
+
+/// The messages of a session's GET stream, as they come (the reading thread ends with the
+/// stream, at the latest after the agent's 40 s).
+fn session_events(c: &McpClient) -> std::sync::mpsc::Receiver<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(40)))
+        .build()
+        .into();
+    let resp = agent.get(&c.url).header("Accept", "text/event-stream").header("Mcp-Session-Id", &c.sid).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("data: ").and_then(|l| serde_json::from_str::<Value>(l).ok()) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The `notifications/resources/updated` URIs that came within `wait`.
+fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Ok(v) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if v["method"] == "notifications/resources/updated" {
+            out.push(v["params"]["uri"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+/// `resources/subscribe`/`unsubscribe` from session clients to a 2026-07-28 child (which has
+/// only `subscriptions/listen`): answered `{}`, the child's listen stream reopened with the
+/// subscribed resources (the old one closed), and the updates delivered to the sessions that
+/// subscribed them only; an unsubscribed resource's updates reach nobody.
+#[test]
+fn session_clients_subscribe_to_a_2026_07_28_childs_resources() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("tests/py/modern_resource_server.py");
+    let p = Project::new(&json!({"mcpServers": {"rs": {
+        "command": support::venv_modern_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let a = McpClient::open(d.url("/mcp/rs"));
+    let b = McpClient::open(d.url("/mcp"));
+    let (ea, eb) = (session_events(&a), session_events(&b));
+    let streams = || a.call("streams", json!({}))["content"][0]["text"].as_str().unwrap().parse::<u32>().unwrap();
+    let one_stream = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while streams() != 1 {
+            assert!(Instant::now() < deadline, "the child keeps {} listen streams open", streams());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let touch = |c: &McpClient, uri: &str| {
+        assert_eq!(
+            c.call(if c.url.ends_with("/rs") { "touch" } else { "rs__touch" }, json!({"uri": uri}))["content"][0]
+                ["text"],
+            format!("touched {}", uri)
+        );
+    };
+    assert_eq!(streams(), 1, "the gateway listens for list changes");
+
+    // Subscribed: answered at once; the child's stream is replaced, the update reaches A only.
+    let r = a.request("resources/subscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&a, "note://a");
+        let got = updates(&ea, Duration::from_millis(300));
+        if !got.is_empty() {
+            assert!(got.iter().all(|u| u == "note://a"), "{:?}", got);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notifications/resources/updated for the subscribed resource");
+    }
+    one_stream();
+    assert!(updates(&eb, Duration::from_millis(300)).is_empty(), "a session that did not subscribe got the update");
+
+    // B subscribes another resource on /mcp: its updates reach B, not A.
+    let r = b.request("resources/subscribe", json!({"uri": "note://b"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&b, "note://b");
+        if updates(&eb, Duration::from_millis(300)).contains(&"note://b".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no update for B's resource");
+    }
+    one_stream();
+    touch(&b, "note://a");
+    assert_eq!(updates(&ea, Duration::from_millis(500)), ["note://a"]);
+    assert!(!updates(&ea, Duration::from_millis(300)).contains(&"note://b".to_string()));
+    assert!(updates(&eb, Duration::from_millis(300)).iter().all(|u| u == "note://b"));
+
+    // Unsubscribed: no update reaches A any more; the child keeps one stream.
+    let r = a.request("resources/unsubscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    touch(&a, "note://a");
+    assert!(updates(&ea, Duration::from_millis(800)).is_empty());
+    one_stream();
+    // A URI is required.
+    let r = a.request("resources/subscribe", json!({}));
+    assert_eq!(r["error"]["code"], -32602, "{}", r);
+}

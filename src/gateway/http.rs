@@ -588,24 +588,41 @@ pub(super) fn serve(
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
                 match permit(hub, session, &u, &tool, &id) {
                     Ok(policy::Gate::Run) => {}
-                    // (a 2026-07-28 client is never asked this way: it has no session to ask on)
-                    Ok(policy::Gate::Ask) if shape.is_none() => return ask(req, session, &u, id, params),
-                    Ok(policy::Gate::Ask) => {
-                        let e =
-                            policy::cannot_ask(&u.cfg, &tool, "a 2026-07-28 client is not asked by the gateway yet");
-                        reply(req, shape.as_deref(), refusal(&id, &e.one_line()));
-                        return;
-                    }
+                    Ok(policy::Gate::Ask) => match shape {
+                        None => return ask(req, session, &u, id, params),
+                        Some(shape) => return ask_modern(req, session, &u, shape, id, params),
+                    },
                     Err(r) => {
                         reply(req, shape.as_deref(), r);
                         return;
                     }
                 }
             }
+            if matches!(method, "resources/subscribe" | "resources/unsubscribe") && u.translates_subscriptions() {
+                return reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()));
+            }
             forward(req, session, &u, id, method, params, shape)
         }
         Target::All => aggregated(hub, req, session, id, method, params, shape),
     }
+}
+
+/// `resources/subscribe`/`unsubscribe` of a session client to a 2026-07-28 child, which has
+/// no such methods: the gateway keeps the subscription and the child's listen stream asks
+/// for the resources subscribed (see `Upstream::subscribe`); answered at once.
+fn subscription(session: &Session, u: &Arc<Upstream>, id: Value, method: &str, params: Option<&Value>) -> Value {
+    let Some(uri) = params.and_then(|p| p["uri"].as_str()).filter(|u| !u.is_empty() && u.len() <= 4096) else {
+        let why = "Invalid params: `uri` (a string of at most 4096 bytes) is required";
+        return jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, why);
+    };
+    if method == "resources/subscribe" {
+        if let Err(why) = u.subscribe(&session.id, uri) {
+            return jsonrpc::error_response(id, jsonrpc::INTERNAL_ERROR, &format!("mcpctl gateway: {}", why));
+        }
+    } else {
+        u.unsubscribe(&session.id, Some(uri));
+    }
+    jsonrpc::response(id, json!({}))
 }
 
 /// Remember a session's `logging/setLevel` (2026-07-28 children get it per request).
@@ -635,7 +652,11 @@ fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) ->
         policy::Gate::Ask if !session.elicits => Err(policy::cannot_ask(
             &u.cfg,
             tool,
-            "this client cannot be asked (it did not declare the elicitation capability, form mode, in `initialize`)",
+            if session.protocol == modern::MODERN {
+                "this client cannot be asked (its request did not declare the elicitation capability, form mode, in `_meta` clientCapabilities)"
+            } else {
+                "this client cannot be asked (it did not declare the elicitation capability, form mode, in `initialize`)"
+            },
         )),
         g => Ok(g),
     });
@@ -979,6 +1000,81 @@ fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, p
     *out = Some(stream);
 }
 
+/// [`ask`] for a 2026-07-28 client (one that declared form elicitation in its request's
+/// `_meta`): the call is answered `input_required` with the same question, under a
+/// `requestState` the gateway holds (see `modern`); nothing goes upstream until the retry
+/// brings the user's approval ([`Approval::answered`]).
+fn ask_modern(
+    req: Request<'_>,
+    session: &Arc<Session>,
+    u: &Arc<Upstream>,
+    shape: Arc<Shape>,
+    id: Value,
+    params: Option<Value>,
+) {
+    let params = params.unwrap_or(json!({}));
+    let tool = params["name"].as_str().unwrap_or("").to_string();
+    let question = json!({
+        "method": "elicitation/create",
+        "params": approval_request(u.name(), &tool, &params["arguments"]),
+    });
+    let approval =
+        Approval { session: session.clone(), upstream: u.clone(), params, tool: tool.clone(), started: Instant::now() };
+    let body = match shape.hold_approval(approval, question) {
+        Ok(result) => jsonrpc::response(id, result),
+        Err(why) => {
+            let token = session.token.as_deref().unwrap_or("-");
+            log_call(session_word(session), token, u.name(), &tool, Instant::now(), "refused");
+            refusal(&id, &policy::cannot_ask(&u.cfg, &tool, &why).one_line())
+        }
+    };
+    reply(req, Some(&shape), body);
+}
+
+/// A 2026-07-28 `tools/call` held for its user's approval (see [`ask_modern`]).
+pub(super) struct Approval {
+    session: Arc<Session>,
+    upstream: Arc<Upstream>,
+    /// The call as the user was asked about it (the tool's own name); what runs.
+    params: Value,
+    tool: String,
+    started: Instant,
+}
+
+impl Approval {
+    /// The client's retry brought `answer` (the elicitation result): run the call (under the
+    /// retry's `id`, answered as `shape` makes it) or refuse it.
+    pub(super) fn answered(self, req: Request<'_>, id: Value, answer: Value, shape: Arc<Shape>) {
+        let why = match verdict(&Ok(answer)) {
+            Verdict::Approved => {
+                self.log("approved");
+                let (session, u) = (&self.session, &self.upstream);
+                return forward(req, session, u, id, "tools/call", Some(self.params), Some(shape));
+            }
+            Verdict::Declined(why) => {
+                self.log("declined");
+                why.to_string()
+            }
+            Verdict::Unanswered(why) => {
+                self.log("unanswered");
+                why
+            }
+        };
+        let msg = format!(
+            "{}: tool `{}` on server `{}` was not run",
+            why,
+            crate::logsafe::safe(&self.tool),
+            self.upstream.name()
+        );
+        reply(req, Some(&shape), refusal(&id, &msg));
+    }
+
+    pub(super) fn log(&self, outcome: &str) {
+        let token = self.session.token.as_deref().unwrap_or("-");
+        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
+    }
+}
+
 /// The `elicitation/create` parameters (form mode; `mode` left out, as the spec allows, for
 /// clients of 2025-06-18): which server and tool, the arguments (escaped, bounded), and one
 /// boolean to tick.
@@ -1239,12 +1335,10 @@ fn aggregated(
             let u = hub.upstream_for(session, server).expect("listed");
             match permit(hub, session, &u, tool, &id) {
                 Ok(policy::Gate::Run) => {}
-                Ok(policy::Gate::Ask) if shape.is_none() => return ask(req, session, &u, id, Some(params)),
-                Ok(policy::Gate::Ask) => {
-                    let e = policy::cannot_ask(&u.cfg, tool, "a 2026-07-28 client is not asked by the gateway yet");
-                    reply(req, shape.as_deref(), refusal(&id, &e.one_line()));
-                    return;
-                }
+                Ok(policy::Gate::Ask) => match shape {
+                    None => return ask(req, session, &u, id, Some(params)),
+                    Some(shape) => return ask_modern(req, session, &u, shape, id, Some(params)),
+                },
                 Err(r) => {
                     reply(req, shape.as_deref(), r);
                     return;
@@ -1275,6 +1369,9 @@ fn aggregated(
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
             match owner_of(hub, session, &uri) {
+                Some(u) if method != "resources/read" && u.translates_subscriptions() => {
+                    reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()))
+                }
                 Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
                 None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
             }

@@ -170,6 +170,21 @@ impl Hub {
         modern::deliver(self, server, msg);
     }
 
+    /// A message of server `server` for the sessions `ids` only (a resource update for its
+    /// subscribers), and the listen streams that opted in to it.
+    pub fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
+        let sessions: Vec<Arc<Session>> = {
+            let all = self.sessions.lock().unwrap();
+            ids.iter().filter_map(|id| all.get(id).cloned()).collect()
+        };
+        for s in sessions {
+            if s.target.covers(server) {
+                s.push(msg);
+            }
+        }
+        modern::deliver(self, server, msg);
+    }
+
     /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended
     /// first, so they free their place); `Err(limit)` when full.
     pub fn add_session(&self, s: Arc<Session>) -> std::result::Result<(), usize> {
@@ -190,6 +205,10 @@ impl Hub {
         match s {
             Some(s) => {
                 s.close();
+                // Its resource subscriptions at 2026-07-28 children end with it.
+                for u in &self.upstreams {
+                    u.unsubscribe(&s.id, None);
+                }
                 true
             }
             None => false,

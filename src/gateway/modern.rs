@@ -28,6 +28,10 @@
 //! the answer to the child and takes over the call's answer. A client that did not declare
 //! the capability is not asked: the child gets an error saying why.
 //!
+//! A `tools/call` that needs its user's approval (`"gatewayApproval": "ask"`) is held the
+//! same way before anything goes upstream: answered `input_required` with the approval
+//! question (`http::ask_modern`); the retry's answer runs it or refuses it.
+//!
 //! Not served: servers with `"isolation": "session"` (they need a session; a stateless
 //! request to one is refused with the reason, and `server/discover` offers only the
 //! session-based revisions where one is behind the endpoint).
@@ -390,7 +394,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     // own (a 2026-07-28 child's input-required round), passed on with the request.
     let ours = |p: &&Value| p["requestState"].as_str().map(|s| s.starts_with(STATE_PREFIX)).unwrap_or(false);
     if let Some(p) = params.as_ref().filter(|p| ours(p) && name_field(&method).is_some()) {
-        return retry(req, &target, id, &method, p, token.as_deref());
+        return retry(hub, req, &target, id, &method, p, token.as_deref());
     }
     let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref(), token.as_deref()));
     if method == "server/discover" {
@@ -426,7 +430,10 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let sid = format!("{}{:x}", STATELESS_PREFIX, n);
-    let session = Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token));
+    // Asked for approval (`"gatewayApproval": "ask"`) only when this request says it can be.
+    let caps = params.as_ref().and_then(|p| p["_meta"].get(META_CAPS));
+    let session =
+        Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token).with_client_capabilities(caps));
     // The envelope stays: a 2026-07-28 child reads the client's capabilities and log level
     // from it; a legacy child's connection drops it (`peer`).
     super::http::serve(hub, req, &session, id, &method, params, Some(shape));
@@ -603,16 +610,27 @@ pub const HELD_TTL: Duration = Duration::from_secs(60);
 /// At most this many requests are held at once (beyond, the child gets an error).
 const MAX_HELD: usize = 256;
 
-/// A request answered `input_required`, open upstream until the client's retry.
+/// A request answered `input_required`, open upstream until the client's retry (or, for a
+/// tool that needs the user's approval, not sent upstream yet).
 struct Held {
-    resume: super::http::Resume,
-    /// Our id of the child's question (the key of the session's replies).
-    gid: Value,
+    waiting: Waiting,
     key: String,
     /// The question as the client was sent it (asked again when the retry lacks its answer).
     question: Value,
     binding: Binding,
     expires: Instant,
+}
+
+/// What a held request waits for.
+enum Waiting {
+    /// The client's answer to a child's question, for the call open upstream.
+    Child {
+        resume: super::http::Resume,
+        /// Our id of the child's question (the key of the session's replies).
+        gid: Value,
+    },
+    /// The user's approval of a `tools/call` (`"gatewayApproval": "ask"`), not sent yet.
+    Approval(super::http::Approval),
 }
 
 fn held() -> &'static Mutex<HashMap<String, Held>> {
@@ -635,12 +653,41 @@ fn hold(resume: super::http::Resume, gid: Value, binding: Binding, m: &Value) ->
         return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
     }
     let first = map.is_empty();
-    map.insert(state, Held { resume, gid, key, question, binding, expires: Instant::now() + HELD_TTL });
+    let waiting = Waiting::Child { resume, gid };
+    map.insert(state, Held { waiting, key, question, binding, expires: Instant::now() + HELD_TTL });
     drop(map);
     if first {
         let _ = std::thread::Builder::new().name("held-requests".into()).spawn(sweep);
     }
     Ok(result)
+}
+
+/// The key of the approval question in `inputRequests`/`inputResponses`.
+const APPROVAL_KEY: &str = "mcpctl-approval";
+
+impl Shape {
+    /// Hold a `tools/call` that needs its user's approval: the input-required result asking
+    /// `question` (an `elicitation/create` request), or why it cannot be held.
+    pub(super) fn hold_approval(&self, approval: super::http::Approval, question: Value) -> Result<Value, String> {
+        let Some(binding) = self.binding.clone() else {
+            return Err(format!("`{}` takes no input-required result", self.method));
+        };
+        let state = format!("{}{}", STATE_PREFIX, super::http::random_id());
+        let result = input_required(APPROVAL_KEY, &question, &state);
+        let mut map = held().lock().unwrap();
+        if map.len() >= MAX_HELD {
+            return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
+        }
+        let first = map.is_empty();
+        let waiting = Waiting::Approval(approval);
+        let key = APPROVAL_KEY.to_string();
+        map.insert(state, Held { waiting, key, question, binding, expires: Instant::now() + HELD_TTL });
+        drop(map);
+        if first {
+            let _ = std::thread::Builder::new().name("held-requests".into()).spawn(sweep);
+        }
+        Ok(result)
+    }
 }
 
 /// While requests are held: the ones whose client did not come back in time are given up
@@ -655,11 +702,17 @@ fn sweep() {
             (keys.iter().filter_map(|k| map.remove(k)).collect(), map.is_empty())
         };
         for h in expired {
-            let e = jsonrpc::error_object(
-                jsonrpc::INTERNAL_ERROR,
-                &format!("mcpctl gateway: the client did not answer within {}s", HELD_TTL.as_secs()),
-            );
-            h.resume.session().take_reply(&h.gid, Err(e));
+            match h.waiting {
+                Waiting::Child { resume, gid } => {
+                    let e = jsonrpc::error_object(
+                        jsonrpc::INTERNAL_ERROR,
+                        &format!("mcpctl gateway: the client did not answer within {}s", HELD_TTL.as_secs()),
+                    );
+                    resume.session().take_reply(&gid, Err(e));
+                }
+                // Nothing was sent upstream: the call is just not run.
+                Waiting::Approval(a) => a.log("unanswered"),
+            }
         }
         if empty {
             // A request held just now spawns a new sweeper only into an empty map: check
@@ -673,8 +726,8 @@ fn sweep() {
 
 /// A retry of a held request (`requestState` given): verified (same token, method, name and
 /// endpoint; not expired; used once), its answer passed to the child, and the call's answer
-/// given to this request.
-fn retry(req: Request<'_>, target: &Target, id: Value, method: &str, params: &Value, token: Option<&str>) {
+/// given to this request (for a call held for its user's approval: the call run, or refused).
+fn retry(hub: &Hub, req: Request<'_>, target: &Target, id: Value, method: &str, params: &Value, token: Option<&str>) {
     let state = params["requestState"].as_str().unwrap_or("");
     let name = name_field(method).and_then(|f| params.get(f)).and_then(Value::as_str);
     let h = {
@@ -709,9 +762,16 @@ fn retry(req: Request<'_>, target: &Target, id: Value, method: &str, params: &Va
         held().lock().unwrap().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
         return super::http::send_status(req, 200, Some(&body));
     };
-    match h.resume.resume(req, id.clone()) {
+    let (resume, gid) = match h.waiting {
+        Waiting::Child { resume, gid } => (resume, gid),
+        Waiting::Approval(a) => {
+            let shape = Arc::new(Shape::new(hub, target, method, Some(params), token));
+            return a.answered(req, id, answer, shape);
+        }
+    };
+    match resume.resume(req, id.clone()) {
         None => {
-            h.resume.session().take_reply(&h.gid, Ok(answer));
+            resume.session().take_reply(&gid, Ok(answer));
         }
         Some(req) => {
             let (s, e) =

@@ -10,6 +10,9 @@ Usage:
 
 --answer A makes the client answer elicitation ({"answer": A}) and sampling (A) requests,
 which it then declares it supports (2026-07-28: input-required results, retried).
+--approve ACTION answers elicitation as a user would an approval request: "accept" with
+{"approve": true}, "refuse" (accept, unticked), "decline" or "cancel"; the questions asked
+are printed as "asked": [{"message", "requestedSchema"}].
 MODE is the SDK's connect mode: "2026-07-28" (pinned: no probe, no initialize; the
 default), "auto" (probe server/discover, fall back to initialize) or "legacy".
 Exit status: 0 on an answer (a JSON-RPC error to `call` is an answer), 1 on any other
@@ -35,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("url")
     p.add_argument("--token")
     p.add_argument("--mode", default="2026-07-28")
+    p.add_argument("--approve", choices=["accept", "refuse", "decline", "cancel"])
     p.add_argument("--answer", help="answer elicitation with {\"answer\": ANSWER} and sampling with ANSWER (declares both capabilities)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list-tools")
@@ -56,7 +60,17 @@ async def run(args: argparse.Namespace) -> dict:
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
         callbacks: dict = {}
-        if args.answer is not None:
+        asked: list = []
+        if args.approve is not None:
+
+            async def approve(_ctx, params: types.ElicitRequestParams) -> types.ElicitResult:
+                asked.append(params.model_dump(mode="json", by_alias=True, exclude_none=True))
+                if args.approve in ("accept", "refuse"):
+                    return types.ElicitResult(action="accept", content={"approve": args.approve == "accept"})
+                return types.ElicitResult(action=args.approve)
+
+            callbacks = {"elicitation_callback": approve}
+        elif args.answer is not None:
 
             async def elicit(_ctx, _params: types.ElicitRequestParams) -> types.ElicitResult:
                 return types.ElicitResult(action="accept", content={"answer": args.answer})
@@ -80,6 +94,8 @@ async def run(args: argparse.Namespace) -> dict:
                     out["result"] = r.model_dump(mode="json", by_alias=True, exclude_none=True)
                 except MCPError as e:
                     out["error"] = {"code": e.code, "message": e.error.message}
+            if args.approve is not None:
+                out["asked"] = [{"message": a.get("message"), "requestedSchema": a.get("requestedSchema")} for a in asked]
             return out
 
 

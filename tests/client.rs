@@ -347,9 +347,10 @@ fn tools_text_shows_parameters_and_json_the_schema() {
     let p = Project::fixture(json!({}));
     let r = p.cmd().args(["tools", "fx"]).success();
     r.stdout_has("Found 20 tools on server 'fx'")
-        .stdout_has("• echo\n    Returns its text\n    Parameters: text (string, required)");
-    r.stdout_has("Parameters: a (number, required), b (number, required)");
-    r.stdout_has("Parameters: s (string), n (integer), f (number), b (boolean), arr (array), obj (object)");
+        .stdout_has("• echo\n    Returns its text\n    Parameters:\n      --text  string, required\n");
+    r.stdout_has("    Parameters:\n      --a  number, required\n      --b  number, required\n");
+    r.stdout_has("      --s    string\n      --n    integer\n      --f    number\n      --b    boolean\n      --arr  array\n      --obj  object\n");
+    r.stdout_has("  • hang\n    Never answers\n    Parameters: none\n");
     let j = p.cmd().args(["--json-output", "tools", "fx"]).success().json();
     assert_eq!(j["status"], "success");
     assert_eq!(j["server"], "fx");
@@ -362,6 +363,41 @@ fn tools_text_shows_parameters_and_json_the_schema() {
     );
     let structured = j["tools"].as_array().unwrap().iter().find(|t| t["name"] == "structured").unwrap();
     assert_eq!(structured["outputSchema"]["properties"]["answer"], json!({"type": "integer"}));
+}
+
+#[test]
+fn tools_text_shows_enums_defaults_unions_and_descriptions_on_80_columns() {
+    let p = Project::fixture(json!({"args": ["--rich-tool"]}));
+    let r = p.cmd().args(["tools", "fx"]).success();
+    r.stdout_has("Found 21 tools on server 'fx'");
+    r.stdout_has(concat!(
+        "  • search\n",
+        "    Searches the fixture's pretend index. This description is long on purpose,\n",
+        "    so that a listing has to wrap it over more than one line, and then cut what\n",
+        "    still does not fit after three lines, which is what happens to descriptions…\n",
+        "    Parameters:\n",
+        "      --query  string, required      What to look for\n",
+        "      --mode   \"fast\" | \"deep\"       (default: \"fast\") How hard to look\n",
+        "      --limit  integer 1..50 | null  (default: 10) At most this many results\n",
+        "      --since  string | null         An ISO date; results from then on\n",
+        "      --tags   array of string\n",
+        "      --where  object {lang: string, year?: integer}\n",
+        "                                     Filters\n",
+        "      --note   string                A description far too long for one line of\n",
+        "                                     a listing: it goes on to say a great many\n",
+        "                                     things about notes, which nobody will read…\n",
+    ));
+    for line in r.stdout().lines() {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {:?}", line);
+    }
+    // --json-output keeps the schema as the server sent it.
+    let j = p.cmd().args(["--json-output", "tools", "fx"]).success().json();
+    let search = j["tools"].as_array().unwrap().iter().find(|t| t["name"] == "search").unwrap();
+    assert_eq!(search["inputSchema"]["properties"]["mode"]["enum"], json!(["fast", "deep"]));
+    assert_eq!(search["inputSchema"]["properties"]["limit"]["default"], 10);
+    // What the listing says is what the call takes.
+    let out = p.cmd().args(["call", "fx", "search", "--query", "q", "--mode", "deep", "--tags", "[\"a\"]"]).success();
+    assert_eq!(out.stdout(), "{\"query\":\"q\",\"mode\":\"deep\",\"tags\":[\"a\"]}\n");
 }
 
 #[test]
@@ -977,8 +1013,10 @@ fn http_url_form_tools_and_calls() {
     let d = Scratch(tmpdir("url"));
     let c = || Cmd::new().cwd(&d.0);
     let r = c().args(["--url", &py.url, "tools"]).success();
-    r.stdout_has("Found 5 tools").stdout_has("• echo_string").stdout_has("Parameters: value (string, required)");
-    r.stdout_has("a (integer, required), b (integer, required)");
+    r.stdout_has("Found 5 tools")
+        .stdout_has("• echo_string")
+        .stdout_has("    Parameters:\n      --value  string, required\n");
+    r.stdout_has("    Parameters:\n      --a  integer, required\n      --b  integer, required\n");
     assert_eq!(out(c().args(["call", "--url", &py.url, "echo_string", "--value", "007"]).success()), "str:007\n");
     assert_eq!(out(c().args(["call", "--url", &py.url, "echo_string", "--value", "true"]).success()), "str:true\n");
     assert_eq!(out(c().args(["--url", &py.url, "call", "add", "--a", "2", "--b", "3"]).success()), "5\n");

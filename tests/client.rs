@@ -1270,3 +1270,47 @@ fn an_unknown_tool_is_unknown_even_when_not_allowlisted() {
     p.cmd().args(["call", "fx", "ech0"]).status(1).stderr_has("unknown tool `ech0` on server `fx`");
     p.cmd().args(["call", "fx", "add", "--a", "1", "--b", "2"]).status(2).stderr_has("needs approval");
 }
+
+// ---------------------------------------------------------------------------
+// call --progress
+// ---------------------------------------------------------------------------
+
+const SLEEP_PROGRESS: &str = "[progress] 1/4 slept 50 of 200 ms\n[progress] 2/4 slept 100 of 200 ms\n\
+[progress] 3/4 slept 150 of 200 ms\n[progress] 4/4 slept 200 of 200 ms\n";
+
+#[test]
+fn progress_is_shown_on_stderr_with_the_flag() {
+    let p = Project::fixture(json!({}));
+    let r = p.cmd().args(["call", "fx", "sleep", "--ms", "200", "--progress"]).success();
+    assert_eq!(r.stdout(), "slept 200\n");
+    assert_eq!(r.stderr(), SLEEP_PROGRESS);
+    // Off a terminal, without the flag: none asked for, none shown.
+    let r = p.cmd().args(["call", "fx", "sleep", "--ms", "200"]).success();
+    assert_eq!((r.stdout(), r.stderr()), ("slept 200\n".to_string(), String::new()));
+    // Before `call`, with JSON output: stdout stays one object.
+    let r = p.cmd().args(["--progress", "--json-output", "call", "fx", "sleep", "--ms", "200"]).success();
+    assert_eq!(r.json()["result"]["content"][0]["text"], "slept 200");
+    assert_eq!(r.stderr(), SLEEP_PROGRESS);
+    // A flag takes no value.
+    p.cmd()
+        .args(["call", "fx", "sleep", "--ms", "200", "--progress", "3"])
+        .status(1)
+        .stderr_has("--progress takes no value");
+}
+
+#[test]
+fn progress_comes_through_the_daemon() {
+    let p = Project::fixture(json!({}));
+    let d = support::Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let calls = || {
+        let j = p.cmd().args(["--json-output", "list"]).success().json();
+        j["servers"][0]["calls"].as_u64().unwrap_or(0)
+    };
+    let before = calls();
+    let r = p.cmd().args(["call", "fx", "sleep", "--ms", "200", "--progress"]).success();
+    assert_eq!(r.stdout(), "slept 200\n");
+    assert_eq!(r.stderr(), SLEEP_PROGRESS);
+    // The daemon's child ran it (no child of this command).
+    assert_eq!(calls(), before + 1);
+}

@@ -150,6 +150,23 @@ fn everything_over_streamable_http() {
         .args(["--json-output", "call", "--url", &ev.url, "get-annotated-message", "--messageType", "bogus"])
         .status(1);
     assert_eq!(r.json()["result"]["isError"], true);
+    // --progress: the long-running tool's progress arrives on the POST's SSE answer.
+    let r = p
+        .cmd()
+        .args([
+            "call",
+            "evh",
+            "trigger-long-running-operation",
+            "--duration",
+            "1",
+            "--steps",
+            "2",
+            "--progress",
+            "--yes",
+        ])
+        .success();
+    assert_eq!(r.stdout(), "Long running operation completed. Duration: 1 seconds, Steps: 2.\n");
+    assert_eq!(r.stderr(), "[progress] 1/2\n[progress] 2/2\n");
 }
 
 #[test]

@@ -432,7 +432,16 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
     // that the gateway would refuse runs on a child of this process instead.
     let gateway_runs = crate::policy::gateway(&s, tool).is_ok();
     let settled = matches!(verdict(ctx.g.yes), crate::policy::Decision::Run);
-    if !late && settled && gateway_runs && !ctx.g.dry_run && s.isolation == crate::config::Isolation::Shared {
+    // Progress: asked for, or stderr is a terminal (and the output is not JSON). The daemon's
+    // one-request path does not relay it; its MCP session does.
+    let mut progress = ctx.g.progress || (is_tty(2) && !ctx.g.json_output);
+    if !late
+        && !progress
+        && settled
+        && gateway_runs
+        && !ctx.g.dry_run
+        && s.isolation == crate::config::Isolation::Shared
+    {
         if let Some(answer) = ctx.call_via_daemon(&s, &root, tool, typed).map_err(base)? {
             let arguments = answer.get("arguments").filter(|a| a.is_object()).cloned();
             if let Some(e) = answer.get("error") {
@@ -488,6 +497,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         match name.as_str() {
             "yes" => flag(&mut yes).map_err(base)?,
             "dry-run" => flag(&mut dry_run).map_err(base)?,
+            "progress" => flag(&mut progress).map_err(base)?,
             "timeout" => {
                 let secs = value.as_deref().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0 && *s <= 86_400.0);
                 timeout = std::time::Duration::from_secs_f64(secs.ok_or_else(|| {
@@ -574,7 +584,13 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         )))));
     }
     log::debug!("calling `{}`", tool);
+    let mut request = request;
+    if progress {
+        request["_meta"] = json!({"progressToken": crate::client::PROGRESS_TOKEN});
+        crate::client::progress(true);
+    }
     let result = session.call("tools/call", Some(request), timeout);
+    crate::client::progress(false);
     // The result is printed before the server is stopped (see `client::defer_shutdown`).
     crate::client::defer_shutdown(session);
     let result = result.map_err(|e| with_args(base(e)))?;

@@ -212,7 +212,9 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
                 launch::launch_for(server, command, args, env, cwd.as_deref(), ctx.project_root, &ctx.consent)?;
             stdio::spawn(&peer, &launch)?;
         }
-        Kind::Http { url, headers } => http::connect(&peer, url, headers, server.timeout)?,
+        Kind::Http { url, headers, auth } => {
+            http::connect(&peer, url, headers, auth, ctx.project_root, server.timeout)?
+        }
     }
     let left = server.timeout.saturating_sub(started.elapsed());
     log::debug!("server `{}`: transport up after {:?}; negotiating", server.name, started.elapsed());

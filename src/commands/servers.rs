@@ -97,9 +97,15 @@ pub fn status_one(ctx: &Ctx, name: &str) -> Outcome {
             info["env"] = Value::Object(config::masked_env(env));
             info["cwd"] = json!(cwd);
         }
-        Transport::Http { headers, .. } => {
+        Transport::Http { headers, auth, .. } => {
             info["args"] = json!([]);
             info["headers"] = Value::Object(config::masked_env(headers));
+            if auth.headers_helper.is_some() {
+                info["headersHelper"] = json!("****");
+            }
+            if let Some(f) = &auth.bearer_token_file {
+                info["bearerTokenFile"] = json!(f);
+            }
         }
     }
     info["alwaysAllow"] = json!(s.always_allow);

@@ -1314,3 +1314,43 @@ fn progress_comes_through_the_daemon() {
     // The daemon's child ran it (no child of this command).
     assert_eq!(calls(), before + 1);
 }
+
+#[test]
+fn progress_is_one_rewritten_line_on_a_terminal_by_default() {
+    // `script` gives the command a terminal; without it there is nothing to check here.
+    if !Path::new("/usr/bin/script").exists() {
+        return;
+    }
+    let p = Project::fixture(json!({}));
+    let run = |args: &str| -> String {
+        let log = p.root.join("tty.out");
+        let line = format!("{} {}", support::mcpctl_bin().display(), args);
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qc", &line, "/dev/null"])
+            .current_dir(&p.root)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if support::wait_until(&mut child, Instant::now() + Duration::from_secs(30)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{}` did not finish", line);
+        }
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let out = run("call fx sleep --ms 200");
+    assert!(
+        out.contains("\r\x1b[K[progress] 1/4 slept 50 of 200 ms\r\x1b[K[progress] 2/4"),
+        "no progress line rewritten in place: {:?}",
+        out
+    );
+    // The line is erased before the result.
+    assert!(out.contains("[progress] 4/4 slept 200 of 200 ms\r\x1b[Kslept 200"), "{:?}", out);
+    // JSON output on a terminal: no progress unless asked.
+    let out = run("--json-output call fx sleep --ms 200");
+    assert!(!out.contains("[progress]"), "{:?}", out);
+    assert!(out.contains("\"status\":\"success\""), "{:?}", out);
+}

@@ -135,6 +135,7 @@ pub const COMMANDS: &[Cmd] = &[
             "mcpctl call everything echo --message hi --json-output",
             "mcpctl call fs write_file --path notes.txt --var content=@notes.txt",
             "mcpctl call fs write_file --dry-run --json '{\"path\": \"a.txt\", \"content\": \"x\"}'",
+            "mcpctl call everything trigger-long-running-operation --duration 5 --progress",
         ],
     },
     Cmd {

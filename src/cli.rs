@@ -18,6 +18,8 @@ pub struct Globals {
     pub timeout: Option<f64>,
     pub yes: bool,
     pub no_daemon: bool,
+    /// `--progress`: `call` asks for progress and shows it on stderr.
+    pub progress: bool,
     pub url: Option<String>,
     /// Options given only after a tool's name that already act (see `provisional`): the
     /// tool's schema may still claim them.
@@ -53,8 +55,8 @@ pub enum ToolArg {
 
 /// Our options that a tool may also name as a parameter: after `call <server> <tool>`
 /// they are read as [`ToolArg::Late`] and settled by the tool's schema.
-pub const LATE: [&str; 9] =
-    ["timeout", "verbose", "dry-run", "yes", "json-output", "url", "config", "project-root", "no-daemon"];
+pub const LATE: [&str; 10] =
+    ["timeout", "verbose", "dry-run", "yes", "json-output", "url", "config", "project-root", "no-daemon", "progress"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -238,6 +240,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
             }
             Long("yes") | Short('y') => g.yes = true,
             Long("no-daemon") => g.no_daemon = true,
+            Long("progress") => g.progress = true,
             Long("url") => g.url = Some(string(p.value().map_err(err)?)),
             Long("help") | Short('h') => help = true,
             Long("version") | Short('V') => version = true,

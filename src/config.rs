@@ -31,7 +31,24 @@ pub struct TokenConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
     Stdio { command: String, args: Vec<String>, env: Vec<(String, String)>, cwd: Option<PathBuf> },
-    Http { url: String, headers: Vec<(String, String)> },
+    Http { url: String, headers: Vec<(String, String)>, auth: HttpAuth },
+}
+
+/// Credentials of a `url` server obtained without a browser: headers printed by a command
+/// (`headersHelper`, run with `sh -c` in the project root) and a bearer token read from a
+/// file only its owner can read (`bearerTokenFile`). Read when connecting, and again after
+/// a `401` (once per request). Their values are never logged or shown.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpAuth {
+    pub headers_helper: Option<String>,
+    /// Relative to the project root.
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+impl HttpAuth {
+    pub fn is_empty(&self) -> bool {
+        self.headers_helper.is_none() && self.bearer_token_file.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +121,7 @@ impl ServerConfig {
     pub fn from_url(url: &str) -> ServerConfig {
         ServerConfig {
             name: "url".into(),
-            transport: Transport::Http { url: url.into(), headers: Vec::new() },
+            transport: Transport::Http { url: url.into(), headers: Vec::new(), auth: HttpAuth::default() },
             always_allow: Some(vec!["*".into()]),
             gateway_approval: Approval::Allow,
             disabled: false,
@@ -379,6 +396,23 @@ fn parse_server(
     };
     let command = string("command")?;
     let url = string("url")?;
+    // The helper is a shell command: `$VAR` and `${VAR}` are the shell's to expand.
+    let headers_helper = match obj.get("headersHelper") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => return Err(at("headersHelper", "is empty")),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(at("headersHelper", "must be a string (a shell command)")),
+    };
+    let bearer_token_file = string("bearerTokenFile")?.map(PathBuf::from);
+    if command.is_some() {
+        for (field, set) in
+            [("headersHelper", headers_helper.is_some()), ("bearerTokenFile", bearer_token_file.is_some())]
+        {
+            if set {
+                return Err(at(field, "is for `url` servers; a stdio server takes its credentials in `env`"));
+            }
+        }
+    }
     let kind = string("type")?;
     let transport = match (command, url) {
         (Some(_), Some(_)) => return Err(at("command", "and `url` are both set; a server has one or the other")),
@@ -407,7 +441,7 @@ fn parse_server(
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(at("url", "must start with http:// or https://"));
             }
-            Transport::Http { url, headers: map("headers")? }
+            Transport::Http { url, headers: map("headers")?, auth: HttpAuth { headers_helper, bearer_token_file } }
         }
     };
     let always_allow = strings("alwaysAllow", false)?;

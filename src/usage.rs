@@ -47,6 +47,7 @@ pub const GLOBAL: &[Opt] = &[
     opt("timeout", None, Some("SECS"), "per-request timeout (default: the server's `timeout`, 30)"),
     opt("yes", Some('y'), None, "approve tools that are not in `alwaysAllow`, and the runtime download"),
     opt("no-daemon", None, None, "talk to servers directly even when the daemon runs"),
+    opt("progress", None, None, "call: show the tool's progress on stderr (the default when stderr is a terminal)"),
     opt("verbose", Some('v'), None, "debug logs and the servers' stderr on stderr"),
     opt("help", Some('h'), None, "help (of a command, after its name)"),
     opt("version", Some('V'), None, "the version and the MCP revisions spoken"),
@@ -134,6 +135,7 @@ pub const COMMANDS: &[Cmd] = &[
             "mcpctl call everything echo --message hi --json-output",
             "mcpctl call fs write_file --path notes.txt --var content=@notes.txt",
             "mcpctl call fs write_file --dry-run --json '{\"path\": \"a.txt\", \"content\": \"x\"}'",
+            "mcpctl call everything trigger-long-running-operation --duration 5 --progress",
         ],
     },
     Cmd {

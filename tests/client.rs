@@ -347,9 +347,10 @@ fn tools_text_shows_parameters_and_json_the_schema() {
     let p = Project::fixture(json!({}));
     let r = p.cmd().args(["tools", "fx"]).success();
     r.stdout_has("Found 20 tools on server 'fx'")
-        .stdout_has("• echo\n    Returns its text\n    Parameters: text (string, required)");
-    r.stdout_has("Parameters: a (number, required), b (number, required)");
-    r.stdout_has("Parameters: s (string), n (integer), f (number), b (boolean), arr (array), obj (object)");
+        .stdout_has("• echo\n    Returns its text\n    Parameters:\n      --text  string, required\n");
+    r.stdout_has("    Parameters:\n      --a  number, required\n      --b  number, required\n");
+    r.stdout_has("      --s    string\n      --n    integer\n      --f    number\n      --b    boolean\n      --arr  array\n      --obj  object\n");
+    r.stdout_has("  • hang\n    Never answers\n    Parameters: none\n");
     let j = p.cmd().args(["--json-output", "tools", "fx"]).success().json();
     assert_eq!(j["status"], "success");
     assert_eq!(j["server"], "fx");
@@ -362,6 +363,41 @@ fn tools_text_shows_parameters_and_json_the_schema() {
     );
     let structured = j["tools"].as_array().unwrap().iter().find(|t| t["name"] == "structured").unwrap();
     assert_eq!(structured["outputSchema"]["properties"]["answer"], json!({"type": "integer"}));
+}
+
+#[test]
+fn tools_text_shows_enums_defaults_unions_and_descriptions_on_80_columns() {
+    let p = Project::fixture(json!({"args": ["--rich-tool"]}));
+    let r = p.cmd().args(["tools", "fx"]).success();
+    r.stdout_has("Found 21 tools on server 'fx'");
+    r.stdout_has(concat!(
+        "  • search\n",
+        "    Searches the fixture's pretend index. This description is long on purpose,\n",
+        "    so that a listing has to wrap it over more than one line, and then cut what\n",
+        "    still does not fit after three lines, which is what happens to descriptions…\n",
+        "    Parameters:\n",
+        "      --query  string, required      What to look for\n",
+        "      --mode   \"fast\" | \"deep\"       (default: \"fast\") How hard to look\n",
+        "      --limit  integer 1..50 | null  (default: 10) At most this many results\n",
+        "      --since  string | null         An ISO date; results from then on\n",
+        "      --tags   array of string\n",
+        "      --where  object {lang: string, year?: integer}\n",
+        "                                     Filters\n",
+        "      --note   string                A description far too long for one line of\n",
+        "                                     a listing: it goes on to say a great many\n",
+        "                                     things about notes, which nobody will read…\n",
+    ));
+    for line in r.stdout().lines() {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {:?}", line);
+    }
+    // --json-output keeps the schema as the server sent it.
+    let j = p.cmd().args(["--json-output", "tools", "fx"]).success().json();
+    let search = j["tools"].as_array().unwrap().iter().find(|t| t["name"] == "search").unwrap();
+    assert_eq!(search["inputSchema"]["properties"]["mode"]["enum"], json!(["fast", "deep"]));
+    assert_eq!(search["inputSchema"]["properties"]["limit"]["default"], 10);
+    // What the listing says is what the call takes.
+    let out = p.cmd().args(["call", "fx", "search", "--query", "q", "--mode", "deep", "--tags", "[\"a\"]"]).success();
+    assert_eq!(out.stdout(), "{\"query\":\"q\",\"mode\":\"deep\",\"tags\":[\"a\"]}\n");
 }
 
 #[test]
@@ -977,8 +1013,10 @@ fn http_url_form_tools_and_calls() {
     let d = Scratch(tmpdir("url"));
     let c = || Cmd::new().cwd(&d.0);
     let r = c().args(["--url", &py.url, "tools"]).success();
-    r.stdout_has("Found 5 tools").stdout_has("• echo_string").stdout_has("Parameters: value (string, required)");
-    r.stdout_has("a (integer, required), b (integer, required)");
+    r.stdout_has("Found 5 tools")
+        .stdout_has("• echo_string")
+        .stdout_has("    Parameters:\n      --value  string, required\n");
+    r.stdout_has("    Parameters:\n      --a  integer, required\n      --b  integer, required\n");
     assert_eq!(out(c().args(["call", "--url", &py.url, "echo_string", "--value", "007"]).success()), "str:007\n");
     assert_eq!(out(c().args(["call", "--url", &py.url, "echo_string", "--value", "true"]).success()), "str:true\n");
     assert_eq!(out(c().args(["--url", &py.url, "call", "add", "--a", "2", "--b", "3"]).success()), "5\n");
@@ -1231,4 +1269,88 @@ fn an_unknown_tool_is_unknown_even_when_not_allowlisted() {
     let p = Project::fixture(json!({"alwaysAllow": ["echo"]}));
     p.cmd().args(["call", "fx", "ech0"]).status(1).stderr_has("unknown tool `ech0` on server `fx`");
     p.cmd().args(["call", "fx", "add", "--a", "1", "--b", "2"]).status(2).stderr_has("needs approval");
+}
+
+// ---------------------------------------------------------------------------
+// call --progress
+// ---------------------------------------------------------------------------
+
+const SLEEP_PROGRESS: &str = "[progress] 1/4 slept 50 of 200 ms\n[progress] 2/4 slept 100 of 200 ms\n\
+[progress] 3/4 slept 150 of 200 ms\n[progress] 4/4 slept 200 of 200 ms\n";
+
+#[test]
+fn progress_is_shown_on_stderr_with_the_flag() {
+    let p = Project::fixture(json!({}));
+    let r = p.cmd().args(["call", "fx", "sleep", "--ms", "200", "--progress"]).success();
+    assert_eq!(r.stdout(), "slept 200\n");
+    assert_eq!(r.stderr(), SLEEP_PROGRESS);
+    // Off a terminal, without the flag: none asked for, none shown.
+    let r = p.cmd().args(["call", "fx", "sleep", "--ms", "200"]).success();
+    assert_eq!((r.stdout(), r.stderr()), ("slept 200\n".to_string(), String::new()));
+    // Before `call`, with JSON output: stdout stays one object.
+    let r = p.cmd().args(["--progress", "--json-output", "call", "fx", "sleep", "--ms", "200"]).success();
+    assert_eq!(r.json()["result"]["content"][0]["text"], "slept 200");
+    assert_eq!(r.stderr(), SLEEP_PROGRESS);
+    // A flag takes no value.
+    p.cmd()
+        .args(["call", "fx", "sleep", "--ms", "200", "--progress", "3"])
+        .status(1)
+        .stderr_has("--progress takes no value");
+}
+
+#[test]
+fn progress_comes_through_the_daemon() {
+    let p = Project::fixture(json!({}));
+    let d = support::Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let calls = || {
+        let j = p.cmd().args(["--json-output", "list"]).success().json();
+        j["servers"][0]["calls"].as_u64().unwrap_or(0)
+    };
+    let before = calls();
+    let r = p.cmd().args(["call", "fx", "sleep", "--ms", "200", "--progress"]).success();
+    assert_eq!(r.stdout(), "slept 200\n");
+    assert_eq!(r.stderr(), SLEEP_PROGRESS);
+    // The daemon's child ran it (no child of this command).
+    assert_eq!(calls(), before + 1);
+}
+
+#[test]
+fn progress_is_one_rewritten_line_on_a_terminal_by_default() {
+    // `script` gives the command a terminal; without it there is nothing to check here.
+    if !Path::new("/usr/bin/script").exists() {
+        return;
+    }
+    let p = Project::fixture(json!({}));
+    let run = |args: &str| -> String {
+        let log = p.root.join("tty.out");
+        let line = format!("{} {}", support::mcpctl_bin().display(), args);
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qc", &line, "/dev/null"])
+            .current_dir(&p.root)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if support::wait_until(&mut child, Instant::now() + Duration::from_secs(30)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{}` did not finish", line);
+        }
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let out = run("call fx sleep --ms 200");
+    assert!(
+        out.contains("\r\x1b[K[progress] 1/4 slept 50 of 200 ms\r\x1b[K[progress] 2/4"),
+        "no progress line rewritten in place: {:?}",
+        out
+    );
+    // The line is erased before the result.
+    assert!(out.contains("[progress] 4/4 slept 200 of 200 ms\r\x1b[Kslept 200"), "{:?}", out);
+    // JSON output on a terminal: no progress unless asked.
+    let out = run("--json-output call fx sleep --ms 200");
+    assert!(!out.contains("[progress]"), "{:?}", out);
+    assert!(out.contains("\"status\":\"success\""), "{:?}", out);
 }

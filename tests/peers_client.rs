@@ -36,7 +36,17 @@ fn everything_over_stdio() {
     }
     let sum = j["tools"].as_array().unwrap().iter().find(|t| t["name"] == "get-sum").unwrap();
     assert_eq!(sum["inputSchema"]["properties"]["a"]["type"], "number");
-    p.cmd().args(["tools", "ev"]).success().stdout_has("• echo").stdout_has("Parameters: message (string, required)");
+    let r = p.cmd().args(["tools", "ev"]).success();
+    r.stdout_has("  • echo\n    Echoes back the input string\n    Parameters:\n      --message  string, required  Message to echo\n");
+    // An enum with its values, a default before the description, a range.
+    r.stdout_has("      --messageType  \"error\" | \"success\" | \"debug\", required\n");
+    r.stdout_has("      --includeImage  boolean  (default: false) Whether to include an example\n");
+    r.stdout_has("      --count  number 1..10  (default: 3) Number of resource links to return\n");
+    r.stdout_has("      --resourceType  \"Text\" | \"Blob\"  (default: \"Text\")\n");
+    r.stdout_has("  • get-tiny-image\n    Returns a tiny MCP logo image.\n    Parameters: none\n");
+    for line in r.stdout().lines() {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {:?}", line);
+    }
 
     assert_eq!(
         p.cmd().args(["call", "ev", "get-sum", "--a", "2", "--b", "3"]).success().stdout(),
@@ -140,6 +150,23 @@ fn everything_over_streamable_http() {
         .args(["--json-output", "call", "--url", &ev.url, "get-annotated-message", "--messageType", "bogus"])
         .status(1);
     assert_eq!(r.json()["result"]["isError"], true);
+    // --progress: the long-running tool's progress arrives on the POST's SSE answer.
+    let r = p
+        .cmd()
+        .args([
+            "call",
+            "evh",
+            "trigger-long-running-operation",
+            "--duration",
+            "1",
+            "--steps",
+            "2",
+            "--progress",
+            "--yes",
+        ])
+        .success();
+    assert_eq!(r.stdout(), "Long running operation completed. Duration: 1 seconds, Steps: 2.\n");
+    assert_eq!(r.stderr(), "[progress] 1/2\n[progress] 2/2\n");
 }
 
 #[test]

@@ -189,7 +189,12 @@ impl Ctx {
     fn via_daemon(&self, s: &ServerConfig, root: &std::path::Path) -> Option<ServerConfig> {
         let (base, headers) = self.daemon(s, root)?;
         let mut via = s.clone();
-        via.transport = crate::config::Transport::Http { url: format!("{}/mcp/{}", base, s.name), headers };
+        // The daemon holds the server's own credentials (`headersHelper`, ...): none go to it.
+        via.transport = crate::config::Transport::Http {
+            url: format!("{}/mcp/{}", base, s.name),
+            headers,
+            auth: Default::default(),
+        };
         Some(via)
     }
 

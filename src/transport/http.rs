@@ -32,6 +32,12 @@ struct Inner {
     name: String,
     url: String,
     headers: Vec<(String, String)>,
+    /// Where more headers come from (`headersHelper`, `bearerTokenFile`), and what they gave
+    /// last (read again after a `401`).
+    auth: crate::config::HttpAuth,
+    root: std::path::PathBuf,
+    helper_deadline: Duration,
+    auth_headers: Mutex<Vec<(String, String)>>,
     agent: ureq::Agent,
     session: Mutex<Option<String>>,
     protocol: Mutex<Option<String>>,
@@ -47,7 +53,15 @@ struct Inner {
 const MAX_RESUMES: usize = 5;
 
 /// Attach a Streamable HTTP connection to `peer`.
-pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connect_timeout: Duration) -> Result<()> {
+pub fn connect(
+    peer: &Arc<Peer>,
+    url: &str,
+    headers: &[(String, String)],
+    auth: &crate::config::HttpAuth,
+    root: &std::path::Path,
+    connect_timeout: Duration,
+) -> Result<()> {
+    let auth_headers = auth_headers(&peer.name, auth, root, connect_timeout)?;
     // Trust (SSL_CERT_FILE, SSL_CERT_DIR, system store) and proxy (HTTPS_PROXY, NO_PROXY): src/net.rs.
     let agent = crate::net::agent(
         url,
@@ -61,6 +75,10 @@ pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connec
         name: peer.name.clone(),
         url: url.to_string(),
         headers: headers.to_vec(),
+        auth: auth.clone(),
+        root: root.to_path_buf(),
+        helper_deadline: connect_timeout,
+        auth_headers: Mutex::new(auth_headers),
         agent,
         session: Mutex::new(None),
         protocol: Mutex::new(None),
@@ -74,6 +92,8 @@ pub fn connect(peer: &Arc<Peer>, url: &str, headers: &[(String, String)], connec
 }
 
 enum Posted {
+    /// `401` to a server whose credentials can be read again (`headersHelper`, `bearerTokenFile`).
+    Unauthorized,
     /// 202 or an empty 200.
     Accepted,
     /// An HTTP error status that answers the request (a modern request or `initialize`):
@@ -86,7 +106,32 @@ enum Posted {
 }
 
 impl Inner {
+    /// The config's headers, then the credentials' (which replace a config header of the same name).
+    fn all_headers(&self) -> Vec<(String, String)> {
+        let extra = self.auth_headers.lock().unwrap().clone();
+        let mut out: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(k)))
+            .cloned()
+            .collect();
+        out.extend(extra);
+        out
+    }
+
+    /// Read the credentials again (after a `401`).
+    fn refresh_auth(&self) -> Result<()> {
+        log::debug!("server `{}`: HTTP 401; reading its credentials again", self.name);
+        let fresh = auth_headers(&self.name, &self.auth, &self.root, self.helper_deadline)?;
+        *self.auth_headers.lock().unwrap() = fresh;
+        Ok(())
+    }
+
     fn post(&self, msg: &Value) -> Result<Posted> {
+        self.post_once(msg, false)
+    }
+
+    fn post_once(&self, msg: &Value, may_refresh: bool) -> Result<Posted> {
         let is_request = msg.get("id").is_some() && msg.get("method").is_some();
         // Modern: the era probe, or any request once the peer speaks that era (a request
         // forwarded from a modern client to a legacy server is not, whatever its `_meta`).
@@ -107,7 +152,7 @@ impl Inner {
         if msg.get("id").is_none() || msg.get("method").is_none() {
             req = req.config().timeout_global(Some(side_deadline())).build();
         }
-        for (k, v) in &self.headers {
+        for (k, v) in &self.all_headers() {
             req = req.header(k.as_str(), v.as_str());
         }
         let session = if modern.is_some() { None } else { self.session.lock().unwrap().clone() };
@@ -162,6 +207,10 @@ impl Inner {
                     Ok(Posted::Json(text))
                 }
             }
+            401 if may_refresh && !self.auth.is_empty() => {
+                let _ = read_body(resp);
+                Ok(Posted::Unauthorized)
+            }
             401 | 403 => {
                 let text = read_body(resp).unwrap_or_default();
                 Err(Error::failure(format!(
@@ -170,7 +219,11 @@ impl Inner {
                     status,
                     snippet(&text)
                 ))
-                .hint("set the right credentials in the server's `headers` (e.g. Authorization)"))
+                .hint(if self.auth.is_empty() {
+                    "set the right credentials in the server's `headers` (e.g. Authorization), `headersHelper` or `bearerTokenFile`"
+                } else {
+                    "check what the server's `headersHelper` or `bearerTokenFile` gives (it was read again after the first 401)"
+                }))
             }
             _ if answers_refusal => Ok(Posted::Refused(status, read_body(resp).unwrap_or_default())),
             _ => {
@@ -211,7 +264,7 @@ impl Inner {
     fn deliver(&self, posted: Posted, want: Option<&Value>, resume: bool) -> Result<bool> {
         let Some(peer) = self.peer.upgrade() else { return Ok(false) };
         match posted {
-            Posted::Accepted | Posted::Gone => Ok(false),
+            Posted::Accepted | Posted::Gone | Posted::Unauthorized => Ok(false),
             Posted::Refused(status, text) => {
                 let Some(id) = want else { return Err(self.status_error(status, &text)) };
                 // The error answers our request even when the server could not read its id.
@@ -290,7 +343,7 @@ impl Inner {
 
     fn get_stream(&self, last_event_id: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
         let mut req = self.agent.get(&self.url).header("Accept", "text/event-stream");
-        for (k, v) in &self.headers {
+        for (k, v) in &self.all_headers() {
             req = req.header(k.as_str(), v.as_str());
         }
         if let Some(s) = self.session.lock().unwrap().as_deref() {
@@ -406,7 +459,11 @@ impl Inner {
                 self.listing.lock().unwrap().insert(id.to_string());
             }
         }
-        let mut posted = self.post(msg)?;
+        let mut posted = self.post_once(msg, true)?;
+        if matches!(posted, Posted::Unauthorized) {
+            self.refresh_auth()?;
+            posted = self.post(msg)?;
+        }
         if matches!(posted, Posted::Gone) {
             self.reinitialize()?;
             posted = self.post(msg)?;
@@ -480,7 +537,7 @@ impl Transport for HttpTransport {
                 .timeout_global(Some(side_deadline()))
                 .build()
                 .header("Mcp-Session-Id", s.as_str());
-            for (k, v) in &self.inner.headers {
+            for (k, v) in &self.inner.all_headers() {
                 req = req.header(k.as_str(), v.as_str());
             }
             if let Some(p) = self.inner.protocol.lock().unwrap().as_deref() {
@@ -630,6 +687,184 @@ fn snippet(s: &str) -> String {
     t[..cut].to_string()
 }
 
+/// The largest output of a `headersHelper` and the largest `bearerTokenFile` read.
+const MAX_CREDENTIALS: usize = 64 * 1024;
+
+/// The headers a server's credentials give: `Authorization: Bearer <token>` from its
+/// `bearerTokenFile`, then what its `headersHelper` prints (which wins). No value is ever
+/// put in a log line or an error.
+fn auth_headers(
+    server: &str,
+    auth: &crate::config::HttpAuth,
+    root: &std::path::Path,
+    deadline: Duration,
+) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    if let Some(file) = &auth.bearer_token_file {
+        let token = read_token_file(server, &root.join(file))?;
+        out.push(("Authorization".into(), format!("Bearer {}", token)));
+    }
+    if let Some(cmd) = &auth.headers_helper {
+        let text = run_helper(server, cmd, root, deadline)?;
+        let helper = parse_helper_output(&text).map_err(|why| {
+            Error::failure(format!("server `{}`: the output of `headersHelper` {}", server, why))
+                .hint("print a JSON object of headers, or `Name: value` lines, on stdout")
+        })?;
+        out.retain(|(k, _)| !helper.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)));
+        out.extend(helper);
+    }
+    if !out.is_empty() {
+        let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+        log::debug!("server `{}`: credentials give the headers {}", server, names.join(", "));
+    }
+    Ok(out)
+}
+
+/// A bearer token from a file only its owner can read (as the gateway's token files).
+fn read_token_file(server: &str, path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let at = |what: String| Error::failure(format!("server `{}`: `bearerTokenFile` {}", server, what));
+    let meta = std::fs::metadata(path).map_err(|e| at(format!("{}: {}", path.display(), e)))?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(at(format!("{} can be read by others (mode {:o})", path.display(), meta.mode() & 0o777))
+            .hint(format!("chmod 600 {}", path.display())));
+    }
+    if meta.len() > MAX_CREDENTIALS as u64 {
+        return Err(at(format!("{} is larger than {} bytes", path.display(), MAX_CREDENTIALS)));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| at(format!("{}: {}", path.display(), e)))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(at(format!("{} is empty", path.display())));
+    }
+    if token.chars().any(|c| c.is_control()) {
+        return Err(at(format!("{} holds more than one line; it must hold the token alone", path.display())));
+    }
+    Ok(token.to_string())
+}
+
+/// Run a `headersHelper` with `sh -c` in the project root, in a process group of its own,
+/// within `deadline` (killed, group and all, at the deadline): its stdout, or an error with
+/// its last stderr lines.
+fn run_helper(server: &str, cmd: &str, root: &std::path::Path, deadline: Duration) -> Result<String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let started = std::time::Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::failure(format!("server `{}`: cannot run `headersHelper`: {}", server, e)))?;
+    let pid = child.id() as i32;
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(r) = r {
+                let _ = r.take(MAX_CREDENTIALS as u64 + 1).read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if started.elapsed() >= deadline || crate::signals::stopping() => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    if status.is_none() {
+        // SAFETY: signals the helper's own process group (it was made its leader).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = child.wait();
+    }
+    // A process the helper left in the background may hold the pipes open: it gets a
+    // second, then its group (still alive, so still the helper's) is killed.
+    let collect = |rx: &std::sync::mpsc::Receiver<Vec<u8>>| match rx.recv_timeout(Duration::from_secs(1)) {
+        Ok(b) => b,
+        Err(_) => {
+            // SAFETY: a member of the helper's group holds the pipe, so the group is the helper's.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
+        }
+    };
+    let stdout = collect(&out);
+    let stderr = String::from_utf8_lossy(&collect(&err)).into_owned();
+    let tail: Vec<String> = {
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(5)..].iter().map(|l| format!("headersHelper: {}", l)).collect()
+    };
+    let fail = |what: String| {
+        let e = Error::failure(format!("server `{}`: `headersHelper` {}", server, what))
+            .hint("run the command in the project root to see what it does");
+        if tail.is_empty() {
+            e
+        } else {
+            e.details(tail.clone())
+        }
+    };
+    match status {
+        None => return Err(fail(format!("did not finish within {}", crate::peer::human_duration(deadline)))),
+        Some(st) if !st.success() => {
+            return Err(fail(match st.code() {
+                Some(c) => format!("failed (exit status {})", c),
+                None => "was killed by a signal".into(),
+            }))
+        }
+        Some(_) => {}
+    }
+    if stdout.len() > MAX_CREDENTIALS {
+        return Err(fail(format!("printed more than {} bytes", MAX_CREDENTIALS)));
+    }
+    String::from_utf8(stdout).map_err(|_| fail("printed something that is not UTF-8".into()))
+}
+
+/// A helper's stdout as headers: a JSON object of strings, or `Name: value` lines. The
+/// error never quotes the output (it holds secrets).
+fn parse_helper_output(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let text = text.trim();
+    let mut out = Vec::new();
+    if text.starts_with('{') {
+        let v: Value = serde_json::from_str(text).map_err(|_| "is not a valid JSON object".to_string())?;
+        for (k, v) in v.as_object().into_iter().flatten() {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(format!("gives `{}` a value that is not a string", k)),
+            };
+            out.push((k.clone(), v));
+        }
+    } else {
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let (k, v) =
+                line.split_once(':').ok_or_else(|| format!("has a line {} that is not `Name: value`", i + 1))?;
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    if out.is_empty() {
+        return Err("is empty".into());
+    }
+    for (k, v) in &out {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if k.is_empty() || !k.chars().all(token) {
+            return Err(format!("names a header `{}` that is not a valid header name", k.escape_default()));
+        }
+        if v.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(format!("gives `{}` a value with control characters", k));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,5 +920,21 @@ mod tests {
         assert_eq!(name_of("prompts/get", Some(&p)), Some("echo"));
         assert_eq!(name_of("resources/read", Some(&p)), Some("file:///a"));
         assert_eq!(name_of("tools/list", Some(&p)), None);
+    }
+
+    #[test]
+    fn helper_output_is_json_or_lines_and_errors_never_quote_it() {
+        assert_eq!(
+            parse_helper_output("{\"Authorization\": \"Bearer x\", \"X-N\": 1}\n").unwrap(),
+            vec![("Authorization".to_string(), "Bearer x".to_string()), ("X-N".to_string(), "1".to_string())]
+        );
+        assert_eq!(
+            parse_helper_output("Authorization: Bearer a:b\n\nX-Team: t\n").unwrap(),
+            vec![("Authorization".to_string(), "Bearer a:b".to_string()), ("X-Team".to_string(), "t".to_string())]
+        );
+        for bad in ["", "sekrit-no-colon", "{\"a\": [1]}", "Bad Name: sekrit", "{oops sekrit"] {
+            let e = parse_helper_output(bad).unwrap_err();
+            assert!(!e.contains("sekrit"), "{}", e);
+        }
     }
 }

@@ -4,6 +4,7 @@
 #   make fuzz     a longer fuzz of the gateway's HTTP parser and JSON-RPC dispatch
 #                 (MCPCTL_FUZZ_SEED, MCPCTL_FUZZ_ITERS; a new seed each run by default)
 #   make static   a static musl binary in target/x86_64-unknown-linux-musl/release/
+#                 (make static-test: the debug musl builds tests/image_recipe.rs needs, part of make test)
 #   make bench    benchmarks side by side with peers, then the soak (docs/benchmarks.md)
 #   make install  the mcpctl binary alone into $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR honoured)
 
@@ -13,7 +14,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 MUSL  := x86_64-unknown-linux-musl
 
-.PHONY: all build run test test-rust conformance static bench soak fuzz clean install
+.PHONY: all build run test test-rust conformance static static-toolchain static-test bench soak fuzz clean install
 
 all: build
 
@@ -27,7 +28,8 @@ run: build
 # inspector, the Python SDKs), then the official conformance suite on both sides, and the
 # alpha suite's 2025-11-25 and 2026-07-28 server scenarios against the gateway.
 # (dev profile: the release profile's fat LTO would relink every test binary slowly)
-test: deps
+# static-test: the musl binaries tests/image_recipe.rs puts in its image tree.
+test: deps static-test
 	PATH="$(DEPS_PATH)" MCPCTL_REQUIRE_PEERS=1 $(CARGO) test -- --test-threads=2
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/debug
 	PATH="$(DEPS_PATH)" CONFORMANCE_MODERN=1 scripts/conformance-gateway.sh target/debug
@@ -45,13 +47,23 @@ conformance: deps build
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/release
 	PATH="$(DEPS_PATH)" CONFORMANCE_MODERN=1 scripts/conformance-gateway.sh target/release
 
-# ring (TLS) compiles C: it needs musl-gcc (Debian: musl-tools).
-static:
+# ring (TLS) compiles C: it needs musl-gcc (Debian: musl-tools), installed here when
+# missing and run as root (apt-get update only when the install fails without it).
+static-toolchain:
 	rustup target add $(MUSL)
 	@command -v musl-gcc >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  apt-get install -y -qq musl-tools; } || { echo "make static needs musl-gcc (apt-get install musl-tools)" >&2; exit 1; }
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools </dev/null || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools </dev/null; }; }; } || \
+	  { echo "the static build needs musl-gcc (apt-get install musl-tools)" >&2; exit 1; }
+
+static: static-toolchain
 	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(MUSL) --bin mcpctl
 	@ls -l target/$(MUSL)/release/mcpctl && file target/$(MUSL)/release/mcpctl 2>/dev/null || true
+
+# The debug musl builds of mcpctl and the fixture server, for tests/image_recipe.rs
+# (docs/runtime.md's image recipe run from static binaries alone).
+static-test: static-toolchain
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --target $(MUSL) --bin mcpctl --bin mcpctl-fixture-server
 
 bench: bench-deps build
 	PATH="$(DEPS_PATH)" scripts/bench.sh target/release

@@ -131,44 +131,55 @@ pub fn ensure_uv(settings: &Settings, force: bool, consent: &dyn Fn(&InstallPlan
     Ok(uv)
 }
 
-/// The once-per-process gate in front of [`ensure_uv`]: the first caller installs, concurrent
-/// callers wait for that install, a success is remembered, a failure is not (the next call tries again).
-pub struct Installer {
-    done: OnceLock<Uv>,
+/// The once-per-process gate in front of an install: the first caller installs, concurrent
+/// callers wait for that install, a success is remembered, a failure is not (the next call
+/// tries again). One for uv ([`Installer`]), one for Node (`node::NODE_GLOBAL`).
+pub struct InstallGate<T> {
+    done: OnceLock<T>,
     gate: Mutex<()>,
 }
 
-/// The process-wide installer used by [`super::prepare_command`].
-pub static GLOBAL: Installer = Installer::new();
-
-impl Installer {
-    pub const fn new() -> Installer {
-        Installer { done: OnceLock::new(), gate: Mutex::new(()) }
+impl<T: Clone> InstallGate<T> {
+    pub const fn new() -> InstallGate<T> {
+        InstallGate { done: OnceLock::new(), gate: Mutex::new(()) }
     }
 
-    /// The managed uv, installing it if this process has not yet got it.
-    pub fn get_or_install(&self, settings: &Settings, consent: &dyn Fn(&InstallPlan) -> bool) -> Result<Uv> {
-        if let Some(uv) = self.done.get() {
-            return Ok(uv.clone());
+    /// What was installed, installing it with `install` if this process has not got it yet.
+    pub fn get_or(&self, install: impl FnOnce() -> Result<T>) -> Result<T> {
+        if let Some(t) = self.done.get() {
+            return Ok(t.clone());
         }
         let _g = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(uv) = self.done.get() {
-            return Ok(uv.clone());
+        if let Some(t) = self.done.get() {
+            return Ok(t.clone());
         }
-        let uv = ensure_uv(settings, false, consent)?;
-        let _ = self.done.set(uv.clone());
-        Ok(uv)
+        let t = install()?;
+        let _ = self.done.set(t.clone());
+        Ok(t)
     }
 
-    /// What this installer has remembered, if anything.
-    pub fn cached(&self) -> Option<&Uv> {
+    /// What this gate has remembered, if anything.
+    pub fn cached(&self) -> Option<&T> {
         self.done.get()
     }
 }
 
-impl Default for Installer {
+impl<T: Clone> Default for InstallGate<T> {
     fn default() -> Self {
-        Installer::new()
+        InstallGate::new()
+    }
+}
+
+/// The gate in front of [`ensure_uv`].
+pub type Installer = InstallGate<Uv>;
+
+/// The process-wide installer used by [`super::prepare_command`].
+pub static GLOBAL: Installer = Installer::new();
+
+impl InstallGate<Uv> {
+    /// The managed uv, installing it if this process has not yet got it.
+    pub fn get_or_install(&self, settings: &Settings, consent: &dyn Fn(&InstallPlan) -> bool) -> Result<Uv> {
+        self.get_or(|| ensure_uv(settings, false, consent))
     }
 }
 

@@ -25,7 +25,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -695,41 +694,13 @@ fn link_stays_inside(rel: &[String], target: &Path) -> bool {
     true
 }
 
-/// The once-per-process gate in front of [`ensure_node`], as [`super::Installer`] is for uv.
-pub struct NodeInstaller {
-    done: OnceLock<Node>,
-    gate: Mutex<()>,
-}
+/// The process-wide gate in front of [`ensure_node`] used by [`prepare_node_command`].
+pub static NODE_GLOBAL: super::install::InstallGate<Node> = super::install::InstallGate::new();
 
-/// The process-wide Node installer used by [`prepare_node_command`].
-pub static NODE_GLOBAL: NodeInstaller = NodeInstaller::new();
-
-impl NodeInstaller {
-    pub const fn new() -> NodeInstaller {
-        NodeInstaller { done: OnceLock::new(), gate: Mutex::new(()) }
-    }
-
+impl super::install::InstallGate<Node> {
+    /// The managed Node, installing it if this process has not yet got it.
     pub fn get_or_install(&self, settings: &NodeSettings, consent: &dyn Fn(&InstallPlan) -> bool) -> Result<Node> {
-        if let Some(n) = self.done.get() {
-            return Ok(n.clone());
-        }
-        let _g = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = self.done.get() {
-            return Ok(n.clone());
-        }
-        let n = ensure_node(settings, false, consent)?;
-        let _ = self.done.set(n.clone());
-        Ok(n)
-    }
-
-    pub fn cached(&self) -> Option<&Node> {
-        self.done.get()
-    }
-}
-
-impl Default for NodeInstaller {
-    fn default() -> Self {
-        NodeInstaller::new()
+        self.get_or(|| ensure_node(settings, false, consent))
     }
 }
 

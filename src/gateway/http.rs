@@ -1031,6 +1031,27 @@ fn ask_modern(
     reply(req, Some(&shape), body);
 }
 
+/// What the user's answer to an approval question means, for both ways of asking: `Ok`
+/// (logged `approved`: run the call) or the refusal's message (logged `declined` or
+/// `unanswered`).
+fn settle(outcome: &peer::Outcome, log: &dyn Fn(&str), tool: &str, server: &str) -> Result<(), String> {
+    let why = match verdict(outcome) {
+        Verdict::Approved => {
+            log("approved");
+            return Ok(());
+        }
+        Verdict::Declined(why) => {
+            log("declined");
+            why.to_string()
+        }
+        Verdict::Unanswered(why) => {
+            log("unanswered");
+            why
+        }
+    };
+    Err(format!("{}: tool `{}` on server `{}` was not run", why, crate::logsafe::safe(tool), server))
+}
+
 /// A 2026-07-28 `tools/call` held for its user's approval (see [`ask_modern`]).
 pub(super) struct Approval {
     session: Arc<Session>,
@@ -1045,28 +1066,13 @@ impl Approval {
     /// The client's retry brought `answer` (the elicitation result): run the call (under the
     /// retry's `id`, answered as `shape` makes it) or refuse it.
     pub(super) fn answered(self, req: Request<'_>, id: Value, answer: Value, shape: Arc<Shape>) {
-        let why = match verdict(&Ok(answer)) {
-            Verdict::Approved => {
-                self.log("approved");
+        match settle(&Ok(answer), &|o| self.log(o), &self.tool, self.upstream.name()) {
+            Ok(()) => {
                 let (session, u) = (&self.session, &self.upstream);
-                return forward(req, session, u, id, "tools/call", Some(self.params), Some(shape));
+                forward(req, session, u, id, "tools/call", Some(self.params), Some(shape))
             }
-            Verdict::Declined(why) => {
-                self.log("declined");
-                why.to_string()
-            }
-            Verdict::Unanswered(why) => {
-                self.log("unanswered");
-                why
-            }
-        };
-        let msg = format!(
-            "{}: tool `{}` on server `{}` was not run",
-            why,
-            crate::logsafe::safe(&self.tool),
-            self.upstream.name()
-        );
-        reply(req, Some(&shape), refusal(&id, &msg));
+            Err(msg) => reply(req, Some(&shape), refusal(&id, &msg)),
+        }
     }
 
     pub(super) fn log(&self, outcome: &str) {
@@ -1155,29 +1161,14 @@ impl Asking {
     /// The client answered the `elicitation/create`.
     fn answered(&self, outcome: peer::Outcome) {
         let Some(stream) = self.out.lock().unwrap().take() else { return };
-        let why = match verdict(&outcome) {
-            Verdict::Approved => {
-                self.log("approved");
+        match settle(&outcome, &|o| self.log(o), &self.tool, self.upstream.name()) {
+            Ok(()) => {
                 let params = Some(self.params.clone());
                 let (session, u) = (&self.session, &self.upstream);
-                return forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None);
+                forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None)
             }
-            Verdict::Declined(why) => {
-                self.log("declined");
-                why.to_string()
-            }
-            Verdict::Unanswered(why) => {
-                self.log("unanswered");
-                why
-            }
-        };
-        let msg = format!(
-            "{}: tool `{}` on server `{}` was not run",
-            why,
-            crate::logsafe::safe(&self.tool),
-            self.upstream.name()
-        );
-        end_stream(stream, &refusal(&self.id, &msg));
+            Err(msg) => end_stream(stream, &refusal(&self.id, &msg)),
+        }
     }
 
     /// No answer within the server's timeout: the question is withdrawn, the call refused.

@@ -1242,6 +1242,15 @@ fn tool_parameters_named_like_our_options_reach_the_tool() {
     p.cmd().args(["call", "fx", "echo", "--json", "{\"text\": \"from json\"}"]).success().stdout_has("from json");
     p.cmd().args(["call", "fx", "echo", "--text", "hi", "--dry-run"]).success().stdout_has("nothing was run");
     p.cmd().args(["-v", "call", "fx", "echo", "--text", "hi"]).success().stderr_has("DEBUG");
+    // Ours after the tool's name, checked as ours.
+    p.cmd()
+        .args(["call", "fx", "echo", "--text", "hi", "--timeout", "soon"])
+        .status(1)
+        .stderr_has("--timeout takes seconds (a number above 0), not `soon`");
+    p.cmd()
+        .args(["call", "fx", "echo", "--text", "hi", "--dry-run", "yes"])
+        .status(1)
+        .stderr_has("--dry-run takes no value (got `yes`)");
     // A server is named: `--url` after the tool cannot be ours.
     p.cmd()
         .args(["call", "fx", "echo", "--text", "hi", "--url", "http://127.0.0.1:9/"])

@@ -586,7 +586,7 @@ mod tests {
     fn timeout_is_a_timeout_and_close_fails_waiters() {
         let p = looped();
         let e = p.request("x", Some(json!({"delay": 500})), Duration::from_millis(50)).unwrap_err();
-        assert_eq!(e.status, crate::error::Status::Timeout);
+        assert_eq!(e.status(), crate::error::Status::Timeout);
         let pend = p.start("x", Some(json!({"delay": 5000}))).unwrap();
         p.close("server `t` exited with status 3");
         let out = p.wait(pend, Duration::from_secs(1), "x").unwrap();

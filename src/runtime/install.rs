@@ -599,7 +599,7 @@ mod tests {
             assert!(!err.one_line().contains('\n'));
         }
         let t = request_error(url, "0.11.21", ureq::Error::Io(io::Error::from(io::ErrorKind::TimedOut)), "HINT");
-        assert_eq!(t.status, crate::error::Status::Timeout);
+        assert_eq!(t.status(), crate::error::Status::Timeout);
     }
 
     #[test]

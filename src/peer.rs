@@ -250,7 +250,7 @@ impl Peer {
         self.transport
             .get()
             .map(|b| b.as_ref())
-            .ok_or_else(|| Error::failure(format!("server `{}` is not connected", self.name)))
+            .ok_or_else(|| Error::internal(format!("server `{}` is not connected", self.name)))
     }
 
     /// Send a notification.
@@ -270,7 +270,7 @@ impl Peer {
     /// Send a request under a fresh id of ours; the answer arrives on the returned `Pending`.
     pub fn start(&self, method: &str, params: Option<Value>) -> Result<Pending> {
         if let Some(reason) = self.closed_reason() {
-            return Err(Error::failure(reason));
+            return Err(Error::disconnected(reason));
         }
         let (tx, rx) = sync_channel::<Outcome>(1);
         let id = self.start_with(
@@ -303,7 +303,7 @@ impl Peer {
 
     fn start_waiter(&self, id: u64, method: &str, params: Option<Value>, reply: Waiter) -> Result<u64> {
         if let Some(reason) = self.closed_reason() {
-            return Err(Error::failure(reason));
+            return Err(Error::disconnected(reason));
         }
         let params = match self.modern() {
             Some(m) => Some(m.stamp(params)),
@@ -341,12 +341,12 @@ impl Peer {
                 Ok(outcome) => return Ok(outcome),
                 Err(RecvTimeoutError::Disconnected) => {
                     let reason = self.closed_reason().unwrap_or_else(|| format!("server `{}` closed", self.name));
-                    return Err(Error::failure(reason));
+                    return Err(Error::disconnected(reason));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if signals::stopping() {
                         self.cancel(p.id, "interrupted");
-                        return Err(Error::failure(format!("{} interrupted", what)).hint("Ctrl-C was pressed"));
+                        return Err(Error::interrupted(format!("{} interrupted", what)).hint("Ctrl-C was pressed"));
                     }
                     if Instant::now() >= deadline {
                         self.cancel(p.id, "timeout");
@@ -523,9 +523,12 @@ fn cancel_sender() -> Option<&'static std::sync::mpsc::SyncSender<Cancel>> {
 /// A JSON-RPC error answer to `method` from `server`, as an `Error` naming the server.
 pub fn call_error(server: &str, method: &str, e: &Value) -> Error {
     if jsonrpc::is_unavailable(e) {
-        return Error::failure(jsonrpc::failed_during(e, &format!("`{}`", method)));
+        return jsonrpc::failed_during(e, &format!("`{}`", method));
     }
-    Error::failure(format!("server `{}` answered `{}` with an error: {}", server, method, jsonrpc::error_text(e)))
+    Error::new(
+        jsonrpc::answer_kind(e),
+        format!("server `{}` answered `{}` with an error: {}", server, method, jsonrpc::error_text(e)),
+    )
 }
 
 /// The error a caller sees when `what` on `server` outlives `timeout`.

@@ -130,7 +130,7 @@ pub fn load_roots(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> Resu
     }
     if only {
         if set.certs.is_empty() {
-            return Err(Error::failure(
+            return Err(Error::config(
                 "MCPCTL_CA_ONLY is set but neither SSL_CERT_FILE nor SSL_CERT_DIR names a certificate",
             )
             .hint("set SSL_CERT_FILE to the PEM bundle to trust, or unset MCPCTL_CA_ONLY"));
@@ -158,7 +158,7 @@ pub fn load_roots(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> Resu
 }
 
 fn env_error(var: &str, value: &str, why: &str) -> Error {
-    Error::failure(format!("{var}={value}: {why}"))
+    Error::config(format!("{var}={value}: {why}"))
         .hint(format!("point {var} at a readable PEM certificate bundle, or unset it"))
 }
 
@@ -329,7 +329,7 @@ pub fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Opti
     }
     let with_scheme = if value.contains("://") { value.clone() } else { format!("http://{value}") };
     let bad = |why: &str| {
-        Error::failure(format!("{var}={}: {why}", redact(&with_scheme)))
+        Error::config(format!("{var}={}: {why}", redact(&with_scheme)))
             .hint(format!("set {var} to http://[user:password@]host:port, or unset it"))
     };
     // A proxy we cannot use is an error only for a host that would go through it.

@@ -48,9 +48,7 @@ fn request(
 ) -> Result<Value> {
     match session.peer.request(method, Some(params), ctx.request_timeout(s))? {
         Ok(result) => Ok(result),
-        Err(e) if jsonrpc::is_unavailable(&e) => {
-            Err(jsonrpc::failed_during(&e, &format!("`{}`", method)))
-        }
+        Err(e) if jsonrpc::is_unavailable(&e) => Err(jsonrpc::failed_during(&e, &format!("`{}`", method))),
         Err(e) => {
             let e = Error::new(jsonrpc::answer_kind(&e), format!("{}: {}", what, jsonrpc::error_text(&e)));
             Err(match hint {

@@ -390,7 +390,7 @@ fn request_error_as(label: &str, url: &str, version: &str, e: ureq::Error, hint:
         }
         // src/net.rs words an untrusted certificate and a failed proxy (naming the host or
         // the proxy, and the fix); any other TLS failure keeps the old guess.
-        ureq::Error::Tls(why) if why.starts_with("TLS: ") || why.contains("proxy") => {
+        ureq::Error::Tls(why) if crate::net::explained(&e) => {
             format!("cannot download {label} {version} from {url}: {why}")
         }
         ureq::Error::Tls(why) => {

@@ -170,6 +170,23 @@ pub fn unavailable(reason: &str) -> Value {
     json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection"}})
 }
 
+/// [`unavailable`] for a connection that closed, with the last lines the server wrote on
+/// stderr kept apart in `data`, so that what was waiting can be named between the two.
+pub fn closed(reason: &str, stderr: &str) -> Value {
+    if stderr.is_empty() {
+        return unavailable(reason);
+    }
+    let mut v = unavailable(&format!("{}; last stderr: {}", reason, stderr));
+    v["data"]["reason"] = reason.into();
+    v["data"]["stderr"] = stderr.into();
+    v
+}
+
+/// The `message` of a JSON-RPC error object.
+pub fn error_message(e: &Value) -> &str {
+    e.get("message").and_then(Value::as_str).unwrap_or("the connection failed")
+}
+
 /// [`unavailable`] for an error whose kind is known (a connection that could not be made, a
 /// refused credential): the kind, and the HTTP status that refused, travel in `data`.
 pub fn connection_failed(e: &Error) -> Value {
@@ -205,16 +222,16 @@ pub fn is_unavailable(e: &Value) -> bool {
 /// "server `x` exited (status 3) during `tools/call`; last stderr: ...". A connection that
 /// was never made is not "during" anything.
 pub fn failed_during(e: &Value, what: &str) -> Error {
-    let reason = e.get("message").and_then(Value::as_str).unwrap_or("the connection failed");
+    let reason = error_message(e);
     let data = &e["data"];
     // Made by `unavailable` alone: the connection was lost (the child exited, the stream ended).
     let kind = data["kind"].as_str().and_then(Kind::from_word).unwrap_or(Kind::Disconnected);
     let message = if kind == Kind::Unreachable {
         reason.to_string()
     } else {
-        match reason.find("; last stderr: ") {
-            Some(i) => format!("{} during {}{}", &reason[..i], what, &reason[i..]),
-            None => format!("{} during {}", reason, what),
+        match (data["reason"].as_str(), data["stderr"].as_str()) {
+            (Some(r), Some(stderr)) => format!("{} during {}; last stderr: {}", r, what, stderr),
+            _ => format!("{} during {}", reason, what),
         }
     };
     let err = Error::new(kind, message);
@@ -255,9 +272,14 @@ mod tests {
         assert_eq!((e.kind, e.http_status), (Kind::Auth, Some(403)));
         assert_eq!(e.message, "refused during initialize");
         // A closed connection (no kind given) is a lost one, with its stderr kept last.
-        let e = failed_during(&unavailable("server `s` exited (status 3); last stderr: boom"), "`tools/call`");
+        let closed = closed("server `s` exited (status 3)", "boom | bang");
+        assert_eq!(error_message(&closed), "server `s` exited (status 3); last stderr: boom | bang");
+        let e = failed_during(&closed, "`tools/call`");
         assert_eq!(e.kind, Kind::Disconnected);
-        assert_eq!(e.message, "server `s` exited (status 3) during `tools/call`; last stderr: boom");
+        assert_eq!(e.message, "server `s` exited (status 3) during `tools/call`; last stderr: boom | bang");
+        // The words of the reason decide nothing.
+        let e = failed_during(&unavailable("server `s` said \"; last stderr: \" and left"), "`x`");
+        assert_eq!(e.message, "server `s` said \"; last stderr: \" and left during `x`");
         // An HTTP status without a JSON-RPC error is the server's answer.
         let e = failed_during(&http_refused("server `s` answered HTTP 500", 500), "`x`");
         assert_eq!((e.kind, e.http_status), (Kind::Server, Some(500)));

@@ -486,11 +486,7 @@ fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
     if garbage > 0 {
         reason.push_str(&format!(" after printing {} non-JSON-RPC line(s) on stdout", garbage));
     }
-    let tail = t.stderr.tail(3);
-    if !tail.is_empty() {
-        reason.push_str(&format!("; last stderr: {}", tail.join(" | ")));
-    }
-    peer.close(&reason);
+    peer.close_with_stderr(&reason, &t.stderr.tail(3).join(" | "));
 }
 
 fn clip(s: &str, n: usize) -> String {

@@ -358,6 +358,6 @@ pub fn fetch_status(s: &State) -> Result<Value> {
             serde_json::from_str(&text).map_err(|e| Error::protocol(format!("the daemon's status is not JSON: {}", e)))
         }
         401 => Err(Error::forbidden("the daemon requires a token").hint("set MCPCTL_TOKEN to the daemon's token")),
-        c => Err(Error::server(format!("the daemon answered HTTP {} for its status", c)).http_status(c)),
+        c => Err(Error::server(format!("the daemon answered HTTP {} for its status", c)).with_http_status(c)),
     }
 }

@@ -100,7 +100,7 @@ kinds! {
     /// needs approval, a token the daemon refuses, a download that was declined).
     Forbidden, "forbidden", forbidden, is_forbidden;
     /// A server refused the credentials mcpctl sent for it (HTTP 401/403); see
-    /// [`Error::http_status`].
+    /// [`Error::http_status`](Error#structfield.http_status).
     Auth, "auth", auth, is_auth;
     /// No answer in time.
     Timeout, "timeout", timeout, is_timeout;
@@ -177,7 +177,7 @@ impl Error {
         self.details = details;
         self
     }
-    pub fn http_status(mut self, status: u16) -> Error {
+    pub fn with_http_status(mut self, status: u16) -> Error {
         self.http_status = Some(status);
         self
     }
@@ -288,7 +288,7 @@ mod tests {
             assert_eq!((back.kind, back.one_line(), &back.details), (k, e.one_line(), &e.details));
             assert_eq!(back.http_status, None);
         }
-        let e = Error::auth("refused").http_status(403);
+        let e = Error::auth("refused").with_http_status(403);
         let back = Error::from_json(&e.to_json());
         assert_eq!((back.kind, back.http_status), (Kind::Auth, Some(403)));
     }

@@ -236,7 +236,7 @@ pub fn failed_during(e: &Value, what: &str) -> Error {
     };
     let err = Error::new(kind, message);
     match data["http_status"].as_u64().or(data["status"].as_u64()).and_then(|s| u16::try_from(s).ok()) {
-        Some(s) => err.http_status(s),
+        Some(s) => err.with_http_status(s),
         None => err,
     }
 }
@@ -268,7 +268,7 @@ mod tests {
         let e = failed_during(&connection_failed(&Error::unreachable("cannot reach server `s` at u")), "`x`");
         assert_eq!((e.kind, e.message.as_str()), (Kind::Unreachable, "cannot reach server `s` at u"));
         // A refused credential keeps its HTTP status.
-        let e = failed_during(&connection_failed(&Error::auth("refused").http_status(403)), "initialize");
+        let e = failed_during(&connection_failed(&Error::auth("refused").with_http_status(403)), "initialize");
         assert_eq!((e.kind, e.http_status), (Kind::Auth, Some(403)));
         assert_eq!(e.message, "refused during initialize");
         // A closed connection (no kind given) is a lost one, with its stderr kept last.
@@ -284,7 +284,7 @@ mod tests {
         let e = failed_during(&http_refused("server `s` answered HTTP 500", 500), "`x`");
         assert_eq!((e.kind, e.http_status), (Kind::Server, Some(500)));
         assert_eq!(refused_status(&http_refused("r", 500)), Some(500));
-        assert_eq!(refused_status(&connection_failed(&Error::auth("r").http_status(401))), None);
+        assert_eq!(refused_status(&connection_failed(&Error::auth("r").with_http_status(401))), None);
     }
 
     #[test]

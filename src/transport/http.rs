@@ -219,7 +219,7 @@ impl Inner {
                     status,
                     snippet(&text)
                 ))
-                .http_status(status)
+                .with_http_status(status)
                 .hint(if self.auth.is_empty() {
                     "set the right credentials in the server's `headers` (e.g. Authorization), `headersHelper` or `bearerTokenFile`"
                 } else {
@@ -243,9 +243,10 @@ impl Inner {
                 status,
                 jsonrpc::error_text(&e)
             ))
-            .http_status(status);
+            .with_http_status(status);
         }
-        Error::server(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(text))).http_status(status)
+        Error::server(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(text)))
+            .with_http_status(status)
     }
 
     fn net_error(&self, e: ureq::Error) -> Error {
@@ -364,7 +365,7 @@ impl Inner {
                 self.name,
                 resp.status().as_u16()
             ))
-            .http_status(resp.status().as_u16()));
+            .with_http_status(resp.status().as_u16()));
         }
         Ok(resp)
     }

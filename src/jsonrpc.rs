@@ -188,10 +188,15 @@ pub fn error_message(e: &Value) -> &str {
 }
 
 /// [`unavailable`] for an error whose kind is known (a connection that could not be made, a
-/// refused credential): the kind, and the HTTP status that refused, travel in `data`.
+/// refused credential): the kind, the message and its hint apart, and the HTTP status that
+/// refused travel in `data`.
 pub fn connection_failed(e: &Error) -> Value {
     let mut v = unavailable(&e.one_line());
     v["data"]["kind"] = e.kind.word().into();
+    v["data"]["reason"] = e.message.as_str().into();
+    if let Some(h) = &e.hint {
+        v["data"]["hint"] = h.as_str().into();
+    }
     if let Some(s) = e.http_status {
         v["data"]["http_status"] = s.into();
     }
@@ -201,7 +206,11 @@ pub fn connection_failed(e: &Error) -> Value {
 /// An HTTP status that refused a request, with no JSON-RPC error in its body: made by us,
 /// a connection failure like [`unavailable`] that also says which status came.
 pub fn http_refused(reason: &str, status: u16) -> Value {
-    json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection", "status": status, "kind": Kind::Server.word()}})
+    json!({
+        "code": SERVER_UNAVAILABLE,
+        "message": reason,
+        "data": {"mcpctl": "connection", "status": status, "kind": Kind::Server.word()},
+    })
 }
 
 /// The HTTP status of an error made by [`http_refused`].
@@ -222,19 +231,21 @@ pub fn is_unavailable(e: &Value) -> bool {
 /// "server `x` exited (status 3) during `tools/call`; last stderr: ...". A connection that
 /// was never made is not "during" anything.
 pub fn failed_during(e: &Value, what: &str) -> Error {
-    let reason = error_message(e);
     let data = &e["data"];
+    let reason = data["reason"].as_str().unwrap_or_else(|| error_message(e));
     // Made by `unavailable` alone: the connection was lost (the child exited, the stream ended).
     let kind = data["kind"].as_str().and_then(Kind::from_word).unwrap_or(Kind::Disconnected);
-    let message = if kind == Kind::Unreachable {
-        reason.to_string()
-    } else {
-        match (data["reason"].as_str(), data["stderr"].as_str()) {
-            (Some(r), Some(stderr)) => format!("{} during {}; last stderr: {}", r, what, stderr),
-            _ => format!("{} during {}", reason, what),
-        }
+    let mut message = match kind {
+        Kind::Unreachable => reason.to_string(),
+        _ => format!("{} during {}", reason, what),
     };
-    let err = Error::new(kind, message);
+    if let Some(stderr) = data["stderr"].as_str() {
+        message = format!("{}; last stderr: {}", message, stderr);
+    }
+    let mut err = Error::new(kind, message);
+    if let Some(h) = data["hint"].as_str() {
+        err = err.hint(h);
+    }
     match data["http_status"].as_u64().or(data["status"].as_u64()).and_then(|s| u16::try_from(s).ok()) {
         Some(s) => err.with_http_status(s),
         None => err,
@@ -267,10 +278,12 @@ mod tests {
         // Never connected: said as it is, and still unreachable (the daemon fallback asks).
         let e = failed_during(&connection_failed(&Error::unreachable("cannot reach server `s` at u")), "`x`");
         assert_eq!((e.kind, e.message.as_str()), (Kind::Unreachable, "cannot reach server `s` at u"));
-        // A refused credential keeps its HTTP status.
-        let e = failed_during(&connection_failed(&Error::auth("refused").with_http_status(403)), "initialize");
+        // A refused credential keeps its HTTP status, and its hint stays a hint.
+        let auth = Error::auth("refused").hint("fix the token").with_http_status(403);
+        let e = failed_during(&connection_failed(&auth), "initialize");
         assert_eq!((e.kind, e.http_status), (Kind::Auth, Some(403)));
-        assert_eq!(e.message, "refused during initialize");
+        assert_eq!(e.one_line(), "refused during initialize; fix the token");
+        assert_eq!(error_message(&connection_failed(&auth)), "refused; fix the token");
         // A closed connection (no kind given) is a lost one, with its stderr kept last.
         let closed = closed("server `s` exited (status 3)", "boom | bang");
         assert_eq!(error_message(&closed), "server `s` exited (status 3); last stderr: boom | bang");

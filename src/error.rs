@@ -94,13 +94,15 @@ kinds! {
     Usage, "usage", usage, is_usage;
     /// The config is wrong or cannot be read (or an environment setting is malformed).
     Config, "config", config, is_config;
-    /// No such server, tool, resource, prompt or method.
+    /// No such server, tool, resource, prompt or method (or a server without resources or
+    /// prompts at all).
     NotFound, "not_found", not_found, is_not_found;
     /// Refused by policy: mcpctl or its daemon will not do it for this caller (a tool that
     /// needs approval, a token the daemon refuses, a download that was declined).
     Forbidden, "forbidden", forbidden, is_forbidden;
-    /// A server refused the credentials mcpctl sent for it (HTTP 401/403); see
-    /// [`Error::http_status`](Error#structfield.http_status).
+    /// A server refused the credentials mcpctl sent for it (HTTP 401/403; see the
+    /// `http_status` field): a failure of that server, exit 1. The daemon refusing the
+    /// caller's own `MCPCTL_TOKEN` is [`Kind::Forbidden`] (exit 2).
     Auth, "auth", auth, is_auth;
     /// No answer in time.
     Timeout, "timeout", timeout, is_timeout;
@@ -111,7 +113,8 @@ kinds! {
     Disconnected, "disconnected", disconnected, is_disconnected;
     /// A peer sent something that is not what the protocol allows or what was asked for.
     Protocol, "protocol", protocol, is_protocol;
-    /// A server answered a request with an error (a JSON-RPC error, an HTTP error status).
+    /// A server answered a request with an error (a JSON-RPC error, an HTTP error status
+    /// other than 401/403).
     Server, "server", server, is_server;
     /// A tool ran and reported an error (`isError`).
     Tool, "tool", tool, is_tool;

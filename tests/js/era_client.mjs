@@ -8,10 +8,17 @@
 //   ERA           "modern" (v2 pinned to 2026-07-28) or "legacy" (initialize + session)
 //   TARGETS       children behind URL as NAME=PREFIX, comma-separated: "leg=leg__,mod=mod__"
 //                 on /mcp, "leg=" on /mcp/leg
-// The client declares elicitation and answers every question {"name": "Ada"}.
+// The client declares elicitation and answers every question {"name": "Ada"}; with
+// MCPCTL_NO_ELICIT=1 it declares no elicitation (and has no handler for it), and only
+// calls `ask` (the report's targets then hold `elicit` alone).
 // Prints {"sdk", "era", "protocol", "tools": [names], "targets": {NAME: {echo, progress:
-// {count, text}, cancel: {aborted, status}, resources: [uris], read, prompts: [names],
+// {count, text}, cancel: {aborted, progress_before, status}, resources: [uris], read,
+// prompts: [names],
 // prompt, elicit, asked}}}; a feature that failed holds {"error": {"code", "message"}}.
+// With MCPCTL_GATE=1 the question to the legacy child `leg` waits: the driver prints
+// "ready" and asks only after a line on stdin. The gateway can route a stdio child's own
+// request (elicitation/create) only while one client session has requests in flight to it,
+// so the test lets these questions out one at a time.
 // Exit 1 (message on stderr) when the client cannot connect at all.
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
@@ -19,14 +26,19 @@ import { join } from 'node:path';
 const [modules, which, url, era, targetsArg] = process.argv.slice(2);
 const load = (p) => import(pathToFileURL(join(modules, p)).href);
 
-const timer = setTimeout(() => {
-  console.error('timed out after 60 s');
-  process.exit(1);
-}, 60_000);
+// A watchdog: 60 s for each half (before the gate, and after it).
+const watchdog = () =>
+  setTimeout(() => {
+    console.error('timed out after 60 s');
+    process.exit(1);
+  }, 60_000);
+let timer = watchdog();
 
 let client;
 let protocol = () => null;
 const asked = [];
+const elicit = process.env.MCPCTL_NO_ELICIT !== '1';
+const capabilities = elicit ? { elicitation: {} } : {};
 const answer = (params) => {
   asked.push(params?.message ?? null);
   return { action: 'accept', content: { name: 'Ada' } };
@@ -34,16 +46,17 @@ const answer = (params) => {
 if (which === 'v2') {
   const { Client, StreamableHTTPClientTransport } = await load('@modelcontextprotocol/client/dist/index.mjs');
   const versionNegotiation = { mode: era === 'modern' ? { pin: '2026-07-28' } : 'legacy' };
-  client = new Client({ name: 'era-matrix-v2', version: '1.0.0' }, { versionNegotiation, capabilities: { elicitation: {} } });
-  client.setRequestHandler('elicitation/create', (req) => answer(req.params));
+  client = new Client({ name: 'era-matrix-v2', version: '1.0.0' }, { versionNegotiation, capabilities });
+  if (elicit) client.setRequestHandler('elicitation/create', (req) => answer(req.params));
   await client.connect(new StreamableHTTPClientTransport(new URL(url)));
   protocol = () => client.getNegotiatedProtocolVersion();
 } else {
   const { Client } = await load('@modelcontextprotocol/sdk/dist/esm/client/index.js');
   const { StreamableHTTPClientTransport } = await load('@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js');
   const { ElicitRequestSchema } = await load('@modelcontextprotocol/sdk/dist/esm/types.js');
-  client = new Client({ name: 'era-matrix-v1', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } });
-  client.setRequestHandler(ElicitRequestSchema, (req) => answer(req.params));
+  const v1caps = elicit ? { elicitation: { form: {} } } : {};
+  client = new Client({ name: 'era-matrix-v1', version: '1.0.0' }, { capabilities: v1caps });
+  if (elicit) client.setRequestHandler(ElicitRequestSchema, (req) => answer(req.params));
   const transport = new StreamableHTTPClientTransport(new URL(url));
   await client.connect(transport);
   protocol = () => transport.protocolVersion ?? null;
@@ -60,6 +73,23 @@ async function feature(f) {
     return failure(e);
   }
 }
+// The next line on stdin (the test's go-ahead).
+function nextLine() {
+  return new Promise((resolve) => {
+    let seen = '';
+    const on = (chunk) => {
+      seen += chunk;
+      if (seen.includes('\n')) {
+        process.stdin.off('data', on);
+        process.stdin.pause();
+        resolve();
+      }
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', on);
+    process.stdin.on('end', () => resolve());
+  });
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const run = Math.random().toString(16).slice(2, 10);
 
@@ -67,8 +97,8 @@ async function cancel(prefix) {
   const tag = `cancel-${which}-${era}-${run}-${prefix || 'one'}`;
   const ctl = new AbortController();
   let seen = 0;
-  // Abort once the call is known to run at the child (its first progress), or after 3 s.
-  const fallback = setTimeout(() => ctl.abort(), 3000);
+  // Abort once the call is known to run at the child (its first progress), or after 10 s.
+  const fallback = setTimeout(() => ctl.abort(), 10000);
   let aborted = null;
   try {
     const r = await call(`${prefix}slow`, { ms: 20000, tag }, {
@@ -98,9 +128,22 @@ const out = { sdk: which, era, protocol: protocol() };
 try {
   out.tools = (await client.listTools()).tools.map((t) => t.name).sort();
   out.targets = {};
+  const gated = [];
   for (const pair of targetsArg.split(',')) {
     const [name, prefix] = pair.split('=');
     const t = {};
+    const ask = async () => {
+      const before = asked.length;
+      t.elicit = await feature(async () => {
+        const r = await call(`${prefix}ask`, { what: 'deploy' });
+        return r.isError ? { isError: textOf(r) } : textOf(r);
+      });
+      if (elicit) t.asked = asked.slice(before);
+    };
+    out.targets[name] = t;
+    if (name === 'leg' && process.env.MCPCTL_GATE === '1') gated.push(ask);
+    else if (!elicit) await ask();
+    if (!elicit) continue; // only the question matters: what a client that cannot be asked gets
     t.echo = await feature(async () => textOf(await call(`${prefix}echo`, { text: 'hi' })));
     t.progress = await feature(async () => {
       let count = 0;
@@ -114,13 +157,14 @@ try {
     t.prompt = await feature(
       async () => (await client.getPrompt({ name: `${prefix}greet`, arguments: { name: 'Ada' } })).messages[0].content.text
     );
-    const before = asked.length;
-    t.elicit = await feature(async () => {
-      const r = await call(`${prefix}ask`, { what: 'deploy' });
-      return r.isError ? { isError: textOf(r) } : textOf(r);
-    });
-    t.asked = asked.slice(before);
-    out.targets[name] = t;
+    if (!gated.includes(ask)) await ask();
+  }
+  if (gated.length > 0) {
+    console.log('ready');
+    clearTimeout(timer);
+    await nextLine();
+    timer = watchdog();
+    for (const ask of gated) await ask();
   }
   out.protocol = protocol();
   console.log(JSON.stringify(out));

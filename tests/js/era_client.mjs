@@ -13,8 +13,7 @@
 // calls `ask` (the report's targets then hold `elicit` alone).
 // Prints {"sdk", "era", "protocol", "tools": [names], "targets": {NAME: {echo, progress:
 // {count, text}, cancel: {aborted, progress_before, status}, resources: [uris], read,
-// prompts: [names],
-// prompt, elicit, asked}}}; a feature that failed holds {"error": {"code", "message"}}.
+// prompts: [names], prompt, elicit, asked}}}; a feature that failed holds {"error": {"code", "message"}}.
 // With MCPCTL_GATE=1 the question to the legacy child `leg` waits: the driver prints
 // "ready" and asks only after a line on stdin. The gateway can route a stdio child's own
 // request (elicitation/create) only while one client session has requests in flight to it,

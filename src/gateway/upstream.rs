@@ -186,10 +186,7 @@ fn asks(session: &Session, params: Option<&Value>) -> bool {
 /// in `_meta`), which that client does not know (and on `/mcp` would name the child where
 /// its `initialize` named the gateway).
 fn session_era(outcome: RawOutcome) -> RawOutcome {
-    let raw = match outcome {
-        Ok(raw) => raw,
-        Err(e) => return Err(e),
-    };
+    let raw = outcome?;
     let modern_only = ["\"resultType\"", "\"ttlMs\"", "\"cacheScope\"", jsonrpc::META_SERVER_INFO];
     if !modern_only.iter().any(|k| raw.get().contains(k)) {
         return Ok(raw);

@@ -25,12 +25,12 @@ import { join } from 'node:path';
 const [modules, which, url, era, targetsArg] = process.argv.slice(2);
 const load = (p) => import(pathToFileURL(join(modules, p)).href);
 
-// A watchdog: 60 s for each half (before the gate, and after it).
+// A watchdog: 90 s for each half (before the gate, and after it).
 const watchdog = () =>
   setTimeout(() => {
-    console.error('timed out after 60 s');
+    console.error('timed out after 90 s');
     process.exit(1);
-  }, 60_000);
+  }, 90_000);
 let timer = watchdog();
 
 let client;

@@ -622,7 +622,7 @@ fn every_client_of_both_eras_on_every_endpoint_in_front_of_children_of_both_eras
         jobs.push((label, Box::new(move || vec![inspector_cell(era, e, feature, child, &args, home, port)])));
     }
     jobs.push(("raw session".into(), Box::new(move || translation_cells(port))));
-    let mut cells = pool(jobs, 2);
+    let mut cells = pool(jobs, 3);
     eprintln!("pool done at {:.1} s", started.elapsed().as_secs_f64());
 
     // Phase 2: every driver has run all else; the questions to `leg`, one at a time.

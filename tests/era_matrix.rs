@@ -235,7 +235,7 @@ fn sdk_cells(client: &'static str, era: &'static str, e: &Endpoint, r: Result<Va
         e.targets.iter().flat_map(|(_, p)| ["ask", "echo", "slow", "status"].map(|t| format!("{}{}", p, t))).collect();
     want.sort();
     cells.push(cell("tools/list", expect(strings(&r["tools"]) == want, &r["tools"])));
-    for (name, prefix) in e.targets {
+    for (name, _) in e.targets {
         let t = &r["targets"][name];
         let f = |what: &str| format!("{} [{}]", what, name);
         cells.push(cell(&f("tools/call"), expect(t["echo"] == format!("{}: hi", name), &t["echo"])));
@@ -262,7 +262,6 @@ fn sdk_cells(client: &'static str, era: &'static str, e: &Endpoint, r: Result<Va
                 &json!({"elicit": t["elicit"], "asked": t["asked"]}),
             ),
         ));
-        let _ = prefix;
     }
     cells
 }

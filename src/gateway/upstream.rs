@@ -161,9 +161,47 @@ impl crate::peer::Transport for AnswerSink {
 }
 
 /// What the gateway tells a modern child it can answer for an old-era client (what it
-/// declares to legacy children in `initialize`: the client is asked).
-fn bridged_capabilities() -> Value {
-    json!({"roots": {}, "sampling": {}, "elicitation": {"form": {}}})
+/// declares to legacy children in `initialize`: the client is asked), elicitation only when
+/// the client declared it.
+fn bridged_capabilities(elicits: bool) -> Value {
+    // Elicitation only for a client that declared it: else the child itself refuses to ask
+    // (with the reason), rather than asking a client that cannot answer.
+    let mut caps = json!({"roots": {}, "sampling": {}});
+    if elicits {
+        caps["elicitation"] = json!({"form": {}});
+    }
+    caps
+}
+
+/// Whether a child's `elicitation/create` may go to `session`: a session of the earlier
+/// revisions only when its `initialize` declared form-mode elicitation (a 2026-07-28
+/// request's own capabilities are checked where its answer is built: `modern.rs`).
+fn asks(session: &Session, params: Option<&Value>) -> bool {
+    let url_mode = params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
+    session.elicits || url_mode || !crate::client::PROTOCOL_VERSIONS.contains(&session.protocol.as_str())
+}
+
+/// A modern child's answer for a client of the earlier revisions: without what only
+/// 2026-07-28 has (`resultType`, the cache hints `ttlMs`/`cacheScope`, the child's identity
+/// in `_meta`), which that client does not know (and on `/mcp` would name the child where
+/// its `initialize` named the gateway).
+fn session_era(outcome: RawOutcome) -> RawOutcome {
+    let raw = outcome?;
+    let modern_only = ["\"resultType\"", "\"ttlMs\"", "\"cacheScope\"", jsonrpc::META_SERVER_INFO];
+    if !modern_only.iter().any(|k| raw.get().contains(k)) {
+        return Ok(raw);
+    }
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(raw.get()) else { return Ok(raw) };
+    for k in ["resultType", "ttlMs", "cacheScope"] {
+        m.remove(k);
+    }
+    if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
+        meta.remove(jsonrpc::META_SERVER_INFO);
+        if meta.is_empty() {
+            m.remove("_meta");
+        }
+    }
+    Ok(serde_json::value::to_raw_value(&Value::Object(m)).unwrap_or(raw))
 }
 
 pub struct Upstream {
@@ -742,7 +780,8 @@ impl Upstream {
             if let Some(m) = p.as_object_mut() {
                 let meta = m.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(meta) = meta.as_object_mut() {
-                    meta.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(bridged_capabilities);
+                    meta.entry(jsonrpc::META_CLIENT_CAPABILITIES)
+                        .or_insert_with(|| bridged_capabilities(session.elicits));
                     if let Some(level) = session.log_level.lock().unwrap().clone() {
                         meta.entry(jsonrpc::META_LOG_LEVEL).or_insert(json!(level));
                     }
@@ -796,6 +835,7 @@ impl Upstream {
                     }
                 }
                 me.done(&call);
+                let outcome = if call.bridged { session_era(outcome) } else { outcome };
                 (call.sink)(Event::Done(outcome));
             }),
         );
@@ -1057,6 +1097,13 @@ impl Upstream {
                     return;
                 }
                 match self.attributed() {
+                    Some((session, _)) if method == "elicitation/create" && !asks(&session, params.as_ref()) => {
+                        let e = jsonrpc::error_object(
+                            jsonrpc::METHOD_NOT_FOUND,
+                            "mcpctl gateway: the client cannot be sent `elicitation/create`: its session did not declare the `elicitation` capability (form mode) in `initialize`",
+                        );
+                        let _ = peer.respond(id, Err(e));
+                    }
                     Some((session, sink)) => {
                         let gid = session.expect_reply(peer, id);
                         sink(Event::Message(jsonrpc::request(json!(gid), &method, params)));

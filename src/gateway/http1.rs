@@ -1,6 +1,6 @@
 //! The gateway's HTTP/1.1 request syntax (RFC 9112), without any I/O: bytes in, a parsed
 //! request head, a framing decision or a typed error out. `server.rs` feeds these from its
-//! sockets; the unit tests below feed them from tables.
+//! sockets; the unit tests below and `http1_fuzz.rs` feed them from tables and a fuzzer.
 //!
 //! - [`HeadReader`]: finds the end of a request head in a byte stream (any split), bounded
 //!   by line length, head size and header count (431 past them).
@@ -209,6 +209,12 @@ impl HeadReader {
         } else {
             HeadError::Bad("incomplete header")
         }
+    }
+
+    /// The head's bytes collected so far (empty lines before the request line left out).
+    #[cfg(test)]
+    pub fn collected(&self) -> &[u8] {
+        &self.raw
     }
 
     /// Parse the complete head (after `feed` said so).

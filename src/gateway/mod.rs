@@ -5,6 +5,8 @@
 mod deferred;
 mod http;
 mod http1;
+#[cfg(test)]
+mod http1_fuzz;
 mod modern;
 pub mod names;
 mod server;

@@ -75,12 +75,7 @@ impl SlotState {
 
 impl Slot {
     pub(super) fn new(budget: Arc<Budget>) -> Arc<Slot> {
-        Arc::new(Slot {
-            st: Mutex::new(SlotState::default()),
-            cv: Condvar::new(),
-            budget,
-            hangup: Mutex::new(None),
-        })
+        Arc::new(Slot { st: Mutex::new(SlotState::default()), cv: Condvar::new(), budget, hangup: Mutex::new(None) })
     }
 
     pub(super) fn is_done(&self) -> bool {
@@ -379,4 +374,3 @@ impl Timer {
         }
     }
 }
-

@@ -241,11 +241,18 @@ fn range_in(whole: &str, part: &str) -> Range<usize> {
     start..start + part.len()
 }
 
+/// What the request line says, as ranges of the head.
+struct RequestLine {
+    method: Range<usize>,
+    target: Range<usize>,
+    http10: bool,
+    url: Range<usize>,
+    authority: Option<Range<usize>>,
+}
+
 /// The request line: method, target, version (RFC 9112 3), each part checked in this
-/// order. Returns the method's and target's ranges, HTTP/1.0 or not, and the path and
-/// authority of the target.
-#[allow(clippy::type_complexity)]
-fn request_line(raw: &str) -> Result<(Range<usize>, Range<usize>, bool, Range<usize>, Option<Range<usize>>), HeadError> {
+/// order.
+fn request_line(raw: &str) -> Result<RequestLine, HeadError> {
     let first_len = raw.find('\n').map(|i| i + 1).unwrap_or(raw.len());
     let line = trim_line_end(&raw[..first_len]);
     let mut parts = line.split(' ');
@@ -287,7 +294,7 @@ fn request_line(raw: &str) -> Result<(Range<usize>, Range<usize>, bool, Range<us
     } else {
         return Err(HeadError::Bad("malformed request target"));
     };
-    Ok((range_in(raw, method), at..at + target.len(), http10, url, authority))
+    Ok(RequestLine { method: range_in(raw, method), target: at..at + target.len(), http10, url, authority })
 }
 
 /// Why a header line that `httparse` refused is refused, in the words the client gets.
@@ -311,7 +318,7 @@ fn header_line_fault(l: &str) -> Option<&'static str> {
 /// request line, ending with an empty line).
 pub fn parse_head(raw: Vec<u8>) -> Result<Head, HeadError> {
     let raw = String::from_utf8(raw).map_err(|_| HeadError::Bad("not UTF-8"))?;
-    let (method, target, http10, url, authority) = request_line(&raw)?;
+    let RequestLine { method, target, http10, url, authority } = request_line(&raw)?;
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let headers = match req.parse(raw.as_bytes()) {
@@ -412,8 +419,7 @@ fn body_framing(head: &Head) -> Result<Body, HeadError> {
 /// no `0x`), at most 16 significant ones, then optional whitespace and extensions
 /// (ignored) after `;`. No NUL, no CR, UTF-8, at most [`MAX_CHUNK_LINE`] bytes.
 pub fn chunk_size(line: &[u8]) -> Option<u64> {
-    if line.len() > MAX_CHUNK_LINE || line.iter().any(|&b| b == 0 || b == b'\r') || std::str::from_utf8(line).is_err()
-    {
+    if line.len() > MAX_CHUNK_LINE || line.iter().any(|&b| b == 0 || b == b'\r') || std::str::from_utf8(line).is_err() {
         return None;
     }
     if !line.first().is_some_and(u8::is_ascii_hexdigit) {
@@ -458,14 +464,7 @@ pub struct Chunked {
 
 impl Chunked {
     pub fn new(limit: usize) -> Chunked {
-        Chunked {
-            state: ChunkState::SizeLine,
-            line: Vec::new(),
-            limit,
-            total: 0,
-            trailer_lines: 0,
-            trailer_bytes: 0,
-        }
+        Chunked { state: ChunkState::SizeLine, line: Vec::new(), limit, total: 0, trailer_lines: 0, trailer_bytes: 0 }
     }
 
     /// Decode what `input` holds of the body into `out`: how many bytes were taken (never
@@ -627,11 +626,23 @@ mod tests {
             ("a fourth part", format!("GET / HTTP/1.1 x\r\n{H}\r\n"), Refused(400)),
             ("no version", "GET /\r\n\r\n".into(), Refused(400)),
             ("a method that is not a token", format!("G(T / HTTP/1.1\r\n{H}\r\n"), Refused(400)),
-            ("any token is a method", format!("PURGE / HTTP/1.1\r\n{H}\r\n"), Parsed { method: "PURGE", url: "/", body: Body::None, close: false }),
+            (
+                "any token is a method",
+                format!("PURGE / HTTP/1.1\r\n{H}\r\n"),
+                Parsed { method: "PURGE", url: "/", body: Body::None, close: false },
+            ),
             ("a target with a control character", format!("GET /a\u{1}b HTTP/1.1\r\n{H}\r\n"), Refused(400)),
             ("a target that is no form we know", format!("GET a/b HTTP/1.1\r\n{H}\r\n"), Refused(400)),
-            ("asterisk-form", format!("OPTIONS * HTTP/1.1\r\n{H}\r\n"), Parsed { method: "OPTIONS", url: "*", body: Body::None, close: false }),
-            ("absolute-form is reduced to its path", "GET http://a:1/x?y HTTP/1.1\r\n\r\n".into(), Parsed { method: "GET", url: "/x?y", body: Body::None, close: false }),
+            (
+                "asterisk-form",
+                format!("OPTIONS * HTTP/1.1\r\n{H}\r\n"),
+                Parsed { method: "OPTIONS", url: "*", body: Body::None, close: false },
+            ),
+            (
+                "absolute-form is reduced to its path",
+                "GET http://a:1/x?y HTTP/1.1\r\n\r\n".into(),
+                Parsed { method: "GET", url: "/x?y", body: Body::None, close: false },
+            ),
             ("absolute-form without a path", format!("GET http://a HTTP/1.1\r\n{H}\r\n"), Refused(400)),
             ("absolute-form with userinfo", format!("GET http://u@a/ HTTP/1.1\r\n{H}\r\n"), Refused(400)),
             // 2.3 versions
@@ -663,32 +674,88 @@ mod tests {
             ("no Host in HTTP/1.0", "GET / HTTP/1.0\r\n\r\n".into(), get(true)),
             ("two Host headers", format!("GET / HTTP/1.1\r\n{H}{H}\r\n"), Refused(400)),
             // ambiguous duplicates of what checks read
-            ("the same Authorization twice", format!("GET / HTTP/1.1\r\n{H}Authorization: a\r\nAuthorization: a\r\n\r\n"), get(false)),
-            ("differing Authorization", format!("GET / HTTP/1.1\r\n{H}Authorization: a\r\nAuthorization: b\r\n\r\n"), Refused(400)),
+            (
+                "the same Authorization twice",
+                format!("GET / HTTP/1.1\r\n{H}Authorization: a\r\nAuthorization: a\r\n\r\n"),
+                get(false),
+            ),
+            (
+                "differing Authorization",
+                format!("GET / HTTP/1.1\r\n{H}Authorization: a\r\nAuthorization: b\r\n\r\n"),
+                Refused(400),
+            ),
             ("differing Origin", format!("GET / HTTP/1.1\r\n{H}Origin: a\r\nOrigin: b\r\n\r\n"), Refused(400)),
             // 6.3 Content-Length
             ("Content-Length", format!("POST / HTTP/1.1\r\n{H}Content-Length: 5\r\n\r\n"), post(Body::Length(5))),
-            ("Content-Length 0 is no body", format!("POST / HTTP/1.1\r\n{H}Content-Length: 0\r\n\r\n"), post(Body::None)),
-            ("the same Content-Length twice", format!("POST / HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), post(Body::Length(5))),
-            ("differing Content-Lengths", format!("POST / HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), Refused(400)),
+            (
+                "Content-Length 0 is no body",
+                format!("POST / HTTP/1.1\r\n{H}Content-Length: 0\r\n\r\n"),
+                post(Body::None),
+            ),
+            (
+                "the same Content-Length twice",
+                format!("POST / HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+                post(Body::Length(5)),
+            ),
+            (
+                "differing Content-Lengths",
+                format!("POST / HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+                Refused(400),
+            ),
             ("a Content-Length list", format!("POST / HTTP/1.1\r\n{H}Content-Length: 5, 5\r\n\r\n"), Refused(400)),
             ("a negative Content-Length", format!("POST / HTTP/1.1\r\n{H}Content-Length: -1\r\n\r\n"), Refused(400)),
             ("a signed Content-Length", format!("POST / HTTP/1.1\r\n{H}Content-Length: +1\r\n\r\n"), Refused(400)),
             ("a hex Content-Length", format!("POST / HTTP/1.1\r\n{H}Content-Length: 0x5\r\n\r\n"), Refused(400)),
             ("an empty Content-Length", format!("POST / HTTP/1.1\r\n{H}Content-Length:\r\n\r\n"), Refused(400)),
-            ("an overflowing Content-Length is too large, not wrapped", format!("POST / HTTP/1.1\r\n{H}Content-Length: 99999999999999999999999\r\n\r\n"), post(Body::Length(usize::MAX))),
+            (
+                "an overflowing Content-Length is too large, not wrapped",
+                format!("POST / HTTP/1.1\r\n{H}Content-Length: 99999999999999999999999\r\n\r\n"),
+                post(Body::Length(usize::MAX)),
+            ),
             // 6.1 Transfer-Encoding
             ("chunked", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n"), post(Body::Chunked)),
-            ("Chunked in any case", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: CHUNKED\r\n\r\n"), post(Body::Chunked)),
-            ("chunked not last", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked, gzip\r\n\r\n"), Refused(400)),
-            ("a coding before chunked (only chunked is supported)", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\n\r\n"), Refused(400)),
-            ("two Transfer-Encoding lines", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), Refused(400)),
-            ("Content-Length and Transfer-Encoding", format!("POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), Refused(400)),
-            ("Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".into(), Refused(400)),
+            (
+                "Chunked in any case",
+                format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: CHUNKED\r\n\r\n"),
+                post(Body::Chunked),
+            ),
+            (
+                "chunked not last",
+                format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked, gzip\r\n\r\n"),
+                Refused(400),
+            ),
+            (
+                "a coding before chunked (only chunked is supported)",
+                format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\n\r\n"),
+                Refused(400),
+            ),
+            (
+                "two Transfer-Encoding lines",
+                format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                Refused(400),
+            ),
+            (
+                "Content-Length and Transfer-Encoding",
+                format!("POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                Refused(400),
+            ),
+            (
+                "Transfer-Encoding in HTTP/1.0",
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
+                Refused(400),
+            ),
             // 9.3 persistence
             ("Connection: close", format!("GET / HTTP/1.1\r\n{H}Connection: close\r\n\r\n"), get(true)),
-            ("close in a Connection list", format!("GET / HTTP/1.1\r\n{H}Connection: keep-alive, Close\r\n\r\n"), get(true)),
-            ("close on a second Connection line", format!("GET / HTTP/1.1\r\n{H}Connection: x\r\nConnection: close\r\n\r\n"), get(true)),
+            (
+                "close in a Connection list",
+                format!("GET / HTTP/1.1\r\n{H}Connection: keep-alive, Close\r\n\r\n"),
+                get(true),
+            ),
+            (
+                "close on a second Connection line",
+                format!("GET / HTTP/1.1\r\n{H}Connection: x\r\nConnection: close\r\n\r\n"),
+                get(true),
+            ),
         ];
         for (rule, raw, want) in rows {
             let (got, head) = outcome(raw.as_bytes());
@@ -729,8 +796,11 @@ mod tests {
         assert!(head_of(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n").unwrap().0.expect_continue);
     }
 
-    /// A chunked body's bytes → what it decodes to (and how many bytes it took), or why not.
-    fn chunked(raw: &str, limit: usize) -> Result<(String, usize), BodyError> {
+    /// What a chunked body decodes to and how many bytes it took, or why not.
+    type Decoded = Result<(String, usize), BodyError>;
+
+    /// A chunked body's bytes → what they come to.
+    fn chunked(raw: &str, limit: usize) -> Decoded {
         let mut c = Chunked::new(limit);
         let mut out = Vec::new();
         match c.feed(raw.as_bytes(), &mut out)? {
@@ -748,16 +818,26 @@ mod tests {
         let long_ext = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(MAX_CHUNK_LINE));
         let longest_ext = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(MAX_CHUNK_LINE - 2));
         let trailers: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: y\r\n")).collect();
-        let rows: Vec<(&str, String, usize, Result<(String, usize), BodyError>)> = vec![
+        let rows: Vec<(&str, String, usize, Decoded)> = vec![
             ("chunks", "5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n".into(), 100, ok("hello!", ALL)),
             ("what follows the body is not taken", "1\r\na\r\n0\r\n\r\nGET".into(), 100, ok("a", 11)),
-            ("hex sizes in any case", "A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n".into(), 100, ok("01234567890123456789", ALL)),
+            (
+                "hex sizes in any case",
+                "A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n".into(),
+                100,
+                ok("01234567890123456789", ALL),
+            ),
             ("bare LF line ends", "5\nhello\n0\n\n".into(), 100, ok("hello", ALL)),
             ("extensions are ignored", "5;a=b;c=\"d\"\r\nhello\r\n0;x\r\n\r\n".into(), 100, ok("hello", ALL)),
             ("whitespace before an extension", "5 \t;a\r\nhello\r\n0\r\n\r\n".into(), 100, ok("hello", ALL)),
             ("a size line at its limit", longest_ext.clone(), 100, ok("hello", ALL)),
             ("a size line past its limit", long_ext, 100, Err(BodyError::Unreadable)),
-            ("leading zeros are not significant", format!("{}5\r\nhello\r\n0\r\n\r\n", "0".repeat(30)), 100, ok("hello", ALL)),
+            (
+                "leading zeros are not significant",
+                format!("{}5\r\nhello\r\n0\r\n\r\n", "0".repeat(30)),
+                100,
+                ok("hello", ALL),
+            ),
             ("16 hex digits is the most", "10000000000000000\r\n".into(), usize::MAX, Err(BodyError::Unreadable)),
             ("no size", ";x\r\nhello\r\n0\r\n\r\n".into(), 100, Err(BodyError::Unreadable)),
             ("a signed size", "+5\r\nhello\r\n0\r\n\r\n".into(), 100, Err(BodyError::Unreadable)),
@@ -769,7 +849,12 @@ mod tests {
             ("a bare CR after the data", "5\r\nhello\r\r\n0\r\n\r\n".into(), 100, Err(BodyError::Unreadable)),
             ("past the limit", "5\r\nhello\r\n".into(), 4, Err(BodyError::TooLarge)),
             ("at the limit", "5\r\nhello\r\n0\r\n\r\n".into(), 5, ok("hello", ALL)),
-            ("a size that wraps the total", "1\r\na\r\nffffffffffffffff\r\n".into(), usize::MAX, Err(BodyError::TooLarge)),
+            (
+                "a size that wraps the total",
+                "1\r\na\r\nffffffffffffffff\r\n".into(),
+                usize::MAX,
+                Err(BodyError::TooLarge),
+            ),
             ("trailers are read and ignored", "1\r\na\r\n0\r\nX: y\r\nZ: w\r\n\r\n".into(), 100, ok("a", ALL)),
             ("a bare CR in a trailer", "0\r\nX: y\r\r\n\r\n".into(), 100, Err(BodyError::Unreadable)),
             ("a bare CR ending the trailers", "0\r\n\r\r\n".into(), 100, Err(BodyError::Unreadable)),

@@ -175,8 +175,11 @@ fn head_in_pieces(input: &[u8], cuts: &[usize]) -> Result<HeadOutcome, String> {
 }
 
 /// What a byte stream comes to as a chunked body: the body and the bytes taken, an error,
-/// or the input ended first.
-fn chunked_in_pieces(input: &[u8], cuts: &[usize], limit: usize) -> Result<Option<Result<(Vec<u8>, usize), BodyError>>, String> {
+/// or (None) the input ended first.
+type BodyOutcome = Option<Result<(Vec<u8>, usize), BodyError>>;
+
+/// A chunked body fed in these pieces.
+fn chunked_in_pieces(input: &[u8], cuts: &[usize], limit: usize) -> Result<BodyOutcome, String> {
     let mut c = Chunked::new(limit);
     let mut out = Vec::new();
     let mut taken = 0;

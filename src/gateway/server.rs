@@ -404,7 +404,6 @@ impl Read for Source {
 
 type Reader = BufReader<Source>;
 
-
 /// Read one request head, all before `deadline`.
 fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError> {
     let mut head = HeadReader::new();
@@ -566,7 +565,6 @@ fn read_exact(r: &mut Reader, n: usize, deadline: Instant) -> Result<Vec<u8>, Bo
     Ok(body)
 }
 
-
 fn read_chunked(r: &mut Reader, limit: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
     let mut chunked = Chunked::new(limit);
     let mut body = Vec::new();
@@ -606,4 +604,3 @@ pub fn reason(status: u16) -> &'static str {
         _ => "",
     }
 }
-

@@ -2,7 +2,11 @@
 //! re-exposes every configured server over MCP Streamable HTTP — `/mcp` aggregated,
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
+mod deferred;
 mod http;
+mod http1;
+#[cfg(test)]
+mod http1_fuzz;
 mod modern;
 pub mod names;
 mod server;

@@ -1,6 +1,8 @@
 //! mcpctl as a library: the binary (`main.rs`) and the integration tests call in here.
 //! Modules, alphabetically; `docs/architecture.md` shows how a call flows through them.
 
+#![deny(unsafe_code)] // except in `sys`, which owns the OS calls
+
 pub mod args;
 pub mod call;
 pub mod childenv;
@@ -22,6 +24,7 @@ pub mod policy;
 pub mod runtime;
 pub mod signals;
 pub mod sse;
+pub mod sys;
 pub mod tokens;
 pub mod toml;
 pub mod transport;

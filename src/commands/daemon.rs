@@ -10,7 +10,6 @@ use crate::output::{Failure, Report};
 use crate::signals;
 use serde_json::{json, Value};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -168,13 +167,8 @@ pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
         cmd.env("MCPCTL_LOG", "debug");
     }
     cmd.stdin(Stdio::null()).stdout(out).stderr(err).current_dir(&root);
-    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal and session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // Detached from our terminal and session.
+    crate::sys::spawn_in_new_session(&mut cmd);
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot start the daemon: {}", e)))?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -419,16 +413,14 @@ pub fn stop(ctx: &Ctx) -> Outcome {
         }
         Found::Running(s) => s,
     };
-    let pid = s.pid as libc::pid_t;
-    // SAFETY: plain signals to the daemon's pid, read from its own state file.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = crate::sys::signal_process(s.pid, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     while daemon::daemon_alive(&s) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut how = "stopped";
     if daemon::daemon_alive(&s) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = crate::sys::signal_process(s.pid, libc::SIGKILL);
         how = "killed after 10s";
         let until = Instant::now() + Duration::from_secs(2);
         while daemon::daemon_alive(&s) && Instant::now() < until {

@@ -173,8 +173,7 @@ pub fn is_ours(pid: u32) -> bool {
 pub fn kill_all_groups() {
     let pids = CHILDREN.lock().unwrap().clone();
     for pid in pids {
-        // SAFETY: plain syscall on a group led by one of our children.
-        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+        let _ = crate::sys::signal_group(pid, libc::SIGKILL);
     }
 }
 
@@ -217,20 +216,7 @@ pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     if let Some(dir) = &launch.cwd {
         cmd.current_dir(dir);
     }
-    // SAFETY: getpid before fork; in the child only async-signal-safe syscalls.
-    let parent = unsafe { libc::getpid() };
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent died before the prctl: no signal will come.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    crate::sys::spawn_dying_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| spawn_error(&peer.name, launch, e))?;
     let pid = child.id();
     CHILDREN.lock().unwrap().push(pid);
@@ -295,15 +281,8 @@ fn start_threads(
 /// Wait for the child itself to exit (not only for EOF on its stdout, which a process
 /// it started may hold open): then the connection closes and its group is killed.
 fn watch_exit(peer: &Arc<Peer>, t: &StdioTransport) {
-    loop {
-        // SAFETY: waitid with WNOWAIT only observes the exit; the zombie is reaped below
-        // through `Child`, which then remembers the status.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, t.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break;
-        }
-    }
+    // The zombie is reaped below through `Child`, which then remembers the status.
+    let _ = crate::sys::wait_exited_keep_zombie(t.pid);
     let status = t.try_wait();
     forget_child(t.pid);
     // Most exits are noticed by the stdout reader at EOF, with the last stderr lines.
@@ -535,10 +514,8 @@ impl StdioTransport {
     }
 
     fn signal_group(&self, sig: libc::c_int) {
-        // SAFETY: plain syscall; the child leads its own process group (process_group(0)).
-        unsafe {
-            libc::kill(-(self.pid as libc::pid_t), sig);
-        }
+        // The child leads its own process group (process_group(0)).
+        let _ = crate::sys::signal_group(self.pid, sig);
     }
 }
 

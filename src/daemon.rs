@@ -181,7 +181,7 @@ pub fn remove_state(root: &Path) {
 
 /// The daemon's token as this process knows it (`MCPCTL_TOKEN`, when set and not empty).
 pub fn env_token() -> Option<String> {
-    std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())
+    crate::settings::token()
 }
 
 /// When process `pid` started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`).

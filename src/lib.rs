@@ -22,6 +22,7 @@ pub mod output;
 pub mod peer;
 pub mod policy;
 pub mod runtime;
+pub mod settings;
 pub mod signals;
 pub mod sse;
 pub mod sys;
@@ -57,9 +58,13 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
 }
 
 fn init_logging(verbose: bool, default: &str) {
-    let env =
-        env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| default.into()));
-    let mut b = env_logger::Builder::from_env(env);
+    // MCPCTL_LOG, else RUST_LOG, else `default`.
+    let filter = settings::log_filter().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default.into());
+    let mut b = env_logger::Builder::new();
+    b.parse_filters(&filter);
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        b.parse_write_style(&style);
+    }
     if verbose {
         b.filter_level(log::LevelFilter::Debug);
     }

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How to start a child.
@@ -183,20 +183,8 @@ fn forget_child(pid: u32) {
 
 /// The longest line a child may write on stdout (MCPCTL_MAX_LINE bytes, default 64 MiB).
 pub fn max_line() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| match std::env::var("MCPCTL_MAX_LINE") {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1024 => n,
-            _ => {
-                log::warn!("MCPCTL_MAX_LINE={} is not a number of bytes (at least 1024); using 64 MiB", v);
-                DEFAULT_MAX_LINE
-            }
-        },
-        Err(_) => DEFAULT_MAX_LINE,
-    })
+    crate::settings::max_line()
 }
-
-const DEFAULT_MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// Start the child and attach it to `peer`.
 ///

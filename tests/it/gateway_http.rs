@@ -3,7 +3,7 @@
 //! requests, read deadlines, and a client that does not read a big answer while other
 //! sessions keep using the same child.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,7 +1,7 @@
 //! The managed runtime, offline: a local HTTP server on 127.0.0.1 serves release-shaped
 //! archives built here, and a test pin points at them.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -334,10 +334,13 @@ fn concurrent_processes_end_with_one_good_copy() {
     let f = Fixture::new();
     f.server.set_delay(Duration::from_millis(500));
     let exe = std::env::current_exe().unwrap();
+    // The test's name in this binary: `runtime::child_process_install` (the module path
+    // without the crate's name).
+    let child_test = format!("{}::child_process_install", module_path!().split_once("::").map_or("", |(_, m)| m));
     let mut children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(&exe)
-                .args(["--ignored", "--exact", "child_process_install", "--test-threads", "1"])
+                .args(["--ignored", "--exact", &child_test, "--test-threads", "1"])
                 .env("MCPCTL_TEST_CHILD_ROOT", &f.settings.root)
                 .env("MCPCTL_TEST_CHILD_URL", f.server.base_url())
                 .env("MCPCTL_TEST_CHILD_SHA", sha256_hex(&f.archive))

@@ -2,7 +2,7 @@
 //! real HTTP (a small raw HTTP/1.1 client over `TcpStream`, so malformed requests, SSE
 //! streams and dropped connections are all in our hands), and the CLI next to it.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::collections::HashSet;

@@ -4,7 +4,7 @@
 //! mirror is fixed. All offline: a mirror of the test's own on 127.0.0.1 serves a
 //! release-shaped archive whose `uvx` runs our fixture server.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

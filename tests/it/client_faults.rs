@@ -2,7 +2,7 @@
 //! the closing DELETE included, has a deadline, so a server that never answers cannot hold
 //! a command past its `--timeout`, nor keep it alive after Ctrl-C or SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

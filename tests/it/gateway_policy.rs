@@ -3,7 +3,7 @@
 //! `"gatewayApproval": "ask"` (the user asked by elicitation, with a real client and by raw
 //! HTTP); and the daemon reading no file on a caller's behalf.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::Duration;

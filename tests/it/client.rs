@@ -3,7 +3,7 @@
 //! checks what a user sees: stdout, the one-line error on stderr, the JSON envelope's
 //! `status`, and the exit code.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

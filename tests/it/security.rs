@@ -1,7 +1,7 @@
 //! What a client or a child can get at that it should not: mcpctl's token in a child's
 //! environment, state files reached through planted symlinks, forged lines in the log.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;

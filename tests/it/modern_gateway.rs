@@ -3,7 +3,7 @@
 //! pinned or probing, next to session-based clients on the same URLs; the same policy and
 //! token rules; and the transport's checks over raw HTTP (-32022, -32020, missing headers).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! broken lines, one that floods notifications, ones slow to die. Every test also checks
 //! that a healthy server keeps answering and that nothing is left running.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! unless MCPCTL_REQUIRE_PEERS is set. Everything runs on 127.0.0.1 and every process it
 //! starts (daemons, nginx, the load generator) is stopped by its pid.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The gateway's resource limits: a client that stops sending mid-request is cut off after
 //! `MCPCTL_IO_TIMEOUT`, and the daemon keeps serving others meanwhile.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::io::Write;

@@ -6,7 +6,7 @@
 //! elicitation and sampling refused off a terminal), and a 2026-07-28-only child served
 //! by `mcpctl start` to old-era clients.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! the name asked for, so a name that resolves nowhere (`mcp.test`) reaches the local
 //! server only through it: that is how a test proves the proxy was used.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! Another stand-in registry on 127.0.0.1 serves a 20-line stdio MCP server package built here.
 //! A fake `npx` first on PATH fails loudly: the managed Node must never reach for it.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

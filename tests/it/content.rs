@@ -6,7 +6,7 @@
 //! resources nor prompts. The tests that need the peers from `make deps` are skipped
 //! without them.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::Read;

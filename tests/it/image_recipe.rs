@@ -18,7 +18,7 @@
 //! build or util-linux fails it, while no iproute2 or no right to make namespaces only skips.
 //! Every process it starts is bounded and stopped by its pid.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Read;
@@ -39,13 +39,13 @@ fn repo() -> PathBuf {
 /// Skip for want of what `make test` or every Debian system provides (the musl builds,
 /// util-linux): a failure under MCPCTL_REQUIRE_PEERS.
 fn missing<T>(what: &str) -> Option<T> {
-    support::missing_peer(&format!("tests/image_recipe.rs: {what}"));
+    support::missing_peer(&format!("tests/it/image_recipe.rs: {what}"));
     None
 }
 
 /// Skip for want of what no make target provides (iproute2, root): never a failure.
 fn missing_optional<T>(what: &str) -> Option<T> {
-    support::missing_optional(&format!("tests/image_recipe.rs: {what}"));
+    support::missing_optional(&format!("tests/it/image_recipe.rs: {what}"));
     None
 }
 
@@ -166,7 +166,7 @@ fn recipe() -> Vec<Stage> {
                         .unwrap_or_else(|e| panic!("{}: ENTRYPOINT should be a JSON array: {e}", at())),
                 )
             }
-            _ => panic!("{}: this test does not know `{op}`; teach tests/image_recipe.rs", at()),
+            _ => panic!("{}: this test does not know `{op}`; teach tests/it/image_recipe.rs", at()),
         }
     }
     assert_eq!(stages.len(), 2, "the recipe should have a build stage and a final stage");

@@ -6,7 +6,7 @@
 //! garbage and over-long lines on stdin, the session renewed when the gateway forgets it, and
 //! no process left behind once stdin closes.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};

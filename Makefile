@@ -4,7 +4,7 @@
 #   make fuzz     a longer fuzz of the gateway's HTTP parser and JSON-RPC dispatch
 #                 (MCPCTL_FUZZ_SEED, MCPCTL_FUZZ_ITERS; a new seed each run by default)
 #   make static   a static musl binary in target/x86_64-unknown-linux-musl/release/
-#                 (make static-test: the debug musl builds tests/image_recipe.rs needs, part of make test)
+#                 (make static-test: the debug musl builds tests/it/image_recipe.rs needs, part of make test)
 #   make bench    benchmarks side by side with peers, then the soak (docs/benchmarks.md)
 #   make install  the mcpctl binary alone into $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR honoured)
 
@@ -28,14 +28,14 @@ run: build
 # inspector, the Python SDKs), then the official conformance suite on both sides, and the
 # alpha suite's 2025-11-25 and 2026-07-28 server scenarios against the gateway.
 # (dev profile: the release profile's fat LTO would relink every test binary slowly)
-# static-test: the musl binaries tests/image_recipe.rs puts in its image tree.
+# static-test: the musl binaries tests/it/image_recipe.rs puts in its image tree.
 test: deps static-test
 	PATH="$(DEPS_PATH)" MCPCTL_REQUIRE_PEERS=1 $(CARGO) test -- --test-threads=2
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/debug
 	PATH="$(DEPS_PATH)" CONFORMANCE_MODERN=1 scripts/conformance-gateway.sh target/debug
 
 # The fuzzes of `make test`, longer and from a new seed: first the pure HTTP/1.1 parser
-# (src/gateway/http1_fuzz.rs), then the gateway over sockets (tests/gateway_fuzz.rs).
+# (src/gateway/http1_fuzz.rs), then the gateway over sockets (tests/it/gateway_fuzz.rs).
 # Each prints the seed, and a failing case prints how to replay it.
 MCPCTL_FUZZ_SEED  ?= $(shell date +%s)
 MCPCTL_FUZZ_ITERS ?= 50000
@@ -44,7 +44,7 @@ fuzz:
 	MCPCTL_FUZZ_SEED=$(MCPCTL_FUZZ_SEED) MCPCTL_FUZZ_ITERS=$(MCPCTL_FUZZ_ITERS) \
 	  $(CARGO) test --lib gateway::http1_fuzz -- --nocapture
 	MCPCTL_FUZZ_SEED=$(MCPCTL_FUZZ_SEED) MCPCTL_FUZZ_ITERS=$(MCPCTL_FUZZ_ITERS) MCPCTL_FUZZ_JOBS=$(MCPCTL_FUZZ_JOBS) \
-	  $(CARGO) test --test gateway_fuzz -- --nocapture
+	  $(CARGO) test --test it gateway_fuzz:: -- --nocapture
 
 conformance: deps build
 	PATH="$(DEPS_PATH)" scripts/conformance-gateway.sh target/release
@@ -63,7 +63,7 @@ static: static-toolchain
 	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(MUSL) --bin mcpctl
 	@ls -l target/$(MUSL)/release/mcpctl && file target/$(MUSL)/release/mcpctl 2>/dev/null || true
 
-# The debug musl builds of mcpctl and the fixture server, for tests/image_recipe.rs
+# The debug musl builds of mcpctl and the fixture server, for tests/it/image_recipe.rs
 # (docs/runtime.md's image recipe run from static binaries alone).
 static-test: static-toolchain
 	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --target $(MUSL) --bin mcpctl --bin mcpctl-fixture-server

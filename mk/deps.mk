@@ -3,7 +3,7 @@
 #
 #   make deps        Node 22 + MCP reference tools (.deps/npm), the 2026-07-28 conformance suite
 #                    (.deps/npm-conformance), Python SDK venvs (.deps/venv: mcp 1.x, .deps/venv-modern: mcp 2.x)
-#                    and nginx (a system package, for tests/scale_out.rs: see deps-nginx)
+#                    and nginx (a system package, for tests/it/scale_out.rs: see deps-nginx)
 #   make bench-deps  adds supergateway (.deps/npm-bench, linked into .deps/npm/node_modules/.bin)
 #                    and mcp-proxy (.deps/venv/bin/mcp-proxy)
 #
@@ -105,7 +105,7 @@ $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 	test -x $(DEPS_VENV)/bin/mcp-proxy
 	touch $@
 
-# nginx (tests/scale_out.rs, the scale-out figures of `make bench`) is a system package:
+# nginx (tests/it/scale_out.rs, the scale-out figures of `make bench`) is a system package:
 # installed only when it is missing, we are root and apt-get exists (CI: root, no stdin);
 # `apt-get update` only when the install fails without it. Otherwise a note, and the test
 # skips (or fails under MCPCTL_REQUIRE_PEERS, as `make test` sets). The package must not
@@ -116,7 +116,7 @@ $(DEPS_PYBENCH_STAMP): $(DEPS_PY_PINS) $(DEPS_PYBENCH_PINS) $(DEPS_PY_STAMP)
 deps-nginx:
 	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "deps: nginx is missing (tests/scale_out.rs needs it): install nginx-light or nginx (as root: apt-get install nginx-light)" >&2; \
+	  echo "deps: nginx is missing (tests/it/scale_out.rs needs it): install nginx-light or nginx (as root: apt-get install nginx-light)" >&2; \
 	  exit 0; fi; \
 	rc=/usr/sbin/policy-rc.d; made=; \
 	if [ ! -e $$rc ]; then printf '#!/bin/sh\n# mcpctl make deps: no service starts during this install\nexit 101\n' >$$rc && chmod 755 $$rc && made=1; fi; \

@@ -8,7 +8,6 @@ use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -89,8 +88,7 @@ fn check_dir(d: &Path, m: &fs::Metadata) -> Result<()> {
         return Err(Error::failure(format!("{} is not a folder", d.display()))
             .hint(format!("move it away (`mv {0} {0}.old`) and run the command again", d.display())));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::effective_uid();
     if m.uid() != me {
         return Err(Error::failure(format!(
             "{} belongs to another user (uid {}, you are {})",
@@ -183,7 +181,7 @@ pub fn remove_state(root: &Path) {
 
 /// The daemon's token as this process knows it (`MCPCTL_TOKEN`, when set and not empty).
 pub fn env_token() -> Option<String> {
-    std::env::var("MCPCTL_TOKEN").ok().filter(|t| !t.is_empty())
+    crate::settings::token()
 }
 
 /// When process `pid` started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
@@ -201,8 +199,7 @@ pub fn daemon_alive(s: &State) -> bool {
 }
 
 pub fn pid_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 } && !zombie(pid)
+    crate::sys::process_exists(pid) && !zombie(pid)
 }
 
 /// A dead process not reaped yet (a killed daemon's parent is init, which in a container
@@ -221,9 +218,7 @@ pub struct Lock(#[allow(dead_code)] File);
 pub fn try_lock(root: &Path) -> Result<Option<Lock>> {
     ensure_dirs(root)?;
     let f = open_private(&dir(root).join("daemon.lock"), true)?;
-    // SAFETY: flock on a descriptor we own.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    Ok(if r == 0 { Some(Lock(f)) } else { None })
+    Ok(if crate::sys::try_lock_exclusive(&f).unwrap_or(false) { Some(Lock(f)) } else { None })
 }
 
 /// Where a running daemon is: its state when the pid lives.

@@ -1,6 +1,8 @@
 //! mcpctl as a library: the binary (`main.rs`) and the integration tests call in here.
 //! Modules, alphabetically; `docs/architecture.md` shows how a call flows through them.
 
+#![deny(unsafe_code)] // except in `sys`, which owns the OS calls
+
 pub mod args;
 pub mod call;
 pub mod childenv;
@@ -20,8 +22,10 @@ pub mod output;
 pub mod peer;
 pub mod policy;
 pub mod runtime;
+pub mod settings;
 pub mod signals;
 pub mod sse;
+pub mod sys;
 pub mod tokens;
 pub mod toml;
 pub mod transport;
@@ -54,9 +58,13 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
 }
 
 fn init_logging(verbose: bool, default: &str) {
-    let env =
-        env_logger::Env::new().filter_or("MCPCTL_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| default.into()));
-    let mut b = env_logger::Builder::from_env(env);
+    // MCPCTL_LOG, else RUST_LOG, else `default`.
+    let filter = settings::log_filter().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default.into());
+    let mut b = env_logger::Builder::new();
+    b.parse_filters(&filter);
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        b.parse_write_style(&style);
+    }
     if verbose {
         b.filter_level(log::LevelFilter::Debug);
     }

@@ -86,7 +86,7 @@ pub fn loopback_agent(config: ConfigBuilder<AgentScope>) -> ureq::Agent {
 }
 
 fn env_lookup(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+    crate::settings::lookup(k).filter(|v| !v.trim().is_empty())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,23 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 /// Route SIGINT and SIGTERM to the stop flag; ignore SIGPIPE (a closed pipe is an error, not a death).
 pub fn install() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    crate::sys::catch_stop_signals();
 }
 
-/// Whether a stop was asked for.
+/// Whether a stop was asked for (by a signal or by [`request_stop`]).
 pub fn stopping() -> bool {
-    STOP.load(Ordering::SeqCst)
+    STOP.load(Ordering::SeqCst) || crate::sys::stop_signalled()
 }
 
 /// Ask for a stop from inside the process (tests, shutdown paths).
@@ -43,9 +34,7 @@ pub fn start_reaper() {
             let zombies = zombie_children();
             for pid in &zombies {
                 if seen.contains(pid) && !crate::transport::stdio::is_ours(*pid) {
-                    let mut status = 0;
-                    // SAFETY: reaps one zombie child of ours, without blocking.
-                    unsafe { libc::waitpid(*pid as libc::pid_t, &mut status, libc::WNOHANG) };
+                    crate::sys::reap_if_exited(*pid);
                     log::debug!("reaped orphan pid {}", pid);
                 }
             }

@@ -7,10 +7,10 @@ use crate::daemon::{self, Found, State};
 use crate::error::{Error, Result, Status};
 use crate::gateway::{self, Options};
 use crate::output::{Failure, Report};
+use crate::settings;
 use crate::signals;
 use serde_json::{json, Value};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,7 @@ type Outcome = std::result::Result<Report, Failure>;
 fn options(o: &StartOpts) -> Result<Options> {
     let (token, mode) = match (&o.token, daemon::env_token()) {
         (Some(t), _) => (Some(t.clone()), "flag"),
-        (None, Some(t)) => {
-            (Some(t), std::env::var("MCPCTL_TOKEN_MODE").ok().filter(|m| m == "flag").map(|_| "flag").unwrap_or("env"))
-        }
+        (None, Some(t)) => (Some(t), if settings::token_from_flag() { "flag" } else { "env" }),
         (None, None) => (None, "none"),
     };
     let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
@@ -36,36 +34,31 @@ fn options(o: &StartOpts) -> Result<Options> {
     let mut opts = Options { host, port: o.port.unwrap_or(7878), token, token_mode: mode, ..Options::default() };
     opts.allowed_hosts = o.allowed_hosts.clone();
     opts.allowed_origins = o.allowed_origins.clone();
-    let env = |k: &str| std::env::var(k).ok();
-    let secs = |k, max| env_setting(k, env(k), max, "seconds").map(|v| v.map(Duration::from_secs));
-    let bytes = |k, max| env_setting(k, env(k), max, "bytes").map(|v| v.map(|n| n as usize));
-    if let Some(v) = bytes("MCPCTL_MAX_BODY", 1 << 32)? {
+    if let Some(v) = settings::MAX_BODY.usize()? {
         opts.max_body = v;
     }
-    if let Some(v) = env_setting("MCPCTL_MAX_CONNECTIONS", env("MCPCTL_MAX_CONNECTIONS"), 100_000, "connections")? {
-        opts.max_connections = v as usize;
+    if let Some(v) = settings::MAX_CONNECTIONS.usize()? {
+        opts.max_connections = v;
     }
-    if let Some(v) = secs("MCPCTL_IO_TIMEOUT", 86_400)? {
+    if let Some(v) = settings::IO_TIMEOUT.seconds()? {
         opts.io_timeout = v;
     }
-    if let Some(v) = env_setting("MCPCTL_MAX_SESSIONS", env("MCPCTL_MAX_SESSIONS"), 1_000_000, "sessions")? {
-        opts.max_sessions = v as usize;
+    if let Some(v) = settings::MAX_SESSIONS.usize()? {
+        opts.max_sessions = v;
     }
-    if let Some(v) =
-        env_setting("MCPCTL_MAX_SESSION_CHILDREN", env("MCPCTL_MAX_SESSION_CHILDREN"), 100_000, "children")?
-    {
-        opts.max_session_children = v as usize;
+    if let Some(v) = settings::MAX_SESSION_CHILDREN.usize()? {
+        opts.max_session_children = v;
     }
-    if let Some(v) = secs("MCPCTL_HEAD_TIMEOUT", 86_400)? {
+    if let Some(v) = settings::HEAD_TIMEOUT.seconds()? {
         opts.head_timeout = v;
     }
-    if let Some(v) = bytes("MCPCTL_MAX_BUFFERED", 1 << 40)? {
+    if let Some(v) = settings::MAX_BUFFERED.usize()? {
         opts.max_buffered = v;
     }
-    if let Some(v) = secs("MCPCTL_SESSION_IDLE", 365 * 86_400)? {
+    if let Some(v) = settings::SESSION_IDLE.seconds()? {
         opts.session_idle = v;
     }
-    opts.node_id = node_id(o.node_id.clone(), env("MCPCTL_NODE_ID"))?;
+    opts.node_id = node_id(o.node_id.clone(), settings::node_id())?;
     Ok(opts)
 }
 
@@ -89,23 +82,13 @@ fn node_id(flag: Option<String>, env: Option<String>) -> Result<Option<String>> 
     Ok(Some(v))
 }
 
-/// A whole number from 1 to `max` in the environment variable `key` (unset or empty: none).
-fn env_setting(key: &str, value: Option<String>, max: u64, unit: &str) -> Result<Option<u64>> {
-    let Some(v) = value.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
-    match v.trim().parse::<u64>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(Error::config(format!("{}=`{}` is not a whole number of {} from 1 to {}", key, v, unit, max))
-            .hint(format!("fix or unset {}", key))),
-    }
-}
-
 /// The project folder whose `.mcpctl/` holds the daemon's state, found without reading the
 /// config (so `stop`, `status` and `logs` work while it is broken or gone): where the config
 /// is found, else `--project-root`/`MCPCTL_PROJECT_DIR`, else the nearest folder up from
 /// here with a `.mcpctl/daemon.json`.
 pub fn state_root(ctx: &Ctx) -> Result<std::path::PathBuf> {
     let loc = crate::config::Locate { project_root: ctx.g.project_root.clone(), config: ctx.g.config.clone() }
-        .with_env(|k| std::env::var(k).ok())?;
+        .with_env(settings::lookup)?;
     match crate::config::locate(&loc, &ctx.cwd) {
         Ok((root, _)) => Ok(root),
         Err(e) => {
@@ -160,21 +143,16 @@ pub fn start(ctx: &Ctx, o: &StartOpts) -> Outcome {
         cmd.arg("--node-id").arg(n);
     }
     // The token travels in the environment, never in argv.
-    cmd.env_remove("MCPCTL_TOKEN").env_remove("MCPCTL_TOKEN_MODE");
+    cmd.env_remove(settings::TOKEN).env_remove(settings::TOKEN_MODE);
     if let Some(t) = &opts.token {
-        cmd.env("MCPCTL_TOKEN", t).env("MCPCTL_TOKEN_MODE", opts.token_mode);
+        cmd.env(settings::TOKEN, t).env(settings::TOKEN_MODE, opts.token_mode);
     }
     if ctx.g.verbose {
-        cmd.env("MCPCTL_LOG", "debug");
+        cmd.env(settings::LOG, "debug");
     }
     cmd.stdin(Stdio::null()).stdout(out).stderr(err).current_dir(&root);
-    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal and session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // Detached from our terminal and session.
+    crate::sys::spawn_in_new_session(&mut cmd);
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot start the daemon: {}", e)))?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -419,16 +397,14 @@ pub fn stop(ctx: &Ctx) -> Outcome {
         }
         Found::Running(s) => s,
     };
-    let pid = s.pid as libc::pid_t;
-    // SAFETY: plain signals to the daemon's pid, read from its own state file.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = crate::sys::signal_process(s.pid, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     while daemon::daemon_alive(&s) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut how = "stopped";
     if daemon::daemon_alive(&s) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = crate::sys::signal_process(s.pid, libc::SIGKILL);
         how = "killed after 10s";
         let until = Instant::now() + Duration::from_secs(2);
         while daemon::daemon_alive(&s) && Instant::now() < until {

@@ -79,7 +79,7 @@ pub fn run(cli: Cli) -> std::result::Result<Report, Failure> {
 impl Ctx {
     pub fn load_config(&self) -> Result<Config> {
         let loc = config::Locate { project_root: self.g.project_root.clone(), config: self.g.config.clone() }
-            .with_env(|k| std::env::var(k).ok())?;
+            .with_env(crate::settings::lookup)?;
         let cfg = config::load(&loc, &self.cwd, &|k| std::env::var(k).ok())?;
         for w in &cfg.warnings {
             log::warn!("{}: {}", cfg.path.display(), w);

@@ -253,28 +253,15 @@ impl DeferredStream {
 
 /// Write what the socket takes now, without waiting.
 fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    use std::os::unix::io::AsRawFd;
     let mut off = 0;
     while off < bytes.len() {
         let rest = &bytes[off..];
-        // SAFETY: a valid descriptor and buffer; MSG_DONTWAIT never blocks.
-        let n = unsafe {
-            libc::send(
-                stream.as_raw_fd(),
-                rest.as_ptr() as *const libc::c_void,
-                rest.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => return Ok(off),
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
+        match crate::sys::send_dontwait(stream, rest) {
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(off),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
-        off += n as usize;
     }
     Ok(off)
 }

@@ -506,23 +506,7 @@ fn session_id_from(node: Option<&str>, fill: fn(&mut [u8]) -> Result<(), String>
 
 /// Fill `buf` from getrandom(2) (the kernel's CSPRNG; blocks only until it is seeded at boot).
 fn random_bytes(buf: &mut [u8]) -> Result<(), String> {
-    let mut at = 0;
-    while at < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled rest of `buf`.
-        let n = unsafe { libc::getrandom(buf[at..].as_mut_ptr().cast(), buf.len() - at, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("getrandom failed: {}", e));
-        }
-        if n == 0 {
-            return Err("getrandom returned no bytes".into());
-        }
-        at += n as usize;
-    }
-    Ok(())
+    crate::sys::fill_random(buf).map_err(|e| format!("getrandom failed: {}", e))
 }
 
 fn hex(b: &[u8]) -> String {

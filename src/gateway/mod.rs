@@ -372,11 +372,7 @@ pub fn serve(
         hub.expire_sessions_every(Duration::from_secs(5));
     }
     // Stop accepting: shutting the listening socket down wakes `accept` with an error.
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: shutdown on a descriptor we own.
-        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
-    }
+    let _ = crate::sys::shutdown_listener(&listener);
     let _ = acceptor.join();
     log::info!("stopping: ending sessions and shutting servers down");
     // Every child is asked to stop at once (each supervisor shuts its own down in

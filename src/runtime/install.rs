@@ -6,7 +6,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -230,15 +229,11 @@ impl RootLock {
         let start = Instant::now();
         let mut told = false;
         loop {
-            // SAFETY: flock on a file descriptor we own.
-            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if r == 0 {
-                return Ok(RootLock(f));
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-                _ => return Err(io_failure(&format!("cannot lock {}", path.display()), err)),
+            match crate::sys::try_lock_exclusive(&f) {
+                Ok(true) => return Ok(RootLock(f)),
+                Ok(false) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_failure(&format!("cannot lock {}", path.display()), e)),
             }
             if !told {
                 log::info!("waiting for another mcpctl installing into {}", root.display());
@@ -259,10 +254,8 @@ impl RootLock {
 
 impl Drop for RootLock {
     fn drop(&mut self) {
-        // SAFETY: unlocking our own descriptor; closing it would release the lock anyway.
-        unsafe {
-            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
-        }
+        // Closing the file would release the lock anyway.
+        let _ = crate::sys::unlock(&self.0);
     }
 }
 

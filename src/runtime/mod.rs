@@ -176,7 +176,7 @@ impl Settings {
 
     /// The settings from the process environment (the only place that reads it).
     pub fn from_env() -> Result<Settings> {
-        Settings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Settings::from_lookup(|k| crate::settings::lookup(k).filter(|v| !v.is_empty()))
     }
 
     /// The settings from any variable lookup, so they can be tested without touching the environment.

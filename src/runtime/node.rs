@@ -135,7 +135,7 @@ pub struct NodeSettings {
 
 impl NodeSettings {
     pub fn from_env() -> Result<NodeSettings> {
-        NodeSettings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        NodeSettings::from_lookup(|k| crate::settings::lookup(k).filter(|v| !v.is_empty()))
     }
 
     /// `MCPCTL_RUNTIME_ROOT` (as for uv), `MCPCTL_NODE_MANIFEST`, `MCPCTL_NODE_DOWNLOAD_URL`,

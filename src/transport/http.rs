@@ -764,7 +764,7 @@ fn run_helper(server: &str, cmd: &str, root: &std::path::Path, deadline: Duratio
         .process_group(0)
         .spawn()
         .map_err(|e| Error::config(format!("server `{}`: cannot run `headersHelper`: {}", server, e)))?;
-    let pid = child.id() as i32;
+    let pid = child.id();
     let drain = |r: Option<Box<dyn Read + Send>>| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -787,8 +787,8 @@ fn run_helper(server: &str, cmd: &str, root: &std::path::Path, deadline: Duratio
         }
     };
     if status.is_none() {
-        // SAFETY: signals the helper's own process group (it was made its leader).
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // The helper leads its own process group.
+        let _ = crate::sys::signal_group(pid, libc::SIGKILL);
         let _ = child.wait();
     }
     // A process the helper left in the background may hold the pipes open: it gets a
@@ -796,8 +796,8 @@ fn run_helper(server: &str, cmd: &str, root: &std::path::Path, deadline: Duratio
     let collect = |rx: &std::sync::mpsc::Receiver<Vec<u8>>| match rx.recv_timeout(Duration::from_secs(1)) {
         Ok(b) => b,
         Err(_) => {
-            // SAFETY: a member of the helper's group holds the pipe, so the group is the helper's.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            // A member of the helper's group holds the pipe, so the group is the helper's.
+            let _ = crate::sys::signal_group(pid, libc::SIGKILL);
             rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
         }
     };

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How to start a child.
@@ -173,8 +173,7 @@ pub fn is_ours(pid: u32) -> bool {
 pub fn kill_all_groups() {
     let pids = CHILDREN.lock().unwrap().clone();
     for pid in pids {
-        // SAFETY: plain syscall on a group led by one of our children.
-        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+        let _ = crate::sys::signal_group(pid, libc::SIGKILL);
     }
 }
 
@@ -184,20 +183,8 @@ fn forget_child(pid: u32) {
 
 /// The longest line a child may write on stdout (MCPCTL_MAX_LINE bytes, default 64 MiB).
 pub fn max_line() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| match std::env::var("MCPCTL_MAX_LINE") {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1024 => n,
-            _ => {
-                log::warn!("MCPCTL_MAX_LINE={} is not a number of bytes (at least 1024); using 64 MiB", v);
-                DEFAULT_MAX_LINE
-            }
-        },
-        Err(_) => DEFAULT_MAX_LINE,
-    })
+    crate::settings::max_line()
 }
-
-const DEFAULT_MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// Start the child and attach it to `peer`.
 ///
@@ -217,20 +204,7 @@ pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     if let Some(dir) = &launch.cwd {
         cmd.current_dir(dir);
     }
-    // SAFETY: getpid before fork; in the child only async-signal-safe syscalls.
-    let parent = unsafe { libc::getpid() };
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent died before the prctl: no signal will come.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    crate::sys::spawn_dying_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| spawn_error(&peer.name, launch, e))?;
     let pid = child.id();
     CHILDREN.lock().unwrap().push(pid);
@@ -295,15 +269,8 @@ fn start_threads(
 /// Wait for the child itself to exit (not only for EOF on its stdout, which a process
 /// it started may hold open): then the connection closes and its group is killed.
 fn watch_exit(peer: &Arc<Peer>, t: &StdioTransport) {
-    loop {
-        // SAFETY: waitid with WNOWAIT only observes the exit; the zombie is reaped below
-        // through `Child`, which then remembers the status.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, t.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break;
-        }
-    }
+    // The zombie is reaped below through `Child`, which then remembers the status.
+    let _ = crate::sys::wait_exited_keep_zombie(t.pid);
     let status = t.try_wait();
     forget_child(t.pid);
     // Most exits are noticed by the stdout reader at EOF, with the last stderr lines.
@@ -531,10 +498,8 @@ impl StdioTransport {
     }
 
     fn signal_group(&self, sig: libc::c_int) {
-        // SAFETY: plain syscall; the child leads its own process group (process_group(0)).
-        unsafe {
-            libc::kill(-(self.pid as libc::pid_t), sig);
-        }
+        // The child leads its own process group (process_group(0)).
+        let _ = crate::sys::signal_group(self.pid, sig);
     }
 }
 

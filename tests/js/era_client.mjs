@@ -1,4 +1,4 @@
-// One cell-row of tests/era_matrix.rs: a real client connects to the gateway once and runs
+// One cell-row of tests/it/era_matrix.rs: a real client connects to the gateway once and runs
 // every feature against each child behind the URL, then prints one JSON report.
 //
 // Usage: node era_client.mjs NODE_MODULES SDK URL ERA TARGETS

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One cell-row of tests/era_matrix.rs for the Python SDK 2.x (`mcp` 2.3.0): connect to the
+"""One cell-row of tests/it/era_matrix.rs for the Python SDK 2.x (`mcp` 2.3.0): connect to the
 gateway once and run every feature against each child behind the URL; print one JSON report.
 
 Usage:

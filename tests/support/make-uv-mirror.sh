@@ -9,7 +9,7 @@
 #   manifest.json               {"version", "target", "file", "sha256", "size"} for MCPCTL_UV_MANIFEST
 #
 # Then, e.g.:
-#   MCPCTL_TEST_UV_MIRROR=OUTDIR cargo test --test runtime real_uv_from_mirror
+#   MCPCTL_TEST_UV_MIRROR=OUTDIR cargo test --test it runtime::real_uv_from_mirror
 # or by hand:
 #   MCPCTL_UV_MANIFEST=OUTDIR/manifest.json MCPCTL_UV_DOWNLOAD_URL=file://OUTDIR mcpctl runtime install --yes
 #

@@ -39,15 +39,35 @@ pub fn venv_modern_python() -> PathBuf {
     repo().join(".deps/venv-modern/bin/python")
 }
 
-/// Whether the peers from `make deps` are there. Under `make test` (MCPCTL_REQUIRE_PEERS=1)
-/// a missing peer fails the test instead of skipping it.
+/// Whether `make test` asked for every peer (MCPCTL_REQUIRE_PEERS set, and not empty or `0`).
+pub fn peers_required() -> bool {
+    std::env::var("MCPCTL_REQUIRE_PEERS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Every skip of a test goes through here. `what` is missing: something `make deps` or
+/// `make test` provides (Node and npm, python3 and the venvs, nginx, the musl builds) or
+/// that every Debian system has (util-linux). Under `make test` (MCPCTL_REQUIRE_PEERS=1)
+/// that fails the test; otherwise it is skipped with a line on stderr. The caller returns.
+pub fn missing_peer(what: &str) {
+    if peers_required() {
+        panic!("{what}: `make deps` / `make test` provide it (MCPCTL_REQUIRE_PEERS is set)");
+    }
+    eprintln!("skipping: {what} (run `make deps`)");
+}
+
+/// A skip for want of something no make target provides (the internet, root's right to
+/// make namespaces, openssl, iproute2, a clean folder tree): a line on stderr, never a
+/// failure, even under MCPCTL_REQUIRE_PEERS. The caller returns.
+pub fn missing_optional(what: &str) {
+    eprintln!("skipping (optional): {what}");
+}
+
+/// Whether the peers from `make deps` are there (Node under .deps/npm, both Python venvs);
+/// when not, [`missing_peer`] (a failure under `make test`).
 pub fn peers_available() -> bool {
     let ok = npm_bin().join("node").exists() && venv_python().exists() && venv_modern_python().exists();
     if !ok {
-        if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
-            panic!("test peers are missing: run `make deps` (MCPCTL_REQUIRE_PEERS is set)");
-        }
-        eprintln!("skipping: test peers not installed (run `make deps`)");
+        missing_peer("the test peers under .deps (Node, .deps/venv, .deps/venv-modern) are not installed");
     }
     ok
 }
@@ -359,4 +379,65 @@ impl McpClient {
         assert!(v.get("result").is_some(), "expected a result (in-band), got {}", v);
         v["result"].clone()
     }
+}
+
+/// The lines a child writes on one of its pipes, read by a thread as they come, so that a
+/// test waits for a line (something observable) instead of sleeping.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(r: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            // Ends at EOF: when the child exits (or the pipe's other holders close it).
+            for line in std::io::BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// Wait until a line contains `needle`; fails the test, showing what came, after `within`.
+    pub fn wait_for(&mut self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.seen.iter().any(|l| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line with {:?} within {:?}; got:\n{}", needle, within, self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Everything, up to the end of the stream (or `within`), as one text.
+    pub fn all(mut self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        while let Ok(line) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+/// Wait until `f` holds, polling every 20 ms; fails the test naming `what` after `within`.
+pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "waited {:?} in vain for {}", within, what);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How many `sleep` calls the fixture server `pid` is running: it runs each on a thread of
+/// its own, its only threads besides the main one (0 when the process is gone).
+pub fn fixture_sleeps_running(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", pid)).map(|d| d.count().saturating_sub(1)).unwrap_or(0)
 }

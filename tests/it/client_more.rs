@@ -3,7 +3,7 @@
 //! (`MCPCTL_TOKEN`), on 127.0.0.1. Each test checks what a user sees, and that the secret
 //! values appear nowhere: not in output, `status`, `-v` logs or errors.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::time::{Duration, Instant};

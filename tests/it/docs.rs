@@ -4,7 +4,7 @@
 //! is one command run with `sh -c`; it must exit 0, or N when the line ends in `# exit N`.
 //! The `# => TEXT` lines under a command must be lines of its stdout, in that order.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::Path;

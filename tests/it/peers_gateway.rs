@@ -3,7 +3,7 @@
 //! and `/mcp/<server>`, with `@modelcontextprotocol/server-everything` and our fixture as
 //! children; once more with a bearer token.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! requests, read deadlines, and a client that does not read a big answer while other
 //! sessions keep using the same child.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -91,6 +91,13 @@ fn connect(d: &Daemon) -> (TcpStream, BufReader<TcpStream>) {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let r = BufReader::new(s.try_clone().unwrap());
     (s, r)
+}
+
+/// Wait until the answer starts to arrive on `r`, without taking any of it (bounded by the
+/// read timeout of [`connect`]).
+fn wait_for_bytes(r: &BufReader<TcpStream>) {
+    let n = r.get_ref().peek(&mut [0u8; 1]).expect("no answer began within the read timeout");
+    assert!(n > 0, "the daemon closed the connection");
 }
 
 #[test]
@@ -216,7 +223,9 @@ fn a_client_that_does_not_read_a_big_answer_does_not_stall_the_shared_child() {
     // 24 MB of answer, far more than the socket buffers hold; this client reads none of it yet.
     let size = 24 * 1024 * 1024;
     s.write_all(&post_bytes(&sid, &call(1, "big", json!({"bytes": size})))).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The answer starts to arrive: the child has written all of it (the daemon reads a
+    // line whole before it answers), and what the socket does not take waits in the daemon.
+    wait_for_bytes(&r);
     // Meanwhile another session on the same child is answered promptly, call after call.
     let other = McpClient::open(d.url("/mcp/fx"));
     let t0 = Instant::now();
@@ -327,9 +336,17 @@ fn clients_are_served_while_hundreds_of_slowloris_connections_are_held() {
         if i % 2 == 0 {
             let _ = s.write_all(b"POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\n");
         }
+        s.set_nonblocking(true).unwrap();
         held.push(s);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The daemon has taken them all in: past its cap of 8 it closed the ones not sending a
+    // request to make room for the next, so all but a few are closed.
+    support::eventually("the daemon to take in the 300 connections", Duration::from_secs(15), || {
+        held.iter()
+            .filter(|s| s.peek(&mut [0u8; 1]).map_or_else(|e| e.kind() != std::io::ErrorKind::WouldBlock, |_| true))
+            .count()
+            >= 300 - 8
+    });
     let t0 = Instant::now();
     let health = exchange(&d, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert_eq!(health.status, 200);
@@ -402,7 +419,11 @@ fn slow_readers_together_cannot_buffer_past_the_daemon_wide_bound() {
     let sid = McpClient::open(d.url("/mcp/fx")).sid;
     let (mut s, mut r) = connect(&d);
     s.write_all(&post_bytes(&sid, &call(1, "big", json!({"bytes": 24 * 1024 * 1024})))).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Read nothing until the daemon says it cut this client off.
+    let log = p.root.join(".mcpctl/logs/daemon.log");
+    support::eventually("the cut-off in the daemon's log", Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("MCPCTL_MAX_BUFFERED")
+    });
     // Cut off: what arrives ends well before the whole answer.
     let mut got = Vec::new();
     let _ = r.read_to_end(&mut got);

@@ -11,7 +11,7 @@
 //! (`MCPCTL_FUZZ_SEED`, `MCPCTL_FUZZ_ITERS`, `MCPCTL_FUZZ_JOBS` parallel connections);
 //! `MCPCTL_FUZZ_ONLY=<iteration>` replays one case of a seed and prints its bytes.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -1494,7 +1494,7 @@ fn print_failure(seed: u64, test: &str, f: &Failure) -> String {
     let mut got = f.received.clone();
     got.truncate(4096);
     format!(
-        "fuzz case failed: {}\n  seed {seed:#x}, iteration {}\n  mutations: {}\n  replay: MCPCTL_FUZZ_SEED={seed:#x} MCPCTL_FUZZ_ONLY={} cargo test --test gateway_fuzz {test} -- --exact --nocapture\n  sent ({} bytes): b\"{}\"\n  received ({} bytes, first 4096): b\"{}\"",
+        "fuzz case failed: {}\n  seed {seed:#x}, iteration {}\n  mutations: {}\n  replay: MCPCTL_FUZZ_SEED={seed:#x} MCPCTL_FUZZ_ONLY={} cargo test --test it gateway_fuzz::{test} -- --exact --nocapture\n  sent ({} bytes): b\"{}\"\n  received ({} bytes, first 4096): b\"{}\"",
         f.why,
         f.iter,
         f.kinds.join(", "),

@@ -2,7 +2,7 @@
 //! servers of our own (loopback, std only, no peers needed): the cases where mcpctl was
 //! found wrong by the suite (`tests/conformance/mcpctl-client.sh`, docs/conformance.md).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};

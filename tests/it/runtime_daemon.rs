@@ -4,7 +4,7 @@
 //! mirror is fixed. All offline: a mirror of the test's own on 127.0.0.1 serves a
 //! release-shaped archive whose `uvx` runs our fixture server.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -97,12 +97,16 @@ fn lazy_runtime_in_the_daemon_fails_in_band_then_recovers() {
     // Fix the mirror, make it slow: the next call installs; `fx` answers meanwhile.
     s.mirror.put(&format!("/{}", FILE), 200, s.archive.clone());
     s.mirror.set_delay(Duration::from_millis(1500));
+    let asked = s.mirror.hits(&format!("/{}", FILE));
     let url = d.url("/mcp/py");
     let installing = std::thread::spawn(move || {
         let py = McpClient::open(url);
         py.call("echo", json!({"text": "from uvx"}))
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The install has begun: the (slow) mirror got its request.
+    support::eventually("the install to ask the mirror", Duration::from_secs(10), || {
+        s.mirror.hits(&format!("/{}", FILE)) > asked
+    });
     let t0 = Instant::now();
     assert_eq!(text(&fx.call("echo", json!({"text": "during install"}))), "during install");
     assert!(t0.elapsed() < Duration::from_millis(1000), "fx waited for the install: {:?}", t0.elapsed());

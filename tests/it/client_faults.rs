@@ -2,10 +2,12 @@
 //! the closing DELETE included, has a deadline, so a server that never answers cannot hold
 //! a command past its `--timeout`, nor keep it alive after Ctrl-C or SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -13,6 +15,11 @@ use support::*;
 /// anything else (the call, the cancel, the DELETE): it holds each such connection open
 /// for 60 s. Serves at most 64 connections; the thread ends with the test process.
 fn wedged_server() -> u16 {
+    fake_server(false).0
+}
+
+/// As [`wedged_server`], with the count of `tools/call` requests it has received.
+fn counted_wedged_server() -> (u16, Arc<AtomicUsize>) {
     fake_server(false)
 }
 
@@ -95,27 +102,33 @@ fn read_request(c: &mut TcpStream) -> Option<(String, String)> {
 /// With `forgetful`, the server instead answers `tools/call` on its first session with
 /// 400 "No valid session ID provided" (as server-everything does after a restart), and
 /// answers it on any later session.
-fn fake_server(forgetful: bool) -> u16 {
+/// Also returns the count of `tools/call` requests received.
+fn fake_server(forgetful: bool) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sessions = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().take(64).flatten() {
-            let sessions = sessions.clone();
-            std::thread::spawn(move || serve(conn, forgetful, &sessions));
+            let (sessions, calls) = (sessions.clone(), calls.clone());
+            std::thread::spawn(move || serve(conn, forgetful, &sessions, &calls));
         }
     });
-    port
+    (port, counted)
 }
 
-fn serve(mut c: TcpStream, forgetful: bool, sessions: &std::sync::atomic::AtomicUsize) {
+fn serve(mut c: TcpStream, forgetful: bool, sessions: &AtomicUsize, calls: &AtomicUsize) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
     loop {
         let Some((head, body)) = read_request(&mut c) else { return };
+        if body.contains("\"tools/call\"") {
+            calls.fetch_add(1, Ordering::SeqCst);
+        }
         let id = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["id"].clone());
         let sid = head.lines().find_map(|l| l.strip_prefix("mcp-session-id:")).map(|v| v.trim().to_string());
         if forgetful && body.contains("\"initialize\"") {
-            let n = sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let n = sessions.fetch_add(1, Ordering::SeqCst) + 1;
             let a = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
                 "capabilities": {"tools": {}}, "serverInfo": {"name": "forgetful", "version": "0"}}})
             .to_string();
@@ -192,7 +205,7 @@ fn a_wedged_http_server_cannot_hold_a_call_past_its_timeout() {
 
 #[test]
 fn sigterm_ends_a_call_to_a_wedged_http_server_at_once() {
-    let port = wedged_server();
+    let (port, calls) = counted_wedged_server();
     let url = format!("http://127.0.0.1:{}/mcp", port);
     let mut child = std::process::Command::new(mcpctl_bin())
         .args(["call", "--url", &url, "slow", "--timeout", "60"])
@@ -201,7 +214,11 @@ fn sigterm_ends_a_call_to_a_wedged_http_server_at_once() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The call is in flight (the server holds it).
+    eventually("the call to reach the server", Duration::from_secs(10), || {
+        calls.load(Ordering::SeqCst) == 1 || child.try_wait().unwrap().is_some()
+    });
+    assert!(child.try_wait().unwrap().is_none(), "mcpctl ended before its call reached the server");
     // SAFETY: plain syscall on the child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let sent = Instant::now();
@@ -216,7 +233,7 @@ fn sigterm_ends_a_call_to_a_wedged_http_server_at_once() {
 
 #[test]
 fn a_server_that_forgets_the_session_with_400_is_initialized_again() {
-    let port = fake_server(true);
+    let (port, _) = fake_server(true);
     let url = format!("http://127.0.0.1:{}/mcp", port);
     let dir = std::env::temp_dir().join(format!("mcpctl-forgetful-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -268,7 +285,7 @@ fn an_upstream_whose_calls_all_fail_is_shown_failing() {
 /// same daemon keeps answering and `status` answers.
 #[test]
 fn a_wedged_http_upstream_does_not_stall_the_daemon() {
-    let port = wedged_server();
+    let (port, calls) = counted_wedged_server();
     let p = Project::new(&serde_json::json!({"mcpServers": {
         "up": {"url": format!("http://127.0.0.1:{}/mcp", port), "alwaysAllow": ["*"], "timeout": 2},
         "fx": {"command": fixture_bin(), "alwaysAllow": ["*"]}}}));
@@ -280,7 +297,8 @@ fn a_wedged_http_upstream_does_not_stall_the_daemon() {
             std::thread::spawn(move || (Instant::now(), cmd.output()))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // All three calls are in flight, held by the server.
+    eventually("the three calls to reach the server", Duration::from_secs(10), || calls.load(Ordering::SeqCst) == 3);
     for i in 0..5 {
         let t = Instant::now();
         p.cmd().args(["call", "fx", "echo", "--text", &format!("h{}", i)]).success().stdout_has(&format!("h{}", i));

@@ -3,7 +3,7 @@
 //! `"gatewayApproval": "ask"` (the user asked by elicitation, with a real client and by raw
 //! HTTP); and the daemon reading no file on a caller's behalf.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -518,6 +518,17 @@ fn ask_asks_the_agents_user_through_a_real_client() {
 
 /// One POST with ureq: (status, Content-Type, every JSON message of the body, session id).
 fn post_raw(url: &str, sid: Option<&str>, msg: &Value) -> (u16, String, Vec<Value>, Option<String>) {
+    post_raw_then(url, sid, msg, || {})
+}
+
+/// As [`post_raw`], calling `on_head` when the answer's head has arrived (its body may
+/// still be coming).
+fn post_raw_then(
+    url: &str,
+    sid: Option<&str>,
+    msg: &Value,
+    on_head: impl FnOnce(),
+) -> (u16, String, Vec<Value>, Option<String>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -531,6 +542,7 @@ fn post_raw(url: &str, sid: Option<&str>, msg: &Value) -> (u16, String, Vec<Valu
         r = r.header("Mcp-Session-Id", s);
     }
     let resp = r.send(msg.to_string().as_str()).unwrap();
+    on_head();
     let status = resp.status().as_u16();
     let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let sid = resp.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
@@ -613,12 +625,18 @@ fn an_unanswered_approval_is_refused_at_the_timeout() {
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"text": long}}});
     let started = std::time::Instant::now();
+    let (head_tx, head_rx) = std::sync::mpsc::channel();
     let waiting = {
         let (url, sid) = (url.clone(), sid.clone());
-        std::thread::spawn(move || post_raw(&url, Some(&sid), &call))
+        std::thread::spawn(move || {
+            post_raw_then(&url, Some(&sid), &call, move || {
+                let _ = head_tx.send(());
+            })
+        })
     };
-    // Meanwhile the daemon answers others at once: nothing waits for the user.
-    std::thread::sleep(Duration::from_millis(300));
+    // Once the call's event stream is open (it carries the question), the daemon answers
+    // others at once: nothing waits for the user.
+    head_rx.recv_timeout(Duration::from_secs(10)).expect("the call's answer never started");
     let t = std::time::Instant::now();
     let other = McpClient::open(d.url("/mcp/fx"));
     assert_eq!(other.call("add", json!({"a": 1, "b": 1}))["content"][0]["text"], "2");

@@ -1,7 +1,7 @@
 //! What a client or a child can get at that it should not: mcpctl's token in a child's
 //! environment, state files reached through planted symlinks, forged lines in the log.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
@@ -174,7 +174,6 @@ fn client_strings_cannot_forge_log_lines_or_send_terminal_escapes() {
 #[test]
 fn server_everythings_get_env_through_the_daemon_does_not_hand_out_the_token() {
     if !support::peers_available() {
-        eprintln!("skipped: peer packages not installed (.deps)");
         return;
     }
     let p = Project::new(&json!({"mcpServers": {"everything": {

@@ -20,7 +20,7 @@
 //! time. Every cell is checked and the whole matrix printed (with `--nocapture`); the test
 //! fails listing each cell that did not hold. Cells refused by design assert the error.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! pinned or probing, next to session-based clients on the same URLs; the same policy and
 //! token rules; and the transport's checks over raw HTTP (-32022, -32020, missing headers).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -523,10 +523,15 @@ fn a_server_with_a_child_per_session_is_refused_with_the_reason() {
 #[test]
 fn closing_the_stream_cancels_a_2026_07_28_call() {
     use std::io::Write;
-    let p = Project::fixture(json!({}));
+    let p = Project::new(&json!({}));
+    let pid_file = p.root.join("fx.pid");
+    p.write_config(&json!({"mcpServers": {"fx": {
+        "command": support::fixture_bin(), "args": ["--pid-file", pid_file], "alwaysAllow": ["*"]}}}));
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
-    let b = body(1, "tools/call", json!({"name": "hang", "arguments": {}}));
+    let fx: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // A call that runs for ten minutes unless cancelled.
+    let b = body(1, "tools/call", json!({"name": "sleep", "arguments": {"ms": 600_000}}));
     let mut head = format!(
         "POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
         b.to_string().len()
@@ -536,7 +541,9 @@ fn closing_the_stream_cancels_a_2026_07_28_call() {
     }
     let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     s.write_all(format!("{}\r\n{}", head, b).as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    support::eventually("the call to reach the server", Duration::from_secs(10), || {
+        support::fixture_sleeps_running(fx) == 1
+    });
     drop(s);
     // The child is told at once (not at the server's timeout, 60 s by default).
     let log = p.root.join(".mcpctl/logs/daemon.log");
@@ -549,6 +556,10 @@ fn closing_the_stream_cancels_a_2026_07_28_call() {
         assert!(Instant::now() < deadline, "no cancellation in the log:\n{}", text);
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The server was told: its call ends.
+    support::eventually("the server to end the call", Duration::from_secs(10), || {
+        support::fixture_sleeps_running(fx) == 0
+    });
     // The gateway goes on serving.
     let a = modern(&d.url("/mcp/fx"), 2, "tools/call", json!({"name": "echo", "arguments": {"text": "after"}}));
     assert_eq!(a.response()["result"]["content"][0]["text"], "after");

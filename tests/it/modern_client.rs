@@ -6,7 +6,7 @@
 //! elicitation and sampling refused off a terminal), and a 2026-07-28-only child served
 //! by `mcpctl start` to old-era clients.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -277,7 +277,7 @@ fn the_gateway_serves_a_modern_only_child_to_old_era_clients() {
 /// `mcpctl` run on a terminal (util-linux `script` gives it one) with `input` typed.
 fn on_a_terminal(p: &Project, args: &str, input: &str) -> Option<String> {
     if !std::path::Path::new("/usr/bin/script").exists() {
-        eprintln!("skipping: /usr/bin/script (util-linux) is not installed");
+        support::missing_peer("/usr/bin/script (util-linux) is not installed");
         return None;
     }
     let command = format!("{} --no-daemon {}", support::mcpctl_bin().display(), args);

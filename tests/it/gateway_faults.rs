@@ -3,7 +3,7 @@
 //! broken lines, one that floods notifications, ones slow to die. Every test also checks
 //! that a healthy server keeps answering and that nothing is left running.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -108,8 +108,18 @@ fn a_child_that_stops_reading_its_input_freezes_nothing() {
         let v = c.request("tools/call", json!({"name": "echo", "arguments": {"text": "x".repeat(6 << 20)}}));
         (v, t0.elapsed())
     });
-    // (the big body takes a while to parse in a debug build)
-    std::thread::sleep(Duration::from_millis(1000));
+    // Wait until the daemon's writer to the child is stuck in the write (the big body takes
+    // a while to parse in a debug build first).
+    let since = Instant::now();
+    eventually("the write to the child to block", Duration::from_secs(20), || {
+        match thread_wchan(d.pid, "stdin-wedged") {
+            Some(w) if w.contains("pipe_write") => true,
+            // A kernel that hides wchan shows `0` throughout (as for a running thread): then
+            // time stands in for it.
+            Some(w) if w.trim() == "0" => since.elapsed() > Duration::from_secs(3),
+            _ => false,
+        }
+    });
     // More input for it is refused at once, with a clear error.
     let c = McpClient::open(d.url("/mcp/wedged"));
     let t1 = Instant::now();
@@ -218,6 +228,19 @@ fn huge_lines_restart_the_child_and_a_non_utf8_line_loses_nothing_else() {
     wait_gone(&children, Duration::from_secs(1));
 }
 
+/// Where the daemon's thread `name` (e.g. `stdin-<server>`, the writer to a child's stdin)
+/// waits in the kernel (/proc/<pid>/task/<tid>/wchan: `anon_pipe_write` or `pipe_write`
+/// while a write to a full pipe blocks; `0` while it runs).
+fn thread_wchan(pid: i32, name: &str) -> Option<String> {
+    for t in std::fs::read_dir(format!("/proc/{}/task", pid)).ok()?.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            return std::fs::read_to_string(t.path().join("wchan")).ok();
+        }
+    }
+    None
+}
+
 fn vm_rss_kib(pid: i32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{}/status", pid)).unwrap();
     let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -244,8 +267,13 @@ fn a_big_line_does_not_stay_resident() {
         .unwrap();
     assert!(body.len() > 48_000_000, "{}", body.len());
     drop(body);
-    std::thread::sleep(Duration::from_millis(300));
-    let rss = vm_rss_kib(d.pid);
+    // Freed once the answer is written: wait (bounded) for the resident size to come down.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut rss = vm_rss_kib(d.pid);
+    while rss >= before + 30 * 1024 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        rss = vm_rss_kib(d.pid);
+    }
     assert!(
         rss < before + 30 * 1024,
         "the daemon keeps {} KiB resident after a 48 MB line ({} KiB before)",
@@ -341,8 +369,7 @@ fn unshare_works() -> bool {
 #[test]
 fn as_pid_1_the_daemon_reaps_orphans_and_stops_on_sigterm() {
     if !unshare_works() {
-        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not available here (needs root and util-linux)");
-        return;
+        return support::missing_optional("`unshare --pid --fork --mount-proc` is not allowed here (needs root)");
     }
     // The wrapper leaves an orphan behind: it is re-parented to PID 1 and exits soon.
     let script = format!("(sleep 0.2 &); exec {}", fixture_bin().display());
@@ -380,7 +407,20 @@ fn as_pid_1_the_daemon_reaps_orphans_and_stops_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(2500));
+    // Once the wrapper has become the fixture server (`exec`), its orphan exists, a child of
+    // PID 1; it exits after 0.2 s. Wait (bounded) until the server is PID 1's only child.
+    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{}/comm", pid)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = children_of(daemon);
+        if kids.len() == 1 && comm(kids[0].0).starts_with("mcpctl-fixture") {
+            break;
+        }
+        if Instant::now() > deadline {
+            break; // the zombies, if that is what is left, are reported below
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let zombies: Vec<i32> = children_of(daemon).into_iter().filter(|(_, s)| *s == 'Z').map(|(p, _)| p).collect();
     let stopped = {
         kill_all(libc::SIGTERM);
@@ -418,7 +458,9 @@ fn a_call_that_reached_the_daemon_is_never_run_twice() {
         let cmd = p.cmd().args(["call", "fx", "sleep", "--ms", "3000"]);
         std::thread::spawn(move || cmd.output())
     };
-    std::thread::sleep(Duration::from_millis(1000));
+    // The daemon's server runs the call.
+    let fx: i32 = first.trim().parse().unwrap();
+    eventually("the call to reach the server", Duration::from_secs(10), || fixture_sleeps_running(fx) == 1);
     // SAFETY: plain syscall on the daemon this test started.
     unsafe { libc::kill(d.pid, libc::SIGKILL) };
     let run = call.join().unwrap();

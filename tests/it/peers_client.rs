@@ -2,7 +2,7 @@
 //! `@modelcontextprotocol/server-everything` over stdio and Streamable HTTP, and the
 //! Python SDK fixture (`fixtures/py_server.py`) over stdio. Skipped when the peers are missing.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};

@@ -6,7 +6,7 @@
 //! unless MCPCTL_REQUIRE_PEERS is set. Everything runs on 127.0.0.1 and every process it
 //! starts (daemons, nginx, the load generator) is stopped by its pid.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -27,10 +27,9 @@ fn nginx_bin() -> Option<PathBuf> {
             return Some(p);
         }
     }
-    if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
-        panic!("nginx is missing: `make test` installs it (apt-get install nginx-light) when run as root; else install nginx (MCPCTL_REQUIRE_PEERS is set)");
-    }
-    eprintln!("skipping tests/scale_out.rs: nginx is not installed (Debian: apt-get install nginx-light)");
+    support::missing_peer(
+        "nginx is not installed (`make deps` installs nginx-light as root; else apt-get install nginx-light)",
+    );
     None
 }
 

@@ -1,7 +1,7 @@
 //! The gateway's resource limits: a client that stops sending mid-request is cut off after
 //! `MCPCTL_IO_TIMEOUT`, and the daemon keeps serving others meanwhile.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::io::Write;
@@ -66,31 +66,59 @@ fn past_the_connection_cap_requests_get_503_at_once() {
     // an idle one, is).
     let url = d.url("/mcp/fx");
     let authority = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
-    let mut holders: Vec<std::net::TcpStream> = (0..2)
-        .map(|_| {
-            let mut c = std::net::TcpStream::connect(&authority).unwrap();
-            let head = format!(
-                "POST /mcp/fx HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-                 Accept: application/json, text/event-stream\r\nContent-Length: 40\r\n\r\n",
-                authority
-            );
-            std::io::Write::write_all(&mut c, head.as_bytes()).unwrap();
-            c
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(800));
-    let t0 = Instant::now();
-    let resp = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent()
-        .post(&url)
-        .header("Accept", "application/json, text/event-stream")
-        .header("Content-Type", "application/json")
-        .send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    assert!(t0.elapsed() < Duration::from_secs(1), "the 503 was not immediate: {:?}", t0.elapsed());
+    let hold = || {
+        let mut c = std::net::TcpStream::connect(&authority).unwrap();
+        let head = format!(
+            "POST /mcp/fx HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: 40\r\n\r\n",
+            authority
+        );
+        std::io::Write::write_all(&mut c, head.as_bytes()).unwrap();
+        c.set_nonblocking(true).unwrap();
+        c
+    };
+    let mut holders: Vec<TcpStream> = (0..2).map(|_| hold()).collect();
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let probe = || {
+        agent
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Until the daemon has read both heads, a probe may be served, or make room by closing
+    // a holder it has not heard from yet (which is then opened again). Once both hold
+    // their slots, a probe gets 503, at once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        for h in holders.iter_mut() {
+            let mut b = [0u8; 1];
+            let closed = match h.peek(&mut b) {
+                Ok(_) => true,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            if closed {
+                *h = hold();
+            }
+        }
+        let t0 = Instant::now();
+        let status = probe();
+        if status == 503 {
+            assert!(t0.elapsed() < Duration::from_secs(1), "the 503 was not immediate: {:?}", t0.elapsed());
+            break;
+        }
+        // (served, or refused for want of a session: either way not capped yet)
+        assert!(Instant::now() < deadline, "the two holders never filled the cap");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The holders were not closed to make room for it.
+    for h in &holders {
+        let mut b = [0u8; 1];
+        assert_eq!(h.peek(&mut b).unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "a busy holder was closed");
+    }
     holders.clear();
     // Slots free again: served.
     assert_eq!(McpClient::open(url).call("echo", json!({"text": "ok"}))["content"][0]["text"], "ok");
@@ -298,8 +326,17 @@ fn an_upstream_http_server_that_forgets_the_session_is_initialized_again() {
     d.wait_ready(&[]);
     let c = McpClient::open(d.url("/mcp/up"));
     assert_eq!(c.call("echo", json!({"text": "first"}))["content"][0]["text"], "first");
-    // The upstream ends idle sessions (swept every 5 s): ours is gone after this.
-    std::thread::sleep(Duration::from_millis(7000));
+    // The upstream ends idle sessions (swept every 5 s): wait until it holds none (ours was
+    // its only one).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = upstream.cmd().args(["--json-output", "status"]).success().json();
+        if st["daemon"]["sessions"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upstream never ended the session: {}", st);
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(c.call("echo", json!({"text": "second"}))["content"][0]["text"], "second");
     let log = p.cmd().args(["logs"]).success().stdout();
     assert!(log.contains("server `up`: session expired; initializing again"), "{}", log);

@@ -1,7 +1,7 @@
 //! Bounds on what clients can make the gateway hold: sessions (`MCPCTL_MAX_SESSIONS`) and
 //! per-session children (`MCPCTL_MAX_SESSION_CHILDREN`).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::Duration;

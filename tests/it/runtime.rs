@@ -1,7 +1,7 @@
 //! The managed runtime, offline: a local HTTP server on 127.0.0.1 serves release-shaped
 //! archives built here, and a test pin points at them.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -334,10 +334,13 @@ fn concurrent_processes_end_with_one_good_copy() {
     let f = Fixture::new();
     f.server.set_delay(Duration::from_millis(500));
     let exe = std::env::current_exe().unwrap();
+    // The test's name in this binary: `runtime::child_process_install` (the module path
+    // without the crate's name).
+    let child_test = format!("{}::child_process_install", module_path!().split_once("::").map_or("", |(_, m)| m));
     let mut children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(&exe)
-                .args(["--ignored", "--exact", "child_process_install", "--test-threads", "1"])
+                .args(["--ignored", "--exact", &child_test, "--test-threads", "1"])
                 .env("MCPCTL_TEST_CHILD_ROOT", &f.settings.root)
                 .env("MCPCTL_TEST_CHILD_URL", f.server.base_url())
                 .env("MCPCTL_TEST_CHILD_SHA", sha256_hex(&f.archive))
@@ -440,8 +443,7 @@ fn refresh(base: &str, out: &Path) -> (bool, String) {
 #[test]
 fn refresh_script_generates_the_manifest_and_refuses_bad_data() {
     if python3().is_none() {
-        eprintln!("skipped: no python3");
-        return;
+        return support::missing_peer("no python3");
     }
     let server = Server::start();
     let dir = TempDir::new("refresh");
@@ -510,8 +512,10 @@ fn refresh_script_generates_the_manifest_and_refuses_bad_data() {
 #[test]
 fn real_uv_from_mirror() {
     let Ok(mirror) = std::env::var("MCPCTL_TEST_UV_MIRROR") else {
-        eprintln!("skipped: set MCPCTL_TEST_UV_MIRROR to a folder made by tests/support/make-uv-mirror.sh");
-        return;
+        // Making the mirror needs the internet, which no make target provides.
+        return support::missing_optional(
+            "set MCPCTL_TEST_UV_MIRROR to a folder made by tests/support/make-uv-mirror.sh (needs the internet)",
+        );
     };
     let mirror = PathBuf::from(mirror);
     let server = Server::start();
@@ -532,7 +536,9 @@ fn real_uv_from_mirror() {
     assert!(version.starts_with(&format!("uv {}", pin.version)), "{version}");
     assert!(run(&uv.uvx, &["--version"]).contains(&pin.version));
 
-    let Ok(package) = std::env::var("MCPCTL_TEST_UV_PACKAGE") else { return };
+    let Ok(package) = std::env::var("MCPCTL_TEST_UV_PACKAGE") else {
+        return support::missing_optional("the tool install part: set MCPCTL_TEST_UV_PACKAGE (needs PyPI)");
+    };
     // This machine may not reach Python's download host: let uv use the system Python here.
     let mut env = settings.uv_env();
     env.retain(|(k, _)| k != "UV_PYTHON_PREFERENCE");

@@ -3,7 +3,7 @@
 //! checks what a user sees: stdout, the one-line error on stderr, the JSON envelope's
 //! `status`, and the exit code.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -166,8 +166,7 @@ fn missing_config_says_where_and_how_to_fix() {
     let d = Scratch(tmpdir("noproject"));
     // Only meaningful when no folder above the temp dir holds a project.
     if d.0.ancestors().any(|a| a.join(".mcpctl/config.json").is_file() || a.join(".mcp.json").is_file()) {
-        eprintln!("skipping: a project exists above {}", d.0.display());
-        return;
+        return support::missing_optional(&format!("a project exists above {}", d.0.display()));
     }
     let needle = format!("No mcpctl project found in {}", d.0.display());
     let j = fails(|| Cmd::new().cwd(&d.0).args(["list"]), 1, "failure", &needle);
@@ -942,7 +941,7 @@ fn ctrl_c_during_a_call_exits_promptly_and_stops_the_child() {
         &json!({"mcpServers": {"fx": {"command": fx(), "args": ["--pid-file", pid_file], "alwaysAllow": ["*"]}}}),
     );
     let child = Command::new(support::mcpctl_bin())
-        .args(["call", "fx", "sleep", "--ms", "30000"])
+        .args(["--verbose", "call", "fx", "sleep", "--ms", "30000"])
         .current_dir(&p.root)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -951,8 +950,10 @@ fn ctrl_c_during_a_call_exits_promptly_and_stops_the_child() {
         .spawn()
         .unwrap();
     let mut proc = Proc(child);
+    let mut stderr = support::Lines::new(proc.0.stderr.take().unwrap());
     let server = read_pid(&pid_file, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300)); // initialize, tools/list, tools/call
+    // Past initialize and tools/list: the call itself is being sent.
+    stderr.wait_for("calling `sleep`", Duration::from_secs(10));
     assert!(alive(server));
     let sent = Instant::now();
     unsafe { libc::kill(proc.0.id() as i32, libc::SIGINT) };
@@ -964,12 +965,13 @@ fn ctrl_c_during_a_call_exits_promptly_and_stops_the_child() {
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = sent.elapsed();
-    let mut stderr = String::new();
-    use std::io::Read;
-    proc.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let stderr = stderr.all(Duration::from_secs(5));
     assert!(elapsed < Duration::from_secs(5), "took {:?} after SIGINT", elapsed);
     assert_eq!(status.code(), Some(1), "{}", stderr);
-    assert!(stderr.starts_with("✗ `tools/call` interrupted"), "{}", stderr);
+    // (after the --verbose log lines)
+    let failure: Vec<&str> = stderr.lines().filter(|l| l.starts_with('✗')).collect();
+    assert_eq!(failure.len(), 1, "{}", stderr);
+    assert!(failure[0].starts_with("✗ `tools/call` interrupted"), "{}", stderr);
     assert_gone(server, Duration::from_secs(3), "after Ctrl-C");
 }
 
@@ -1327,9 +1329,9 @@ fn progress_comes_through_the_daemon() {
 
 #[test]
 fn progress_is_one_rewritten_line_on_a_terminal_by_default() {
-    // `script` gives the command a terminal; without it there is nothing to check here.
+    // `script` gives the command a terminal.
     if !Path::new("/usr/bin/script").exists() {
-        return;
+        return support::missing_peer("/usr/bin/script (util-linux) is not installed");
     }
     let p = Project::fixture(json!({}));
     let run = |args: &str| -> String {

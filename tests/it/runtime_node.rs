@@ -6,7 +6,7 @@
 //! Another stand-in registry on 127.0.0.1 serves a 20-line stdio MCP server package built here.
 //! A fake `npx` first on PATH fails loudly: the managed Node must never reach for it.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -42,10 +42,7 @@ fn mirror() -> Option<&'static PathBuf> {
     MIRROR
         .get_or_init(|| {
             let Some((node, npm)) = node_sources() else {
-                if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
-                    panic!("no Node package under .deps or no npm: run `make deps`");
-                }
-                eprintln!("skipped: no node-linux-<arch> package under .deps/npm, or no npm");
+                support::missing_peer("no node-linux-<arch> package under .deps/npm, or no npm");
                 return None;
             };
             let version = String::from_utf8(std::fs::read(node.join("package.json")).unwrap())
@@ -312,7 +309,8 @@ fn daemon_serves_another_server_while_node_installs() {
 
     let url = d.url("/mcp/echo");
     let installing = std::thread::spawn(move || McpClient::open(url).call("echo", json!({"text": "from npx"})));
-    std::thread::sleep(Duration::from_millis(300));
+    // The install has begun: the (slow) mirror got its request.
+    eventually("the install to ask the mirror", Duration::from_secs(10), || s.hits() == 1);
     let fx = McpClient::open(d.url("/mcp/fx"));
     let t0 = Instant::now();
     assert_eq!(text(&fx.call("echo", json!({"text": "during install"}))), "during install");
@@ -541,8 +539,7 @@ fn sha1_hex(data: &[u8]) -> String {
 fn refresh_script_registry_source_pins_the_tarballs_as_served_and_cross_checks_dist() {
     use sha2::Digest;
     if which("npm").is_none() {
-        eprintln!("skipped: no npm");
-        return;
+        return support::missing_peer("no npm");
     }
     let server = Server::start();
     let base = server.base_url();

@@ -6,7 +6,7 @@
 //! resources nor prompts. The tests that need the peers from `make deps` are skipped
 //! without them.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::Read;
@@ -154,8 +154,7 @@ fn a_server_without_the_capability_says_so() {
     // The project's venv when `make deps` made it, else the system's python3.
     let python = if support::venv_python().exists() { support::venv_python() } else { "python3".into() };
     if Command::new(&python).arg("--version").output().is_err() {
-        eprintln!("skipping: no python3");
-        return;
+        return support::missing_peer("no python3");
     }
     let p = Project::new(&json!({}));
     std::fs::write(p.root.join("tools_only.py"), TOOLS_ONLY).unwrap();

@@ -1,7 +1,7 @@
 //! The daemon commands when the config is broken or gone, and `--dry-run` on the commands
 //! that act (`start`, `stop`, `runtime install`).
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{Daemon, Project};

@@ -14,8 +14,11 @@
 //!
 //! Needs root (or the right to unshare), util-linux's `unshare`/`nsenter`, `ip`, and the
 //! musl binaries in target/x86_64-unknown-linux-musl/debug (`make static-test`, part of
-//! `make test`). Without them the test is skipped, unless MCPCTL_REQUIRE_PEERS is set.
+//! `make test`). Without them the test is skipped; under MCPCTL_REQUIRE_PEERS a missing musl
+//! build or util-linux fails it, while no iproute2 or no right to make namespaces only skips.
 //! Every process it starts is bounded and stopped by its pid.
+
+use crate::support;
 
 use std::fs;
 use std::io::Read;
@@ -33,12 +36,16 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Skip (with a message), or fail under MCPCTL_REQUIRE_PEERS.
+/// Skip for want of what `make test` or every Debian system provides (the musl builds,
+/// util-linux): a failure under MCPCTL_REQUIRE_PEERS.
 fn missing<T>(what: &str) -> Option<T> {
-    if std::env::var("MCPCTL_REQUIRE_PEERS").is_ok() {
-        panic!("tests/image_recipe.rs: {what} (MCPCTL_REQUIRE_PEERS is set; `make test` provides it)");
-    }
-    eprintln!("skipping tests/image_recipe.rs: {what}");
+    support::missing_peer(&format!("tests/it/image_recipe.rs: {what}"));
+    None
+}
+
+/// Skip for want of what no make target provides (iproute2, root): never a failure.
+fn missing_optional<T>(what: &str) -> Option<T> {
+    support::missing_optional(&format!("tests/it/image_recipe.rs: {what}"));
     None
 }
 
@@ -71,10 +78,11 @@ fn tools() -> Option<Tools> {
         }
     }
     let mut found = Vec::new();
-    for name in ["unshare", "nsenter", "ip"] {
+    for (name, package) in [("unshare", "util-linux"), ("nsenter", "util-linux"), ("ip", "iproute2")] {
         match which(name) {
             Some(p) => found.push(p),
-            None => return missing(&format!("`{name}` is not installed (util-linux, iproute2)")),
+            None if package == "util-linux" => return missing(&format!("`{name}` is not installed ({package})")),
+            None => return missing_optional(&format!("`{name}` is not installed ({package})")),
         }
     }
     let ip = found.pop().unwrap();
@@ -85,7 +93,7 @@ fn tools() -> Option<Tools> {
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
-            return missing(&format!(
+            return missing_optional(&format!(
                 "`unshare --net --mount --pid --fork` is not allowed here (run as root): {}",
                 String::from_utf8_lossy(&o.stderr).trim()
             ))
@@ -158,7 +166,7 @@ fn recipe() -> Vec<Stage> {
                         .unwrap_or_else(|e| panic!("{}: ENTRYPOINT should be a JSON array: {e}", at())),
                 )
             }
-            _ => panic!("{}: this test does not know `{op}`; teach tests/image_recipe.rs", at()),
+            _ => panic!("{}: this test does not know `{op}`; teach tests/it/image_recipe.rs", at()),
         }
     }
     assert_eq!(stages.len(), 2, "the recipe should have a build stage and a final stage");

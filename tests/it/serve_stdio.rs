@@ -6,7 +6,7 @@
 //! garbage and over-long lines on stdin, the session renewed when the gateway forgets it, and
 //! no process left behind once stdin closes.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -454,10 +454,20 @@ fn a_cancelled_request_is_passed_on_and_gets_no_answer() {
     s.send(
         r#"{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"fx__sleep","arguments":{"ms":60000}}}"#,
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The server runs the call.
+    let mut fx = 0;
+    support::eventually("the call to reach the server", Duration::from_secs(10), || {
+        fx = pid_in(&p.root.join("fx.pid")).unwrap_or(0);
+        fx > 0 && support::fixture_sleeps_running(fx) == 1
+    });
     s.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}"#);
     s.send(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
     assert_eq!(s.response()["id"], 2);
+    // The server was told: its call ends (while the server still runs).
+    support::eventually("the server to end the call", Duration::from_secs(10), || {
+        support::fixture_sleeps_running(fx) == 0
+    });
+    assert!(alive(fx));
     let (code, err, rest) = s.close_with_rest();
     assert_eq!(code, Some(0), "{}", err);
     // Nothing answered the cancelled request, before or after stdin closed.
@@ -490,7 +500,10 @@ fn a_forgotten_session_is_opened_again() {
     s.initialize();
     s.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"a"}}}"#);
     assert_eq!(s.answer(1)["result"]["content"][0]["text"], "a");
-    std::thread::sleep(Duration::from_millis(8000));
+    // Until the daemon holds no session (ours was its only one).
+    support::eventually("the daemon to forget the session", Duration::from_secs(20), || {
+        p.cmd().args(["--json-output", "status"]).success().json()["daemon"]["sessions"] == 0
+    });
     s.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"b"}}}"#);
     let v = s.answer(2);
     assert_eq!(v["result"]["content"][0]["text"], "b", "{}", v);

@@ -412,7 +412,7 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
     let (server_info, capabilities, instructions) = identity(hub, target);
-    let sid = match new_session_id(hub.opts.node_id.as_deref()) {
+    let sid = match super::ids::new_session_id(hub.opts.node_id.as_deref()) {
         Ok(sid) => sid,
         Err(e) => {
             log::error!("initialize refused: no session id can be made: {}", e);
@@ -475,58 +475,6 @@ fn full_capabilities() -> Value {
         "logging": {},
         "completions": {},
     })
-}
-
-/// 128 bits from the kernel's random source, as hex (a 2026-07-28 request state). Without
-/// random bytes there is no safe state to hand out: the handler panics with the reason
-/// (logged; its connection is closed) rather than hand out a guessable one.
-pub(super) fn random_id() -> String {
-    let mut b = [0u8; 16];
-    if let Err(e) = random_bytes(&mut b) {
-        panic!("no random bytes for a request state: {}", e);
-    }
-    hex(&b)
-}
-
-/// A new session id: 128 bits from the kernel's random source as hex, after `<node>.` when
-/// the daemon has a node id (a load balancer routes the session to its daemon by that
-/// prefix). An error, never a guessable id, when no random bytes can be had.
-fn new_session_id(node: Option<&str>) -> Result<String, String> {
-    session_id_from(node, random_bytes)
-}
-
-fn session_id_from(node: Option<&str>, fill: fn(&mut [u8]) -> Result<(), String>) -> Result<String, String> {
-    let mut b = [0u8; 16];
-    fill(&mut b)?;
-    Ok(match node {
-        Some(n) => format!("{}.{}", n, hex(&b)),
-        None => hex(&b),
-    })
-}
-
-/// Fill `buf` from getrandom(2) (the kernel's CSPRNG; blocks only until it is seeded at boot).
-fn random_bytes(buf: &mut [u8]) -> Result<(), String> {
-    let mut at = 0;
-    while at < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled rest of `buf`.
-        let n = unsafe { libc::getrandom(buf[at..].as_mut_ptr().cast(), buf.len() - at, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("getrandom failed: {}", e));
-        }
-        if n == 0 {
-            return Err("getrandom returned no bytes".into());
-        }
-        at += n as usize;
-    }
-    Ok(())
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{:02x}", x)).collect()
 }
 
 fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
@@ -1647,24 +1595,6 @@ mod tests {
         assert!(!same_secret(b"abc", b"abcd"));
         assert!(!same_secret(b"", b"a"));
         assert!(same_secret(b"", b""));
-    }
-
-    #[test]
-    fn session_ids_are_random_and_name_their_node() {
-        let a = new_session_id(None).unwrap();
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
-        assert_ne!(a, new_session_id(None).unwrap());
-        assert_ne!(a, "0".repeat(32));
-        let n = new_session_id(Some("node-1")).unwrap();
-        let (node, random) = n.split_once('.').unwrap();
-        assert_eq!(node, "node-1");
-        assert_eq!(random.len(), 32);
-        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{n}");
-        // No random bytes: an error, never a guessable (all-zero) id.
-        let e = session_id_from(Some("a"), |_| Err("getrandom failed: no entropy".into())).unwrap_err();
-        assert!(e.contains("getrandom failed"), "{e}");
-        assert_eq!(random_id().len(), 32);
     }
 
     #[test]

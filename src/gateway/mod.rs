@@ -3,6 +3,7 @@
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
 mod http;
+mod ids;
 mod modern;
 pub mod names;
 mod server;

@@ -645,7 +645,7 @@ fn input_required(key: &str, question: &Value, state: &str) -> Value {
 /// Hold the request for the client's answer to `m`; the input-required result to send.
 fn hold(resume: super::http::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
     let question = json!({"method": m["method"], "params": m.get("params").cloned().unwrap_or(json!({}))});
-    let state = format!("{}{}", STATE_PREFIX, super::http::random_id());
+    let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
     let key = format!("mcpctl-{}", &state[..8]);
     let result = input_required(&key, &question, &state);
     let mut map = held().lock().unwrap();
@@ -672,7 +672,7 @@ impl Shape {
         let Some(binding) = self.binding.clone() else {
             return Err(format!("`{}` takes no input-required result", self.method));
         };
-        let state = format!("{}{}", STATE_PREFIX, super::http::random_id());
+        let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
         let result = input_required(APPROVAL_KEY, &question, &state);
         let mut map = held().lock().unwrap();
         if map.len() >= MAX_HELD {
@@ -756,7 +756,7 @@ fn retry(hub: &Hub, req: Request<'_>, target: &Target, id: Value, method: &str, 
     };
     let Some(answer) = params["inputResponses"].get(&h.key).cloned() else {
         // Asked again, under a new state (the old one is used up).
-        let state = format!("{}{}", STATE_PREFIX, super::http::random_id());
+        let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
         let result = input_required(&h.key, &h.question, &state);
         let body = jsonrpc::response(id, result);
         held().lock().unwrap().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });

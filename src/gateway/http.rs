@@ -3,8 +3,9 @@
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
 use super::modern::{self, Shape, Step};
-use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
+use super::server::{BodyError, Deferred, DeferredStream, Request};
 use super::session::{Session, Target};
+use super::streams::{chunk, end_stream, event_chunk, get_stream, SSE_HEAD};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
 use crate::client::{LATEST, PROTOCOL_VERSIONS};
@@ -13,7 +14,6 @@ use crate::jsonrpc::{self, Message};
 use crate::peer;
 use crate::policy;
 use serde_json::{json, Map, Value};
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -49,7 +49,7 @@ pub fn text(status: u16, body: &str) -> Resp {
     Resp::new(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
 }
 
-fn json_resp(status: u16, body: &Value) -> Resp {
+pub(super) fn json_resp(status: u16, body: &Value) -> Resp {
     Resp::new(status, "application/json", body.to_string().into_bytes())
 }
 
@@ -61,12 +61,12 @@ pub(super) fn send_status(req: Request<'_>, status: u16, body: Option<&Value>) {
     }
 }
 
-fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
+pub(super) fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
     json_resp(status, &jsonrpc::error_response(id, code, msg))
 }
 
 /// The whole request body, or the answer to give: 413 past the limit, 400 when unreadable.
-fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
+pub(super) fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
     req.body().map_err(|e| match e {
         BodyError::TooLarge => too_large(hub.opts.max_body),
         BodyError::Unreadable => {
@@ -79,7 +79,7 @@ fn too_large(limit: usize) -> Resp {
     rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit))
 }
 
-fn get<'a>(req: &'a Request<'_>, name: &'static str) -> Option<&'a str> {
+pub(super) fn get<'a>(req: &'a Request<'_>, name: &'static str) -> Option<&'a str> {
     req.header(name)
 }
 
@@ -97,7 +97,7 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// Which token the request bears: `Ok(None)` the daemon's own (or none needed),
 /// `Ok(Some(t))` a named one, `Err` none that we accept. Every configured token is compared
 /// (in constant time each), whichever matches.
-fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
+pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
     if hub.opts.token.is_none() && hub.opts.tokens.is_empty() {
         return Ok(None);
     }
@@ -120,7 +120,7 @@ fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tok
 }
 
 /// The named token a session was created with.
-fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::NamedToken> {
+pub(super) fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::NamedToken> {
     let name = session.token.as_deref()?;
     hub.opts.tokens.iter().find(|t| t.name == name)
 }
@@ -236,7 +236,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     }
 }
 
-fn accepts(req: &Request<'_>, mime: &str) -> bool {
+pub(super) fn accepts(req: &Request<'_>, mime: &str) -> bool {
     get(req, "Accept")
         .map(|a| {
             a.split(',').any(|p| {
@@ -248,7 +248,7 @@ fn accepts(req: &Request<'_>, mime: &str) -> bool {
 }
 
 /// The session named by the request, or the error response to send.
-fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Session>, Resp> {
+pub(super) fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Session>, Resp> {
     let Some(id) = get(req, "Mcp-Session-Id") else {
         return Err(rpc_error(
             400,
@@ -767,9 +767,6 @@ impl Resume {
     }
 }
 
-/// The head of an event-stream answer (the connection ends with the stream).
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-
 impl Forwarded {
     /// The deadline of the answer, and (2026-07-28) cancelling when the client hangs up.
     fn arm(self: &Arc<Self>, d: &mut Deferred, at: Instant) {
@@ -1144,69 +1141,6 @@ impl Asking {
         let token = self.session.token.as_deref().unwrap_or("-");
         log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
     }
-}
-
-/// The last event of an event-stream answer, and its end.
-fn end_stream(mut s: DeferredStream, answer: &Value) {
-    s.send(&event_chunk(answer));
-    s.send(b"0\r\n\r\n");
-}
-
-/// One SSE event as one chunk of a chunked response.
-fn event_chunk(msg: &Value) -> Vec<u8> {
-    chunk(crate::sse::frame(None, &msg.to_string()).as_bytes())
-}
-
-/// One chunk of a chunked response, in one buffer (one write: with TCP_NODELAY, a packet).
-fn chunk(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 12);
-    let _ = write!(out, "{:x}\r\n", bytes.len());
-    out.extend_from_slice(bytes);
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// Take over the connection and start a chunked `text/event-stream` response.
-fn start_sse(req: Request<'_>) -> Stream {
-    req.into_stream(SSE_HEAD)
-}
-
-pub(super) fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(&chunk(bytes))
-}
-
-/// GET: a standalone stream for messages not tied to a request.
-fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
-    if !accepts(&req, "text/event-stream") {
-        send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
-        return;
-    }
-    let session = match session_of(hub, &req, target) {
-        Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
-    };
-    let (n, rx) = session.open_stream();
-    let mut w = start_sse(req);
-    loop {
-        let chunk = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(b) => b,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if session.is_closed() || crate::signals::stopping() {
-                    break;
-                }
-                b": keep-alive\n\n".to_vec()
-            }
-            Err(_) => break,
-        };
-        if write_chunk(&mut w, &chunk).is_err() {
-            break;
-        }
-    }
-    session.close_stream(n);
-    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
 }
 
 fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {

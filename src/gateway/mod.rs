@@ -8,6 +8,7 @@ mod modern;
 pub mod names;
 mod server;
 pub mod session;
+mod streams;
 pub mod upstream;
 
 use crate::config::{Config, Isolation};

@@ -574,7 +574,7 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
     let mut next = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
     let mut graceful = false;
     while let Some(bytes) = next.take() {
-        if super::http::write_chunk(&mut w, &bytes).is_err() {
+        if super::streams::write_chunk(&mut w, &bytes).is_err() {
             break;
         }
         next = match rx.recv_timeout(Duration::from_secs(15)) {
@@ -590,7 +590,7 @@ fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: O
     hub.listeners.lock().unwrap().retain(|l| !Arc::ptr_eq(l, &me));
     if graceful {
         let end = jsonrpc::response(id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION: me.id.clone()}}));
-        let _ = super::http::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());
+        let _ = super::streams::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());
     }
     let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
 }

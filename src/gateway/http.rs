@@ -2,10 +2,12 @@
 //! transport rules (methods, headers, sessions, versions, body limits), and answering each
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
+use super::approval::{ask, ask_modern};
+use super::call_log::{log_call, session_word, token_name};
 use super::modern::{self, Shape, Step};
 use super::server::{BodyError, Deferred, DeferredStream, Request};
 use super::session::{Session, Target};
-use super::streams::{chunk, end_stream, event_chunk, get_stream, SSE_HEAD};
+use super::streams::{chunk, event_chunk, get_stream, SSE_HEAD};
 use super::upstream::{Event, Upstream};
 use super::{names, Hub};
 use crate::client::{LATEST, PROTOCOL_VERSIONS};
@@ -16,7 +18,7 @@ use crate::policy;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// A whole response, written by [`send`].
@@ -581,7 +583,7 @@ fn set_log_level(session: &Session, params: Option<&Value>) {
 }
 
 /// A JSON-RPC answer, shaped for a 2026-07-28 client when there is a `shape`.
-fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
+pub(super) fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
     let (status, body) = match shape {
         Some(s) => {
             let body = s.response(body);
@@ -615,7 +617,7 @@ fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) ->
 }
 
 /// The JSON-RPC error of a call the gateway does not run.
-fn refusal(id: &Value, why: &str) -> Value {
+pub(super) fn refusal(id: &Value, why: &str) -> Value {
     jsonrpc::error_response(id.clone(), policy::REFUSED, &format!("mcpctl gateway: {}", why))
 }
 
@@ -629,16 +631,6 @@ fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool:
     }
 }
 
-fn token_name(t: Option<&crate::tokens::NamedToken>) -> &str {
-    t.map(|t| t.name.as_str()).unwrap_or("-")
-}
-
-/// The first 8 characters of a session id's random part (after a node id's `<node>.`), for logs.
-fn session_word(session: &Session) -> &str {
-    let random = session.id.rsplit('.').next().unwrap_or(&session.id);
-    &random[..8.min(random.len())]
-}
-
 fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
     u.peer(u.cfg.timeout).ok()?;
     u.tools()
@@ -649,7 +641,7 @@ fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
 /// answer is written by the thread that reads the child's answer (no hand-off back to this
 /// connection's thread), or by the deadline thread when the child takes too long.
 /// With a `shape`, the answer and the messages on the way are made for a 2026-07-28 client.
-fn forward(
+pub(super) fn forward(
     req: Request<'_>,
     session: &Arc<Session>,
     u: &Arc<Upstream>,
@@ -662,7 +654,7 @@ fn forward(
 }
 
 /// [`forward`] on an answer already deferred (or already an event stream: an approved call).
-fn forward_into(
+pub(super) fn forward_into(
     out: Out,
     session: &Arc<Session>,
     u: &Arc<Upstream>,
@@ -733,7 +725,7 @@ struct Forwarded {
     shape: Option<Arc<Shape>>,
 }
 
-enum Out {
+pub(super) enum Out {
     Waiting(Deferred),
     Streaming(DeferredStream),
     /// A 2026-07-28 client was answered `input_required`; its retry takes the answer.
@@ -904,242 +896,6 @@ impl Forwarded {
             }
             Out::Held | Out::Done => {}
         }
-    }
-}
-
-/// How many arguments an approval request shows (each at most `logsafe::MAX_CHARS` long).
-const ASK_MAX_ARGS: usize = 20;
-
-/// `tools/call` of a tool that needs the user's approval (`"gatewayApproval": "ask"`), from
-/// a client that can be asked: the answer becomes an event stream carrying an
-/// `elicitation/create` to this client. The call goes upstream only when the user accepts
-/// with `approve: true` (on the thread that reads that answer); any other answer, or none
-/// within the server's timeout (on the deadline thread), refuses it. No thread waits.
-fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, params: Option<Value>) {
-    let params = params.unwrap_or(json!({}));
-    let tool = params["name"].as_str().unwrap_or("").to_string();
-    let question = approval_request(u.name(), &tool, &params["arguments"]);
-    let started = Instant::now();
-    let asking = Arc::new(Asking {
-        out: Mutex::new(None),
-        gid: OnceLock::new(),
-        session: session.clone(),
-        upstream: u.clone(),
-        id,
-        params,
-        tool,
-        started,
-    });
-    let a = asking.clone();
-    let gid = session.await_reply(Box::new(move |outcome| a.answered(outcome)));
-    let _ = asking.gid.set(gid.clone());
-    let request = jsonrpc::request(json!(gid), "elicitation/create", Some(question));
-    // Held while the stream starts: an answer or the deadline waits for it (never for I/O:
-    // a deferred answer's writes do not block).
-    let mut out = asking.out.lock().unwrap();
-    let mut d = req.defer();
-    let a = asking.clone();
-    d.set_deadline(started + u.cfg.timeout, Box::new(move || a.expire()));
-    let mut stream = d.into_stream(SSE_HEAD);
-    stream.send(&event_chunk(&request));
-    *out = Some(stream);
-}
-
-/// [`ask`] for a 2026-07-28 client (one that declared form elicitation in its request's
-/// `_meta`): the call is answered `input_required` with the same question, under a
-/// `requestState` the gateway holds (see `modern`); nothing goes upstream until the retry
-/// brings the user's approval ([`Approval::answered`]).
-fn ask_modern(
-    req: Request<'_>,
-    session: &Arc<Session>,
-    u: &Arc<Upstream>,
-    shape: Arc<Shape>,
-    id: Value,
-    params: Option<Value>,
-) {
-    let params = params.unwrap_or(json!({}));
-    let tool = params["name"].as_str().unwrap_or("").to_string();
-    let question = json!({
-        "method": "elicitation/create",
-        "params": approval_request(u.name(), &tool, &params["arguments"]),
-    });
-    let approval =
-        Approval { session: session.clone(), upstream: u.clone(), params, tool: tool.clone(), started: Instant::now() };
-    let body = match shape.hold_approval(approval, question) {
-        Ok(result) => jsonrpc::response(id, result),
-        Err(why) => {
-            let token = session.token.as_deref().unwrap_or("-");
-            log_call(session_word(session), token, u.name(), &tool, Instant::now(), "refused");
-            refusal(&id, &policy::cannot_ask(&u.cfg, &tool, &why).one_line())
-        }
-    };
-    reply(req, Some(&shape), body);
-}
-
-/// What the user's answer to an approval question means, for both ways of asking: `Ok`
-/// (logged `approved`: run the call) or the refusal's message (logged `declined` or
-/// `unanswered`).
-fn settle(outcome: &peer::Outcome, log: &dyn Fn(&str), tool: &str, server: &str) -> Result<(), String> {
-    let why = match verdict(outcome) {
-        Verdict::Approved => {
-            log("approved");
-            return Ok(());
-        }
-        Verdict::Declined(why) => {
-            log("declined");
-            why.to_string()
-        }
-        Verdict::Unanswered(why) => {
-            log("unanswered");
-            why
-        }
-    };
-    Err(format!("{}: tool `{}` on server `{}` was not run", why, crate::logsafe::safe(tool), server))
-}
-
-/// A 2026-07-28 `tools/call` held for its user's approval (see [`ask_modern`]).
-pub(super) struct Approval {
-    session: Arc<Session>,
-    upstream: Arc<Upstream>,
-    /// The call as the user was asked about it (the tool's own name); what runs.
-    params: Value,
-    tool: String,
-    started: Instant,
-}
-
-impl Approval {
-    /// The client's retry brought `answer` (the elicitation result): run the call (under the
-    /// retry's `id`, answered as `shape` makes it) or refuse it.
-    pub(super) fn answered(self, req: Request<'_>, id: Value, answer: Value, shape: Arc<Shape>) {
-        match settle(&Ok(answer), &|o| self.log(o), &self.tool, self.upstream.name()) {
-            Ok(()) => {
-                let (session, u) = (&self.session, &self.upstream);
-                forward(req, session, u, id, "tools/call", Some(self.params), Some(shape))
-            }
-            Err(msg) => reply(req, Some(&shape), refusal(&id, &msg)),
-        }
-    }
-
-    pub(super) fn log(&self, outcome: &str) {
-        let token = self.session.token.as_deref().unwrap_or("-");
-        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
-    }
-}
-
-/// The `elicitation/create` parameters (form mode; `mode` left out, as the spec allows, for
-/// clients of 2025-06-18): which server and tool, the arguments (escaped, bounded), and one
-/// boolean to tick.
-fn approval_request(server: &str, tool: &str, args: &Value) -> Value {
-    use crate::logsafe::safe;
-    let mut message = format!("Allow the call of tool `{}` on server `{}`?\n", safe(tool), safe(server));
-    match args.as_object() {
-        Some(map) if !map.is_empty() => {
-            message.push_str("Arguments:\n");
-            for (k, v) in map.iter().take(ASK_MAX_ARGS) {
-                message.push_str(&format!("  {} = {}\n", safe(k), safe(&v.to_string())));
-            }
-            if map.len() > ASK_MAX_ARGS {
-                message.push_str(&format!("  … and {} more\n", map.len() - ASK_MAX_ARGS));
-            }
-        }
-        _ => message.push_str("Arguments: none\n"),
-    }
-    message.push_str("(mcpctl gateway: this tool is not in the server's alwaysAllow list; gatewayApproval is \"ask\")");
-    json!({
-        "message": message,
-        "requestedSchema": {
-            "type": "object",
-            "properties": {
-                "approve": {
-                    "type": "boolean",
-                    "title": "Approve",
-                    "description": format!("Run tool `{}` on server `{}` with these arguments", safe(tool), safe(server)),
-                    "default": false,
-                },
-            },
-            "required": ["approve"],
-        },
-    })
-}
-
-/// What the user said to an approval request.
-enum Verdict {
-    Approved,
-    /// Declined, dismissed, or accepted without ticking `approve`: why, in words.
-    Declined(&'static str),
-    /// No answer from the user: the client's error.
-    Unanswered(String),
-}
-
-fn verdict(outcome: &peer::Outcome) -> Verdict {
-    match outcome {
-        Ok(r) => match r["action"].as_str() {
-            Some("accept") if r["content"]["approve"] == json!(true) => Verdict::Approved,
-            Some("accept") => Verdict::Declined("the user did not approve"),
-            Some("decline") => Verdict::Declined("the user declined"),
-            Some("cancel") => Verdict::Declined("the user dismissed the question"),
-            _ => Verdict::Unanswered("the client's answer has no known action".into()),
-        },
-        Err(e) => Verdict::Unanswered(format!(
-            "the client could not ask the user ({})",
-            crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"))
-        )),
-    }
-}
-
-/// A `tools/call` waiting for its user's approval.
-struct Asking {
-    /// The event stream of the answer; taken by whoever settles the call first.
-    out: Mutex<Option<DeferredStream>>,
-    /// Our id of the `elicitation/create`.
-    gid: OnceLock<String>,
-    session: Arc<Session>,
-    upstream: Arc<Upstream>,
-    /// The client's id of the call, and its params (the tool's own name).
-    id: Value,
-    params: Value,
-    tool: String,
-    started: Instant,
-}
-
-impl Asking {
-    /// The client answered the `elicitation/create`.
-    fn answered(&self, outcome: peer::Outcome) {
-        let Some(stream) = self.out.lock().unwrap().take() else { return };
-        match settle(&outcome, &|o| self.log(o), &self.tool, self.upstream.name()) {
-            Ok(()) => {
-                let params = Some(self.params.clone());
-                let (session, u) = (&self.session, &self.upstream);
-                forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None)
-            }
-            Err(msg) => end_stream(stream, &refusal(&self.id, &msg)),
-        }
-    }
-
-    /// No answer within the server's timeout: the question is withdrawn, the call refused.
-    fn expire(&self) {
-        let Some(mut stream) = self.out.lock().unwrap().take() else { return };
-        if let Some(gid) = self.gid.get() {
-            self.session.forget_reply(gid);
-            let withdrawn = jsonrpc::notification(
-                "notifications/cancelled",
-                Some(json!({"requestId": gid, "reason": "no answer in time"})),
-            );
-            stream.send(&event_chunk(&withdrawn));
-        }
-        self.log("unanswered");
-        let msg = format!(
-            "the user did not answer the approval request for tool `{}` on server `{}` within {}s (the server's timeout): it was not run",
-            crate::logsafe::safe(&self.tool),
-            self.upstream.name(),
-            self.upstream.cfg.timeout.as_secs_f64()
-        );
-        end_stream(stream, &refusal(&self.id, &msg));
-    }
-
-    fn log(&self, outcome: &str) {
-        let token = self.session.token.as_deref().unwrap_or("-");
-        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
     }
 }
 
@@ -1501,21 +1257,6 @@ fn is_tool_error(raw: &str) -> bool {
         is_error: bool,
     }
     serde_json::from_str::<Flag>(raw).map(|f| f.is_error).unwrap_or(false)
-}
-
-/// The log line every tool call leaves (never the argument values): `outcome` is ok,
-/// tool error, error or refused; a call that needed the user's approval ("ask") leaves
-/// approved (then the line of the call itself), declined or unanswered.
-fn log_call(session: &str, token: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
-    log::info!(
-        "call session={} token={} server={} tool={} duration_ms={:.1} outcome={}",
-        crate::logsafe::safe(session),
-        token,
-        crate::logsafe::safe(server),
-        crate::logsafe::safe(tool),
-        started.elapsed().as_secs_f64() * 1000.0,
-        outcome
-    );
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! re-exposes every configured server over MCP Streamable HTTP — `/mcp` aggregated,
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
+mod approval;
+mod call_log;
 mod http;
 mod ids;
 mod modern;

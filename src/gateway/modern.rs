@@ -630,7 +630,7 @@ enum Waiting {
         gid: Value,
     },
     /// The user's approval of a `tools/call` (`"gatewayApproval": "ask"`), not sent yet.
-    Approval(super::http::Approval),
+    Approval(super::approval::Approval),
 }
 
 fn held() -> &'static Mutex<HashMap<String, Held>> {
@@ -668,7 +668,7 @@ const APPROVAL_KEY: &str = "mcpctl-approval";
 impl Shape {
     /// Hold a `tools/call` that needs its user's approval: the input-required result asking
     /// `question` (an `elicitation/create` request), or why it cannot be held.
-    pub(super) fn hold_approval(&self, approval: super::http::Approval, question: Value) -> Result<Value, String> {
+    pub(super) fn hold_approval(&self, approval: super::approval::Approval, question: Value) -> Result<Value, String> {
         let Some(binding) = self.binding.clone() else {
             return Err(format!("`{}` takes no input-required result", self.method));
         };

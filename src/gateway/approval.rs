@@ -4,7 +4,8 @@
 //! client ([`ask_modern`]) — and runs only when the user approves ([`settle`]).
 
 use super::call_log::{log_call, session_word};
-use super::http::{forward, forward_into, refusal, reply, Out};
+use super::forward::{forward, forward_into, Out};
+use super::http::{refusal, reply};
 use super::modern::Shape;
 use super::server::{DeferredStream, Request};
 use super::session::Session;

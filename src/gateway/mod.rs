@@ -4,6 +4,7 @@
 
 mod approval;
 mod call_log;
+mod forward;
 mod http;
 mod ids;
 mod modern;

@@ -625,7 +625,7 @@ struct Held {
 enum Waiting {
     /// The client's answer to a child's question, for the call open upstream.
     Child {
-        resume: super::http::Resume,
+        resume: super::forward::Resume,
         /// Our id of the child's question (the key of the session's replies).
         gid: Value,
     },
@@ -643,7 +643,7 @@ fn input_required(key: &str, question: &Value, state: &str) -> Value {
 }
 
 /// Hold the request for the client's answer to `m`; the input-required result to send.
-fn hold(resume: super::http::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
+fn hold(resume: super::forward::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
     let question = json!({"method": m["method"], "params": m.get("params").cloned().unwrap_or(json!({}))});
     let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
     let key = format!("mcpctl-{}", &state[..8]);
@@ -937,7 +937,7 @@ impl Shape {
     /// the child (sampling, elicitation, roots) becomes an input-required result when the
     /// client can be asked it (`resume` holds the call for the retry); else the child gets
     /// an error saying why.
-    pub fn message(&self, session: &Session, m: Value, resume: &dyn Fn() -> super::http::Resume) -> Step {
+    pub fn message(&self, session: &Session, m: Value, resume: &dyn Fn() -> super::forward::Resume) -> Step {
         let method = m["method"].as_str().unwrap_or("");
         if let Some(gid) = m.get("id") {
             let refusal = match (&self.binding, capability_for(method)) {

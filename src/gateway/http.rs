@@ -2,22 +2,21 @@
 //! transport rules (methods, headers, sessions, versions, body limits), and answering each
 //! client message — locally, by forwarding to one server, or by merging all servers.
 
+use super::aggregate::aggregated;
 use super::approval::{ask, ask_modern};
 use super::call_log::{log_call, session_word, token_name};
+use super::cli_call::cli_call;
 use super::forward::forward;
 use super::modern::{self, Shape};
 use super::server::{BodyError, Request};
 use super::session::{Session, Target};
 use super::streams::get_stream;
-use super::upstream::{Event, Upstream};
-use super::{names, Hub};
-use crate::client::{LATEST, PROTOCOL_VERSIONS};
-use crate::error::Error;
+use super::upstream::Upstream;
+use super::Hub;
+use crate::client::PROTOCOL_VERSIONS;
 use crate::jsonrpc::{self, Message};
-use crate::peer;
 use crate::policy;
-use serde_json::{json, Map, Value};
-use std::sync::mpsc::Receiver;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -560,7 +559,13 @@ pub(super) fn serve(
 /// `resources/subscribe`/`unsubscribe` of a session client to a 2026-07-28 child, which has
 /// no such methods: the gateway keeps the subscription and the child's listen stream asks
 /// for the resources subscribed (see `Upstream::subscribe`); answered at once.
-fn subscription(session: &Session, u: &Arc<Upstream>, id: Value, method: &str, params: Option<&Value>) -> Value {
+pub(super) fn subscription(
+    session: &Session,
+    u: &Arc<Upstream>,
+    id: Value,
+    method: &str,
+    params: Option<&Value>,
+) -> Value {
     let Some(uri) = params.and_then(|p| p["uri"].as_str()).filter(|u| !u.is_empty() && u.len() <= 4096) else {
         let why = "Invalid params: `uri` (a string of at most 4096 bytes) is required";
         return jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, why);
@@ -576,7 +581,7 @@ fn subscription(session: &Session, u: &Arc<Upstream>, id: Value, method: &str, p
 }
 
 /// Remember a session's `logging/setLevel` (2026-07-28 children get it per request).
-fn set_log_level(session: &Session, params: Option<&Value>) {
+pub(super) fn set_log_level(session: &Session, params: Option<&Value>) {
     if let Some(level) = params.and_then(|p| p["level"].as_str()) {
         *session.log_level.lock().unwrap() = Some(crate::logsafe::safe(level).to_string());
     }
@@ -596,7 +601,13 @@ pub(super) fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
 
 /// The policy's word on a tool call from a gateway client: run it, ask the user first (a
 /// client that declared elicitation), or `Err`: the JSON-RPC refusal.
-fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<policy::Gate, Value> {
+pub(super) fn permit(
+    hub: &Hub,
+    session: &Session,
+    u: &Upstream,
+    tool: &str,
+    id: &Value,
+) -> Result<policy::Gate, Value> {
     let token = token_of(hub, session);
     let gate = policy::gateway_for(&u.cfg, tool, token).and_then(|g| match g {
         policy::Gate::Ask if !session.elicits => Err(policy::cannot_ask(
@@ -623,7 +634,7 @@ pub(super) fn refusal(id: &Value, why: &str) -> Value {
 
 /// Whether the session's client sees `tool` of server `cfg` listed: what it may call, with
 /// the tools that need its user's approval only for a client that can be asked.
-fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool: &str) -> bool {
+pub(super) fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool: &str) -> bool {
     match policy::gateway_for(cfg, tool, token_of(hub, session)) {
         Ok(policy::Gate::Run) => true,
         Ok(policy::Gate::Ask) => session.elicits,
@@ -644,344 +655,6 @@ fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
         }
         Err(r) => {
             send(req, r);
-        }
-    }
-}
-
-// ---- the aggregated endpoint ----
-
-fn aggregated(
-    hub: &Arc<Hub>,
-    req: Request<'_>,
-    session: &Arc<Session>,
-    id: Value,
-    method: &str,
-    params: Option<Value>,
-    shape: Option<Arc<Shape>>,
-) {
-    let answer = |req: Request<'_>, outcome: Result<Value, (i64, String)>| {
-        let body = match outcome {
-            Ok(r) => jsonrpc::response(id.clone(), r),
-            Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
-        };
-        reply(req, shape.as_deref(), body);
-    };
-    match method {
-        "tools/list" => {
-            // A listing starts servers waiting for their runtime; their tools follow
-            // with notifications/tools/list_changed.
-            for u in &hub.upstreams {
-                u.trigger();
-            }
-            let table = hub.tool_table();
-            let mut tools = Vec::new();
-            for u in &hub.upstreams {
-                for t in u.tools().unwrap_or_default() {
-                    let Some(name) = t["name"].as_str() else { continue };
-                    if !listed(hub, session, &u.cfg, name) {
-                        continue;
-                    }
-                    if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
-                        let mut t = t.clone();
-                        t["name"] = json!(exposed);
-                        tools.push(t);
-                    }
-                }
-            }
-            answer(req, Ok(json!({"tools": tools})))
-        }
-        "tools/call" => {
-            let mut params = params.unwrap_or(json!({}));
-            let exposed = params["name"].as_str().unwrap_or("").to_string();
-            let table = hub.tool_table();
-            let Some((server, tool)) = table.resolve(&exposed) else {
-                return answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {}", exposed))));
-            };
-            params["name"] = json!(tool);
-            let u = hub.upstream_for(session, server).expect("listed");
-            match permit(hub, session, &u, tool, &id) {
-                Ok(policy::Gate::Run) => {}
-                Ok(policy::Gate::Ask) => match shape {
-                    None => return ask(req, session, &u, id, Some(params)),
-                    Some(shape) => return ask_modern(req, session, &u, shape, id, Some(params)),
-                },
-                Err(r) => {
-                    reply(req, shape.as_deref(), r);
-                    return;
-                }
-            }
-            forward(req, session, &u, id, method, Some(params), shape.clone())
-        }
-        "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
-        "resources/list" => {
-            let r = merge_list(hub, session, "resources/list", "resources", false);
-            answer(req, r)
-        }
-        "resources/templates/list" => {
-            answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false))
-        }
-        "prompts/get" => {
-            let mut params = params.unwrap_or(json!({}));
-            let name = params["name"].as_str().unwrap_or("").to_string();
-            match split_prefixed(hub, &name) {
-                Some((u, original)) => {
-                    params["name"] = json!(original);
-                    let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params), shape.clone())
-                }
-                None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
-            }
-        }
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
-            match owner_of(hub, session, &uri) {
-                Some(u) if method != "resources/read" && u.translates_subscriptions() => {
-                    reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()))
-                }
-                Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
-                None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
-            }
-        }
-        "completion/complete" => {
-            let mut params = params.unwrap_or(json!({}));
-            let r = &params["ref"];
-            let routed = match r["type"].as_str() {
-                Some("ref/prompt") => split_prefixed(hub, r["name"].as_str().unwrap_or("")).map(|(u, n)| {
-                    params["ref"]["name"] = json!(n);
-                    u.clone()
-                }),
-                Some("ref/resource") => owner_of(hub, session, r["uri"].as_str().unwrap_or("")),
-                _ => None,
-            };
-            match routed {
-                Some(u) => {
-                    let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params), shape.clone())
-                }
-                None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
-            }
-        }
-        "logging/setLevel" => {
-            set_log_level(session, params.as_ref());
-            // Sent on, not waited for (a wedged child must not hold this answer); a
-            // 2026-07-28 child gets the level with each request instead.
-            for u in hub.upstreams.iter().filter(|u| !u.speaks_modern()) {
-                if let Ok(p) = u.peer(Duration::from_millis(10)) {
-                    let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
-                }
-            }
-            answer(req, Ok(json!({})))
-        }
-        _ => answer(req, Err((jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {}", method)))),
-    }
-}
-
-/// `<server>__<name>` → (server, name) for prompts.
-fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
-    // Longest server name first, so `a__b` wins over `a` where both exist.
-    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams.iter().collect();
-    ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
-    ups.into_iter().find_map(|u| {
-        exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
-    })
-}
-
-/// Call a list method on every ready server and merge the items (names prefixed if asked).
-fn merge_list(
-    hub: &Arc<Hub>,
-    session: &Arc<Session>,
-    method: &str,
-    key: &str,
-    prefix: bool,
-) -> Result<Value, (i64, String)> {
-    let mut items = Vec::new();
-    for shared in &hub.upstreams {
-        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg.disabled { 0 } else { 2000 })) else { continue };
-        let cap = match key {
-            "prompts" => "prompts",
-            _ => "resources",
-        };
-        if u.info().map(|i| i.capabilities.get(cap).is_none()).unwrap_or(true) {
-            continue;
-        }
-        match crate::client::list_all(&peer, method, key, u.cfg.timeout) {
-            Ok(list) => {
-                for mut it in list {
-                    if prefix {
-                        if let Some(n) = it["name"].as_str() {
-                            it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
-                        }
-                    } else if let Some(uri) = it["uri"].as_str() {
-                        hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
-                    }
-                    items.push(it);
-                }
-            }
-            Err(e) => log::warn!("{}", crate::logsafe::unbounded(&e.one_line())),
-        }
-    }
-    let mut m = Map::new();
-    m.insert(key.to_string(), Value::Array(items));
-    Ok(Value::Object(m))
-}
-
-/// The server a resource URI belongs to: learned from listings, else by template prefix.
-pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
-    let known = hub.resource_owner.lock().unwrap().get(uri).cloned();
-    if let Some(name) = known {
-        return hub.upstream_for(session, &name);
-    }
-    for shared in &hub.upstreams {
-        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(500)) else { continue };
-        if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
-            continue;
-        }
-        let templates = crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg.timeout)
-            .unwrap_or_default();
-        let fits = templates.iter().any(|t| {
-            let tpl = t["uriTemplate"].as_str().unwrap_or("");
-            let head = tpl.split('{').next().unwrap_or("");
-            !head.is_empty() && uri.starts_with(head)
-        });
-        let listed = crate::client::list_all(&peer, "resources/list", "resources", u.cfg.timeout)
-            .unwrap_or_default()
-            .iter()
-            .any(|r| r["uri"] == uri);
-        if fits || listed {
-            hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
-            return Some(u);
-        }
-    }
-    None
-}
-
-/// `POST /cli/call`: one tool call for the shell client in a single round trip (the
-/// five MCP exchanges of a session cost more than the call itself). The client has settled
-/// approval already and sends the arguments as typed; they are typed here by the cached
-/// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
-/// error (status word, message, hint) for the client to print as it would its own.
-fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
-    let body = match read_body(hub, &mut req) {
-        Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
-    };
-    let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => run_cli_call(hub, &v, who),
-        Err(e) => json!({"error": Error::failure(format!("bad /cli/call body: {}", e)).to_json()}),
-    };
-    send(req, json_resp(200, &answer));
-}
-
-fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToken>) -> Value {
-    let bad = |what: String| {
-        json!({"error": Error::failure(format!("bad /cli/call request: {}", what))
-            .hint("send it with the mcpctl binary of the daemon (a client of another version speaks another shape)")
-            .to_json()})
-    };
-    let (Some(server), Some(tool)) = (v["server"].as_str(), v["tool"].as_str()) else {
-        return bad("`server` and `tool` must be strings".into());
-    };
-    // Arguments that do not decode are an error, never a call with no arguments.
-    let typed: Vec<crate::cli::ToolArg> = match v.get("args") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(a) => match serde_json::from_value(a.clone()) {
-            Ok(t) => t,
-            Err(e) => return bad(format!("`args`: {}", e)),
-        },
-    };
-    let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
-        return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
-    };
-    // The same policy as every other path: the shell client asks for nothing more here, and
-    // settles "ask" on its own terminal (running such a tool on a child of its own).
-    let gate = policy::gateway_for(&u.cfg, tool, who).and_then(|g| match g {
-        policy::Gate::Run => Ok(()),
-        policy::Gate::Ask => Err(policy::cannot_ask(&u.cfg, tool, "/cli/call cannot ask the user")),
-    });
-    if let Err(e) = gate {
-        log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
-        return json!({"error": e.to_json()});
-    }
-    // The daemon reads no file and no standard input for a caller.
-    if let Err(e) = crate::call::only_values(&typed) {
-        return json!({"error": e.to_json()});
-    }
-    let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
-    // Start a lazy server and wait for a starting one: its tool list comes with it.
-    if let Err(e) = u.peer(u.cfg.timeout) {
-        return json!({"error": e.to_json()});
-    }
-    let def = match u.tool(tool) {
-        Ok(d) => d,
-        Err(e) => return json!({"error": e.to_json()}),
-    };
-    let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
-        Ok(a) => a,
-        Err(bad) => return json!({"error": bad.error.to_json(), "arguments": bad.arguments}),
-    };
-    // A session of its own (not listed in the hub), so that what the child asks while the
-    // call runs is attributed correctly: to this call when it is the only one in flight.
-    let session = Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()));
-    let started = std::time::Instant::now();
-    let params = json!({"name": tool, "arguments": arguments});
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = Arc::new(move |e| {
-        let _ = tx.send(e);
-    });
-    let mut uid = 0;
-    if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
-        return json!({"error": e.to_json(), "arguments": arguments});
-    }
-    // The shell client answers no server→client requests (as when it runs the server itself).
-    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
-        if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
-            let e = jsonrpc::error_object(
-                jsonrpc::METHOD_NOT_FOUND,
-                &format!("mcpctl's shell client does not support {}", method),
-            );
-            session.take_reply(id, Err(e));
-        }
-    });
-    let outcome = match outcome {
-        Some(Ok(r)) => Ok(r),
-        Some(Err(e)) => Err(peer::call_error(server, "tools/call", &e)),
-        None => Err(peer::timeout_error(server, "`tools/call`", timeout)),
-    };
-    let word = match &outcome {
-        Ok(r) if r["isError"] == json!(true) => "tool error",
-        Ok(_) => "ok",
-        Err(_) => "error",
-    };
-    log_call("cli", token_name(who), server, tool, started, word);
-    match outcome {
-        Ok(r) => json!({"arguments": arguments, "result": r}),
-        Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
-    }
-}
-
-/// Wait for a request forwarded upstream, handing each message that belongs to it
-/// (progress, log, server→client request) to `on_message` on the way. `None` when it
-/// outlived `timeout`; the child has then been told to cancel it.
-fn await_forwarded(
-    u: &Upstream,
-    uid: u64,
-    rx: &Receiver<Event>,
-    timeout: Duration,
-    mut on_message: impl FnMut(Value),
-) -> Option<crate::peer::Outcome> {
-    loop {
-        match rx.recv_timeout(timeout) {
-            Ok(Event::Done(o)) => return Some(o.map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))),
-            Ok(Event::Message(m)) => on_message(m),
-            Err(_) => {
-                u.cancel(uid, "timeout");
-                return None;
-            }
         }
     }
 }

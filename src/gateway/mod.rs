@@ -2,8 +2,10 @@
 //! re-exposes every configured server over MCP Streamable HTTP — `/mcp` aggregated,
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
 
+mod aggregate;
 mod approval;
 mod call_log;
+mod cli_call;
 mod forward;
 mod http;
 mod ids;

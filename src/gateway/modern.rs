@@ -509,7 +509,7 @@ fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> 
         .filter(|uri| {
             let owner = match target {
                 Target::One(name) => hub.upstream_for(&session, name),
-                Target::All => super::http::owner_of(hub, &session, uri),
+                Target::All => super::aggregate::owner_of(hub, &session, uri),
             };
             let Some(u) = owner else { return false };
             let Ok(peer) = u.peer(Duration::from_secs(2)) else { return false };

@@ -4,7 +4,8 @@
 
 use super::approval::{ask, ask_modern};
 use super::forward::forward;
-use super::http::{listed, permit, reply, set_log_level, subscription};
+use super::gate::{listed, permit};
+use super::mcp::{reply, set_log_level, subscription};
 use super::modern::Shape;
 use super::server::Request;
 use super::session::Session;

@@ -5,7 +5,8 @@
 
 use super::call_log::{log_call, session_word};
 use super::forward::{forward, forward_into, Out};
-use super::http::{refusal, reply};
+use super::gate::refusal;
+use super::mcp::reply;
 use super::modern::Shape;
 use super::server::{DeferredStream, Request};
 use super::session::Session;

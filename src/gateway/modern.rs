@@ -8,7 +8,7 @@
 //! A stateless request is checked as the transport page says (version, then the routing
 //! headers `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` against the body: 400 with
 //! -32020 or -32022 when they fail), then answered by the same code as a session's request
-//! (`http::serve`: the same policy, tokens, aggregation and forwarding), under a session
+//! (`mcp::serve`: the same policy, tokens, aggregation and forwarding), under a session
 //! object made for this request alone: never registered in the hub, never counted against
 //! `MCPCTL_MAX_SESSIONS`, dropped with the answer. A [`Shape`] makes the answers 2026-07-28
 //! ones: `resultType`, `_meta` serverInfo, cache hints on list results, no `notifications/message`
@@ -30,7 +30,7 @@
 //!
 //! A `tools/call` that needs its user's approval (`"gatewayApproval": "ask"`) is held the
 //! same way before anything goes upstream: answered `input_required` with the approval
-//! question (`http::ask_modern`); the retry's answer runs it or refuses it.
+//! question (`approval::ask_modern`); the retry's answer runs it or refuses it.
 //!
 //! Not served: servers with `"isolation": "session"` (they need a session; a stateless
 //! request to one is refused with the reason, and `server/discover` offers only the
@@ -398,7 +398,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     }
     let shape = Arc::new(Shape::new(hub, &target, &method, params.as_ref(), token.as_deref()));
     if method == "server/discover" {
-        let (_, capabilities, instructions) = super::http::identity(hub, &target);
+        let (_, capabilities, instructions) = super::mcp::identity(hub, &target);
         // A server with a child per session cannot be served without a session: where one is
         // behind the endpoint, only the session-based revisions are advertised, so that a
         // probing client opens a session (and keeps reaching it) rather than going stateless.
@@ -436,7 +436,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token).with_client_capabilities(caps));
     // The envelope stays: a 2026-07-28 child reads the client's capabilities and log level
     // from it; a legacy child's connection drops it (`peer`).
-    super::http::serve(hub, req, &session, id, &method, params, Some(shape));
+    super::mcp::serve(hub, req, &session, id, &method, params, Some(shape));
 }
 
 /// Capabilities as a stateless client may use them: list changes come on
@@ -823,7 +823,7 @@ impl Shape {
             Target::One(name) => hub.upstream(name).and_then(|u| u.server_info()),
             Target::All => None,
         }
-        .unwrap_or_else(super::http::gateway_info);
+        .unwrap_or_else(super::mcp::gateway_info);
         let meta = params.and_then(|p| p.get("_meta"));
         let level = meta.and_then(|m| m.get(META_LOG)).and_then(Value::as_str);
         let binding = name_field(method).map(|field| Binding {

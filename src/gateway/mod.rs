@@ -12,6 +12,7 @@ mod http;
 mod ids;
 mod mcp;
 mod modern;
+mod modern_listen;
 pub mod names;
 mod server;
 pub mod session;
@@ -103,7 +104,7 @@ pub struct Hub {
     /// Resource URI → server, learned from aggregated `resources/list`.
     pub resource_owner: Mutex<HashMap<String, String>>,
     /// Open `subscriptions/listen` streams of 2026-07-28 clients.
-    pub listeners: Mutex<Vec<Arc<modern::Listener>>>,
+    pub listeners: Mutex<Vec<Arc<modern_listen::Listener>>>,
     last_sweep: Mutex<Instant>,
 }
 
@@ -176,7 +177,7 @@ impl Hub {
                 s.push(msg);
             }
         }
-        modern::deliver(self, server, msg);
+        modern_listen::deliver(self, server, msg);
     }
 
     /// A message of server `server` for the sessions `ids` only (a resource update for its
@@ -191,7 +192,7 @@ impl Hub {
                 s.push(msg);
             }
         }
-        modern::deliver(self, server, msg);
+        modern_listen::deliver(self, server, msg);
     }
 
     /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended

@@ -6,7 +6,7 @@ use super::approval::{ask, ask_modern};
 use super::forward::forward;
 use super::gate::{listed, permit};
 use super::mcp::{reply, set_log_level, subscription};
-use super::modern::Shape;
+use super::modern_shape::Shape;
 use super::server::Request;
 use super::session::Session;
 use super::upstream::Upstream;

@@ -7,7 +7,7 @@ use super::call_log::{log_call, session_word};
 use super::forward::{forward, forward_into, Out};
 use super::gate::refusal;
 use super::mcp::reply;
-use super::modern::Shape;
+use super::modern_shape::Shape;
 use super::server::{DeferredStream, Request};
 use super::session::Session;
 use super::streams::{end_stream, event_chunk, SSE_HEAD};

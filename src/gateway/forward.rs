@@ -4,7 +4,8 @@
 //! 2026-07-28 request held for its client's input waits here too ([`Resume`]).
 
 use super::call_log::{log_call, session_word};
-use super::modern::{self, Shape, Step};
+use super::modern;
+use super::modern_shape::{Shape, Step};
 use super::server::{Deferred, DeferredStream, Request};
 use super::session::Session;
 use super::streams::{chunk, event_chunk, SSE_HEAD};

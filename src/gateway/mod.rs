@@ -12,6 +12,7 @@ mod http;
 mod ids;
 mod mcp;
 mod modern;
+mod modern_checks;
 mod modern_held;
 mod modern_listen;
 mod modern_shape;

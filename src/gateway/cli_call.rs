@@ -1,7 +1,9 @@
 //! `POST /cli/call`, the daemon's endpoint for `mcpctl call`: one tool call in one round
-//! trip, under the same policy as every MCP path.
+//! trip, under the same checks (token, Host, Origin) and the same policy as every MCP path.
+//! The request and the answer are the versioned shape of `cli_wire`.
 
 use super::call_log::{log_call, token_name};
+use super::cli_wire::{self, CallAnswer, CallRequest};
 use super::http::{json_resp, read_body, send};
 use super::server::Request;
 use super::session::{Session, Target};
@@ -20,8 +22,10 @@ use std::time::{Duration, Instant};
 /// `POST /cli/call`: one tool call for the shell client in a single round trip (the
 /// five MCP exchanges of a session cost more than the call itself). The client has settled
 /// approval already and sends the arguments as typed; they are typed here by the cached
-/// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
-/// error (status word, message, hint) for the client to print as it would its own.
+/// schema, exactly as `mcpctl call` types them, and the answer (200) carries the result or
+/// the error (status word, message, hint) for the client to print as it would its own. A
+/// request of another version, or not of the shape, is refused with 400 and the reason:
+/// nothing ran, and a client of another version connects the usual way.
 pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
     let body = match read_body(hub, &mut req) {
         Ok(b) => b,
@@ -30,32 +34,20 @@ pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate:
             return;
         }
     };
-    let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => run_cli_call(hub, &v, who),
-        Err(e) => json!({"error": Error::failure(format!("bad /cli/call body: {}", e)).to_json()}),
+    let (status, answer) = match cli_wire::parse_request(&body) {
+        Ok(call) => (200, run_cli_call(hub, &call, who)),
+        Err(e) => (400, CallAnswer::error(&e, None)),
     };
-    send(req, json_resp(200, &answer));
+    send(req, json_resp(status, &answer.to_json()));
 }
 
-fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToken>) -> Value {
-    let bad = |what: String| {
-        json!({"error": Error::failure(format!("bad /cli/call request: {}", what))
-            .hint("send it with the mcpctl binary of the daemon (a client of another version speaks another shape)")
-            .to_json()})
-    };
-    let (Some(server), Some(tool)) = (v["server"].as_str(), v["tool"].as_str()) else {
-        return bad("`server` and `tool` must be strings".into());
-    };
-    // Arguments that do not decode are an error, never a call with no arguments.
-    let typed: Vec<crate::cli::ToolArg> = match v.get("args") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(a) => match serde_json::from_value(a.clone()) {
-            Ok(t) => t,
-            Err(e) => return bad(format!("`args`: {}", e)),
-        },
-    };
+fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::NamedToken>) -> CallAnswer {
+    let (server, tool) = (call.server.as_str(), call.tool.as_str());
+    let typed: Vec<crate::cli::ToolArg> = call.args.iter().cloned().map(cli_wire::Arg::into_typed).collect();
     let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
-        return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
+        let e = Error::failure(format!("the daemon has no shared server `{}`", crate::logsafe::safe(server)))
+            .hint("restart it with `mcpctl stop && mcpctl start` after changing the config");
+        return CallAnswer::error(&e, None);
     };
     // The same policy as every other path: the shell client asks for nothing more here, and
     // settles "ask" on its own terminal (running such a tool on a child of its own).
@@ -65,24 +57,24 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToke
     });
     if let Err(e) = gate {
         log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
-        return json!({"error": e.to_json()});
+        return CallAnswer::error(&e, None);
     }
     // The daemon reads no file and no standard input for a caller.
     if let Err(e) = crate::call::only_values(&typed) {
-        return json!({"error": e.to_json()});
+        return CallAnswer::error(&e, None);
     }
-    let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
+    let timeout = call.timeout_ms.map(Duration::from_millis).unwrap_or(u.cfg.timeout);
     // Start a lazy server and wait for a starting one: its tool list comes with it.
     if let Err(e) = u.peer(u.cfg.timeout) {
-        return json!({"error": e.to_json()});
+        return CallAnswer::error(&e, None);
     }
     let def = match u.tool(tool) {
         Ok(d) => d,
-        Err(e) => return json!({"error": e.to_json()}),
+        Err(e) => return CallAnswer::error(&e, None),
     };
     let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
         Ok(a) => a,
-        Err(bad) => return json!({"error": bad.error.to_json(), "arguments": bad.arguments}),
+        Err(bad) => return CallAnswer::error(&bad.error, Some(json!(bad.arguments))),
     };
     // A session of its own (not listed in the hub), so that what the child asks while the
     // call runs is attributed correctly: to this call when it is the only one in flight.
@@ -95,7 +87,7 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToke
     });
     let mut uid = 0;
     if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
-        return json!({"error": e.to_json(), "arguments": arguments});
+        return CallAnswer::error(&e, Some(json!(arguments)));
     }
     // The shell client answers no server→client requests (as when it runs the server itself).
     let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
@@ -119,8 +111,8 @@ fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToke
     };
     log_call("cli", token_name(who), server, tool, started, word);
     match outcome {
-        Ok(r) => json!({"arguments": arguments, "result": r}),
-        Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
+        Ok(r) => CallAnswer::result(r, json!(arguments)),
+        Err(e) => CallAnswer::error(&e, Some(json!(arguments))),
     }
 }
 

@@ -6,6 +6,7 @@ mod aggregate;
 mod approval;
 mod call_log;
 mod cli_call;
+pub mod cli_wire;
 mod forward;
 mod gate;
 mod http;

@@ -37,15 +37,15 @@ pub(super) fn aggregated(
         "tools/list" => {
             // A listing starts servers waiting for their runtime; their tools follow
             // with notifications/tools/list_changed.
-            for u in &hub.upstreams {
+            for u in hub.upstreams() {
                 u.trigger();
             }
             let table = hub.tool_table();
             let mut tools = Vec::new();
-            for u in &hub.upstreams {
+            for u in hub.upstreams() {
                 for t in u.tools().unwrap_or_default() {
                     let Some(name) = t["name"].as_str() else { continue };
-                    if !listed(hub, session, &u.cfg, name) {
+                    if !listed(hub, session, u.cfg(), name) {
                         continue;
                     }
                     if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
@@ -132,7 +132,7 @@ pub(super) fn aggregated(
             set_log_level(session, params.as_ref());
             // Sent on, not waited for (a wedged child must not hold this answer); a
             // 2026-07-28 child gets the level with each request instead.
-            for u in hub.upstreams.iter().filter(|u| !u.speaks_modern()) {
+            for u in hub.upstreams().iter().filter(|u| !u.speaks_modern()) {
                 if let Ok(p) = u.peer(Duration::from_millis(10)) {
                     let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
                 }
@@ -146,7 +146,7 @@ pub(super) fn aggregated(
 /// `<server>__<name>` → (server, name) for prompts.
 fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
     // Longest server name first, so `a__b` wins over `a` where both exist.
-    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams.iter().collect();
+    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams().iter().collect();
     ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
     ups.into_iter().find_map(|u| {
         exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
@@ -162,9 +162,9 @@ fn merge_list(
     prefix: bool,
 ) -> Result<Value, (i64, String)> {
     let mut items = Vec::new();
-    for shared in &hub.upstreams {
+    for shared in hub.upstreams() {
         let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg.disabled { 0 } else { 2000 })) else { continue };
+        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg().disabled { 0 } else { 2000 })) else { continue };
         let cap = match key {
             "prompts" => "prompts",
             _ => "resources",
@@ -172,7 +172,7 @@ fn merge_list(
         if u.info().map(|i| i.capabilities.get(cap).is_none()).unwrap_or(true) {
             continue;
         }
-        match crate::client::list_all(&peer, method, key, u.cfg.timeout) {
+        match crate::client::list_all(&peer, method, key, u.cfg().timeout) {
             Ok(list) => {
                 for mut it in list {
                     if prefix {
@@ -180,7 +180,7 @@ fn merge_list(
                             it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
                         }
                     } else if let Some(uri) = it["uri"].as_str() {
-                        hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
+                        hub.learn_owner(uri, u.name());
                     }
                     items.push(it);
                 }
@@ -195,29 +195,30 @@ fn merge_list(
 
 /// The server a resource URI belongs to: learned from listings, else by template prefix.
 pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
-    let known = hub.resource_owner.lock().unwrap().get(uri).cloned();
+    let known = hub.known_owner(uri);
     if let Some(name) = known {
         return hub.upstream_for(session, &name);
     }
-    for shared in &hub.upstreams {
+    for shared in hub.upstreams() {
         let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
         let Ok(peer) = u.peer(Duration::from_millis(500)) else { continue };
         if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
             continue;
         }
-        let templates = crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg.timeout)
-            .unwrap_or_default();
+        let templates =
+            crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg().timeout)
+                .unwrap_or_default();
         let fits = templates.iter().any(|t| {
             let tpl = t["uriTemplate"].as_str().unwrap_or("");
             let head = tpl.split('{').next().unwrap_or("");
             !head.is_empty() && uri.starts_with(head)
         });
-        let listed = crate::client::list_all(&peer, "resources/list", "resources", u.cfg.timeout)
+        let listed = crate::client::list_all(&peer, "resources/list", "resources", u.cfg().timeout)
             .unwrap_or_default()
             .iter()
             .any(|r| r["uri"] == uri);
         if fits || listed {
-            hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
+            hub.learn_owner(uri, u.name());
             return Some(u);
         }
     }

@@ -51,7 +51,7 @@ pub(super) fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, i
     let mut out = asking.out.lock().unwrap();
     let mut d = req.defer();
     let a = asking.clone();
-    d.set_deadline(started + u.cfg.timeout, Box::new(move || a.expire()));
+    d.set_deadline(started + u.cfg().timeout, Box::new(move || a.expire()));
     let mut stream = d.into_stream(SSE_HEAD);
     stream.send(&event_chunk(&request));
     *out = Some(stream);
@@ -80,9 +80,9 @@ pub(super) fn ask_modern(
     let body = match shape.hold_approval(approval, question) {
         Ok(result) => jsonrpc::response(id, result),
         Err(why) => {
-            let token = session.token.as_deref().unwrap_or("-");
+            let token = session.token().unwrap_or("-");
             log_call(session_word(session), token, u.name(), &tool, Instant::now(), "refused");
-            refusal(&id, &policy::cannot_ask(&u.cfg, &tool, &why).one_line())
+            refusal(&id, &policy::cannot_ask(u.cfg(), &tool, &why).one_line())
         }
     };
     reply(req, Some(&shape), body);
@@ -133,7 +133,7 @@ impl Approval {
     }
 
     pub(super) fn log(&self, outcome: &str) {
-        let token = self.session.token.as_deref().unwrap_or("-");
+        let token = self.session.token().unwrap_or("-");
         log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
     }
 }
@@ -244,13 +244,13 @@ impl Asking {
             "the user did not answer the approval request for tool `{}` on server `{}` within {}s (the server's timeout): it was not run",
             crate::logsafe::safe(&self.tool),
             self.upstream.name(),
-            self.upstream.cfg.timeout.as_secs_f64()
+            self.upstream.cfg().timeout.as_secs_f64()
         );
         end_stream(stream, &refusal(&self.id, &msg));
     }
 
     fn log(&self, outcome: &str) {
-        let token = self.session.token.as_deref().unwrap_or("-");
+        let token = self.session.token().unwrap_or("-");
         log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
     }
 }

@@ -9,7 +9,7 @@ pub(super) fn token_name(t: Option<&crate::tokens::NamedToken>) -> &str {
 
 /// The first 8 characters of a session id's random part (after a node id's `<node>.`), for logs.
 pub(super) fn session_word(session: &Session) -> &str {
-    let random = session.id.rsplit('.').next().unwrap_or(&session.id);
+    let random = session.id().rsplit('.').next().unwrap_or(session.id());
     &random[..8.min(random.len())]
 }
 /// The log line every tool call leaves (never the argument values): `outcome` is ok,

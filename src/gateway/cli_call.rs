@@ -44,16 +44,16 @@ pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate:
 fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::NamedToken>) -> CallAnswer {
     let (server, tool) = (call.server.as_str(), call.tool.as_str());
     let typed: Vec<crate::cli::ToolArg> = call.args.iter().cloned().map(cli_wire::Arg::into_typed).collect();
-    let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
+    let Some(u) = hub.upstream(server).filter(|u| u.cfg().isolation == crate::config::Isolation::Shared) else {
         let e = Error::failure(format!("the daemon has no shared server `{}`", crate::logsafe::safe(server)))
             .hint("restart it with `mcpctl stop && mcpctl start` after changing the config");
         return CallAnswer::error(&e, None);
     };
     // The same policy as every other path: the shell client asks for nothing more here, and
     // settles "ask" on its own terminal (running such a tool on a child of its own).
-    let gate = policy::gateway_for(&u.cfg, tool, who).and_then(|g| match g {
+    let gate = policy::gateway_for(u.cfg(), tool, who).and_then(|g| match g {
         policy::Gate::Run => Ok(()),
-        policy::Gate::Ask => Err(policy::cannot_ask(&u.cfg, tool, "/cli/call cannot ask the user")),
+        policy::Gate::Ask => Err(policy::cannot_ask(u.cfg(), tool, "/cli/call cannot ask the user")),
     });
     if let Err(e) = gate {
         log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
@@ -63,9 +63,9 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
     if let Err(e) = crate::call::only_values(&typed) {
         return CallAnswer::error(&e, None);
     }
-    let timeout = call.timeout_ms.map(Duration::from_millis).unwrap_or(u.cfg.timeout);
+    let timeout = call.timeout_ms.map(Duration::from_millis).unwrap_or(u.cfg().timeout);
     // Start a lazy server and wait for a starting one: its tool list comes with it.
-    if let Err(e) = u.peer(u.cfg.timeout) {
+    if let Err(e) = u.peer(u.cfg().timeout) {
         return CallAnswer::error(&e, None);
     }
     let def = match u.tool(tool) {

@@ -49,7 +49,7 @@ pub(super) fn forward_into(
     } else {
         None
     };
-    let timeout = u.cfg.timeout;
+    let timeout = u.cfg().timeout;
     let started = Instant::now();
     let fwd = Arc::new(Forwarded {
         out: Mutex::new(out),
@@ -75,7 +75,13 @@ pub(super) fn forward_into(
     let f = fwd.clone();
     let mut on_id = |uid: u64| {
         fwd.uid.store(uid, Ordering::SeqCst);
-        session.inflight.lock().unwrap().insert(fwd.key.clone(), (Arc::downgrade(u), uid));
+        let u = Arc::downgrade(u);
+        let cancel = move |why: &str| {
+            if let Some(u) = u.upgrade() {
+                u.cancel(uid, why);
+            }
+        };
+        session.track(fwd.key.clone(), Box::new(cancel));
     };
     match u.forward(session, method, params, Arc::new(move |e| f.on_event(e)), &mut on_id) {
         Ok(()) => {}
@@ -248,7 +254,7 @@ impl Forwarded {
         if matches!(taken, Out::Done) {
             return;
         }
-        self.session.inflight.lock().unwrap().remove(&self.key);
+        self.session.untrack(&self.key);
         if let Some(tool) = &self.tool {
             let server = self.upstream.upgrade().map(|u| u.name().to_string()).unwrap_or_default();
             let word = match &outcome {
@@ -256,7 +262,7 @@ impl Forwarded {
                 Ok(_) => "ok",
                 Err(_) => "error",
             };
-            let token = self.session.token.as_deref().unwrap_or("-");
+            let token = self.session.token().unwrap_or("-");
             log_call(session_word(&self.session), token, &server, tool, self.started, word);
         }
         let outcome = match &self.shape {

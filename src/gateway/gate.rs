@@ -13,8 +13,8 @@ use std::time::Instant;
 
 /// The named token a session was created with.
 fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::NamedToken> {
-    let name = session.token.as_deref()?;
-    hub.opts.tokens.iter().find(|t| t.name == name)
+    let name = session.token()?;
+    hub.opts().tokens.iter().find(|t| t.name == name)
 }
 
 /// The policy's word on a tool call from a gateway client: run it, ask the user first (a
@@ -27,11 +27,11 @@ pub(super) fn permit(
     id: &Value,
 ) -> Result<policy::Gate, Value> {
     let token = token_of(hub, session);
-    let gate = policy::gateway_for(&u.cfg, tool, token).and_then(|g| match g {
-        policy::Gate::Ask if !session.elicits => Err(policy::cannot_ask(
-            &u.cfg,
+    let gate = policy::gateway_for(u.cfg(), tool, token).and_then(|g| match g {
+        policy::Gate::Ask if !session.elicits() => Err(policy::cannot_ask(
+            u.cfg(),
             tool,
-            if session.protocol == modern::MODERN {
+            if session.protocol() == modern::MODERN {
                 "this client cannot be asked (its request did not declare the elicitation capability, form mode, in `_meta` clientCapabilities)"
             } else {
                 "this client cannot be asked (it did not declare the elicitation capability, form mode, in `initialize`)"
@@ -55,7 +55,7 @@ pub(super) fn refusal(id: &Value, why: &str) -> Value {
 pub(super) fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool: &str) -> bool {
     match policy::gateway_for(cfg, tool, token_of(hub, session)) {
         Ok(policy::Gate::Run) => true,
-        Ok(policy::Gate::Ask) => session.elicits,
+        Ok(policy::Gate::Ask) => session.elicits(),
         Err(_) => false,
     }
 }

@@ -64,7 +64,7 @@ pub(super) fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
 /// The whole request body, or the answer to give: 413 past the limit, 400 when unreadable.
 pub(super) fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
     req.body().map_err(|e| match e {
-        BodyError::TooLarge => too_large(hub.opts.max_body),
+        BodyError::TooLarge => too_large(hub.opts().max_body),
         BodyError::Unreadable => {
             rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read")
         }
@@ -94,7 +94,7 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// `Ok(Some(t))` a named one, `Err` none that we accept. Every configured token is compared
 /// (in constant time each), whichever matches.
 pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
-    if hub.opts.token.is_none() && hub.opts.tokens.is_empty() {
+    if hub.opts().token.is_none() && hub.opts().tokens.is_empty() {
         return Ok(None);
     }
     let given = get(req, "Authorization")
@@ -102,12 +102,12 @@ pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a
         .map(|g| g.trim().as_bytes())
         .ok_or(())?;
     let mut found: Option<Option<&crate::tokens::NamedToken>> = None;
-    if let Some(t) = &hub.opts.token {
+    if let Some(t) = &hub.opts().token {
         if same_secret(given, t.as_bytes()) {
             found = Some(None);
         }
     }
-    for t in &hub.opts.tokens {
+    for t in &hub.opts().tokens {
         if same_secret(given, t.value.as_bytes()) && found.is_none() {
             found = Some(Some(t));
         }
@@ -130,14 +130,14 @@ fn host_name(h: &str) -> &str {
 fn host_allowed(hub: &Hub, host: &str) -> bool {
     let name = host_name(host);
     super::is_loopback(name)
-        || name.eq_ignore_ascii_case(&hub.opts.host)
-        || hub.opts.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+        || name.eq_ignore_ascii_case(&hub.opts().host)
+        || hub.opts().allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
 }
 
 /// A browser Origin we accept: one listed with --allowed-origin, or a loopback origin
 /// (a page served from this machine; a DNS-rebinding page carries its attacker's name).
 fn origin_allowed(hub: &Hub, origin: &str) -> bool {
-    if hub.opts.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+    if hub.opts().allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         return true;
     }
     let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
@@ -204,7 +204,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     };
     if let Target::One(name) = &target {
         if hub.upstream(name).is_none() {
-            let names: Vec<&str> = hub.upstreams.iter().map(|u| u.name()).collect();
+            let names: Vec<&str> = hub.upstreams().iter().map(|u| u.name()).collect();
             send(req, text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
             return;
         }
@@ -247,16 +247,16 @@ pub(super) fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Resul
             "Bad Request: Mcp-Session-Id header is required",
         ));
     };
-    let s = hub.sessions.lock().unwrap().get(id).cloned();
+    let s = hub.session(id);
     let who = identify(hub, req).ok().flatten().map(|t| t.name.as_str());
     match s {
-        Some(s) if &s.target == target && s.token.as_deref() != who => Err(rpc_error(
+        Some(s) if s.target() == target && s.token() != who => Err(rpc_error(
             403,
             Value::Null,
             jsonrpc::INVALID_REQUEST,
             "Forbidden: this session was created with another token; initialize a session of your own",
         )),
-        Some(s) if &s.target == target => {
+        Some(s) if s.target() == target => {
             if let Some(v) = get(req, "MCP-Protocol-Version") {
                 if !PROTOCOL_VERSIONS.contains(&v) {
                     return Err(rpc_error(

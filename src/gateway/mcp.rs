@@ -121,11 +121,8 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
         Message::Notification { method, params } => {
             if method == "notifications/cancelled" {
                 let rid = params.as_ref().and_then(|p| p.get("requestId")).map(|v| v.to_string());
-                let entry = rid.and_then(|k| session.inflight.lock().unwrap().remove(&k));
-                if let Some((u, uid)) = entry {
-                    if let Some(u) = u.upgrade() {
-                        u.cancel(uid, "cancelled by the client");
-                    }
+                if let Some(k) = rid {
+                    session.cancel(&k, "cancelled by the client");
                 }
             }
             send(req, Resp::empty(202));
@@ -146,7 +143,7 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
     let (server_info, capabilities, instructions) = identity(hub, target);
-    let sid = match super::ids::new_session_id(hub.opts.node_id.as_deref()) {
+    let sid = match super::ids::new_session_id(hub.opts().node_id.as_deref()) {
         Ok(sid) => sid,
         Err(e) => {
             log::error!("initialize refused: no session id can be made: {}", e);
@@ -182,7 +179,7 @@ pub(super) fn identity(hub: &Arc<Hub>, target: &Target) -> (Value, Value, Option
             // Wait briefly for a starting child so its own identity can be passed on
             // (but never start a lazy one: that waits for a call or a listing).
             if !matches!(u.state(), super::upstream::State::WaitingForRuntime) {
-                let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
+                let _ = u.peer(Duration::from_secs(5).min(u.cfg().timeout));
             }
             match u.info() {
                 Some(i) => (i.server_info, i.capabilities, i.instructions),
@@ -230,7 +227,7 @@ pub(super) fn serve(
     params: Option<Value>,
     shape: Option<Arc<Shape>>,
 ) {
-    match &session.target {
+    match session.target() {
         Target::One(name) => {
             let u = match hub.upstream_for(session, name) {
                 Some(u) => u,
@@ -246,7 +243,7 @@ pub(super) fn serve(
                     Some(tools) => {
                         let tools: Vec<Value> = tools
                             .into_iter()
-                            .filter(|t| t["name"].as_str().map(|n| listed(hub, session, &u.cfg, n)).unwrap_or(false))
+                            .filter(|t| t["name"].as_str().map(|n| listed(hub, session, u.cfg(), n)).unwrap_or(false))
                             .collect();
                         jsonrpc::response(id, json!({"tools": tools}))
                     }
@@ -304,11 +301,11 @@ pub(super) fn subscription(
         return jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, why);
     };
     if method == "resources/subscribe" {
-        if let Err(why) = u.subscribe(&session.id, uri) {
+        if let Err(why) = u.subscribe(session.id(), uri) {
             return jsonrpc::error_response(id, jsonrpc::INTERNAL_ERROR, &format!("mcpctl gateway: {}", why));
         }
     } else {
-        u.unsubscribe(&session.id, Some(uri));
+        u.unsubscribe(session.id(), Some(uri));
     }
     jsonrpc::response(id, json!({}))
 }
@@ -316,7 +313,7 @@ pub(super) fn subscription(
 /// Remember a session's `logging/setLevel` (2026-07-28 children get it per request).
 pub(super) fn set_log_level(session: &Session, params: Option<&Value>) {
     if let Some(level) = params.and_then(|p| p["level"].as_str()) {
-        *session.log_level.lock().unwrap() = Some(crate::logsafe::safe(level).to_string());
+        session.set_log_level(crate::logsafe::safe(level).to_string());
     }
 }
 
@@ -333,14 +330,14 @@ pub(super) fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
 }
 
 fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
-    u.peer(u.cfg.timeout).ok()?;
+    u.peer(u.cfg().timeout).ok()?;
     u.tools()
 }
 
 pub(super) fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     match session_of(hub, &req, target) {
         Ok(s) => {
-            hub.remove_session(&s.id);
+            hub.remove_session(s.id());
             send(req, Resp::empty(200));
         }
         Err(r) => {

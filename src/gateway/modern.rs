@@ -193,10 +193,10 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         // A server with a child per session cannot be served without a session: where one is
         // behind the endpoint, only the session-based revisions are advertised, so that a
         // probing client opens a session (and keeps reaching it) rather than going stateless.
-        let per_session = |u: &super::upstream::Upstream| u.cfg.isolation == Isolation::Session && !u.cfg.disabled;
+        let per_session = |u: &super::upstream::Upstream| u.cfg().isolation == Isolation::Session && !u.cfg().disabled;
         let needs_session = match &target {
             Target::One(name) => hub.upstream(name).map(|u| per_session(u)).unwrap_or(false),
-            Target::All => hub.upstreams.iter().any(|u| per_session(u)),
+            Target::All => hub.upstreams().iter().any(|u| per_session(u)),
         };
         let versions = if needs_session { PROTOCOL_VERSIONS.to_vec() } else { supported() };
         let mut r = json!({"supportedVersions": versions, "capabilities": capabilities_of(capabilities)});

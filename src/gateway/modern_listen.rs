@@ -49,7 +49,7 @@ impl Listener {
 /// A message of server `server` that belongs to no request: to every listen stream that
 /// sees the server and opted in to it (never blocking: a stream that is full misses it).
 pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
-    let listeners: Vec<Arc<Listener>> = hub.listeners.lock().unwrap().clone();
+    let listeners = hub.listeners();
     for l in listeners.iter().filter(|l| l.target.covers(server) && l.wants(msg)) {
         let mut m = msg.clone();
         if !m["params"].is_object() {
@@ -80,7 +80,7 @@ fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> 
             };
             let Some(u) = owner else { return false };
             let Ok(peer) = u.peer(Duration::from_secs(2)) else { return false };
-            let timeout = u.cfg.timeout.min(Duration::from_secs(5));
+            let timeout = u.cfg().timeout.min(Duration::from_secs(5));
             matches!(peer.request("resources/subscribe", Some(json!({"uri": uri})), timeout), Ok(Ok(_)))
         })
         .collect()
@@ -109,18 +109,13 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
         uris,
         tx,
     });
-    {
-        let mut ls = hub.listeners.lock().unwrap();
-        if ls.len() >= hub.opts.max_sessions {
-            drop(ls);
-            let why = format!(
-                "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
-                hub.opts.max_sessions
-            );
-            let (s, e) = error(503, id, jsonrpc::INTERNAL_ERROR, &why, None);
-            return super::http::send_status(req, s, Some(&e));
-        }
-        ls.push(me.clone());
+    if let Err(max) = hub.add_listener(me.clone()) {
+        let why = format!(
+            "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
+            max
+        );
+        let (s, e) = error(503, id, jsonrpc::INTERNAL_ERROR, &why, None);
+        return super::http::send_status(req, s, Some(&e));
     }
     let mut honored = serde_json::Map::new();
     for (k, on) in
@@ -154,7 +149,7 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
             Err(RecvTimeoutError::Disconnected) => None,
         };
     }
-    hub.listeners.lock().unwrap().retain(|l| !Arc::ptr_eq(l, &me));
+    hub.remove_listener(&me);
     if graceful {
         let end = jsonrpc::response(id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION: me.id.clone()}}));
         let _ = super::streams::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());

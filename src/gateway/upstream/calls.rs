@@ -2,10 +2,10 @@
 //! token) before it leaves, its answer goes to its sink, and it can be cancelled; for a
 //! 2026-07-28 child and a session-era client it is bridged (see `bridge`).
 
-use super::super::session::Session;
 use super::bridge::{bridged_capabilities, input_required};
 use super::{Call, Event, Flight, Sink, Upstream};
 use crate::error::Result;
+use crate::gateway::session::Session;
 use crate::jsonrpc;
 use crate::peer::Peer;
 use serde_json::{json, Value};
@@ -35,14 +35,14 @@ impl Upstream {
         if method == "tools/call" {
             self.calls.fetch_add(1, Ordering::Relaxed);
         }
-        let bridged = peer.modern().is_some() && crate::client::PROTOCOL_VERSIONS.contains(&session.protocol.as_str());
+        let bridged = peer.modern().is_some() && crate::client::PROTOCOL_VERSIONS.contains(&session.protocol());
         if bridged {
             let p = params.get_or_insert_with(|| json!({}));
             if let Some(m) = p.as_object_mut() {
                 let meta = m.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(meta) = meta.as_object_mut() {
                     meta.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(bridged_capabilities);
-                    if let Some(level) = session.log_level.lock().unwrap().clone() {
+                    if let Some(level) = session.log_level() {
                         meta.entry(jsonrpc::META_LOG_LEVEL).or_insert(json!(level));
                     }
                 }

@@ -3,8 +3,8 @@
 //! with requests in flight, list changes and other notifications to every session that
 //! sees the server.
 
-use super::super::session::Session;
 use super::{Event, Sink, Upstream};
+use crate::gateway::session::Session;
 use crate::jsonrpc;
 use crate::peer::{Handler, Inbound, Peer};
 use serde_json::{json, Value};
@@ -75,7 +75,7 @@ impl Upstream {
                             }
                         }
                     }
-                    match (self.subscribers(&uri), self.hub.upgrade()) {
+                    match (self.subscribers(&uri), self.owner()) {
                         (Some(ids), Some(hub)) => hub.notify_sessions(&self.cfg.name, &ids, &msg),
                         _ => self.broadcast(&msg),
                     }
@@ -105,7 +105,7 @@ impl Upstream {
     }
 
     fn broadcast(&self, msg: &Value) {
-        if let Some(hub) = self.hub.upgrade() {
+        if let Some(hub) = self.owner() {
             hub.broadcast(&self.cfg.name, msg);
         }
     }

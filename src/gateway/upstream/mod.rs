@@ -28,7 +28,6 @@ use subscriptions::Subs;
 use supervise::Refresh;
 
 use super::session::Session;
-use super::Hub;
 use crate::client::Session as ClientSession;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
@@ -39,6 +38,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
+
+/// What a server tells the gateway of its own accord (the hub answers it): an upstream
+/// knows nothing else of the hub.
+pub trait Owner: Send + Sync {
+    /// Its tool list changed (it became ready, or said so).
+    fn tools_changed(&self, server: &str);
+    /// A message of it that belongs to no request, for every client that sees it.
+    fn broadcast(&self, server: &str, msg: &Value);
+    /// A message of it for the sessions `ids` only (a resource update for its subscribers).
+    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value);
+}
 
 /// Where the answer to a forwarded request, and the messages that belong to it, go.
 /// Called on the thread that reads the child (or on the one that closes it).
@@ -80,7 +90,6 @@ impl State {
 pub struct Info {
     pub server_info: Value,
     pub capabilities: Value,
-    pub protocol: String,
     pub instructions: Option<String>,
 }
 
@@ -118,18 +127,19 @@ struct Call {
 }
 
 pub struct Upstream {
-    pub cfg: ServerConfig,
+    cfg: ServerConfig,
     root: PathBuf,
     inner: Mutex<Inner>,
     changed: Condvar,
-    pub calls: AtomicU64,
+    calls: AtomicU64,
     /// Requests in a row whose connection failed (the server answered nothing usable), and
     /// the last reason: a server that is `ready` but whose calls all fail is shown failing.
-    pub failures: AtomicU64,
-    pub last_failure: Mutex<Option<String>>,
-    pub restarts: AtomicU64,
+    failures: AtomicU64,
+    last_failure: Mutex<Option<String>>,
+    restarts: AtomicU64,
     stop: AtomicBool,
-    hub: Weak<Hub>,
+    /// The gateway it reports to (`None`: a stand-in that never starts).
+    owner: Option<Weak<dyn Owner>>,
     /// Our progress token → (client's token, the request's event channel).
     progress: Mutex<HashMap<String, (Value, Sink)>>,
     /// Requests in flight by upstream id (recorded before the request is sent).
@@ -145,7 +155,7 @@ pub struct Upstream {
     /// Tool list refreshes asked for by `notifications/tools/list_changed`.
     refresh: Mutex<Refresh>,
     /// Per-session children of this (shared) server alive now, against the cap.
-    pub session_children: Arc<std::sync::atomic::AtomicUsize>,
+    session_children: Arc<std::sync::atomic::AtomicUsize>,
     /// Why this stand-in is never started (a per-session child over the cap).
     refusal: Option<Error>,
     /// A 2026-07-28 child: the resources session clients subscribed to (`resources/subscribe`,
@@ -154,7 +164,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(cfg: ServerConfig, root: PathBuf, hub: Weak<Hub>, lazy: bool) -> Arc<Upstream> {
+    pub fn new(cfg: ServerConfig, root: PathBuf, owner: Option<Weak<dyn Owner>>, lazy: bool) -> Arc<Upstream> {
         // A server on the managed Node waits for its first use while Node is missing (never installed at boot).
         let lazy = lazy || (uses_node(&cfg) && !crate::runtime::node::installed_from_env());
         let state = if cfg.disabled {
@@ -181,7 +191,7 @@ impl Upstream {
             last_failure: Mutex::new(None),
             restarts: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            hub,
+            owner,
             progress: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
             retried: Mutex::new(HashMap::new()),
@@ -197,7 +207,7 @@ impl Upstream {
 
     /// A stand-in that is never started and fails every request with `why`.
     pub fn refusing(cfg: ServerConfig, why: Error) -> Arc<Upstream> {
-        let mut u = Upstream::new(cfg, PathBuf::new(), Weak::new(), false);
+        let mut u = Upstream::new(cfg, PathBuf::new(), None, false);
         if let Some(u) = Arc::get_mut(&mut u) {
             u.refusal = Some(why);
         }
@@ -221,6 +231,31 @@ impl Upstream {
         } else {
             runtime_installed()
         }
+    }
+
+    /// The gateway, while it runs.
+    fn owner(&self) -> Option<Arc<dyn Owner>> {
+        self.owner.as_ref()?.upgrade()
+    }
+
+    /// Tool calls sent to it, and restarts of its child, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.calls.load(Ordering::Relaxed), self.restarts.load(Ordering::Relaxed))
+    }
+
+    /// Requests in a row that found no usable connection, and the last reason.
+    pub fn failures(&self) -> (u64, Option<String>) {
+        (self.failures.load(Ordering::Relaxed), self.last_failure.lock().unwrap().clone())
+    }
+
+    /// A place for one more per-session child of this server, when fewer than `max` run.
+    pub fn session_slot(&self, max: usize) -> Option<super::session::Slot> {
+        super::session::Slot::take(&self.session_children, max)
+    }
+
+    /// The server's configuration.
+    pub fn cfg(&self) -> &ServerConfig {
+        &self.cfg
     }
 
     pub fn name(&self) -> &str {

@@ -163,7 +163,6 @@ impl Upstream {
         let info = Info {
             server_info: session.server_info.clone(),
             capabilities: session.capabilities.clone(),
-            protocol: session.protocol.clone(),
             instructions: session.instructions.clone(),
         };
         log::info!("server `{}` ready ({} tools)", self.cfg.name, tools.len());
@@ -177,7 +176,7 @@ impl Upstream {
         i.state = State::Ready;
         self.changed.notify_all();
         drop(i);
-        if let Some(hub) = self.hub.upgrade() {
+        if let Some(hub) = self.owner() {
             hub.tools_changed(&self.cfg.name);
         }
         Ok(rx)
@@ -223,7 +222,7 @@ impl Upstream {
                 Ok(tools) => self.inner.lock().unwrap().tools = Some(tools),
                 Err(e) => log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line()),
             }
-            if let Some(hub) = self.hub.upgrade() {
+            if let Some(hub) = self.owner() {
                 hub.tools_changed(&self.cfg.name);
             }
         }

@@ -19,19 +19,19 @@ pub fn build(typed: &[ToolArg], schema: &Value, stdin: &mut dyn Read) -> Result<
             }
             // Settled by the caller (`call::resolve_late`) before arguments are built.
             ToolArg::Late(k, _) => {
-                return Err(Error::failure(format!("--{} after the tool's name was not settled by its schema", k))
+                return Err(Error::usage(format!("--{} after the tool's name was not settled by its schema", k))
                     .hint("put mcpctl's options before `call`"))
             }
             ToolArg::Var(kv) => {
                 let Some((k, v)) = kv.split_once('=') else {
-                    return Err(Error::failure(format!("--var `{}` needs the form key=value", kv)));
+                    return Err(Error::usage(format!("--var `{}` needs the form key=value", kv)));
                 };
                 if k.is_empty() {
-                    return Err(Error::failure(format!("--var `{}` has an empty key", kv)));
+                    return Err(Error::usage(format!("--var `{}` has an empty key", kv)));
                 }
                 let raw = match v.strip_prefix('@') {
                     Some(path) => std::fs::read_to_string(path)
-                        .map_err(|e| Error::failure(format!("--var {}=@{}: cannot read the file: {}", k, path, e)))?,
+                        .map_err(|e| Error::usage(format!("--var {}=@{}: cannot read the file: {}", k, path, e)))?,
                     None => v.to_string(),
                 };
                 out.insert(k.to_string(), convert(k, Some(&raw), schema)?);
@@ -39,25 +39,25 @@ pub fn build(typed: &[ToolArg], schema: &Value, stdin: &mut dyn Read) -> Result<
             ToolArg::Json(text) => {
                 let text = if text == "-" {
                     if stdin_used {
-                        return Err(Error::failure("--json - can read standard input only once"));
+                        return Err(Error::usage("--json - can read standard input only once"));
                     }
                     stdin_used = true;
                     let mut s = String::new();
                     stdin
                         .read_to_string(&mut s)
-                        .map_err(|e| Error::failure(format!("--json -: cannot read standard input: {}", e)))?;
+                        .map_err(|e| Error::usage(format!("--json -: cannot read standard input: {}", e)))?;
                     s
                 } else {
                     text.clone()
                 };
                 let v: Value = serde_json::from_str(&text).map_err(|e| {
-                    Error::failure(format!("--json is not valid JSON: {}", e))
+                    Error::usage(format!("--json is not valid JSON: {}", e))
                         .hint("quote it: --json '{\"key\": \"value\"}'")
                 })?;
                 match v {
                     Value::Object(m) => out.extend(m),
                     other => {
-                        return Err(Error::failure(format!("--json must be a JSON object, not {}", kind(&other)))
+                        return Err(Error::usage(format!("--json must be a JSON object, not {}", kind(&other)))
                             .hint("wrap the values in an object: --json '{\"key\": ...}'"))
                     }
                 }
@@ -89,7 +89,7 @@ fn convert(key: &str, raw: Option<&str>, schema: &Value) -> Result<Value> {
         if types.is_empty() || types.iter().any(|t| t == "boolean") {
             return Ok(Value::Bool(true));
         }
-        return Err(Error::failure(format!("--{} needs a value ({})", key, types.join(" or "))));
+        return Err(Error::usage(format!("--{} needs a value ({})", key, types.join(" or "))));
     };
     if types.is_empty() {
         return Ok(serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())));
@@ -106,7 +106,7 @@ fn convert(key: &str, raw: Option<&str>, schema: &Value) -> Result<Value> {
     if types.iter().any(|t| t == "null") && raw == "null" {
         return Ok(Value::Null);
     }
-    Err(Error::failure(format!("--{} must be {}, got `{}`", key, types.join(" or "), clip(raw))).hint(
+    Err(Error::usage(format!("--{} must be {}, got `{}`", key, types.join(" or "), clip(raw))).hint(
         match types.first().map(String::as_str) {
             Some("array") => "give a JSON array, e.g. '[1, 2]'",
             Some("object") => "give a JSON object, e.g. '{\"a\": 1}'",
@@ -184,7 +184,7 @@ pub fn validate(args: &Map<String, Value>, schema: &Value) -> Result<()> {
         Ok(())
     } else {
         let names: Vec<String> = props.map(|p| p.keys().map(|k| format!("--{}", k)).collect()).unwrap_or_default();
-        Err(Error::failure(problems.join("; ")).hint(if names.is_empty() {
+        Err(Error::usage(problems.join("; ")).hint(if names.is_empty() {
             "this tool takes no parameters".to_string()
         } else {
             format!("parameters: {}", names.join(", "))

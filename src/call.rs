@@ -25,7 +25,7 @@ pub fn find_tool<'a>(server: &str, tools: &'a [Value], tool: &str) -> Result<&'a
     } else {
         format!("run `mcpctl tools {}` to see its {} tools", server, names.len())
     };
-    Err(Error::failure(format!("unknown tool `{}` on server `{}`", tool, server)).hint(hint))
+    Err(Error::not_found(format!("unknown tool `{}` on server `{}`", tool, server)).hint(hint))
 }
 
 /// Arguments that did not fit the schema: the error, and the arguments when only the
@@ -131,7 +131,7 @@ pub fn resolve_local(typed: &[ToolArg], stdin: &mut dyn Read) -> Result<Vec<Tool
                 Some((k, v)) if v.starts_with('@') => {
                     let path = &v[1..];
                     let text = std::fs::read_to_string(path)
-                        .map_err(|e| Error::failure(format!("--var {}=@{}: cannot read the file: {}", k, path, e)))?;
+                        .map_err(|e| Error::usage(format!("--var {}=@{}: cannot read the file: {}", k, path, e)))?;
                     ToolArg::Pair(k.to_string(), Some(text))
                 }
                 _ => a.clone(),
@@ -140,11 +140,28 @@ pub fn resolve_local(typed: &[ToolArg], stdin: &mut dyn Read) -> Result<Vec<Tool
                 let mut s = String::new();
                 stdin
                     .read_to_string(&mut s)
-                    .map_err(|e| Error::failure(format!("--json -: cannot read standard input: {}", e)))?;
+                    .map_err(|e| Error::usage(format!("--json -: cannot read standard input: {}", e)))?;
                 ToolArg::Json(s)
             }
             other => other.clone(),
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_tool_is_not_found_on_both_sides_of_the_daemon() {
+        let tools = [json!({"name": "echo"}), json!({"name": "add"})];
+        assert_eq!(find_tool("s", &tools, "add").unwrap()["name"], "add");
+        let e = find_tool("s", &tools, "ech").unwrap_err();
+        assert!(e.is_not_found() && e.exit_code() == 1, "{:?}", e);
+        assert_eq!(e.one_line(), "unknown tool `ech` on server `s`; did you mean: echo?");
+        // What `/cli/call` sends the shell client reads back as the same kind.
+        let back = Error::from_json(&e.to_json());
+        assert!(back.is_not_found() && back.one_line() == e.one_line());
+    }
 }

@@ -203,7 +203,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut used_start_flags: Vec<&str> = Vec::new();
     let mut comp = CompleteOpts::default();
     let mut p = lexopt::Parser::from_args(args);
-    let err = |e: lexopt::Error| Error::failure(e.to_string()).hint("see `mcpctl --help`");
+    let err = |e: lexopt::Error| Error::usage(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
         // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments
         // (prompt arguments after `prompt <server> <name>`).
@@ -233,9 +233,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 let v = string(p.value().map_err(err)?);
                 match v.parse::<f64>() {
                     Ok(s) if s > 0.0 && s <= 86_400.0 => g.timeout = Some(s),
-                    _ => {
-                        return Err(Error::failure(format!("--timeout takes seconds (a number above 0), not `{}`", v)))
-                    }
+                    _ => return Err(Error::usage(format!("--timeout takes seconds (a number above 0), not `{}`", v))),
                 }
             }
             Long("yes") | Short('y') => g.yes = true,
@@ -252,7 +250,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 let v = string(p.value().map_err(err)?);
                 start.port = Some(
                     v.parse()
-                        .map_err(|_| Error::failure(format!("--port takes a port number (0-65535), not `{}`", v)))?,
+                        .map_err(|_| Error::usage(format!("--port takes a port number (0-65535), not `{}`", v)))?,
                 );
                 used_start_flags.push("port");
             }
@@ -317,7 +315,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 }
             }
             Long(name) => {
-                let mut e = Error::failure(format!("unknown option --{}", name));
+                let mut e = Error::usage(format!("unknown option --{}", name));
                 if let Some(close) = closest(name, &crate::usage::all_option_names()) {
                     e = e.hint(format!("did you mean --{}?", close));
                 } else {
@@ -325,12 +323,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 }
                 return Err(e);
             }
-            Short(c) => return Err(Error::failure(format!("unknown option -{}", c)).hint("see `mcpctl --help`")),
+            Short(c) => return Err(Error::usage(format!("unknown option -{}", c)).hint("see `mcpctl --help`")),
             Value(v) => {
                 let v = string(v);
                 if in_call {
                     let what = if pos[0] == "prompt" { "prompt" } else { "tool" };
-                    return Err(Error::failure(format!("unexpected argument `{}` after the {} name", v, what))
+                    return Err(Error::usage(format!("unexpected argument `{}` after the {} name", v, what))
                         .hint(format!("give {} arguments as --key value, --var key=value or --json '{{...}}'", what)));
                 }
                 pos.push(v);
@@ -339,7 +337,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     }
     if !after_dashdash.is_empty() {
         if !takes_arguments(&pos, g.url.is_some()) {
-            return Err(Error::failure(
+            return Err(Error::usage(
                 "arguments after `--` are tool arguments; they need `call <server> <tool>` (or `prompt <server> <name>`) first",
             ));
         }
@@ -359,29 +357,29 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let cmd = pos[0].as_str();
     if cmd != "start" {
         if let Some(f) = used_start_flags.first() {
-            return Err(Error::failure(format!("--{} is an option of `mcpctl start`, not of `{}`", f, cmd)));
+            return Err(Error::usage(format!("--{} is an option of `mcpctl start`, not of `{}`", f, cmd)));
         }
     }
     if names && cmd != "list" {
-        return Err(Error::failure(format!("--names is an option of `mcpctl list`, not of `{}`", cmd)));
+        return Err(Error::usage(format!("--names is an option of `mcpctl list`, not of `{}`", cmd)));
     }
     if cmd != "complete" {
         if let Some(f) = comp.used.first() {
-            return Err(Error::failure(format!("--{} is an option of `mcpctl complete`, not of `{}`", f, cmd)));
+            return Err(Error::usage(format!("--{} is an option of `mcpctl complete`, not of `{}`", f, cmd)));
         }
     }
     if cmd != "serve" {
         if let Some(f) = [(serve_stdio, "stdio"), (serve_server.is_some(), "server")].iter().find(|(u, _)| *u) {
-            return Err(Error::failure(format!("--{} is an option of `mcpctl serve`, not of `{}`", f.1, cmd)));
+            return Err(Error::usage(format!("--{} is an option of `mcpctl serve`, not of `{}`", f.1, cmd)));
         }
     }
     if write && cmd != "import" {
-        return Err(Error::failure(format!("--write is an option of `mcpctl import`, not of `{}`", cmd)));
+        return Err(Error::usage(format!("--write is an option of `mcpctl import`, not of `{}`", cmd)));
     }
     let arity = |min: usize, max: usize, usage: &str| -> Result<()> {
         let n = pos.len() - 1;
         if n < min || n > max {
-            Err(Error::failure(format!("usage: mcpctl {}", usage)))
+            Err(Error::usage(format!("usage: mcpctl {}", usage)))
         } else {
             Ok(())
         }
@@ -456,17 +454,17 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 (Some(p), None) => CompleteRef::Prompt(p),
                 (None, Some(r)) => CompleteRef::Resource(r),
                 _ => {
-                    return Err(Error::failure("complete needs one of --prompt NAME or --resource URI_TEMPLATE")
+                    return Err(Error::usage("complete needs one of --prompt NAME or --resource URI_TEMPLATE")
                         .hint(format!("usage: mcpctl {}", USAGE)))
                 }
             };
             let Some(arg) = comp.arg else {
-                return Err(Error::failure("complete needs --arg NAME (the argument to complete)")
+                return Err(Error::usage("complete needs --arg NAME (the argument to complete)")
                     .hint(format!("usage: mcpctl {}", USAGE)));
             };
             for kv in &comp.context {
                 if !kv.split_once('=').map(|(k, _)| !k.is_empty()).unwrap_or(false) {
-                    return Err(Error::failure(format!("--context `{}` needs the form key=value", kv)));
+                    return Err(Error::usage(format!("--context `{}` needs the form key=value", kv)));
                 }
             }
             Command::Complete { server, target, arg, value: comp.value.unwrap_or_default(), context: comp.context }
@@ -486,7 +484,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         "serve" => {
             arity(0, 0, "serve --stdio [--server NAME]")?;
             if !serve_stdio {
-                return Err(Error::failure("usage: mcpctl serve --stdio [--server NAME]")
+                return Err(Error::usage("usage: mcpctl serve --stdio [--server NAME]")
                     .hint("--stdio is the only front end so far; for HTTP, use `mcpctl start`"));
             }
             Command::Serve { stdio: serve_stdio, server: serve_server }
@@ -504,7 +502,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                 arity(1, 1, "runtime verify")?;
                 Command::RuntimeVerify
             }
-            _ => return Err(Error::failure("usage: mcpctl runtime install|status|verify")),
+            _ => return Err(Error::usage("usage: mcpctl runtime install|status|verify")),
         },
         "import" => {
             arity(1, 2, "import <client> [FILE] [--write [--force]]")?;
@@ -520,7 +518,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         }
         "version" => Command::Version,
         other => {
-            let mut e = Error::failure(format!("unknown command `{}`", other));
+            let mut e = Error::usage(format!("unknown command `{}`", other));
             let cmds = crate::usage::command_names();
             if let Some(c) = closest(other, &cmds) {
                 e = e.hint(format!("did you mean `{}`?", c));
@@ -555,7 +553,7 @@ fn parse_raw_tool_args(words: &[String]) -> Result<Vec<ToolArg>> {
     while i < words.len() {
         let w = &words[i];
         let Some(name) = w.strip_prefix("--").filter(|n| !n.is_empty()) else {
-            return Err(Error::failure(format!("unexpected argument `{}` after `--`", w))
+            return Err(Error::usage(format!("unexpected argument `{}` after `--`", w))
                 .hint("after `--`, give tool arguments as --key value"));
         };
         if let Some((k, v)) = name.split_once('=') {
@@ -674,6 +672,10 @@ mod tests {
         assert!(p(&["tools"]).unwrap_err().message.contains("usage: mcpctl tools <server>"));
         assert!(p(&["list", "--port", "1"]).unwrap_err().message.contains("option of `mcpctl start`"));
         assert!(p(&["list", "--timeout", "x"]).unwrap_err().message.contains("--timeout takes seconds"));
+        for bad in [&["list", "--verb"][..], &["lst"], &["tools"], &["list", "--port", "1"], &["list", "-q"]] {
+            let e = p(bad).unwrap_err();
+            assert!(e.is_usage() && e.exit_code() == 1, "{:?}: {:?}", bad, e);
+        }
         let c = p(&["call", "s", "t", "--v", "1"]).unwrap();
         assert!(
             matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("v".into(), Some("1".into())))

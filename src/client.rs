@@ -199,7 +199,7 @@ pub fn default_client_info() -> Value {
 /// Start the server's transport and negotiate with it, all within the server's `timeout`.
 pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
     if server.disabled {
-        return Err(Error::failure(format!("server `{}` is disabled", server.name))
+        return Err(Error::config(format!("server `{}` is disabled", server.name))
             .hint("set \"disabled\": false in the config to use it"));
     }
     let started = Instant::now();
@@ -301,7 +301,7 @@ impl Negotiation<'_> {
                     version = v;
                 }
                 Verdict::Retry(v) if v == version => {
-                    return Err(Error::failure(format!(
+                    return Err(Error::protocol(format!(
                         "server `{}` refused MCP protocol version {} twice, though it names it among its versions",
                         self.name(),
                         v
@@ -334,7 +334,7 @@ impl Negotiation<'_> {
             }
             if signals::stopping() {
                 self.peer.cancel(p.id, "interrupted");
-                return Err(Error::failure(format!("connecting to server `{}` interrupted", self.name()))
+                return Err(Error::interrupted(format!("connecting to server `{}` interrupted", self.name()))
                     .hint("Ctrl-C was pressed"));
             }
             if Instant::now() >= until {
@@ -344,7 +344,7 @@ impl Negotiation<'_> {
     }
 
     fn closed(&self) -> Error {
-        Error::failure(self.peer.closed_reason().unwrap_or_else(|| format!("server `{}` closed", self.name())))
+        Error::disconnected(self.peer.closed_reason().unwrap_or_else(|| format!("server `{}` closed", self.name())))
     }
 
     fn judge(&self, outcome: Outcome) -> Verdict {
@@ -357,7 +357,7 @@ impl Negotiation<'_> {
             Err(e) if jsonrpc::is_unavailable(&e) => match jsonrpc::refused_status(&e) {
                 // An HTTP error without a JSON-RPC error body: a legacy server.
                 Some(_) => Verdict::Legacy,
-                None => Verdict::Fatal(Error::failure(jsonrpc::failed_during(&e, "`server/discover`"))),
+                None => Verdict::Fatal(jsonrpc::failed_during(&e, "`server/discover`")),
             },
             Err(e) if e["code"].as_i64() == Some(jsonrpc::UNSUPPORTED_PROTOCOL_VERSION) => {
                 let supported = strings(&e["data"]["supported"]);
@@ -369,7 +369,7 @@ impl Negotiation<'_> {
                     _ => Verdict::Fatal(self.no_common_version(&supported)),
                 }
             }
-            Err(e) if jsonrpc::is_modern_error(&e) => Verdict::Fatal(Error::failure(format!(
+            Err(e) if jsonrpc::is_modern_error(&e) => Verdict::Fatal(Error::server(format!(
                 "server `{}` refused `server/discover`: {}",
                 self.name(),
                 jsonrpc::error_text(&e)
@@ -386,7 +386,7 @@ impl Negotiation<'_> {
     }
 
     fn no_common_version(&self, supported: &[&str]) -> Error {
-        Error::failure(format!(
+        Error::protocol(format!(
             "server `{}` speaks MCP protocol version{} {}, which mcpctl does not support",
             self.name(),
             if supported.len() == 1 { "" } else { "s" },
@@ -503,7 +503,7 @@ impl Negotiation<'_> {
                     self.peer.cancel(p.id, why);
                 }
                 if interrupted {
-                    return Err(Error::failure(format!("connecting to server `{}` interrupted", self.name()))
+                    return Err(Error::interrupted(format!("connecting to server `{}` interrupted", self.name()))
                         .hint("Ctrl-C was pressed"));
                 }
                 if let Some(e) = &refused {
@@ -525,7 +525,7 @@ impl Negotiation<'_> {
         match self.judge(outcome) {
             Verdict::Modern(result, v) => Ok(self.modern(result, v)),
             Verdict::Fatal(e) => Err(e),
-            Verdict::Retry(_) | Verdict::Legacy => Err(Error::failure(format!(
+            Verdict::Retry(_) | Verdict::Legacy => Err(Error::protocol(format!(
                 "server `{}` refused `initialize` for a version it then did not accept in `server/discover`",
                 self.name()
             ))),
@@ -534,9 +534,9 @@ impl Negotiation<'_> {
 
     fn refused(&self, e: &Value) -> Error {
         if jsonrpc::is_unavailable(e) {
-            return Error::failure(jsonrpc::failed_during(e, "initialize"));
+            return jsonrpc::failed_during(e, "initialize");
         }
-        let err = Error::failure(format!("server `{}` refused to initialize: {}", self.name(), jsonrpc::error_text(e)));
+        let err = Error::server(format!("server `{}` refused to initialize: {}", self.name(), jsonrpc::error_text(e)));
         let supported = strings(&e["data"]["supported"]);
         if supported.is_empty() {
             err
@@ -549,7 +549,7 @@ impl Negotiation<'_> {
     fn legacy(&self, result: Value) -> Result<Session> {
         let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
         if !PROTOCOL_VERSIONS.contains(&version) {
-            return Err(Error::failure(format!(
+            return Err(Error::protocol(format!(
                 "server `{}` speaks MCP protocol version `{}`, which mcpctl does not support",
                 self.name(),
                 version
@@ -587,7 +587,7 @@ pub fn list_all(peer: &Peer, method: &str, key: &str, timeout: Duration) -> Resu
         match page.get("nextCursor").and_then(Value::as_str) {
             Some(next) if !next.is_empty() => {
                 if cursor.as_deref() == Some(next) {
-                    return Err(Error::failure(format!(
+                    return Err(Error::protocol(format!(
                         "server `{}` returned the same `{}` cursor twice",
                         peer.name, method
                     )));
@@ -597,7 +597,7 @@ pub fn list_all(peer: &Peer, method: &str, key: &str, timeout: Duration) -> Resu
             _ => return Ok(items),
         }
     }
-    Err(Error::failure(format!("server `{}`: `{}` has more than {} pages", peer.name, method, MAX_PAGES)))
+    Err(Error::protocol(format!("server `{}`: `{}` has more than {} pages", peer.name, method, MAX_PAGES)))
 }
 
 impl Session {
@@ -653,7 +653,7 @@ impl Session {
                 None | Some("complete") => return Ok(result),
                 Some("input_required") => {}
                 Some(other) => {
-                    return Err(Error::failure(format!(
+                    return Err(Error::protocol(format!(
                         "server `{}` answered `{}` with a result of unknown type `{}`",
                         self.peer.name, method, other
                     )))
@@ -681,7 +681,7 @@ impl Session {
             }
             log::debug!("server `{}`: `{}` needs input; round {} answered", self.peer.name, method, round + 1);
         }
-        Err(Error::failure(format!(
+        Err(Error::protocol(format!(
             "server `{}` still asked for input after {} rounds of `{}`",
             self.peer.name, MAX_INPUT_ROUNDS, method
         )))
@@ -743,7 +743,7 @@ impl Session {
                     .hint("use a client with a model (through the gateway: `mcpctl start`) for this tool"))
                 }
                 other => {
-                    return Err(Error::failure(format!(
+                    return Err(Error::protocol(format!(
                         "server `{}` asked for input of a kind mcpctl does not know (`{}`) during `{}`",
                         self.peer.name, other, method
                     )))

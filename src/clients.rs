@@ -38,7 +38,7 @@ pub fn files_of(
             vec![dir.join("config.toml")]
         }
         other => {
-            let e = Error::failure(format!("no client `{}` to import from", other));
+            let e = Error::usage(format!("no client `{}` to import from", other));
             return Err(match crate::cli::closest(other, &CLIENTS) {
                 Some(c) => e.hint(format!("did you mean `{}`?", c)),
                 None => e.hint(format!("clients: {}", CLIENTS.join(", "))),
@@ -52,7 +52,7 @@ pub fn files_of(
 pub fn as_mcp_servers<'a>(text: &'a str, path: &Path, project: &Path) -> Result<(Cow<'a, str>, Vec<String>)> {
     let file = path.display().to_string();
     if path.extension().map(|e| e == "toml").unwrap_or(false) {
-        let doc = crate::toml::parse(text).map_err(|e| Error::failure(format!("{}: invalid TOML: {}", file, e)))?;
+        let doc = crate::toml::parse(text).map_err(|e| Error::config(format!("{}: invalid TOML: {}", file, e)))?;
         let mut warnings = Vec::new();
         let servers = from_codex(&doc, &file, &mut warnings)?;
         return Ok((Cow::Owned(json!({ "mcpServers": servers }).to_string()), warnings));
@@ -174,9 +174,9 @@ fn from_codex(doc: &Value, file: &str, warnings: &mut Vec<String>) -> Result<Val
     let Some(servers) = doc.get("mcp_servers") else { return Ok(Value::Object(out)) };
     let servers = servers
         .as_object()
-        .ok_or_else(|| Error::failure(format!("{}: `mcp_servers` must be a table of servers", file)))?;
+        .ok_or_else(|| Error::config(format!("{}: `mcp_servers` must be a table of servers", file)))?;
     for (name, s) in servers {
-        let at = |what: &str| Error::failure(format!("{}: [mcp_servers.{}]: {}", file, name, what));
+        let at = |what: &str| Error::config(format!("{}: [mcp_servers.{}]: {}", file, name, what));
         let s = s.as_object().ok_or_else(|| at("must be a table"))?;
         let mut e = Map::new();
         for k in ["command", "args", "env", "cwd", "url"] {

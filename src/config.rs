@@ -173,7 +173,7 @@ impl Locate {
         if self.project_root.is_none() {
             if let Some(v) = get("MCPCTL_PROJECT_DIR") {
                 if v.is_empty() {
-                    return Err(Error::failure("MCPCTL_PROJECT_DIR is set but empty")
+                    return Err(Error::config("MCPCTL_PROJECT_DIR is set but empty")
                         .hint("set it to the project folder, or unset it"));
                 }
                 self.project_root = Some(PathBuf::from(v));
@@ -197,7 +197,7 @@ pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
     if let Some(file) = &loc.config {
         let file = cwd.join(file);
         if !file.is_file() {
-            return Err(Error::failure(format!("Config file {} not found", file.display()))
+            return Err(Error::config(format!("Config file {} not found", file.display()))
                 .hint("check --config / MCPCTL_CONFIG"));
         }
         let root = match &loc.project_root {
@@ -209,14 +209,14 @@ pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
     if let Some(root) = &loc.project_root {
         let root = cwd.join(root);
         if !root.is_dir() {
-            return Err(Error::failure(format!("Project root {} is not a directory", root.display())));
+            return Err(Error::config(format!("Project root {} is not a directory", root.display())));
         }
         for c in CANDIDATES {
             if root.join(c).is_file() {
                 return Ok((root.clone(), root.join(c)));
             }
         }
-        return Err(Error::failure(format!("No mcpctl project found in {}", root.display()))
+        return Err(Error::config(format!("No mcpctl project found in {}", root.display()))
             .hint("create .mcpctl/config.json with {\"mcpServers\": {...}} there"));
     }
     for dir in cwd.ancestors() {
@@ -226,7 +226,7 @@ pub fn locate(loc: &Locate, cwd: &Path) -> Result<(PathBuf, PathBuf)> {
             }
         }
     }
-    Err(Error::failure(format!("No mcpctl project found in {}", cwd.display()))
+    Err(Error::config(format!("No mcpctl project found in {}", cwd.display()))
         .hint("create .mcpctl/config.json with {\"mcpServers\": {...}}, or pass --project-root DIR"))
 }
 
@@ -250,7 +250,7 @@ fn default_root_for(file: &Path, cwd: &Path) -> PathBuf {
 pub fn load(loc: &Locate, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let (root, path) = locate(loc, cwd)?;
     let raw =
-        std::fs::read_to_string(&path).map_err(|e| Error::failure(format!("Cannot read {}: {}", path.display(), e)))?;
+        std::fs::read_to_string(&path).map_err(|e| Error::config(format!("Cannot read {}: {}", path.display(), e)))?;
     let project_root = root.canonicalize().unwrap_or(root);
     let (text, warnings) = crate::clients::as_mcp_servers(&raw, &path, &project_root)?;
     let servers = parse(&text, &path, env)?;
@@ -262,21 +262,21 @@ pub fn load(loc: &Locate, cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
 pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<ServerConfig>> {
     let file = path.display().to_string();
     let doc: Value = serde_json::from_str(text).map_err(|e| {
-        Error::failure(format!("{}: invalid JSON at line {} column {}: {}", file, e.line(), e.column(), e))
+        Error::config(format!("{}: invalid JSON at line {} column {}: {}", file, e.line(), e.column(), e))
             .hint("fix the syntax (a trailing comma or a missing quote is the usual cause)")
     })?;
     let servers = match doc.get("mcpServers") {
         Some(Value::Object(m)) => m,
-        Some(_) => return Err(Error::failure(format!("{}: `mcpServers` must be an object of servers", file))),
+        Some(_) => return Err(Error::config(format!("{}: `mcpServers` must be an object of servers", file))),
         None => {
-            return Err(Error::failure(format!("{}: no `mcpServers` object at the top level", file))
+            return Err(Error::config(format!("{}: no `mcpServers` object at the top level", file))
                 .hint("the file must look like {\"mcpServers\": {\"name\": {\"command\": \"...\"}}}"))
         }
     };
     let default = match doc.get("gatewayApproval") {
         None | Some(Value::Null) => Approval::Deny,
         Some(v) => approval(v).ok_or_else(|| {
-            Error::failure(format!("{}: top-level `gatewayApproval` must be \"allow\", \"deny\" or \"ask\"", file))
+            Error::config(format!("{}: top-level `gatewayApproval` must be \"allow\", \"deny\" or \"ask\"", file))
         })?,
     };
     servers.iter().map(|(name, v)| parse_server(&file, name, v, env, default)).collect()
@@ -286,14 +286,14 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
 /// A `value` (the secret itself) is refused: secrets do not belong in the config.
 pub fn parse_tokens(text: &str, path: &Path) -> Result<Vec<TokenConfig>> {
     let file = path.display().to_string();
-    let doc: Value = serde_json::from_str(text).map_err(|e| Error::failure(format!("{}: {}", file, e)))?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| Error::config(format!("{}: {}", file, e)))?;
     let Some(tokens) = doc.get("tokens").filter(|t| !t.is_null()) else { return Ok(Vec::new()) };
     let Some(tokens) = tokens.as_object() else {
-        return Err(Error::failure(format!("{}: `tokens` must be an object of named tokens", file)));
+        return Err(Error::config(format!("{}: `tokens` must be an object of named tokens", file)));
     };
     let mut out = Vec::new();
     for (name, t) in tokens {
-        let at = |what: &str| Error::failure(format!("{}: token `{}`: {}", file, name, what));
+        let at = |what: &str| Error::config(format!("{}: token `{}`: {}", file, name, what));
         if !valid_name(name) {
             return Err(at("the name must use 1-64 characters from A-Z a-z 0-9 _ -"));
         }
@@ -344,9 +344,9 @@ fn parse_server(
     env: &dyn Fn(&str) -> Option<String>,
     default_approval: Approval,
 ) -> Result<ServerConfig> {
-    let at = |field: &str, what: &str| Error::failure(format!("{}: server `{}`: `{}` {}", file, name, field, what));
+    let at = |field: &str, what: &str| Error::config(format!("{}: server `{}`: `{}` {}", file, name, field, what));
     if !valid_name(name) {
-        return Err(Error::failure(format!(
+        return Err(Error::config(format!(
             "{}: server name `{}` is not allowed; use 1-64 characters from A-Z a-z 0-9 _ -",
             file, name
         )));
@@ -591,6 +591,14 @@ mod tests {
         assert!(e.message.contains("${NOPE}"), "{}", e.message);
         let e = p("{\"mcpServers\": {,}}").unwrap_err();
         assert!(e.message.contains("invalid JSON at line 1"), "{}", e.message);
+        for bad in [
+            r#"{"mcpServers":{"a":{"args":[]}}}"#,
+            r#"{"servers":{}}"#,
+            r#"{"mcpServers":{"a":{"command":"${NOPE}"}}}"#,
+            "[1",
+        ] {
+            assert!(p(bad).unwrap_err().is_config(), "{}", bad);
+        }
     }
 
     #[test]

@@ -350,13 +350,14 @@ pub fn fetch_status(s: &State) -> Result<Value> {
     if let Some(t) = env_token() {
         req = req.header("Authorization", &format!("Bearer {}", t));
     }
-    let resp = req.call().map_err(|e| Error::failure(format!("cannot reach the daemon at {}: {}", base_url(s), e)))?;
+    let resp =
+        req.call().map_err(|e| Error::unreachable(format!("cannot reach the daemon at {}: {}", base_url(s), e)))?;
     match resp.status().as_u16() {
         200 => {
             let text = resp.into_body().read_to_string().unwrap_or_default();
-            serde_json::from_str(&text).map_err(|e| Error::failure(format!("the daemon's status is not JSON: {}", e)))
+            serde_json::from_str(&text).map_err(|e| Error::protocol(format!("the daemon's status is not JSON: {}", e)))
         }
         401 => Err(Error::forbidden("the daemon requires a token").hint("set MCPCTL_TOKEN to the daemon's token")),
-        c => Err(Error::failure(format!("the daemon answered HTTP {} for its status", c))),
+        c => Err(Error::server(format!("the daemon answered HTTP {} for its status", c)).with_http_status(c)),
     }
 }

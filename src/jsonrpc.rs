@@ -1,5 +1,6 @@
 //! JSON-RPC 2.0 message shapes: classifying what arrives and building what we send.
 
+use crate::error::{Error, Kind};
 use serde_json::{json, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -7,6 +8,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP's "resource not found".
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// Server-defined: the upstream server is not available (crashed, restarting, failed).
 pub const SERVER_UNAVAILABLE: i64 = -32000;
 /// Server-defined: the request timed out upstream.
@@ -167,10 +170,47 @@ pub fn unavailable(reason: &str) -> Value {
     json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection"}})
 }
 
+/// [`unavailable`] for a connection that closed, with the last lines the server wrote on
+/// stderr kept apart in `data`, so that what was waiting can be named between the two.
+pub fn closed(reason: &str, stderr: &str) -> Value {
+    if stderr.is_empty() {
+        return unavailable(reason);
+    }
+    let mut v = unavailable(&format!("{}; last stderr: {}", reason, stderr));
+    v["data"]["reason"] = reason.into();
+    v["data"]["stderr"] = stderr.into();
+    v
+}
+
+/// The `message` of a JSON-RPC error object.
+pub fn error_message(e: &Value) -> &str {
+    e.get("message").and_then(Value::as_str).unwrap_or("the connection failed")
+}
+
+/// [`unavailable`] for an error whose kind is known (a connection that could not be made, a
+/// refused credential): the kind, the message and its hint apart, and the HTTP status that
+/// refused travel in `data`.
+pub fn connection_failed(e: &Error) -> Value {
+    let mut v = unavailable(&e.one_line());
+    v["data"]["kind"] = e.kind.word().into();
+    v["data"]["reason"] = e.message.as_str().into();
+    if let Some(h) = &e.hint {
+        v["data"]["hint"] = h.as_str().into();
+    }
+    if let Some(s) = e.http_status {
+        v["data"]["http_status"] = s.into();
+    }
+    v
+}
+
 /// An HTTP status that refused a request, with no JSON-RPC error in its body: made by us,
 /// a connection failure like [`unavailable`] that also says which status came.
 pub fn http_refused(reason: &str, status: u16) -> Value {
-    json!({"code": SERVER_UNAVAILABLE, "message": reason, "data": {"mcpctl": "connection", "status": status}})
+    json!({
+        "code": SERVER_UNAVAILABLE,
+        "message": reason,
+        "data": {"mcpctl": "connection", "status": status, "kind": Kind::Server.word()},
+    })
 }
 
 /// The HTTP status of an error made by [`http_refused`].
@@ -186,16 +226,38 @@ pub fn is_unavailable(e: &Value) -> bool {
     e.get("code").and_then(Value::as_i64) == Some(SERVER_UNAVAILABLE) && e["data"]["mcpctl"] == "connection"
 }
 
-/// A connection failure while waiting for `what`, worded as one: "server `x` exited
-/// (status 3) during `tools/call`; last stderr: ...".
-pub fn failed_during(e: &Value, what: &str) -> String {
-    let reason = e.get("message").and_then(Value::as_str).unwrap_or("the connection failed");
-    if reason.starts_with("cannot reach") {
-        return reason.to_string();
+/// A connection failure while waiting for `what` (an error made by [`unavailable`],
+/// [`connection_failed`] or [`http_refused`]) as an `Error` of its kind, worded as one:
+/// "server `x` exited (status 3) during `tools/call`; last stderr: ...". A connection that
+/// was never made is not "during" anything.
+pub fn failed_during(e: &Value, what: &str) -> Error {
+    let data = &e["data"];
+    let reason = data["reason"].as_str().unwrap_or_else(|| error_message(e));
+    // Made by `unavailable` alone: the connection was lost (the child exited, the stream ended).
+    let kind = data["kind"].as_str().and_then(Kind::from_word).unwrap_or(Kind::Disconnected);
+    let mut message = match kind {
+        Kind::Unreachable => reason.to_string(),
+        _ => format!("{} during {}", reason, what),
+    };
+    if let Some(stderr) = data["stderr"].as_str() {
+        message = format!("{}; last stderr: {}", message, stderr);
     }
-    match reason.find("; last stderr: ") {
-        Some(i) => format!("{} during {}{}", &reason[..i], what, &reason[i..]),
-        None => format!("{} during {}", reason, what),
+    let mut err = Error::new(kind, message);
+    if let Some(h) = data["hint"].as_str() {
+        err = err.hint(h);
+    }
+    match data["http_status"].as_u64().or(data["status"].as_u64()).and_then(|s| u16::try_from(s).ok()) {
+        Some(s) => err.with_http_status(s),
+        None => err,
+    }
+}
+
+/// The kind of error a server's error answer makes: a method or resource it does not know
+/// is not found; anything else is the server's refusal.
+pub fn answer_kind(e: &Value) -> Kind {
+    match e.get("code").and_then(Value::as_i64) {
+        Some(METHOD_NOT_FOUND | RESOURCE_NOT_FOUND) => Kind::NotFound,
+        _ => Kind::Server,
     }
 }
 
@@ -210,6 +272,41 @@ pub fn error_text(e: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_failure_keeps_its_kind_across_the_waiter() {
+        // Never connected: said as it is, and still unreachable (the daemon fallback asks).
+        let e = failed_during(&connection_failed(&Error::unreachable("cannot reach server `s` at u")), "`x`");
+        assert_eq!((e.kind, e.message.as_str()), (Kind::Unreachable, "cannot reach server `s` at u"));
+        // A refused credential keeps its HTTP status, and its hint stays a hint.
+        let auth = Error::auth("refused").hint("fix the token").with_http_status(403);
+        let e = failed_during(&connection_failed(&auth), "initialize");
+        assert_eq!((e.kind, e.http_status), (Kind::Auth, Some(403)));
+        assert_eq!(e.one_line(), "refused during initialize; fix the token");
+        assert_eq!(error_message(&connection_failed(&auth)), "refused; fix the token");
+        // A closed connection (no kind given) is a lost one, with its stderr kept last.
+        let closed = closed("server `s` exited (status 3)", "boom | bang");
+        assert_eq!(error_message(&closed), "server `s` exited (status 3); last stderr: boom | bang");
+        let e = failed_during(&closed, "`tools/call`");
+        assert_eq!(e.kind, Kind::Disconnected);
+        assert_eq!(e.message, "server `s` exited (status 3) during `tools/call`; last stderr: boom | bang");
+        // The words of the reason decide nothing.
+        let e = failed_during(&unavailable("server `s` said \"; last stderr: \" and left"), "`x`");
+        assert_eq!(e.message, "server `s` said \"; last stderr: \" and left during `x`");
+        // An HTTP status without a JSON-RPC error is the server's answer.
+        let e = failed_during(&http_refused("server `s` answered HTTP 500", 500), "`x`");
+        assert_eq!((e.kind, e.http_status), (Kind::Server, Some(500)));
+        assert_eq!(refused_status(&http_refused("r", 500)), Some(500));
+        assert_eq!(refused_status(&connection_failed(&Error::auth("r").with_http_status(401))), None);
+    }
+
+    #[test]
+    fn an_unknown_method_or_resource_is_not_found() {
+        assert_eq!(answer_kind(&error_object(METHOD_NOT_FOUND, "no")), Kind::NotFound);
+        assert_eq!(answer_kind(&error_object(RESOURCE_NOT_FOUND, "no")), Kind::NotFound);
+        assert_eq!(answer_kind(&error_object(INVALID_PARAMS, "no")), Kind::Server);
+        assert_eq!(answer_kind(&json!({})), Kind::Server);
+    }
 
     #[test]
     fn envelopes_written_as_bytes_parse_back() {

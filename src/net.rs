@@ -130,7 +130,7 @@ pub fn load_roots(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> Resu
     }
     if only {
         if set.certs.is_empty() {
-            return Err(Error::failure(
+            return Err(Error::config(
                 "MCPCTL_CA_ONLY is set but neither SSL_CERT_FILE nor SSL_CERT_DIR names a certificate",
             )
             .hint("set SSL_CERT_FILE to the PEM bundle to trust, or unset MCPCTL_CA_ONLY"));
@@ -158,7 +158,7 @@ pub fn load_roots(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> Resu
 }
 
 fn env_error(var: &str, value: &str, why: &str) -> Error {
-    Error::failure(format!("{var}={value}: {why}"))
+    Error::config(format!("{var}={value}: {why}"))
         .hint(format!("point {var} at a readable PEM certificate bundle, or unset it"))
 }
 
@@ -329,7 +329,7 @@ pub fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Opti
     }
     let with_scheme = if value.contains("://") { value.clone() } else { format!("http://{value}") };
     let bad = |why: &str| {
-        Error::failure(format!("{var}={}: {why}", redact(&with_scheme)))
+        Error::config(format!("{var}={}: {why}", redact(&with_scheme)))
             .hint(format!("set {var} to http://[user:password@]host:port, or unset it"))
     };
     // A proxy we cannot use is an error only for a host that would go through it.
@@ -542,7 +542,6 @@ fn is_untrusted(text: &str) -> bool {
 /// `&'static str`, so messages are interned: one copy per distinct text (a host and its
 /// reason), at most [`MAX_INTERNED`]; past that the text goes out as an I/O error.
 fn message(msg: String) -> ureq::Error {
-    static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let mut seen = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = seen.iter().find(|s| **s == msg) {
         return ureq::Error::Tls(s);
@@ -556,6 +555,14 @@ fn message(msg: String) -> ureq::Error {
 }
 
 const MAX_INTERNED: usize = 256;
+static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// Whether `e` is one this module worded (a certificate or a proxy problem, saying what to
+/// fix), which a caller shows as it is: told by the message's identity, not its text.
+pub fn explained(e: &ureq::Error) -> bool {
+    let ureq::Error::Tls(why) = e else { return false };
+    INTERNED.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|s| std::ptr::eq(*s, *why))
+}
 
 #[cfg(test)]
 mod tests {
@@ -720,6 +727,10 @@ mod tests {
             t.starts_with("TLS: the certificate of mcp.example is for another name") && !t.contains("SSL_CERT"),
             "{t}"
         );
+        // Worded here, and known to be: a caller shows it as it is.
+        assert!(explained(&explain(ureq::Error::ConnectionFailed, &uri, Some(&r))));
+        assert!(!explained(&ureq::Error::Tls("TLS: not ours, though it reads the same")));
+        assert!(!explained(&ureq::Error::ConnectionFailed));
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Printer {
         let e = &f.error;
         if self.json {
             let mut obj = Map::new();
-            obj.insert("status".into(), Value::String(e.status.word().into()));
+            obj.insert("status".into(), Value::String(e.status().word().into()));
             obj.insert("message".into(), Value::String(e.message.clone()));
             obj.insert("error".into(), Value::String(e.one_line()));
             if let Some(h) = &e.hint {

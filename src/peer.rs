@@ -137,7 +137,8 @@ pub struct Peer {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Waiter>>,
     handler: RwLock<Option<Handler>>,
-    closed: Mutex<Option<String>>,
+    /// Why the connection closed, and the server's last stderr lines (kept apart).
+    closed: Mutex<Option<(String, String)>>,
     on_close: Mutex<Vec<CloseHook>>,
     /// Tests: widen the window between the closed check and the registration in `on_close`.
     #[cfg(test)]
@@ -211,7 +212,7 @@ impl Peer {
         // Checked under the hooks' lock: `close` sets the reason before it takes the
         // hooks, so a hook is either taken by `close` or sees the reason here.
         let mut hooks = self.on_close.lock().unwrap();
-        let closed = self.closed.lock().unwrap().clone();
+        let closed = self.closed_reason();
         #[cfg(test)]
         if self.slow_on_close.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
@@ -230,8 +231,14 @@ impl Peer {
         self.transport.get().and_then(|t| t.input_stalled())
     }
 
+    /// Why the connection closed, with the server's last stderr lines.
     pub fn closed_reason(&self) -> Option<String> {
-        self.closed.lock().unwrap().clone()
+        self.closed_error().map(|e| jsonrpc::error_message(&e).to_string())
+    }
+
+    /// The error a waiter gets once the connection is closed.
+    fn closed_error(&self) -> Option<Value> {
+        self.closed.lock().unwrap().as_ref().map(|(reason, stderr)| jsonrpc::closed(reason, stderr))
     }
 
     pub fn is_closed(&self) -> bool {
@@ -250,7 +257,7 @@ impl Peer {
         self.transport
             .get()
             .map(|b| b.as_ref())
-            .ok_or_else(|| Error::failure(format!("server `{}` is not connected", self.name)))
+            .ok_or_else(|| Error::internal(format!("server `{}` is not connected", self.name)))
     }
 
     /// Send a notification.
@@ -270,7 +277,7 @@ impl Peer {
     /// Send a request under a fresh id of ours; the answer arrives on the returned `Pending`.
     pub fn start(&self, method: &str, params: Option<Value>) -> Result<Pending> {
         if let Some(reason) = self.closed_reason() {
-            return Err(Error::failure(reason));
+            return Err(Error::disconnected(reason));
         }
         let (tx, rx) = sync_channel::<Outcome>(1);
         let id = self.start_with(
@@ -303,7 +310,7 @@ impl Peer {
 
     fn start_waiter(&self, id: u64, method: &str, params: Option<Value>, reply: Waiter) -> Result<u64> {
         if let Some(reason) = self.closed_reason() {
-            return Err(Error::failure(reason));
+            return Err(Error::disconnected(reason));
         }
         let params = match self.modern() {
             Some(m) => Some(m.stamp(params)),
@@ -318,9 +325,9 @@ impl Peer {
             return Err(e);
         }
         // The connection may have closed between the check and the insert.
-        if let Some(reason) = self.closed_reason() {
+        if let Some(closed) = self.closed_error() {
             if let Some(r) = self.pending.lock().unwrap().remove(&id) {
-                r.give(Err(jsonrpc::unavailable(&reason)));
+                r.give(Err(closed));
             }
         }
         Ok(id)
@@ -341,12 +348,12 @@ impl Peer {
                 Ok(outcome) => return Ok(outcome),
                 Err(RecvTimeoutError::Disconnected) => {
                     let reason = self.closed_reason().unwrap_or_else(|| format!("server `{}` closed", self.name));
-                    return Err(Error::failure(reason));
+                    return Err(Error::disconnected(reason));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if signals::stopping() {
                         self.cancel(p.id, "interrupted");
-                        return Err(Error::failure(format!("{} interrupted", what)).hint("Ctrl-C was pressed"));
+                        return Err(Error::interrupted(format!("{} interrupted", what)).hint("Ctrl-C was pressed"));
                     }
                     if Instant::now() >= deadline {
                         self.cancel(p.id, "timeout");
@@ -444,20 +451,29 @@ impl Peer {
 
     /// Called by the transport when the connection is gone: every waiter fails at once.
     pub fn close(&self, reason: &str) {
+        self.close_with_stderr(reason, "")
+    }
+
+    /// [`Peer::close`], with the last lines the server wrote on stderr (shown after the
+    /// reason, and after the request that was out: "exited (status 3) during `tools/call`;
+    /// last stderr: ...").
+    pub fn close_with_stderr(&self, reason: &str, stderr: &str) {
         {
             let mut c = self.closed.lock().unwrap();
             if c.is_some() {
                 return;
             }
-            *c = Some(reason.to_string());
+            *c = Some((reason.to_string(), stderr.to_string()));
         }
+        let closed = jsonrpc::closed(reason, stderr);
         let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
         for (_, reply) in waiters {
-            reply.give(Err(jsonrpc::unavailable(reason)));
+            reply.give(Err(closed.clone()));
         }
+        let text = jsonrpc::error_message(&closed).to_string();
         let hooks: Vec<_> = std::mem::take(&mut *self.on_close.lock().unwrap());
         for h in hooks {
-            h(reason);
+            h(&text);
         }
     }
 
@@ -523,9 +539,12 @@ fn cancel_sender() -> Option<&'static std::sync::mpsc::SyncSender<Cancel>> {
 /// A JSON-RPC error answer to `method` from `server`, as an `Error` naming the server.
 pub fn call_error(server: &str, method: &str, e: &Value) -> Error {
     if jsonrpc::is_unavailable(e) {
-        return Error::failure(jsonrpc::failed_during(e, &format!("`{}`", method)));
+        return jsonrpc::failed_during(e, &format!("`{}`", method));
     }
-    Error::failure(format!("server `{}` answered `{}` with an error: {}", server, method, jsonrpc::error_text(e)))
+    Error::new(
+        jsonrpc::answer_kind(e),
+        format!("server `{}` answered `{}` with an error: {}", server, method, jsonrpc::error_text(e)),
+    )
 }
 
 /// The error a caller sees when `what` on `server` outlives `timeout`.
@@ -586,7 +605,7 @@ mod tests {
     fn timeout_is_a_timeout_and_close_fails_waiters() {
         let p = looped();
         let e = p.request("x", Some(json!({"delay": 500})), Duration::from_millis(50)).unwrap_err();
-        assert_eq!(e.status, crate::error::Status::Timeout);
+        assert_eq!(e.status(), crate::error::Status::Timeout);
         let pend = p.start("x", Some(json!({"delay": 5000}))).unwrap();
         p.close("server `t` exited with status 3");
         let out = p.wait(pend, Duration::from_secs(1), "x").unwrap();

@@ -34,7 +34,7 @@ pub fn decide(s: &ServerConfig, tool: &str, caller: Caller) -> Decision {
     let key = format!("mcpServers.{}", s.name);
     if s.disabled {
         return Decision::Refuse(
-            Error::failure(format!("server `{}` is disabled", s.name))
+            Error::config(format!("server `{}` is disabled", s.name))
                 .hint("set \"disabled\": false in the config to use it"),
         );
     }

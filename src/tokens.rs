@@ -40,7 +40,7 @@ const MAX_FILE: u64 = 4096;
 pub fn resolve(tokens: &[TokenConfig], root: &Path) -> Result<Vec<NamedToken>> {
     let mut out = Vec::new();
     for t in tokens {
-        let at = |what: String| Error::failure(format!("token `{}`: {}", t.name, what));
+        let at = |what: String| Error::config(format!("token `{}`: {}", t.name, what));
         let value = match (&t.env, &t.file) {
             (Some(var), _) => std::env::var(var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                 at(format!("the environment variable {} is not set", var))

@@ -375,7 +375,7 @@ pub fn command(name: &str) -> Option<String> {
 pub fn help_for(name: &str) -> Result<String> {
     command(name).ok_or_else(|| {
         let names = command_names();
-        let e = Error::failure(format!("no command `{}`", name));
+        let e = Error::usage(format!("no command `{}`", name));
         match crate::cli::closest(name, &names) {
             Some(c) => e.hint(format!("did you mean `{}`?", c)),
             None => e.hint(format!("commands: {}", names.join(", "))),
@@ -467,7 +467,7 @@ pub fn completion(shell: &str) -> Result<String> {
             s.push_str("complete -c mcpctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n");
         }
         other => {
-            return Err(Error::failure(format!("no completion for shell `{}`", other))
+            return Err(Error::usage(format!("no completion for shell `{}`", other))
                 .hint("use `mcpctl completion bash`, `zsh` or `fish`"))
         }
     }

@@ -1072,6 +1072,7 @@ fn http_connection_refused_is_one_line() {
     let needle = format!("cannot reach server `url` at {}: connection refused", url);
     let j = fails(|| Cmd::new().cwd(&d.0).args(["--url", &url, "tools"]), 1, "failure", &needle);
     assert!(!j["error"].as_str().unwrap().contains("refused to initialize"), "{}", j);
+    assert_eq!(j["hint"], "check that the server is running and the `url` is right", "the fix is the hint: {}", j);
     fails(|| Cmd::new().cwd(&d.0).args(["call", "--url", &url, "echo_string", "--value", "x"]), 1, "failure", &needle);
     let p = Project::new(&json!({"mcpServers": {"remote": {"url": url, "alwaysAllow": ["*"]}}}));
     fails(|| p.cmd().args(["call", "remote", "x"]), 1, "failure", "cannot reach server `remote`");

@@ -104,3 +104,44 @@ fn stop_never_signals_a_process_that_took_the_daemons_pid() {
     assert!(still, "`stop` signalled pid {}, which is not the daemon", pid);
     assert!(!p.root.join(".mcpctl/daemon.json").exists(), "the stale state file is removed");
 }
+
+/// A state file naming a live process, but nothing listens on its port (a daemon stuck
+/// before it listens, a port closed under it): the shell client cannot reach it, so it
+/// connects directly, for a listing (the MCP endpoint) and a tool call (`/cli/call` first)
+/// alike, instead of failing.
+#[test]
+fn a_daemon_that_cannot_be_reached_makes_the_cli_connect_directly() {
+    struct Bystander(std::process::Child, std::path::PathBuf);
+    impl Drop for Bystander {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.1);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let p = Project::fixture(json!({}));
+    let state_path = p.root.join(".mcpctl/daemon.json");
+    let b = Bystander(std::process::Command::new("sleep").arg("30").spawn().unwrap(), state_path.clone());
+    let pid = b.0.id();
+    let start: u64 = {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid)).unwrap();
+        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap()
+    };
+    let port = support::free_port(); // nothing listens there
+    let state = json!({
+        "pid": pid, "host": "127.0.0.1", "port": port, "url": format!("http://127.0.0.1:{}/mcp", port),
+        "token_mode": "none", "project_dir": p.root, "config": p.root.join(".mcpctl/config.json"),
+        "started_at": 0, "log_path": p.root.join(".mcpctl/logs/daemon.log"), "version": "0",
+        "servers": [], "pid_start": start,
+    });
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    p.cmd().args(["status"]).success().stdout_has(&format!("pid {} does not answer", pid));
+
+    let r = p.cmd().args(["-v", "tools", "fx"]).success();
+    r.stderr_has("the daemon did not answer (cannot reach server `fx`").stderr_has("connecting directly");
+    r.stdout_has("echo");
+    let r = p.cmd().args(["-v", "call", "fx", "echo", "--text", "direct"]).success();
+    r.stderr_has("connecting the usual way").stderr_has("connecting directly");
+    assert_eq!(r.stdout(), "direct\n");
+    drop(b);
+}

@@ -26,8 +26,8 @@ fn stalled_clients_do_not_block_others_and_an_idle_daemon_keeps_accepting() {
     let c = McpClient::open(d.url("/mcp/fx"));
     assert_eq!(c.call("echo", json!({"text": "while stalled"}))["content"][0]["text"], "while stalled");
     // Idle for longer than the I/O timeout: the daemon must still accept new connections
-    // (a receive timeout on the listening socket would make accept fail, and tiny_http
-    // stops accepting after an accept error).
+    // (a receive timeout on the listening socket would make accept fail, and tiny_http,
+    // the library the gateway once used, stopped accepting after an accept error).
     std::thread::sleep(Duration::from_millis(2500));
     let c = McpClient::open(d.url("/mcp/fx"));
     assert_eq!(c.call("echo", json!({"text": "after idle"}))["content"][0]["text"], "after idle");
@@ -145,9 +145,10 @@ fn aggregated_endpoint_routes_resources_prompts_and_long_names() {
     assert_eq!(unknown["error"]["code"], -32602, "{}", unknown);
 }
 
-/// Bursts of new clients on keep-alive connections are all served promptly (tiny_http's
-/// connection pool can queue a new connection behind threads parked on other clients'
-/// connections; the gateway ends connections regularly so none waits for long).
+/// Bursts of new clients on keep-alive connections are all served promptly (the connection
+/// pool of tiny_http, the library the gateway once used, could queue a new connection
+/// behind threads parked on other clients' connections; the gateway ends connections
+/// regularly so none waits for long).
 #[test]
 fn bursts_of_new_sessions_are_never_starved() {
     let p = Project::fixture(json!({}));

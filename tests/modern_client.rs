@@ -363,7 +363,7 @@ fn the_gateway_bridges_a_modern_childs_input_requests_to_an_old_era_client() {
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
     for name in ["ts", "tshttp"] {
-        let c = support::McpClient::open(d.url(&format!("/mcp/{}", name)));
+        let c = support::McpClient::open_with(d.url(&format!("/mcp/{}", name)), json!({"elicitation": {}}));
         // The client's own roots reach the child (asked as a legacy child would ask them).
         let v = call_answering(&c, "where_am_i", json!({}), |method, _| {
             assert_eq!(method, "roots/list");

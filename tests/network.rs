@@ -372,6 +372,7 @@ fn the_uv_download_trusts_the_same_certificates_and_takes_the_same_proxy() {
     assert!(!installed);
     let line = error_line(&r);
     assert!(line.contains(&format!("the certificate of localhost:{} is not trusted", n.server.port)), "{}", r.dump());
+    assert!(!line.contains("a proxy in the way?"), "the error says what is wrong, not a guess: {}", r.dump());
 
     let (r, _, installed) = runtime_install(&n, &base("localhost"), &[("SSL_CERT_FILE", &ca)]);
     assert!(installed, "{}", r.dump());

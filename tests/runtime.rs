@@ -110,7 +110,7 @@ fn checksum_mismatch_is_refused_and_the_existing_runtime_kept() {
     // A captive portal answers with a page instead of the archive.
     f.server.put(FILE, 200, b"<html>please log in</html>".to_vec());
     let e = ensure_uv(&f.settings, true, &yes).unwrap_err();
-    assert_eq!(e.status, Status::Failure);
+    assert_eq!(e.status(), Status::Failure);
     assert!(e.message.contains("checksum mismatch"), "{e}");
     assert!(e.message.contains("captive portal"), "{e}");
     assert!(e.hint.as_deref().unwrap().contains("MCPCTL_UV_DOWNLOAD_URL"), "{e}");
@@ -138,7 +138,7 @@ fn connection_refused_says_offline_and_how_to_recover() {
     let start = Instant::now();
     let e = ensure_uv(&settings, false, &yes).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(20));
-    assert_eq!(e.status, Status::Failure);
+    assert_eq!(e.status(), Status::Failure);
     assert!(e.message.contains("refused") || e.message.contains("cannot connect"), "{e}");
     let hint = e.hint.clone().unwrap();
     for needle in
@@ -228,7 +228,7 @@ fn policy_never_and_declined_consent_download_nothing() {
     let f = Fixture::new();
     let never = Settings { policy: Policy::Never, ..f.settings.clone() };
     let e = ensure_uv(&never, false, &yes).unwrap_err();
-    assert_eq!(e.status, Status::Forbidden);
+    assert_eq!(e.status(), Status::Forbidden);
     assert!(e.message.contains("MCPCTL_RUNTIME_INSTALL=never"), "{e}");
 
     let asked = std::sync::atomic::AtomicBool::new(false);
@@ -241,7 +241,7 @@ fn policy_never_and_declined_consent_download_nothing() {
     })
     .unwrap_err();
     assert!(asked.load(std::sync::atomic::Ordering::Relaxed));
-    assert_eq!(e.status, Status::Forbidden);
+    assert_eq!(e.status(), Status::Forbidden);
     assert_eq!(f.server.hits(FILE), 0);
 
     // Once installed, `never` is fine and the runtime runs offline.

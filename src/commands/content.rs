@@ -28,7 +28,7 @@ type Outcome = std::result::Result<Report, Failure>;
 fn open(ctx: &Ctx, s: &ServerConfig, root: &Path, capability: &str) -> Result<Session> {
     let session = ctx.open(s, root)?;
     if session.capabilities.get(capability).map(Value::is_null).unwrap_or(true) {
-        return Err(Error::failure(format!("server `{}` has no {}", s.name, capability)).hint(format!(
+        return Err(Error::not_found(format!("server `{}` has no {}", s.name, capability)).hint(format!(
             "it does not declare the `{}` capability; `mcpctl status {}` shows what it offers",
             capability, s.name
         )));
@@ -48,11 +48,9 @@ fn request(
 ) -> Result<Value> {
     match session.peer.request(method, Some(params), ctx.request_timeout(s))? {
         Ok(result) => Ok(result),
-        Err(e) if jsonrpc::is_unavailable(&e) => {
-            Err(Error::failure(jsonrpc::failed_during(&e, &format!("`{}`", method))))
-        }
+        Err(e) if jsonrpc::is_unavailable(&e) => Err(jsonrpc::failed_during(&e, &format!("`{}`", method))),
         Err(e) => {
-            let e = Error::failure(format!("{}: {}", what, jsonrpc::error_text(&e)));
+            let e = Error::new(jsonrpc::answer_kind(&e), format!("{}: {}", what, jsonrpc::error_text(&e)));
             Err(match hint {
                 Some(h) => e.hint(h),
                 None => e,
@@ -106,11 +104,10 @@ pub fn resources(ctx: &Ctx, name: &str) -> Outcome {
     let session = open(ctx, &s, &root, "resources").map_err(fail)?;
     let timeout = ctx.request_timeout(&s);
     let resources = client::list_all(&session.peer, "resources/list", "resources", timeout).map_err(fail)?;
-    let not_found = format!("(JSON-RPC error {})", jsonrpc::METHOD_NOT_FOUND);
     let templates = match client::list_all(&session.peer, "resources/templates/list", "resourceTemplates", timeout) {
         Ok(t) => t,
         // Templates are optional: a server with resources may not know the method.
-        Err(e) if e.message.contains(&not_found) => Vec::new(),
+        Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(fail(e)),
     };
     let mut body = String::new();
@@ -180,7 +177,7 @@ pub fn read(ctx: &Ctx, name: &str, uri: &str) -> Outcome {
         for c in &contents {
             if let Some(b64) = c.get("blob").and_then(Value::as_str) {
                 let data = base64_decode(b64).ok_or_else(|| {
-                    fail(Error::failure(format!("server `{}` sent a blob for `{}` that is not base64", s.name, uri)))
+                    fail(Error::protocol(format!("server `{}` sent a blob for `{}` that is not base64", s.name, uri)))
                 })?;
                 bytes.extend_from_slice(&data);
             } else if let Some(t) = c.get("text").and_then(Value::as_str) {
@@ -304,7 +301,7 @@ pub fn prompt(ctx: &Ctx, name: &str, prompt: &str, typed: &[ToolArg]) -> Outcome
     let prompts = client::list_all(&session.peer, "prompts/list", "prompts", ctx.request_timeout(&s)).map_err(base)?;
     let Some(def) = prompts.iter().find(|p| p["name"] == prompt) else {
         let names: Vec<&str> = prompts.iter().filter_map(|p| p["name"].as_str()).collect();
-        let e = Error::failure(format!("unknown prompt `{}` on server `{}`", prompt, s.name));
+        let e = Error::not_found(format!("unknown prompt `{}` on server `{}`", prompt, s.name));
         let e = match crate::cli::closest(prompt, &names) {
             Some(c) => e.hint(format!("did you mean `{}`?", c)),
             None if names.is_empty() => e.hint("it has no prompts"),
@@ -319,7 +316,7 @@ pub fn prompt(ctx: &Ctx, name: &str, prompt: &str, typed: &[ToolArg]) -> Outcome
     let with_args = |f: Failure| f.with("arguments", Value::Object(arguments.clone()));
     crate::args::validate(&arguments, &schema).map_err(|e| {
         with_args(base(
-            Error::failure(format!("prompt `{}` on server `{}`: {}", prompt, s.name, e.message))
+            Error::new(e.kind, format!("prompt `{}` on server `{}`: {}", prompt, s.name, e.message))
                 .hint(takes(def, prompt)),
         ))
     })?;

@@ -27,7 +27,7 @@ fn options(o: &StartOpts) -> Result<Options> {
     };
     let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     if !gateway::is_loopback(&host) && token.is_none() {
-        return Err(Error::failure(format!("Binding to {} requires --token or MCPCTL_TOKEN", host))
+        return Err(Error::usage(format!("Binding to {} requires --token or MCPCTL_TOKEN", host))
             .hint("without a token only loopback addresses are served"));
     }
     if token.as_deref().map(|t| t.len() < 16).unwrap_or(false) {
@@ -79,7 +79,7 @@ fn node_id(flag: Option<String>, env: Option<String>) -> Result<Option<String>> 
     };
     let ok = (1..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
-        return Err(Error::failure(format!(
+        return Err(Error::config(format!(
             "{} `{}` is not a node id: 1 to 32 letters, digits, `_` or `-`",
             what,
             crate::logsafe::safe(&v)
@@ -94,7 +94,7 @@ fn env_setting(key: &str, value: Option<String>, max: u64, unit: &str) -> Result
     let Some(v) = value.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
     match v.trim().parse::<u64>() {
         Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(Error::failure(format!("{}=`{}` is not a whole number of {} from 1 to {}", key, v, unit, max))
+        _ => Err(Error::config(format!("{}=`{}` is not a whole number of {} from 1 to {}", key, v, unit, max))
             .hint(format!("fix or unset {}", key))),
     }
 }

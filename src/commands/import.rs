@@ -25,7 +25,7 @@ pub fn import(ctx: &Ctx, client: &str, file: Option<&Path>, write: bool, force: 
     };
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
         let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::failure(format!("no {} config found (looked in {})", client, looked.join(", ")))
+        return Err(Error::config(format!("no {} config found (looked in {})", client, looked.join(", ")))
             .hint(format!("name the file: mcpctl import {} PATH", client))
             .into());
     };
@@ -35,7 +35,7 @@ pub fn import(ctx: &Ctx, client: &str, file: Option<&Path>, write: bool, force: 
     let (text, warnings) = clients::as_mcp_servers(&raw, path, &root)?;
     // Checked as mcpctl would load it (a variable's value does not matter here).
     let servers = crate::config::parse(&text, path, &|_| Some("x".into()))?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| Error::failure(e.to_string()))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| Error::config(e.to_string()))?;
     let doc = json!({"mcpServers": doc.get("mcpServers").cloned().unwrap_or_else(|| json!({}))});
     for w in &warnings {
         log::warn!("{}: {}", path.display(), w);

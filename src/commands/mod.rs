@@ -15,7 +15,7 @@ mod servers;
 use crate::cli::{Cli, Command, Globals};
 use crate::client::{self, Session};
 use crate::config::{self, Config, ServerConfig};
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, Kind, Result, Status};
 use crate::gateway::cli_wire::{self, CallAnswer, CallRequest};
 use crate::output::{Failure, Report};
 use serde_json::json;
@@ -94,7 +94,7 @@ impl Ctx {
             return Ok(s);
         }
         let names: Vec<&str> = cfg.servers.iter().map(|s| s.name.as_str()).collect();
-        let mut e = Error::failure(format!("unknown server `{}` in {}", name, cfg.path.display()));
+        let mut e = Error::not_found(format!("unknown server `{}` in {}", name, cfg.path.display()));
         e = match crate::cli::closest(name, &names) {
             Some(c) => e.hint(format!("did you mean `{}`?", c)),
             None if names.is_empty() => e.hint("the config has no servers; add one under `mcpServers`"),
@@ -144,11 +144,10 @@ impl Ctx {
         if let Some(via) = self.via_daemon(s, root) {
             match self.open_direct(&via, root) {
                 Ok(session) => return Ok(session),
-                Err(e) if e.message.contains("cannot reach") => {
+                Err(e) if e.is_unreachable() => {
                     log::warn!("the daemon did not answer ({}); connecting directly", e.one_line())
                 }
-                Err(e) if e.message.contains("refused the request: HTTP 401") => return Err(token_refused(401)),
-                Err(e) if e.message.contains("refused the request: HTTP 403") => return Err(token_refused(403)),
+                Err(e) if e.is_auth() => return Err(token_refused(e.http_status.unwrap_or(401))),
                 Err(e) => return Err(e),
             }
         }
@@ -228,14 +227,14 @@ impl Ctx {
         let deadline = std::time::Instant::now() + timeout + Duration::from_secs(10);
         // Once the request has reached the daemon, the tool may be running: never ask a second
         // time the usual way (a tool that is not idempotent would run twice).
-        let may_have_run = |why: &str| {
-            Error::failure(format!("the call to `{}` on server `{}` went to the daemon, but {}", tool, s.name, why))
+        let may_have_run = |kind: Kind, why: &str| {
+            Error::new(kind, format!("the call to `{}` on server `{}` went to the daemon, but {}", tool, s.name, why))
                 .hint("the tool may have run; check before calling it again (or pass --no-daemon)")
         };
         match crate::daemon::post(&base, "/cli/call", &headers, &body, deadline) {
             crate::daemon::Posted::Answer(200, text) => match serde_json::from_slice::<CallAnswer>(&text) {
                 Ok(a) => Ok(Some(a)),
-                Err(e) => Err(may_have_run(&format!("its answer is not a /cli/call answer ({})", e))),
+                Err(e) => Err(may_have_run(Kind::Protocol, &format!("its answer is not a /cli/call answer ({})", e))),
             },
             crate::daemon::Posted::Answer(status @ (401 | 403), _) => Err(token_refused(status)),
             crate::daemon::Posted::Answer(status, text) => {
@@ -254,10 +253,10 @@ impl Ctx {
                 log::warn!("the daemon could not take the call ({}); connecting the usual way", why);
                 Ok(None)
             }
-            crate::daemon::Posted::Lost(why) => Err(may_have_run(&why)),
+            crate::daemon::Posted::Lost(why) => Err(may_have_run(Kind::Disconnected, &why)),
             crate::daemon::Posted::TimedOut => Err(crate::peer::timeout_error(&s.name, "`tools/call`", timeout)),
             crate::daemon::Posted::Interrupted => {
-                Err(Error::failure(format!("`tools/call` on server `{}` interrupted", s.name))
+                Err(Error::interrupted(format!("`tools/call` on server `{}` interrupted", s.name))
                     .hint("Ctrl-C was pressed"))
             }
         }

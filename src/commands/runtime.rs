@@ -45,7 +45,7 @@ fn node_servers(ctx: &Ctx) -> crate::error::Result<Vec<runtime::tools::NodeEntry
 
 pub fn install(ctx: &Ctx, force: bool) -> Outcome {
     if ctx.g.dry_run {
-        return Err(crate::error::Error::failure("`runtime install` has no --dry-run")
+        return Err(crate::error::Error::usage("`runtime install` has no --dry-run")
             .hint("`mcpctl runtime status` shows what is installed without changing anything")
             .into());
     }
@@ -123,7 +123,7 @@ pub fn verify(_ctx: &Ctx) -> Outcome {
     let ns = NodeSettings::from_env()?;
     let (v, problems) = runtime::verify::verify(&settings, &ns);
     if !problems.is_empty() {
-        return Err(crate::error::Error::failure(format!(
+        return Err(crate::error::Error::runtime(format!(
             "the managed runtime in {} does not match its checksums ({} problem{})",
             settings.root.display(),
             problems.len(),

@@ -75,13 +75,13 @@ const MAX_CANCELLED: usize = 1024;
 
 pub fn serve(ctx: &Ctx, stdio: bool, server: Option<&str>) -> Outcome {
     if !stdio {
-        return Err(Error::failure("mcpctl serve needs --stdio (the only front end it has)")
+        return Err(Error::usage("mcpctl serve needs --stdio (the only front end it has)")
             .hint("usage: mcpctl serve --stdio [--server NAME]")
             .into());
     }
     if ctx.g.json_output {
         return Err(
-            Error::failure("--json-output does not apply to `mcpctl serve --stdio` (stdout carries JSON-RPC)").into()
+            Error::usage("--json-output does not apply to `mcpctl serve --stdio` (stdout carries JSON-RPC)").into()
         );
     }
     let cfg = ctx.load_config()?;
@@ -219,7 +219,7 @@ fn own_gateway(cfg: &Config, path: &str, deadline: Duration) -> Result<()> {
                 // Ends `gateway::serve`: it stops the children.
                 signals::request_stop();
             })
-            .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
+            .map_err(|e| Error::internal(format!("cannot start a thread: {}", e)))?;
         watcher = Some(w);
         Ok(())
     });
@@ -321,7 +321,7 @@ impl Bridge {
         std::thread::Builder::new()
             .name("serve-stdout".into())
             .spawn(move || writer(rx, flushed_tx, gone, q))
-            .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
+            .map_err(|e| Error::internal(format!("cannot start a thread: {}", e)))?;
         Ok(Arc::new(Bridge {
             url,
             headers,
@@ -357,7 +357,7 @@ impl Bridge {
                 self.read_stdin();
                 let _ = tx.send(());
             })
-            .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
+            .map_err(|e| Error::internal(format!("cannot start a thread: {}", e)))?;
         Ok(rx)
     }
 

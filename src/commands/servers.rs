@@ -480,7 +480,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
                 continue;
             }
             return Err(base(
-                Error::failure(format!(
+                Error::usage(format!(
                     "--{} after the tool's name is both mcpctl's option and a parameter of `{}`",
                     name, tool
                 ))
@@ -497,7 +497,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
                 *set = true;
                 Ok(())
             }
-            Some(v) => Err(Error::failure(format!("--{} takes no value (got `{}`)", name, v))
+            Some(v) => Err(Error::usage(format!("--{} takes no value (got `{}`)", name, v))
                 .hint(format!("`{}` has no parameter `{}`; see `mcpctl tools {}`", tool, name, s.name))),
         };
         match name.as_str() {
@@ -507,7 +507,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             "timeout" => {
                 let secs = value.as_deref().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0 && *s <= 86_400.0);
                 timeout = std::time::Duration::from_secs_f64(secs.ok_or_else(|| {
-                    base(Error::failure(format!(
+                    base(Error::usage(format!(
                         "--timeout takes seconds (a number above 0), not `{}`",
                         value.as_deref().unwrap_or("")
                     )))
@@ -515,7 +515,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
             }
             "url" => {
                 return Err(base(
-                    Error::failure(format!("`{}` has no parameter `url`, and a server is named already", tool))
+                    Error::usage(format!("`{}` has no parameter `url`, and a server is named already", tool))
                         .hint("to call a server by its URL, put --url before the tool: mcpctl call --url URL TOOL"),
                 ))
             }
@@ -607,7 +607,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
 fn finish(server: &str, tool: &str, arguments: Map<String, Value>, result: Value) -> Outcome {
     let text = render_content(&result);
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        let mut f = Failure::from(Error::failure(format!("tool `{}` on server `{}` returned an error", tool, server)))
+        let mut f = Failure::from(Error::tool(format!("tool `{}` on server `{}` returned an error", tool, server)))
             .with("server", json!(server))
             .with("tool", json!(tool))
             .with("arguments", Value::Object(arguments))

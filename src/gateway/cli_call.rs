@@ -45,7 +45,7 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
     let (server, tool) = (call.server.as_str(), call.tool.as_str());
     let typed: Vec<crate::cli::ToolArg> = call.args.iter().cloned().map(cli_wire::Arg::into_typed).collect();
     let Some(u) = hub.upstream(server).filter(|u| u.cfg().isolation == crate::config::Isolation::Shared) else {
-        let e = Error::failure(format!("the daemon has no shared server `{}`", crate::logsafe::safe(server)))
+        let e = Error::not_found(format!("the daemon has no shared server `{}`", crate::logsafe::safe(server)))
             .hint("restart it with `mcpctl stop && mcpctl start` after changing the config");
         return CallAnswer::error(&e, None);
     };

@@ -99,7 +99,7 @@ impl CallAnswer {
 /// refused as that, whatever its shape), then the fields. `Err`: why, in one line.
 pub fn parse_request(body: &[u8]) -> Result<CallRequest, Error> {
     let bad = |why: String| {
-        Error::failure(format!("bad /cli/call request: {}", why))
+        Error::protocol(format!("bad /cli/call request: {}", why))
             .hint("send it with the mcpctl binary of the daemon (see docs/gateway.md, \"The CLI endpoint\")")
     };
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON ({})", e)))?;

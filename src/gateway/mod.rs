@@ -14,9 +14,13 @@ mod approval;
 mod call_log;
 mod cli_call;
 pub mod cli_wire;
+mod deferred;
 mod forward;
 mod gate;
 mod http;
+mod http1;
+#[cfg(test)]
+mod http1_fuzz;
 mod ids;
 mod mcp;
 mod modern;

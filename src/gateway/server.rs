@@ -3,22 +3,25 @@
 //! handler on that same thread, and writes the answer in one piece. Bounded: a cap on live
 //! connections (503 past it), limits on header and body sizes, and a deadline for reading
 //! a request (`io_timeout`, which also ends idle keep-alive connections and stalled writes).
+//! What the bytes mean (request heads, chunked framing) is `http1.rs`, without I/O.
 //!
 //! A handler may also [`Request::defer`] its answer: another thread (the one reading the
-//! child that answers) writes it later, without blocking — whatever a slow client does not
-//! take at once is written by a helper thread — while the connection thread goes back to
-//! waiting for the client's next request. That saves a thread hand-off per proxied call.
+//! child that answers) writes it later, without blocking (`deferred.rs`), while the
+//! connection thread goes back to waiting for the client's next request. That saves a
+//! thread hand-off per proxied call.
 //!
 //! Why not a crate: the hand-offs between an HTTP library's connection threads and its
 //! request queue cost more CPU than the rest of a proxied call, and the library we tried
 //! (tiny_http 0.12) had no read timeouts at all. See docs/benchmarks.md.
 
-use std::collections::BTreeMap;
+use super::deferred::Slot;
+pub use super::deferred::{Budget, Deferred, DeferredStream};
+pub use super::http1::BodyError;
+use super::http1::{Body, Chunked, Head, HeadError, HeadReader};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What bounds the server.
@@ -36,38 +39,6 @@ pub struct Limits {
     pub buffered: Arc<Budget>,
 }
 
-/// A daemon-wide bound on bytes held for clients that do not read their answers.
-#[derive(Debug)]
-pub struct Budget {
-    used: AtomicUsize,
-    max: usize,
-}
-
-impl Budget {
-    pub fn new(max: usize) -> Budget {
-        Budget { used: AtomicUsize::new(0), max }
-    }
-
-    /// Take `n` bytes of the budget; false (nothing taken) past its end.
-    fn take(&self, n: usize) -> bool {
-        let before = self.used.fetch_add(n, Ordering::SeqCst);
-        if before.checked_add(n).map(|t| t > self.max).unwrap_or(true) {
-            self.used.fetch_sub(n, Ordering::SeqCst);
-            return false;
-        }
-        true
-    }
-
-    fn give(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::SeqCst);
-    }
-}
-
-const MAX_LINE: usize = 16 * 1024;
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
-/// A chunk-size line (size and extensions) longer than this is refused.
-const MAX_CHUNK_LINE: usize = 1024;
 /// Connections past the cap that wait (briefly, off the accept thread) for a slot or get a
 /// 503; beyond that they are closed at once.
 const REFUSING_AT_MOST: usize = 64;
@@ -433,286 +404,27 @@ impl Read for Source {
 
 type Reader = BufReader<Source>;
 
-/// The request line and headers: one buffer, and where each part lies in it.
-pub struct Head {
-    raw: String,
-    method: Range<usize>,
-    /// Path and query (an absolute-form target is reduced to this).
-    url: Range<usize>,
-    /// The authority of an absolute-form target: it stands for the Host header.
-    authority: Option<Range<usize>>,
-    headers: Vec<(Range<usize>, Range<usize>)>,
-    body: Body,
-    close: bool,
-    expect_continue: bool,
-}
-
-impl Head {
-    /// The first header of that name (case-insensitive).
-    fn header(&self, name: &str) -> Option<&str> {
-        if let (Some(a), true) = (&self.authority, name.eq_ignore_ascii_case("host")) {
-            return Some(&self.raw[a.clone()]);
-        }
-        let (_, v) = self.headers.iter().find(|(k, _)| self.raw[k.clone()].eq_ignore_ascii_case(name))?;
-        Some(&self.raw[v.clone()])
-    }
-
-    fn headers<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| self.raw[k.clone()].eq_ignore_ascii_case(name))
-            .map(|(_, v)| &self.raw[v.clone()])
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
-    None,
-    Length(usize),
-    Chunked,
-}
-
-#[derive(Debug)]
-enum HeadError {
-    Closed,
-    TimedOut,
-    Bad(&'static str),
-    TooLarge,
-    Version,
-}
-
-impl HeadError {
-    fn status(&self) -> (u16, String) {
-        match self {
-            HeadError::TimedOut => (408, "request not received in time".into()),
-            HeadError::Bad(why) => (400, format!("bad request: {}", why)),
-            HeadError::TooLarge => (431, "request header fields too large".into()),
-            HeadError::Version => (505, "only HTTP/1.0 and HTTP/1.1 are supported".into()),
-            HeadError::Closed => (400, String::new()),
-        }
-    }
-}
-
-impl From<io::Error> for HeadError {
-    fn from(e: io::Error) -> HeadError {
-        match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HeadError::TimedOut,
-            io::ErrorKind::InvalidData => HeadError::TooLarge,
-            _ => HeadError::Closed,
-        }
-    }
-}
-
-/// A token character (RFC 9110 5.6.2): what methods and header names are made of.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Append one line (with its line end) to `raw`, at most `MAX_LINE` bytes, all before
-/// `deadline`; false at the end of input before any byte of it.
-fn read_line_into<R: BufRead>(r: &mut R, raw: &mut Vec<u8>, deadline: Instant) -> io::Result<bool> {
-    let start = raw.len();
+/// Read one request head, all before `deadline`.
+fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError> {
+    let mut head = HeadReader::new();
     loop {
         if Instant::now() > deadline {
-            return Err(io::ErrorKind::TimedOut.into());
+            return Err(HeadError::TimedOut);
         }
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return if raw.len() == start { Ok(false) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
-        }
-        let (take, done) = match memchr_nl(buf) {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
+        let buf = match r.fill_buf() {
+            Ok([]) => return Err(head.end_of_input()),
+            Ok(buf) => buf,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(HeadError::TimedOut)
+            }
+            Err(_) => return Err(HeadError::Closed),
         };
-        raw.extend_from_slice(&buf[..take]);
-        r.consume(take);
-        if raw.len() - start > MAX_LINE {
-            return Err(io::ErrorKind::InvalidData.into());
-        }
+        let (used, done) = head.feed(buf)?;
+        r.consume(used);
         if done {
-            return Ok(true);
+            return head.finish();
         }
     }
-}
-
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
-}
-
-/// One line of a chunked body's framing (size line, trailer), without its line end.
-fn read_line<R: BufRead>(r: &mut R, deadline: Instant) -> io::Result<Option<String>> {
-    let mut raw = Vec::new();
-    if !read_line_into(r, &mut raw, deadline)? {
-        return Ok(None);
-    }
-    // One line end (LF, or CRLF): a CR before it is the framing's; any other CR is a bare
-    // CR, which the callers refuse (RFC 9112 2.2).
-    if raw.last() == Some(&b'\n') {
-        raw.pop();
-        if raw.last() == Some(&b'\r') {
-            raw.pop();
-        }
-    }
-    String::from_utf8(raw).map(Some).map_err(|_| io::ErrorKind::InvalidInput.into())
-}
-
-fn read_head<R: BufRead>(r: &mut R, deadline: Instant) -> Result<Head, HeadError> {
-    // The whole head into one buffer: the request line (empty lines before it are allowed,
-    // RFC 9112 2.2), the header lines, and the empty line that ends them.
-    let mut raw = Vec::with_capacity(512);
-    let mut lines = 0;
-    loop {
-        let at = raw.len();
-        if !read_line_into(r, &mut raw, deadline)? {
-            return Err(if lines == 0 && at == 0 { HeadError::Closed } else { HeadError::Bad("incomplete header") });
-        }
-        let empty = matches!(&raw[at..], b"\n" | b"\r\n");
-        if empty && lines == 0 {
-            raw.truncate(at);
-            continue;
-        }
-        if empty {
-            break;
-        }
-        lines += 1;
-        if raw.len() > MAX_HEAD || lines > MAX_HEADERS + 1 {
-            return Err(HeadError::TooLarge);
-        }
-    }
-    let raw = String::from_utf8(raw).map_err(|_| HeadError::Bad("not UTF-8"))?;
-    // One line end (CRLF, or a bare LF): any other CR is a bare CR, refused below.
-    let trim_end = |l: &str| {
-        let l = l.strip_suffix('\n').unwrap_or(l);
-        l.strip_suffix('\r').unwrap_or(l).len()
-    };
-    let first_len = raw.find('\n').unwrap_or(raw.len()) + 1;
-    let line = &raw[..trim_end(&raw[..first_len])];
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Bad("malformed request line"));
-    };
-    if method.is_empty() || !method.bytes().all(is_tchar) {
-        return Err(HeadError::Bad("malformed method"));
-    }
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        v if v.starts_with("HTTP/") => return Err(HeadError::Version),
-        _ => return Err(HeadError::Bad("malformed request line")),
-    };
-    if !target.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(HeadError::Bad("malformed request target"));
-    }
-    let target_at = method.len() + 1;
-    // An absolute-form target (RFC 9112 3.2.2): its authority is the Host, whatever the
-    // Host header says.
-    let mut authority = None;
-    let url = if target.starts_with('/') || target == "*" {
-        target_at..target_at + target.len()
-    } else if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
-        let scheme = target.len() - rest.len();
-        match rest.find('/') {
-            Some(i) => {
-                let auth = &rest[..i];
-                if auth.is_empty() || auth.contains('@') {
-                    return Err(HeadError::Bad("malformed authority in the request target"));
-                }
-                authority = Some(target_at + scheme..target_at + scheme + i);
-                target_at + scheme + i..target_at + target.len()
-            }
-            None => return Err(HeadError::Bad("an absolute request target needs a path")),
-        }
-    } else {
-        return Err(HeadError::Bad("malformed request target"));
-    };
-    let mut headers = Vec::with_capacity(12);
-    let mut at = first_len;
-    while at < raw.len() {
-        let end = raw[at..].find('\n').map(|i| at + i + 1).unwrap_or(raw.len());
-        let l = &raw[at..at + trim_end(&raw[at..end])];
-        if l.is_empty() {
-            break;
-        }
-        if l.starts_with([' ', '\t']) {
-            return Err(HeadError::Bad("folded header lines are not allowed"));
-        }
-        let Some(colon) = l.find(':') else { return Err(HeadError::Bad("header line without a colon")) };
-        let name = &l[..colon];
-        if name.is_empty() || !name.bytes().all(is_tchar) {
-            return Err(HeadError::Bad("malformed header name"));
-        }
-        let value = &l[colon + 1..];
-        // Field values (RFC 9110 5.5): no NUL, no bare CR, no other control but HTAB.
-        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(HeadError::Bad("control character in a header value"));
-        }
-        let v_start = at + colon + 1 + (value.len() - value.trim_start_matches([' ', '\t']).len());
-        let v_end = at + colon + 1 + value.trim_end_matches([' ', '\t']).len();
-        headers.push((at..at + colon, v_start..v_end.max(v_start)));
-        at = end;
-    }
-    let mut head = Head {
-        method: 0..method.len(),
-        url,
-        authority,
-        headers,
-        body: Body::None,
-        close: false,
-        expect_continue: false,
-        raw: String::new(),
-    };
-    head.raw = raw;
-    // Headers a check depends on must not be ambiguous (the check and a later reader
-    // could see different ones).
-    if head.headers("Host").nth(1).is_some() {
-        return Err(HeadError::Bad("more than one Host header"));
-    }
-    for name in ["Authorization", "Origin", "Content-Length"] {
-        let mut all = head.headers(name);
-        if let Some(first) = all.next() {
-            if all.any(|v| v != first) {
-                return Err(HeadError::Bad(match name {
-                    "Authorization" => "differing Authorization headers",
-                    "Origin" => "differing Origin headers",
-                    _ => "malformed Content-Length (differing values)",
-                }));
-            }
-        }
-    }
-    let tokens = |v: &str, t: &str| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t));
-    let conn_close = head.headers("Connection").any(|v| tokens(v, "close"));
-    let keep_alive = head.headers("Connection").any(|v| tokens(v, "keep-alive"));
-    head.close = conn_close || (http10 && !keep_alive);
-    let te: Vec<&str> = head.headers("Transfer-Encoding").collect();
-    let lengths: Vec<&str> = head.headers("Content-Length").collect();
-    let body = if !te.is_empty() {
-        if http10 {
-            return Err(HeadError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
-        }
-        if !lengths.is_empty() {
-            return Err(HeadError::Bad("both Transfer-Encoding and Content-Length"));
-        }
-        if te.len() != 1 || !te[0].eq_ignore_ascii_case("chunked") {
-            return Err(HeadError::Bad("unsupported Transfer-Encoding (only chunked)"));
-        }
-        Body::Chunked
-    } else if let Some(first) = lengths.first() {
-        if lengths.iter().any(|l| l != first) || !first.bytes().all(|b| b.is_ascii_digit()) || first.is_empty() {
-            return Err(HeadError::Bad("malformed Content-Length"));
-        }
-        match first.parse::<usize>() {
-            Ok(0) => Body::None,
-            Ok(n) => Body::Length(n),
-            Err(_) => Body::Length(usize::MAX),
-        }
-    } else {
-        Body::None
-    };
-    let expect_continue = head.headers("Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
-    head.expect_continue = expect_continue;
-    head.body = body;
-    Ok(head)
 }
 
 /// What the connection loop needs to know after the handler ran.
@@ -722,13 +434,6 @@ struct Exchange {
     body_left: Body,
     deadline: Instant,
     deferred: Option<Arc<Slot>>,
-}
-
-/// Why a body could not be had.
-#[derive(Debug, PartialEq, Eq)]
-pub enum BodyError {
-    TooLarge,
-    Unreadable,
 }
 
 /// One request on its connection; answer it with [`Request::respond`] or take the
@@ -743,11 +448,11 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     pub fn method(&self) -> &str {
-        &self.head.raw[self.head.method.clone()]
+        self.head.method()
     }
 
     pub fn url(&self) -> &str {
-        &self.head.raw[self.head.url.clone()]
+        self.head.url()
     }
 
     /// The first header of that name (case-insensitive).
@@ -799,15 +504,10 @@ impl Request<'_> {
     /// the client's next request meanwhile but answers it only after this one.
     pub fn defer(self) -> Deferred {
         let close = self.state.close || self.state.body_left != Body::None;
-        let slot = Arc::new(Slot {
-            st: Mutex::new(SlotState::default()),
-            cv: Condvar::new(),
-            budget: self.limits.buffered.clone(),
-            hangup: Mutex::new(None),
-        });
+        let slot = Slot::new(self.limits.buffered.clone());
         self.state.answered = true;
         self.state.deferred = Some(slot.clone());
-        Deferred { stream: self.stream.clone(), slot, close, finished: false, timer: None }
+        Deferred::new(self.stream.clone(), slot, close)
     }
 
     /// Take the connection over for a response of unknown length (an event stream): the
@@ -834,7 +534,7 @@ impl Write for Stream {
 }
 
 /// A whole response: head and body in one buffer (one write: no Nagle stall between them).
-fn response(status: u16, headers: &[(&str, &str)], body: &[u8], close: bool) -> Vec<u8> {
+pub(super) fn response(status: u16, headers: &[(&str, &str)], body: &[u8], close: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
     let _ = write!(out, "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n", status, reason(status), body.len());
     if close {
@@ -846,335 +546,6 @@ fn response(status: u16, headers: &[(&str, &str)], body: &[u8], close: bool) -> 
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
-}
-
-/// What a client may leave unread of a deferred answer before it is cut off.
-const MAX_BACKLOG: usize = 64 * 1024 * 1024;
-
-/// The state of one deferred answer, shared by its writer and its connection thread.
-struct Slot {
-    st: Mutex<SlotState>,
-    cv: Condvar,
-    /// What its backlog takes from (the daemon-wide bound).
-    budget: Arc<Budget>,
-    /// Run when the client closes the connection before the answer is out.
-    hangup: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-#[derive(Default)]
-struct SlotState {
-    /// Bytes the client did not take at once; a helper thread is writing them.
-    backlog: Vec<u8>,
-    draining: bool,
-    /// Nothing more will be written.
-    finished: bool,
-    /// The connection ends after this answer.
-    close: bool,
-    /// Writing failed: the client is gone.
-    broken: bool,
-    /// The connection thread waits for the answer to be out.
-    waiting: bool,
-}
-
-impl SlotState {
-    /// Everything is written (or nothing more can be).
-    fn done(&self) -> bool {
-        self.finished && !self.draining
-    }
-}
-
-impl Slot {
-    fn is_done(&self) -> bool {
-        self.st.lock().unwrap().done()
-    }
-
-    /// The client is gone while the answer is due: run what was set for that (once).
-    fn hang_up(&self) {
-        if self.is_done() {
-            return;
-        }
-        let f = self.hangup.lock().unwrap().take();
-        if let Some(f) = f {
-            f();
-        }
-    }
-
-    /// Wait until the answer is out; whether the connection must end.
-    fn wait_done(&self) -> bool {
-        let mut st = self.st.lock().unwrap();
-        while !st.done() {
-            st.waiting = true;
-            st = self.cv.wait(st).unwrap();
-        }
-        st.close || st.broken
-    }
-}
-
-/// An answer written later by any thread (see [`Request::defer`]). Writes never block:
-/// what the client does not take at once is written by a helper thread, in order.
-/// Dropping it unanswered ends the connection.
-pub struct Deferred {
-    stream: Arc<TcpStream>,
-    slot: Arc<Slot>,
-    close: bool,
-    finished: bool,
-    timer: Option<TimerKey>,
-}
-
-impl Deferred {
-    /// Run `on_timeout` (on the deadline thread) unless the answer is finished by `at`;
-    /// it replaces a deadline set before.
-    pub fn set_deadline(&mut self, at: Instant, on_timeout: Box<dyn FnOnce() + Send>) {
-        if let Some(k) = self.timer.take() {
-            timer().remove(k);
-        }
-        self.timer = Some(timer().add(at, on_timeout));
-    }
-
-    /// Run `f` (on the connection's thread) if the client closes the connection before the
-    /// answer is finished.
-    pub fn on_hangup(&mut self, f: Box<dyn FnOnce() + Send>) {
-        *self.slot.hangup.lock().unwrap() = Some(f);
-    }
-
-    pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
-        self.write(&response(status, headers, body, self.close));
-        self.finish();
-    }
-
-    /// Start a response of unknown length (an event stream): `head` is written, and the
-    /// connection closes after the stream.
-    pub fn into_stream(mut self, head: &[u8]) -> DeferredStream {
-        self.close = true;
-        self.write(head);
-        DeferredStream(self)
-    }
-
-    fn write(&self, bytes: &[u8]) {
-        let mut st = self.slot.st.lock().unwrap();
-        if st.broken {
-            return;
-        }
-        if st.draining {
-            if st.backlog.len() + bytes.len() > MAX_BACKLOG {
-                log::warn!("a client stopped reading an answer; its connection was closed");
-                self.cut_off(&mut st);
-            } else if !self.slot.budget.take(bytes.len()) {
-                self.over_budget(&mut st);
-            } else {
-                st.backlog.extend_from_slice(bytes);
-            }
-            return;
-        }
-        match send_now(&self.stream, bytes) {
-            Ok(n) if n == bytes.len() => {}
-            Ok(n) => {
-                if !self.slot.budget.take(bytes.len() - n) {
-                    self.over_budget(&mut st);
-                    return;
-                }
-                st.backlog.extend_from_slice(&bytes[n..]);
-                st.draining = true;
-                let (stream, slot) = (self.stream.clone(), self.slot.clone());
-                if std::thread::Builder::new().name("http-drain".into()).spawn(move || drain(&stream, &slot)).is_err() {
-                    st.draining = false;
-                    st.broken = true;
-                }
-            }
-            Err(_) => st.broken = true,
-        }
-    }
-
-    /// The daemon-wide bound on unread bytes is reached: this connection, the one that
-    /// wants more, is cut off.
-    fn over_budget(&self, st: &mut SlotState) {
-        log::warn!(
-            "clients left more than MCPCTL_MAX_BUFFERED={} bytes of answers unread; the connection that asked for more was closed",
-            self.slot.budget.max
-        );
-        self.cut_off(st);
-    }
-
-    fn cut_off(&self, st: &mut SlotState) {
-        st.broken = true;
-        self.slot.budget.give(st.backlog.len());
-        st.backlog = Vec::new();
-        let _ = self.stream.shutdown(Shutdown::Both);
-    }
-
-    fn finish(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        if let Some(k) = self.timer.take() {
-            timer().remove(k);
-        }
-        let mut st = self.slot.st.lock().unwrap();
-        st.finished = true;
-        st.close |= self.close;
-        if !st.draining {
-            finished(&self.stream, &self.slot, &st);
-        }
-    }
-}
-
-impl Drop for Deferred {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.close = true;
-            self.finish();
-        }
-    }
-}
-
-/// The answer is out: let the connection thread go on, and let the client see the end of
-/// a connection that closes after it.
-fn finished(stream: &TcpStream, slot: &Slot, st: &SlotState) {
-    if st.close || st.broken {
-        let _ = stream.shutdown(Shutdown::Write);
-    }
-    if st.waiting {
-        slot.cv.notify_all();
-    }
-}
-
-/// A deferred event stream; dropping it ends the stream and the connection.
-pub struct DeferredStream(Deferred);
-
-impl DeferredStream {
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
-    }
-
-    /// As [`Deferred::set_deadline`]: a stream that goes on to another wait gets a new one.
-    pub fn set_deadline(&mut self, at: Instant, on_timeout: Box<dyn FnOnce() + Send>) {
-        self.0.set_deadline(at, on_timeout);
-    }
-}
-
-/// Write what the socket takes now, without waiting.
-fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    use std::os::unix::io::AsRawFd;
-    let mut off = 0;
-    while off < bytes.len() {
-        let rest = &bytes[off..];
-        // SAFETY: a valid descriptor and buffer; MSG_DONTWAIT never blocks.
-        let n = unsafe {
-            libc::send(
-                stream.as_raw_fd(),
-                rest.as_ptr() as *const libc::c_void,
-                rest.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => return Ok(off),
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
-        }
-        off += n as usize;
-    }
-    Ok(off)
-}
-
-/// The helper thread of a slow client: write the backlog (blocking, with the send timeout).
-fn drain(stream: &TcpStream, slot: &Slot) {
-    loop {
-        let chunk = {
-            let mut st = slot.st.lock().unwrap();
-            if st.backlog.is_empty() || st.broken {
-                st.draining = false;
-                slot.budget.give(st.backlog.len());
-                st.backlog = Vec::new();
-                if st.finished {
-                    finished(stream, slot, &st);
-                }
-                return;
-            }
-            std::mem::take(&mut st.backlog)
-        };
-        let sent = (&*stream).write_all(&chunk);
-        slot.budget.give(chunk.len());
-        if sent.is_err() {
-            let mut st = slot.st.lock().unwrap();
-            st.broken = true;
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-type TimerKey = (Instant, u64);
-
-/// Deadlines of deferred answers, on one thread that sleeps until the earliest.
-struct Timer {
-    st: Mutex<TimerState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-struct TimerState {
-    due: BTreeMap<TimerKey, Box<dyn FnOnce() + Send>>,
-    seq: u64,
-    /// When the thread wakes next (None: when told).
-    wakes: Option<Instant>,
-}
-
-fn timer() -> &'static Timer {
-    static TIMER: OnceLock<Timer> = OnceLock::new();
-    TIMER.get_or_init(|| {
-        let spawned = std::thread::Builder::new().name("deadlines".into()).spawn(|| timer().run());
-        if spawned.is_err() {
-            log::error!("cannot start the deadline thread; calls that hang will not time out");
-        }
-        Timer { st: Mutex::new(TimerState::default()), cv: Condvar::new() }
-    })
-}
-
-impl Timer {
-    fn add(&self, at: Instant, f: Box<dyn FnOnce() + Send>) -> TimerKey {
-        let mut st = self.st.lock().unwrap();
-        st.seq += 1;
-        let key = (at, st.seq);
-        st.due.insert(key, f);
-        // Only a deadline earlier than the one the thread sleeps for needs to wake it.
-        if st.wakes.map(|w| at < w).unwrap_or(true) {
-            self.cv.notify_one();
-        }
-        key
-    }
-
-    fn remove(&self, key: TimerKey) {
-        let f = self.st.lock().unwrap().due.remove(&key);
-        drop(f); // outside the lock: it may own the last reference to an answer
-    }
-
-    fn run(&self) {
-        let mut st = self.st.lock().unwrap();
-        loop {
-            let now = Instant::now();
-            match st.due.keys().next().copied() {
-                Some(k) if k.0 <= now => {
-                    let f = st.due.remove(&k).expect("present");
-                    drop(st);
-                    f();
-                    st = self.st.lock().unwrap();
-                }
-                Some(k) => {
-                    st.wakes = Some(k.0);
-                    st = self.cv.wait_timeout(st, k.0 - now).unwrap().0;
-                    st.wakes = None;
-                }
-                None => {
-                    st.wakes = None;
-                    st = self.cv.wait(st).unwrap();
-                }
-            }
-        }
-    }
 }
 
 fn read_exact(r: &mut Reader, n: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
@@ -1194,54 +565,21 @@ fn read_exact(r: &mut Reader, n: usize, deadline: Instant) -> Result<Vec<u8>, Bo
     Ok(body)
 }
 
-/// The size of a chunk from its size line: hex digits only (no sign, no `0x`), at most 16
-/// significant ones, then optional extensions (ignored) after `;`.
-fn chunk_size(line: &str) -> Option<u64> {
-    let size = line.split(';').next().unwrap_or("").trim_end_matches([' ', '\t']);
-    if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let digits = size.trim_start_matches('0');
-    if digits.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(if digits.is_empty() { "0" } else { digits }, 16).ok()
-}
-
 fn read_chunked(r: &mut Reader, limit: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
+    let mut chunked = Chunked::new(limit);
     let mut body = Vec::new();
-    let framing = |r: &mut Reader, max: usize| -> Result<String, BodyError> {
-        let line = read_line(r, deadline).map_err(|_| BodyError::Unreadable)?.ok_or(BodyError::Unreadable)?;
-        if line.len() > max || line.bytes().any(|b| b == 0 || b == b'\r') {
-            return Err(BodyError::Unreadable);
-        }
-        Ok(line)
-    };
     loop {
-        let size = chunk_size(&framing(r, MAX_CHUNK_LINE)?).ok_or(BodyError::Unreadable)?;
-        if size == 0 {
-            // Trailers (ignored), up to the empty line: bounded like a head.
-            let (mut lines, mut bytes) = (0, 0);
-            loop {
-                let l = framing(r, MAX_LINE)?;
-                if l.is_empty() {
-                    return Ok(body);
-                }
-                lines += 1;
-                bytes += l.len() + 2;
-                if lines > MAX_HEADERS || bytes > MAX_HEAD {
-                    return Err(BodyError::TooLarge);
-                }
-            }
-        }
-        let total = usize::try_from(size).ok().and_then(|n| body.len().checked_add(n));
-        let size = match total {
-            Some(t) if t <= limit => t - body.len(),
-            _ => return Err(BodyError::TooLarge),
-        };
-        body.extend(read_exact(r, size, deadline)?);
-        if read_line(r, deadline).map_err(|_| BodyError::Unreadable)? != Some(String::new()) {
+        if Instant::now() > deadline {
             return Err(BodyError::Unreadable);
+        }
+        let buf = r.fill_buf().map_err(|_| BodyError::Unreadable)?;
+        if buf.is_empty() {
+            return Err(BodyError::Unreadable);
+        }
+        let (used, done) = chunked.feed(buf, &mut body)?;
+        r.consume(used);
+        if done {
+            return Ok(body);
         }
     }
 }
@@ -1264,49 +602,5 @@ pub fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(raw: &str) -> Result<Head, HeadError> {
-        read_head(&mut io::Cursor::new(raw.as_bytes()), Instant::now() + Duration::from_secs(5))
-    }
-
-    #[test]
-    fn parses_request_lines_and_headers() {
-        let h = head("POST /mcp/fx?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello").unwrap();
-        assert_eq!((&h.raw[h.method.clone()], &h.raw[h.url.clone()]), ("POST", "/mcp/fx?x=1"));
-        assert_eq!(h.body, Body::Length(5));
-        assert!(!h.close);
-        assert_eq!(h.headers("x-a").collect::<Vec<_>>(), vec!["b"]);
-        let h = head("GET http://localhost:7878/health HTTP/1.0\r\n\r\n").unwrap();
-        assert_eq!(&h.raw[h.url.clone()], "/health");
-        assert!(h.close, "HTTP/1.0 closes unless keep-alive is asked for");
-        assert!(head("GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n").unwrap().close);
-        assert_eq!(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().body, Body::Chunked);
-    }
-
-    #[test]
-    fn refuses_what_it_cannot_frame() {
-        assert!(matches!(head("GET /\r\n\r\n"), Err(HeadError::Bad(_))));
-        assert!(matches!(head("GET / HTTP/2.0\r\n\r\n"), Err(HeadError::Version)));
-        assert!(matches!(head("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), Err(HeadError::Bad(_))));
-        assert!(matches!(head("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n"), Err(HeadError::Bad(_))));
-        assert!(matches!(
-            head("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err(HeadError::Bad(_))
-        ));
-        assert!(matches!(
-            head("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
-            Err(HeadError::Bad(_))
-        ));
-        assert!(matches!(head("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), Err(HeadError::Bad(_))));
-        let many: String = (0..200).map(|i| format!("X-{}: y\r\n", i)).collect();
-        assert!(matches!(head(&format!("GET / HTTP/1.1\r\n{}\r\n", many)), Err(HeadError::TooLarge)));
-        assert!(matches!(head("GET / HTTP/1.1\r\nHost: a\r\n"), Err(HeadError::Bad(_))));
-        assert!(matches!(head(""), Err(HeadError::Closed)));
     }
 }

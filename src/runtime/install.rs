@@ -124,7 +124,7 @@ pub fn ensure_uv(settings: &Settings, force: bool, consent: &dyn Fn(&InstallPlan
         .map_err(|e| io_failure(&format!("cannot write {}", sums.display()), e))?;
 
     let mut uv = installed(settings).ok_or_else(|| {
-        Error::failure(format!("internal error: uv vanished from {} after installing", settings.uv_dir().display()))
+        Error::internal(format!("internal error: uv vanished from {} after installing", settings.uv_dir().display()))
     })?;
     uv.installed_now = true;
     log::info!("installed uv {} into {}", uv.version, uv.dir.display());
@@ -267,7 +267,7 @@ impl Drop for RootLock {
 }
 
 pub(crate) fn io_failure(what: &str, e: io::Error) -> Error {
-    Error::failure(format!("{what}: {e}"))
+    Error::runtime(format!("{what}: {e}"))
 }
 
 /// The recovery hint shared by every download failure.
@@ -296,7 +296,7 @@ pub(crate) fn download_verified_as(label: &str, hint: String, pin: &Pin, url: &s
 
     let (mut reader, total): (Box<dyn Read>, Option<u64>) = if let Some(path) = url.strip_prefix("file://") {
         let f = File::open(path).map_err(|e| {
-            Error::failure(format!("cannot read {label} {} from {url}: {e}", pin.version)).hint(hint.clone())
+            Error::runtime(format!("cannot read {label} {} from {url}: {e}", pin.version)).hint(hint.clone())
         })?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
@@ -304,7 +304,7 @@ pub(crate) fn download_verified_as(label: &str, hint: String, pin: &Pin, url: &s
         let resp = agent(url)?.get(url).call().map_err(|e| request_error_as(label, url, &pin.version, e, &hint))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(Error::failure(format!(
+            return Err(Error::runtime(format!(
                 "downloading {label} {} from {url} failed: HTTP {status}",
                 pin.version
             ))
@@ -328,7 +328,7 @@ pub(crate) fn download_verified_as(label: &str, hint: String, pin: &Pin, url: &s
                 return Err(if e.kind() == io::ErrorKind::TimedOut {
                     Error::timeout(msg)
                 } else {
-                    Error::failure(msg)
+                    Error::runtime(msg)
                 }
                 .hint(hint));
             }
@@ -342,7 +342,7 @@ pub(crate) fn download_verified_as(label: &str, hint: String, pin: &Pin, url: &s
 
     let got = hex(&hasher.finalize());
     if got != pin.sha256 {
-        return Err(Error::failure(format!(
+        return Err(Error::runtime(format!(
             "checksum mismatch for {} from {url}: expected sha256 {}, got {got} (a proxy or captive portal may have answered instead)",
             pin.file, pin.sha256
         ))
@@ -390,7 +390,7 @@ fn request_error_as(label: &str, url: &str, version: &str, e: ureq::Error, hint:
         }
         // src/net.rs words an untrusted certificate and a failed proxy (naming the host or
         // the proxy, and the fix); any other TLS failure keeps the old guess.
-        ureq::Error::Tls(why) if why.starts_with("TLS: ") || why.contains("proxy") => {
+        ureq::Error::Tls(why) if crate::net::explained(&e) => {
             format!("cannot download {label} {version} from {url}: {why}")
         }
         ureq::Error::Tls(why) => {
@@ -398,7 +398,7 @@ fn request_error_as(label: &str, url: &str, version: &str, e: ureq::Error, hint:
         }
         other => format!("cannot download {label} {version} from {url}: {other}"),
     };
-    Error::failure(msg).hint(hint)
+    Error::runtime(msg).hint(hint)
 }
 
 /// The resolver's failure, which std reports as an uncategorized I/O error.
@@ -490,11 +490,11 @@ impl Progress {
 /// Take `uv` and `uvx` out of the verified archive into `staging`, refusing anything unsafe.
 fn extract(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
     let internal = |why: String| {
-        Error::failure(format!("internal error: the uv {} release archive {} {why}", pin.version, pin.file))
+        Error::internal(format!("internal error: the uv {} release archive {} {why}", pin.version, pin.file))
             .hint("this is a bug in mcpctl's pinned manifest or the mirror's file; please report it")
     };
     let refuse = |why: String| {
-        Error::failure(format!("refusing the uv {} archive {}: {why}", pin.version, pin.file))
+        Error::runtime(format!("refusing the uv {} archive {}: {why}", pin.version, pin.file))
             .hint("the archive matched its checksum but is unsafe; check MCPCTL_UV_MANIFEST and the mirror")
     };
     let f = File::open(archive).map_err(|e| io_failure(&format!("cannot read {}", archive.display()), e))?;
@@ -599,7 +599,7 @@ mod tests {
             assert!(!err.one_line().contains('\n'));
         }
         let t = request_error(url, "0.11.21", ureq::Error::Io(io::Error::from(io::ErrorKind::TimedOut)), "HINT");
-        assert_eq!(t.status, crate::error::Status::Timeout);
+        assert_eq!(t.status(), crate::error::Status::Timeout);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Pin {
     /// The same, for the variable `var` (messages name it) with `example` as the expected form.
     pub fn from_json_file_named(path: &Path, var: &str, example: &str) -> Result<Pin> {
         let bad = |why: String| {
-            Error::failure(format!("{var}={}: {why}", path.display()))
+            Error::config(format!("{var}={}: {why}", path.display()))
                 .hint(format!("the file must be JSON like {example}"))
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
@@ -120,7 +120,7 @@ pub fn root_from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf>
     } else if let Some(h) = get("HOME") {
         Ok(Path::new(&h).join(".local/share/mcpctl/runtime"))
     } else {
-        Err(Error::failure("cannot tell where the managed runtime lives: HOME is not set")
+        Err(Error::config("cannot tell where the managed runtime lives: HOME is not set")
             .hint("set MCPCTL_RUNTIME_ROOT to a folder"))
     }
 }
@@ -144,7 +144,7 @@ impl Policy {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(Policy::Auto),
             "never" => Ok(Policy::Never),
-            other => Err(Error::failure(format!("MCPCTL_RUNTIME_INSTALL=`{other}` is not understood"))
+            other => Err(Error::config(format!("MCPCTL_RUNTIME_INSTALL=`{other}` is not understood"))
                 .hint("set it to `auto` (the default) or `never`")),
         }
     }
@@ -201,7 +201,7 @@ impl Settings {
     /// The pin, or the unsupported-platform error.
     pub fn pin(&self) -> Result<&Pin> {
         self.pin.as_ref().ok_or_else(|| {
-            Error::failure(format!("mcpctl has no managed uv build for this platform ({})", current_platform()))
+            Error::runtime(format!("mcpctl has no managed uv build for this platform ({})", current_platform()))
                 .hint("install uv yourself and use `\"command\": \"/path/to/uvx\"`, or point MCPCTL_UV_MANIFEST at a manifest for a build of your own")
         })
     }

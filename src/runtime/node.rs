@@ -147,7 +147,7 @@ impl NodeSettings {
             Some(s) if s == "glibc" || s == "gnu" => Libc::Glibc,
             Some(s) if s == "musl" => Libc::Musl,
             Some(other) => {
-                return Err(Error::failure(format!("MCPCTL_NODE_LIBC=`{other}` is not understood"))
+                return Err(Error::config(format!("MCPCTL_NODE_LIBC=`{other}` is not understood"))
                     .hint("set it to `glibc` or `musl`, or unset it to detect the C library"))
             }
         };
@@ -175,7 +175,7 @@ impl NodeSettings {
                 _ => None,
             };
             if let (Libc::Musl, "linux", Some(t)) = (self.libc, std::env::consts::OS, arch) {
-                return Error::failure(format!(
+                return Error::runtime(format!(
                     "mcpctl pins no musl Node: the npm registry it downloads Node from has only glibc builds (no node-linux-{t}-musl package)"
                 ))
                 .hint(format!(
@@ -185,7 +185,7 @@ impl NodeSettings {
                     v = node_manifest::NODE_VERSION
                 ));
             }
-            Error::failure(format!(
+            Error::runtime(format!(
                 "mcpctl has no managed Node build for this platform ({}, {})",
                 super::current_platform(),
                 self.libc.word()
@@ -200,7 +200,7 @@ impl NodeSettings {
         let mut base = match (&self.download_url, &self.default_base) {
             (Some(u), _) | (None, Some(u)) => u.clone(),
             (None, None) => {
-                return Err(Error::failure(format!(
+                return Err(Error::runtime(format!(
                     "the Node {} archive pinned by MCPCTL_NODE_MANIFEST has no default source, and MCPCTL_NODE_DOWNLOAD_URL is not set",
                     self.version()
                 ))
@@ -273,7 +273,7 @@ impl NodeSettings {
 pub fn registry_path(pin: &Pin) -> Result<String> {
     match pin.file.strip_suffix(&format!("-{}.tgz", pin.version)) {
         Some(pkg) if !pkg.is_empty() => Ok(format!("{pkg}/-/{}", pin.file)),
-        _ => Err(Error::failure(format!(
+        _ => Err(Error::runtime(format!(
             "the pinned registry file `{}` is not named `<package>-{}.tgz`",
             pin.file, pin.version
         ))
@@ -321,7 +321,7 @@ pub fn manifest_pins(path: &Path) -> Result<(Pin, Option<Pin>)> {
     let var = "MCPCTL_NODE_MANIFEST";
     let pin = Pin::from_json_file_named(path, var, MANIFEST_EXAMPLE)?;
     let bad = |why: &str| {
-        Error::failure(format!("{var}={}: {why}", path.display()))
+        Error::config(format!("{var}={}: {why}", path.display()))
             .hint(format!("the file must be JSON like {MANIFEST_EXAMPLE}"))
     };
     let v: serde_json::Value = std::fs::read_to_string(path)
@@ -466,7 +466,7 @@ pub fn ensure_node(settings: &NodeSettings, force: bool, consent: &dyn Fn(&Insta
             // node-linux-<arch>: `package/bin/node` (and its notices); include/, share/ and its package.json are left out.
             extract_tree(&archive, &staging, &pin, &|rel| node_package_entry(rel), &mut sums)?;
             if !staging.join("bin/node").is_file() {
-                return Err(Error::failure(format!(
+                return Err(Error::runtime(format!(
                     "the Node {} package {} has no package/bin/node (not a node-linux-<arch> package)",
                     pin.version, pin.file
                 ))
@@ -477,7 +477,7 @@ pub fn ensure_node(settings: &NodeSettings, force: bool, consent: &dyn Fn(&Insta
             for (name, script) in [("npm", "npm-cli.js"), ("npx", "npx-cli.js")] {
                 let target = staging.join("lib/node_modules/npm/bin").join(script);
                 if !target.is_file() {
-                    return Err(Error::failure(format!(
+                    return Err(Error::runtime(format!(
                         "the npm {} package {} has no package/bin/{script} (not the npm package)",
                         npm.version, npm.file
                     ))
@@ -504,7 +504,7 @@ pub fn ensure_node(settings: &NodeSettings, force: bool, consent: &dyn Fn(&Insta
         return Err(io_failure(&format!("cannot move Node into {}", dest.display()), e));
     }
     let mut n = installed(settings).ok_or_else(|| {
-        Error::failure(format!(
+        Error::runtime(format!(
             "the Node {} archive {} has no bin/node or lib/node_modules/npm (not an official-layout Node build)",
             pin.version, pin.file
         ))
@@ -570,11 +570,11 @@ fn extract_tree(
     sums: &mut Vec<(String, String)>,
 ) -> Result<()> {
     let internal = |why: String| {
-        Error::failure(format!("the Node {} archive {} {why}", pin.version, pin.file))
+        Error::runtime(format!("the Node {} archive {} {why}", pin.version, pin.file))
             .hint("the file matched its pinned checksum; check MCPCTL_NODE_MANIFEST and the mirror")
     };
     let refuse = |why: String| {
-        Error::failure(format!("refusing the Node {} archive {}: {why}", pin.version, pin.file))
+        Error::runtime(format!("refusing the Node {} archive {}: {why}", pin.version, pin.file))
             .hint("the archive matched its checksum but is unsafe; check MCPCTL_NODE_MANIFEST and the mirror")
     };
     let f = File::open(archive).map_err(|e| io_failure(&format!("cannot read {}", archive.display()), e))?;

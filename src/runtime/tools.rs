@@ -302,7 +302,7 @@ pub fn install_runtime(
         }
     }
     if !failed.is_empty() {
-        return Err(Error::failure(format!(
+        return Err(Error::runtime(format!(
             "fetching the packages of {} of {} uv servers failed",
             failed.len(),
             requests.len()
@@ -343,7 +343,7 @@ pub(crate) fn run_step(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run {}: {e}", program.display())))?;
+    let mut child = cmd.spawn().map_err(|e| Error::runtime(format!("cannot run {}: {e}", program.display())))?;
     let stderr = child.stderr.take().expect("piped stderr");
     let echo = std::thread::spawn(move || {
         let mut tail: Vec<String> = Vec::new();
@@ -366,7 +366,7 @@ pub(crate) fn run_step(
                 return Err(Error::timeout(format!("`{what}` ran over {} s and was stopped", STEP_TIMEOUT.as_secs())));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(Error::failure(format!("waiting for `{what}`: {e}"))),
+            Err(e) => return Err(Error::runtime(format!("waiting for `{what}`: {e}"))),
         }
     };
     let tail = echo.join().unwrap_or_default();
@@ -374,7 +374,7 @@ pub(crate) fn run_step(
         Ok(())
     } else {
         let last = tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
-        Err(Error::failure(format!(
+        Err(Error::runtime(format!(
             "`{what}` failed ({status}){}",
             if last.is_empty() { String::new() } else { format!(": {last}") }
         ))
@@ -421,7 +421,7 @@ pub fn install_node_runtime(
         }
     }
     if !failed.is_empty() {
-        return Err(Error::failure(format!(
+        return Err(Error::runtime(format!(
             "fetching the packages of {} of {} npx servers failed",
             failed.len(),
             servers.len()

@@ -213,12 +213,13 @@ impl Inner {
             }
             401 | 403 => {
                 let text = read_body(resp).unwrap_or_default();
-                Err(Error::failure(format!(
+                Err(Error::auth(format!(
                     "server `{}` refused the request: HTTP {} {}",
                     self.name,
                     status,
                     snippet(&text)
                 ))
+                .with_http_status(status)
                 .hint(if self.auth.is_empty() {
                     "set the right credentials in the server's `headers` (e.g. Authorization), `headersHelper` or `bearerTokenFile`"
                 } else {
@@ -236,14 +237,16 @@ impl Inner {
     /// An HTTP error status as one line; a JSON-RPC error body is the most precise part.
     fn status_error(&self, status: u16, text: &str) -> Error {
         if let Ok(Message::Response { outcome: Err(e), .. }) = Message::parse(text) {
-            return Error::failure(format!(
+            return Error::server(format!(
                 "server `{}` answered HTTP {}: {}",
                 self.name,
                 status,
                 jsonrpc::error_text(&e)
-            ));
+            ))
+            .with_http_status(status);
         }
-        Error::failure(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(text)))
+        Error::server(format!("server `{}` answered HTTP {} {}", self.name, status, snippet(text)))
+            .with_http_status(status)
     }
 
     fn net_error(&self, e: ureq::Error) -> Error {
@@ -255,7 +258,7 @@ impl Inner {
             ureq::Error::Timeout(t) => format!("timed out ({})", t),
             other => other.to_string(),
         };
-        Error::failure(format!("cannot reach server `{}` at {}: {}", self.name, self.url, what))
+        Error::unreachable(format!("cannot reach server `{}` at {}: {}", self.name, self.url, what))
             .hint("check that the server is running and the `url` is right")
     }
 
@@ -277,7 +280,7 @@ impl Inner {
             }
             Posted::Json(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(|_| {
-                    Error::failure(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text)))
+                    Error::protocol(format!("server `{}` sent a body that is not JSON: {}", self.name, snippet(&text)))
                 })?;
                 let msgs = match v {
                     Value::Array(a) => a,
@@ -357,11 +360,12 @@ impl Inner {
         }
         let resp = req.call().map_err(|e| self.net_error(e))?;
         if !resp.status().is_success() {
-            return Err(Error::failure(format!(
+            return Err(Error::server(format!(
                 "server `{}`: resuming the stream failed with HTTP {}",
                 self.name,
                 resp.status().as_u16()
-            )));
+            ))
+            .with_http_status(resp.status().as_u16()));
         }
         Ok(resp)
     }
@@ -396,7 +400,7 @@ impl Inner {
     /// The server forgot our session: initialize again (once) without bothering the peer.
     fn reinitialize(&self) -> Result<()> {
         let Some(init) = self.init.lock().unwrap().clone() else {
-            return Err(Error::failure(format!("server `{}` lost the session before it was initialized", self.name)));
+            return Err(Error::protocol(format!("server `{}` lost the session before it was initialized", self.name)));
         };
         log::info!("server `{}`: session expired; initializing again", self.name);
         *self.session.lock().unwrap() = None;
@@ -420,7 +424,7 @@ impl Inner {
             _ => String::new(),
         };
         if !text.contains("\"result\"") {
-            return Err(Error::failure(format!("server `{}` refused to initialize a new session", self.name)));
+            return Err(Error::server(format!("server `{}` refused to initialize a new session", self.name)));
         }
         self.post(&jsonrpc::notification("notifications/initialized", None))?;
         Ok(())
@@ -468,7 +472,7 @@ impl Inner {
             self.reinitialize()?;
             posted = self.post(msg)?;
             if matches!(posted, Posted::Gone) {
-                return Err(Error::failure(format!("server `{}` keeps answering 404 for a new session", self.name)));
+                return Err(Error::protocol(format!("server `{}` keeps answering 404 for a new session", self.name)));
             }
         }
         self.deliver(posted, want, resume)
@@ -505,24 +509,24 @@ impl Transport for HttpTransport {
                 let outcome = inner.send_now(&msg);
                 let answered = matches!(outcome, Ok(true));
                 if !answered {
-                    let (why, status) = match outcome {
-                        Err(e) => (e.one_line(), None),
+                    let e = match outcome {
+                        Err(e) => jsonrpc::connection_failed(&e),
                         // A probe taken (202) or answered with nothing: no modern server.
-                        Ok(_) => (
-                            format!("server `{}` ended the exchange without answering", inner.name),
-                            (msg["method"] == "server/discover").then_some(202),
-                        ),
-                    };
-                    let e = match status {
-                        Some(s) => jsonrpc::http_refused(&why, s),
-                        None => jsonrpc::unavailable(&why),
+                        Ok(_) => {
+                            let why = format!("server `{}` ended the exchange without answering", inner.name);
+                            if msg["method"] == "server/discover" {
+                                jsonrpc::http_refused(&why, 202)
+                            } else {
+                                jsonrpc::connection_failed(&Error::protocol(why))
+                            }
+                        }
                     };
                     if let Some(peer) = inner.peer.upgrade() {
                         peer.dispatch(Message::Response { id, outcome: Err(e) });
                     }
                 }
             })
-            .map_err(|e| Error::failure(format!("cannot start a thread: {}", e)))?;
+            .map_err(|e| Error::internal(format!("cannot start a thread: {}", e)))?;
         Ok(())
     }
 
@@ -674,7 +678,7 @@ fn read_body(resp: ureq::http::Response<ureq::Body>) -> Result<String> {
         .limit(256 * 1024 * 1024)
         .reader()
         .read_to_string(&mut s)
-        .map_err(|e| Error::failure(format!("reading the server's answer failed: {}", e)))?;
+        .map_err(|e| Error::disconnected(format!("reading the server's answer failed: {}", e)))?;
     Ok(s)
 }
 
@@ -707,7 +711,7 @@ fn auth_headers(
     if let Some(cmd) = &auth.headers_helper {
         let text = run_helper(server, cmd, root, deadline)?;
         let helper = parse_helper_output(&text).map_err(|why| {
-            Error::failure(format!("server `{}`: the output of `headersHelper` {}", server, why))
+            Error::config(format!("server `{}`: the output of `headersHelper` {}", server, why))
                 .hint("print a JSON object of headers, or `Name: value` lines, on stdout")
         })?;
         out.retain(|(k, _)| !helper.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)));
@@ -723,7 +727,7 @@ fn auth_headers(
 /// A bearer token from a file only its owner can read (as the gateway's token files).
 fn read_token_file(server: &str, path: &std::path::Path) -> Result<String> {
     use std::os::unix::fs::MetadataExt;
-    let at = |what: String| Error::failure(format!("server `{}`: `bearerTokenFile` {}", server, what));
+    let at = |what: String| Error::config(format!("server `{}`: `bearerTokenFile` {}", server, what));
     let meta = std::fs::metadata(path).map_err(|e| at(format!("{}: {}", path.display(), e)))?;
     if meta.mode() & 0o077 != 0 {
         return Err(at(format!("{} can be read by others (mode {:o})", path.display(), meta.mode() & 0o777))
@@ -759,7 +763,7 @@ fn run_helper(server: &str, cmd: &str, root: &std::path::Path, deadline: Duratio
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::failure(format!("server `{}`: cannot run `headersHelper`: {}", server, e)))?;
+        .map_err(|e| Error::config(format!("server `{}`: cannot run `headersHelper`: {}", server, e)))?;
     let pid = child.id() as i32;
     let drain = |r: Option<Box<dyn Read + Send>>| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -804,7 +808,7 @@ fn run_helper(server: &str, cmd: &str, root: &std::path::Path, deadline: Duratio
         lines[lines.len().saturating_sub(5)..].iter().map(|l| format!("headersHelper: {}", l)).collect()
     };
     let fail = |what: String| {
-        let e = Error::failure(format!("server `{}`: `headersHelper` {}", server, what))
+        let e = Error::config(format!("server `{}`: `headersHelper` {}", server, what))
             .hint("run the command in the project root to see what it does");
         if tail.is_empty() {
             e

@@ -103,7 +103,7 @@ impl Input {
     fn push(&self, name: &str, line: Vec<u8>) -> Result<()> {
         let mut q = self.queue.lock().unwrap();
         if q.closed {
-            return Err(Error::failure(format!("server `{}` is shut down", name)));
+            return Err(Error::disconnected(format!("server `{}` is shut down", name)));
         }
         if q.bytes > 0 && q.bytes + line.len() > QUEUE_MAX {
             return Err(Error::failure(format!(
@@ -267,7 +267,7 @@ fn start_threads(
     stderr: ChildStderr,
     ring: Arc<Ring>,
 ) -> Result<()> {
-    let no_thread = |e: std::io::Error| Error::failure(format!("cannot start a thread: {}", e));
+    let no_thread = |e: std::io::Error| Error::internal(format!("cannot start a thread: {}", e));
     let name = peer.name.clone();
     let input = t.input.clone();
     std::thread::Builder::new()
@@ -324,14 +324,14 @@ fn watch_exit(peer: &Arc<Peer>, t: &StdioTransport) {
 fn spawn_error(name: &str, launch: &Launch, e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => {
-            Error::failure(format!("server `{}`: command `{}` not found", name, launch.display))
+            Error::unreachable(format!("server `{}`: command `{}` not found", name, launch.display))
                 .hint("install it, or fix `command` in the config (PATH is searched)")
         }
         std::io::ErrorKind::PermissionDenied => {
-            Error::failure(format!("server `{}`: command `{}` is not executable", name, launch.display))
+            Error::unreachable(format!("server `{}`: command `{}` is not executable", name, launch.display))
                 .hint("check the file's permissions")
         }
-        _ => Error::failure(format!("server `{}`: cannot start `{}`: {}", name, launch.display, e)),
+        _ => Error::unreachable(format!("server `{}`: cannot start `{}`: {}", name, launch.display, e)),
     }
 }
 
@@ -486,11 +486,7 @@ fn read_stdout(peer: &Arc<Peer>, stdout: impl Read, t: &StdioTransport) {
     if garbage > 0 {
         reason.push_str(&format!(" after printing {} non-JSON-RPC line(s) on stdout", garbage));
     }
-    let tail = t.stderr.tail(3);
-    if !tail.is_empty() {
-        reason.push_str(&format!("; last stderr: {}", tail.join(" | ")));
-    }
-    peer.close(&reason);
+    peer.close_with_stderr(&reason, &t.stderr.tail(3).join(" | "));
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -555,7 +551,7 @@ impl Shared {
 impl Transport for Shared {
     fn send(&self, msg: &Value) -> Result<()> {
         let mut line =
-            serde_json::to_vec(msg).map_err(|e| Error::failure(format!("cannot encode a message: {}", e)))?;
+            serde_json::to_vec(msg).map_err(|e| Error::internal(format!("cannot encode a message: {}", e)))?;
         line.push(b'\n');
         self.write_line(line)
     }

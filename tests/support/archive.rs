@@ -3,12 +3,13 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -45,6 +46,8 @@ pub struct Route {
 }
 
 /// Serves fixed bodies by path on 127.0.0.1 until dropped; counts requests per path.
+/// A few lines of std: a thread per connection, one request per connection (answered with
+/// `Connection: close`), the request line and headers read and any body left unread.
 pub struct Server {
     pub port: u16,
     routes: Arc<Mutex<HashMap<String, Route>>>,
@@ -56,30 +59,22 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let delay: Arc<Mutex<Duration>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (r, h, d, s) = (routes.clone(), hits.clone(), delay.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else { continue };
-                let path = req.url().to_string();
-                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                let route = r.lock().unwrap().get(&path).cloned();
-                let wait = *d.lock().unwrap();
-                // Answer each request on its own thread so concurrent clients overlap.
-                std::thread::spawn(move || {
-                    std::thread::sleep(wait);
-                    let _ = match route {
-                        Some(rt) => req.respond(tiny_http::Response::from_data(rt.body).with_status_code(rt.status)),
-                        None => {
-                            req.respond(tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404))
-                        }
-                    };
-                });
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break; // woken by Drop
+                }
+                let Ok(conn) = conn else { continue };
+                let (r, h, d) = (r.clone(), h.clone(), d.clone());
+                // Each connection on its own thread so concurrent clients overlap.
+                std::thread::spawn(move || answer(conn, &r, &h, &d));
             }
         });
         Server { port, routes, hits, delay, stop, thread: Some(thread) }
@@ -102,9 +97,62 @@ impl Server {
     }
 }
 
+/// One request: its target counted, the route's answer (404 without one) after the delay.
+fn answer(
+    conn: TcpStream,
+    routes: &Mutex<HashMap<String, Route>>,
+    hits: &Mutex<HashMap<String, usize>>,
+    delay: &Mutex<Duration>,
+) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(&conn);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return };
+    // The headers, up to the empty line (bounded: 200 lines).
+    for _ in 0..200 {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim_end().is_empty() {
+            break;
+        }
+    }
+    *hits.lock().unwrap().entry(target.to_string()).or_default() += 1;
+    let route = routes.lock().unwrap().get(target).cloned();
+    std::thread::sleep(*delay.lock().unwrap());
+    let Route { status, body } = route.unwrap_or(Route { status: 404, body: b"not found".to_vec() });
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Status",
+    };
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+        .into_bytes();
+    if method != "HEAD" {
+        out.extend_from_slice(&body);
+    }
+    let mut w = &conn;
+    let _ = w.write_all(&out);
+    // Close without losing the answer: stop sending, then read what the client still sends
+    // (a body we did not read) for at most a second, so the close is not a reset.
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut sink = [0u8; 4096];
+    while let Ok(n) = (&conn).read(&mut sink) {
+        if n == 0 || Instant::now() > until {
+            break;
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which then sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

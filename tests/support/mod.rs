@@ -298,13 +298,18 @@ pub struct McpClient {
 
 impl McpClient {
     pub fn open(url: String) -> McpClient {
+        McpClient::open_with(url, serde_json::json!({}))
+    }
+
+    /// [`McpClient::open`], declaring `capabilities` in `initialize` (e.g. elicitation).
+    pub fn open_with(url: String, capabilities: Value) -> McpClient {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
         let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+            "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}});
         let resp = agent
             .post(&url)
             .header("Accept", "application/json, text/event-stream")

@@ -69,9 +69,39 @@ impl crate::peer::Transport for AnswerSink {
 }
 
 /// What the gateway tells a modern child it can answer for an old-era client (what it
-/// declares to legacy children in `initialize`: the client is asked).
-pub(super) fn bridged_capabilities() -> Value {
-    json!({"roots": {}, "sampling": {}, "elicitation": {"form": {}}})
+/// declares to legacy children in `initialize`: the client is asked), elicitation only when
+/// the client declared it.
+pub(super) fn bridged_capabilities(elicits: bool) -> Value {
+    // Elicitation only for a client that declared it: else the child itself refuses to ask
+    // (with the reason), rather than asking a client that cannot answer.
+    let mut caps = json!({"roots": {}, "sampling": {}});
+    if elicits {
+        caps["elicitation"] = json!({"form": {}});
+    }
+    caps
+}
+
+/// A modern child's answer for a client of the earlier revisions: without what only
+/// 2026-07-28 has (`resultType`, the cache hints `ttlMs`/`cacheScope`, the child's identity
+/// in `_meta`), which that client does not know (and on `/mcp` would name the child where
+/// its `initialize` named the gateway).
+pub(super) fn session_era(outcome: RawOutcome) -> RawOutcome {
+    let raw = outcome?;
+    let modern_only = ["\"resultType\"", "\"ttlMs\"", "\"cacheScope\"", jsonrpc::META_SERVER_INFO];
+    if !modern_only.iter().any(|k| raw.get().contains(k)) {
+        return Ok(raw);
+    }
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(raw.get()) else { return Ok(raw) };
+    for k in ["resultType", "ttlMs", "cacheScope"] {
+        m.remove(k);
+    }
+    if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
+        meta.remove(jsonrpc::META_SERVER_INFO);
+        if meta.is_empty() {
+            m.remove("_meta");
+        }
+    }
+    Ok(serde_json::value::to_raw_value(&Value::Object(m)).unwrap_or(raw))
 }
 
 /// The result of `outcome` when it is a modern child's `input_required` result.

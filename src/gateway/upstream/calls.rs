@@ -2,7 +2,7 @@
 //! token) before it leaves, its answer goes to its sink, and it can be cancelled; for a
 //! 2026-07-28 child and a session-era client it is bridged (see `bridge`).
 
-use super::bridge::{bridged_capabilities, input_required};
+use super::bridge::{bridged_capabilities, input_required, session_era};
 use super::{Call, Event, Flight, Sink, Upstream};
 use crate::error::Result;
 use crate::gateway::session::Session;
@@ -41,7 +41,8 @@ impl Upstream {
             if let Some(m) = p.as_object_mut() {
                 let meta = m.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(meta) = meta.as_object_mut() {
-                    meta.entry(jsonrpc::META_CLIENT_CAPABILITIES).or_insert_with(bridged_capabilities);
+                    meta.entry(jsonrpc::META_CLIENT_CAPABILITIES)
+                        .or_insert_with(|| bridged_capabilities(session.elicits()));
                     if let Some(level) = session.log_level() {
                         meta.entry(jsonrpc::META_LOG_LEVEL).or_insert(json!(level));
                     }
@@ -101,6 +102,7 @@ impl Upstream {
                     }
                 }
                 me.done(&call);
+                let outcome = if call.bridged { session_era(outcome) } else { outcome };
                 (call.sink)(Event::Done(outcome));
             }),
         );

@@ -88,6 +88,13 @@ impl Upstream {
                     return;
                 }
                 match self.attributed() {
+                    Some((session, _)) if method == "elicitation/create" && !asks(&session, params.as_ref()) => {
+                        let e = jsonrpc::error_object(
+                            jsonrpc::METHOD_NOT_FOUND,
+                            "mcpctl gateway: the client cannot be sent `elicitation/create`: its session did not declare the `elicitation` capability (form mode) in `initialize`",
+                        );
+                        let _ = peer.respond(id, Err(e));
+                    }
                     Some((session, sink)) => {
                         let gid = session.expect_reply(peer, id);
                         sink(Event::Message(jsonrpc::request(json!(gid), &method, params)));
@@ -109,4 +116,12 @@ impl Upstream {
             hub.broadcast(&self.cfg.name, msg);
         }
     }
+}
+
+/// Whether a child's `elicitation/create` may go to `session`: a session of the earlier
+/// revisions only when its `initialize` declared form-mode elicitation (a 2026-07-28
+/// request's own capabilities are checked where its answer is built: `modern_shape.rs`).
+fn asks(session: &Session, params: Option<&Value>) -> bool {
+    let url_mode = params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
+    session.elicits() || url_mode || !crate::client::PROTOCOL_VERSIONS.contains(&session.protocol())
 }

@@ -7,7 +7,8 @@
 //! `POST /cli/call`, which `mcpctl call` speaks) and [`names::SEP`]. Everything else is
 //! the gateway's own: `http` routes and checks each request (`mcp`, `modern*`,
 //! `aggregate`, `forward`, `approval`, `streams`, `cli_call` answer it), `session` and
-//! `upstream` hold the state of clients and servers.
+//! `upstream` hold the state of clients and servers, `run` starts and stops it all. Here:
+//! the [`Options`] and the `Hub`, the state every request shares.
 
 mod aggregate;
 mod approval;

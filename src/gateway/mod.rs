@@ -196,6 +196,12 @@ impl Hub {
             return Some(Upstream::refusing(shared.cfg().clone(), why));
         }
         let mut children = self.own_children.lock().unwrap();
+        // An ended session gets no child (its children were stopped, or are about to be:
+        // `remove_session` closes it before it takes this lock).
+        if session.is_closed() {
+            let why = Error::failure(format!("the session has ended; server `{}` is not started for it", server));
+            return Some(Upstream::refusing(shared.cfg().clone(), why));
+        }
         let own = children.entry(session.id().to_string()).or_default();
         if let Some((u, _)) = own.get(server) {
             return Some(u.clone());

@@ -853,14 +853,6 @@ fn typed_answer(ty: &str, choices: &[&str], text: &str) -> Option<Value> {
     }
 }
 
-/// The working folder of a stdio server: its `cwd` (relative to the project root) or the root.
-pub fn server_cwd(cwd: Option<&Path>, project_root: &Path) -> PathBuf {
-    match cwd {
-        Some(c) => project_root.join(c),
-        None => project_root.to_path_buf(),
-    }
-}
-
 #[cfg(test)]
 mod progress_tests {
     use super::*;

@@ -3,7 +3,6 @@
 //! never PATH, unless the server says `"runtime": "system"`), arguments,
 //! environment (see `childenv`: mcpctl's secrets never reach a child) and working folder.
 
-use crate::client::server_cwd;
 use crate::config::ServerConfig;
 use crate::error::Result;
 use crate::transport::stdio::Launch;
@@ -59,4 +58,12 @@ pub fn launch_for(
         cwd: Some(server_cwd(cwd, project_root)),
         display: command.to_string(),
     })
+}
+
+/// The working folder of a stdio server: its `cwd` (relative to the project root) or the root.
+pub fn server_cwd(cwd: Option<&Path>, project_root: &Path) -> PathBuf {
+    match cwd {
+        Some(c) => project_root.join(c),
+        None => project_root.to_path_buf(),
+    }
 }

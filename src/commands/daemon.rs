@@ -248,7 +248,7 @@ fn started_report(s: &State, cfg: &crate::config::Config, verb: &str) -> Report 
         .map(|sv| sv.name.as_str())
         .collect();
     if !uv.is_empty() {
-        let installed = crate::gateway::upstream::runtime_installed();
+        let installed = crate::gateway::runtime_installed();
         let _ = writeln!(
             body,
             "  Managed uv runtime ({}): {}",
@@ -313,7 +313,7 @@ fn foreground(cfg: &crate::config::Config, opts: Options) -> Result<Report> {
     let started = gateway::unix(std::time::SystemTime::now());
     // Servers on the managed runtime start on first use when it is not installed yet:
     // the daemon never downloads at boot.
-    let installed = crate::gateway::upstream::runtime_installed();
+    let installed = crate::gateway::runtime_installed();
     let lazy = |s: &crate::config::ServerConfig| {
         !installed
             && matches!(&s.transport, crate::config::Transport::Stdio { command, .. }

@@ -16,6 +16,7 @@ use crate::cli::{Cli, Command, Globals};
 use crate::client::{self, Session};
 use crate::config::{self, Config, ServerConfig};
 use crate::error::{Error, Kind, Result, Status};
+use crate::gateway::cli_wire::{self, CallAnswer, CallRequest};
 use crate::output::{Failure, Report};
 use serde_json::json;
 use std::path::PathBuf;
@@ -197,20 +198,31 @@ impl Ctx {
         Some(via)
     }
 
-    /// A tool call in one round trip through the daemon's `/cli/call`: its answer (with
-    /// `result` or `error`), or `None` when there is no daemon to ask or it could not be
-    /// asked (then the caller connects the usual way).
+    /// A tool call in one round trip through the daemon's `/cli/call` (the versioned shape of
+    /// `gateway::cli_wire`): its answer (with `result` or `error`), or `None` when there is no
+    /// daemon to ask or it could not be asked (then the caller connects the usual way).
     pub fn call_via_daemon(
         &self,
         s: &ServerConfig,
         root: &std::path::Path,
         tool: &str,
         typed: &[crate::cli::ToolArg],
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<Option<CallAnswer>> {
+        // Our options after the tool's name are settled by its schema here: never sent.
+        if typed.iter().any(|a| cli_wire::Arg::from_typed(a).is_none()) {
+            return Ok(None);
+        }
         let Some((base, headers)) = self.daemon(s, root) else { return Ok(None) };
         let typed = crate::call::resolve_local(typed, &mut std::io::stdin().lock())?;
         let timeout = self.request_timeout(s);
-        let body = json!({"server": s.name, "tool": tool, "args": typed, "timeout_ms": timeout.as_millis() as u64});
+        let body = CallRequest {
+            v: cli_wire::VERSION,
+            server: s.name.clone(),
+            tool: tool.to_string(),
+            args: typed.iter().filter_map(cli_wire::Arg::from_typed).collect(),
+            timeout_ms: Some(timeout.as_millis() as u64),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| Error::failure(format!("cannot encode the call: {}", e)))?;
         // The daemon bounds the call; the deadline bounds this process.
         let deadline = std::time::Instant::now() + timeout + Duration::from_secs(10);
         // Once the request has reached the daemon, the tool may be running: never ask a second
@@ -219,16 +231,22 @@ impl Ctx {
             Error::new(kind, format!("the call to `{}` on server `{}` went to the daemon, but {}", tool, s.name, why))
                 .hint("the tool may have run; check before calling it again (or pass --no-daemon)")
         };
-        match crate::daemon::post(&base, "/cli/call", &headers, body.to_string().as_bytes(), deadline) {
-            crate::daemon::Posted::Answer(200, text) => match serde_json::from_slice::<serde_json::Value>(&text) {
-                Ok(v) => Ok(Some(v)),
-                Err(e) => Err(may_have_run(Kind::Protocol, &format!("its answer is not JSON ({})", e))),
+        match crate::daemon::post(&base, "/cli/call", &headers, &body, deadline) {
+            crate::daemon::Posted::Answer(200, text) => match serde_json::from_slice::<CallAnswer>(&text) {
+                Ok(a) => Ok(Some(a)),
+                Err(e) => Err(may_have_run(Kind::Protocol, &format!("its answer is not a /cli/call answer ({})", e))),
             },
             crate::daemon::Posted::Answer(status @ (401 | 403), _) => Err(token_refused(status)),
-            crate::daemon::Posted::Answer(status, _) => {
-                // Any other status is the HTTP layer refusing the request before it is read
-                // as a call (connection cap, size, deadline): nothing ran.
-                log::warn!("the daemon answered HTTP {} on /cli/call; connecting the usual way", status);
+            crate::daemon::Posted::Answer(status, text) => {
+                // Any other status is the daemon refusing the request before it ran anything:
+                // the HTTP layer (connection cap, size, deadline), or 400 for a request of
+                // another version of the endpoint (a daemon of another mcpctl).
+                let why = serde_json::from_slice::<CallAnswer>(&text)
+                    .ok()
+                    .and_then(|a| a.error)
+                    .map(|e| format!(": {}", Error::from_json(&e).message))
+                    .unwrap_or_default();
+                log::warn!("the daemon answered HTTP {} on /cli/call{}; connecting the usual way", status, why);
                 Ok(None)
             }
             crate::daemon::Posted::Failed(why) => {

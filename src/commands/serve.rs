@@ -192,7 +192,7 @@ fn own_gateway(cfg: &Config, path: &str, deadline: Duration) -> Result<()> {
     };
     // As for the daemon, servers on the managed runtime start on first use while it is not
     // installed; with `--server NAME` the others are never used, so never started.
-    let installed = crate::gateway::upstream::runtime_installed();
+    let installed = crate::gateway::runtime_installed();
     let only = path.strip_prefix("/mcp/").map(str::to_string);
     let lazy = |s: &crate::config::ServerConfig| {
         only.as_deref().is_some_and(|n| n != s.name)

@@ -449,8 +449,8 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
         && s.isolation == crate::config::Isolation::Shared
     {
         if let Some(answer) = ctx.call_via_daemon(&s, &root, tool, typed).map_err(base)? {
-            let arguments = answer.get("arguments").filter(|a| a.is_object()).cloned();
-            if let Some(e) = answer.get("error") {
+            let arguments = answer.arguments.filter(|a| a.is_object());
+            if let Some(e) = &answer.error {
                 let f = base(Error::from_json(e));
                 return Err(match arguments {
                     Some(a) => f.with("arguments", a),
@@ -461,7 +461,7 @@ pub fn call(ctx: &Ctx, name: &str, tool: &str, typed: &[ToolArg]) -> Outcome {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            return finish(&s.name, tool, arguments, answer["result"].clone());
+            return finish(&s.name, tool, arguments, answer.result.unwrap_or(Value::Null));
         }
     }
     let session = if gateway_runs { ctx.open(&s, &root) } else { ctx.open_own(&s, &root) }.map_err(base)?;

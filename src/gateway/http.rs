@@ -1,23 +1,19 @@
-//! Streamable HTTP, server side: the security checks (Host, Origin, bearer token), the
-//! transport rules (methods, headers, sessions, versions, body limits), and answering each
-//! client message — locally, by forwarding to one server, or by merging all servers.
+//! The gateway's router and its checks: every request passes the security checks here
+//! (Host, Origin, bearer token) and is sent to the endpoint that serves it (`/health`,
+//! `/status`, `/cli/call`, `/mcp`, `/mcp/<server>`); also the session lookup of a request
+//! (its token, its version) and the small helpers that write whole responses.
 
-use super::modern::{self, Shape, Step};
-use super::server::{BodyError, Deferred, DeferredStream, Request, Stream};
+use super::cli_call::cli_call;
+use super::mcp::{delete, post};
+use super::modern;
+use super::server::{BodyError, Request};
 use super::session::{Session, Target};
-use super::upstream::{Event, Upstream};
-use super::{names, Hub};
-use crate::client::{LATEST, PROTOCOL_VERSIONS};
-use crate::error::Error;
-use crate::jsonrpc::{self, Message};
-use crate::peer;
-use crate::policy;
-use serde_json::{json, Map, Value};
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use super::streams::get_stream;
+use super::Hub;
+use crate::client::PROTOCOL_VERSIONS;
+use crate::jsonrpc;
+use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// A whole response, written by [`send`].
 pub struct Resp {
@@ -27,13 +23,13 @@ pub struct Resp {
 }
 
 impl Resp {
-    fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Resp {
+    pub(super) fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Resp {
         Resp { status, headers: vec![("Content-Type", content_type.to_string())], body }
     }
-    fn empty(status: u16) -> Resp {
+    pub(super) fn empty(status: u16) -> Resp {
         Resp { status, headers: Vec::new(), body: Vec::new() }
     }
-    fn with_header(mut self, name: &'static str, value: &str) -> Resp {
+    pub(super) fn with_header(mut self, name: &'static str, value: &str) -> Resp {
         self.headers.push((name, value.to_string()));
         self
     }
@@ -49,7 +45,7 @@ pub fn text(status: u16, body: &str) -> Resp {
     Resp::new(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
 }
 
-fn json_resp(status: u16, body: &Value) -> Resp {
+pub(super) fn json_resp(status: u16, body: &Value) -> Resp {
     Resp::new(status, "application/json", body.to_string().into_bytes())
 }
 
@@ -61,14 +57,14 @@ pub(super) fn send_status(req: Request<'_>, status: u16, body: Option<&Value>) {
     }
 }
 
-fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
+pub(super) fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
     json_resp(status, &jsonrpc::error_response(id, code, msg))
 }
 
 /// The whole request body, or the answer to give: 413 past the limit, 400 when unreadable.
-fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
+pub(super) fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
     req.body().map_err(|e| match e {
-        BodyError::TooLarge => too_large(hub.opts.max_body),
+        BodyError::TooLarge => too_large(hub.opts().max_body),
         BodyError::Unreadable => {
             rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read")
         }
@@ -79,7 +75,7 @@ fn too_large(limit: usize) -> Resp {
     rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit))
 }
 
-fn get<'a>(req: &'a Request<'_>, name: &'static str) -> Option<&'a str> {
+pub(super) fn get<'a>(req: &'a Request<'_>, name: &'static str) -> Option<&'a str> {
     req.header(name)
 }
 
@@ -97,8 +93,8 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// Which token the request bears: `Ok(None)` the daemon's own (or none needed),
 /// `Ok(Some(t))` a named one, `Err` none that we accept. Every configured token is compared
 /// (in constant time each), whichever matches.
-fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
-    if hub.opts.token.is_none() && hub.opts.tokens.is_empty() {
+pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
+    if hub.opts().token.is_none() && hub.opts().tokens.is_empty() {
         return Ok(None);
     }
     let given = get(req, "Authorization")
@@ -106,23 +102,17 @@ fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tok
         .map(|g| g.trim().as_bytes())
         .ok_or(())?;
     let mut found: Option<Option<&crate::tokens::NamedToken>> = None;
-    if let Some(t) = &hub.opts.token {
+    if let Some(t) = &hub.opts().token {
         if same_secret(given, t.as_bytes()) {
             found = Some(None);
         }
     }
-    for t in &hub.opts.tokens {
+    for t in &hub.opts().tokens {
         if same_secret(given, t.value.as_bytes()) && found.is_none() {
             found = Some(Some(t));
         }
     }
     found.ok_or(())
-}
-
-/// The named token a session was created with.
-fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::NamedToken> {
-    let name = session.token.as_deref()?;
-    hub.opts.tokens.iter().find(|t| t.name == name)
 }
 
 /// The host name of a Host header, without the port. A bracketed name must be an IPv6
@@ -140,14 +130,14 @@ fn host_name(h: &str) -> &str {
 fn host_allowed(hub: &Hub, host: &str) -> bool {
     let name = host_name(host);
     super::is_loopback(name)
-        || name.eq_ignore_ascii_case(&hub.opts.host)
-        || hub.opts.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+        || name.eq_ignore_ascii_case(&hub.opts().host)
+        || hub.opts().allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
 }
 
 /// A browser Origin we accept: one listed with --allowed-origin, or a loopback origin
 /// (a page served from this machine; a DNS-rebinding page carries its attacker's name).
 fn origin_allowed(hub: &Hub, origin: &str) -> bool {
-    if hub.opts.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+    if hub.opts().allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         return true;
     }
     let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
@@ -214,7 +204,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     };
     if let Target::One(name) = &target {
         if hub.upstream(name).is_none() {
-            let names: Vec<&str> = hub.upstreams.iter().map(|u| u.name()).collect();
+            let names: Vec<&str> = hub.upstreams().iter().map(|u| u.name()).collect();
             send(req, text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
             return;
         }
@@ -236,7 +226,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     }
 }
 
-fn accepts(req: &Request<'_>, mime: &str) -> bool {
+pub(super) fn accepts(req: &Request<'_>, mime: &str) -> bool {
     get(req, "Accept")
         .map(|a| {
             a.split(',').any(|p| {
@@ -248,7 +238,7 @@ fn accepts(req: &Request<'_>, mime: &str) -> bool {
 }
 
 /// The session named by the request, or the error response to send.
-fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Session>, Resp> {
+pub(super) fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Session>, Resp> {
     let Some(id) = get(req, "Mcp-Session-Id") else {
         return Err(rpc_error(
             400,
@@ -257,16 +247,16 @@ fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Sessi
             "Bad Request: Mcp-Session-Id header is required",
         ));
     };
-    let s = hub.sessions.lock().unwrap().get(id).cloned();
+    let s = hub.session(id);
     let who = identify(hub, req).ok().flatten().map(|t| t.name.as_str());
     match s {
-        Some(s) if &s.target == target && s.token.as_deref() != who => Err(rpc_error(
+        Some(s) if s.target() == target && s.token() != who => Err(rpc_error(
             403,
             Value::Null,
             jsonrpc::INVALID_REQUEST,
             "Forbidden: this session was created with another token; initialize a session of your own",
         )),
-        Some(s) if &s.target == target => {
+        Some(s) if s.target() == target => {
             if let Some(v) = get(req, "MCP-Protocol-Version") {
                 if !PROTOCOL_VERSIONS.contains(&v) {
                     return Err(rpc_error(
@@ -288,1338 +278,6 @@ fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Sessi
     }
 }
 
-fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
-    let ctype = get(&req, "Content-Type").unwrap_or("");
-    if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        send(
-            req,
-            rpc_error(
-                415,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Unsupported Media Type: Content-Type must be application/json",
-            ),
-        );
-        return;
-    }
-    if !(accepts(&req, "application/json") && accepts(&req, "text/event-stream")) {
-        send(
-            req,
-            rpc_error(
-                406,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Not Acceptable: Accept must list application/json and text/event-stream",
-            ),
-        );
-        return;
-    }
-    let body = match read_body(hub, &mut req) {
-        Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
-    };
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e)));
-            return;
-        }
-    };
-    if value.is_array() {
-        send(
-            req,
-            rpc_error(
-                400,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Invalid Request: JSON-RPC batches are not supported",
-            ),
-        );
-        return;
-    }
-    let id = value.get("id").cloned().unwrap_or(Value::Null);
-    let msg = match Message::from_value(value) {
-        Ok(m) => m,
-        Err(why) => {
-            send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
-            return;
-        }
-    };
-    // A request of MCP 2026-07-28 (stateless) is served by the other front end.
-    if modern::claims(&req, &msg) {
-        let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
-        modern::post(hub, req, target, msg, who);
-        return;
-    }
-    if let Message::Request { id, method, params } = &msg {
-        if method == "initialize" {
-            let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
-            let r = initialize(hub, &target, id.clone(), params.as_ref(), who);
-            send(req, r);
-            return;
-        }
-    }
-    if get(&req, "Mcp-Session-Id").is_none() {
-        // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
-        // client probing for that revision falls back to `initialize`.
-        let id = match &msg {
-            Message::Request { id, .. } => id.clone(),
-            _ => Value::Null,
-        };
-        let why = format!(
-            "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
-            modern::MODERN
-        );
-        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
-        return;
-    }
-    let session = match session_of(hub, &req, &target) {
-        Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
-    };
-    match msg {
-        Message::Notification { method, params } => {
-            if method == "notifications/cancelled" {
-                let rid = params.as_ref().and_then(|p| p.get("requestId")).map(|v| v.to_string());
-                let entry = rid.and_then(|k| session.inflight.lock().unwrap().remove(&k));
-                if let Some((u, uid)) = entry {
-                    if let Some(u) = u.upgrade() {
-                        u.cancel(uid, "cancelled by the client");
-                    }
-                }
-            }
-            send(req, Resp::empty(202));
-        }
-        Message::Response { id, outcome } => {
-            // Acknowledged first: what the answer sets off (an approved call going upstream)
-            // is not the client's to wait for.
-            send(req, Resp::empty(202));
-            if !session.take_reply(&id, outcome) {
-                log::debug!("session {}…: answer to unknown request {} dropped", session_word(&session), id);
-            }
-        }
-        Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
-    }
-}
-
-fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>, token: Option<String>) -> Resp {
-    let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
-    let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
-    let (server_info, capabilities, instructions) = identity(hub, target);
-    let sid = match new_session_id(hub.opts.node_id.as_deref()) {
-        Ok(sid) => sid,
-        Err(e) => {
-            log::error!("initialize refused: no session id can be made: {}", e);
-            let msg = format!("Internal error: the gateway cannot make a session id ({})", e);
-            return rpc_error(500, id, jsonrpc::INTERNAL_ERROR, &msg);
-        }
-    };
-    let session = Arc::new(
-        Session::new(sid.clone(), target.clone(), version.to_string())
-            .with_token(token)
-            .with_client_capabilities(params.and_then(|p| p.get("capabilities"))),
-    );
-    if let Err(max) = hub.add_session(session) {
-        let msg = format!(
-            "the gateway already has {} sessions open, the limit (MCPCTL_MAX_SESSIONS); end one (DELETE) or retry later",
-            max
-        );
-        return rpc_error(503, id, -32000, &msg).with_header("Retry-After", "1");
-    }
-    let mut result = json!({"protocolVersion": version, "capabilities": capabilities, "serverInfo": server_info});
-    if let Some(i) = instructions {
-        result["instructions"] = json!(i);
-    }
-    json_resp(200, &jsonrpc::response(id, result)).with_header("Mcp-Session-Id", &sid)
-}
-
-/// What an endpoint says of itself: (serverInfo, capabilities, instructions). For
-/// `/mcp/<server>`, the child's own (after waiting briefly for a starting one).
-pub(super) fn identity(hub: &Arc<Hub>, target: &Target) -> (Value, Value, Option<String>) {
-    match target {
-        Target::One(name) => {
-            let u = hub.upstream(name).expect("checked");
-            // Wait briefly for a starting child so its own identity can be passed on
-            // (but never start a lazy one: that waits for a call or a listing).
-            if !matches!(u.state(), super::upstream::State::WaitingForRuntime) {
-                let _ = u.peer(Duration::from_secs(5).min(u.cfg.timeout));
-            }
-            match u.info() {
-                Some(i) => (i.server_info, i.capabilities, i.instructions),
-                None => (gateway_info(), full_capabilities(), None),
-            }
-        }
-        Target::All => (
-            gateway_info(),
-            full_capabilities(),
-            Some("Tools and prompts of every server configured in mcpctl, named <server>__<name>.".to_string()),
-        ),
-    }
-}
-
-pub(super) fn gateway_info() -> Value {
-    json!({"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")})
-}
-
-fn full_capabilities() -> Value {
-    json!({
-        "tools": {"listChanged": true},
-        "prompts": {"listChanged": true},
-        "resources": {"subscribe": true, "listChanged": true},
-        "logging": {},
-        "completions": {},
-    })
-}
-
-/// 128 bits from the kernel's random source, as hex (a 2026-07-28 request state). Without
-/// random bytes there is no safe state to hand out: the handler panics with the reason
-/// (logged; its connection is closed) rather than hand out a guessable one.
-pub(super) fn random_id() -> String {
-    let mut b = [0u8; 16];
-    if let Err(e) = random_bytes(&mut b) {
-        panic!("no random bytes for a request state: {}", e);
-    }
-    hex(&b)
-}
-
-/// A new session id: 128 bits from the kernel's random source as hex, after `<node>.` when
-/// the daemon has a node id (a load balancer routes the session to its daemon by that
-/// prefix). An error, never a guessable id, when no random bytes can be had.
-fn new_session_id(node: Option<&str>) -> Result<String, String> {
-    session_id_from(node, random_bytes)
-}
-
-fn session_id_from(node: Option<&str>, fill: fn(&mut [u8]) -> Result<(), String>) -> Result<String, String> {
-    let mut b = [0u8; 16];
-    fill(&mut b)?;
-    Ok(match node {
-        Some(n) => format!("{}.{}", n, hex(&b)),
-        None => hex(&b),
-    })
-}
-
-/// Fill `buf` from getrandom(2) (the kernel's CSPRNG; blocks only until it is seeded at boot).
-fn random_bytes(buf: &mut [u8]) -> Result<(), String> {
-    crate::sys::fill_random(buf).map_err(|e| format!("getrandom failed: {}", e))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{:02x}", x)).collect()
-}
-
-fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
-    if method == "ping" {
-        send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
-        return;
-    }
-    serve(hub, req, session, id, method, params, None)
-}
-
-/// Answer a client request (of a session, or a 2026-07-28 one whose answers `shape` makes):
-/// the policy, the routing and the aggregation are the same for both.
-pub(super) fn serve(
-    hub: &Arc<Hub>,
-    req: Request<'_>,
-    session: &Arc<Session>,
-    id: Value,
-    method: &str,
-    params: Option<Value>,
-    shape: Option<Arc<Shape>>,
-) {
-    match &session.target {
-        Target::One(name) => {
-            let u = match hub.upstream_for(session, name) {
-                Some(u) => u,
-                None => {
-                    let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
-                    reply(req, shape.as_deref(), r);
-                    return;
-                }
-            };
-            if method == "tools/list" {
-                // Answered from the cache, filtered by the policy (never the child's raw list).
-                let r = match cached_tools(&u) {
-                    Some(tools) => {
-                        let tools: Vec<Value> = tools
-                            .into_iter()
-                            .filter(|t| t["name"].as_str().map(|n| listed(hub, session, &u.cfg, n)).unwrap_or(false))
-                            .collect();
-                        jsonrpc::response(id, json!({"tools": tools}))
-                    }
-                    None => jsonrpc::error_response(
-                        id,
-                        jsonrpc::SERVER_UNAVAILABLE,
-                        &format!("server `{}` is not available; see `mcpctl status`", name),
-                    ),
-                };
-                reply(req, shape.as_deref(), r);
-                return;
-            }
-            if method == "logging/setLevel" && shape.is_none() {
-                set_log_level(session, params.as_ref());
-                if u.speaks_modern() {
-                    reply(req, None, jsonrpc::response(id, json!({})));
-                    return;
-                }
-            }
-            if method == "tools/call" {
-                let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
-                match permit(hub, session, &u, &tool, &id) {
-                    Ok(policy::Gate::Run) => {}
-                    Ok(policy::Gate::Ask) => match shape {
-                        None => return ask(req, session, &u, id, params),
-                        Some(shape) => return ask_modern(req, session, &u, shape, id, params),
-                    },
-                    Err(r) => {
-                        reply(req, shape.as_deref(), r);
-                        return;
-                    }
-                }
-            }
-            if matches!(method, "resources/subscribe" | "resources/unsubscribe") && u.translates_subscriptions() {
-                return reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()));
-            }
-            forward(req, session, &u, id, method, params, shape)
-        }
-        Target::All => aggregated(hub, req, session, id, method, params, shape),
-    }
-}
-
-/// `resources/subscribe`/`unsubscribe` of a session client to a 2026-07-28 child, which has
-/// no such methods: the gateway keeps the subscription and the child's listen stream asks
-/// for the resources subscribed (see `Upstream::subscribe`); answered at once.
-fn subscription(session: &Session, u: &Arc<Upstream>, id: Value, method: &str, params: Option<&Value>) -> Value {
-    let Some(uri) = params.and_then(|p| p["uri"].as_str()).filter(|u| !u.is_empty() && u.len() <= 4096) else {
-        let why = "Invalid params: `uri` (a string of at most 4096 bytes) is required";
-        return jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, why);
-    };
-    if method == "resources/subscribe" {
-        if let Err(why) = u.subscribe(&session.id, uri) {
-            return jsonrpc::error_response(id, jsonrpc::INTERNAL_ERROR, &format!("mcpctl gateway: {}", why));
-        }
-    } else {
-        u.unsubscribe(&session.id, Some(uri));
-    }
-    jsonrpc::response(id, json!({}))
-}
-
-/// Remember a session's `logging/setLevel` (2026-07-28 children get it per request).
-fn set_log_level(session: &Session, params: Option<&Value>) {
-    if let Some(level) = params.and_then(|p| p["level"].as_str()) {
-        *session.log_level.lock().unwrap() = Some(crate::logsafe::safe(level).to_string());
-    }
-}
-
-/// A JSON-RPC answer, shaped for a 2026-07-28 client when there is a `shape`.
-fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
-    let (status, body) = match shape {
-        Some(s) => {
-            let body = s.response(body);
-            (body.get("error").map(modern::status_of).unwrap_or(200), body)
-        }
-        None => (200, body),
-    };
-    send(req, json_resp(status, &body));
-}
-
-/// The policy's word on a tool call from a gateway client: run it, ask the user first (a
-/// client that declared elicitation), or `Err`: the JSON-RPC refusal.
-fn permit(hub: &Hub, session: &Session, u: &Upstream, tool: &str, id: &Value) -> Result<policy::Gate, Value> {
-    let token = token_of(hub, session);
-    let gate = policy::gateway_for(&u.cfg, tool, token).and_then(|g| match g {
-        policy::Gate::Ask if !session.elicits => Err(policy::cannot_ask(
-            &u.cfg,
-            tool,
-            if session.protocol == modern::MODERN {
-                "this client cannot be asked (its request did not declare the elicitation capability, form mode, in `_meta` clientCapabilities)"
-            } else {
-                "this client cannot be asked (it did not declare the elicitation capability, form mode, in `initialize`)"
-            },
-        )),
-        g => Ok(g),
-    });
-    gate.map_err(|e| {
-        log_call(session_word(session), token_name(token), u.name(), tool, Instant::now(), "refused");
-        refusal(id, &e.one_line())
-    })
-}
-
-/// The JSON-RPC error of a call the gateway does not run.
-fn refusal(id: &Value, why: &str) -> Value {
-    jsonrpc::error_response(id.clone(), policy::REFUSED, &format!("mcpctl gateway: {}", why))
-}
-
-/// Whether the session's client sees `tool` of server `cfg` listed: what it may call, with
-/// the tools that need its user's approval only for a client that can be asked.
-fn listed(hub: &Hub, session: &Session, cfg: &crate::config::ServerConfig, tool: &str) -> bool {
-    match policy::gateway_for(cfg, tool, token_of(hub, session)) {
-        Ok(policy::Gate::Run) => true,
-        Ok(policy::Gate::Ask) => session.elicits,
-        Err(_) => false,
-    }
-}
-
-fn token_name(t: Option<&crate::tokens::NamedToken>) -> &str {
-    t.map(|t| t.name.as_str()).unwrap_or("-")
-}
-
-/// The first 8 characters of a session id's random part (after a node id's `<node>.`), for logs.
-fn session_word(session: &Session) -> &str {
-    let random = session.id.rsplit('.').next().unwrap_or(&session.id);
-    &random[..8.min(random.len())]
-}
-
-fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
-    u.peer(u.cfg.timeout).ok()?;
-    u.tools()
-}
-
-/// Send a request to one upstream; answer as JSON, or switch to SSE as soon as a message
-/// that belongs to this request (progress, log, sampling, elicitation) comes first. The
-/// answer is written by the thread that reads the child's answer (no hand-off back to this
-/// connection's thread), or by the deadline thread when the child takes too long.
-/// With a `shape`, the answer and the messages on the way are made for a 2026-07-28 client.
-fn forward(
-    req: Request<'_>,
-    session: &Arc<Session>,
-    u: &Arc<Upstream>,
-    id: Value,
-    method: &str,
-    params: Option<Value>,
-    shape: Option<Arc<Shape>>,
-) {
-    forward_into(Out::Waiting(req.defer()), session, u, id, method, params, shape)
-}
-
-/// [`forward`] on an answer already deferred (or already an event stream: an approved call).
-fn forward_into(
-    out: Out,
-    session: &Arc<Session>,
-    u: &Arc<Upstream>,
-    id: Value,
-    method: &str,
-    params: Option<Value>,
-    shape: Option<Arc<Shape>>,
-) {
-    let tool = if method == "tools/call" {
-        params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
-    } else {
-        None
-    };
-    let timeout = u.cfg.timeout;
-    let started = Instant::now();
-    let fwd = Arc::new(Forwarded {
-        out: Mutex::new(out),
-        key: id.to_string(),
-        id,
-        method: method.to_string(),
-        tool,
-        upstream: Arc::downgrade(u),
-        uid: AtomicU64::new(0),
-        session: session.clone(),
-        started,
-        timeout,
-        shape,
-    });
-    match &mut *fwd.out.lock().unwrap() {
-        Out::Waiting(d) => fwd.arm(d, started + timeout),
-        Out::Streaming(st) => {
-            let f = fwd.clone();
-            st.set_deadline(started + timeout, Box::new(move || f.expire()));
-        }
-        Out::Held | Out::Done => {}
-    }
-    let f = fwd.clone();
-    let mut on_id = |uid: u64| {
-        fwd.uid.store(uid, Ordering::SeqCst);
-        session.inflight.lock().unwrap().insert(fwd.key.clone(), (Arc::downgrade(u), uid));
-    };
-    match u.forward(session, method, params, Arc::new(move |e| f.on_event(e)), &mut on_id) {
-        Ok(()) => {}
-        Err(e) if method == "tools/call" && u.needs_runtime() => {
-            // The runtime could not be had: an in-band tool error, and the next call tries again.
-            let result = json!({"content": [{"type": "text", "text": e.one_line()}], "isError": true});
-            fwd.finish(Ok(peer::to_raw(&result)));
-        }
-        Err(e) => fwd.finish(Err(jsonrpc::error_object(jsonrpc::SERVER_UNAVAILABLE, &e.one_line()))),
-    }
-}
-
-/// A request forwarded upstream, until it is answered.
-struct Forwarded {
-    out: Mutex<Out>,
-    /// The client's id, and as text (the key of `Session::inflight`).
-    id: Value,
-    key: String,
-    method: String,
-    tool: Option<String>,
-    upstream: Weak<Upstream>,
-    /// The upstream id (0 until known).
-    uid: AtomicU64,
-    session: Arc<Session>,
-    started: Instant,
-    timeout: Duration,
-    /// How the answers are made for a 2026-07-28 client (`None`: as the child wrote them).
-    shape: Option<Arc<Shape>>,
-}
-
-enum Out {
-    Waiting(Deferred),
-    Streaming(DeferredStream),
-    /// A 2026-07-28 client was answered `input_required`; its retry takes the answer.
-    Held,
-    Done,
-}
-
-/// A forwarded 2026-07-28 request held open upstream while its client gathers input.
-pub(super) struct Resume(Arc<Forwarded>);
-
-impl Resume {
-    pub(super) fn session(&self) -> &Arc<Session> {
-        &self.0.session
-    }
-
-    /// The client's retry takes over the answer (under its own id); the request is given
-    /// back when the call ended meanwhile.
-    pub(super) fn resume<'a>(&self, req: Request<'a>, id: Value) -> Option<Request<'a>> {
-        let f = &self.0;
-        let mut out = f.out.lock().unwrap();
-        if !matches!(*out, Out::Held) {
-            return Some(req);
-        }
-        if let Some(s) = &f.shape {
-            s.answer_as(id);
-        }
-        let mut d = req.defer();
-        f.arm(&mut d, Instant::now() + f.timeout);
-        *out = Out::Waiting(d);
-        None
-    }
-}
-
-/// The head of an event-stream answer (the connection ends with the stream).
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-
-impl Forwarded {
-    /// The deadline of the answer, and (2026-07-28) cancelling when the client hangs up.
-    fn arm(self: &Arc<Self>, d: &mut Deferred, at: Instant) {
-        let f = self.clone();
-        d.set_deadline(at, Box::new(move || f.expire()));
-        if self.shape.is_some() {
-            // 2026-07-28: closing the response stream cancels the request.
-            let f = Arc::downgrade(self);
-            d.on_hangup(Box::new(move || {
-                if let Some(f) = f.upgrade() {
-                    f.hang_up();
-                }
-            }));
-        }
-    }
-
-    /// The id the answer goes out under (a 2026-07-28 retry's own).
-    fn answer_id(&self) -> Value {
-        self.shape.as_ref().and_then(|s| s.answer_id()).unwrap_or_else(|| self.id.clone())
-    }
-
-    /// Answer the client `result` (input required) now; the request stays open upstream.
-    fn suspend(&self, result: Value) {
-        let mut out = self.out.lock().unwrap();
-        let answer = jsonrpc::response(self.answer_id(), result).to_string();
-        match std::mem::replace(&mut *out, Out::Held) {
-            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.as_bytes()),
-            Out::Streaming(mut s) => {
-                s.send(&chunk(crate::sse::frame(None, &answer).as_bytes()));
-                s.send(b"0\r\n\r\n");
-            }
-            other => *out = other,
-        }
-    }
-
-    fn on_event(self: &Arc<Self>, e: Event) {
-        match e {
-            Event::Message(m) => {
-                let m = match &self.shape {
-                    Some(s) => match s.message(&self.session, m, &|| Resume(self.clone())) {
-                        Step::Pass(m) => m,
-                        Step::Drop => return,
-                        Step::Ask(result) => return self.suspend(result),
-                    },
-                    None => m,
-                };
-                let mut out = self.out.lock().unwrap();
-                let mut stream = match std::mem::replace(&mut *out, Out::Done) {
-                    Out::Waiting(d) => d.into_stream(SSE_HEAD),
-                    Out::Streaming(s) => s,
-                    Out::Held => {
-                        *out = Out::Held;
-                        return;
-                    }
-                    Out::Done => return,
-                };
-                stream.send(&event_chunk(&m));
-                *out = Out::Streaming(stream);
-            }
-            Event::Done(outcome) => self.finish(outcome),
-        }
-    }
-
-    /// The deadline passed: tell the child to cancel, and the client why.
-    fn expire(&self) {
-        let name = self.upstream.upgrade().map(|u| {
-            let uid = self.uid.load(Ordering::SeqCst);
-            if uid != 0 {
-                u.cancel(uid, "timeout");
-            }
-            u.name().to_string()
-        });
-        let msg = format!(
-            "server `{}` did not answer `{}` within {}s",
-            name.unwrap_or_default(),
-            self.method,
-            self.timeout.as_secs_f64()
-        );
-        self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, &msg)));
-    }
-
-    /// The client closed the connection (a 2026-07-28 client's cancellation): tell the child.
-    fn hang_up(&self) {
-        if matches!(*self.out.lock().unwrap(), Out::Done | Out::Held) {
-            return;
-        }
-        let name = self.upstream.upgrade().map(|u| {
-            let uid = self.uid.load(Ordering::SeqCst);
-            if uid != 0 {
-                u.cancel(uid, "the client closed the stream");
-            }
-            u.name().to_string()
-        });
-        log::info!(
-            "`{}` to server `{}` cancelled: the client closed the stream",
-            crate::logsafe::safe(&self.method),
-            crate::logsafe::safe(&name.unwrap_or_default())
-        );
-        self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, "cancelled: the client closed the stream")));
-    }
-
-    /// Write the answer (once; later ones are dropped) and log the call.
-    fn finish(&self, outcome: peer::RawOutcome) {
-        let mut out = self.out.lock().unwrap();
-        let taken = std::mem::replace(&mut *out, Out::Done);
-        if matches!(taken, Out::Done) {
-            return;
-        }
-        self.session.inflight.lock().unwrap().remove(&self.key);
-        if let Some(tool) = &self.tool {
-            let server = self.upstream.upgrade().map(|u| u.name().to_string()).unwrap_or_default();
-            let word = match &outcome {
-                Ok(r) if is_tool_error(r.get()) => "tool error",
-                Ok(_) => "ok",
-                Err(_) => "error",
-            };
-            let token = self.session.token.as_deref().unwrap_or("-");
-            log_call(session_word(&self.session), token, &server, tool, self.started, word);
-        }
-        let outcome = match &self.shape {
-            Some(s) => s.outcome(outcome),
-            None => outcome,
-        };
-        let answer = jsonrpc::response_bytes(&self.answer_id(), outcome.as_ref().map(|r| r.get()));
-        // A 2026-07-28 client reads the kind of a refusal from the status too.
-        let status = match (&self.shape, &outcome) {
-            (Some(_), Err(e)) => modern::status_of(e),
-            _ => 200,
-        };
-        match taken {
-            Out::Waiting(d) => d.respond(status, &[("Content-Type", "application/json")], &answer),
-            Out::Streaming(mut s) => {
-                s.send(&chunk(crate::sse::frame(None, &String::from_utf8_lossy(&answer)).as_bytes()));
-                s.send(b"0\r\n\r\n");
-            }
-            Out::Held | Out::Done => {}
-        }
-    }
-}
-
-/// How many arguments an approval request shows (each at most `logsafe::MAX_CHARS` long).
-const ASK_MAX_ARGS: usize = 20;
-
-/// `tools/call` of a tool that needs the user's approval (`"gatewayApproval": "ask"`), from
-/// a client that can be asked: the answer becomes an event stream carrying an
-/// `elicitation/create` to this client. The call goes upstream only when the user accepts
-/// with `approve: true` (on the thread that reads that answer); any other answer, or none
-/// within the server's timeout (on the deadline thread), refuses it. No thread waits.
-fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, params: Option<Value>) {
-    let params = params.unwrap_or(json!({}));
-    let tool = params["name"].as_str().unwrap_or("").to_string();
-    let question = approval_request(u.name(), &tool, &params["arguments"]);
-    let started = Instant::now();
-    let asking = Arc::new(Asking {
-        out: Mutex::new(None),
-        gid: OnceLock::new(),
-        session: session.clone(),
-        upstream: u.clone(),
-        id,
-        params,
-        tool,
-        started,
-    });
-    let a = asking.clone();
-    let gid = session.await_reply(Box::new(move |outcome| a.answered(outcome)));
-    let _ = asking.gid.set(gid.clone());
-    let request = jsonrpc::request(json!(gid), "elicitation/create", Some(question));
-    // Held while the stream starts: an answer or the deadline waits for it (never for I/O:
-    // a deferred answer's writes do not block).
-    let mut out = asking.out.lock().unwrap();
-    let mut d = req.defer();
-    let a = asking.clone();
-    d.set_deadline(started + u.cfg.timeout, Box::new(move || a.expire()));
-    let mut stream = d.into_stream(SSE_HEAD);
-    stream.send(&event_chunk(&request));
-    *out = Some(stream);
-}
-
-/// [`ask`] for a 2026-07-28 client (one that declared form elicitation in its request's
-/// `_meta`): the call is answered `input_required` with the same question, under a
-/// `requestState` the gateway holds (see `modern`); nothing goes upstream until the retry
-/// brings the user's approval ([`Approval::answered`]).
-fn ask_modern(
-    req: Request<'_>,
-    session: &Arc<Session>,
-    u: &Arc<Upstream>,
-    shape: Arc<Shape>,
-    id: Value,
-    params: Option<Value>,
-) {
-    let params = params.unwrap_or(json!({}));
-    let tool = params["name"].as_str().unwrap_or("").to_string();
-    let question = json!({
-        "method": "elicitation/create",
-        "params": approval_request(u.name(), &tool, &params["arguments"]),
-    });
-    let approval =
-        Approval { session: session.clone(), upstream: u.clone(), params, tool: tool.clone(), started: Instant::now() };
-    let body = match shape.hold_approval(approval, question) {
-        Ok(result) => jsonrpc::response(id, result),
-        Err(why) => {
-            let token = session.token.as_deref().unwrap_or("-");
-            log_call(session_word(session), token, u.name(), &tool, Instant::now(), "refused");
-            refusal(&id, &policy::cannot_ask(&u.cfg, &tool, &why).one_line())
-        }
-    };
-    reply(req, Some(&shape), body);
-}
-
-/// What the user's answer to an approval question means, for both ways of asking: `Ok`
-/// (logged `approved`: run the call) or the refusal's message (logged `declined` or
-/// `unanswered`).
-fn settle(outcome: &peer::Outcome, log: &dyn Fn(&str), tool: &str, server: &str) -> Result<(), String> {
-    let why = match verdict(outcome) {
-        Verdict::Approved => {
-            log("approved");
-            return Ok(());
-        }
-        Verdict::Declined(why) => {
-            log("declined");
-            why.to_string()
-        }
-        Verdict::Unanswered(why) => {
-            log("unanswered");
-            why
-        }
-    };
-    Err(format!("{}: tool `{}` on server `{}` was not run", why, crate::logsafe::safe(tool), server))
-}
-
-/// A 2026-07-28 `tools/call` held for its user's approval (see [`ask_modern`]).
-pub(super) struct Approval {
-    session: Arc<Session>,
-    upstream: Arc<Upstream>,
-    /// The call as the user was asked about it (the tool's own name); what runs.
-    params: Value,
-    tool: String,
-    started: Instant,
-}
-
-impl Approval {
-    /// The client's retry brought `answer` (the elicitation result): run the call (under the
-    /// retry's `id`, answered as `shape` makes it) or refuse it.
-    pub(super) fn answered(self, req: Request<'_>, id: Value, answer: Value, shape: Arc<Shape>) {
-        match settle(&Ok(answer), &|o| self.log(o), &self.tool, self.upstream.name()) {
-            Ok(()) => {
-                let (session, u) = (&self.session, &self.upstream);
-                forward(req, session, u, id, "tools/call", Some(self.params), Some(shape))
-            }
-            Err(msg) => reply(req, Some(&shape), refusal(&id, &msg)),
-        }
-    }
-
-    pub(super) fn log(&self, outcome: &str) {
-        let token = self.session.token.as_deref().unwrap_or("-");
-        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
-    }
-}
-
-/// The `elicitation/create` parameters (form mode; `mode` left out, as the spec allows, for
-/// clients of 2025-06-18): which server and tool, the arguments (escaped, bounded), and one
-/// boolean to tick.
-fn approval_request(server: &str, tool: &str, args: &Value) -> Value {
-    use crate::logsafe::safe;
-    let mut message = format!("Allow the call of tool `{}` on server `{}`?\n", safe(tool), safe(server));
-    match args.as_object() {
-        Some(map) if !map.is_empty() => {
-            message.push_str("Arguments:\n");
-            for (k, v) in map.iter().take(ASK_MAX_ARGS) {
-                message.push_str(&format!("  {} = {}\n", safe(k), safe(&v.to_string())));
-            }
-            if map.len() > ASK_MAX_ARGS {
-                message.push_str(&format!("  … and {} more\n", map.len() - ASK_MAX_ARGS));
-            }
-        }
-        _ => message.push_str("Arguments: none\n"),
-    }
-    message.push_str("(mcpctl gateway: this tool is not in the server's alwaysAllow list; gatewayApproval is \"ask\")");
-    json!({
-        "message": message,
-        "requestedSchema": {
-            "type": "object",
-            "properties": {
-                "approve": {
-                    "type": "boolean",
-                    "title": "Approve",
-                    "description": format!("Run tool `{}` on server `{}` with these arguments", safe(tool), safe(server)),
-                    "default": false,
-                },
-            },
-            "required": ["approve"],
-        },
-    })
-}
-
-/// What the user said to an approval request.
-enum Verdict {
-    Approved,
-    /// Declined, dismissed, or accepted without ticking `approve`: why, in words.
-    Declined(&'static str),
-    /// No answer from the user: the client's error.
-    Unanswered(String),
-}
-
-fn verdict(outcome: &peer::Outcome) -> Verdict {
-    match outcome {
-        Ok(r) => match r["action"].as_str() {
-            Some("accept") if r["content"]["approve"] == json!(true) => Verdict::Approved,
-            Some("accept") => Verdict::Declined("the user did not approve"),
-            Some("decline") => Verdict::Declined("the user declined"),
-            Some("cancel") => Verdict::Declined("the user dismissed the question"),
-            _ => Verdict::Unanswered("the client's answer has no known action".into()),
-        },
-        Err(e) => Verdict::Unanswered(format!(
-            "the client could not ask the user ({})",
-            crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"))
-        )),
-    }
-}
-
-/// A `tools/call` waiting for its user's approval.
-struct Asking {
-    /// The event stream of the answer; taken by whoever settles the call first.
-    out: Mutex<Option<DeferredStream>>,
-    /// Our id of the `elicitation/create`.
-    gid: OnceLock<String>,
-    session: Arc<Session>,
-    upstream: Arc<Upstream>,
-    /// The client's id of the call, and its params (the tool's own name).
-    id: Value,
-    params: Value,
-    tool: String,
-    started: Instant,
-}
-
-impl Asking {
-    /// The client answered the `elicitation/create`.
-    fn answered(&self, outcome: peer::Outcome) {
-        let Some(stream) = self.out.lock().unwrap().take() else { return };
-        match settle(&outcome, &|o| self.log(o), &self.tool, self.upstream.name()) {
-            Ok(()) => {
-                let params = Some(self.params.clone());
-                let (session, u) = (&self.session, &self.upstream);
-                forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None)
-            }
-            Err(msg) => end_stream(stream, &refusal(&self.id, &msg)),
-        }
-    }
-
-    /// No answer within the server's timeout: the question is withdrawn, the call refused.
-    fn expire(&self) {
-        let Some(mut stream) = self.out.lock().unwrap().take() else { return };
-        if let Some(gid) = self.gid.get() {
-            self.session.forget_reply(gid);
-            let withdrawn = jsonrpc::notification(
-                "notifications/cancelled",
-                Some(json!({"requestId": gid, "reason": "no answer in time"})),
-            );
-            stream.send(&event_chunk(&withdrawn));
-        }
-        self.log("unanswered");
-        let msg = format!(
-            "the user did not answer the approval request for tool `{}` on server `{}` within {}s (the server's timeout): it was not run",
-            crate::logsafe::safe(&self.tool),
-            self.upstream.name(),
-            self.upstream.cfg.timeout.as_secs_f64()
-        );
-        end_stream(stream, &refusal(&self.id, &msg));
-    }
-
-    fn log(&self, outcome: &str) {
-        let token = self.session.token.as_deref().unwrap_or("-");
-        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
-    }
-}
-
-/// The last event of an event-stream answer, and its end.
-fn end_stream(mut s: DeferredStream, answer: &Value) {
-    s.send(&event_chunk(answer));
-    s.send(b"0\r\n\r\n");
-}
-
-/// One SSE event as one chunk of a chunked response.
-fn event_chunk(msg: &Value) -> Vec<u8> {
-    chunk(crate::sse::frame(None, &msg.to_string()).as_bytes())
-}
-
-/// One chunk of a chunked response, in one buffer (one write: with TCP_NODELAY, a packet).
-fn chunk(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 12);
-    let _ = write!(out, "{:x}\r\n", bytes.len());
-    out.extend_from_slice(bytes);
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// Take over the connection and start a chunked `text/event-stream` response.
-fn start_sse(req: Request<'_>) -> Stream {
-    req.into_stream(SSE_HEAD)
-}
-
-pub(super) fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(&chunk(bytes))
-}
-
-/// GET: a standalone stream for messages not tied to a request.
-fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
-    if !accepts(&req, "text/event-stream") {
-        send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
-        return;
-    }
-    let session = match session_of(hub, &req, target) {
-        Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
-    };
-    let (n, rx) = session.open_stream();
-    let mut w = start_sse(req);
-    loop {
-        let chunk = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(b) => b,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if session.is_closed() || crate::signals::stopping() {
-                    break;
-                }
-                b": keep-alive\n\n".to_vec()
-            }
-            Err(_) => break,
-        };
-        if write_chunk(&mut w, &chunk).is_err() {
-            break;
-        }
-    }
-    session.close_stream(n);
-    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
-}
-
-fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
-    match session_of(hub, &req, target) {
-        Ok(s) => {
-            hub.remove_session(&s.id);
-            send(req, Resp::empty(200));
-        }
-        Err(r) => {
-            send(req, r);
-        }
-    }
-}
-
-// ---- the aggregated endpoint ----
-
-fn aggregated(
-    hub: &Arc<Hub>,
-    req: Request<'_>,
-    session: &Arc<Session>,
-    id: Value,
-    method: &str,
-    params: Option<Value>,
-    shape: Option<Arc<Shape>>,
-) {
-    let answer = |req: Request<'_>, outcome: Result<Value, (i64, String)>| {
-        let body = match outcome {
-            Ok(r) => jsonrpc::response(id.clone(), r),
-            Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
-        };
-        reply(req, shape.as_deref(), body);
-    };
-    match method {
-        "tools/list" => {
-            // A listing starts servers waiting for their runtime; their tools follow
-            // with notifications/tools/list_changed.
-            for u in &hub.upstreams {
-                u.trigger();
-            }
-            let table = hub.tool_table();
-            let mut tools = Vec::new();
-            for u in &hub.upstreams {
-                for t in u.tools().unwrap_or_default() {
-                    let Some(name) = t["name"].as_str() else { continue };
-                    if !listed(hub, session, &u.cfg, name) {
-                        continue;
-                    }
-                    if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
-                        let mut t = t.clone();
-                        t["name"] = json!(exposed);
-                        tools.push(t);
-                    }
-                }
-            }
-            answer(req, Ok(json!({"tools": tools})))
-        }
-        "tools/call" => {
-            let mut params = params.unwrap_or(json!({}));
-            let exposed = params["name"].as_str().unwrap_or("").to_string();
-            let table = hub.tool_table();
-            let Some((server, tool)) = table.resolve(&exposed) else {
-                return answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {}", exposed))));
-            };
-            params["name"] = json!(tool);
-            let u = hub.upstream_for(session, server).expect("listed");
-            match permit(hub, session, &u, tool, &id) {
-                Ok(policy::Gate::Run) => {}
-                Ok(policy::Gate::Ask) => match shape {
-                    None => return ask(req, session, &u, id, Some(params)),
-                    Some(shape) => return ask_modern(req, session, &u, shape, id, Some(params)),
-                },
-                Err(r) => {
-                    reply(req, shape.as_deref(), r);
-                    return;
-                }
-            }
-            forward(req, session, &u, id, method, Some(params), shape.clone())
-        }
-        "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
-        "resources/list" => {
-            let r = merge_list(hub, session, "resources/list", "resources", false);
-            answer(req, r)
-        }
-        "resources/templates/list" => {
-            answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false))
-        }
-        "prompts/get" => {
-            let mut params = params.unwrap_or(json!({}));
-            let name = params["name"].as_str().unwrap_or("").to_string();
-            match split_prefixed(hub, &name) {
-                Some((u, original)) => {
-                    params["name"] = json!(original);
-                    let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params), shape.clone())
-                }
-                None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
-            }
-        }
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
-            match owner_of(hub, session, &uri) {
-                Some(u) if method != "resources/read" && u.translates_subscriptions() => {
-                    reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()))
-                }
-                Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
-                None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
-            }
-        }
-        "completion/complete" => {
-            let mut params = params.unwrap_or(json!({}));
-            let r = &params["ref"];
-            let routed = match r["type"].as_str() {
-                Some("ref/prompt") => split_prefixed(hub, r["name"].as_str().unwrap_or("")).map(|(u, n)| {
-                    params["ref"]["name"] = json!(n);
-                    u.clone()
-                }),
-                Some("ref/resource") => owner_of(hub, session, r["uri"].as_str().unwrap_or("")),
-                _ => None,
-            };
-            match routed {
-                Some(u) => {
-                    let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params), shape.clone())
-                }
-                None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
-            }
-        }
-        "logging/setLevel" => {
-            set_log_level(session, params.as_ref());
-            // Sent on, not waited for (a wedged child must not hold this answer); a
-            // 2026-07-28 child gets the level with each request instead.
-            for u in hub.upstreams.iter().filter(|u| !u.speaks_modern()) {
-                if let Ok(p) = u.peer(Duration::from_millis(10)) {
-                    let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
-                }
-            }
-            answer(req, Ok(json!({})))
-        }
-        _ => answer(req, Err((jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {}", method)))),
-    }
-}
-
-/// `<server>__<name>` → (server, name) for prompts.
-fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
-    // Longest server name first, so `a__b` wins over `a` where both exist.
-    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams.iter().collect();
-    ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
-    ups.into_iter().find_map(|u| {
-        exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
-    })
-}
-
-/// Call a list method on every ready server and merge the items (names prefixed if asked).
-fn merge_list(
-    hub: &Arc<Hub>,
-    session: &Arc<Session>,
-    method: &str,
-    key: &str,
-    prefix: bool,
-) -> Result<Value, (i64, String)> {
-    let mut items = Vec::new();
-    for shared in &hub.upstreams {
-        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg.disabled { 0 } else { 2000 })) else { continue };
-        let cap = match key {
-            "prompts" => "prompts",
-            _ => "resources",
-        };
-        if u.info().map(|i| i.capabilities.get(cap).is_none()).unwrap_or(true) {
-            continue;
-        }
-        match crate::client::list_all(&peer, method, key, u.cfg.timeout) {
-            Ok(list) => {
-                for mut it in list {
-                    if prefix {
-                        if let Some(n) = it["name"].as_str() {
-                            it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
-                        }
-                    } else if let Some(uri) = it["uri"].as_str() {
-                        hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
-                    }
-                    items.push(it);
-                }
-            }
-            Err(e) => log::warn!("{}", crate::logsafe::unbounded(&e.one_line())),
-        }
-    }
-    let mut m = Map::new();
-    m.insert(key.to_string(), Value::Array(items));
-    Ok(Value::Object(m))
-}
-
-/// The server a resource URI belongs to: learned from listings, else by template prefix.
-pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
-    let known = hub.resource_owner.lock().unwrap().get(uri).cloned();
-    if let Some(name) = known {
-        return hub.upstream_for(session, &name);
-    }
-    for shared in &hub.upstreams {
-        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(500)) else { continue };
-        if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
-            continue;
-        }
-        let templates = crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg.timeout)
-            .unwrap_or_default();
-        let fits = templates.iter().any(|t| {
-            let tpl = t["uriTemplate"].as_str().unwrap_or("");
-            let head = tpl.split('{').next().unwrap_or("");
-            !head.is_empty() && uri.starts_with(head)
-        });
-        let listed = crate::client::list_all(&peer, "resources/list", "resources", u.cfg.timeout)
-            .unwrap_or_default()
-            .iter()
-            .any(|r| r["uri"] == uri);
-        if fits || listed {
-            hub.resource_owner.lock().unwrap().insert(uri.to_string(), u.name().to_string());
-            return Some(u);
-        }
-    }
-    None
-}
-
-/// `POST /cli/call`: one tool call for the shell client in a single round trip (the
-/// five MCP exchanges of a session cost more than the call itself). The client has settled
-/// approval already and sends the arguments as typed; they are typed here by the cached
-/// schema, exactly as `mcpctl call` types them, and the answer carries the result or the
-/// error (status word, message, hint) for the client to print as it would its own.
-fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
-    let body = match read_body(hub, &mut req) {
-        Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
-    };
-    let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => run_cli_call(hub, &v, who),
-        Err(e) => json!({"error": Error::failure(format!("bad /cli/call body: {}", e)).to_json()}),
-    };
-    send(req, json_resp(200, &answer));
-}
-
-fn run_cli_call(hub: &Arc<Hub>, v: &Value, who: Option<&crate::tokens::NamedToken>) -> Value {
-    let bad = |what: String| {
-        json!({"error": Error::failure(format!("bad /cli/call request: {}", what))
-            .hint("send it with the mcpctl binary of the daemon (a client of another version speaks another shape)")
-            .to_json()})
-    };
-    let (Some(server), Some(tool)) = (v["server"].as_str(), v["tool"].as_str()) else {
-        return bad("`server` and `tool` must be strings".into());
-    };
-    // Arguments that do not decode are an error, never a call with no arguments.
-    let typed: Vec<crate::cli::ToolArg> = match v.get("args") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(a) => match serde_json::from_value(a.clone()) {
-            Ok(t) => t,
-            Err(e) => return bad(format!("`args`: {}", e)),
-        },
-    };
-    let Some(u) = hub.upstream(server).filter(|u| u.cfg.isolation == crate::config::Isolation::Shared) else {
-        return json!({"error": Error::failure(format!("the daemon has no shared server `{}`", server)).hint("restart it with `mcpctl stop && mcpctl start` after changing the config").to_json()});
-    };
-    // The same policy as every other path: the shell client asks for nothing more here, and
-    // settles "ask" on its own terminal (running such a tool on a child of its own).
-    let gate = policy::gateway_for(&u.cfg, tool, who).and_then(|g| match g {
-        policy::Gate::Run => Ok(()),
-        policy::Gate::Ask => Err(policy::cannot_ask(&u.cfg, tool, "/cli/call cannot ask the user")),
-    });
-    if let Err(e) = gate {
-        log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
-        return json!({"error": e.to_json()});
-    }
-    // The daemon reads no file and no standard input for a caller.
-    if let Err(e) = crate::call::only_values(&typed) {
-        return json!({"error": e.to_json()});
-    }
-    let timeout = v["timeout_ms"].as_u64().map(Duration::from_millis).unwrap_or(u.cfg.timeout);
-    // Start a lazy server and wait for a starting one: its tool list comes with it.
-    if let Err(e) = u.peer(u.cfg.timeout) {
-        return json!({"error": e.to_json()});
-    }
-    let def = match u.tool(tool) {
-        Ok(d) => d,
-        Err(e) => return json!({"error": e.to_json()}),
-    };
-    let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
-        Ok(a) => a,
-        Err(bad) => return json!({"error": bad.error.to_json(), "arguments": bad.arguments}),
-    };
-    // A session of its own (not listed in the hub), so that what the child asks while the
-    // call runs is attributed correctly: to this call when it is the only one in flight.
-    let session = Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()));
-    let started = std::time::Instant::now();
-    let params = json!({"name": tool, "arguments": arguments});
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = Arc::new(move |e| {
-        let _ = tx.send(e);
-    });
-    let mut uid = 0;
-    if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
-        return json!({"error": e.to_json(), "arguments": arguments});
-    }
-    // The shell client answers no server→client requests (as when it runs the server itself).
-    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
-        if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
-            let e = jsonrpc::error_object(
-                jsonrpc::METHOD_NOT_FOUND,
-                &format!("mcpctl's shell client does not support {}", method),
-            );
-            session.take_reply(id, Err(e));
-        }
-    });
-    let outcome = match outcome {
-        Some(Ok(r)) => Ok(r),
-        Some(Err(e)) => Err(peer::call_error(server, "tools/call", &e)),
-        None => Err(peer::timeout_error(server, "`tools/call`", timeout)),
-    };
-    let word = match &outcome {
-        Ok(r) if r["isError"] == json!(true) => "tool error",
-        Ok(_) => "ok",
-        Err(_) => "error",
-    };
-    log_call("cli", token_name(who), server, tool, started, word);
-    match outcome {
-        Ok(r) => json!({"arguments": arguments, "result": r}),
-        Err(e) => json!({"error": e.to_json(), "arguments": arguments}),
-    }
-}
-
-/// Wait for a request forwarded upstream, handing each message that belongs to it
-/// (progress, log, server→client request) to `on_message` on the way. `None` when it
-/// outlived `timeout`; the child has then been told to cancel it.
-fn await_forwarded(
-    u: &Upstream,
-    uid: u64,
-    rx: &Receiver<Event>,
-    timeout: Duration,
-    mut on_message: impl FnMut(Value),
-) -> Option<crate::peer::Outcome> {
-    loop {
-        match rx.recv_timeout(timeout) {
-            Ok(Event::Done(o)) => return Some(o.map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))),
-            Ok(Event::Message(m)) => on_message(m),
-            Err(_) => {
-                u.cancel(uid, "timeout");
-                return None;
-            }
-        }
-    }
-}
-
-/// Whether a tool result (raw JSON) says `"isError": true`; read without building a tree.
-fn is_tool_error(raw: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Flag {
-        #[serde(rename = "isError", default)]
-        is_error: bool,
-    }
-    serde_json::from_str::<Flag>(raw).map(|f| f.is_error).unwrap_or(false)
-}
-
-/// The log line every tool call leaves (never the argument values): `outcome` is ok,
-/// tool error, error or refused; a call that needed the user's approval ("ask") leaves
-/// approved (then the line of the call itself), declined or unanswered.
-fn log_call(session: &str, token: &str, server: &str, tool: &str, started: std::time::Instant, outcome: &str) {
-    log::info!(
-        "call session={} token={} server={} tool={} duration_ms={:.1} outcome={}",
-        crate::logsafe::safe(session),
-        token,
-        crate::logsafe::safe(server),
-        crate::logsafe::safe(tool),
-        started.elapsed().as_secs_f64() * 1000.0,
-        outcome
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1631,24 +289,6 @@ mod tests {
         assert!(!same_secret(b"abc", b"abcd"));
         assert!(!same_secret(b"", b"a"));
         assert!(same_secret(b"", b""));
-    }
-
-    #[test]
-    fn session_ids_are_random_and_name_their_node() {
-        let a = new_session_id(None).unwrap();
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
-        assert_ne!(a, new_session_id(None).unwrap());
-        assert_ne!(a, "0".repeat(32));
-        let n = new_session_id(Some("node-1")).unwrap();
-        let (node, random) = n.split_once('.').unwrap();
-        assert_eq!(node, "node-1");
-        assert_eq!(random.len(), 32);
-        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{n}");
-        // No random bytes: an error, never a guessable (all-zero) id.
-        let e = session_id_from(Some("a"), |_| Err("getrandom failed: no entropy".into())).unwrap_err();
-        assert!(e.contains("getrandom failed"), "{e}");
-        assert_eq!(random_id().len(), 32);
     }
 
     #[test]

@@ -1,28 +1,50 @@
 //! The gateway: one HTTP server (`server`: a thread per connection, bounded) that
 //! re-exposes every configured server over MCP Streamable HTTP — `/mcp` aggregated,
 //! `/mcp/<server>` one server — on top of supervised, shared upstream connections.
+//!
+//! What the rest of mcpctl uses of it (its public face): [`serve`] with its [`Options`],
+//! [`is_loopback`], [`unix`], [`runtime_installed`], [`cli_wire`] (the shape of
+//! `POST /cli/call`, which `mcpctl call` speaks) and [`names::SEP`]. Everything else is
+//! the gateway's own: `http` routes and checks each request (`mcp`, `modern*`,
+//! `aggregate`, `forward`, `approval`, `streams`, `cli_call` answer it), `session` and
+//! `upstream` hold the state of clients and servers, `run` starts and stops it all. Here:
+//! the [`Options`] and the `Hub`, the state every request shares.
 
+mod aggregate;
+mod approval;
+mod call_log;
+mod cli_call;
+pub mod cli_wire;
 mod deferred;
+mod forward;
+mod gate;
 mod http;
 mod http1;
 #[cfg(test)]
 mod http1_fuzz;
+mod ids;
+mod mcp;
 mod modern;
+mod modern_checks;
+mod modern_held;
+mod modern_listen;
+mod modern_shape;
 pub mod names;
+mod run;
 mod server;
-pub mod session;
-pub mod upstream;
+mod session;
+mod streams;
+mod upstream;
 
-use crate::config::{Config, Isolation};
-use crate::error::{Error, Result};
-use crate::signals;
+use crate::config::Isolation;
+use crate::error::Error;
+pub use run::serve;
 use serde_json::{json, Value};
 use session::{Session, Target};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
+pub use upstream::runtime_installed;
 use upstream::Upstream;
 
 /// How the gateway serves.
@@ -86,23 +108,73 @@ pub fn is_loopback(host: &str) -> bool {
     h == "localhost" || h == "::1" || h.parse::<std::net::Ipv4Addr>().map(|a| a.is_loopback()).unwrap_or(false)
 }
 
+/// The children of one session alone, by server, each with its place against the cap.
+type OwnChildren = HashMap<String, (Arc<Upstream>, session::Slot)>;
+
 /// Shared state of the running gateway.
-pub struct Hub {
-    pub upstreams: Vec<Arc<Upstream>>,
-    pub sessions: Mutex<HashMap<String, Arc<Session>>>,
-    pub opts: Options,
-    pub project_root: std::path::PathBuf,
-    pub started: SystemTime,
+pub(crate) struct Hub {
+    upstreams: Vec<Arc<Upstream>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    opts: Options,
+    project_root: std::path::PathBuf,
+    started: SystemTime,
     /// Aggregated tool names, rebuilt when a tool list changes.
     tools: Mutex<names::Table>,
     /// Resource URI → server, learned from aggregated `resources/list`.
-    pub resource_owner: Mutex<HashMap<String, String>>,
+    resource_owner: Mutex<HashMap<String, String>>,
     /// Open `subscriptions/listen` streams of 2026-07-28 clients.
-    pub listeners: Mutex<Vec<Arc<modern::Listener>>>,
+    listeners: Mutex<Vec<Arc<modern_listen::Listener>>>,
+    /// The children of one session alone (`"isolation": "session"`), by session id and
+    /// server, each holding its place against `MCPCTL_MAX_SESSION_CHILDREN`.
+    own_children: Mutex<HashMap<String, OwnChildren>>,
     last_sweep: Mutex<Instant>,
 }
 
 impl Hub {
+    /// Every configured server (shared connections).
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    pub fn opts(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The open session `id`.
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().unwrap().get(id).cloned()
+    }
+
+    /// The server that listed resource `uri`, if one did.
+    pub fn known_owner(&self, uri: &str) -> Option<String> {
+        self.resource_owner.lock().unwrap().get(uri).cloned()
+    }
+
+    /// Resource `uri` belongs to `server`.
+    pub fn learn_owner(&self, uri: &str, server: &str) {
+        self.resource_owner.lock().unwrap().insert(uri.to_string(), server.to_string());
+    }
+
+    /// The open listen streams.
+    fn listeners(&self) -> Vec<Arc<modern_listen::Listener>> {
+        self.listeners.lock().unwrap().clone()
+    }
+
+    /// A new listen stream, unless `MCPCTL_MAX_SESSIONS` are open (`Err(limit)`).
+    fn add_listener(&self, l: Arc<modern_listen::Listener>) -> std::result::Result<(), usize> {
+        let mut ls = self.listeners.lock().unwrap();
+        if ls.len() >= self.opts.max_sessions {
+            return Err(self.opts.max_sessions);
+        }
+        ls.push(l);
+        Ok(())
+    }
+
+    /// A listen stream ended.
+    fn remove_listener(&self, l: &Arc<modern_listen::Listener>) {
+        self.listeners.lock().unwrap().retain(|x| !Arc::ptr_eq(x, l));
+    }
+
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.iter().find(|u| u.name() == name)
     }
@@ -110,10 +182,10 @@ impl Hub {
     /// The upstream that serves `server` for `session` (its own child with isolation: session).
     pub fn upstream_for(self: &Arc<Self>, session: &Arc<Session>, server: &str) -> Option<Arc<Upstream>> {
         let shared = self.upstream(server)?;
-        if shared.cfg.isolation != Isolation::Session || shared.cfg.disabled {
+        if shared.cfg().isolation != Isolation::Session || shared.cfg().disabled {
             return Some(shared.clone());
         }
-        if session.id.starts_with(modern::STATELESS_PREFIX) {
+        if session.id().starts_with(modern::STATELESS_PREFIX) {
             // A child per session needs a session: a 2026-07-28 request has none.
             let why = Error::failure(format!(
                 "server `{}` runs a child per session (\"isolation\": \"session\"); MCP {} requests have no session",
@@ -121,22 +193,30 @@ impl Hub {
                 modern::MODERN
             ))
             .hint("connect with a session-based client (initialize), or set \"isolation\": \"shared\"");
-            return Some(Upstream::refusing(shared.cfg.clone(), why));
+            return Some(Upstream::refusing(shared.cfg().clone(), why));
         }
-        let mut own = session.own.lock().unwrap();
+        let mut children = self.own_children.lock().unwrap();
+        // An ended session gets no child (its children were stopped, or are about to be:
+        // `remove_session` closes it before it takes this lock).
+        if session.is_closed() {
+            let why = Error::failure(format!("the session has ended; server `{}` is not started for it", server));
+            return Some(Upstream::refusing(shared.cfg().clone(), why));
+        }
+        let own = children.entry(session.id().to_string()).or_default();
         if let Some((u, _)) = own.get(server) {
             return Some(u.clone());
         }
         let max = self.opts.max_session_children;
-        let Some(slot) = session::Slot::take(&shared.session_children, max) else {
+        let Some(slot) = shared.session_slot(max) else {
             let why = Error::failure(format!(
                 "server `{}` already runs {} per-session children, the limit (MCPCTL_MAX_SESSION_CHILDREN)",
                 server, max
             ))
             .hint("end idle sessions (DELETE), or restart the daemon with a larger MCPCTL_MAX_SESSION_CHILDREN");
-            return Some(Upstream::refusing(shared.cfg.clone(), why));
+            return Some(Upstream::refusing(shared.cfg().clone(), why));
         };
-        let u = Upstream::new(shared.cfg.clone(), self.project_root.clone(), Arc::downgrade(self), false);
+        let me: Weak<Hub> = Arc::downgrade(self);
+        let u = Upstream::new(shared.cfg().clone(), self.project_root.clone(), Some(owner(&me)), false);
         u.spawn();
         own.insert(server.to_string(), (u.clone(), slot));
         Some(u)
@@ -167,11 +247,11 @@ impl Hub {
     pub fn broadcast(&self, server: &str, msg: &Value) {
         let sessions: Vec<Arc<Session>> = self.sessions.lock().unwrap().values().cloned().collect();
         for s in sessions {
-            if s.target.covers(server) {
+            if s.target().covers(server) {
                 s.push(msg);
             }
         }
-        modern::deliver(self, server, msg);
+        modern_listen::deliver(self, server, msg);
     }
 
     /// A message of server `server` for the sessions `ids` only (a resource update for its
@@ -182,11 +262,11 @@ impl Hub {
             ids.iter().filter_map(|id| all.get(id).cloned()).collect()
         };
         for s in sessions {
-            if s.target.covers(server) {
+            if s.target().covers(server) {
                 s.push(msg);
             }
         }
-        modern::deliver(self, server, msg);
+        modern_listen::deliver(self, server, msg);
     }
 
     /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended
@@ -200,7 +280,7 @@ impl Hub {
         if sessions.len() >= max {
             return Err(max);
         }
-        sessions.insert(s.id.clone(), s);
+        sessions.insert(s.id().to_string(), s);
         Ok(())
     }
 
@@ -209,9 +289,13 @@ impl Hub {
         match s {
             Some(s) => {
                 s.close();
+                let own = self.own_children.lock().unwrap().remove(id).unwrap_or_default();
+                for (_, (u, _slot)) in own {
+                    u.stop();
+                }
                 // Its resource subscriptions at 2026-07-28 children end with it.
                 for u in &self.upstreams {
-                    u.unsubscribe(&s.id, None);
+                    u.unsubscribe(s.id(), None);
                 }
                 true
             }
@@ -229,8 +313,14 @@ impl Hub {
             *last = Instant::now();
         }
         let idle = self.opts.session_idle;
-        let expired: Vec<String> =
-            self.sessions.lock().unwrap().values().filter(|s| s.idle_for() > idle).map(|s| s.id.clone()).collect();
+        let expired: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.idle_for() > idle)
+            .map(|s| s.id().to_string())
+            .collect();
         for id in expired {
             log::info!("session {}… expired after {:?} idle", &id[..8], idle);
             self.remove_session(&id);
@@ -245,21 +335,23 @@ impl Hub {
             .iter()
             .map(|u| {
                 let st = u.state();
+                let (calls, restarts) = u.counts();
+                let (failures, last_failure) = u.failures();
                 let mut v = json!({
                     "name": u.name(),
-                    "command": u.cfg.target(),
-                    "disabled": u.cfg.disabled,
-                    "operations_count": u.cfg.always_allow.as_ref().map(|a| a.len()).unwrap_or(0),
+                    "command": u.cfg().target(),
+                    "disabled": u.cfg().disabled,
+                    "operations_count": u.cfg().always_allow.as_ref().map(|a| a.len()).unwrap_or(0),
                     "status": st.word(),
                     "tools_count": u.tools().map(|t| t.len()),
-                    "calls": u.calls.load(Ordering::Relaxed),
-                    "restarts": u.restarts.load(Ordering::Relaxed),
-                    "isolation": if u.cfg.isolation == Isolation::Session { "session" } else { "shared" },
+                    "calls": calls,
+                    "restarts": restarts,
+                    "isolation": if u.cfg().isolation == Isolation::Session { "session" } else { "shared" },
                 });
                 // Ready, but its last requests all failed to get through: not `ready`.
-                if matches!(st, upstream::State::Ready) && u.failures.load(Ordering::Relaxed) >= FAILING_AFTER {
+                if matches!(st, upstream::State::Ready) && failures >= FAILING_AFTER {
                     v["status"] = json!("failing");
-                    v["error"] = json!(u.last_failure.lock().unwrap().clone());
+                    v["error"] = json!(last_failure);
                 }
                 if let upstream::State::Restarting { wall, error, .. } = &st {
                     v["next_retry"] = json!(unix(*wall));
@@ -293,114 +385,29 @@ impl Hub {
     }
 }
 
-/// How long stopping the gateway waits for its children (staged: stdin close, 2 s,
-/// SIGTERM, 2 s, SIGKILL); `mcpctl stop` kills the daemon after 10 s.
-const STOP_GRACE: Duration = Duration::from_secs(7);
+/// The hub as what its upstreams report to.
+fn owner(hub: &Weak<Hub>) -> Weak<dyn upstream::Owner> {
+    hub.clone()
+}
 
-/// Bind the listening socket, with a clear error when the port is taken.
-fn listen(host: &str, port: u16) -> Result<std::net::TcpListener> {
-    std::net::TcpListener::bind((host, port)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::failure(format!("port {} on {} is already in use", port, host))
-                .hint("stop what uses it, or pick another with --port N")
-        } else {
-            Error::failure(format!("cannot listen on {}:{}: {}", host, port, e))
-        }
-    })
+impl upstream::Owner for Hub {
+    fn tools_changed(&self, server: &str) {
+        Hub::tools_changed(self, server)
+    }
+    fn broadcast(&self, server: &str, msg: &Value) {
+        Hub::broadcast(self, server, msg)
+    }
+    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
+        Hub::notify_sessions(self, server, ids, msg)
+    }
 }
 
 pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Bind, start every server in the background, call `on_ready` with the bound address,
-/// and serve until SIGINT/SIGTERM. Then stop accepting, end sessions and stop children.
-pub fn serve(
-    cfg: &Config,
-    opts: Options,
-    lazy: &dyn Fn(&crate::config::ServerConfig) -> bool,
-    on_ready: &mut dyn FnMut(SocketAddr) -> Result<()>,
-) -> Result<()> {
-    let tokens = crate::tokens::resolve(&cfg.tokens, &cfg.project_root)?;
-    let listener = listen(&opts.host, opts.port)?;
-    let addr =
-        listener.local_addr().map_err(|e| Error::failure(format!("the listening socket has no address: {}", e)))?;
-    let hub = Arc::new_cyclic(|weak| Hub {
-        upstreams: cfg
-            .servers
-            .iter()
-            .map(|s| Upstream::new(s.clone(), cfg.project_root.clone(), weak.clone(), lazy(s)))
-            .collect(),
-        sessions: Mutex::new(HashMap::new()),
-        opts: Options { port: addr.port(), tokens, ..opts },
-        project_root: cfg.project_root.clone(),
-        started: SystemTime::now(),
-        tools: Mutex::new(names::Table::default()),
-        resource_owner: Mutex::new(HashMap::new()),
-        listeners: Mutex::new(Vec::new()),
-        last_sweep: Mutex::new(Instant::now()),
-    });
-    if std::process::id() == 1 {
-        // PID 1 of a container: orphans are ours to reap.
-        signals::start_reaper();
-    }
-    for u in &hub.upstreams {
-        u.spawn();
-    }
-    on_ready(addr)?;
-    log::info!("mcpctl gateway listening on http://{}/mcp ({} servers)", addr, hub.upstreams.len());
-    if let Some(n) = &hub.opts.node_id {
-        log::info!("node id `{}`: session ids start with `{}.`", n, n);
-    }
-
-    let limits = server::Limits {
-        max_connections: hub.opts.max_connections,
-        max_body: hub.opts.max_body,
-        io_timeout: hub.opts.io_timeout,
-        head_timeout: hub.opts.head_timeout,
-        buffered: Arc::new(server::Budget::new(hub.opts.max_buffered)),
-    };
-    let accepting = listener.try_clone().map_err(|e| Error::failure(format!("cannot serve: {}", e)))?;
-    let h = hub.clone();
-    let handler: Arc<server::Handler> = Arc::new(move |req| http::handle(&h, req));
-    let acceptor = std::thread::Builder::new()
-        .name("accept".into())
-        .spawn(move || server::run(accepting, limits, handler))
-        .map_err(|e| Error::failure(format!("cannot start the accept thread: {}", e)))?;
-    while !signals::stopping() {
-        std::thread::sleep(Duration::from_millis(200));
-        hub.expire_sessions_every(Duration::from_secs(5));
-    }
-    // Stop accepting: shutting the listening socket down wakes `accept` with an error.
-    let _ = crate::sys::shutdown_listener(&listener);
-    let _ = acceptor.join();
-    log::info!("stopping: ending sessions and shutting servers down");
-    // Every child is asked to stop at once (each supervisor shuts its own down in
-    // stages), then we wait for all of them within one grace period, shorter than the
-    // 10 s `mcpctl stop` waits before it kills the daemon.
-    let deadline = Instant::now() + STOP_GRACE;
-    let mut all: Vec<Arc<Upstream>> = hub.upstreams.clone();
-    let sessions: Vec<Arc<Session>> = hub.sessions.lock().unwrap().drain().map(|(_, s)| s).collect();
-    for s in &sessions {
-        all.extend(s.own.lock().unwrap().values().map(|(u, _)| u.clone()));
-        s.close();
-    }
-    for u in &all {
-        u.stop();
-    }
-    for u in &all {
-        if !u.wait_stopped(deadline) {
-            log::warn!("server `{}` did not stop within {}s; killing it", u.name(), STOP_GRACE.as_secs());
-        }
-    }
-    // What is left (a child that outlived the grace, a grandchild in its group) is killed.
-    crate::transport::stdio::kill_all_groups();
-    log::info!("stopped");
-    Ok(())
-}
-
 /// Which endpoint a path is.
-pub fn target_of(path: &str) -> Option<Target> {
+fn target_of(path: &str) -> Option<Target> {
     let p = path.split('?').next().unwrap_or("");
     let p = p.trim_end_matches('/');
     if p == "/mcp" {
@@ -424,6 +431,7 @@ pub(crate) mod tests {
             tools: Mutex::new(names::Table::default()),
             resource_owner: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
+            own_children: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(Instant::now()),
         }
     }

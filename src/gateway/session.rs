@@ -1,9 +1,10 @@
 //! Client sessions of the gateway (one per `Mcp-Session-Id`): the negotiated version, the
 //! standalone GET streams for unrelated server messages, the server→client requests
 //! waiting for this client's answer (a child's, or the gateway's own: the approval of a
-//! call under `"gatewayApproval": "ask"`), and (with `"isolation": "session"`) its own children.
+//! call under `"gatewayApproval": "ask"`), and its requests in flight (to cancel them). Its
+//! own children (`"isolation": "session"`) are the hub's to keep: a session knows nothing of
+//! the upstreams.
 
-use super::upstream::Upstream;
 use crate::peer::{Outcome, Peer};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -61,18 +62,21 @@ enum Waiter {
     Gateway(OnReply),
 }
 
+/// Stops waiting for a request in flight upstream, saying why (cancels it at its server).
+pub type Cancel = Box<dyn FnOnce(&str) + Send>;
+
 pub struct Session {
-    pub id: String,
-    pub target: Target,
-    pub protocol: String,
+    id: String,
+    target: Target,
+    protocol: String,
     /// The name of the configured token it was created with (`None`: the daemon's own
     /// token, or none); requests bearing another token are refused.
-    pub token: Option<String>,
+    token: Option<String>,
     /// The client declared form-mode elicitation in `initialize`: it can be asked.
-    pub elicits: bool,
+    elicits: bool,
     /// The log level it set (`logging/setLevel`): carried per request to 2026-07-28
     /// children, which have no such method.
-    pub log_level: Mutex<Option<String>>,
+    log_level: Mutex<Option<String>>,
     last_seen: Mutex<Instant>,
     /// The standalone streams: (our number for it, where its messages go).
     streams: Mutex<Vec<(u64, SyncSender<Vec<u8>>)>>,
@@ -80,11 +84,9 @@ pub struct Session {
     /// Our id of a server→client request → where its answer goes.
     client_replies: Mutex<HashMap<String, Waiter>>,
     next_gid: AtomicU64,
-    /// Children of this session alone (isolation: session), each holding its slot.
-    pub own: Mutex<HashMap<String, (Arc<Upstream>, Slot)>>,
     closed: AtomicBool,
-    /// Client request id → upstream (server, id), for `notifications/cancelled`.
-    pub inflight: Mutex<HashMap<String, (Weak<Upstream>, u64)>>,
+    /// Client request id (as JSON text) → how to cancel it upstream, for `notifications/cancelled`.
+    inflight: Mutex<HashMap<String, Cancel>>,
 }
 
 impl Session {
@@ -101,7 +103,6 @@ impl Session {
             next_stream: AtomicU64::new(1),
             client_replies: Mutex::new(HashMap::new()),
             next_gid: AtomicU64::new(1),
-            own: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             inflight: Mutex::new(HashMap::new()),
         }
@@ -117,6 +118,61 @@ impl Session {
     pub fn with_client_capabilities(mut self, caps: Option<&Value>) -> Session {
         self.elicits = form_elicitation(caps);
         self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The protocol revision the client negotiated.
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    /// The name of the named token it was created with.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether the client can be asked (form-mode elicitation).
+    pub fn elicits(&self) -> bool {
+        self.elicits
+    }
+
+    pub fn log_level(&self) -> Option<String> {
+        self.log_level.lock().unwrap().clone()
+    }
+
+    pub fn set_log_level(&self, level: String) {
+        *self.log_level.lock().unwrap() = Some(level);
+    }
+
+    /// A request of this client (`key`: its id as JSON text) is in flight upstream.
+    pub fn track(&self, key: String, cancel: Cancel) {
+        self.inflight.lock().unwrap().insert(key, cancel);
+    }
+
+    /// The request `key` is answered: nothing to cancel any more.
+    pub fn untrack(&self, key: &str) {
+        let gone = self.inflight.lock().unwrap().remove(key);
+        drop(gone); // outside the lock
+    }
+
+    /// The client cancelled the request `key`: tell its server (outside the lock); whether
+    /// it was in flight.
+    pub fn cancel(&self, key: &str, why: &str) -> bool {
+        let entry = self.inflight.lock().unwrap().remove(key);
+        match entry {
+            Some(cancel) => {
+                cancel(why);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn touch(&self) {
@@ -152,6 +208,7 @@ impl Session {
     }
 
     /// How many standalone streams are open.
+    #[cfg(test)]
     pub fn stream_count(&self) -> usize {
         self.streams.lock().unwrap().len()
     }
@@ -222,14 +279,10 @@ impl Session {
         }
     }
 
-    /// End the session: close its streams and stop its own children.
+    /// End the session: close its streams (its own children are stopped by the hub).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.streams.lock().unwrap().clear();
-        let own: Vec<_> = self.own.lock().unwrap().drain().map(|(_, u)| u).collect();
-        for (u, _slot) in own {
-            u.stop();
-        }
     }
 }
 

@@ -240,11 +240,11 @@ fn template(t: usize, iter: u64, ctx: &Ctx, fresh: Option<&str>, rng: &mut Rng) 
         "cli/call" => {
             let mut r = Req::new("POST", "/cli/call").header("Content-Type", "application/json");
             let args = match rng.below(3) {
-                0 => json!([{"Pair": ["text", text]}]),
-                1 => json!([{"Var": format!("text={text}")}]),
-                _ => json!([{"Json": json!({"text": text}).to_string()}]),
+                0 => json!([{"kind": "pair", "name": "text", "value": text}]),
+                1 => json!([{"kind": "var", "text": format!("text={text}")}]),
+                _ => json!([{"kind": "json", "text": json!({"text": text}).to_string()}]),
             };
-            r.body = json!({"server": "fx", "tool": "echo", "args": args}).to_string().into_bytes();
+            r.body = json!({"v": 1, "server": "fx", "tool": "echo", "args": args}).to_string().into_bytes();
             r
         }
         "aggregated-misc" => {
@@ -460,10 +460,10 @@ fn mutate_json(v: &mut Value, rng: &mut Rng, raw: &mut Vec<(String, String)>, ki
         }
         10 => {
             kinds.push("json:cli-fields");
-            let k = rng.pick(&["server", "tool", "args", "timeout_ms"]).to_string();
+            let k = rng.pick(&["v", "server", "tool", "args", "timeout_ms"]).to_string();
             let val = match rng.below(4) {
-                0 => json!([{"Var": "text=@/etc/passwd"}]),
-                1 => json!([{"Json": "-"}, {"Pair": ["text", null]}]),
+                0 => json!([{"kind": "var", "text": "text=@/etc/passwd"}]),
+                1 => json!([{"kind": "json", "text": "-"}, {"kind": "pair", "name": "text", "value": null}]),
                 _ => marker(raw, odd_json(rng)),
             };
             v[k] = val;

@@ -29,8 +29,15 @@ fn refused(answer: &Value) -> String {
     answer["error"]["message"].as_str().unwrap().to_string()
 }
 
-/// `POST /cli/call` as any local process could send it.
+/// `POST /cli/call` as any local process could send it: the answer (HTTP 200).
 fn cli_call(d: &Daemon, body: &Value) -> Value {
+    let (status, v) = cli_call_status(d, body);
+    assert_eq!(status, 200, "{}", v);
+    v
+}
+
+/// `POST /cli/call`: the HTTP status and the JSON body.
+fn cli_call_status(d: &Daemon, body: &Value) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -41,8 +48,8 @@ fn cli_call(d: &Daemon, body: &Value) -> Value {
         .header("Content-Type", "application/json")
         .send(body.to_string().as_str())
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    serde_json::from_str(&resp.into_body().read_to_string().unwrap()).unwrap()
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.into_body().read_to_string().unwrap()).unwrap())
 }
 
 fn calls(p: &Project, server: &str) -> Value {
@@ -114,7 +121,9 @@ fn the_policy_holds_on_every_gateway_path() {
         ("open", "echo", "not allowed through the gateway"),
         ("off", "echo", "is disabled"),
     ] {
-        let v = cli_call(&d, &json!({"server": server, "tool": tool, "args": [{"Pair": ["text", "x"]}]}));
+        let body =
+            json!({"v": 1, "server": server, "tool": tool, "args": [{"kind": "pair", "name": "text", "value": "x"}]});
+        let v = cli_call(&d, &body);
         assert!(v.get("result").is_none(), "{}", v);
         assert!(v["error"]["message"].as_str().unwrap().contains(says), "{} {}: {}", server, tool, v);
     }
@@ -152,25 +161,30 @@ fn the_daemon_reads_no_file_for_a_caller() {
     // An attacker's raw requests: a file for a string, a file for an integer (a type error
     // would quote it), standard input. Each refused, the contents nowhere.
     for args in [
-        json!([{"Var": format!("text=@{}", path)}]),
-        json!([{"Var": format!("a=@{}", path)}, {"Pair": ["b", "1"]}]),
-        json!([{"Json": "-"}]),
+        json!([{"kind": "var", "text": format!("text=@{}", path)}]),
+        json!([{"kind": "var", "text": format!("a=@{}", path)}, {"kind": "pair", "name": "b", "value": "1"}]),
+        json!([{"kind": "json", "text": "-"}]),
     ] {
-        let tool = if args[0]["Var"].as_str().map(|v| v.starts_with("a=")).unwrap_or(false) { "add" } else { "echo" };
-        let v = cli_call(&d, &json!({"server": "fx", "tool": tool, "args": args}));
+        let tool = if args[0]["text"].as_str().map(|v| v.starts_with("a=")).unwrap_or(false) { "add" } else { "echo" };
+        let v = cli_call(&d, &json!({"v": 1, "server": "fx", "tool": tool, "args": args}));
         let text = v.to_string();
         assert!(!text.contains("TOPSECRET"), "{}", text);
         assert!(v.get("result").is_none(), "{}", text);
         assert!(text.contains("the daemon does not read files or standard input"), "{}", text);
     }
-    // Arguments of a shape the daemon does not know are an error, never a call without them.
-    for body in [
-        json!({"server": "fx", "tool": "echo", "args": "text=hi"}),
-        json!({"server": "fx", "tool": "echo", "args": [{"Pair": "text"}]}),
-        json!({"server": "fx", "args": []}),
+    // Arguments of a shape the daemon does not know are an error (400: nothing ran), never a
+    // call without them; so is a request of another version of the endpoint, or of none.
+    for (body, says) in [
+        (json!({"v": 1, "server": "fx", "tool": "echo", "args": "text=hi"}), "bad /cli/call request"),
+        (json!({"v": 1, "server": "fx", "tool": "echo", "args": [{"Pair": "text"}]}), "bad /cli/call request"),
+        (json!({"v": 1, "server": "fx", "args": []}), "missing field `tool`"),
+        (json!({"server": "fx", "tool": "echo", "args": [{"Pair": ["text", "hi"]}]}), "`v` is missing"),
+        (json!({"v": 2, "server": "fx", "tool": "echo"}), "version 2 is not spoken here"),
     ] {
-        let v = cli_call(&d, &body);
-        assert!(v["error"]["message"].as_str().unwrap_or("").contains("bad /cli/call request"), "{}", v);
+        let (status, v) = cli_call_status(&d, &body);
+        assert_eq!(status, 400, "{}", v);
+        assert!(v["error"]["message"].as_str().unwrap_or("").contains(says), "{}: {}", says, v);
+        assert!(v.get("result").is_none(), "{}", v);
     }
     assert_eq!(calls(&p, "fx"), 0);
     // The shell client reads the file itself and sends its contents: it still works.
@@ -692,7 +706,10 @@ fn an_unanswered_approval_is_refused_at_the_timeout() {
 
     // /cli/call cannot ask: refused, with why; the shell asks on its terminal (here there is
     // none: refused without --yes, run by a child of its own with it).
-    let v = cli_call(&d, &json!({"server": "fx", "tool": "echo", "args": [{"Pair": ["text", "x"]}]}));
+    let v = cli_call(
+        &d,
+        &json!({"v": 1, "server": "fx", "tool": "echo", "args": [{"kind": "pair", "name": "text", "value": "x"}]}),
+    );
     assert!(v.get("result").is_none(), "{}", v);
     assert!(v["error"]["message"].as_str().unwrap().contains("/cli/call cannot ask the user"), "{}", v);
     p.cmd().args(["call", "fx", "echo", "--text", "x"]).status(2).stderr_has("needs approval");

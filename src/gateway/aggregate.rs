@@ -1,0 +1,226 @@
+//! The aggregated endpoint `/mcp`: every server behind one name space — tools and prompts
+//! named `<server>__<name>`, resources owned by the server that listed them — with each
+//! request routed to its server or answered by merging all of them.
+
+use super::approval::{ask, ask_modern};
+use super::forward::forward;
+use super::gate::{listed, permit};
+use super::mcp::{reply, set_log_level, subscription};
+use super::modern_shape::Shape;
+use super::server::Request;
+use super::session::Session;
+use super::upstream::Upstream;
+use super::{names, Hub};
+use crate::jsonrpc;
+use crate::policy;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn aggregated(
+    hub: &Arc<Hub>,
+    req: Request<'_>,
+    session: &Arc<Session>,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+    shape: Option<Arc<Shape>>,
+) {
+    let answer = |req: Request<'_>, outcome: Result<Value, (i64, String)>| {
+        let body = match outcome {
+            Ok(r) => jsonrpc::response(id.clone(), r),
+            Err((code, msg)) => jsonrpc::error_response(id.clone(), code, &msg),
+        };
+        reply(req, shape.as_deref(), body);
+    };
+    match method {
+        "tools/list" => {
+            // A listing starts servers waiting for their runtime; their tools follow
+            // with notifications/tools/list_changed.
+            for u in hub.upstreams() {
+                u.trigger();
+            }
+            let table = hub.tool_table();
+            let mut tools = Vec::new();
+            for u in hub.upstreams() {
+                for t in u.tools().unwrap_or_default() {
+                    let Some(name) = t["name"].as_str() else { continue };
+                    if !listed(hub, session, u.cfg(), name) {
+                        continue;
+                    }
+                    if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
+                        let mut t = t.clone();
+                        t["name"] = json!(exposed);
+                        tools.push(t);
+                    }
+                }
+            }
+            answer(req, Ok(json!({"tools": tools})))
+        }
+        "tools/call" => {
+            let mut params = params.unwrap_or(json!({}));
+            let exposed = params["name"].as_str().unwrap_or("").to_string();
+            let table = hub.tool_table();
+            let Some((server, tool)) = table.resolve(&exposed) else {
+                return answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {}", exposed))));
+            };
+            params["name"] = json!(tool);
+            let u = hub.upstream_for(session, server).expect("listed");
+            match permit(hub, session, &u, tool, &id) {
+                Ok(policy::Gate::Run) => {}
+                Ok(policy::Gate::Ask) => match shape {
+                    None => return ask(req, session, &u, id, Some(params)),
+                    Some(shape) => return ask_modern(req, session, &u, shape, id, Some(params)),
+                },
+                Err(r) => {
+                    reply(req, shape.as_deref(), r);
+                    return;
+                }
+            }
+            forward(req, session, &u, id, method, Some(params), shape.clone())
+        }
+        "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
+        "resources/list" => {
+            let r = merge_list(hub, session, "resources/list", "resources", false);
+            answer(req, r)
+        }
+        "resources/templates/list" => {
+            answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false))
+        }
+        "prompts/get" => {
+            let mut params = params.unwrap_or(json!({}));
+            let name = params["name"].as_str().unwrap_or("").to_string();
+            match split_prefixed(hub, &name) {
+                Some((u, original)) => {
+                    params["name"] = json!(original);
+                    let u = hub.upstream_for(session, u.name()).expect("listed");
+                    forward(req, session, &u, id, method, Some(params), shape.clone())
+                }
+                None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
+            }
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            let uri = params.as_ref().and_then(|p| p["uri"].as_str()).unwrap_or("").to_string();
+            match owner_of(hub, session, &uri) {
+                Some(u) if method != "resources/read" && u.translates_subscriptions() => {
+                    reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()))
+                }
+                Some(u) => forward(req, session, &u, id, method, params, shape.clone()),
+                None => answer(req, Err((-32002, format!("Resource not found: {}", uri)))),
+            }
+        }
+        "completion/complete" => {
+            let mut params = params.unwrap_or(json!({}));
+            let r = &params["ref"];
+            let routed = match r["type"].as_str() {
+                Some("ref/prompt") => split_prefixed(hub, r["name"].as_str().unwrap_or("")).map(|(u, n)| {
+                    params["ref"]["name"] = json!(n);
+                    u.clone()
+                }),
+                Some("ref/resource") => owner_of(hub, session, r["uri"].as_str().unwrap_or("")),
+                _ => None,
+            };
+            match routed {
+                Some(u) => {
+                    let u = hub.upstream_for(session, u.name()).expect("listed");
+                    forward(req, session, &u, id, method, Some(params), shape.clone())
+                }
+                None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
+            }
+        }
+        "logging/setLevel" => {
+            set_log_level(session, params.as_ref());
+            // Sent on, not waited for (a wedged child must not hold this answer); a
+            // 2026-07-28 child gets the level with each request instead.
+            for u in hub.upstreams().iter().filter(|u| !u.speaks_modern()) {
+                if let Ok(p) = u.peer(Duration::from_millis(10)) {
+                    let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
+                }
+            }
+            answer(req, Ok(json!({})))
+        }
+        _ => answer(req, Err((jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {}", method)))),
+    }
+}
+
+/// `<server>__<name>` → (server, name) for prompts.
+fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
+    // Longest server name first, so `a__b` wins over `a` where both exist.
+    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams().iter().collect();
+    ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
+    ups.into_iter().find_map(|u| {
+        exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
+    })
+}
+
+/// Call a list method on every ready server and merge the items (names prefixed if asked).
+fn merge_list(
+    hub: &Arc<Hub>,
+    session: &Arc<Session>,
+    method: &str,
+    key: &str,
+    prefix: bool,
+) -> Result<Value, (i64, String)> {
+    let mut items = Vec::new();
+    for shared in hub.upstreams() {
+        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
+        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg().disabled { 0 } else { 2000 })) else { continue };
+        let cap = match key {
+            "prompts" => "prompts",
+            _ => "resources",
+        };
+        if u.info().map(|i| i.capabilities.get(cap).is_none()).unwrap_or(true) {
+            continue;
+        }
+        match crate::client::list_all(&peer, method, key, u.cfg().timeout) {
+            Ok(list) => {
+                for mut it in list {
+                    if prefix {
+                        if let Some(n) = it["name"].as_str() {
+                            it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
+                        }
+                    } else if let Some(uri) = it["uri"].as_str() {
+                        hub.learn_owner(uri, u.name());
+                    }
+                    items.push(it);
+                }
+            }
+            Err(e) => log::warn!("{}", crate::logsafe::unbounded(&e.one_line())),
+        }
+    }
+    let mut m = Map::new();
+    m.insert(key.to_string(), Value::Array(items));
+    Ok(Value::Object(m))
+}
+
+/// The server a resource URI belongs to: learned from listings, else by template prefix.
+pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
+    let known = hub.known_owner(uri);
+    if let Some(name) = known {
+        return hub.upstream_for(session, &name);
+    }
+    for shared in hub.upstreams() {
+        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
+        let Ok(peer) = u.peer(Duration::from_millis(500)) else { continue };
+        if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
+            continue;
+        }
+        let templates =
+            crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg().timeout)
+                .unwrap_or_default();
+        let fits = templates.iter().any(|t| {
+            let tpl = t["uriTemplate"].as_str().unwrap_or("");
+            let head = tpl.split('{').next().unwrap_or("");
+            !head.is_empty() && uri.starts_with(head)
+        });
+        let listed = crate::client::list_all(&peer, "resources/list", "resources", u.cfg().timeout)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r["uri"] == uri);
+        if fits || listed {
+            hub.learn_owner(uri, u.name());
+            return Some(u);
+        }
+    }
+    None
+}

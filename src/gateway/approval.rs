@@ -1,0 +1,256 @@
+//! The "ask" approval flow (`"gatewayApproval": "ask"`): a tool call that needs its user's
+//! approval is held while the client asks the user by `elicitation/create` — on an event
+//! stream for a session client ([`ask`]), as an `input_required` answer for a 2026-07-28
+//! client ([`ask_modern`]) — and runs only when the user approves ([`settle`]).
+
+use super::call_log::{log_call, session_word};
+use super::forward::{forward, forward_into, Out};
+use super::gate::refusal;
+use super::mcp::reply;
+use super::modern_shape::Shape;
+use super::server::{DeferredStream, Request};
+use super::session::Session;
+use super::streams::{end_stream, event_chunk, SSE_HEAD};
+use super::upstream::Upstream;
+use crate::jsonrpc;
+use crate::peer;
+use crate::policy;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// How many arguments an approval request shows (each at most `logsafe::MAX_CHARS` long).
+const ASK_MAX_ARGS: usize = 20;
+
+/// `tools/call` of a tool that needs the user's approval (`"gatewayApproval": "ask"`), from
+/// a client that can be asked: the answer becomes an event stream carrying an
+/// `elicitation/create` to this client. The call goes upstream only when the user accepts
+/// with `approve: true` (on the thread that reads that answer); any other answer, or none
+/// within the server's timeout (on the deadline thread), refuses it. No thread waits.
+pub(super) fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, params: Option<Value>) {
+    let params = params.unwrap_or(json!({}));
+    let tool = params["name"].as_str().unwrap_or("").to_string();
+    let question = approval_request(u.name(), &tool, &params["arguments"]);
+    let started = Instant::now();
+    let asking = Arc::new(Asking {
+        out: Mutex::new(None),
+        gid: OnceLock::new(),
+        session: session.clone(),
+        upstream: u.clone(),
+        id,
+        params,
+        tool,
+        started,
+    });
+    let a = asking.clone();
+    let gid = session.await_reply(Box::new(move |outcome| a.answered(outcome)));
+    let _ = asking.gid.set(gid.clone());
+    let request = jsonrpc::request(json!(gid), "elicitation/create", Some(question));
+    // Held while the stream starts: an answer or the deadline waits for it (never for I/O:
+    // a deferred answer's writes do not block).
+    let mut out = asking.out.lock().unwrap();
+    let mut d = req.defer();
+    let a = asking.clone();
+    d.set_deadline(started + u.cfg().timeout, Box::new(move || a.expire()));
+    let mut stream = d.into_stream(SSE_HEAD);
+    stream.send(&event_chunk(&request));
+    *out = Some(stream);
+}
+
+/// [`ask`] for a 2026-07-28 client (one that declared form elicitation in its request's
+/// `_meta`): the call is answered `input_required` with the same question, under a
+/// `requestState` the gateway holds (see `modern`); nothing goes upstream until the retry
+/// brings the user's approval ([`Approval::answered`]).
+pub(super) fn ask_modern(
+    req: Request<'_>,
+    session: &Arc<Session>,
+    u: &Arc<Upstream>,
+    shape: Arc<Shape>,
+    id: Value,
+    params: Option<Value>,
+) {
+    let params = params.unwrap_or(json!({}));
+    let tool = params["name"].as_str().unwrap_or("").to_string();
+    let question = json!({
+        "method": "elicitation/create",
+        "params": approval_request(u.name(), &tool, &params["arguments"]),
+    });
+    let approval =
+        Approval { session: session.clone(), upstream: u.clone(), params, tool: tool.clone(), started: Instant::now() };
+    let body = match shape.hold_approval(approval, question) {
+        Ok(result) => jsonrpc::response(id, result),
+        Err(why) => {
+            let token = session.token().unwrap_or("-");
+            log_call(session_word(session), token, u.name(), &tool, Instant::now(), "refused");
+            refusal(&id, &policy::cannot_ask(u.cfg(), &tool, &why).one_line())
+        }
+    };
+    reply(req, Some(&shape), body);
+}
+
+/// What the user's answer to an approval question means, for both ways of asking: `Ok`
+/// (logged `approved`: run the call) or the refusal's message (logged `declined` or
+/// `unanswered`).
+pub(super) fn settle(outcome: &peer::Outcome, log: &dyn Fn(&str), tool: &str, server: &str) -> Result<(), String> {
+    let why = match verdict(outcome) {
+        Verdict::Approved => {
+            log("approved");
+            return Ok(());
+        }
+        Verdict::Declined(why) => {
+            log("declined");
+            why.to_string()
+        }
+        Verdict::Unanswered(why) => {
+            log("unanswered");
+            why
+        }
+    };
+    Err(format!("{}: tool `{}` on server `{}` was not run", why, crate::logsafe::safe(tool), server))
+}
+
+/// A 2026-07-28 `tools/call` held for its user's approval (see [`ask_modern`]).
+pub(super) struct Approval {
+    session: Arc<Session>,
+    upstream: Arc<Upstream>,
+    /// The call as the user was asked about it (the tool's own name); what runs.
+    params: Value,
+    tool: String,
+    started: Instant,
+}
+
+impl Approval {
+    /// The client's retry brought `answer` (the elicitation result): run the call (under the
+    /// retry's `id`, answered as `shape` makes it) or refuse it.
+    pub(super) fn answered(self, req: Request<'_>, id: Value, answer: Value, shape: Arc<Shape>) {
+        match settle(&Ok(answer), &|o| self.log(o), &self.tool, self.upstream.name()) {
+            Ok(()) => {
+                let (session, u) = (&self.session, &self.upstream);
+                forward(req, session, u, id, "tools/call", Some(self.params), Some(shape))
+            }
+            Err(msg) => reply(req, Some(&shape), refusal(&id, &msg)),
+        }
+    }
+
+    pub(super) fn log(&self, outcome: &str) {
+        let token = self.session.token().unwrap_or("-");
+        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
+    }
+}
+
+/// The `elicitation/create` parameters (form mode; `mode` left out, as the spec allows, for
+/// clients of 2025-06-18): which server and tool, the arguments (escaped, bounded), and one
+/// boolean to tick.
+fn approval_request(server: &str, tool: &str, args: &Value) -> Value {
+    use crate::logsafe::safe;
+    let mut message = format!("Allow the call of tool `{}` on server `{}`?\n", safe(tool), safe(server));
+    match args.as_object() {
+        Some(map) if !map.is_empty() => {
+            message.push_str("Arguments:\n");
+            for (k, v) in map.iter().take(ASK_MAX_ARGS) {
+                message.push_str(&format!("  {} = {}\n", safe(k), safe(&v.to_string())));
+            }
+            if map.len() > ASK_MAX_ARGS {
+                message.push_str(&format!("  … and {} more\n", map.len() - ASK_MAX_ARGS));
+            }
+        }
+        _ => message.push_str("Arguments: none\n"),
+    }
+    message.push_str("(mcpctl gateway: this tool is not in the server's alwaysAllow list; gatewayApproval is \"ask\")");
+    json!({
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "approve": {
+                    "type": "boolean",
+                    "title": "Approve",
+                    "description": format!("Run tool `{}` on server `{}` with these arguments", safe(tool), safe(server)),
+                    "default": false,
+                },
+            },
+            "required": ["approve"],
+        },
+    })
+}
+
+/// What the user said to an approval request.
+enum Verdict {
+    Approved,
+    /// Declined, dismissed, or accepted without ticking `approve`: why, in words.
+    Declined(&'static str),
+    /// No answer from the user: the client's error.
+    Unanswered(String),
+}
+
+fn verdict(outcome: &peer::Outcome) -> Verdict {
+    match outcome {
+        Ok(r) => match r["action"].as_str() {
+            Some("accept") if r["content"]["approve"] == json!(true) => Verdict::Approved,
+            Some("accept") => Verdict::Declined("the user did not approve"),
+            Some("decline") => Verdict::Declined("the user declined"),
+            Some("cancel") => Verdict::Declined("the user dismissed the question"),
+            _ => Verdict::Unanswered("the client's answer has no known action".into()),
+        },
+        Err(e) => Verdict::Unanswered(format!(
+            "the client could not ask the user ({})",
+            crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"))
+        )),
+    }
+}
+
+/// A `tools/call` waiting for its user's approval.
+struct Asking {
+    /// The event stream of the answer; taken by whoever settles the call first.
+    out: Mutex<Option<DeferredStream>>,
+    /// Our id of the `elicitation/create`.
+    gid: OnceLock<String>,
+    session: Arc<Session>,
+    upstream: Arc<Upstream>,
+    /// The client's id of the call, and its params (the tool's own name).
+    id: Value,
+    params: Value,
+    tool: String,
+    started: Instant,
+}
+
+impl Asking {
+    /// The client answered the `elicitation/create`.
+    fn answered(&self, outcome: peer::Outcome) {
+        let Some(stream) = self.out.lock().unwrap().take() else { return };
+        match settle(&outcome, &|o| self.log(o), &self.tool, self.upstream.name()) {
+            Ok(()) => {
+                let params = Some(self.params.clone());
+                let (session, u) = (&self.session, &self.upstream);
+                forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None)
+            }
+            Err(msg) => end_stream(stream, &refusal(&self.id, &msg)),
+        }
+    }
+
+    /// No answer within the server's timeout: the question is withdrawn, the call refused.
+    fn expire(&self) {
+        let Some(mut stream) = self.out.lock().unwrap().take() else { return };
+        if let Some(gid) = self.gid.get() {
+            self.session.forget_reply(gid);
+            let withdrawn = jsonrpc::notification(
+                "notifications/cancelled",
+                Some(json!({"requestId": gid, "reason": "no answer in time"})),
+            );
+            stream.send(&event_chunk(&withdrawn));
+        }
+        self.log("unanswered");
+        let msg = format!(
+            "the user did not answer the approval request for tool `{}` on server `{}` within {}s (the server's timeout): it was not run",
+            crate::logsafe::safe(&self.tool),
+            self.upstream.name(),
+            self.upstream.cfg().timeout.as_secs_f64()
+        );
+        end_stream(stream, &refusal(&self.id, &msg));
+    }
+
+    fn log(&self, outcome: &str) {
+        let token = self.session.token().unwrap_or("-");
+        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
+    }
+}

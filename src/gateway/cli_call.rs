@@ -1,0 +1,139 @@
+//! `POST /cli/call`, the daemon's endpoint for `mcpctl call`: one tool call in one round
+//! trip, under the same checks (token, Host, Origin) and the same policy as every MCP path.
+//! The request and the answer are the versioned shape of `cli_wire`.
+
+use super::call_log::{log_call, token_name};
+use super::cli_wire::{self, CallAnswer, CallRequest};
+use super::http::{json_resp, read_body, send};
+use super::server::Request;
+use super::session::{Session, Target};
+use super::upstream::{Event, Upstream};
+use super::Hub;
+use crate::client::LATEST;
+use crate::error::Error;
+use crate::jsonrpc;
+use crate::peer;
+use crate::policy;
+use serde_json::{json, Value};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `POST /cli/call`: one tool call for the shell client in a single round trip (the
+/// five MCP exchanges of a session cost more than the call itself). The client has settled
+/// approval already and sends the arguments as typed; they are typed here by the cached
+/// schema, exactly as `mcpctl call` types them, and the answer (200) carries the result or
+/// the error (status word, message, hint) for the client to print as it would its own. A
+/// request of another version, or not of the shape, is refused with 400 and the reason:
+/// nothing ran, and a client of another version connects the usual way.
+pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
+    let body = match read_body(hub, &mut req) {
+        Ok(b) => b,
+        Err(r) => {
+            send(req, r);
+            return;
+        }
+    };
+    let (status, answer) = match cli_wire::parse_request(&body) {
+        Ok(call) => (200, run_cli_call(hub, &call, who)),
+        Err(e) => (400, CallAnswer::error(&e, None)),
+    };
+    send(req, json_resp(status, &answer.to_json()));
+}
+
+fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::NamedToken>) -> CallAnswer {
+    let (server, tool) = (call.server.as_str(), call.tool.as_str());
+    let typed: Vec<crate::cli::ToolArg> = call.args.iter().cloned().map(cli_wire::Arg::into_typed).collect();
+    let Some(u) = hub.upstream(server).filter(|u| u.cfg().isolation == crate::config::Isolation::Shared) else {
+        let e = Error::not_found(format!("the daemon has no shared server `{}`", crate::logsafe::safe(server)))
+            .hint("restart it with `mcpctl stop && mcpctl start` after changing the config");
+        return CallAnswer::error(&e, None);
+    };
+    // The same policy as every other path: the shell client asks for nothing more here, and
+    // settles "ask" on its own terminal (running such a tool on a child of its own).
+    let gate = policy::gateway_for(u.cfg(), tool, who).and_then(|g| match g {
+        policy::Gate::Run => Ok(()),
+        policy::Gate::Ask => Err(policy::cannot_ask(u.cfg(), tool, "/cli/call cannot ask the user")),
+    });
+    if let Err(e) = gate {
+        log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
+        return CallAnswer::error(&e, None);
+    }
+    // The daemon reads no file and no standard input for a caller.
+    if let Err(e) = crate::call::only_values(&typed) {
+        return CallAnswer::error(&e, None);
+    }
+    let timeout = call.timeout_ms.map(Duration::from_millis).unwrap_or(u.cfg().timeout);
+    // Start a lazy server and wait for a starting one: its tool list comes with it.
+    if let Err(e) = u.peer(u.cfg().timeout) {
+        return CallAnswer::error(&e, None);
+    }
+    let def = match u.tool(tool) {
+        Ok(d) => d,
+        Err(e) => return CallAnswer::error(&e, None),
+    };
+    let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
+        Ok(a) => a,
+        Err(bad) => return CallAnswer::error(&bad.error, Some(json!(bad.arguments))),
+    };
+    // A session of its own (not listed in the hub), so that what the child asks while the
+    // call runs is attributed correctly: to this call when it is the only one in flight.
+    let session = Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()));
+    let started = std::time::Instant::now();
+    let params = json!({"name": tool, "arguments": arguments});
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = Arc::new(move |e| {
+        let _ = tx.send(e);
+    });
+    let mut uid = 0;
+    if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
+        return CallAnswer::error(&e, Some(json!(arguments)));
+    }
+    // The shell client answers no server→client requests (as when it runs the server itself).
+    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
+        if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
+            let e = jsonrpc::error_object(
+                jsonrpc::METHOD_NOT_FOUND,
+                &format!("mcpctl's shell client does not support {}", method),
+            );
+            session.take_reply(id, Err(e));
+        }
+    });
+    let outcome = match outcome {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(peer::call_error(server, "tools/call", &e)),
+        None => Err(peer::timeout_error(server, "`tools/call`", timeout)),
+    };
+    let word = match &outcome {
+        Ok(r) if r["isError"] == json!(true) => "tool error",
+        Ok(_) => "ok",
+        Err(_) => "error",
+    };
+    log_call("cli", token_name(who), server, tool, started, word);
+    match outcome {
+        Ok(r) => CallAnswer::result(r, json!(arguments)),
+        Err(e) => CallAnswer::error(&e, Some(json!(arguments))),
+    }
+}
+
+/// Wait for a request forwarded upstream, handing each message that belongs to it
+/// (progress, log, server→client request) to `on_message` on the way. `None` when it
+/// outlived `timeout`; the child has then been told to cancel it.
+fn await_forwarded(
+    u: &Upstream,
+    uid: u64,
+    rx: &Receiver<Event>,
+    timeout: Duration,
+    mut on_message: impl FnMut(Value),
+) -> Option<crate::peer::Outcome> {
+    loop {
+        match rx.recv_timeout(timeout) {
+            Ok(Event::Done(o)) => return Some(o.map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))),
+            Ok(Event::Message(m)) => on_message(m),
+            Err(_) => {
+                u.cancel(uid, "timeout");
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `subscriptions/listen` of MCP 2026-07-28 (in place of the GET stream): the open listen
+//! streams ([`Listener`]), what each opted in to, and delivering the servers' list changes
+//! and resource updates to them.
+
+use super::modern::{error, MODERN, NEXT, STATELESS_PREFIX};
+use super::server::Request;
+use super::session::{Session, Target};
+use super::Hub;
+use crate::jsonrpc;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// The head of a listen stream (no buffering by proxies: its messages are due at once).
+const LISTEN_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
+/// One open `subscriptions/listen` stream: what it opted in to, and where it is written.
+pub struct Listener {
+    target: Target,
+    /// The request's id (the `subscriptionId` of what it is sent).
+    id: Value,
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    /// Resources whose `notifications/resources/updated` it gets (subscribed at their server).
+    uris: Vec<String>,
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl Listener {
+    fn wants(&self, msg: &Value) -> bool {
+        match msg["method"].as_str().unwrap_or("") {
+            "notifications/tools/list_changed" => self.tools,
+            "notifications/prompts/list_changed" => self.prompts,
+            "notifications/resources/list_changed" => self.resources,
+            "notifications/resources/updated" => {
+                msg["params"]["uri"].as_str().is_some_and(|u| self.uris.iter().any(|x| x == u))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A message of server `server` that belongs to no request: to every listen stream that
+/// sees the server and opted in to it (never blocking: a stream that is full misses it).
+pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
+    let listeners = hub.listeners();
+    for l in listeners.iter().filter(|l| l.target.covers(server) && l.wants(msg)) {
+        let mut m = msg.clone();
+        if !m["params"].is_object() {
+            m["params"] = json!({});
+        }
+        m["params"]["_meta"][META_SUBSCRIPTION] = l.id.clone();
+        let _ = l.tx.try_send(crate::sse::frame(None, &m.to_string()).into_bytes());
+    }
+}
+
+/// At most this many resources per listen stream.
+const MAX_URIS: usize = 64;
+
+/// Subscribe at their servers to the resources a listen stream asks for; the ones
+/// subscribed (a server that refuses, or a resource no server owns, is left out). The
+/// subscription stays with the server's connection (shared, as for sessions).
+fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> {
+    if uris.is_empty() {
+        return uris;
+    }
+    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    let session = Arc::new(Session::new(sid, target.clone(), MODERN.to_string()));
+    uris.into_iter()
+        .filter(|uri| {
+            let owner = match target {
+                Target::One(name) => hub.upstream_for(&session, name),
+                Target::All => super::aggregate::owner_of(hub, &session, uri),
+            };
+            let Some(u) = owner else { return false };
+            let Ok(peer) = u.peer(Duration::from_secs(2)) else { return false };
+            let timeout = u.cfg().timeout.min(Duration::from_secs(5));
+            matches!(peer.request("resources/subscribe", Some(json!({"uri": uri})), timeout), Ok(Ok(_)))
+        })
+        .collect()
+}
+
+/// `subscriptions/listen`: a stream that stays open and carries the change notifications
+/// the client opted in to (tool, prompt and resource lists; not resource updates), then,
+/// when the daemon stops, the empty result that ends it. At most `MCPCTL_MAX_SESSIONS`
+/// streams are open at once.
+pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value, params: Option<&Value>) {
+    let want = |k: &str| params.and_then(|p| p["notifications"].get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let asked: Vec<String> = params
+        .and_then(|p| p["notifications"]["resourceSubscriptions"].as_array())
+        .map(|a| {
+            a.iter().filter_map(Value::as_str).filter(|u| u.len() <= 4096).take(MAX_URIS).map(str::to_string).collect()
+        })
+        .unwrap_or_default();
+    let uris = subscribe(hub, &target, asked);
+    let (tx, rx) = sync_channel(64);
+    let me = Arc::new(Listener {
+        target,
+        id: id.clone(),
+        tools: want("toolsListChanged"),
+        prompts: want("promptsListChanged"),
+        resources: want("resourcesListChanged"),
+        uris,
+        tx,
+    });
+    if let Err(max) = hub.add_listener(me.clone()) {
+        let why = format!(
+            "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
+            max
+        );
+        let (s, e) = error(503, id, jsonrpc::INTERNAL_ERROR, &why, None);
+        return super::http::send_status(req, s, Some(&e));
+    }
+    let mut honored = serde_json::Map::new();
+    for (k, on) in
+        [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)]
+    {
+        if on {
+            honored.insert(k.to_string(), json!(true));
+        }
+    }
+    if !me.uris.is_empty() {
+        honored.insert("resourceSubscriptions".to_string(), json!(me.uris));
+    }
+    let ack = jsonrpc::notification(
+        "notifications/subscriptions/acknowledged",
+        Some(json!({"notifications": honored, "_meta": {META_SUBSCRIPTION: id}})),
+    );
+    let mut w = req.into_stream(LISTEN_HEAD);
+    let mut next = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
+    let mut graceful = false;
+    while let Some(bytes) = next.take() {
+        if super::streams::write_chunk(&mut w, &bytes).is_err() {
+            break;
+        }
+        next = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(b) => Some(b),
+            Err(RecvTimeoutError::Timeout) if crate::signals::stopping() => {
+                graceful = true;
+                None
+            }
+            Err(RecvTimeoutError::Timeout) => Some(b":\n\n".to_vec()),
+            Err(RecvTimeoutError::Disconnected) => None,
+        };
+    }
+    hub.remove_listener(&me);
+    if graceful {
+        let end = jsonrpc::response(id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION: me.id.clone()}}));
+        let _ = super::streams::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());
+    }
+    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+}

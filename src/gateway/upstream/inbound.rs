@@ -1,0 +1,127 @@
+//! What a child sends of its own accord, routed: progress to the request that asked for it
+//! (by our rewritten token), logs and server→client requests to the one client session
+//! with requests in flight, list changes and other notifications to every session that
+//! sees the server.
+
+use super::{Event, Sink, Upstream};
+use crate::gateway::session::Session;
+use crate::jsonrpc;
+use crate::peer::{Handler, Inbound, Peer};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+impl Upstream {
+    /// The one client session whose requests are in flight here, and its newest request's channel.
+    fn attributed(&self) -> Option<(Arc<Session>, Sink)> {
+        let flights = self.flights.lock().unwrap();
+        let mut best: Option<(u64, Arc<Session>, Sink)> = None;
+        for (id, f) in flights.iter() {
+            let Some(s) = f.session.upgrade() else { continue };
+            if let Some((bid, bs, _)) = &best {
+                if !Arc::ptr_eq(bs, &s) {
+                    return None;
+                }
+                if *bid > *id {
+                    continue;
+                }
+            }
+            best = Some((*id, s, f.sink.clone()));
+        }
+        best.map(|(_, s, tx)| (s, tx))
+    }
+
+    pub(super) fn handler(self: &Arc<Self>) -> Handler {
+        let me = Arc::downgrade(self);
+        Arc::new(move |peer: &Arc<Peer>, msg: Inbound| {
+            let Some(me) = me.upgrade() else { return };
+            me.on_inbound(peer, msg);
+        })
+    }
+
+    fn on_inbound(self: &Arc<Self>, peer: &Arc<Peer>, msg: Inbound) {
+        match msg {
+            Inbound::Notification { method, params } => match method.as_str() {
+                "notifications/progress" => {
+                    let mut p = params.unwrap_or(Value::Null);
+                    let token = p.get("progressToken").and_then(Value::as_str).map(str::to_string);
+                    let route = token.and_then(|t| self.progress.lock().unwrap().get(&t).cloned());
+                    if let Some((original, sink)) = route {
+                        p["progressToken"] = original;
+                        sink(Event::Message(jsonrpc::notification(&method, Some(p))));
+                    }
+                }
+                "notifications/tools/list_changed" => self.refresh_tools(peer),
+                "notifications/message" => {
+                    let msg = jsonrpc::notification(&method, params);
+                    match self.attributed() {
+                        Some((_, sink)) => {
+                            sink(Event::Message(msg));
+                        }
+                        None => self.broadcast(&msg),
+                    }
+                }
+                // Ours alone: the acknowledgement of the listen stream above.
+                "notifications/cancelled" | "notifications/subscriptions/acknowledged" => {}
+                // To the sessions that subscribed it, when the gateway keeps the subscriptions.
+                "notifications/resources/updated" => {
+                    let mut msg = jsonrpc::notification(&method, params);
+                    let uri = msg["params"]["uri"].as_str().unwrap_or("").to_string();
+                    if let Some(m) = msg["params"].as_object_mut() {
+                        // The child's stream id means nothing to a session client.
+                        if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
+                            meta.remove("io.modelcontextprotocol/subscriptionId");
+                            if meta.is_empty() {
+                                m.remove("_meta");
+                            }
+                        }
+                    }
+                    match (self.subscribers(&uri), self.owner()) {
+                        (Some(ids), Some(hub)) => hub.notify_sessions(&self.cfg.name, &ids, &msg),
+                        _ => self.broadcast(&msg),
+                    }
+                }
+                _ => self.broadcast(&jsonrpc::notification(&method, params)),
+            },
+            Inbound::Request { id, method, params } => {
+                if method == "ping" {
+                    let _ = peer.respond(id, Ok(json!({})));
+                    return;
+                }
+                match self.attributed() {
+                    Some((session, _)) if method == "elicitation/create" && !asks(&session, params.as_ref()) => {
+                        let e = jsonrpc::error_object(
+                            jsonrpc::METHOD_NOT_FOUND,
+                            "mcpctl gateway: the client cannot be sent `elicitation/create`: its session did not declare the `elicitation` capability (form mode) in `initialize`",
+                        );
+                        let _ = peer.respond(id, Err(e));
+                    }
+                    Some((session, sink)) => {
+                        let gid = session.expect_reply(peer, id);
+                        sink(Event::Message(jsonrpc::request(json!(gid), &method, params)));
+                    }
+                    None => {
+                        let e = jsonrpc::error_object(
+                            jsonrpc::INTERNAL_ERROR,
+                            &format!("mcpctl gateway: cannot tell which client session `{}` is for (no single session has a request in flight)", method),
+                        );
+                        let _ = peer.respond(id, Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn broadcast(&self, msg: &Value) {
+        if let Some(hub) = self.owner() {
+            hub.broadcast(&self.cfg.name, msg);
+        }
+    }
+}
+
+/// Whether a child's `elicitation/create` may go to `session`: a session of the earlier
+/// revisions only when its `initialize` declared form-mode elicitation (a 2026-07-28
+/// request's own capabilities are checked where its answer is built: `modern_shape.rs`).
+fn asks(session: &Session, params: Option<&Value>) -> bool {
+    let url_mode = params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
+    session.elicits() || url_mode || !crate::client::PROTOCOL_VERSIONS.contains(&session.protocol())
+}

@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod settings;
 pub mod signals;
 pub mod sse;
+pub mod sync;
 pub mod sys;
 pub mod tokens;
 pub mod toml;

@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
 use crate::signals;
+use crate::sync::{Locked, RwLocked};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -195,23 +196,23 @@ impl Peer {
 
     /// Speak the 2026-07-28 era from now on: every request gets the envelope of `m`.
     pub fn set_modern(&self, m: Modern) {
-        *self.modern.write().unwrap() = Some(Arc::new(m));
+        *self.modern.write_locked() = Some(Arc::new(m));
     }
 
     /// The modern envelope, when the server speaks that era (`None`: the legacy era).
     pub fn modern(&self) -> Option<Arc<Modern>> {
-        self.modern.read().unwrap().clone()
+        self.modern.read_locked().clone()
     }
 
     pub fn set_handler(&self, h: Handler) {
-        *self.handler.write().unwrap() = Some(h);
+        *self.handler.write_locked() = Some(h);
     }
 
     /// Run `hook` once when the connection closes (now, if it already has).
     pub fn on_close(&self, hook: CloseHook) {
         // Checked under the hooks' lock: `close` sets the reason before it takes the
         // hooks, so a hook is either taken by `close` or sees the reason here.
-        let mut hooks = self.on_close.lock().unwrap();
+        let mut hooks = self.on_close.locked();
         let closed = self.closed_reason();
         #[cfg(test)]
         if self.slow_on_close.load(Ordering::SeqCst) {
@@ -238,11 +239,11 @@ impl Peer {
 
     /// The error a waiter gets once the connection is closed.
     fn closed_error(&self) -> Option<Value> {
-        self.closed.lock().unwrap().as_ref().map(|(reason, stderr)| jsonrpc::closed(reason, stderr))
+        self.closed.locked().as_ref().map(|(reason, stderr)| jsonrpc::closed(reason, stderr))
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.lock().unwrap().is_some()
+        self.closed.locked().is_some()
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -318,15 +319,15 @@ impl Peer {
             None if method == "server/discover" => params,
             None => unstamp(params),
         };
-        self.pending.lock().unwrap().insert(id, reply);
+        self.pending.locked().insert(id, reply);
         let sent = self.transport().and_then(|t| t.send_request(id, method, params));
         if let Err(e) = sent {
-            self.pending.lock().unwrap().remove(&id);
+            self.pending.locked().remove(&id);
             return Err(e);
         }
         // The connection may have closed between the check and the insert.
         if let Some(closed) = self.closed_error() {
-            if let Some(r) = self.pending.lock().unwrap().remove(&id) {
+            if let Some(r) = self.pending.locked().remove(&id) {
                 r.give(Err(closed));
             }
         }
@@ -335,7 +336,7 @@ impl Peer {
 
     /// Forget a request without telling the server (its caller gave up).
     pub fn forget(&self, id: u64) -> bool {
-        self.pending.lock().unwrap().remove(&id).is_some()
+        self.pending.locked().remove(&id).is_some()
     }
 
     /// Wait for a started request. On timeout or Ctrl-C, tell the server with
@@ -366,7 +367,7 @@ impl Peer {
 
     /// Stop waiting for `id` and tell the server.
     pub fn cancel(&self, id: u64, reason: &str) {
-        if self.pending.lock().unwrap().remove(&id).is_some() {
+        if self.pending.locked().remove(&id).is_some() {
             let _ = self.notify("notifications/cancelled", Some(json!({"requestId": id, "reason": reason})));
         }
     }
@@ -403,11 +404,11 @@ impl Peer {
             let is_2_0 = env.jsonrpc.map(|v| v.get() == "\"2.0\"").unwrap_or(false);
             let id = env.id.and_then(|i| i.get().parse::<u64>().ok());
             if let (true, None, Some(id), Some(result), None) = (is_2_0, env.method, id, env.result, env.error) {
-                let mut pending = self.pending.lock().unwrap();
+                let mut pending = self.pending.locked();
                 if matches!(pending.get(&id), Some(Waiter::Raw(_))) {
                     let Some(Waiter::Raw(reply)) = pending.remove(&id) else { unreachable!() };
                     drop(pending);
-                    reply(Ok(result.to_owned()));
+                    crate::sync::contained("a reply callback", || reply(Ok(result.to_owned())));
                     return Ok(());
                 }
             }
@@ -420,16 +421,18 @@ impl Peer {
     pub fn dispatch(self: &Arc<Self>, msg: Message) {
         match msg {
             Message::Response { id, outcome } => {
-                let reply = id.as_u64().and_then(|n| self.pending.lock().unwrap().remove(&n));
+                let reply = id.as_u64().and_then(|n| self.pending.locked().remove(&n));
                 match reply {
-                    Some(reply) => reply.give(outcome),
+                    Some(reply) => crate::sync::contained("a reply callback", || reply.give(outcome)),
                     None => log::debug!("server `{}`: response to unknown id {} dropped", self.name, id),
                 }
             }
             Message::Request { id, method, params } => {
-                let h = self.handler.read().unwrap().clone();
+                let h = self.handler.read_locked().clone();
                 match h {
-                    Some(h) => h(self, Inbound::Request { id, method, params }),
+                    Some(h) => {
+                        crate::sync::contained("a request handler", || h(self, Inbound::Request { id, method, params }))
+                    }
                     None if method == "ping" => {
                         let _ = self.respond(id, Ok(json!({})));
                     }
@@ -441,9 +444,11 @@ impl Peer {
                 }
             }
             Message::Notification { method, params } => {
-                let h = self.handler.read().unwrap().clone();
+                let h = self.handler.read_locked().clone();
                 if let Some(h) = h {
-                    h(self, Inbound::Notification { method, params });
+                    crate::sync::contained("a notification handler", || {
+                        h(self, Inbound::Notification { method, params })
+                    });
                 }
             }
         }
@@ -459,21 +464,21 @@ impl Peer {
     /// last stderr: ...").
     pub fn close_with_stderr(&self, reason: &str, stderr: &str) {
         {
-            let mut c = self.closed.lock().unwrap();
+            let mut c = self.closed.locked();
             if c.is_some() {
                 return;
             }
             *c = Some((reason.to_string(), stderr.to_string()));
         }
         let closed = jsonrpc::closed(reason, stderr);
-        let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
+        let waiters: Vec<_> = self.pending.locked().drain().collect();
         for (_, reply) in waiters {
-            reply.give(Err(closed.clone()));
+            crate::sync::contained("a reply callback", || reply.give(Err(closed.clone())));
         }
         let text = jsonrpc::error_message(&closed).to_string();
-        let hooks: Vec<_> = std::mem::take(&mut *self.on_close.lock().unwrap());
+        let hooks: Vec<_> = std::mem::take(&mut *self.on_close.locked());
         for h in hooks {
-            h(&text);
+            crate::sync::contained("a close hook", || h(&text));
         }
     }
 
@@ -570,7 +575,7 @@ mod tests {
     struct Loop(Mutex<Option<Arc<Peer>>>);
     impl Transport for Loop {
         fn send(&self, msg: &Value) -> Result<()> {
-            let peer = self.0.lock().unwrap().clone().unwrap();
+            let peer = self.0.locked().clone().unwrap();
             let msg = msg.clone();
             std::thread::spawn(move || {
                 if let Some(id) = msg.get("id") {
@@ -720,5 +725,26 @@ mod tests {
         assert!(p.dispatch_line("not json").is_err());
         assert!(p.dispatch_line(r#"{"jsonrpc":"1.0","id":1,"result":{}}"#).is_err());
         p.dispatch_line(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#).unwrap();
+    }
+
+    /// A reply callback that panics (on the child's reader thread) costs its own request
+    /// only: the next answer on the same connection still reaches its waiter.
+    #[test]
+    fn a_panicking_reply_callback_does_not_stop_the_reader() {
+        let p = Peer::new("t");
+        p.attach(Box::new(Sink));
+        let bad = p.reserve_id();
+        p.start_raw_as(bad, "x", None, Box::new(|_| panic!("a callback bug"))).unwrap();
+        let good = p.start("x", None).unwrap();
+        let reader = {
+            let p = p.clone();
+            let good_id = good.id;
+            std::thread::spawn(move || {
+                p.dispatch_line(&format!(r#"{{"jsonrpc":"2.0","id":{bad},"result":{{}}}}"#)).unwrap();
+                p.dispatch_line(&format!(r#"{{"jsonrpc":"2.0","id":{good_id},"result":{{"ok":1}}}}"#)).unwrap();
+            })
+        };
+        assert!(reader.join().is_ok(), "the reader thread died with the callback");
+        assert_eq!(p.wait(good, Duration::from_secs(1), "x").unwrap().unwrap(), json!({"ok": 1}));
     }
 }

@@ -335,7 +335,10 @@ mod tests {
         // the knobs of the fuzz tests (`make fuzz`, not the program's settings), and the bare
         // prefix where the text speaks of all of them.
         let theirs = |n: &str| {
-            n == "MCPCTL_" || n.starts_with("MCPCTL_TOKEN_") || n.starts_with("MCPCTL_INPUT_") || n.starts_with("MCPCTL_FUZZ_")
+            n == "MCPCTL_"
+                || n.starts_with("MCPCTL_TOKEN_")
+                || n.starts_with("MCPCTL_INPUT_")
+                || n.starts_with("MCPCTL_FUZZ_")
         };
         for (name, file) in found {
             assert!(is_setting(&name) || theirs(&name), "{file} names {name}, which is not in settings::ALL");

@@ -38,6 +38,7 @@ use crate::gateway;
 use crate::jsonrpc;
 use crate::output::{Failure, Report};
 use crate::signals;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, Read, Write};
@@ -288,8 +289,8 @@ struct Flight {
 
 impl Drop for Flight {
     fn drop(&mut self) {
-        self.bridge.flying.lock().unwrap().remove(&self.key);
-        self.bridge.cancelled.lock().unwrap().remove(&self.key);
+        self.bridge.flying.locked().remove(&self.key);
+        self.bridge.cancelled.locked().remove(&self.key);
         self.bridge.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -444,16 +445,16 @@ impl Bridge {
         match (obj.get("method").and_then(Value::as_str), id) {
             (Some("initialize"), Some(id)) => {
                 // On this thread: what follows needs the session it opens.
-                *self.init.lock().unwrap() = Some(text.to_string());
-                let old = self.session.lock().unwrap().take();
+                *self.init.locked() = Some(text.to_string());
+                let old = self.session.locked().take();
                 if let Some(old) = old {
                     // A second `initialize`: the first session is ended, not left behind.
                     self.end_session(&old);
                 }
-                *self.protocol.lock().unwrap() = None;
+                *self.protocol.locked() = None;
                 self.exchange(&id, text, true);
             }
-            (Some(_), Some(id)) if self.session.lock().unwrap().is_none() && stateless_version(&v).is_some() => {
+            (Some(_), Some(id)) if self.session.locked().is_none() && stateless_version(&v).is_some() => {
                 // A 2026-07-28 request (no session, the revision in `_meta`): not bridged; a
                 // client that probes falls back to `initialize`.
                 let asked = stateless_version(&v).unwrap_or_default();
@@ -474,8 +475,8 @@ impl Bridge {
                 if method == "notifications/cancelled" {
                     // Remembered while that request is in flight (an id may be used again later).
                     let rid = obj.get("params").and_then(|p| p.get("requestId")).map(Value::to_string);
-                    if let Some(rid) = rid.filter(|r| self.flying.lock().unwrap().contains(r)) {
-                        let mut c = self.cancelled.lock().unwrap();
+                    if let Some(rid) = rid.filter(|r| self.flying.locked().contains(r)) {
+                        let mut c = self.cancelled.locked();
                         if c.len() < MAX_CANCELLED {
                             c.insert(rid);
                         }
@@ -507,7 +508,7 @@ impl Bridge {
             return;
         }
         let key = id.to_string();
-        self.flying.lock().unwrap().insert(key.clone());
+        self.flying.locked().insert(key.clone());
         let me = self.clone();
         let id2 = id.clone();
         let spawned = std::thread::Builder::new().name("serve-request".into()).spawn(move || {
@@ -516,7 +517,7 @@ impl Bridge {
             me.exchange(&id2, &text, false);
         });
         if let Err(e) = spawned {
-            self.flying.lock().unwrap().remove(&id.to_string());
+            self.flying.locked().remove(&id.to_string());
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.emit(&jsonrpc::error_response(
                 id,
@@ -530,11 +531,11 @@ impl Bridge {
     /// comes (unless the client cancelled it).
     fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool) {
         let timeout = if init { INIT } else { self.deadline };
-        let session = self.session.lock().unwrap().clone();
+        let session = self.session.locked().clone();
         let mut answer = self.request(id, text, timeout, session.as_deref(), init);
         if let (Answer::SessionGone, Some(stale)) = (&answer, session.as_deref()) {
             answer = if self.renew(stale) {
-                let again = self.session.lock().unwrap().clone();
+                let again = self.session.locked().clone();
                 self.request(id, text, timeout, again.as_deref(), false)
             } else {
                 Answer::Missing(UNAVAILABLE, "the gateway ended the session and a new one could not be opened".into())
@@ -542,7 +543,7 @@ impl Bridge {
         }
         let (code, why) = match answer {
             Answer::Answered => {
-                if init && self.session.lock().unwrap().is_some() {
+                if init && self.session.locked().is_some() {
                     self.open_stream();
                 }
                 return;
@@ -550,7 +551,7 @@ impl Bridge {
             Answer::Missing(code, why) => (code, why),
             Answer::SessionGone => (UNAVAILABLE, "the gateway does not know the session (HTTP 404)".into()),
         };
-        if self.cancelled.lock().unwrap().remove(&id.to_string()) {
+        if self.cancelled.locked().remove(&id.to_string()) {
             return;
         }
         log::warn!("request {}: {}", id, why);
@@ -567,7 +568,7 @@ impl Bridge {
         let status = resp.status().as_u16();
         if init && (200..300).contains(&status) {
             if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-                *self.session.lock().unwrap() = Some(s.to_string());
+                *self.session.locked() = Some(s.to_string());
             }
         }
         if status == 404 && session.is_some() {
@@ -621,16 +622,16 @@ impl Bridge {
             && m.get("method").is_none()
             && m.get("id") == want
             && (m.get("result").is_some() || m.get("error").is_some());
-        if is_answer && self.cancelled.lock().unwrap().remove(&m["id"].to_string()) {
+        if is_answer && self.cancelled.locked().remove(&m["id"].to_string()) {
             // The client cancelled it: no answer is due any more.
             log::debug!("dropped the answer to cancelled request {}", m["id"]);
             return true;
         }
         if is_answer {
             if let Some(p) = m.get("result").and_then(|r| r.get("protocolVersion")).and_then(Value::as_str) {
-                let is_init = self.init.lock().unwrap().is_some() && self.protocol.lock().unwrap().is_none();
+                let is_init = self.init.locked().is_some() && self.protocol.locked().is_none();
                 if is_init {
-                    *self.protocol.lock().unwrap() = Some(p.to_string());
+                    *self.protocol.locked() = Some(p.to_string());
                 }
             }
         }
@@ -716,7 +717,7 @@ impl Bridge {
         if let Some(s) = session {
             req = req.header("Mcp-Session-Id", s);
         }
-        if let Some(p) = self.protocol.lock().unwrap().clone() {
+        if let Some(p) = self.protocol.locked().clone() {
             req = req.header("MCP-Protocol-Version", p.as_str());
         }
         req.send(text).map_err(|e| self.net_error(e))
@@ -737,7 +738,7 @@ impl Bridge {
 
     /// A notification or an answer of the client: POSTed now, in order, with a short deadline.
     fn post_side(&self, text: &str) {
-        let session = self.session.lock().unwrap().clone();
+        let session = self.session.locked().clone();
         match self.post(text, SIDE, session.as_deref()) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -755,7 +756,7 @@ impl Bridge {
     fn renew(self: &Arc<Self>, stale: &str) -> bool {
         let until = Instant::now() + SIDE;
         loop {
-            let now = self.session.lock().unwrap().clone();
+            let now = self.session.locked().clone();
             if now.as_deref() != Some(stale) {
                 return now.is_some();
             }
@@ -769,14 +770,14 @@ impl Bridge {
         }
         let ok = self.reinitialize();
         if !ok {
-            *self.session.lock().unwrap() = None;
+            *self.session.locked() = None;
         }
         self.renewing.store(false, Ordering::SeqCst);
         ok
     }
 
     fn reinitialize(self: &Arc<Self>) -> bool {
-        let Some(init) = self.init.lock().unwrap().clone() else { return false };
+        let Some(init) = self.init.locked().clone() else { return false };
         let Ok(mut msg) = serde_json::from_str::<Value>(&init) else { return false };
         log::info!("the gateway ended the session; initializing again");
         msg["id"] = json!("mcpctl-serve-reinit");
@@ -796,7 +797,7 @@ impl Bridge {
         };
         // The answer is the gateway's to us, not the client's: read and dropped.
         drop(resp);
-        *self.session.lock().unwrap() = Some(sid.clone());
+        *self.session.locked() = Some(sid.clone());
         if let Ok(r) = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, SIDE, Some(&sid)) {
             drop(r);
         }
@@ -820,7 +821,7 @@ impl Bridge {
             if generation != self.stream_gen.load(Ordering::SeqCst) || self.closing.load(Ordering::SeqCst) {
                 return;
             }
-            let Some(session) = self.session.lock().unwrap().clone() else { return };
+            let Some(session) = self.session.locked().clone() else { return };
             let mut req = self
                 .agent
                 .get(&self.url)
@@ -832,7 +833,7 @@ impl Bridge {
             for (k, v) in &self.headers {
                 req = req.header(k.as_str(), v.as_str());
             }
-            if let Some(p) = self.protocol.lock().unwrap().clone() {
+            if let Some(p) = self.protocol.locked().clone() {
                 req = req.header("MCP-Protocol-Version", p.as_str());
             }
             match req.call() {
@@ -912,13 +913,13 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.closing.store(true, Ordering::SeqCst);
-        let session = self.session.lock().unwrap().take();
+        let session = self.session.locked().take();
         if let Some(s) = session {
             self.end_session(&s);
         }
         // An empty message is the writer's flush marker.
         let _ = self.out.try_send(Vec::new());
-        if let Some(rx) = self.flushed.lock().unwrap().take() {
+        if let Some(rx) = self.flushed.locked().take() {
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     }

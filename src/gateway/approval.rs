@@ -15,6 +15,7 @@ use super::upstream::Upstream;
 use crate::jsonrpc;
 use crate::peer;
 use crate::policy;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -48,7 +49,7 @@ pub(super) fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, i
     let request = jsonrpc::request(json!(gid), "elicitation/create", Some(question));
     // Held while the stream starts: an answer or the deadline waits for it (never for I/O:
     // a deferred answer's writes do not block).
-    let mut out = asking.out.lock().unwrap();
+    let mut out = asking.out.locked();
     let mut d = req.defer();
     let a = asking.clone();
     d.set_deadline(started + u.cfg().timeout, Box::new(move || a.expire()));
@@ -217,7 +218,7 @@ struct Asking {
 impl Asking {
     /// The client answered the `elicitation/create`.
     fn answered(&self, outcome: peer::Outcome) {
-        let Some(stream) = self.out.lock().unwrap().take() else { return };
+        let Some(stream) = self.out.locked().take() else { return };
         match settle(&outcome, &|o| self.log(o), &self.tool, self.upstream.name()) {
             Ok(()) => {
                 let params = Some(self.params.clone());
@@ -230,7 +231,7 @@ impl Asking {
 
     /// No answer within the server's timeout: the question is withdrawn, the call refused.
     fn expire(&self) {
-        let Some(mut stream) = self.out.lock().unwrap().take() else { return };
+        let Some(mut stream) = self.out.locked().take() else { return };
         if let Some(gid) = self.gid.get() {
             self.session.forget_reply(gid);
             let withdrawn = jsonrpc::notification(

@@ -4,6 +4,7 @@
 //! and daemon-wide ([`Budget`]), with a deadline thread for answers that must not wait
 //! forever. The connection thread waits on its [`Slot`] before the next answer goes out.
 
+use crate::sync::Locked;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
@@ -79,7 +80,7 @@ impl Slot {
     }
 
     pub(super) fn is_done(&self) -> bool {
-        self.st.lock().unwrap().done()
+        self.st.locked().done()
     }
 
     /// The client is gone while the answer is due: run what was set for that (once).
@@ -87,7 +88,7 @@ impl Slot {
         if self.is_done() {
             return;
         }
-        let f = self.hangup.lock().unwrap().take();
+        let f = self.hangup.locked().take();
         if let Some(f) = f {
             f();
         }
@@ -95,10 +96,10 @@ impl Slot {
 
     /// Wait until the answer is out; whether the connection must end.
     pub(super) fn wait_done(&self) -> bool {
-        let mut st = self.st.lock().unwrap();
+        let mut st = self.st.locked();
         while !st.done() {
             st.waiting = true;
-            st = self.cv.wait(st).unwrap();
+            st = crate::sync::wait(&self.cv, st);
         }
         st.close || st.broken
     }
@@ -132,7 +133,7 @@ impl Deferred {
     /// Run `f` (on the connection's thread) if the client closes the connection before the
     /// answer is finished.
     pub fn on_hangup(&mut self, f: Box<dyn FnOnce() + Send>) {
-        *self.slot.hangup.lock().unwrap() = Some(f);
+        *self.slot.hangup.locked() = Some(f);
     }
 
     pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
@@ -149,7 +150,7 @@ impl Deferred {
     }
 
     fn write(&self, bytes: &[u8]) {
-        let mut st = self.slot.st.lock().unwrap();
+        let mut st = self.slot.st.locked();
         if st.broken {
             return;
         }
@@ -208,7 +209,7 @@ impl Deferred {
         if let Some(k) = self.timer.take() {
             timer().remove(k);
         }
-        let mut st = self.slot.st.lock().unwrap();
+        let mut st = self.slot.st.locked();
         st.finished = true;
         st.close |= self.close;
         if !st.draining {
@@ -270,7 +271,7 @@ fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
 fn drain(stream: &TcpStream, slot: &Slot) {
     loop {
         let chunk = {
-            let mut st = slot.st.lock().unwrap();
+            let mut st = slot.st.locked();
             if st.backlog.is_empty() || st.broken {
                 st.draining = false;
                 slot.budget.give(st.backlog.len());
@@ -285,7 +286,7 @@ fn drain(stream: &TcpStream, slot: &Slot) {
         let sent = (&*stream).write_all(&chunk);
         slot.budget.give(chunk.len());
         if sent.is_err() {
-            let mut st = slot.st.lock().unwrap();
+            let mut st = slot.st.locked();
             st.broken = true;
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -321,7 +322,7 @@ fn timer() -> &'static Timer {
 
 impl Timer {
     fn add(&self, at: Instant, f: Box<dyn FnOnce() + Send>) -> TimerKey {
-        let mut st = self.st.lock().unwrap();
+        let mut st = self.st.locked();
         st.seq += 1;
         let key = (at, st.seq);
         st.due.insert(key, f);
@@ -333,29 +334,31 @@ impl Timer {
     }
 
     fn remove(&self, key: TimerKey) {
-        let f = self.st.lock().unwrap().due.remove(&key);
+        let f = self.st.locked().due.remove(&key);
         drop(f); // outside the lock: it may own the last reference to an answer
     }
 
     fn run(&self) {
-        let mut st = self.st.lock().unwrap();
+        let mut st = self.st.locked();
         loop {
             let now = Instant::now();
             match st.due.keys().next().copied() {
                 Some(k) if k.0 <= now => {
                     let f = st.due.remove(&k).expect("present");
                     drop(st);
-                    f();
-                    st = self.st.lock().unwrap();
+                    // A deadline that panics must not take the deadline thread (and every
+                    // later deadline) with it.
+                    crate::sync::contained("a request's deadline handler", f);
+                    st = self.st.locked();
                 }
                 Some(k) => {
                     st.wakes = Some(k.0);
-                    st = self.cv.wait_timeout(st, k.0 - now).unwrap().0;
+                    st = crate::sync::wait_timeout(&self.cv, st, k.0 - now);
                     st.wakes = None;
                 }
                 None => {
                     st.wakes = None;
-                    st = self.cv.wait(st).unwrap();
+                    st = crate::sync::wait(&self.cv, st);
                 }
             }
         }

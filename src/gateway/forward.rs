@@ -12,6 +12,7 @@ use super::streams::{chunk, event_chunk, SSE_HEAD};
 use super::upstream::{Event, Upstream};
 use crate::jsonrpc;
 use crate::peer;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -64,7 +65,7 @@ pub(super) fn forward_into(
         timeout,
         shape,
     });
-    match &mut *fwd.out.lock().unwrap() {
+    match &mut *fwd.out.locked() {
         Out::Waiting(d) => fwd.arm(d, started + timeout),
         Out::Streaming(st) => {
             let f = fwd.clone();
@@ -132,7 +133,7 @@ impl Resume {
     /// back when the call ended meanwhile.
     pub(super) fn resume<'a>(&self, req: Request<'a>, id: Value) -> Option<Request<'a>> {
         let f = &self.0;
-        let mut out = f.out.lock().unwrap();
+        let mut out = f.out.locked();
         if !matches!(*out, Out::Held) {
             return Some(req);
         }
@@ -169,7 +170,7 @@ impl Forwarded {
 
     /// Answer the client `result` (input required) now; the request stays open upstream.
     fn suspend(&self, result: Value) {
-        let mut out = self.out.lock().unwrap();
+        let mut out = self.out.locked();
         let answer = jsonrpc::response(self.answer_id(), result).to_string();
         match std::mem::replace(&mut *out, Out::Held) {
             Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.as_bytes()),
@@ -192,7 +193,7 @@ impl Forwarded {
                     },
                     None => m,
                 };
-                let mut out = self.out.lock().unwrap();
+                let mut out = self.out.locked();
                 let mut stream = match std::mem::replace(&mut *out, Out::Done) {
                     Out::Waiting(d) => d.into_stream(SSE_HEAD),
                     Out::Streaming(s) => s,
@@ -229,7 +230,7 @@ impl Forwarded {
 
     /// The client closed the connection (a 2026-07-28 client's cancellation): tell the child.
     fn hang_up(&self) {
-        if matches!(*self.out.lock().unwrap(), Out::Done | Out::Held) {
+        if matches!(*self.out.locked(), Out::Done | Out::Held) {
             return;
         }
         let name = self.upstream.upgrade().map(|u| {
@@ -249,7 +250,7 @@ impl Forwarded {
 
     /// Write the answer (once; later ones are dropped) and log the call.
     fn finish(&self, outcome: peer::RawOutcome) {
-        let mut out = self.out.lock().unwrap();
+        let mut out = self.out.locked();
         let taken = std::mem::replace(&mut *out, Out::Done);
         if matches!(taken, Out::Done) {
             return;

@@ -38,6 +38,7 @@ mod upstream;
 
 use crate::config::Isolation;
 use crate::error::Error;
+use crate::sync::Locked;
 pub use run::serve;
 use serde_json::{json, Value};
 use session::{Session, Target};
@@ -142,27 +143,27 @@ impl Hub {
 
     /// The open session `id`.
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().unwrap().get(id).cloned()
+        self.sessions.locked().get(id).cloned()
     }
 
     /// The server that listed resource `uri`, if one did.
     pub fn known_owner(&self, uri: &str) -> Option<String> {
-        self.resource_owner.lock().unwrap().get(uri).cloned()
+        self.resource_owner.locked().get(uri).cloned()
     }
 
     /// Resource `uri` belongs to `server`.
     pub fn learn_owner(&self, uri: &str, server: &str) {
-        self.resource_owner.lock().unwrap().insert(uri.to_string(), server.to_string());
+        self.resource_owner.locked().insert(uri.to_string(), server.to_string());
     }
 
     /// The open listen streams.
     fn listeners(&self) -> Vec<Arc<modern_listen::Listener>> {
-        self.listeners.lock().unwrap().clone()
+        self.listeners.locked().clone()
     }
 
     /// A new listen stream, unless `MCPCTL_MAX_SESSIONS` are open (`Err(limit)`).
     fn add_listener(&self, l: Arc<modern_listen::Listener>) -> std::result::Result<(), usize> {
-        let mut ls = self.listeners.lock().unwrap();
+        let mut ls = self.listeners.locked();
         if ls.len() >= self.opts.max_sessions {
             return Err(self.opts.max_sessions);
         }
@@ -172,7 +173,7 @@ impl Hub {
 
     /// A listen stream ended.
     fn remove_listener(&self, l: &Arc<modern_listen::Listener>) {
-        self.listeners.lock().unwrap().retain(|x| !Arc::ptr_eq(x, l));
+        self.listeners.locked().retain(|x| !Arc::ptr_eq(x, l));
     }
 
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -195,7 +196,7 @@ impl Hub {
             .hint("connect with a session-based client (initialize), or set \"isolation\": \"shared\"");
             return Some(Upstream::refusing(shared.cfg().clone(), why));
         }
-        let mut children = self.own_children.lock().unwrap();
+        let mut children = self.own_children.locked();
         // An ended session gets no child (its children were stopped, or are about to be:
         // `remove_session` closes it before it takes this lock).
         if session.is_closed() {
@@ -223,7 +224,7 @@ impl Hub {
     }
 
     pub fn tool_table(&self) -> names::Table {
-        self.tools.lock().unwrap().clone()
+        self.tools.locked().clone()
     }
 
     /// A server's tool list changed: rebuild the names, tell the sessions that see it.
@@ -231,7 +232,7 @@ impl Hub {
         // Read the lists and store the table under one lock: two servers that become ready
         // at once must not store tables built from each other's stale lists (a lost update
         // left one server's tools out of `/mcp` until its next change).
-        let mut table = self.tools.lock().unwrap();
+        let mut table = self.tools.locked();
         let lists: Vec<(String, Vec<Value>)> =
             self.upstreams.iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
         let pairs: Vec<(&str, &str)> = lists
@@ -245,7 +246,7 @@ impl Hub {
 
     /// Send an unrelated server message to every session that sees `server`.
     pub fn broadcast(&self, server: &str, msg: &Value) {
-        let sessions: Vec<Arc<Session>> = self.sessions.lock().unwrap().values().cloned().collect();
+        let sessions: Vec<Arc<Session>> = self.sessions.locked().values().cloned().collect();
         for s in sessions {
             if s.target().covers(server) {
                 s.push(msg);
@@ -258,7 +259,7 @@ impl Hub {
     /// subscribers), and the listen streams that opted in to it.
     pub fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
         let sessions: Vec<Arc<Session>> = {
-            let all = self.sessions.lock().unwrap();
+            let all = self.sessions.locked();
             ids.iter().filter_map(|id| all.get(id).cloned()).collect()
         };
         for s in sessions {
@@ -273,10 +274,10 @@ impl Hub {
     /// first, so they free their place); `Err(limit)` when full.
     pub fn add_session(&self, s: Arc<Session>) -> std::result::Result<(), usize> {
         let max = self.opts.max_sessions;
-        if self.sessions.lock().unwrap().len() >= max {
+        if self.sessions.locked().len() >= max {
             self.expire_sessions_every(Duration::ZERO);
         }
-        let mut sessions = self.sessions.lock().unwrap();
+        let mut sessions = self.sessions.locked();
         if sessions.len() >= max {
             return Err(max);
         }
@@ -285,11 +286,11 @@ impl Hub {
     }
 
     pub fn remove_session(&self, id: &str) -> bool {
-        let s = self.sessions.lock().unwrap().remove(id);
+        let s = self.sessions.locked().remove(id);
         match s {
             Some(s) => {
                 s.close();
-                let own = self.own_children.lock().unwrap().remove(id).unwrap_or_default();
+                let own = self.own_children.locked().remove(id).unwrap_or_default();
                 for (_, (u, _slot)) in own {
                     u.stop();
                 }
@@ -306,7 +307,7 @@ impl Hub {
     /// End idle sessions, at most once per `every`.
     fn expire_sessions_every(&self, every: Duration) {
         {
-            let mut last = self.last_sweep.lock().unwrap();
+            let mut last = self.last_sweep.locked();
             if last.elapsed() < every {
                 return;
             }
@@ -379,7 +380,7 @@ impl Hub {
             "node_id": self.opts.node_id,
             "started_at": unix(self.started),
             "uptime_secs": self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
-            "sessions": self.sessions.lock().unwrap().len(),
+            "sessions": self.sessions.locked().len(),
             "servers": servers,
         })
     }

@@ -8,6 +8,7 @@ use super::server::Request;
 use super::session::Target;
 use super::Hub;
 use crate::jsonrpc;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -66,7 +67,7 @@ pub(super) fn hold(resume: super::forward::Resume, gid: Value, binding: Binding,
     let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
     let key = format!("mcpctl-{}", &state[..8]);
     let result = input_required(&key, &question, &state);
-    let mut map = held().lock().unwrap();
+    let mut map = held().locked();
     if map.len() >= MAX_HELD {
         return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
     }
@@ -92,7 +93,7 @@ impl Shape {
         };
         let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
         let result = input_required(APPROVAL_KEY, &question, &state);
-        let mut map = held().lock().unwrap();
+        let mut map = held().locked();
         if map.len() >= MAX_HELD {
             return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
         }
@@ -115,7 +116,7 @@ fn sweep() {
         std::thread::sleep(Duration::from_millis(500));
         let now = Instant::now();
         let (expired, empty): (Vec<Held>, bool) = {
-            let mut map = held().lock().unwrap();
+            let mut map = held().locked();
             let keys: Vec<String> = map.iter().filter(|(_, h)| h.expires <= now).map(|(k, _)| k.clone()).collect();
             (keys.iter().filter_map(|k| map.remove(k)).collect(), map.is_empty())
         };
@@ -135,7 +136,7 @@ fn sweep() {
         if empty {
             // A request held just now spawns a new sweeper only into an empty map: check
             // again under the lock that none slipped in.
-            if held().lock().unwrap().is_empty() {
+            if held().locked().is_empty() {
                 return;
             }
         }
@@ -157,7 +158,7 @@ pub(super) fn retry(
     let state = params["requestState"].as_str().unwrap_or("");
     let name = name_field(method).and_then(|f| params.get(f)).and_then(Value::as_str);
     let h = {
-        let mut map = held().lock().unwrap();
+        let mut map = held().locked();
         let fits = map.get(state).map(|h| h.expires > Instant::now() && h.binding.fits(token, method, name, target));
         match fits {
             Some(true) => map.remove(state),
@@ -179,7 +180,7 @@ pub(super) fn retry(
         let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
         let result = input_required(&h.key, &h.question, &state);
         let body = jsonrpc::response(id, result);
-        held().lock().unwrap().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
+        held().locked().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
         return super::http::send_status(req, 200, Some(&body));
     };
     let (resume, gid) = match h.waiting {

@@ -8,6 +8,7 @@ use super::session::{Session, Target};
 use super::Hub;
 use crate::jsonrpc;
 use crate::peer::{self, RawOutcome};
+use crate::sync::Locked;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -99,11 +100,11 @@ impl Shape {
 
     /// A retry (with its own id) takes the request over.
     pub fn answer_as(&self, id: Value) {
-        *self.reply_id.lock().unwrap() = Some(id);
+        *self.reply_id.locked() = Some(id);
     }
 
     pub fn answer_id(&self) -> Option<Value> {
-        self.reply_id.lock().unwrap().clone()
+        self.reply_id.locked().clone()
     }
 
     /// A result as 2026-07-28 has it.

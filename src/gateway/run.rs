@@ -6,6 +6,7 @@ use super::{http, names, owner, server, Hub, Options, Upstream};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::signals;
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -95,11 +96,11 @@ pub fn serve(
     // 10 s `mcpctl stop` waits before it kills the daemon.
     let deadline = Instant::now() + STOP_GRACE;
     let mut all: Vec<Arc<Upstream>> = hub.upstreams.clone();
-    let sessions: Vec<Arc<Session>> = hub.sessions.lock().unwrap().drain().map(|(_, s)| s).collect();
+    let sessions: Vec<Arc<Session>> = hub.sessions.locked().drain().map(|(_, s)| s).collect();
     for s in &sessions {
         s.close();
     }
-    let own: Vec<_> = hub.own_children.lock().unwrap().drain().flat_map(|(_, own)| own.into_values()).collect();
+    let own: Vec<_> = hub.own_children.locked().drain().flat_map(|(_, own)| own.into_values()).collect();
     all.extend(own.iter().map(|(u, _)| u.clone()));
     for u in &all {
         u.stop();

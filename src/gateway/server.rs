@@ -18,6 +18,7 @@ use super::deferred::Slot;
 pub use super::deferred::{Budget, Deferred, DeferredStream};
 pub use super::http1::BodyError;
 use super::http1::{Body, Chunked, Head, HeadError, HeadReader};
+use crate::sync::Locked;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -81,7 +82,7 @@ impl Registry {
     fn admit(self: &Arc<Self>, stream: &Arc<TcpStream>, make_room: bool) -> Option<SlotGuard> {
         let mut victim = None;
         let guard = {
-            let mut conns = self.conns.lock().unwrap();
+            let mut conns = self.conns.locked();
             let live = conns.iter().filter(|(_, c)| c.phase.load(Ordering::SeqCst) != EVICTED).count();
             if live >= self.max {
                 if !make_room {

@@ -6,6 +6,7 @@
 //! the upstreams.
 
 use crate::peer::{Outcome, Peer};
+use crate::sync::Locked;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,28 +145,28 @@ impl Session {
     }
 
     pub fn log_level(&self) -> Option<String> {
-        self.log_level.lock().unwrap().clone()
+        self.log_level.locked().clone()
     }
 
     pub fn set_log_level(&self, level: String) {
-        *self.log_level.lock().unwrap() = Some(level);
+        *self.log_level.locked() = Some(level);
     }
 
     /// A request of this client (`key`: its id as JSON text) is in flight upstream.
     pub fn track(&self, key: String, cancel: Cancel) {
-        self.inflight.lock().unwrap().insert(key, cancel);
+        self.inflight.locked().insert(key, cancel);
     }
 
     /// The request `key` is answered: nothing to cancel any more.
     pub fn untrack(&self, key: &str) {
-        let gone = self.inflight.lock().unwrap().remove(key);
+        let gone = self.inflight.locked().remove(key);
         drop(gone); // outside the lock
     }
 
     /// The client cancelled the request `key`: tell its server (outside the lock); whether
     /// it was in flight.
     pub fn cancel(&self, key: &str, why: &str) -> bool {
-        let entry = self.inflight.lock().unwrap().remove(key);
+        let entry = self.inflight.locked().remove(key);
         match entry {
             Some(cancel) => {
                 cancel(why);
@@ -176,11 +177,11 @@ impl Session {
     }
 
     pub fn touch(&self) {
-        *self.last_seen.lock().unwrap() = Instant::now();
+        *self.last_seen.locked() = Instant::now();
     }
 
     pub fn idle_for(&self) -> Duration {
-        self.last_seen.lock().unwrap().elapsed()
+        self.last_seen.locked().elapsed()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -191,7 +192,7 @@ impl Session {
     pub fn open_stream(&self) -> (u64, Receiver<Vec<u8>>) {
         let (tx, rx) = sync_channel(256);
         let n = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        self.streams.lock().unwrap().push((n, tx));
+        self.streams.locked().push((n, tx));
         (n, rx)
     }
 
@@ -199,7 +200,7 @@ impl Session {
     /// message (a session whose clients reconnect would otherwise pile up dead streams).
     pub fn close_stream(&self, n: u64) {
         let gone: Vec<_> = {
-            let mut streams = self.streams.lock().unwrap();
+            let mut streams = self.streams.locked();
             let (gone, kept) = std::mem::take(&mut *streams).into_iter().partition(|(k, _)| *k == n);
             *streams = kept;
             gone
@@ -210,13 +211,13 @@ impl Session {
     /// How many standalone streams are open.
     #[cfg(test)]
     pub fn stream_count(&self) -> usize {
-        self.streams.lock().unwrap().len()
+        self.streams.locked().len()
     }
 
     /// Deliver an unrelated server message on one of the standalone streams.
     pub fn push(&self, msg: &Value) -> bool {
         let bytes = crate::sse::frame(None, &msg.to_string()).into_bytes();
-        let mut streams = self.streams.lock().unwrap();
+        let mut streams = self.streams.locked();
         let mut delivered = false;
         streams.retain(|(_, tx)| {
             if delivered {
@@ -249,13 +250,13 @@ impl Session {
     fn remember(&self, w: Waiter) -> String {
         let gid =
             format!("mcpctl-{}-{}", &self.id[..8.min(self.id.len())], self.next_gid.fetch_add(1, Ordering::Relaxed));
-        self.client_replies.lock().unwrap().insert(gid.clone(), w);
+        self.client_replies.locked().insert(gid.clone(), w);
         gid
     }
 
     /// Stop waiting for the answer to `gid`; whether it was still awaited.
     pub fn forget_reply(&self, gid: &str) -> bool {
-        let w = self.client_replies.lock().unwrap().remove(gid);
+        let w = self.client_replies.locked().remove(gid);
         w.is_some() // dropped here, outside the lock
     }
 
@@ -263,7 +264,7 @@ impl Session {
     /// the gateway's waiter (each outside the lock).
     pub fn take_reply(&self, gid: &Value, outcome: Outcome) -> bool {
         let Some(key) = gid.as_str() else { return false };
-        let entry = self.client_replies.lock().unwrap().remove(key);
+        let entry = self.client_replies.locked().remove(key);
         match entry {
             Some(Waiter::Child(peer, child_id)) => {
                 if let Some(peer) = peer.upgrade() {
@@ -282,7 +283,7 @@ impl Session {
     /// End the session: close its streams (its own children are stopped by the hub).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.streams.lock().unwrap().clear();
+        self.streams.locked().clear();
     }
 }
 

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::jsonrpc::{self, Message};
 use crate::peer::{Peer, Transport};
 use crate::sse;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
@@ -108,7 +109,7 @@ enum Posted {
 impl Inner {
     /// The config's headers, then the credentials' (which replace a config header of the same name).
     fn all_headers(&self) -> Vec<(String, String)> {
-        let extra = self.auth_headers.lock().unwrap().clone();
+        let extra = self.auth_headers.locked().clone();
         let mut out: Vec<(String, String)> = self
             .headers
             .iter()
@@ -123,7 +124,7 @@ impl Inner {
     fn refresh_auth(&self) -> Result<()> {
         log::debug!("server `{}`: HTTP 401; reading its credentials again", self.name);
         let fresh = auth_headers(&self.name, &self.auth, &self.root, self.helper_deadline)?;
-        *self.auth_headers.lock().unwrap() = fresh;
+        *self.auth_headers.locked() = fresh;
         Ok(())
     }
 
@@ -155,7 +156,7 @@ impl Inner {
         for (k, v) in &self.all_headers() {
             req = req.header(k.as_str(), v.as_str());
         }
-        let session = if modern.is_some() { None } else { self.session.lock().unwrap().clone() };
+        let session = if modern.is_some() { None } else { self.session.locked().clone() };
         if let Some(s) = &session {
             req = req.header("Mcp-Session-Id", s.as_str());
         }
@@ -168,13 +169,13 @@ impl Inner {
             }
             if method == "tools/call" {
                 let tool = msg["params"]["name"].as_str().unwrap_or("");
-                if let Some(decls) = self.params.lock().unwrap().get(tool) {
+                if let Some(decls) = self.params.locked().get(tool) {
                     for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
                         req = req.header(format!("Mcp-Param-{}", name).as_str(), value.as_str());
                     }
                 }
             }
-        } else if let Some(p) = self.protocol.lock().unwrap().as_deref() {
+        } else if let Some(p) = self.protocol.locked().as_deref() {
             req = req.header("MCP-Protocol-Version", p);
         }
         let body = serde_json::to_string(msg).expect("JSON serializes");
@@ -182,7 +183,7 @@ impl Inner {
         let status = resp.status().as_u16();
         if modern.is_none() {
             if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-                *self.session.lock().unwrap() = Some(s.to_string());
+                *self.session.locked() = Some(s.to_string());
             }
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -349,10 +350,10 @@ impl Inner {
         for (k, v) in &self.all_headers() {
             req = req.header(k.as_str(), v.as_str());
         }
-        if let Some(s) = self.session.lock().unwrap().as_deref() {
+        if let Some(s) = self.session.locked().as_deref() {
             req = req.header("Mcp-Session-Id", s);
         }
-        if let Some(p) = self.protocol.lock().unwrap().as_deref() {
+        if let Some(p) = self.protocol.locked().as_deref() {
             req = req.header("MCP-Protocol-Version", p);
         }
         if let Some(id) = last_event_id {
@@ -376,14 +377,14 @@ impl Inner {
             Ok(mut m) => {
                 let is_answer = matches!(&m, Message::Response { id, .. } if Some(id) == want);
                 if let (true, Message::Response { id, outcome: Ok(r) }) = (is_answer, &mut m) {
-                    if self.listing.lock().unwrap().remove(&id.to_string()) {
+                    if self.listing.locked().remove(&id.to_string()) {
                         self.learn_tools(r);
                     }
                 }
                 if let Message::Response { outcome: Ok(r), .. } = &m {
                     if let (true, Some(p)) = (is_answer, r.get("protocolVersion").and_then(Value::as_str)) {
-                        if self.init.lock().unwrap().as_ref().map(|i| Some(&i["id"]) == want).unwrap_or(false) {
-                            *self.protocol.lock().unwrap() = Some(p.to_string());
+                        if self.init.locked().as_ref().map(|i| Some(&i["id"]) == want).unwrap_or(false) {
+                            *self.protocol.locked() = Some(p.to_string());
                         }
                     }
                 }
@@ -399,11 +400,11 @@ impl Inner {
 
     /// The server forgot our session: initialize again (once) without bothering the peer.
     fn reinitialize(&self) -> Result<()> {
-        let Some(init) = self.init.lock().unwrap().clone() else {
+        let Some(init) = self.init.locked().clone() else {
             return Err(Error::protocol(format!("server `{}` lost the session before it was initialized", self.name)));
         };
         log::info!("server `{}`: session expired; initializing again", self.name);
-        *self.session.lock().unwrap() = None;
+        *self.session.locked() = None;
         let mut again = init;
         again["id"] = json!("mcpctl-reinit");
         let text = match self.post(&again)? {
@@ -434,7 +435,7 @@ impl Inner {
     /// marks break the rules.
     fn learn_tools(&self, result: &mut Value) {
         let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else { return };
-        let mut params = self.params.lock().unwrap();
+        let mut params = self.params.locked();
         tools.retain(|t| {
             let name = t["name"].as_str().unwrap_or("").to_string();
             match param_headers(&t["inputSchema"]) {
@@ -460,7 +461,7 @@ impl Inner {
         let resume = self.peer.upgrade().is_none_or(|p| p.modern().is_none());
         if !resume && msg["method"] == "tools/list" {
             if let Some(id) = want {
-                self.listing.lock().unwrap().insert(id.to_string());
+                self.listing.locked().insert(id.to_string());
             }
         }
         let mut posted = self.post_once(msg, true)?;
@@ -496,8 +497,8 @@ impl Transport for HttpTransport {
             return self.inner.send_now(msg).map(|_| ());
         }
         if msg["method"] == "initialize" {
-            *self.inner.init.lock().unwrap() = Some(msg.clone());
-            *self.inner.session.lock().unwrap() = None;
+            *self.inner.init.locked() = Some(msg.clone());
+            *self.inner.session.locked() = None;
         }
         // Requests run on their own thread so the caller's timeout stays in charge.
         let inner = self.inner.clone();
@@ -531,7 +532,7 @@ impl Transport for HttpTransport {
     }
 
     fn shutdown(&self) {
-        let session = self.inner.session.lock().unwrap().take();
+        let session = self.inner.session.locked().take();
         if let Some(s) = session {
             let mut req = self
                 .inner
@@ -544,7 +545,7 @@ impl Transport for HttpTransport {
             for (k, v) in &self.inner.all_headers() {
                 req = req.header(k.as_str(), v.as_str());
             }
-            if let Some(p) = self.inner.protocol.lock().unwrap().as_deref() {
+            if let Some(p) = self.inner.protocol.locked().as_deref() {
                 req = req.header("MCP-Protocol-Version", p);
             }
             let _ = req.call();

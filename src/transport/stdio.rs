@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::peer::{Peer, Transport};
+use crate::sync::Locked;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -37,7 +38,7 @@ pub struct Ring(Mutex<VecDeque<String>>, std::sync::atomic::AtomicBool);
 
 impl Ring {
     fn push(&self, line: &str) {
-        let mut q = self.0.lock().unwrap();
+        let mut q = self.0.locked();
         if q.len() == STDERR_LINES {
             q.pop_front();
         }
@@ -53,7 +54,7 @@ impl Ring {
         q.push_back(l);
     }
     pub fn tail(&self, n: usize) -> Vec<String> {
-        let q = self.0.lock().unwrap();
+        let q = self.0.locked();
         q.iter().skip(q.len().saturating_sub(n)).cloned().collect()
     }
     /// The child's stderr reached its end (everything it wrote is in the ring).
@@ -101,7 +102,7 @@ struct Queue {
 
 impl Input {
     fn push(&self, name: &str, line: Vec<u8>) -> Result<()> {
-        let mut q = self.queue.lock().unwrap();
+        let mut q = self.queue.locked();
         if q.closed {
             return Err(Error::disconnected(format!("server `{}` is shut down", name)));
         }
@@ -119,13 +120,13 @@ impl Input {
     }
 
     fn close(&self) {
-        self.queue.lock().unwrap().closed = true;
+        self.queue.locked().closed = true;
         self.ready.notify_all();
     }
 
     /// How long the write in progress has been blocked.
     fn stalled_for(&self) -> Option<Duration> {
-        self.queue.lock().unwrap().writing_since.map(|t| t.elapsed())
+        self.queue.locked().writing_since.map(|t| t.elapsed())
     }
 
     /// The writer thread: one line at a time, no lock held while writing.
@@ -133,7 +134,7 @@ impl Input {
         let mut w = stdin;
         loop {
             let line = {
-                let mut q = self.queue.lock().unwrap();
+                let mut q = self.queue.locked();
                 loop {
                     if let Some(l) = q.lines.pop_front() {
                         q.writing_since = Some(Instant::now());
@@ -142,11 +143,11 @@ impl Input {
                     if q.closed {
                         return; // drops stdin: the child sees EOF
                     }
-                    q = self.ready.wait_timeout(q, Duration::from_millis(500)).unwrap().0;
+                    q = crate::sync::wait_timeout(&self.ready, q, Duration::from_millis(500));
                 }
             };
             let written = w.write_all(&line).and_then(|_| w.flush());
-            let mut q = self.queue.lock().unwrap();
+            let mut q = self.queue.locked();
             q.writing_since = None;
             q.bytes -= line.len();
             if let Err(e) = written {
@@ -166,19 +167,19 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// Whether `pid` is a child a transport still waits for.
 pub fn is_ours(pid: u32) -> bool {
-    CHILDREN.lock().unwrap().contains(&pid)
+    CHILDREN.locked().contains(&pid)
 }
 
 /// Kill the process groups of every child still known (the daemon is exiting).
 pub fn kill_all_groups() {
-    let pids = CHILDREN.lock().unwrap().clone();
+    let pids = CHILDREN.locked().clone();
     for pid in pids {
         let _ = crate::sys::signal_group(pid, libc::SIGKILL);
     }
 }
 
 fn forget_child(pid: u32) {
-    CHILDREN.lock().unwrap().retain(|p| *p != pid);
+    CHILDREN.locked().retain(|p| *p != pid);
 }
 
 /// The longest line a child may write on stdout (MCPCTL_MAX_LINE bytes, default 64 MiB).
@@ -207,7 +208,7 @@ pub fn spawn(peer: &Arc<Peer>, launch: &Launch) -> Result<()> {
     crate::sys::spawn_dying_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| spawn_error(&peer.name, launch, e))?;
     let pid = child.id();
-    CHILDREN.lock().unwrap().push(pid);
+    CHILDREN.locked().push(pid);
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
@@ -478,7 +479,7 @@ pub fn describe(s: ExitStatus) -> String {
 
 impl StdioTransport {
     fn try_wait(&self) -> Option<ExitStatus> {
-        self.child.lock().unwrap().try_wait().ok().flatten()
+        self.child.locked().try_wait().ok().flatten()
     }
 
     fn wait_for_exit(&self, d: Duration) -> Option<ExitStatus> {

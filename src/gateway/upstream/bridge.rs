@@ -7,6 +7,7 @@ use super::{Call, Event, Upstream};
 use crate::error::Result;
 use crate::jsonrpc;
 use crate::peer::{Peer, RawOutcome};
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +31,7 @@ type AnswersDone = Box<dyn FnOnce(std::result::Result<serde_json::Map<String, Va
 impl Answers {
     fn add(&self, key: String, outcome: crate::peer::Outcome) {
         let done = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.locked();
             match outcome {
                 Ok(v) => {
                     st.1.insert(key, v);
@@ -157,7 +158,7 @@ impl Upstream {
         let to = Peer::new(&self.cfg.name);
         to.attach(Box::new(AnswerSink(answers.clone())));
         {
-            let mut r = self.retried.lock().unwrap();
+            let mut r = self.retried.locked();
             let entry = r.entry(origin).or_insert(Retried { current: origin, answers: None, token: None });
             entry.answers = Some(to.clone());
             entry.token = token;
@@ -197,7 +198,7 @@ impl Upstream {
         };
         let id = peer.reserve_id();
         {
-            let mut r = self.retried.lock().unwrap();
+            let mut r = self.retried.locked();
             let entry = r.entry(call.origin).or_insert(Retried { current: id, answers: None, token: None });
             entry.current = id;
             entry.answers = None;

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gateway::session::Session;
 use crate::jsonrpc;
 use crate::peer::Peer;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ impl Upstream {
         if let Some(tok) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(|m| m.get_mut("progressToken")) {
             let t = format!("mcpctl-p{}", self.next_token.fetch_add(1, Ordering::Relaxed));
             let original = std::mem::replace(tok, Value::String(t.clone()));
-            self.progress.lock().unwrap().insert(t.clone(), (original, sink.clone()));
+            self.progress.locked().insert(t.clone(), (original, sink.clone()));
             our_token = Some(t);
         }
         if method == "tools/call" {
@@ -77,7 +78,7 @@ impl Upstream {
         // Record the flight before sending: the child may ask the client something
         // (sampling, elicitation, roots) before the send even returns.
         let flight = Flight { session: call.session.clone(), sink: call.sink.clone(), token: call.token.clone() };
-        self.flights.lock().unwrap().insert(id, flight);
+        self.flights.locked().insert(id, flight);
         let token = call.token.clone();
         let origin = call.origin;
         let method = call.method.clone();
@@ -91,11 +92,11 @@ impl Upstream {
                 match &outcome {
                     Err(e) if jsonrpc::is_unavailable(e) => {
                         me.failures.fetch_add(1, Ordering::Relaxed);
-                        *me.last_failure.lock().unwrap() = e["message"].as_str().map(str::to_string);
+                        *me.last_failure.locked() = e["message"].as_str().map(str::to_string);
                     }
                     _ => me.failures.store(0, Ordering::Relaxed),
                 }
-                me.flights.lock().unwrap().remove(&id);
+                me.flights.locked().remove(&id);
                 if call.bridged {
                     if let Some(result) = input_required(&outcome) {
                         return me.bridge(call, result);
@@ -107,11 +108,11 @@ impl Upstream {
             }),
         );
         if let Err(e) = started {
-            self.flights.lock().unwrap().remove(&id);
+            self.flights.locked().remove(&id);
             if let Some(t) = token {
-                self.progress.lock().unwrap().remove(&t);
+                self.progress.locked().remove(&t);
             }
-            self.retried.lock().unwrap().remove(&origin);
+            self.retried.locked().remove(&origin);
             return Err(e);
         }
         Ok(())
@@ -120,28 +121,28 @@ impl Upstream {
     /// A call is answered (or abandoned): forget its routes.
     pub(super) fn done(&self, call: &Call) {
         if let Some(t) = &call.token {
-            self.progress.lock().unwrap().remove(t);
+            self.progress.locked().remove(t);
         }
         if call.round > 0 {
-            self.retried.lock().unwrap().remove(&call.origin);
+            self.retried.locked().remove(&call.origin);
         }
     }
 
     /// Stop waiting for `id`: tell the child, and forget the routes.
     pub fn cancel(&self, id: u64, reason: &str) {
         // A bridged request may have been sent again under another id since.
-        let retried = self.retried.lock().unwrap().remove(&id);
+        let retried = self.retried.locked().remove(&id);
         if let Some(t) = retried.as_ref().and_then(|r| r.token.clone()) {
-            self.progress.lock().unwrap().remove(&t);
+            self.progress.locked().remove(&t);
         }
         let id = retried.map(|r| r.current).unwrap_or(id);
         // Forget its routes too (a progress route keeps the request's state alive).
-        let flight = self.flights.lock().unwrap().remove(&id);
+        let flight = self.flights.locked().remove(&id);
         if let Some(t) = flight.and_then(|f| f.token) {
-            self.progress.lock().unwrap().remove(&t);
+            self.progress.locked().remove(&t);
         }
         // Never on this thread: the caller may be the one deadline thread.
-        let peer = self.inner.lock().unwrap().session.as_ref().map(|s| s.peer.clone());
+        let peer = self.inner.locked().session.as_ref().map(|s| s.peer.clone());
         if let Some(peer) = peer {
             peer.cancel_detached(id, reason);
         }

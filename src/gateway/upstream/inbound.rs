@@ -7,13 +7,14 @@ use super::{Event, Sink, Upstream};
 use crate::gateway::session::Session;
 use crate::jsonrpc;
 use crate::peer::{Handler, Inbound, Peer};
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 impl Upstream {
     /// The one client session whose requests are in flight here, and its newest request's channel.
     fn attributed(&self) -> Option<(Arc<Session>, Sink)> {
-        let flights = self.flights.lock().unwrap();
+        let flights = self.flights.locked();
         let mut best: Option<(u64, Arc<Session>, Sink)> = None;
         for (id, f) in flights.iter() {
             let Some(s) = f.session.upgrade() else { continue };
@@ -44,7 +45,7 @@ impl Upstream {
                 "notifications/progress" => {
                     let mut p = params.unwrap_or(Value::Null);
                     let token = p.get("progressToken").and_then(Value::as_str).map(str::to_string);
-                    let route = token.and_then(|t| self.progress.lock().unwrap().get(&t).cloned());
+                    let route = token.and_then(|t| self.progress.locked().get(&t).cloned());
                     if let Some((original, sink)) = route {
                         p["progressToken"] = original;
                         sink(Event::Message(jsonrpc::notification(&method, Some(p))));

@@ -23,6 +23,7 @@ mod inbound;
 mod subscriptions;
 mod supervise;
 
+use crate::sync::Locked;
 use bridge::Retried;
 use subscriptions::Subs;
 use supervise::Refresh;
@@ -245,7 +246,7 @@ impl Upstream {
 
     /// Requests in a row that found no usable connection, and the last reason.
     pub fn failures(&self) -> (u64, Option<String>) {
-        (self.failures.load(Ordering::Relaxed), self.last_failure.lock().unwrap().clone())
+        (self.failures.load(Ordering::Relaxed), self.last_failure.locked().clone())
     }
 
     /// A place for one more per-session child of this server, when fewer than `max` run.
@@ -267,14 +268,14 @@ impl Upstream {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.lazy.store(false, Ordering::SeqCst);
-        let _guard = self.inner.lock().unwrap();
+        let _guard = self.inner.locked();
         self.changed.notify_all();
     }
 
     /// Wait (until `deadline`) for the supervisor to have shut the child down; false if
     /// it has not by then.
     pub fn wait_stopped(&self, deadline: Instant) -> bool {
-        let mut i = self.inner.lock().unwrap();
+        let mut i = self.inner.locked();
         loop {
             if matches!(i.state, State::Stopped | State::Disabled) {
                 return true;
@@ -283,45 +284,45 @@ impl Upstream {
             if left.is_zero() {
                 return false;
             }
-            i = self.changed.wait_timeout(i, left.min(Duration::from_millis(100))).unwrap().0;
+            i = crate::sync::wait_timeout(&self.changed, i, left.min(Duration::from_millis(100)));
         }
     }
 
     pub fn state(&self) -> State {
-        self.inner.lock().unwrap().state.clone()
+        self.inner.locked().state.clone()
     }
 
     pub fn info(&self) -> Option<Info> {
-        self.inner.lock().unwrap().info.clone()
+        self.inner.locked().info.clone()
     }
 
     /// Whether the child is spoken to in the 2026-07-28 era (false while not connected).
     pub fn speaks_modern(&self) -> bool {
-        self.inner.lock().unwrap().session.as_ref().map(|s| s.is_modern()).unwrap_or(false)
+        self.inner.locked().session.as_ref().map(|s| s.is_modern()).unwrap_or(false)
     }
 
     /// The child's `serverInfo` alone (a 2026-07-28 result carries it: per request).
     pub fn server_info(&self) -> Option<Value> {
-        self.inner.lock().unwrap().info.as_ref().map(|i| i.server_info.clone())
+        self.inner.locked().info.as_ref().map(|i| i.server_info.clone())
     }
 
     pub fn tools(&self) -> Option<Vec<Value>> {
-        self.inner.lock().unwrap().tools.clone()
+        self.inner.locked().tools.clone()
     }
 
     /// The cached definition of `tool` (or the error naming close ones), without copying the list.
     pub fn tool(&self, tool: &str) -> Result<Value> {
-        let i = self.inner.lock().unwrap();
+        let i = self.inner.locked();
         let tools = i.tools.as_deref().unwrap_or(&[]);
         crate::call::find_tool(&self.cfg.name, tools, tool).cloned()
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.inner.lock().unwrap().last_error.clone()
+        self.inner.locked().last_error.clone()
     }
 
     pub fn stderr_tail(&self) -> Vec<String> {
-        let i = self.inner.lock().unwrap();
+        let i = self.inner.locked();
         match &i.session {
             Some(s) => s.peer.stderr_tail(5),
             None => i.stderr.iter().rev().take(5).rev().cloned().collect(),
@@ -346,7 +347,7 @@ impl Upstream {
             self.changed.notify_all();
         }
         let deadline = Instant::now() + timeout;
-        let mut i = self.inner.lock().unwrap();
+        let mut i = self.inner.locked();
         loop {
             match &i.state {
                 State::Ready => {
@@ -379,7 +380,7 @@ impl Upstream {
             if left.is_zero() {
                 return Err(Error::timeout(format!("server `{}` is still starting", self.cfg.name)));
             }
-            i = self.changed.wait_timeout(i, left.min(Duration::from_millis(100))).unwrap().0;
+            i = crate::sync::wait_timeout(&self.changed, i, left.min(Duration::from_millis(100)));
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::Upstream;
 use crate::jsonrpc;
 use crate::peer::Peer;
+use crate::sync::Locked;
 use serde_json::json;
 use std::sync::{Arc, Weak};
 
@@ -34,7 +35,7 @@ impl Upstream {
     /// filter and then the old one is cancelled (streams stand side by side until then, each
     /// with its own subscription id: a change in between may come twice, none is missed).
     pub(super) fn listen(self: &Arc<Self>, peer: &Arc<Peer>) {
-        let uris: Vec<String> = self.subs.lock().unwrap().uris.keys().cloned().collect();
+        let uris: Vec<String> = self.subs.locked().uris.keys().cloned().collect();
         let mut filter = json!({"toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true});
         if !uris.is_empty() {
             filter["resourceSubscriptions"] = json!(uris);
@@ -49,7 +50,7 @@ impl Upstream {
             ),
         });
         let id = peer.reserve_id();
-        let old = self.subs.lock().unwrap().listen.replace((Arc::downgrade(peer), id));
+        let old = self.subs.locked().listen.replace((Arc::downgrade(peer), id));
         if let Err(e) = peer.start_raw_as(id, "subscriptions/listen", Some(json!({"notifications": filter})), ended) {
             log::warn!("server `{}`: cannot listen for list changes: {}", self.cfg.name, e.one_line());
         }
@@ -61,7 +62,7 @@ impl Upstream {
         }
         // Another stream was opened meanwhile (a reconnect and a change at once): this one
         // is not the current one, so it goes too.
-        let current = self.subs.lock().unwrap().listen.as_ref().map(|(_, i)| *i);
+        let current = self.subs.locked().listen.as_ref().map(|(_, i)| *i);
         if current != Some(id) {
             peer.cancel(id, why);
         }
@@ -77,7 +78,7 @@ impl Upstream {
     /// limit). The child's listen stream is reopened with the new set in the background.
     pub fn subscribe(self: &Arc<Self>, session: &str, uri: &str) -> std::result::Result<(), String> {
         {
-            let mut s = self.subs.lock().unwrap();
+            let mut s = self.subs.locked();
             if !s.uris.contains_key(uri) && s.uris.len() >= MAX_SUBSCRIBED {
                 return Err(format!(
                     "server `{}` already has {} resources subscribed through the gateway, the limit",
@@ -98,7 +99,7 @@ impl Upstream {
     /// listen stream is reopened when no session wants a resource any more.
     pub fn unsubscribe(self: &Arc<Self>, session: &str, uri: Option<&str>) {
         let changed = {
-            let mut s = self.subs.lock().unwrap();
+            let mut s = self.subs.locked();
             let before = s.uris.len();
             s.uris.retain(|u, who| {
                 if uri.is_none_or(|x| x == u) {
@@ -119,7 +120,7 @@ impl Upstream {
         if !self.translates_subscriptions() {
             return None;
         }
-        Some(self.subs.lock().unwrap().uris.get(uri).map(|w| w.iter().cloned().collect()).unwrap_or_default())
+        Some(self.subs.locked().uris.get(uri).map(|w| w.iter().cloned().collect()).unwrap_or_default())
     }
 
     /// Reopen the child's listen stream with the current set, on a worker of this server
@@ -127,7 +128,7 @@ impl Upstream {
     /// waits for the child's transport.
     pub(super) fn relisten(self: &Arc<Self>) {
         {
-            let mut s = self.subs.lock().unwrap();
+            let mut s = self.subs.locked();
             s.dirty = true;
             if s.running {
                 return;
@@ -137,21 +138,21 @@ impl Upstream {
         let me = self.clone();
         let spawned = std::thread::Builder::new().name("relisten".into()).spawn(move || loop {
             {
-                let mut s = me.subs.lock().unwrap();
+                let mut s = me.subs.locked();
                 if !s.dirty {
                     s.running = false;
                     return;
                 }
                 s.dirty = false;
             }
-            let peer = me.inner.lock().unwrap().session.as_ref().filter(|s| s.is_modern()).map(|s| s.peer.clone());
+            let peer = me.inner.locked().session.as_ref().filter(|s| s.is_modern()).map(|s| s.peer.clone());
             // Not connected: the next connection's listen stream carries the set.
             if let Some(peer) = peer {
                 me.listen(&peer);
             }
         });
         if let Err(e) = spawned {
-            self.subs.lock().unwrap().running = false;
+            self.subs.locked().running = false;
             log::warn!("server `{}`: cannot reopen its listen stream: {}", self.cfg.name, e);
         }
     }

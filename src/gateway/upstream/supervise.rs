@@ -6,6 +6,7 @@ use super::{Info, State, Upstream};
 use crate::client;
 use crate::error::Result;
 use crate::peer::Peer;
+use crate::sync::Locked;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver};
@@ -22,9 +23,9 @@ pub(super) struct Refresh {
 
 impl Upstream {
     pub(super) fn wait_until_needed(&self) {
-        let mut i = self.inner.lock().unwrap();
+        let mut i = self.inner.locked();
         while self.lazy.load(Ordering::SeqCst) && !self.stop.load(Ordering::SeqCst) {
-            i = self.changed.wait_timeout(i, Duration::from_millis(500)).unwrap().0;
+            i = crate::sync::wait_timeout(&self.changed, i, Duration::from_millis(500));
         }
     }
 
@@ -38,7 +39,7 @@ impl Upstream {
     }
 
     fn set_state(&self, s: State) {
-        let mut i = self.inner.lock().unwrap();
+        let mut i = self.inner.locked();
         i.state = s;
         self.changed.notify_all();
     }
@@ -82,7 +83,7 @@ impl Upstream {
                     );
                     if self.needs_runtime() && !self.runtime_present() {
                         // No crash loop: wait for the next call to try the install again.
-                        let mut i = self.inner.lock().unwrap();
+                        let mut i = self.inner.locked();
                         i.last_error = Some(e.one_line());
                         i.state = State::WaitingForRuntime;
                         self.lazy.store(true, Ordering::SeqCst);
@@ -96,7 +97,7 @@ impl Upstream {
                 }
             };
             let old = {
-                let mut i = self.inner.lock().unwrap();
+                let mut i = self.inner.locked();
                 let stderr = i.session.as_ref().map(|s| s.peer.stderr_tail(10)).unwrap_or_default();
                 if !stderr.is_empty() {
                     i.stderr = stderr;
@@ -115,14 +116,14 @@ impl Upstream {
         }
         // The child is shut down on this thread: the one that started it (its
         // PR_SET_PDEATHSIG fires when this thread ends).
-        let session = self.inner.lock().unwrap().session.take();
+        let session = self.inner.locked().session.take();
         drop(session);
         self.set_state(State::Stopped);
     }
 
     /// Why the child must be restarted because it stopped reading its stdin, if it did.
     fn stuck(&self) -> Option<String> {
-        let peer = self.inner.lock().unwrap().session.as_ref().map(|s| s.peer.clone())?;
+        let peer = self.inner.locked().session.as_ref().map(|s| s.peer.clone())?;
         let stalled = peer.input_stalled()?;
         if stalled <= self.cfg.timeout {
             return None;
@@ -147,7 +148,7 @@ impl Upstream {
         let session = match client::connect(&self.cfg, &ctx) {
             Ok(s) => s,
             Err(e) => {
-                let mut i = self.inner.lock().unwrap();
+                let mut i = self.inner.locked();
                 i.stderr = e.details.clone();
                 return Err(e);
             }
@@ -169,7 +170,7 @@ impl Upstream {
         if session.is_modern() {
             self.listen(&session.peer);
         }
-        let mut i = self.inner.lock().unwrap();
+        let mut i = self.inner.locked();
         i.session = Some(session);
         i.info = Some(info);
         i.tools = Some(tools);
@@ -185,7 +186,7 @@ impl Upstream {
     /// Fetch the tool list again, on one thread per server at a time: notifications that
     /// arrive meanwhile make it fetch once more when it is done.
     pub(super) fn refresh_tools(self: &Arc<Self>, peer: &Arc<Peer>) {
-        let mut r = self.refresh.lock().unwrap();
+        let mut r = self.refresh.locked();
         r.dirty = true;
         r.peer = Some(peer.clone());
         if r.running {
@@ -198,14 +199,14 @@ impl Upstream {
             std::thread::Builder::new().name(format!("tools-{}", self.cfg.name)).spawn(move || me.refresh_loop());
         if let Err(e) = started {
             log::error!("server `{}`: cannot start a thread to refresh its tools: {}", self.cfg.name, e);
-            self.refresh.lock().unwrap().running = false;
+            self.refresh.locked().running = false;
         }
     }
 
     fn refresh_loop(&self) {
         loop {
             let peer = {
-                let mut r = self.refresh.lock().unwrap();
+                let mut r = self.refresh.locked();
                 match (r.dirty, r.peer.take()) {
                     (true, Some(p)) => {
                         r.dirty = false;
@@ -219,7 +220,7 @@ impl Upstream {
                 }
             };
             match client::list_all(&peer, "tools/list", "tools", self.cfg.timeout) {
-                Ok(tools) => self.inner.lock().unwrap().tools = Some(tools),
+                Ok(tools) => self.inner.locked().tools = Some(tools),
                 Err(e) => log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line()),
             }
             if let Some(hub) = self.owner() {

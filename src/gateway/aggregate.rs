@@ -169,7 +169,9 @@ fn fresh_table(hub: &Hub) -> names::Table {
     let lists: Vec<(String, Vec<Value>)> =
         hub.upstreams().iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
     names::Table::build(
-        lists.iter().flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n)))),
+        lists
+            .iter()
+            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n)))),
     )
 }
 

@@ -1117,7 +1117,8 @@ fn cli_calls_go_through_the_daemon_unless_told_otherwise() {
 /// one whose start fails gets that failure within its timeout.
 #[test]
 fn calls_right_after_start_wait_for_a_starting_server() {
-    let slow = |ms: &str| json!({"command": fixture_bin(), "args": ["--slow-start", ms], "alwaysAllow": ["*"], "timeout": 30});
+    let slow =
+        |ms: &str| json!({"command": fixture_bin(), "args": ["--slow-start", ms], "alwaysAllow": ["*"], "timeout": 30});
     let p = Project::new(&json!({"mcpServers": {
         // Slower than the 5 s `initialize` on /mcp/<server> waits for a starting child.
         "sa": slow("7000"),

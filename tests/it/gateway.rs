@@ -1107,3 +1107,66 @@ fn cli_calls_go_through_the_daemon_unless_told_otherwise() {
     let text = p.cmd().args(["list"]).success().stdout();
     assert!(text.contains("fx: ready") && text.contains("Tools: 20"), "{}", text);
 }
+
+// ---------------------------------------------------------------------------
+// Servers still starting
+// ---------------------------------------------------------------------------
+
+/// A client that calls at once after `mcpctl start`, before a server has answered its
+/// `tools/list`, waits for it (bounded by its `timeout`) instead of hearing "Unknown tool";
+/// one whose start fails gets that failure within its timeout.
+#[test]
+fn calls_right_after_start_wait_for_a_starting_server() {
+    let slow =
+        |ms: &str| json!({"command": fixture_bin(), "args": ["--slow-start", ms], "alwaysAllow": ["*"], "timeout": 30});
+    let p = Project::new(&json!({"mcpServers": {
+        // Slower than the 5 s `initialize` on /mcp/<server> waits for a starting child.
+        "sa": slow("7000"),
+        "sb": slow("7000"),
+        "sc": slow("7000"),
+        // Ready well within the 5 s a listing of /mcp waits.
+        "sd": slow("1000"),
+        "hang": {"command": fixture_bin(), "args": ["--hang-on-init"], "alwaysAllow": ["*"], "timeout": 2},
+    }}));
+    let d = Daemon::start(&p, &[]);
+    // Nothing is ready yet: each request below is sent while its server is starting.
+    for s in ["sa", "sb", "sc", "sd"] {
+        assert_eq!(server_status(&p, s)["status"], "starting", "{}", status_json(&p));
+    }
+    std::thread::scope(|scope| {
+        let per_server = scope.spawn(|| {
+            let one = Mcp::open(d.port, "/mcp/sa");
+            let names = one.tool_names();
+            assert!(names.contains(&"echo".to_string()), "{:?}", names);
+            one.call_text("echo", json!({"text": "one"}))
+        });
+        let aggregated = scope.spawn(|| {
+            let all = Mcp::open(d.port, "/mcp");
+            all.call_text("sb__echo", json!({"text": "all"}))
+        });
+        let cli = scope.spawn(|| p.cmd().args(["-v", "call", "sc", "echo", "--text", "cli"]).success());
+        let listing = scope.spawn(|| Mcp::open(d.port, "/mcp").tool_names());
+        let failing = scope.spawn(|| {
+            let all = Mcp::open(d.port, "/mcp");
+            let started = Instant::now();
+            let v = all.call("hang__echo", json!({"text": "x"}));
+            (v, started.elapsed())
+        });
+        assert_eq!(per_server.join().unwrap(), "one");
+        assert_eq!(aggregated.join().unwrap(), "all");
+        let r = cli.join().unwrap();
+        assert_eq!(r.stdout().trim(), "cli", "{}", r.dump());
+        r.stderr_has("using the daemon");
+        let names = listing.join().unwrap();
+        assert!(names.contains(&"sd__echo".to_string()), "{:?}", names);
+        let (v, took) = failing.join().unwrap();
+        let msg = v["error"]["message"].as_str().unwrap_or_else(|| panic!("no error: {}", v)).to_string();
+        assert!(!msg.contains("Unknown tool") && msg.contains("server `hang`"), "{}", msg);
+        assert!(msg.contains("initialize") || msg.contains("still starting"), "{}", msg);
+        assert!(took < Duration::from_secs(6), "took {:?}: {}", took, msg);
+    });
+    // Each call reached its own server, through the daemon.
+    for s in ["sa", "sb", "sc"] {
+        assert_eq!(server_status(&p, s)["calls"], 1, "{}", s);
+    }
+}

@@ -39,8 +39,9 @@ use crate::jsonrpc;
 use crate::output::{Failure, Report};
 use crate::signals;
 use crate::sync::Locked;
+use crate::transport::http::{header_value, name_of, param_headers, param_values, ParamHeader};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -65,10 +66,13 @@ const INIT: Duration = Duration::from_secs(60);
 const STARTUP: Duration = Duration::from_secs(10);
 /// After stdin closes: how long requests in flight may take to finish.
 const DRAIN: Duration = Duration::from_secs(2);
-/// The revisions the bridge speaks: those with sessions (`initialize`).
+/// The revisions with sessions (`initialize`); a request naming another one in its `_meta`
+/// (or `server/discover`) is of the 2026-07-28 era and is forwarded statelessly.
 const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// JSON-RPC error of a revision not spoken (as the gateway's).
-const UNSUPPORTED_VERSION: i64 = -32022;
+/// Deadline of a `subscriptions/listen` stream (it lasts as long as the client wants it).
+const LISTEN: Duration = Duration::from_secs(7 * 86_400);
+/// Tools whose `x-mcp-header` parameters are remembered (from `tools/list` answers).
+const MAX_TOOLS: usize = 10_000;
 /// The error of a request that got no answer.
 const UNAVAILABLE: i64 = jsonrpc::SERVER_UNAVAILABLE;
 /// Cancelled ids remembered (so that no made-up error answers them).
@@ -272,6 +276,12 @@ struct Bridge {
     /// Ids (as JSON text) of the client's requests in flight, and those of them it cancelled.
     flying: Mutex<HashSet<String>>,
     cancelled: Mutex<HashSet<String>>,
+    /// Ids of the 2026-07-28 requests in flight (their cancellation is not POSTed).
+    modern: Mutex<HashSet<String>>,
+    /// Ids of the 2026-07-28 `tools/list` requests in flight (their answers teach `params`).
+    listing: Mutex<HashSet<String>>,
+    /// The `x-mcp-header` parameters of each tool listed to a 2026-07-28 client.
+    params: Mutex<HashMap<String, Vec<ParamHeader>>>,
     out: SyncSender<Vec<u8>>,
     /// Bytes in `out`.
     queued: Arc<AtomicUsize>,
@@ -291,6 +301,8 @@ impl Drop for Flight {
     fn drop(&mut self) {
         self.bridge.flying.locked().remove(&self.key);
         self.bridge.cancelled.locked().remove(&self.key);
+        self.bridge.modern.locked().remove(&self.key);
+        self.bridge.listing.locked().remove(&self.key);
         self.bridge.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -337,6 +349,9 @@ impl Bridge {
             in_flight: AtomicUsize::new(0),
             flying: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
+            modern: Mutex::new(HashSet::new()),
+            listing: Mutex::new(HashSet::new()),
+            params: Mutex::new(HashMap::new()),
             out,
             queued,
             flushed: Mutex::new(Some(flushed_rx)),
@@ -452,33 +467,36 @@ impl Bridge {
                     self.end_session(&old);
                 }
                 *self.protocol.locked() = None;
-                self.exchange(&id, text, true);
+                self.exchange(&id, text, true, None);
             }
-            (Some(_), Some(id)) if self.session.locked().is_none() && stateless_version(&v).is_some() => {
-                // A 2026-07-28 request (no session, the revision in `_meta`): not bridged; a
-                // client that probes falls back to `initialize`.
-                let asked = stateless_version(&v).unwrap_or_default();
-                let mut e = jsonrpc::error_response(
-                    id,
-                    UNSUPPORTED_VERSION,
-                    &format!(
-                        "Unsupported protocol version: `mcpctl serve --stdio` speaks the session-based revisions \
-                         ({}); initialize first",
-                        SESSION_REVISIONS.join(", ")
-                    ),
-                );
-                e["error"]["data"] = json!({"supported": SESSION_REVISIONS, "requested": asked});
-                self.emit(&e);
+            (Some(method), Some(id)) if is_modern(method, &v) => {
+                // A 2026-07-28 request: no session; forwarded with the routing headers the
+                // HTTP hop needs (stdio has none).
+                let headers = self.modern_headers(method, &v);
+                if method == "tools/list" {
+                    self.listing.locked().insert(id.to_string());
+                }
+                self.spawn_request(id, text.to_string(), Some(headers));
             }
-            (Some(_), Some(id)) => self.spawn_request(id, text.to_string()),
+            (Some(_), Some(id)) => self.spawn_request(id, text.to_string(), None),
             (Some(method), None) => {
                 if method == "notifications/cancelled" {
                     // Remembered while that request is in flight (an id may be used again later).
                     let rid = obj.get("params").and_then(|p| p.get("requestId")).map(Value::to_string);
                     if let Some(rid) = rid.filter(|r| self.flying.locked().contains(r)) {
-                        let mut c = self.cancelled.locked();
-                        if c.len() < MAX_CANCELLED {
-                            c.insert(rid);
+                        let modern = self.modern.locked().contains(&rid);
+                        {
+                            let mut c = self.cancelled.locked();
+                            if c.len() < MAX_CANCELLED {
+                                c.insert(rid);
+                            }
+                        }
+                        if modern {
+                            // 2026-07-28 defines no cancellation over HTTP (a client closes the
+                            // stream, which the bridge cannot do to a request in flight): the
+                            // answer is dropped when it comes; nothing is POSTed.
+                            log::debug!("a 2026-07-28 request was cancelled; its answer will be dropped");
+                            return;
                         }
                     }
                 }
@@ -494,9 +512,11 @@ impl Bridge {
         }
     }
 
-    fn spawn_request(self: &Arc<Self>, id: Value, text: String) {
+    /// A request on a thread of its own; `modern`: the 2026-07-28 routing headers (no session).
+    fn spawn_request(self: &Arc<Self>, id: Value, text: String, modern: Option<Vec<(String, String)>>) {
         if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.listing.locked().remove(&id.to_string());
             self.emit(&jsonrpc::error_response(
                 id,
                 jsonrpc::SERVER_UNAVAILABLE,
@@ -509,15 +529,20 @@ impl Bridge {
         }
         let key = id.to_string();
         self.flying.locked().insert(key.clone());
+        if modern.is_some() {
+            self.modern.locked().insert(key.clone());
+        }
         let me = self.clone();
         let id2 = id.clone();
         let spawned = std::thread::Builder::new().name("serve-request".into()).spawn(move || {
             // Counted out however the exchange ends (a panic too).
             let _flight = Flight { bridge: me.clone(), key };
-            me.exchange(&id2, &text, false);
+            me.exchange(&id2, &text, false, modern.as_deref());
         });
         if let Err(e) = spawned {
             self.flying.locked().remove(&id.to_string());
+            self.modern.locked().remove(&id.to_string());
+            self.listing.locked().remove(&id.to_string());
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.emit(&jsonrpc::error_response(
                 id,
@@ -528,15 +553,23 @@ impl Bridge {
     }
 
     /// POST a request and relay what comes back until its answer; a made-up error when none
-    /// comes (unless the client cancelled it).
-    fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool) {
-        let timeout = if init { INIT } else { self.deadline };
-        let session = self.session.locked().clone();
-        let mut answer = self.request(id, text, timeout, session.as_deref(), init);
+    /// comes (unless the client cancelled it). With `modern` (2026-07-28 routing headers),
+    /// statelessly: no session, and whatever the gateway answers is the answer.
+    fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool, modern: Option<&[(String, String)]>) {
+        let listen = modern.is_some_and(|h| h.iter().any(|(k, v)| k == "Mcp-Method" && v == "subscriptions/listen"));
+        let timeout = if init {
+            INIT
+        } else if listen {
+            LISTEN
+        } else {
+            self.deadline
+        };
+        let session = if modern.is_some() { None } else { self.session.locked().clone() };
+        let mut answer = self.request(id, text, timeout, session.as_deref(), init, modern);
         if let (Answer::SessionGone, Some(stale)) = (&answer, session.as_deref()) {
             answer = if self.renew(stale) {
                 let again = self.session.locked().clone();
-                self.request(id, text, timeout, again.as_deref(), false)
+                self.request(id, text, timeout, again.as_deref(), false, None)
             } else {
                 Answer::Missing(UNAVAILABLE, "the gateway ended the session and a new one could not be opened".into())
             };
@@ -559,9 +592,17 @@ impl Bridge {
     }
 
     /// One POST of a request with `session`; relays what comes back.
-    fn request(&self, id: &Value, text: &str, timeout: Duration, session: Option<&str>, init: bool) -> Answer {
+    fn request(
+        &self,
+        id: &Value,
+        text: &str,
+        timeout: Duration,
+        session: Option<&str>,
+        init: bool,
+        modern: Option<&[(String, String)]>,
+    ) -> Answer {
         let started = Instant::now();
-        let resp = match self.post(text, timeout, session) {
+        let resp = match self.post(text, timeout, session, modern) {
             Ok(r) => r,
             Err((code, e)) => return Answer::Missing(code, e),
         };
@@ -626,6 +667,9 @@ impl Bridge {
             // The client cancelled it: no answer is due any more.
             log::debug!("dropped the answer to cancelled request {}", m["id"]);
             return true;
+        }
+        if is_answer && self.listing.locked().remove(&m["id"].to_string()) {
+            self.learn_params(&m);
         }
         if is_answer {
             if let Some(p) = m.get("result").and_then(|r| r.get("protocolVersion")).and_then(Value::as_str) {
@@ -702,6 +746,7 @@ impl Bridge {
         text: &str,
         timeout: Duration,
         session: Option<&str>,
+        modern: Option<&[(String, String)]>,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, (i64, String)> {
         let mut req = self
             .agent
@@ -717,7 +762,11 @@ impl Bridge {
         if let Some(s) = session {
             req = req.header("Mcp-Session-Id", s);
         }
-        if let Some(p) = self.protocol.locked().clone() {
+        if let Some(h) = modern {
+            for (k, v) in h {
+                req = req.header(k.as_str(), v.as_str());
+            }
+        } else if let Some(p) = self.protocol.locked().clone() {
             req = req.header("MCP-Protocol-Version", p.as_str());
         }
         req.send(text).map_err(|e| self.net_error(e))
@@ -739,7 +788,7 @@ impl Bridge {
     /// A notification or an answer of the client: POSTed now, in order, with a short deadline.
     fn post_side(&self, text: &str) {
         let session = self.session.locked().clone();
-        match self.post(text, SIDE, session.as_deref()) {
+        match self.post(text, SIDE, session.as_deref(), None) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 if !(200..300).contains(&status) {
@@ -781,7 +830,7 @@ impl Bridge {
         let Ok(mut msg) = serde_json::from_str::<Value>(&init) else { return false };
         log::info!("the gateway ended the session; initializing again");
         msg["id"] = json!("mcpctl-serve-reinit");
-        let resp = match self.post(&msg.to_string(), SIDE, None) {
+        let resp = match self.post(&msg.to_string(), SIDE, None, None) {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 log::warn!("initializing again failed: HTTP {}", r.status().as_u16());
@@ -798,11 +847,48 @@ impl Bridge {
         // The answer is the gateway's to us, not the client's: read and dropped.
         drop(resp);
         *self.session.locked() = Some(sid.clone());
-        if let Ok(r) = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, SIDE, Some(&sid)) {
+        if let Ok(r) = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, SIDE, Some(&sid), None) {
             drop(r);
         }
         self.open_stream();
         true
+    }
+
+    /// The headers of a 2026-07-28 request on the HTTP hop (stdio has none): the revision
+    /// its `_meta` names, `Mcp-Method`, `Mcp-Name` (base64 when not plain ASCII) and, for a
+    /// tool call, the `Mcp-Param-*` of the arguments its schema marks `x-mcp-header`.
+    fn modern_headers(&self, method: &str, msg: &Value) -> Vec<(String, String)> {
+        let version = stateless_version(msg).unwrap_or_else(|| crate::client::LATEST_MODERN.to_string());
+        let mut h = vec![
+            ("MCP-Protocol-Version".to_string(), header_value(&version)),
+            ("Mcp-Method".to_string(), header_value(method)),
+        ];
+        if let Some(name) = name_of(method, msg.get("params")) {
+            h.push(("Mcp-Name".to_string(), header_value(name)));
+        }
+        if method == "tools/call" {
+            let tool = msg["params"]["name"].as_str().unwrap_or("");
+            if let Some(decls) = self.params.locked().get(tool) {
+                for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
+                    h.push((format!("Mcp-Param-{}", name), value));
+                }
+            }
+        }
+        h
+    }
+
+    /// Remember the `x-mcp-header` parameters of the tools in a `tools/list` answer.
+    fn learn_params(&self, m: &Value) {
+        let Some(tools) = m["result"]["tools"].as_array() else { return };
+        let mut params = self.params.locked();
+        for t in tools {
+            let Some(name) = t["name"].as_str() else { continue };
+            let Ok(decls) = param_headers(&t["inputSchema"]) else { continue };
+            if params.len() >= MAX_TOOLS && !params.contains_key(name) {
+                break;
+            }
+            params.insert(name.to_string(), decls);
+        }
     }
 
     /// (Re)open the GET stream for messages that belong to no request.
@@ -925,9 +1011,15 @@ impl Bridge {
     }
 }
 
-/// The revision a 2026-07-28 request names in `params._meta`.
+/// The revision a request names in `params._meta` (2026-07-28 requests do).
 fn stateless_version(msg: &Value) -> Option<String> {
-    msg.get("params")?.get("_meta")?.get("io.modelcontextprotocol/protocolVersion")?.as_str().map(str::to_string)
+    jsonrpc::modern_version(msg.get("params")).map(str::to_string)
+}
+
+/// Whether a request is of the 2026-07-28 era, as its stdio transport tells them apart:
+/// `server/discover`, or a request whose `_meta` names a revision without sessions.
+fn is_modern(method: &str, msg: &Value) -> bool {
+    method == "server/discover" || stateless_version(msg).is_some_and(|v| !SESSION_REVISIONS.contains(&v.as_str()))
 }
 
 /// The one thread that writes stdout: a message a line, flushed each time.

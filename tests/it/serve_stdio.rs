@@ -259,10 +259,12 @@ fn the_running_daemon_with_a_token() {
     drop(d);
 }
 
-/// The Python SDK 2.x: in `auto` mode it falls back to `initialize` and works; pinned to
-/// 2026-07-28 (no session) it gets a clear `-32022` naming the revisions spoken.
+/// The Python SDK 2.x on stdio: in `auto` mode it falls back to `initialize` and works;
+/// pinned to 2026-07-28 (no `initialize`, every request with the envelope in `_meta`) it is
+/// served statelessly: `server/discover`, tools, and a session-based child's question reaching
+/// it as an `input_required` result that its retry answers.
 #[test]
-fn python_sdk_2_client_falls_back_to_a_session() {
+fn python_sdk_2_client_in_both_eras() {
     if !support::peers_available() {
         return;
     }
@@ -274,7 +276,9 @@ fn python_sdk_2_client_falls_back_to_a_session() {
             "cwd": p.root,
             "env": {"PATH": std::env::var("PATH").unwrap_or_default(), "HOME": p.root},
             "mode": mode,
+            "discover": mode == "2026-07-28",
             "call": ["fy__add", {"a": 2, "b": 2}],
+            "calls": [["fx__elicit", {"message": "Your name?"}]],
         });
         let mut c = Command::new(support::venv_modern_python());
         c.arg(support::repo().join("tests/py/modern_stdio_client.py")).arg(spec.to_string());
@@ -282,13 +286,73 @@ fn python_sdk_2_client_falls_back_to_a_session() {
         assert_eq!(code, Some(0), "modern_stdio_client.py failed\n--- stdout\n{}\n--- stderr\n{}", out, err);
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({}): {}", e, out))
     };
-    let v = modern("auto");
-    assert!(names(&v["tools"]).contains(&"fy__add".to_string()), "{}", v);
-    assert_eq!(v["result"]["content"][0]["text"], "4", "{}", v);
+    for mode in ["auto", "2026-07-28"] {
+        let v = modern(mode);
+        assert!(names(&v["tools"]).contains(&"fy__add".to_string()), "{}: {}", mode, v);
+        assert_eq!(v["result"]["content"][0]["text"], "4", "{}: {}", mode, v);
+        // The child's question reached the client's handler, and its answer the child.
+        assert_eq!(v["asked"], json!(["Your name?"]), "{}: {}", mode, v);
+        assert!(text(&v["results"][0]).contains("Ada"), "{}: {}", mode, v);
+    }
     let v = modern("2026-07-28");
-    assert_eq!(v["error"]["code"], -32022, "{}", v);
-    assert_eq!(v["error"]["data"]["requested"], "2026-07-28", "{}", v);
-    assert!(v["error"]["data"]["supported"].as_array().unwrap().contains(&json!("2025-11-25")), "{}", v);
+    assert_eq!(v["protocol"], "2026-07-28", "{}", v);
+    assert!(v["discover"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{}", v);
+    assert_eq!(v["result"]["resultType"], "complete", "a 2026-07-28 answer: {}", v);
+}
+
+/// The TypeScript SDK v2 pinned to 2026-07-28 on its stdio transport, against the fixture
+/// server (`fx`) and a 2026-07-28 child on the same SDK (`md`): discover, tools/list, calls
+/// (a non-ASCII argument, a tool whose parameter is mirrored into an `Mcp-Param-*` header
+/// with a non-ASCII value), questions from both children through `input_required`, and
+/// `subscriptions/listen` carrying a tool list change.
+#[test]
+fn typescript_sdk_2026_07_28_client_over_stdio() {
+    if !support::peers_available() {
+        return;
+    }
+    let node = support::npm_bin().join("node");
+    let p = Project::new(&json!({}));
+    p.write_config(&json!({"mcpServers": {
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"], "timeout": 20},
+        "md": {"command": node, "args": [support::repo().join("fixtures/ts/modern_server.mjs"), "--modern-only"],
+               "alwaysAllow": ["*"], "timeout": 30},
+    }}));
+    let spec = json!({
+        "command": support::mcpctl_bin(),
+        "args": serve_args(&p, &[]),
+        "cwd": p.root,
+        "env": {"PATH": std::env::var("PATH").unwrap_or_default(), "HOME": p.root},
+        "calls": [
+            ["fx__echo", {"text": "grüße"}],
+            ["md__regional", {"region": "Zürich", "query": "weather"}],
+            ["fx__elicit", {"message": "Your name?"}],
+            ["md__confirm", {"what": "deploy"}],
+        ],
+        "listen": "fx__toggle_tool",
+    });
+    let mut c = Command::new(&node);
+    c.arg(support::repo().join("tests/js/stdio_modern_client.mjs"))
+        .arg(support::npm_bin().parent().unwrap())
+        .arg(spec.to_string());
+    let (code, out, err) = run_bounded(c, Duration::from_secs(90), "stdio_modern_client.mjs");
+    assert_eq!(code, Some(0), "stdio_modern_client.mjs failed\n--- stdout\n{}\n--- stderr\n{}", out, err);
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({}): {}", e, out));
+    assert_eq!(v["era"], "modern", "{}", v);
+    assert_eq!(v["protocol"], "2026-07-28", "{}", v);
+    assert!(v["discover"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{}", v);
+    assert_eq!(v["discover"]["capabilities"]["tools"]["listChanged"], true, "{}", v);
+    let tools = names(&v["tools"]);
+    for t in ["fx__echo", "fx__elicit", "md__regional", "md__confirm"] {
+        assert!(tools.contains(&t.to_string()), "{} missing: {}", t, v);
+    }
+    let r = &v["results"];
+    assert_eq!(text(&r[0]), "grüße", "{}", v);
+    assert_eq!(text(&r[1]), "region=Zürich query=weather", "{}", v);
+    assert!(text(&r[2]).contains("Ada"), "{}", v);
+    assert_eq!(text(&r[3]), "deploy confirmed by Ada", "{}", v);
+    assert_eq!(v["asked"].as_array().map(Vec::len), Some(2), "both questions reached the client: {}", v);
+    assert_eq!(v["honored"]["toolsListChanged"], true, "{}", v);
+    assert!(v["changed"].as_u64().unwrap_or(0) >= 1, "no tools/list_changed on the listen stream: {}", v);
 }
 
 /// `mcpctl serve --stdio` with pipes: lines in, lines out.

@@ -39,13 +39,16 @@ use crate::jsonrpc;
 use crate::output::{Failure, Report};
 use crate::signals;
 use crate::sync::Locked;
-use crate::transport::http::{header_value, name_of, param_headers, param_values, ParamHeader};
+use crate::transport::http::ParamHeader;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+
+mod modern;
+use modern::is_modern;
 use std::time::{Duration, Instant};
 
 type Outcome = std::result::Result<Report, Failure>;
@@ -69,10 +72,6 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// The revisions with sessions (`initialize`); a request naming another one in its `_meta`
 /// (or `server/discover`) is of the 2026-07-28 era and is forwarded statelessly.
 const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// Deadline of a `subscriptions/listen` stream (it lasts as long as the client wants it).
-const LISTEN: Duration = Duration::from_secs(7 * 86_400);
-/// Tools whose `x-mcp-header` parameters are remembered (from `tools/list` answers).
-const MAX_TOOLS: usize = 10_000;
 /// The error of a request that got no answer.
 const UNAVAILABLE: i64 = jsonrpc::SERVER_UNAVAILABLE;
 /// Cancelled ids remembered (so that no made-up error answers them).
@@ -282,6 +281,8 @@ struct Bridge {
     listing: Mutex<HashSet<String>>,
     /// The `x-mcp-header` parameters of each tool listed to a 2026-07-28 client.
     params: Mutex<HashMap<String, Vec<ParamHeader>>>,
+    /// The connections of the 2026-07-28 requests in flight, by id (cancelling closes one).
+    conns: Mutex<HashMap<String, std::net::TcpStream>>,
     out: SyncSender<Vec<u8>>,
     /// Bytes in `out`.
     queued: Arc<AtomicUsize>,
@@ -352,6 +353,7 @@ impl Bridge {
             modern: Mutex::new(HashSet::new()),
             listing: Mutex::new(HashSet::new()),
             params: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
             out,
             queued,
             flushed: Mutex::new(Some(flushed_rx)),
@@ -488,14 +490,13 @@ impl Bridge {
                         {
                             let mut c = self.cancelled.locked();
                             if c.len() < MAX_CANCELLED {
-                                c.insert(rid);
+                                c.insert(rid.clone());
                             }
                         }
                         if modern {
-                            // 2026-07-28 defines no cancellation over HTTP (a client closes the
-                            // stream, which the bridge cannot do to a request in flight): the
-                            // answer is dropped when it comes; nothing is POSTed.
-                            log::debug!("a 2026-07-28 request was cancelled; its answer will be dropped");
+                            // Over HTTP, a 2026-07-28 client cancels by closing the request's
+                            // connection (the gateway cancels it upstream); nothing is POSTed.
+                            self.close_modern(&rid);
                             return;
                         }
                     }
@@ -556,20 +557,16 @@ impl Bridge {
     /// comes (unless the client cancelled it). With `modern` (2026-07-28 routing headers),
     /// statelessly: no session, and whatever the gateway answers is the answer.
     fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool, modern: Option<&[(String, String)]>) {
-        let listen = modern.is_some_and(|h| h.iter().any(|(k, v)| k == "Mcp-Method" && v == "subscriptions/listen"));
-        let timeout = if init {
-            INIT
-        } else if listen {
-            LISTEN
-        } else {
-            self.deadline
+        let timeout = if init { INIT } else { self.deadline };
+        let session = self.session.locked().clone();
+        let mut answer = match modern {
+            Some(headers) => self.modern_request(id, text, headers),
+            None => self.request(id, text, timeout, session.as_deref(), init),
         };
-        let session = if modern.is_some() { None } else { self.session.locked().clone() };
-        let mut answer = self.request(id, text, timeout, session.as_deref(), init, modern);
         if let (Answer::SessionGone, Some(stale)) = (&answer, session.as_deref()) {
             answer = if self.renew(stale) {
                 let again = self.session.locked().clone();
-                self.request(id, text, timeout, again.as_deref(), false, None)
+                self.request(id, text, timeout, again.as_deref(), false)
             } else {
                 Answer::Missing(UNAVAILABLE, "the gateway ended the session and a new one could not be opened".into())
             };
@@ -592,17 +589,9 @@ impl Bridge {
     }
 
     /// One POST of a request with `session`; relays what comes back.
-    fn request(
-        &self,
-        id: &Value,
-        text: &str,
-        timeout: Duration,
-        session: Option<&str>,
-        init: bool,
-        modern: Option<&[(String, String)]>,
-    ) -> Answer {
+    fn request(&self, id: &Value, text: &str, timeout: Duration, session: Option<&str>, init: bool) -> Answer {
         let started = Instant::now();
-        let resp = match self.post(text, timeout, session, modern) {
+        let resp = match self.post(text, timeout, session) {
             Ok(r) => r,
             Err((code, e)) => return Answer::Missing(code, e),
         };
@@ -625,25 +614,39 @@ impl Bridge {
                 Ok(b) => b,
                 Err(e) => return Answer::Missing(UNAVAILABLE, e),
             };
-            match serde_json::from_str::<Value>(&body) {
-                Ok(Value::Array(msgs)) => {
-                    // Every message is relayed, the answer wherever it is.
-                    let mut seen = false;
-                    for m in msgs {
-                        seen |= self.relay(m, Some(id));
-                    }
-                    seen
-                }
-                Ok(m) if m.is_object() => self.relay(m, Some(id)),
-                _ if (200..300).contains(&status) => false,
-                _ => {
-                    return Answer::Missing(
-                        UNAVAILABLE,
-                        format!("the gateway answered HTTP {}: {}", status, snippet(&body)),
-                    )
-                }
+            match self.relay_body(status, &body, id) {
+                Ok(seen) => seen,
+                Err(missing) => return missing,
             }
         };
+        self.outcome(answered, started, timeout, status)
+    }
+
+    /// The messages of a JSON answer (one, or a batch) relayed; whether the answer to `id` was
+    /// among them.
+    fn relay_body(&self, status: u16, body: &str, id: &Value) -> std::result::Result<bool, Answer> {
+        Ok(match serde_json::from_str::<Value>(body) {
+            Ok(Value::Array(msgs)) => {
+                // Every message is relayed, the answer wherever it is.
+                let mut seen = false;
+                for m in msgs {
+                    seen |= self.relay(m, Some(id));
+                }
+                seen
+            }
+            Ok(m) if m.is_object() => self.relay(m, Some(id)),
+            _ if (200..300).contains(&status) => false,
+            _ => {
+                return Err(Answer::Missing(
+                    UNAVAILABLE,
+                    format!("the gateway answered HTTP {}: {}", status, snippet(body)),
+                ))
+            }
+        })
+    }
+
+    /// What an exchange that ended came to.
+    fn outcome(&self, answered: bool, started: Instant, timeout: Duration, status: u16) -> Answer {
         if answered {
             Answer::Answered
         } else if started.elapsed() >= timeout {
@@ -692,7 +695,11 @@ impl Bridge {
         generation: Option<u64>,
     ) -> bool {
         let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
-        let mut r = std::io::BufReader::new(body);
+        self.relay_events(&mut std::io::BufReader::new(body), want, generation)
+    }
+
+    /// Relay the events of an SSE body (see `relay_stream`).
+    fn relay_events(&self, r: &mut impl BufRead, want: Option<&Value>, generation: Option<u64>) -> bool {
         let mut line = Vec::new();
         let mut data = String::new();
         loop {
@@ -701,7 +708,7 @@ impl Bridge {
                     return false;
                 }
             }
-            match read_line(&mut r, self.max_line, &mut line) {
+            match read_line(r, self.max_line, &mut line) {
                 Ok(None) | Err(_) => return false,
                 Ok(Some(false)) => {
                     log::warn!("the gateway sent an SSE line longer than {} bytes; dropped", self.max_line);
@@ -746,7 +753,6 @@ impl Bridge {
         text: &str,
         timeout: Duration,
         session: Option<&str>,
-        modern: Option<&[(String, String)]>,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, (i64, String)> {
         let mut req = self
             .agent
@@ -762,11 +768,7 @@ impl Bridge {
         if let Some(s) = session {
             req = req.header("Mcp-Session-Id", s);
         }
-        if let Some(h) = modern {
-            for (k, v) in h {
-                req = req.header(k.as_str(), v.as_str());
-            }
-        } else if let Some(p) = self.protocol.locked().clone() {
+        if let Some(p) = self.protocol.locked().clone() {
             req = req.header("MCP-Protocol-Version", p.as_str());
         }
         req.send(text).map_err(|e| self.net_error(e))
@@ -788,7 +790,7 @@ impl Bridge {
     /// A notification or an answer of the client: POSTed now, in order, with a short deadline.
     fn post_side(&self, text: &str) {
         let session = self.session.locked().clone();
-        match self.post(text, SIDE, session.as_deref(), None) {
+        match self.post(text, SIDE, session.as_deref()) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 if !(200..300).contains(&status) {
@@ -830,7 +832,7 @@ impl Bridge {
         let Ok(mut msg) = serde_json::from_str::<Value>(&init) else { return false };
         log::info!("the gateway ended the session; initializing again");
         msg["id"] = json!("mcpctl-serve-reinit");
-        let resp = match self.post(&msg.to_string(), SIDE, None, None) {
+        let resp = match self.post(&msg.to_string(), SIDE, None) {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 log::warn!("initializing again failed: HTTP {}", r.status().as_u16());
@@ -847,48 +849,11 @@ impl Bridge {
         // The answer is the gateway's to us, not the client's: read and dropped.
         drop(resp);
         *self.session.locked() = Some(sid.clone());
-        if let Ok(r) = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, SIDE, Some(&sid), None) {
+        if let Ok(r) = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, SIDE, Some(&sid)) {
             drop(r);
         }
         self.open_stream();
         true
-    }
-
-    /// The headers of a 2026-07-28 request on the HTTP hop (stdio has none): the revision
-    /// its `_meta` names, `Mcp-Method`, `Mcp-Name` (base64 when not plain ASCII) and, for a
-    /// tool call, the `Mcp-Param-*` of the arguments its schema marks `x-mcp-header`.
-    fn modern_headers(&self, method: &str, msg: &Value) -> Vec<(String, String)> {
-        let version = stateless_version(msg).unwrap_or_else(|| crate::client::LATEST_MODERN.to_string());
-        let mut h = vec![
-            ("MCP-Protocol-Version".to_string(), header_value(&version)),
-            ("Mcp-Method".to_string(), header_value(method)),
-        ];
-        if let Some(name) = name_of(method, msg.get("params")) {
-            h.push(("Mcp-Name".to_string(), header_value(name)));
-        }
-        if method == "tools/call" {
-            let tool = msg["params"]["name"].as_str().unwrap_or("");
-            if let Some(decls) = self.params.locked().get(tool) {
-                for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
-                    h.push((format!("Mcp-Param-{}", name), value));
-                }
-            }
-        }
-        h
-    }
-
-    /// Remember the `x-mcp-header` parameters of the tools in a `tools/list` answer.
-    fn learn_params(&self, m: &Value) {
-        let Some(tools) = m["result"]["tools"].as_array() else { return };
-        let mut params = self.params.locked();
-        for t in tools {
-            let Some(name) = t["name"].as_str() else { continue };
-            let Ok(decls) = param_headers(&t["inputSchema"]) else { continue };
-            if params.len() >= MAX_TOOLS && !params.contains_key(name) {
-                break;
-            }
-            params.insert(name.to_string(), decls);
-        }
     }
 
     /// (Re)open the GET stream for messages that belong to no request.
@@ -1009,17 +974,6 @@ impl Bridge {
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     }
-}
-
-/// The revision a request names in `params._meta` (2026-07-28 requests do).
-fn stateless_version(msg: &Value) -> Option<String> {
-    jsonrpc::modern_version(msg.get("params")).map(str::to_string)
-}
-
-/// Whether a request is of the 2026-07-28 era, as its stdio transport tells them apart:
-/// `server/discover`, or a request whose `_meta` names a revision without sessions.
-fn is_modern(method: &str, msg: &Value) -> bool {
-    method == "server/discover" || stateless_version(msg).is_some_and(|v| !SESSION_REVISIONS.contains(&v.as_str()))
 }
 
 /// The one thread that writes stdout: a message a line, flushed each time.

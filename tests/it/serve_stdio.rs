@@ -540,6 +540,58 @@ fn a_cancelled_request_is_passed_on_and_gets_no_answer() {
     assert!(!err.contains("refused a message") && !err.contains("not delivered"), "{}", err);
 }
 
+/// A 2026-07-28 request with the envelope in `_meta`.
+fn modern_line(id: Value, method: &str, params: Value) -> String {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+/// One stdin carries both eras: a session (after `initialize`) and 2026-07-28 requests (no
+/// session, answered as that revision answers). A 2026-07-28 client's cancellation closes
+/// its request's connection: the call ends at the server, and no answer comes.
+#[test]
+fn both_eras_on_one_stdin_and_a_2026_07_28_cancellation_ends_the_call() {
+    let p = project();
+    let mut s = Raw::start(&p, &[]);
+    s.initialize();
+    s.send(&modern_line(json!(10), "server/discover", json!({})));
+    let v = s.answer(10);
+    assert!(v["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{}", v);
+    s.send(&modern_line(json!(11), "tools/call", json!({"name": "fy__add", "arguments": {"a": 2, "b": 3}})));
+    let v = s.answer(11);
+    assert_eq!(v["result"]["content"][0]["text"], "5", "{}", v);
+    assert_eq!(v["result"]["resultType"], "complete", "a 2026-07-28 answer: {}", v);
+    // A method the revision does not have is the gateway's own error, passed on.
+    s.send(&modern_line(json!(12), "ping", json!({})));
+    assert_eq!(s.answer(12)["error"]["code"], -32601);
+    // The session is untouched.
+    s.send(r#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"session"}}}"#);
+    let v = s.answer(13);
+    assert_eq!(v["result"]["content"][0]["text"], "session", "{}", v);
+    assert!(v["result"].get("resultType").is_none(), "a session answer: {}", v);
+
+    s.send(&modern_line(json!("slow"), "tools/call", json!({"name": "fx__sleep", "arguments": {"ms": 60000}})));
+    let mut fx = 0;
+    support::eventually("the call to reach the server", Duration::from_secs(10), || {
+        fx = pid_in(&p.root.join("fx.pid")).unwrap_or(0);
+        fx > 0 && support::fixture_sleeps_running(fx) == 1
+    });
+    s.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}"#);
+    support::eventually("the server to end the call", Duration::from_secs(10), || {
+        support::fixture_sleeps_running(fx) == 0
+    });
+    s.send(r#"{"jsonrpc":"2.0","id":14,"method":"ping"}"#);
+    assert_eq!(s.answer(14)["result"], json!({}));
+    let (code, err, rest) = s.close_with_rest();
+    assert_eq!(code, Some(0), "{}", err);
+    assert!(!rest.iter().any(|l| l.contains("\"slow\"")), "{:?}", rest);
+}
+
 #[test]
 fn sigterm_stops_the_children() {
     let p = project();

@@ -29,6 +29,9 @@
 //!   once with the client's own `initialize`, then the request is sent again;
 //! - one writer thread owns stdout (one message a line, never interleaved), fed by a bounded
 //!   queue. Logs go to stderr only.
+//!
+//! A 2026-07-28 stdio client (no `initialize`; `server/discover`, and the revision in each
+//! request's `_meta`) is served beside that, statelessly: see [`modern`].
 
 use super::Ctx;
 use crate::config::Config;

@@ -4,7 +4,9 @@
 //! policy, `--server`, elicitation and sampling from a child back to the client,
 //! `tools/list_changed`, the running daemon used when there is one (with and without a token),
 //! garbage and over-long lines on stdin, the session renewed when the gateway forgets it, and
-//! no process left behind once stdin closes.
+//! no process left behind once stdin closes. 2026-07-28 clients over stdio (the TypeScript SDK
+//! v2 and the Python SDK 2.3, pinned; raw lines): discover, calls with `Mcp-Param-*`, questions
+//! through `input_required`, `subscriptions/listen`, cancellation, both eras on one stdin.
 
 use crate::support;
 
@@ -251,6 +253,14 @@ fn the_running_daemon_with_a_token() {
     let r = python(&p, &["--server", "fx"], &env, json!([["call", "echo", {"text": "tokened"}]]));
     assert_eq!(text(&r[0]), "tokened");
     assert!(fx_calls(&p, &env) > before, "the daemon did not count the call");
+    // A 2026-07-28 request reaches the daemon too, with the token.
+    let mut s = Raw::start(&p, &env);
+    s.send(&modern_line(json!(1), "tools/call", json!({"name": "fx__echo", "arguments": {"text": "modern, tokened"}})));
+    let v = s.answer(1);
+    assert_eq!(v["result"]["content"][0]["text"], "modern, tokened", "{}", v);
+    let (code, err) = s.close();
+    assert_eq!(code, Some(0), "{}", err);
+    assert!(err.contains("bridging stdio to the daemon"), "{}", err);
     // A token the daemon refuses: one line on stderr, nothing on stdout.
     let run = p.cmd().args(["serve", "--stdio"]).env("MCPCTL_TOKEN", "wrong-token-wrong-token").output();
     assert_ne!(run.out.status.code(), Some(0), "{}", run.dump());

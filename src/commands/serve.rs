@@ -967,6 +967,10 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.closing.store(true, Ordering::SeqCst);
+        // 2026-07-28 requests still open (a `subscriptions/listen`): their connections close.
+        for (_, c) in self.conns.locked().drain() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
         let session = self.session.locked().take();
         if let Some(s) = session {
             self.end_session(&s);

@@ -302,6 +302,35 @@ mod tests {
     }
 
     #[test]
+    fn routing_headers_mirror_the_body_and_the_learned_marks() {
+        let b = Bridge::new("http://127.0.0.1:9/mcp".into(), Vec::new(), Duration::from_secs(5)).unwrap();
+        b.learn_params(&json!({"id": 1, "result": {"tools": [
+            {"name": "wö", "inputSchema": {"type": "object", "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"}, "n": {"type": "integer", "x-mcp-header": "N"}}}},
+            {"name": "bad", "inputSchema": {"type": "object", "properties": {"x": {"type": "number", "x-mcp-header": "X"}}}},
+        ]}}));
+        let meta = json!({jsonrpc::META_PROTOCOL_VERSION: "2026-07-28"});
+        let call = |name: &str| json!({"params": {"name": name, "arguments": {"region": "Zürich", "n": 3, "x": 1.5}, "_meta": meta}});
+        let h = b.modern_headers("tools/call", &call("wö"));
+        let get = |h: &[(String, String)], k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get(&h, "MCP-Protocol-Version").as_deref(), Some("2026-07-28"));
+        assert_eq!(get(&h, "Mcp-Method").as_deref(), Some("tools/call"));
+        assert_eq!(get(&h, "Mcp-Name").as_deref(), Some("=?base64?d8O2?="));
+        assert_eq!(get(&h, "Mcp-Param-Region").as_deref(), Some("=?base64?WsO8cmljaA==?="));
+        assert_eq!(get(&h, "Mcp-Param-N").as_deref(), Some("3"));
+        // Marks that break the rules teach nothing; a tool never listed has no Mcp-Param-*.
+        for name in ["bad", "unlisted"] {
+            let h = b.modern_headers("tools/call", &call(name));
+            assert!(!h.iter().any(|(k, _)| k.starts_with("Mcp-Param-")), "{:?}", h);
+        }
+        let h = b.modern_headers("resources/read", &json!({"params": {"uri": "file:///a", "_meta": meta}}));
+        assert_eq!(get(&h, "Mcp-Name").as_deref(), Some("file:///a"));
+        let h = b.modern_headers("server/discover", &json!({}));
+        assert_eq!(get(&h, "MCP-Protocol-Version").as_deref(), Some(crate::client::LATEST_MODERN));
+        assert_eq!(get(&h, "Mcp-Name"), None);
+    }
+
+    #[test]
     fn chunked_bodies_are_read_whole() {
         let wire = b"5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\n\r\n";
         let mut c = Chunked { inner: BufReader::with_capacity(3, &wire[..]), left: 0, done: false };

@@ -1176,3 +1176,45 @@ fn cli_calls_go_through_the_daemon_unless_told_otherwise() {
     let text = p.cmd().args(["list"]).success().stdout();
     assert!(text.contains("fx: ready") && text.contains("Tools: 20"), "{}", text);
 }
+
+/// A 2026-07-28 child asks for input inside its result (`input_required`), told only what
+/// the session declared; one that asks for more anyway (the conformance server's tools do)
+/// is not passed on: the call fails at once, naming what the session did not declare.
+#[test]
+fn a_2026_07_28_childs_input_requests_reach_a_session_that_declared_them_only() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("fixtures/conformance_server_modern.py");
+    let p = Project::new(&json!({"mcpServers": {"cf": {
+        "command": support::venv_modern_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let m = Mcp::open_declaring(d.port, "/mcp/cf", json!({"sampling": {}}));
+    // Declared: the question comes on the call's stream, the answer goes back in the retry.
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "test_input_required_result_sampling", "arguments": {}}}));
+    if !c.is_sse() {
+        panic!("the sampling request did not come on the call's stream; the answer was {}", c.text());
+    }
+    let ask = c.next_event().expect("a sampling request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{}", ask);
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "Paris"}, "model": "test-model"}});
+    assert_eq!(m.post(&answer).status, 202);
+    let fin = c.next_event().expect("the tool result");
+    assert_eq!(fin["id"], 7);
+    assert_eq!(fin["result"]["content"][0]["text"], "Sampling response: Paris", "{}", fin);
+
+    // Not declared (roots): the client is sent nothing; the call fails, saying why.
+    let started = Instant::now();
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "test_input_required_result_list_roots", "arguments": {}}}));
+    let fin = if c.is_sse() { c.next_event().expect("an answer") } else { c.json() };
+    assert!(fin.get("method").is_none(), "the client was sent a request it did not declare: {}", fin);
+    assert!(started.elapsed() < Duration::from_secs(10), "not answered at once");
+    assert_eq!(fin["id"], 8, "{}", fin);
+    let msg = fin["error"]["message"].as_str().unwrap_or_else(|| panic!("not an error: {}", fin));
+    assert!(msg.contains("`roots/list`") && msg.contains("did not declare the `roots` capability"), "{}", msg);
+}

@@ -181,9 +181,14 @@ struct Mcp {
 }
 
 fn init_msg(version: &str) -> Value {
+    init_declaring(version, json!({"sampling": {}, "roots": {"listChanged": true}}))
+}
+
+/// An `initialize` declaring the client capabilities `caps`.
+fn init_declaring(version: &str, caps: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": version,
-        "capabilities": {"sampling": {}, "roots": {"listChanged": true}},
+        "capabilities": caps,
         "clientInfo": {"name": "gateway-test", "version": "1"}}})
 }
 
@@ -193,12 +198,21 @@ impl Mcp {
     }
 
     fn open_with(port: u16, path: &str, token: Option<&str>) -> Mcp {
+        Mcp::open_as(port, path, token, init_msg("2025-11-25"))
+    }
+
+    /// A session whose client declared the capabilities `caps` (and no others).
+    fn open_declaring(port: u16, path: &str, caps: Value) -> Mcp {
+        Mcp::open_as(port, path, None, init_declaring("2025-11-25", caps))
+    }
+
+    fn open_as(port: u16, path: &str, token: Option<&str>, init: Value) -> Mcp {
         let auth = token.map(|t| format!("Bearer {}", t));
         let mut h = vec![ACCEPT, JSON_CT];
         if let Some(a) = &auth {
             h.push(("Authorization", a.as_str()));
         }
-        let c = http(port, "POST", path, &h, init_msg("2025-11-25").to_string().as_bytes());
+        let c = http(port, "POST", path, &h, init.to_string().as_bytes());
         assert_eq!(c.status, 200, "initialize on {}", path);
         let sid = c.header("Mcp-Session-Id").expect("session id").to_string();
         let v = c.json();
@@ -838,6 +852,61 @@ fn sampling_goes_to_the_caller_and_its_answer_back_to_the_child() {
         let fin = c.next_event().expect("the tool result");
         assert_eq!(fin["id"], 7);
         assert_eq!(fin["result"]["content"][0]["text"], format!("sampled: ANSWER-via-{}", path));
+
+        // A session that did not declare sampling is never sent the request: the child is
+        // told why at once, and its tool says so.
+        let m = Mcp::open_declaring(d.port, path, json!({"roots": {}, "elicitation": {}}));
+        let text = refused_at_once(&m, tool, json!({"prompt": "say hi"}));
+        assert!(text.starts_with("sampling failed: mcpctl gateway:"), "{}", text);
+        assert!(text.contains("`sampling/createMessage`") && text.contains("the `sampling` capability"), "{}", text);
+    }
+}
+
+/// Call `tool` in a session that cannot be sent what the tool asks its client: the answer
+/// comes with no server→client request before it; the text of its (error) result.
+fn refused_at_once(m: &Mcp, tool: &str, args: Value) -> String {
+    let started = Instant::now();
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}}));
+    assert_eq!(c.status, 200);
+    let fin = if c.is_sse() {
+        let e = c.next_event().expect("an answer");
+        assert!(e.get("method").is_none(), "the client was sent a request it did not declare: {}", e);
+        e
+    } else {
+        c.json()
+    };
+    assert!(started.elapsed() < Duration::from_secs(10), "not answered at once: {:?}", started.elapsed());
+    assert_eq!(fin["id"], 8, "{}", fin);
+    assert_eq!(fin["result"]["isError"], true, "{}", fin);
+    fin["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text: {}", fin)).to_string()
+}
+
+#[test]
+fn roots_are_asked_of_a_caller_that_declared_them_only() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    for path in ["/mcp/fx", "/mcp"] {
+        let tool = if path == "/mcp" { "fx__roots" } else { "roots" };
+        let m = Mcp::open_declaring(d.port, path, json!({"roots": {}}));
+        let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": tool, "arguments": {}}}));
+        if !c.is_sse() {
+            panic!("the roots request did not come on the call's stream; the answer was {}", c.text());
+        }
+        let ask = c.next_event().expect("a roots request");
+        assert_eq!(ask["method"], "roots/list", "{}", ask);
+        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [{"uri": "file:///the/root"}]}});
+        assert_eq!(m.post(&answer).status, 202);
+        let fin = c.next_event().expect("the tool result");
+        assert_eq!(fin["id"], 7);
+        assert!(fin["result"]["content"][0]["text"].as_str().unwrap().contains("file:///the/root"), "{}", fin);
+
+        // Declaring sampling and elicitation but not roots: refused, the child told why.
+        let m = Mcp::open_declaring(d.port, path, json!({"sampling": {}, "elicitation": {}}));
+        let text = refused_at_once(&m, tool, json!({}));
+        assert!(text.starts_with("roots failed: mcpctl gateway:"), "{}", text);
+        assert!(text.contains("`roots/list`") && text.contains("the `roots` capability"), "{}", text);
     }
 }
 
@@ -1169,4 +1238,46 @@ fn calls_right_after_start_wait_for_a_starting_server() {
     for s in ["sa", "sb", "sc"] {
         assert_eq!(server_status(&p, s)["calls"], 1, "{}", s);
     }
+}
+
+/// A 2026-07-28 child asks for input inside its result (`input_required`), told only what
+/// the session declared; one that asks for more anyway (the conformance server's tools do)
+/// is not passed on: the call fails at once, naming what the session did not declare.
+#[test]
+fn a_2026_07_28_childs_input_requests_reach_a_session_that_declared_them_only() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("fixtures/conformance_server_modern.py");
+    let p = Project::new(&json!({"mcpServers": {"cf": {
+        "command": support::venv_modern_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let m = Mcp::open_declaring(d.port, "/mcp/cf", json!({"sampling": {}}));
+    // Declared: the question comes on the call's stream, the answer goes back in the retry.
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "test_input_required_result_sampling", "arguments": {}}}));
+    if !c.is_sse() {
+        panic!("the sampling request did not come on the call's stream; the answer was {}", c.text());
+    }
+    let ask = c.next_event().expect("a sampling request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{}", ask);
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "Paris"}, "model": "test-model"}});
+    assert_eq!(m.post(&answer).status, 202);
+    let fin = c.next_event().expect("the tool result");
+    assert_eq!(fin["id"], 7);
+    assert_eq!(fin["result"]["content"][0]["text"], "Sampling response: Paris", "{}", fin);
+
+    // Not declared (roots): the client is sent nothing; the call fails, saying why.
+    let started = Instant::now();
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "test_input_required_result_list_roots", "arguments": {}}}));
+    let fin = if c.is_sse() { c.next_event().expect("an answer") } else { c.json() };
+    assert!(fin.get("method").is_none(), "the client was sent a request it did not declare: {}", fin);
+    assert!(started.elapsed() < Duration::from_secs(10), "not answered at once");
+    assert_eq!(fin["id"], 8, "{}", fin);
+    let msg = fin["error"]["message"].as_str().unwrap_or_else(|| panic!("not an error: {}", fin));
+    assert!(msg.contains("`roots/list`") && msg.contains("did not declare the `roots` capability"), "{}", msg);
 }

@@ -334,9 +334,14 @@ fn call_answering(c: &support::McpClient, tool: &str, args: Value, answer: impl 
         .send(body.to_string().as_str())
         .unwrap();
     let reader = std::io::BufReader::new(resp.into_body().into_reader());
+    let mut seen = Vec::new();
     for line in reader.lines() {
         let line = line.unwrap();
-        let Some(data) = line.strip_prefix("data:") else { continue };
+        seen.push(line.clone());
+        // A plain JSON answer (no stream was needed), or one event of the stream.
+        let Some(data) = line.strip_prefix("data:").or(line.starts_with('{').then_some(line.as_str())) else {
+            continue;
+        };
         let v: Value = serde_json::from_str(data.trim()).unwrap();
         if v["id"] == "call-1" {
             return v;
@@ -347,7 +352,7 @@ fn call_answering(c: &support::McpClient, tool: &str, args: Value, answer: impl 
             assert_eq!(status, 202, "the answer to {} was refused", method);
         }
     }
-    panic!("the stream of `{}` ended without an answer", tool);
+    panic!("the stream of `{}` ended without an answer: {:?}", tool, seen);
 }
 
 #[test]
@@ -363,7 +368,14 @@ fn the_gateway_bridges_a_modern_childs_input_requests_to_an_old_era_client() {
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
     for name in ["ts", "tshttp"] {
-        let c = support::McpClient::open_with(d.url(&format!("/mcp/{}", name)), json!({"elicitation": {}}));
+        // A session that did not declare roots is not asked for them: the call fails at once
+        // with the reason (no request reaches it).
+        let bare = support::McpClient::open_with(d.url(&format!("/mcp/{}", name)), json!({"elicitation": {}}));
+        let v = call_answering(&bare, "where_am_i", json!({}), |method, _| panic!("asked {} without roots", method));
+        let msg = v["error"]["message"].as_str().or(v["result"]["content"][0]["text"].as_str()).unwrap_or_default();
+        assert!(msg.contains("roots") && v["error"]["code"] == -32021, "{}", v);
+        let c =
+            support::McpClient::open_with(d.url(&format!("/mcp/{}", name)), json!({"elicitation": {}, "roots": {}}));
         // The client's own roots reach the child (asked as a legacy child would ask them).
         let v = call_answering(&c, "where_am_i", json!({}), |method, _| {
             assert_eq!(method, "roots/list");

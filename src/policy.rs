@@ -2,7 +2,7 @@
 //! `/mcp` (aggregated), `/mcp/<server>` and `/cli/call` — from a server's `disabled`,
 //! `alwaysAllow` and `gatewayApproval`, and the words `list`/`status` show for it.
 //! `"gatewayApproval": "ask"` means nothing new for the shell (it asks on its terminal, as
-//! for any unlisted tool); a gateway client's user is asked by elicitation (`gateway::http`).
+//! for any unlisted tool); a gateway client's user is asked by elicitation (`gateway::approval`).
 
 use crate::config::{Approval, ServerConfig};
 use crate::error::Error;

@@ -29,6 +29,9 @@
 //!   once with the client's own `initialize`, then the request is sent again;
 //! - one writer thread owns stdout (one message a line, never interleaved), fed by a bounded
 //!   queue. Logs go to stderr only.
+//!
+//! A 2026-07-28 stdio client (no `initialize`; `server/discover`, and the revision in each
+//! request's `_meta`) is served beside that, statelessly: see [`modern`].
 
 use super::Ctx;
 use crate::config::Config;
@@ -39,12 +42,16 @@ use crate::jsonrpc;
 use crate::output::{Failure, Report};
 use crate::signals;
 use crate::sync::Locked;
+use crate::transport::http::ParamHeader;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+
+mod modern;
+use modern::is_modern;
 use std::time::{Duration, Instant};
 
 type Outcome = std::result::Result<Report, Failure>;
@@ -65,10 +72,9 @@ const INIT: Duration = Duration::from_secs(60);
 const STARTUP: Duration = Duration::from_secs(10);
 /// After stdin closes: how long requests in flight may take to finish.
 const DRAIN: Duration = Duration::from_secs(2);
-/// The revisions the bridge speaks: those with sessions (`initialize`).
+/// The revisions with sessions (`initialize`); a request naming another one in its `_meta`
+/// (or `server/discover`) is of the 2026-07-28 era and is forwarded statelessly.
 const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// JSON-RPC error of a revision not spoken (as the gateway's).
-const UNSUPPORTED_VERSION: i64 = -32022;
 /// The error of a request that got no answer.
 const UNAVAILABLE: i64 = jsonrpc::SERVER_UNAVAILABLE;
 /// Cancelled ids remembered (so that no made-up error answers them).
@@ -272,6 +278,14 @@ struct Bridge {
     /// Ids (as JSON text) of the client's requests in flight, and those of them it cancelled.
     flying: Mutex<HashSet<String>>,
     cancelled: Mutex<HashSet<String>>,
+    /// Ids of the 2026-07-28 requests in flight (their cancellation is not POSTed).
+    modern: Mutex<HashSet<String>>,
+    /// Ids of the 2026-07-28 `tools/list` requests in flight (their answers teach `params`).
+    listing: Mutex<HashSet<String>>,
+    /// The `x-mcp-header` parameters of each tool listed to a 2026-07-28 client.
+    params: Mutex<HashMap<String, Vec<ParamHeader>>>,
+    /// The connections of the 2026-07-28 requests in flight, by id (cancelling closes one).
+    conns: Mutex<HashMap<String, std::net::TcpStream>>,
     out: SyncSender<Vec<u8>>,
     /// Bytes in `out`.
     queued: Arc<AtomicUsize>,
@@ -291,6 +305,8 @@ impl Drop for Flight {
     fn drop(&mut self) {
         self.bridge.flying.locked().remove(&self.key);
         self.bridge.cancelled.locked().remove(&self.key);
+        self.bridge.modern.locked().remove(&self.key);
+        self.bridge.listing.locked().remove(&self.key);
         self.bridge.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -337,6 +353,10 @@ impl Bridge {
             in_flight: AtomicUsize::new(0),
             flying: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
+            modern: Mutex::new(HashSet::new()),
+            listing: Mutex::new(HashSet::new()),
+            params: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
             out,
             queued,
             flushed: Mutex::new(Some(flushed_rx)),
@@ -452,33 +472,35 @@ impl Bridge {
                     self.end_session(&old);
                 }
                 *self.protocol.locked() = None;
-                self.exchange(&id, text, true);
+                self.exchange(&id, text, true, None);
             }
-            (Some(_), Some(id)) if self.session.locked().is_none() && stateless_version(&v).is_some() => {
-                // A 2026-07-28 request (no session, the revision in `_meta`): not bridged; a
-                // client that probes falls back to `initialize`.
-                let asked = stateless_version(&v).unwrap_or_default();
-                let mut e = jsonrpc::error_response(
-                    id,
-                    UNSUPPORTED_VERSION,
-                    &format!(
-                        "Unsupported protocol version: `mcpctl serve --stdio` speaks the session-based revisions \
-                         ({}); initialize first",
-                        SESSION_REVISIONS.join(", ")
-                    ),
-                );
-                e["error"]["data"] = json!({"supported": SESSION_REVISIONS, "requested": asked});
-                self.emit(&e);
+            (Some(method), Some(id)) if is_modern(method, &v) => {
+                // A 2026-07-28 request: no session; forwarded with the routing headers the
+                // HTTP hop needs (stdio has none).
+                let headers = self.modern_headers(method, &v);
+                if method == "tools/list" {
+                    self.listing.locked().insert(id.to_string());
+                }
+                self.spawn_request(id, text.to_string(), Some(headers));
             }
-            (Some(_), Some(id)) => self.spawn_request(id, text.to_string()),
+            (Some(_), Some(id)) => self.spawn_request(id, text.to_string(), None),
             (Some(method), None) => {
                 if method == "notifications/cancelled" {
                     // Remembered while that request is in flight (an id may be used again later).
                     let rid = obj.get("params").and_then(|p| p.get("requestId")).map(Value::to_string);
                     if let Some(rid) = rid.filter(|r| self.flying.locked().contains(r)) {
-                        let mut c = self.cancelled.locked();
-                        if c.len() < MAX_CANCELLED {
-                            c.insert(rid);
+                        let modern = self.modern.locked().contains(&rid);
+                        {
+                            let mut c = self.cancelled.locked();
+                            if c.len() < MAX_CANCELLED {
+                                c.insert(rid.clone());
+                            }
+                        }
+                        if modern {
+                            // Over HTTP, a 2026-07-28 client cancels by closing the request's
+                            // connection (the gateway cancels it upstream); nothing is POSTed.
+                            self.close_modern(&rid);
+                            return;
                         }
                     }
                 }
@@ -494,9 +516,11 @@ impl Bridge {
         }
     }
 
-    fn spawn_request(self: &Arc<Self>, id: Value, text: String) {
+    /// A request on a thread of its own; `modern`: the 2026-07-28 routing headers (no session).
+    fn spawn_request(self: &Arc<Self>, id: Value, text: String, modern: Option<Vec<(String, String)>>) {
         if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.listing.locked().remove(&id.to_string());
             self.emit(&jsonrpc::error_response(
                 id,
                 jsonrpc::SERVER_UNAVAILABLE,
@@ -509,15 +533,20 @@ impl Bridge {
         }
         let key = id.to_string();
         self.flying.locked().insert(key.clone());
+        if modern.is_some() {
+            self.modern.locked().insert(key.clone());
+        }
         let me = self.clone();
         let id2 = id.clone();
         let spawned = std::thread::Builder::new().name("serve-request".into()).spawn(move || {
             // Counted out however the exchange ends (a panic too).
             let _flight = Flight { bridge: me.clone(), key };
-            me.exchange(&id2, &text, false);
+            me.exchange(&id2, &text, false, modern.as_deref());
         });
         if let Err(e) = spawned {
             self.flying.locked().remove(&id.to_string());
+            self.modern.locked().remove(&id.to_string());
+            self.listing.locked().remove(&id.to_string());
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.emit(&jsonrpc::error_response(
                 id,
@@ -528,11 +557,15 @@ impl Bridge {
     }
 
     /// POST a request and relay what comes back until its answer; a made-up error when none
-    /// comes (unless the client cancelled it).
-    fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool) {
+    /// comes (unless the client cancelled it). With `modern` (2026-07-28 routing headers),
+    /// statelessly: no session, and whatever the gateway answers is the answer.
+    fn exchange(self: &Arc<Self>, id: &Value, text: &str, init: bool, modern: Option<&[(String, String)]>) {
         let timeout = if init { INIT } else { self.deadline };
         let session = self.session.locked().clone();
-        let mut answer = self.request(id, text, timeout, session.as_deref(), init);
+        let mut answer = match modern {
+            Some(headers) => self.modern_request(id, text, headers),
+            None => self.request(id, text, timeout, session.as_deref(), init),
+        };
         if let (Answer::SessionGone, Some(stale)) = (&answer, session.as_deref()) {
             answer = if self.renew(stale) {
                 let again = self.session.locked().clone();
@@ -584,25 +617,39 @@ impl Bridge {
                 Ok(b) => b,
                 Err(e) => return Answer::Missing(UNAVAILABLE, e),
             };
-            match serde_json::from_str::<Value>(&body) {
-                Ok(Value::Array(msgs)) => {
-                    // Every message is relayed, the answer wherever it is.
-                    let mut seen = false;
-                    for m in msgs {
-                        seen |= self.relay(m, Some(id));
-                    }
-                    seen
-                }
-                Ok(m) if m.is_object() => self.relay(m, Some(id)),
-                _ if (200..300).contains(&status) => false,
-                _ => {
-                    return Answer::Missing(
-                        UNAVAILABLE,
-                        format!("the gateway answered HTTP {}: {}", status, snippet(&body)),
-                    )
-                }
+            match self.relay_body(status, &body, id) {
+                Ok(seen) => seen,
+                Err(missing) => return missing,
             }
         };
+        self.outcome(answered, started, timeout, status)
+    }
+
+    /// The messages of a JSON answer (one, or a batch) relayed; whether the answer to `id` was
+    /// among them.
+    fn relay_body(&self, status: u16, body: &str, id: &Value) -> std::result::Result<bool, Answer> {
+        Ok(match serde_json::from_str::<Value>(body) {
+            Ok(Value::Array(msgs)) => {
+                // Every message is relayed, the answer wherever it is.
+                let mut seen = false;
+                for m in msgs {
+                    seen |= self.relay(m, Some(id));
+                }
+                seen
+            }
+            Ok(m) if m.is_object() => self.relay(m, Some(id)),
+            _ if (200..300).contains(&status) => false,
+            _ => {
+                return Err(Answer::Missing(
+                    UNAVAILABLE,
+                    format!("the gateway answered HTTP {}: {}", status, snippet(body)),
+                ))
+            }
+        })
+    }
+
+    /// What an exchange that ended came to.
+    fn outcome(&self, answered: bool, started: Instant, timeout: Duration, status: u16) -> Answer {
         if answered {
             Answer::Answered
         } else if started.elapsed() >= timeout {
@@ -627,6 +674,9 @@ impl Bridge {
             log::debug!("dropped the answer to cancelled request {}", m["id"]);
             return true;
         }
+        if is_answer && self.listing.locked().remove(&m["id"].to_string()) {
+            self.learn_params(&m);
+        }
         if is_answer {
             if let Some(p) = m.get("result").and_then(|r| r.get("protocolVersion")).and_then(Value::as_str) {
                 let is_init = self.init.locked().is_some() && self.protocol.locked().is_none();
@@ -648,7 +698,11 @@ impl Bridge {
         generation: Option<u64>,
     ) -> bool {
         let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
-        let mut r = std::io::BufReader::new(body);
+        self.relay_events(&mut std::io::BufReader::new(body), want, generation)
+    }
+
+    /// Relay the events of an SSE body (see `relay_stream`).
+    fn relay_events(&self, r: &mut impl BufRead, want: Option<&Value>, generation: Option<u64>) -> bool {
         let mut line = Vec::new();
         let mut data = String::new();
         loop {
@@ -657,7 +711,7 @@ impl Bridge {
                     return false;
                 }
             }
-            match read_line(&mut r, self.max_line, &mut line) {
+            match read_line(r, self.max_line, &mut line) {
                 Ok(None) | Err(_) => return false,
                 Ok(Some(false)) => {
                     log::warn!("the gateway sent an SSE line longer than {} bytes; dropped", self.max_line);
@@ -913,6 +967,10 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.closing.store(true, Ordering::SeqCst);
+        // 2026-07-28 requests still open (a `subscriptions/listen`): their connections close.
+        for (_, c) in self.conns.locked().drain() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
         let session = self.session.locked().take();
         if let Some(s) = session {
             self.end_session(&s);
@@ -923,11 +981,6 @@ impl Bridge {
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     }
-}
-
-/// The revision a 2026-07-28 request names in `params._meta`.
-fn stateless_version(msg: &Value) -> Option<String> {
-    msg.get("params")?.get("_meta")?.get("io.modelcontextprotocol/protocolVersion")?.as_str().map(str::to_string)
 }
 
 /// The one thread that writes stdout: a message a line, flushed each time.

@@ -9,13 +9,13 @@ use super::mcp::{reply, set_log_level, subscription};
 use super::modern_shape::Shape;
 use super::server::Request;
 use super::session::Session;
-use super::upstream::Upstream;
+use super::upstream::{State, Upstream};
 use super::{names, Hub};
 use crate::jsonrpc;
 use crate::policy;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(super) fn aggregated(
     hub: &Arc<Hub>,
@@ -40,7 +40,16 @@ pub(super) fn aggregated(
             for u in hub.upstreams() {
                 u.trigger();
             }
-            let table = hub.tool_table();
+            // A server still starting (its child spawned, `tools/list` not yet answered) is
+            // waited for briefly, so that a client listing right after `mcpctl start` sees
+            // its tools; one slower than that announces them with list_changed.
+            let deadline = Instant::now() + LIST_WAIT;
+            for u in hub.upstreams() {
+                if matches!(u.state(), State::Starting) {
+                    let _ = u.peer(deadline.saturating_duration_since(Instant::now()).min(u.cfg().timeout));
+                }
+            }
+            let table = fresh_table(hub);
             let mut tools = Vec::new();
             for u in hub.upstreams() {
                 for t in u.tools().unwrap_or_default() {
@@ -60,7 +69,14 @@ pub(super) fn aggregated(
         "tools/call" => {
             let mut params = params.unwrap_or(json!({}));
             let exposed = params["name"].as_str().unwrap_or("").to_string();
-            let table = hub.tool_table();
+            let mut table = hub.tool_table();
+            if table.resolve(&exposed).is_none() {
+                // Not known (yet): the server the name points at may still be starting.
+                if let Err(e) = await_named(hub, session, &exposed) {
+                    return answer(req, Err(e));
+                }
+                table = fresh_table(hub);
+            }
             let Some((server, tool)) = table.resolve(&exposed) else {
                 return answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {}", exposed))));
             };
@@ -143,6 +159,38 @@ pub(super) fn aggregated(
     }
 }
 
+/// How long a listing of `/mcp` waits for servers still starting.
+const LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// The names of `/mcp` from every server's tool list as it is now: the hub's table is
+/// rebuilt just after a server becomes ready, and a caller that waited for that moment
+/// must not read the table of a moment before.
+fn fresh_table(hub: &Hub) -> names::Table {
+    let lists: Vec<(String, Vec<Value>)> =
+        hub.upstreams().iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
+    names::Table::build(
+        lists
+            .iter()
+            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n)))),
+    )
+}
+
+/// A tool name of `/mcp` the table does not know: when it names a server (`<server>__…`)
+/// that is starting, wait for it (up to its `timeout`); `Err` is why there is no tool list
+/// to look in (still starting, its start failed, or it is down or disabled: at once).
+fn await_named(hub: &Arc<Hub>, session: &Arc<Session>, exposed: &str) -> Result<(), (i64, String)> {
+    let Some((shared, _)) = split_prefixed(hub, exposed) else { return Ok(()) };
+    let Some(u) = hub.upstream_for(session, shared.name()) else { return Ok(()) };
+    match u.peer(u.cfg().timeout) {
+        Ok(_) => Ok(()),
+        // Disabled by the config: it offers no tools at all.
+        Err(e) if u.cfg().disabled => {
+            Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {} ({})", exposed, e.one_line())))
+        }
+        Err(e) => Err((jsonrpc::SERVER_UNAVAILABLE, e.one_line())),
+    }
+}
+
 /// `<server>__<name>` → (server, name) for prompts.
 fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
     // Longest server name first, so `a__b` wins over `a` where both exist.
@@ -201,7 +249,9 @@ pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Opt
     }
     for shared in hub.upstreams() {
         let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(500)) else { continue };
+        // A server still starting may own it: waited for up to its `timeout`.
+        let wait = if matches!(u.state(), State::Starting) { u.cfg().timeout } else { Duration::from_millis(500) };
+        let Ok(peer) = u.peer(wait) else { continue };
         if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
             continue;
         }

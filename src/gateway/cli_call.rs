@@ -78,7 +78,8 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
     };
     // A session of its own (not listed in the hub), so that what the child asks while the
     // call runs is attributed correctly: to this call when it is the only one in flight.
-    let session = Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()));
+    let session =
+        Arc::new(Session::new("cli".into(), Target::One(server.to_string()), LATEST.to_string()).answering_itself());
     let started = std::time::Instant::now();
     let params = json!({"name": tool, "arguments": arguments});
     let (tx, rx) = std::sync::mpsc::channel();

@@ -240,17 +240,17 @@ pub(super) fn serve(
             if method == "tools/list" {
                 // Answered from the cache, filtered by the policy (never the child's raw list).
                 let r = match cached_tools(&u) {
-                    Some(tools) => {
+                    Ok(tools) => {
                         let tools: Vec<Value> = tools
                             .into_iter()
                             .filter(|t| t["name"].as_str().map(|n| listed(hub, session, u.cfg(), n)).unwrap_or(false))
                             .collect();
                         jsonrpc::response(id, json!({"tools": tools}))
                     }
-                    None => jsonrpc::error_response(
+                    Err(why) => jsonrpc::error_response(
                         id,
                         jsonrpc::SERVER_UNAVAILABLE,
-                        &format!("server `{}` is not available; see `mcpctl status`", name),
+                        &format!("{}; see `mcpctl status`", why.one_line()),
                     ),
                 };
                 reply(req, shape.as_deref(), r);
@@ -329,9 +329,10 @@ pub(super) fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
     send(req, json_resp(status, &body));
 }
 
-fn cached_tools(u: &Upstream) -> Option<Vec<Value>> {
-    u.peer(u.cfg().timeout).ok()?;
-    u.tools()
+/// The server's tool list, waiting up to its `timeout` while it starts; else why there is none.
+fn cached_tools(u: &Upstream) -> crate::error::Result<Vec<Value>> {
+    u.peer(u.cfg().timeout)?;
+    Ok(u.tools().unwrap_or_default())
 }
 
 pub(super) fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {

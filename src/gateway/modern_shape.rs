@@ -4,7 +4,7 @@
 
 use super::modern::{name_field, LIST_TTL_MS, META_CAPS, MODERN};
 use super::modern_held::{capability_for, hold};
-use super::session::{Session, Target};
+use super::session::{missing_capability, Session, Target};
 use super::Hub;
 use crate::jsonrpc;
 use crate::peer::{self, RawOutcome};
@@ -199,12 +199,12 @@ impl Shape {
             let refusal = match (&self.binding, capability_for(method)) {
                 (None, _) => format!("`{}` takes no input-required result", self.method),
                 (Some(_), None) => format!("`{}` is not a request a client can be asked", crate::logsafe::safe(method)),
-                (Some(b), Some(cap)) if b.caps.get(cap).is_none() => {
-                    format!("the client did not declare the `{}` capability", cap)
-                }
-                (Some(b), Some(_)) => match hold(resume(), gid.clone(), b.clone(), &m) {
-                    Ok(result) => return Step::Ask(result),
-                    Err(why) => why,
+                (Some(b), Some(_)) => match missing_capability(&b.caps, method, m.get("params")) {
+                    Some(missing) => format!("the client did not declare {}", missing),
+                    None => match hold(resume(), gid.clone(), b.clone(), &m) {
+                        Ok(result) => return Step::Ask(result),
+                        Err(why) => why,
+                    },
                 },
             };
             let e = jsonrpc::error_object(

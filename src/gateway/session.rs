@@ -73,8 +73,10 @@ pub struct Session {
     /// The name of the configured token it was created with (`None`: the daemon's own
     /// token, or none); requests bearing another token are refused.
     token: Option<String>,
-    /// The client declared form-mode elicitation in `initialize`: it can be asked.
-    elicits: bool,
+    /// The client capabilities it declared (in `initialize`, or a 2026-07-28 request's
+    /// `_meta`): what a child may send it (see [`missing_capability`]). `None`: the gateway's
+    /// own caller (`mcpctl call` through the daemon), which answers every request itself.
+    caps: Option<Value>,
     /// The log level it set (`logging/setLevel`): carried per request to 2026-07-28
     /// children, which have no such method.
     log_level: Mutex<Option<String>>,
@@ -97,7 +99,7 @@ impl Session {
             target,
             protocol,
             token: None,
-            elicits: false,
+            caps: Some(Value::Object(Default::default())),
             log_level: Mutex::new(None),
             last_seen: Mutex::new(Instant::now()),
             streams: Mutex::new(Vec::new()),
@@ -114,10 +116,17 @@ impl Session {
         self
     }
 
-    /// Whether the client said it can be asked (form-mode elicitation): the client
-    /// capabilities of its `initialize`.
+    /// What the client said it can be sent: the client capabilities of its `initialize`
+    /// (none given: nothing).
     pub fn with_client_capabilities(mut self, caps: Option<&Value>) -> Session {
-        self.elicits = form_elicitation(caps);
+        self.caps = Some(caps.filter(|c| c.is_object()).cloned().unwrap_or_else(|| Value::Object(Default::default())));
+        self
+    }
+
+    /// The gateway's own caller, which answers what a child asks itself (refusing it, or
+    /// not): every request is passed to it.
+    pub fn answering_itself(mut self) -> Session {
+        self.caps = None;
         self
     }
 
@@ -141,7 +150,18 @@ impl Session {
 
     /// Whether the client can be asked (form-mode elicitation).
     pub fn elicits(&self) -> bool {
-        self.elicits
+        form_elicitation(self.caps.as_ref())
+    }
+
+    /// The capabilities it declared (`None`: the gateway's own caller, see [`Session::answering_itself`]).
+    pub fn client_capabilities(&self) -> Option<&Value> {
+        self.caps.as_ref()
+    }
+
+    /// What the client lacks to be sent a child's request `method` (see
+    /// [`missing_capability`]); `None`: it may be sent.
+    pub fn missing_capability(&self, method: &str, params: Option<&Value>) -> Option<String> {
+        missing_capability(self.caps.as_ref()?, method, params)
     }
 
     pub fn log_level(&self) -> Option<String> {
@@ -296,6 +316,45 @@ pub fn form_elicitation(caps: Option<&Value>) -> bool {
     }
 }
 
+/// Whether client capabilities declare URL-mode elicitation (`{"url": {...}}`).
+pub fn url_elicitation(caps: &Value) -> bool {
+    caps.get("elicitation").and_then(|e| e.get("url")).map(Value::is_object).unwrap_or(false)
+}
+
+/// The capability a client must have declared to be sent the server→client request
+/// `method` with `params`, named for the error (e.g. "the `sampling` capability"), when
+/// `caps` (its declared client capabilities) lack it; `None` when it may be sent. By the
+/// spec: `elicitation` (form mode, or URL mode for `"mode": "url"`), `sampling` (and
+/// `sampling.tools` for a request with `tools` or `toolChoice`, `sampling.context` for an
+/// `includeContext` other than `none`), `roots`. A method of no capability is not gated.
+pub fn missing_capability(caps: &Value, method: &str, params: Option<&Value>) -> Option<String> {
+    let declared = |k: &str| caps.get(k).map(Value::is_object).unwrap_or(false);
+    let param = |k: &str| params.and_then(|p| p.get(k)).filter(|v| !v.is_null());
+    match method {
+        "elicitation/create" if param("mode").and_then(Value::as_str) == Some("url") => {
+            (!url_elicitation(caps)).then(|| "the `elicitation` capability (URL mode)".to_string())
+        }
+        "elicitation/create" => {
+            (!form_elicitation(Some(caps))).then(|| "the `elicitation` capability (form mode)".to_string())
+        }
+        "sampling/createMessage" => {
+            let sub = |k: &str| caps["sampling"].get(k).map(Value::is_object).unwrap_or(false);
+            let context = param("includeContext").and_then(Value::as_str).map(|c| c != "none").unwrap_or(false);
+            if !declared("sampling") {
+                Some("the `sampling` capability".to_string())
+            } else if (param("tools").is_some() || param("toolChoice").is_some()) && !sub("tools") {
+                Some("the `sampling.tools` capability (the request gives tools)".to_string())
+            } else if context && !sub("context") {
+                Some("the `sampling.context` capability (the request asks for `includeContext`)".to_string())
+            } else {
+                None
+            }
+        }
+        "roots/list" => (!declared("roots")).then(|| "the `roots` capability".to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +370,42 @@ mod tests {
         assert!(!has(json!({"sampling": {}})));
         assert!(!has(json!({"elicitation": true})));
         assert!(!form_elicitation(None));
+    }
+
+    #[test]
+    fn each_request_needs_its_capability() {
+        let missing = |c: Value, m: &str, p: Value| missing_capability(&c, m, Some(&p));
+        let form = json!({"message": "?", "requestedSchema": {}});
+        let url = json!({"mode": "url", "message": "?", "url": "https://x", "elicitationId": "1"});
+        assert_eq!(missing(json!({"elicitation": {}}), "elicitation/create", form.clone()), None);
+        assert!(missing(json!({"elicitation": {"url": {}}}), "elicitation/create", form).unwrap().contains("form"));
+        assert_eq!(missing(json!({"elicitation": {"url": {}}}), "elicitation/create", url.clone()), None);
+        assert!(missing(json!({"elicitation": {}}), "elicitation/create", url).unwrap().contains("URL mode"));
+        let sample = json!({"messages": [], "maxTokens": 1});
+        assert_eq!(missing(json!({"sampling": {}}), "sampling/createMessage", sample.clone()), None);
+        assert_eq!(
+            missing(json!({"roots": {}}), "sampling/createMessage", sample.clone()).unwrap(),
+            "the `sampling` capability"
+        );
+        let tools = json!({"messages": [], "maxTokens": 1, "tools": [], "includeContext": "none"});
+        assert!(missing(json!({"sampling": {}}), "sampling/createMessage", tools.clone())
+            .unwrap()
+            .contains("sampling.tools"));
+        assert_eq!(missing(json!({"sampling": {"tools": {}}}), "sampling/createMessage", tools), None);
+        let context = json!({"messages": [], "maxTokens": 1, "includeContext": "thisServer"});
+        assert!(missing(json!({"sampling": {}}), "sampling/createMessage", context.clone())
+            .unwrap()
+            .contains("context"));
+        assert_eq!(missing(json!({"sampling": {"context": {}}}), "sampling/createMessage", context), None);
+        assert_eq!(missing(json!({"roots": {}}), "roots/list", json!({})), None);
+        assert_eq!(missing(json!({"sampling": {}}), "roots/list", json!({})).unwrap(), "the `roots` capability");
+        assert_eq!(missing(json!({}), "something/else", json!({})), None);
+        // A session that declared nothing lacks all; the gateway's own caller lacks none.
+        let s = Session::new("0123456789abcdef".into(), Target::All, "2025-11-25".into());
+        assert!(s.missing_capability("roots/list", None).is_some());
+        let s = s.with_client_capabilities(Some(&json!({"roots": {}})));
+        assert!(s.missing_capability("roots/list", None).is_none());
+        assert!(s.answering_itself().missing_capability("sampling/createMessage", None).is_none());
     }
 
     #[test]

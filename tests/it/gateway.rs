@@ -181,9 +181,14 @@ struct Mcp {
 }
 
 fn init_msg(version: &str) -> Value {
+    init_declaring(version, json!({"sampling": {}, "roots": {"listChanged": true}}))
+}
+
+/// An `initialize` declaring the client capabilities `caps`.
+fn init_declaring(version: &str, caps: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": version,
-        "capabilities": {"sampling": {}, "roots": {"listChanged": true}},
+        "capabilities": caps,
         "clientInfo": {"name": "gateway-test", "version": "1"}}})
 }
 
@@ -193,12 +198,21 @@ impl Mcp {
     }
 
     fn open_with(port: u16, path: &str, token: Option<&str>) -> Mcp {
+        Mcp::open_as(port, path, token, init_msg("2025-11-25"))
+    }
+
+    /// A session whose client declared the capabilities `caps` (and no others).
+    fn open_declaring(port: u16, path: &str, caps: Value) -> Mcp {
+        Mcp::open_as(port, path, None, init_declaring("2025-11-25", caps))
+    }
+
+    fn open_as(port: u16, path: &str, token: Option<&str>, init: Value) -> Mcp {
         let auth = token.map(|t| format!("Bearer {}", t));
         let mut h = vec![ACCEPT, JSON_CT];
         if let Some(a) = &auth {
             h.push(("Authorization", a.as_str()));
         }
-        let c = http(port, "POST", path, &h, init_msg("2025-11-25").to_string().as_bytes());
+        let c = http(port, "POST", path, &h, init.to_string().as_bytes());
         assert_eq!(c.status, 200, "initialize on {}", path);
         let sid = c.header("Mcp-Session-Id").expect("session id").to_string();
         let v = c.json();
@@ -838,6 +852,61 @@ fn sampling_goes_to_the_caller_and_its_answer_back_to_the_child() {
         let fin = c.next_event().expect("the tool result");
         assert_eq!(fin["id"], 7);
         assert_eq!(fin["result"]["content"][0]["text"], format!("sampled: ANSWER-via-{}", path));
+
+        // A session that did not declare sampling is never sent the request: the child is
+        // told why at once, and its tool says so.
+        let m = Mcp::open_declaring(d.port, path, json!({"roots": {}, "elicitation": {}}));
+        let text = refused_at_once(&m, tool, json!({"prompt": "say hi"}));
+        assert!(text.starts_with("sampling failed: mcpctl gateway:"), "{}", text);
+        assert!(text.contains("`sampling/createMessage`") && text.contains("the `sampling` capability"), "{}", text);
+    }
+}
+
+/// Call `tool` in a session that cannot be sent what the tool asks its client: the answer
+/// comes with no server→client request before it; the text of its (error) result.
+fn refused_at_once(m: &Mcp, tool: &str, args: Value) -> String {
+    let started = Instant::now();
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}}));
+    assert_eq!(c.status, 200);
+    let fin = if c.is_sse() {
+        let e = c.next_event().expect("an answer");
+        assert!(e.get("method").is_none(), "the client was sent a request it did not declare: {}", e);
+        e
+    } else {
+        c.json()
+    };
+    assert!(started.elapsed() < Duration::from_secs(10), "not answered at once: {:?}", started.elapsed());
+    assert_eq!(fin["id"], 8, "{}", fin);
+    assert_eq!(fin["result"]["isError"], true, "{}", fin);
+    fin["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text: {}", fin)).to_string()
+}
+
+#[test]
+fn roots_are_asked_of_a_caller_that_declared_them_only() {
+    let p = Project::fixture(json!({}));
+    let d = Daemon::start(&p, &[]);
+    for path in ["/mcp/fx", "/mcp"] {
+        let tool = if path == "/mcp" { "fx__roots" } else { "roots" };
+        let m = Mcp::open_declaring(d.port, path, json!({"roots": {}}));
+        let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": tool, "arguments": {}}}));
+        if !c.is_sse() {
+            panic!("the roots request did not come on the call's stream; the answer was {}", c.text());
+        }
+        let ask = c.next_event().expect("a roots request");
+        assert_eq!(ask["method"], "roots/list", "{}", ask);
+        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [{"uri": "file:///the/root"}]}});
+        assert_eq!(m.post(&answer).status, 202);
+        let fin = c.next_event().expect("the tool result");
+        assert_eq!(fin["id"], 7);
+        assert!(fin["result"]["content"][0]["text"].as_str().unwrap().contains("file:///the/root"), "{}", fin);
+
+        // Declaring sampling and elicitation but not roots: refused, the child told why.
+        let m = Mcp::open_declaring(d.port, path, json!({"sampling": {}, "elicitation": {}}));
+        let text = refused_at_once(&m, tool, json!({}));
+        assert!(text.starts_with("roots failed: mcpctl gateway:"), "{}", text);
+        assert!(text.contains("`roots/list`") && text.contains("the `roots` capability"), "{}", text);
     }
 }
 
@@ -1106,4 +1175,109 @@ fn cli_calls_go_through_the_daemon_unless_told_otherwise() {
     assert_eq!(v["servers"][0]["tools_count"], 20);
     let text = p.cmd().args(["list"]).success().stdout();
     assert!(text.contains("fx: ready") && text.contains("Tools: 20"), "{}", text);
+}
+
+// ---------------------------------------------------------------------------
+// Servers still starting
+// ---------------------------------------------------------------------------
+
+/// A client that calls at once after `mcpctl start`, before a server has answered its
+/// `tools/list`, waits for it (bounded by its `timeout`) instead of hearing "Unknown tool";
+/// one whose start fails gets that failure within its timeout.
+#[test]
+fn calls_right_after_start_wait_for_a_starting_server() {
+    let slow =
+        |ms: &str| json!({"command": fixture_bin(), "args": ["--slow-start", ms], "alwaysAllow": ["*"], "timeout": 30});
+    let p = Project::new(&json!({"mcpServers": {
+        // Slower than the 5 s `initialize` on /mcp/<server> waits for a starting child.
+        "sa": slow("7000"),
+        "sb": slow("7000"),
+        "sc": slow("7000"),
+        // Ready well within the 5 s a listing of /mcp waits.
+        "sd": slow("1000"),
+        "hang": {"command": fixture_bin(), "args": ["--hang-on-init"], "alwaysAllow": ["*"], "timeout": 2},
+    }}));
+    let d = Daemon::start(&p, &[]);
+    // Nothing is ready yet: each request below is sent while its server is starting.
+    for s in ["sa", "sb", "sc", "sd"] {
+        assert_eq!(server_status(&p, s)["status"], "starting", "{}", status_json(&p));
+    }
+    std::thread::scope(|scope| {
+        let per_server = scope.spawn(|| {
+            let one = Mcp::open(d.port, "/mcp/sa");
+            let names = one.tool_names();
+            assert!(names.contains(&"echo".to_string()), "{:?}", names);
+            one.call_text("echo", json!({"text": "one"}))
+        });
+        let aggregated = scope.spawn(|| {
+            let all = Mcp::open(d.port, "/mcp");
+            all.call_text("sb__echo", json!({"text": "all"}))
+        });
+        let cli = scope.spawn(|| p.cmd().args(["-v", "call", "sc", "echo", "--text", "cli"]).success());
+        let listing = scope.spawn(|| Mcp::open(d.port, "/mcp").tool_names());
+        let failing = scope.spawn(|| {
+            let all = Mcp::open(d.port, "/mcp");
+            let started = Instant::now();
+            let v = all.call("hang__echo", json!({"text": "x"}));
+            (v, started.elapsed())
+        });
+        assert_eq!(per_server.join().unwrap(), "one");
+        assert_eq!(aggregated.join().unwrap(), "all");
+        let r = cli.join().unwrap();
+        assert_eq!(r.stdout().trim(), "cli", "{}", r.dump());
+        r.stderr_has("using the daemon");
+        let names = listing.join().unwrap();
+        assert!(names.contains(&"sd__echo".to_string()), "{:?}", names);
+        let (v, took) = failing.join().unwrap();
+        let msg = v["error"]["message"].as_str().unwrap_or_else(|| panic!("no error: {}", v)).to_string();
+        assert!(!msg.contains("Unknown tool") && msg.contains("server `hang`"), "{}", msg);
+        assert!(msg.contains("initialize") || msg.contains("still starting"), "{}", msg);
+        assert!(took < Duration::from_secs(6), "took {:?}: {}", took, msg);
+    });
+    // Each call reached its own server, through the daemon.
+    for s in ["sa", "sb", "sc"] {
+        assert_eq!(server_status(&p, s)["calls"], 1, "{}", s);
+    }
+}
+
+/// A 2026-07-28 child asks for input inside its result (`input_required`), told only what
+/// the session declared; one that asks for more anyway (the conformance server's tools do)
+/// is not passed on: the call fails at once, naming what the session did not declare.
+#[test]
+fn a_2026_07_28_childs_input_requests_reach_a_session_that_declared_them_only() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("fixtures/conformance_server_modern.py");
+    let p = Project::new(&json!({"mcpServers": {"cf": {
+        "command": support::venv_modern_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let m = Mcp::open_declaring(d.port, "/mcp/cf", json!({"sampling": {}}));
+    // Declared: the question comes on the call's stream, the answer goes back in the retry.
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "test_input_required_result_sampling", "arguments": {}}}));
+    if !c.is_sse() {
+        panic!("the sampling request did not come on the call's stream; the answer was {}", c.text());
+    }
+    let ask = c.next_event().expect("a sampling request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{}", ask);
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "Paris"}, "model": "test-model"}});
+    assert_eq!(m.post(&answer).status, 202);
+    let fin = c.next_event().expect("the tool result");
+    assert_eq!(fin["id"], 7);
+    assert_eq!(fin["result"]["content"][0]["text"], "Sampling response: Paris", "{}", fin);
+
+    // Not declared (roots): the client is sent nothing; the call fails, saying why.
+    let started = Instant::now();
+    let mut c = m.post(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "test_input_required_result_list_roots", "arguments": {}}}));
+    let fin = if c.is_sse() { c.next_event().expect("an answer") } else { c.json() };
+    assert!(fin.get("method").is_none(), "the client was sent a request it did not declare: {}", fin);
+    assert!(started.elapsed() < Duration::from_secs(10), "not answered at once");
+    assert_eq!(fin["id"], 8, "{}", fin);
+    let msg = fin["error"]["message"].as_str().unwrap_or_else(|| panic!("not an error: {}", fin));
+    assert!(msg.contains("`roots/list`") && msg.contains("did not declare the `roots` capability"), "{}", msg);
 }

@@ -496,6 +496,35 @@ fn a_call_of_2026_07_28_streams_its_progress_and_logs_only_when_asked() {
     let r = &a.response()["result"];
     assert_eq!(r["isError"], true, "{}", r);
     assert!(r["content"][0]["text"].as_str().unwrap().contains("speaks MCP 2026-07-28"), "{}", r);
+
+    // The request's own capabilities decide, by what each question needs: a client of URL-mode
+    // elicitation alone is not asked a form, nor one of elicitation alone for its roots.
+    let refused = |id: u64, tool: &str, caps: Value, missing: &str| {
+        let mut meta = envelope();
+        meta["io.modelcontextprotocol/clientCapabilities"] = caps;
+        let a = modern(
+            &url,
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": {"message": "?", "prompt": "p"}, "_meta": meta}),
+        );
+        assert!(a.messages.iter().all(|m| m.get("method").is_none()), "a request reached the client: {:?}", a.messages);
+        let r = &a.response()["result"];
+        assert_eq!(r["isError"], true, "{}: {:?}", tool, a.messages);
+        let text = r["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(&format!("the client did not declare {}", missing)), "{}", text);
+    };
+    refused(4, "elicit", json!({"elicitation": {"url": {}}}), "the `elicitation` capability (form mode)");
+    refused(5, "roots", json!({"elicitation": {}, "sampling": {}}), "the `roots` capability");
+    refused(6, "sample", json!({"roots": {}}), "the `sampling` capability");
+    // Declared: the question comes as an input-required result.
+    let mut meta = envelope();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"roots": {}});
+    let a = modern(&url, 7, "tools/call", json!({"name": "roots", "arguments": {}, "_meta": meta}));
+    let r = &a.response()["result"];
+    assert_eq!(r["resultType"], "input_required", "{}", r);
+    let question = r["inputRequests"].as_object().unwrap().values().next().unwrap();
+    assert_eq!(question["method"], "roots/list", "{}", r);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! policy, `--server`, elicitation and sampling from a child back to the client,
 //! `tools/list_changed`, the running daemon used when there is one (with and without a token),
 //! garbage and over-long lines on stdin, the session renewed when the gateway forgets it, and
-//! no process left behind once stdin closes.
+//! no process left behind once stdin closes. 2026-07-28 clients over stdio (the TypeScript SDK
+//! v2 and the Python SDK 2.3, pinned; raw lines): discover, calls with `Mcp-Param-*`, questions
+//! through `input_required`, `subscriptions/listen`, cancellation, both eras on one stdin.
 
 use crate::support;
 
@@ -251,6 +253,14 @@ fn the_running_daemon_with_a_token() {
     let r = python(&p, &["--server", "fx"], &env, json!([["call", "echo", {"text": "tokened"}]]));
     assert_eq!(text(&r[0]), "tokened");
     assert!(fx_calls(&p, &env) > before, "the daemon did not count the call");
+    // A 2026-07-28 request reaches the daemon too, with the token.
+    let mut s = Raw::start(&p, &env);
+    s.send(&modern_line(json!(1), "tools/call", json!({"name": "fx__echo", "arguments": {"text": "modern, tokened"}})));
+    let v = s.answer(1);
+    assert_eq!(v["result"]["content"][0]["text"], "modern, tokened", "{}", v);
+    let (code, err) = s.close();
+    assert_eq!(code, Some(0), "{}", err);
+    assert!(err.contains("bridging stdio to the daemon"), "{}", err);
     // A token the daemon refuses: one line on stderr, nothing on stdout.
     let run = p.cmd().args(["serve", "--stdio"]).env("MCPCTL_TOKEN", "wrong-token-wrong-token").output();
     assert_ne!(run.out.status.code(), Some(0), "{}", run.dump());
@@ -259,10 +269,12 @@ fn the_running_daemon_with_a_token() {
     drop(d);
 }
 
-/// The Python SDK 2.x: in `auto` mode it falls back to `initialize` and works; pinned to
-/// 2026-07-28 (no session) it gets a clear `-32022` naming the revisions spoken.
+/// The Python SDK 2.x on stdio: in `auto` mode it falls back to `initialize` and works;
+/// pinned to 2026-07-28 (no `initialize`, every request with the envelope in `_meta`) it is
+/// served statelessly: `server/discover`, tools, and a session-based child's question reaching
+/// it as an `input_required` result that its retry answers.
 #[test]
-fn python_sdk_2_client_falls_back_to_a_session() {
+fn python_sdk_2_client_in_both_eras() {
     if !support::peers_available() {
         return;
     }
@@ -274,7 +286,9 @@ fn python_sdk_2_client_falls_back_to_a_session() {
             "cwd": p.root,
             "env": {"PATH": std::env::var("PATH").unwrap_or_default(), "HOME": p.root},
             "mode": mode,
+            "discover": mode == "2026-07-28",
             "call": ["fy__add", {"a": 2, "b": 2}],
+            "calls": [["fx__elicit", {"message": "Your name?"}]],
         });
         let mut c = Command::new(support::venv_modern_python());
         c.arg(support::repo().join("tests/py/modern_stdio_client.py")).arg(spec.to_string());
@@ -282,13 +296,73 @@ fn python_sdk_2_client_falls_back_to_a_session() {
         assert_eq!(code, Some(0), "modern_stdio_client.py failed\n--- stdout\n{}\n--- stderr\n{}", out, err);
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({}): {}", e, out))
     };
-    let v = modern("auto");
-    assert!(names(&v["tools"]).contains(&"fy__add".to_string()), "{}", v);
-    assert_eq!(v["result"]["content"][0]["text"], "4", "{}", v);
+    for mode in ["auto", "2026-07-28"] {
+        let v = modern(mode);
+        assert!(names(&v["tools"]).contains(&"fy__add".to_string()), "{}: {}", mode, v);
+        assert_eq!(v["result"]["content"][0]["text"], "4", "{}: {}", mode, v);
+        // The child's question reached the client's handler, and its answer the child.
+        assert_eq!(v["asked"], json!(["Your name?"]), "{}: {}", mode, v);
+        assert!(text(&v["results"][0]).contains("Ada"), "{}: {}", mode, v);
+    }
     let v = modern("2026-07-28");
-    assert_eq!(v["error"]["code"], -32022, "{}", v);
-    assert_eq!(v["error"]["data"]["requested"], "2026-07-28", "{}", v);
-    assert!(v["error"]["data"]["supported"].as_array().unwrap().contains(&json!("2025-11-25")), "{}", v);
+    assert_eq!(v["protocol"], "2026-07-28", "{}", v);
+    assert!(v["discover"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{}", v);
+    assert_eq!(v["result"]["resultType"], "complete", "a 2026-07-28 answer: {}", v);
+}
+
+/// The TypeScript SDK v2 pinned to 2026-07-28 on its stdio transport, against the fixture
+/// server (`fx`) and a 2026-07-28 child on the same SDK (`md`): discover, tools/list, calls
+/// (a non-ASCII argument, a tool whose parameter is mirrored into an `Mcp-Param-*` header
+/// with a non-ASCII value), questions from both children through `input_required`, and
+/// `subscriptions/listen` carrying a tool list change.
+#[test]
+fn typescript_sdk_2026_07_28_client_over_stdio() {
+    if !support::peers_available() {
+        return;
+    }
+    let node = support::npm_bin().join("node");
+    let p = Project::new(&json!({}));
+    p.write_config(&json!({"mcpServers": {
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"], "timeout": 20},
+        "md": {"command": node, "args": [support::repo().join("fixtures/ts/modern_server.mjs"), "--modern-only"],
+               "alwaysAllow": ["*"], "timeout": 30},
+    }}));
+    let spec = json!({
+        "command": support::mcpctl_bin(),
+        "args": serve_args(&p, &[]),
+        "cwd": p.root,
+        "env": {"PATH": std::env::var("PATH").unwrap_or_default(), "HOME": p.root},
+        "calls": [
+            ["fx__echo", {"text": "grüße"}],
+            ["md__regional", {"region": "Zürich", "query": "weather"}],
+            ["fx__elicit", {"message": "Your name?"}],
+            ["md__confirm", {"what": "deploy"}],
+        ],
+        "listen": "fx__toggle_tool",
+    });
+    let mut c = Command::new(&node);
+    c.arg(support::repo().join("tests/js/stdio_modern_client.mjs"))
+        .arg(support::npm_bin().parent().unwrap())
+        .arg(spec.to_string());
+    let (code, out, err) = run_bounded(c, Duration::from_secs(90), "stdio_modern_client.mjs");
+    assert_eq!(code, Some(0), "stdio_modern_client.mjs failed\n--- stdout\n{}\n--- stderr\n{}", out, err);
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({}): {}", e, out));
+    assert_eq!(v["era"], "modern", "{}", v);
+    assert_eq!(v["protocol"], "2026-07-28", "{}", v);
+    assert!(v["discover"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{}", v);
+    assert_eq!(v["discover"]["capabilities"]["tools"]["listChanged"], true, "{}", v);
+    let tools = names(&v["tools"]);
+    for t in ["fx__echo", "fx__elicit", "md__regional", "md__confirm"] {
+        assert!(tools.contains(&t.to_string()), "{} missing: {}", t, v);
+    }
+    let r = &v["results"];
+    assert_eq!(text(&r[0]), "grüße", "{}", v);
+    assert_eq!(text(&r[1]), "region=Zürich query=weather", "{}", v);
+    assert!(text(&r[2]).contains("Ada"), "{}", v);
+    assert_eq!(text(&r[3]), "deploy confirmed by Ada", "{}", v);
+    assert_eq!(v["asked"].as_array().map(Vec::len), Some(2), "both questions reached the client: {}", v);
+    assert_eq!(v["honored"]["toolsListChanged"], true, "{}", v);
+    assert!(v["changed"].as_u64().unwrap_or(0) >= 1, "no tools/list_changed on the listen stream: {}", v);
 }
 
 /// `mcpctl serve --stdio` with pipes: lines in, lines out.
@@ -474,6 +548,58 @@ fn a_cancelled_request_is_passed_on_and_gets_no_answer() {
     assert!(!rest.iter().any(|l| l.contains("\"slow\"")), "{:?}", rest);
     // The cancellation reached the gateway (which passes it on to the server).
     assert!(!err.contains("refused a message") && !err.contains("not delivered"), "{}", err);
+}
+
+/// A 2026-07-28 request with the envelope in `_meta`.
+fn modern_line(id: Value, method: &str, params: Value) -> String {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+/// One stdin carries both eras: a session (after `initialize`) and 2026-07-28 requests (no
+/// session, answered as that revision answers). A 2026-07-28 client's cancellation closes
+/// its request's connection: the call ends at the server, and no answer comes.
+#[test]
+fn both_eras_on_one_stdin_and_a_2026_07_28_cancellation_ends_the_call() {
+    let p = project();
+    let mut s = Raw::start(&p, &[]);
+    s.initialize();
+    s.send(&modern_line(json!(10), "server/discover", json!({})));
+    let v = s.answer(10);
+    assert!(v["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{}", v);
+    s.send(&modern_line(json!(11), "tools/call", json!({"name": "fy__add", "arguments": {"a": 2, "b": 3}})));
+    let v = s.answer(11);
+    assert_eq!(v["result"]["content"][0]["text"], "5", "{}", v);
+    assert_eq!(v["result"]["resultType"], "complete", "a 2026-07-28 answer: {}", v);
+    // A method the revision does not have is the gateway's own error, passed on.
+    s.send(&modern_line(json!(12), "ping", json!({})));
+    assert_eq!(s.answer(12)["error"]["code"], -32601);
+    // The session is untouched.
+    s.send(r#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"fx__echo","arguments":{"text":"session"}}}"#);
+    let v = s.answer(13);
+    assert_eq!(v["result"]["content"][0]["text"], "session", "{}", v);
+    assert!(v["result"].get("resultType").is_none(), "a session answer: {}", v);
+
+    s.send(&modern_line(json!("slow"), "tools/call", json!({"name": "fx__sleep", "arguments": {"ms": 60000}})));
+    let mut fx = 0;
+    support::eventually("the call to reach the server", Duration::from_secs(10), || {
+        fx = pid_in(&p.root.join("fx.pid")).unwrap_or(0);
+        fx > 0 && support::fixture_sleeps_running(fx) == 1
+    });
+    s.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}"#);
+    support::eventually("the server to end the call", Duration::from_secs(10), || {
+        support::fixture_sleeps_running(fx) == 0
+    });
+    s.send(r#"{"jsonrpc":"2.0","id":14,"method":"ping"}"#);
+    assert_eq!(s.answer(14)["result"], json!({}));
+    let (code, err, rest) = s.close_with_rest();
+    assert_eq!(code, Some(0), "{}", err);
+    assert!(!rest.iter().any(|l| l.contains("\"slow\"")), "{:?}", rest);
 }
 
 #[test]

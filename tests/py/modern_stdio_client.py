@@ -6,11 +6,14 @@ Usage:
     modern_stdio_client.py SPEC
 
 SPEC is JSON: {"command": PATH, "args": [...], "cwd": DIR, "env": {...}, "mode": MODE,
-"call": [TOOL, {args}]} where MODE is the SDK's connect mode ("auto": probe, fall back to
-initialize; "2026-07-28": pinned; "legacy").
+"call": [TOOL, {args}], "calls": [[TOOL, {args}], ...], "discover": BOOL} where MODE is the
+SDK's connect mode ("auto": probe, fall back to initialize; "2026-07-28": pinned: no probe,
+no initialize; "legacy"). The client declares elicitation and answers every question
+{"name": "Ada"}. With "discover", it sends `server/discover` first.
 
-Prints {"tools": [names], "result": {...}} on stdout, or {"error": {"code", "message", "data"}}
-when the connection fails with a JSON-RPC error; exit 0, or 1 on any other error.
+Prints {"protocol", "discover": {...}, "tools": [names], "result": {...}, "results": [{...}],
+"asked": [messages]} on stdout, or {"error": {"code", "message", "data"}} when the connection
+fails with a JSON-RPC error; exit 0, or 1 on any other error.
 Run it with .deps/venv-modern/bin/python.
 """
 
@@ -20,7 +23,7 @@ import asyncio
 import json
 import sys
 
-from mcp import Client, MCPError
+from mcp import Client, MCPError, types
 from mcp.client.stdio import StdioServerParameters
 
 
@@ -39,13 +42,27 @@ async def run(spec: dict) -> dict:
     params = StdioServerParameters(
         command=spec["command"], args=spec.get("args", []), env=spec.get("env"), cwd=spec.get("cwd")
     )
-    async with Client(params, mode=spec.get("mode", "auto"), cache=None) as client:
+    asked: list = []
+
+    async def elicit(_ctx, p: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(getattr(p, "message", None))
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    dump = lambda r: r.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
+    mode = spec.get("mode", "auto")
+    async with Client(params, mode=mode, cache=None, elicitation_callback=elicit) as client:
+        out: dict = {"protocol": client.protocol_version}
+        if spec.get("discover"):
+            out["discover"] = dump(await client.session.discover())
         tools = await client.list_tools()
-        out: dict = {"tools": [t.name for t in tools.tools]}
+        out["tools"] = [t.name for t in tools.tools]
         if spec.get("call"):
             name, args = spec["call"]
-            r = await client.call_tool(name, args)
-            out["result"] = r.model_dump(mode="json", by_alias=True, exclude_none=True)
+            out["result"] = dump(await client.call_tool(name, args))
+        out["results"] = []
+        for name, args in spec.get("calls", []):
+            out["results"].append(dump(await client.call_tool(name, args)))
+        out["asked"] = asked
         return out
 
 

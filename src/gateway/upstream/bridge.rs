@@ -5,6 +5,7 @@
 
 use super::{Call, Event, Upstream};
 use crate::error::Result;
+use crate::gateway::session::Session;
 use crate::jsonrpc;
 use crate::peer::{Peer, RawOutcome};
 use crate::sync::Locked;
@@ -69,17 +70,49 @@ impl crate::peer::Transport for AnswerSink {
     fn shutdown(&self) {}
 }
 
-/// What the gateway tells a modern child it can answer for an old-era client (what it
-/// declares to legacy children in `initialize`: the client is asked), elicitation only when
-/// the client declared it.
-pub(super) fn bridged_capabilities(elicits: bool) -> Value {
-    // Elicitation only for a client that declared it: else the child itself refuses to ask
-    // (with the reason), rather than asking a client that cannot answer.
-    let mut caps = json!({"roots": {}, "sampling": {}});
-    if elicits {
-        caps["elicitation"] = json!({"form": {}});
+/// What the gateway tells a modern child it can answer for an old-era client: what the
+/// session declared in `initialize` (elicitation by its modes, sampling with its
+/// sub-capabilities, roots), so that the child itself refuses to ask for the rest (with
+/// the reason). The gateway's own caller (`None`), which answers for itself: roots and
+/// sampling, as before.
+pub(super) fn bridged_capabilities(declared: Option<&Value>) -> Value {
+    let Some(declared) = declared else { return json!({"roots": {}, "sampling": {}}) };
+    let mut caps = json!({});
+    let mut elicitation = json!({});
+    if crate::gateway::session::form_elicitation(Some(declared)) {
+        elicitation["form"] = json!({});
+    }
+    if crate::gateway::session::url_elicitation(declared) {
+        elicitation["url"] = json!({});
+    }
+    if elicitation.as_object().map(|e| !e.is_empty()).unwrap_or(false) {
+        caps["elicitation"] = elicitation;
+    }
+    if let Some(sampling) = declared.get("sampling").and_then(Value::as_object) {
+        let subs: serde_json::Map<String, Value> = ["context", "tools"]
+            .iter()
+            .filter(|k| sampling.get(**k).map(Value::is_object).unwrap_or(false))
+            .map(|k| (k.to_string(), json!({})))
+            .collect();
+        caps["sampling"] = Value::Object(subs);
+    }
+    if declared.get("roots").map(Value::is_object).unwrap_or(false) {
+        caps["roots"] = json!({});
     }
     caps
+}
+
+/// The first of a modern child's input requests the session cannot be sent: (its key, its
+/// method, the capability the session did not declare).
+fn undeclared(session: &Session, requests: &[(String, Value)]) -> Option<(String, String, String)> {
+    requests.iter().find_map(|(key, req)| {
+        let method = req["method"].as_str().unwrap_or("");
+        let missing = match crate::gateway::modern_held::capability_for(method) {
+            None => format!("the client capability for `{}` (no request a client can be asked)", method),
+            Some(_) => session.missing_capability(method, req.get("params"))?,
+        };
+        Some((key.clone(), method.to_string(), missing))
+    })
 }
 
 /// A modern child's answer for a client of the earlier revisions: without what only
@@ -139,6 +172,20 @@ impl Upstream {
             .and_then(Value::as_object)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        // A child that asks for what the client did not declare (it was told what it may ask:
+        // `bridged_capabilities`) is not passed on: the call fails, saying so.
+        if let Some((key, method, missing)) = undeclared(&session, &requests) {
+            let msg = format!(
+                "server `{}` asked for input the client cannot give during `{}`: its input request `{}` is `{}`, and the client's session did not declare {} in `initialize`",
+                self.cfg.name,
+                call.method,
+                crate::logsafe::safe(&key),
+                crate::logsafe::safe(&method),
+                missing
+            );
+            log::info!("{}", msg);
+            return fail(self, &call, msg);
+        }
         let state = result.get("requestState").cloned();
         let me = Arc::downgrade(self);
         let origin = call.origin;
@@ -208,5 +255,36 @@ impl Upstream {
         if let Err(e) = self.send_call(&peer, id, Some(Value::Object(params)), call) {
             sink(Event::Done(Err(jsonrpc::unavailable(&e.one_line()))));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::session::Target;
+
+    #[test]
+    fn a_modern_child_is_told_only_what_the_session_declared() {
+        assert_eq!(bridged_capabilities(Some(&json!({}))), json!({}));
+        let all = json!({"elicitation": {}, "sampling": {"tools": {}, "x": 1}, "roots": {"listChanged": true}});
+        let want = json!({"elicitation": {"form": {}}, "sampling": {"tools": {}}, "roots": {}});
+        assert_eq!(bridged_capabilities(Some(&all)), want);
+        let url = json!({"elicitation": {"url": {}}});
+        assert_eq!(bridged_capabilities(Some(&url)), json!({"elicitation": {"url": {}}}));
+        assert_eq!(bridged_capabilities(None), json!({"roots": {}, "sampling": {}}));
+    }
+
+    #[test]
+    fn an_input_request_the_session_did_not_declare_is_found() {
+        let s = Session::new("0123456789abcdef".into(), Target::All, "2025-11-25".into())
+            .with_client_capabilities(Some(&json!({"elicitation": {}})));
+        let ask =
+            |m: &str| (format!("k-{}", m), json!({"method": m, "params": {"message": "?", "requestedSchema": {}}}));
+        assert_eq!(undeclared(&s, &[ask("elicitation/create")]), None);
+        let (key, method, missing) = undeclared(&s, &[ask("elicitation/create"), ask("roots/list")]).unwrap();
+        assert_eq!((key.as_str(), method.as_str()), ("k-roots/list", "roots/list"));
+        assert_eq!(missing, "the `roots` capability");
+        assert!(undeclared(&s, &[ask("sampling/createMessage")]).unwrap().2.contains("sampling"));
+        assert!(undeclared(&s, &[ask("tools/call")]).is_some(), "not a request a client can be asked");
     }
 }

@@ -43,7 +43,7 @@ impl Upstream {
                 let meta = m.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(meta) = meta.as_object_mut() {
                     meta.entry(jsonrpc::META_CLIENT_CAPABILITIES)
-                        .or_insert_with(|| bridged_capabilities(session.elicits()));
+                        .or_insert_with(|| bridged_capabilities(session.client_capabilities()));
                     if let Some(level) = session.log_level() {
                         meta.entry(jsonrpc::META_LOG_LEVEL).or_insert(json!(level));
                     }

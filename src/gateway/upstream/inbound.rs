@@ -88,26 +88,34 @@ impl Upstream {
                     let _ = peer.respond(id, Ok(json!({})));
                     return;
                 }
-                match self.attributed() {
-                    Some((session, _)) if method == "elicitation/create" && !asks(&session, params.as_ref()) => {
-                        let e = jsonrpc::error_object(
-                            jsonrpc::METHOD_NOT_FOUND,
-                            "mcpctl gateway: the client cannot be sent `elicitation/create`: its session did not declare the `elicitation` capability (form mode) in `initialize`",
-                        );
-                        let _ = peer.respond(id, Err(e));
-                    }
-                    Some((session, sink)) => {
-                        let gid = session.expect_reply(peer, id);
-                        sink(Event::Message(jsonrpc::request(json!(gid), &method, params)));
-                    }
-                    None => {
-                        let e = jsonrpc::error_object(
-                            jsonrpc::INTERNAL_ERROR,
-                            &format!("mcpctl gateway: cannot tell which client session `{}` is for (no single session has a request in flight)", method),
-                        );
-                        let _ = peer.respond(id, Err(e));
-                    }
+                let Some((session, sink)) = self.attributed() else {
+                    let e = jsonrpc::error_object(
+                        jsonrpc::INTERNAL_ERROR,
+                        &format!("mcpctl gateway: cannot tell which client session `{}` is for (no single session has a request in flight)", method),
+                    );
+                    let _ = peer.respond(id, Err(e));
+                    return;
+                };
+                // Never sent to a client that cannot answer it: the child is told why, at once.
+                if let Some(missing) = refusal(&session, &method, params.as_ref()) {
+                    let e = jsonrpc::error_object(
+                        jsonrpc::METHOD_NOT_FOUND,
+                        &format!(
+                            "mcpctl gateway: the client cannot be sent `{}`: its session did not declare {} in `initialize`",
+                            crate::logsafe::safe(&method),
+                            missing
+                        ),
+                    );
+                    log::info!(
+                        "answered a child's `{}`: its session did not declare {}",
+                        crate::logsafe::safe(&method),
+                        missing
+                    );
+                    let _ = peer.respond(id, Err(e));
+                    return;
                 }
+                let gid = session.expect_reply(peer, id);
+                sink(Event::Message(jsonrpc::request(json!(gid), &method, params)));
             }
         }
     }
@@ -119,10 +127,12 @@ impl Upstream {
     }
 }
 
-/// Whether a child's `elicitation/create` may go to `session`: a session of the earlier
-/// revisions only when its `initialize` declared form-mode elicitation (a 2026-07-28
-/// request's own capabilities are checked where its answer is built: `modern_shape.rs`).
-fn asks(session: &Session, params: Option<&Value>) -> bool {
-    let url_mode = params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
-    session.elicits() || url_mode || !crate::client::PROTOCOL_VERSIONS.contains(&session.protocol())
+/// What a session of the earlier revisions lacks to be sent a child's request: the
+/// capability its `initialize` did not declare (`None`: it may be sent). A 2026-07-28
+/// request's own capabilities are checked where its answer is built (`modern_shape.rs`).
+fn refusal(session: &Session, method: &str, params: Option<&Value>) -> Option<String> {
+    if !crate::client::PROTOCOL_VERSIONS.contains(&session.protocol()) {
+        return None;
+    }
+    session.missing_capability(method, params)
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// The name a modern request's `Mcp-Name` header mirrors: the tool or prompt name, the
 /// resource URI.
-pub(super) fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+pub(crate) fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
     let key = match method {
         "tools/call" | "prompts/get" => "name",
         "resources/read" => "uri",
@@ -16,12 +16,12 @@ pub(super) fn name_of<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a
 }
 
 /// One `x-mcp-header` parameter of a tool: the header's name part and the property path.
-pub(super) type ParamHeader = (String, Vec<String>);
+pub(crate) type ParamHeader = (String, Vec<String>);
 
 /// The `x-mcp-header` parameters of a tool's input schema, or why the marks break the
 /// rules (a mark must be a token, unique regardless of case, on a string, integer or
 /// boolean property reached from the root through `properties` only).
-pub(super) fn param_headers(schema: &Value) -> std::result::Result<Vec<ParamHeader>, String> {
+pub(crate) fn param_headers(schema: &Value) -> std::result::Result<Vec<ParamHeader>, String> {
     fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<ParamHeader>) -> std::result::Result<(), String> {
         let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Ok(()) };
         for (key, prop) in props {
@@ -61,7 +61,7 @@ pub(super) fn param_headers(schema: &Value) -> std::result::Result<Vec<ParamHead
 }
 
 /// The `Mcp-Param-*` headers of a call: each marked argument that has a value.
-pub(super) fn param_values(decls: &[ParamHeader], arguments: &Value) -> Vec<(String, String)> {
+pub(crate) fn param_values(decls: &[ParamHeader], arguments: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (name, path) in decls {
         let mut v = arguments;
@@ -82,7 +82,7 @@ pub(super) fn param_values(decls: &[ParamHeader], arguments: &Value) -> Vec<(Str
 /// A header value as sent: plain when it is visible ASCII (inner spaces allowed), else in
 /// the `=?base64?…?=` form the 2026-07-28 transport defines (also for a plain value that
 /// looks like that form).
-pub(super) fn header_value(v: &str) -> String {
+pub(crate) fn header_value(v: &str) -> String {
     let sentinel = v.starts_with("=?base64?") && v.ends_with("?=");
     let plain = !v.is_empty()
         && v.bytes().all(|b| (0x20..0x7f).contains(&b))

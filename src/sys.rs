@@ -21,12 +21,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use libc::{SIGINT, SIGKILL, SIGTERM};
 
-/// A pid as `pid_t`, refusing 0 and 1 (the caller's own group, and "every process" when
-/// negated) and values that do not fit.
+/// A process id as `pid_t`, refusing 0 (the caller's own group) and values that do not fit
+/// (negative ones would name groups). Pid 1 is a process like another: a daemon that is
+/// the PID 1 of a container is signalled and checked for by pid.
 fn target(pid: u32) -> io::Result<libc::pid_t> {
     match libc::pid_t::try_from(pid) {
-        Ok(p) if p > 1 => Ok(p),
+        Ok(p) if p > 0 => Ok(p),
         _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing to signal pid {}", pid))),
+    }
+}
+
+/// A process group id as `pid_t`: as [`target`], and refusing 1 too (`kill(-1)` signals
+/// every process).
+fn group_target(pgid: u32) -> io::Result<libc::pid_t> {
+    match target(pgid)? {
+        1 => Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal process group 1")),
+        p => Ok(p),
     }
 }
 
@@ -41,14 +51,14 @@ fn check(r: libc::c_int) -> io::Result<()> {
 /// Send `sig` to the process `pid`.
 pub fn signal_process(pid: u32, sig: libc::c_int) -> io::Result<()> {
     let p = target(pid)?;
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; `p` > 1.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; `p` > 0.
     check(unsafe { libc::kill(p, sig) })
 }
 
 /// Send `sig` to every process of the group led by `pgid` (a child started with
 /// `process_group(0)` leads its own group, whose id is its pid).
 pub fn signal_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
-    let p = target(pgid)?;
+    let p = group_target(pgid)?;
     // SAFETY: kill(2) with a negative pid signals that group; `p` > 1, so `-p` is never
     // 0 (our own group) or -1 (every process).
     check(unsafe { libc::kill(-p, sig) })
@@ -228,11 +238,15 @@ mod tests {
 
     #[test]
     fn pids_that_reach_too_far_are_refused() {
-        for pid in [0, 1, u32::MAX, i32::MAX as u32 + 1] {
+        for pid in [0, u32::MAX, i32::MAX as u32 + 1] {
             assert_eq!(signal_process(pid, 0).unwrap_err().kind(), io::ErrorKind::InvalidInput, "pid {pid}");
-            assert_eq!(signal_group(pid, 0).unwrap_err().kind(), io::ErrorKind::InvalidInput, "pgid {pid}");
+        }
+        for pgid in [0, 1, u32::MAX, i32::MAX as u32 + 1] {
+            assert_eq!(signal_group(pgid, 0).unwrap_err().kind(), io::ErrorKind::InvalidInput, "pgid {pgid}");
         }
         assert!(!process_exists(0));
+        // Pid 1 is a process: a daemon that is a container's PID 1 is found by its pid.
+        assert!(signal_process(1, 0).map_or_else(|e| e.kind() != io::ErrorKind::InvalidInput, |_| true));
         assert!(process_exists(std::process::id()));
     }
 

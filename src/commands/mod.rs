@@ -280,7 +280,7 @@ impl Ctx {
 }
 
 /// The running daemon refused the token in `MCPCTL_TOKEN`.
-fn token_refused(status: u16) -> Error {
+pub(crate) fn token_refused(status: u16) -> Error {
     Error::forbidden(format!("the running daemon refused MCPCTL_TOKEN (HTTP {})", status))
         .hint("set MCPCTL_TOKEN to the token the daemon was started with, or pass --no-daemon")
 }

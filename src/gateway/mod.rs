@@ -188,7 +188,7 @@ impl Hub {
         }
         if session.id().starts_with(modern::STATELESS_PREFIX) {
             // A child per session needs a session: a 2026-07-28 request has none.
-            let why = Error::failure(format!(
+            let why = Error::usage(format!(
                 "server `{}` runs a child per session (\"isolation\": \"session\"); MCP {} requests have no session",
                 server,
                 modern::MODERN
@@ -200,7 +200,7 @@ impl Hub {
         // An ended session gets no child (its children were stopped, or are about to be:
         // `remove_session` closes it before it takes this lock).
         if session.is_closed() {
-            let why = Error::failure(format!("the session has ended; server `{}` is not started for it", server));
+            let why = Error::not_found(format!("the session has ended; server `{}` is not started for it", server));
             return Some(Upstream::refusing(shared.cfg().clone(), why));
         }
         let own = children.entry(session.id().to_string()).or_default();
@@ -209,7 +209,7 @@ impl Hub {
         }
         let max = self.opts.max_session_children;
         let Some(slot) = shared.session_slot(max) else {
-            let why = Error::failure(format!(
+            let why = Error::unreachable(format!(
                 "server `{}` already runs {} per-session children, the limit (MCPCTL_MAX_SESSION_CHILDREN)",
                 server, max
             ))

@@ -20,10 +20,10 @@ const STOP_GRACE: Duration = Duration::from_secs(7);
 fn listen(host: &str, port: u16) -> Result<std::net::TcpListener> {
     std::net::TcpListener::bind((host, port)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::failure(format!("port {} on {} is already in use", port, host))
+            Error::usage(format!("port {} on {} is already in use", port, host))
                 .hint("stop what uses it, or pick another with --port N")
         } else {
-            Error::failure(format!("cannot listen on {}:{}: {}", host, port, e))
+            Error::usage(format!("cannot listen on {}:{}: {}", host, port, e))
         }
     })
 }
@@ -39,7 +39,7 @@ pub fn serve(
     let tokens = crate::tokens::resolve(&cfg.tokens, &cfg.project_root)?;
     let listener = listen(&opts.host, opts.port)?;
     let addr =
-        listener.local_addr().map_err(|e| Error::failure(format!("the listening socket has no address: {}", e)))?;
+        listener.local_addr().map_err(|e| Error::internal(format!("the listening socket has no address: {}", e)))?;
     let hub = Arc::new_cyclic(|weak| Hub {
         upstreams: cfg
             .servers
@@ -76,13 +76,13 @@ pub fn serve(
         head_timeout: hub.opts.head_timeout,
         buffered: Arc::new(server::Budget::new(hub.opts.max_buffered)),
     };
-    let accepting = listener.try_clone().map_err(|e| Error::failure(format!("cannot serve: {}", e)))?;
+    let accepting = listener.try_clone().map_err(|e| Error::internal(format!("cannot serve: {}", e)))?;
     let h = hub.clone();
     let handler: Arc<server::Handler> = Arc::new(move |req| http::handle(&h, req));
     let acceptor = std::thread::Builder::new()
         .name("accept".into())
         .spawn(move || server::run(accepting, limits, handler))
-        .map_err(|e| Error::failure(format!("cannot start the accept thread: {}", e)))?;
+        .map_err(|e| Error::internal(format!("cannot start the accept thread: {}", e)))?;
     while !signals::stopping() {
         std::thread::sleep(Duration::from_millis(200));
         hub.expire_sessions_every(Duration::from_secs(5));

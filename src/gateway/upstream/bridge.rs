@@ -253,7 +253,7 @@ impl Upstream {
         }
         let sink = call.sink.clone();
         if let Err(e) = self.send_call(&peer, id, Some(Value::Object(params)), call) {
-            sink(Event::Done(Err(jsonrpc::unavailable(&e.one_line()))));
+            sink(Event::Done(Err(jsonrpc::connection_failed(&e))));
         }
     }
 }

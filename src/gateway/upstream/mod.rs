@@ -358,21 +358,21 @@ impl Upstream {
                     }
                 }
                 State::Disabled => {
-                    return Err(Error::failure(format!("server `{}` is disabled", self.cfg.name))
+                    return Err(Error::config(format!("server `{}` is disabled", self.cfg.name))
                         .hint("set \"disabled\": false in the config and restart the daemon"))
                 }
                 State::Restarting { at, error, .. } => {
                     let secs = at.saturating_duration_since(Instant::now()).as_secs_f64().ceil();
-                    return Err(Error::failure(format!(
+                    return Err(Error::unreachable(format!(
                         "server `{}` is not available ({}); next restart in {}s",
                         self.cfg.name, error, secs
                     )));
                 }
-                State::Stopped => return Err(Error::failure(format!("server `{}` is stopped", self.cfg.name))),
+                State::Stopped => return Err(Error::unreachable(format!("server `{}` is stopped", self.cfg.name))),
                 State::WaitingForRuntime if self.runtime_failures.load(Ordering::SeqCst) > failures => {
                     let why =
                         i.last_error.clone().unwrap_or_else(|| "the managed runtime could not be installed".into());
-                    return Err(Error::failure(why));
+                    return Err(Error::runtime(why));
                 }
                 State::Starting | State::WaitingForRuntime => {}
             }

@@ -481,6 +481,21 @@ impl Progress {
 }
 
 /// Take `uv` and `uvx` out of the verified archive into `staging`, refusing anything unsafe.
+/// The names of an archive entry's path, or `None` when it would leave the folder it is
+/// unpacked in (`..`, an absolute path); `.` parts are dropped. Shared by the uv and Node
+/// installs.
+pub(crate) fn entry_parts(path: &Path) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts)
+}
+
 fn extract(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
     let internal = |why: String| {
         Error::internal(format!("internal error: the uv {} release archive {} {why}", pin.version, pin.file))
@@ -497,14 +512,8 @@ fn extract(archive: &Path, staging: &Path, pin: &Pin) -> Result<()> {
     for entry in entries {
         let mut entry = entry.map_err(|e| internal(format!("is not a readable .tar.gz ({e})")))?;
         let path = entry.path().map_err(|e| refuse(format!("an entry has a bad name ({e})")))?.into_owned();
-        let mut parts: Vec<String> = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-                Component::CurDir => {}
-                _ => return Err(refuse(format!("entry `{}` points outside its folder", path.display()))),
-            }
-        }
+        let parts = entry_parts(&path)
+            .ok_or_else(|| refuse(format!("entry `{}` points outside its folder", path.display())))?;
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
             return Err(refuse(format!("entry `{}` is a link", path.display())));

@@ -88,14 +88,8 @@ pub(super) fn extract_tree(
     for entry in entries {
         let mut entry = entry.map_err(|e| internal(format!("is not a readable .tar.gz ({e})")))?;
         let path = entry.path().map_err(|e| refuse(format!("an entry has a bad name ({e})")))?.into_owned();
-        let mut parts: Vec<String> = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-                Component::CurDir => {}
-                _ => return Err(refuse(format!("entry `{}` points outside its folder", path.display()))),
-            }
-        }
+        let parts = crate::runtime::install::entry_parts(&path)
+            .ok_or_else(|| refuse(format!("entry `{}` points outside its folder", path.display())))?;
         let kind = entry.header().entry_type();
         if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() || parts.is_empty() {
             continue;

@@ -44,12 +44,15 @@ pub(super) fn aggregated(
             // waited for briefly, so that a client listing right after `mcpctl start` sees
             // its tools; one slower than that announces them with list_changed.
             let deadline = Instant::now() + LIST_WAIT;
+            let mut waited = false;
             for u in hub.upstreams() {
                 if matches!(u.state(), State::Starting) {
+                    waited = true;
                     let _ = u.peer(deadline.saturating_duration_since(Instant::now()).min(u.cfg().timeout));
                 }
             }
-            let table = fresh_table(hub);
+            // The hub's table, unless a wait may have ended just before the hub rebuilt it.
+            let table = if waited { fresh_table(hub) } else { hub.tool_table() };
             let mut tools = Vec::new();
             for u in hub.upstreams() {
                 for t in u.tools().unwrap_or_default() {

@@ -33,10 +33,14 @@ export PATH="$root/.deps/npm/node_modules/.bin:$PATH"
 [[ -x "$m" ]] || { echo "conformance-gateway: $m missing; build first" >&2; exit 2; }
 [[ -x "$py" ]] && command -v conformance >/dev/null || { echo "conformance-gateway: run 'make deps'" >&2; exit 2; }
 
+# The modern fixture serves both eras: a child per era, so that session clients reach
+# what only the session era has (docs/gateway.md, "A child per era").
+protocol=""
+[[ "$modern" == 1 ]] && protocol=', "protocol": "per-era"'
 proj=$(mktemp -d "${TMPDIR:-/tmp}/mcpctl-conformance-gw.XXXXXX")
 mkdir -p "$proj/.mcpctl"
 cat >"$proj/.mcpctl/config.json" <<JSON
-{"mcpServers": {"conf": {"command": "$py", "args": ["$fixture"], "timeout": 20, "alwaysAllow": ["*"]}}}
+{"mcpServers": {"conf": {"command": "$py", "args": ["$fixture"], "timeout": 20, "alwaysAllow": ["*"]$protocol}}}
 JSON
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 pid=""

@@ -123,7 +123,14 @@ pub fn connect(server: &ServerConfig, ctx: &Context) -> Result<Session> {
     let left = server.timeout.saturating_sub(started.elapsed());
     log::debug!("server `{}`: transport up after {:?}; negotiating", server.name, started.elapsed());
     let over_http = matches!(server.transport, crate::config::Transport::Http { .. });
-    let n = Negotiation { peer: &peer, ctx, budget: left, deadline: Instant::now() + left, over_http };
+    let n = Negotiation {
+        peer: &peer,
+        ctx,
+        budget: left,
+        deadline: Instant::now() + left,
+        over_http,
+        protocol: server.protocol,
+    };
     match n.run() {
         Ok(s) => {
             log::debug!("server `{}`: speaks {} (after {:?})", server.name, s.protocol, started.elapsed());

@@ -59,6 +59,33 @@ pub enum Isolation {
     Session,
 }
 
+/// Which MCP era the child is spoken to in (`"protocol"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The newest revision both speak: `server/discover` first, else `initialize` (default).
+    Auto,
+    /// The session era only (`initialize`; 2025-11-25 or older), never probing.
+    Legacy,
+    /// 2026-07-28 only: a server that does not speak it fails to start.
+    Modern,
+    /// Gateway: a child per era. Spoken to in the newest revision, plus a second child in
+    /// the session era for session-based clients (a dual-era server's session-only
+    /// features: its own elicitation, sampling and logging requests). Elsewhere `Auto`.
+    PerEra,
+}
+
+impl Protocol {
+    /// The word in the config.
+    pub fn word(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::Legacy => "2025-11-25",
+            Protocol::Modern => "2026-07-28",
+            Protocol::PerEra => "per-era",
+        }
+    }
+}
+
 /// What the gateway does with a tool that is not in `alwaysAllow` (`gatewayApproval`):
 /// a gateway has no terminal to ask on, but it can ask the client's user (`Ask`, by MCP
 /// elicitation) when the client can be asked.
@@ -92,6 +119,8 @@ pub struct ServerConfig {
     pub disabled: bool,
     pub timeout: Duration,
     pub isolation: Isolation,
+    /// `"protocol"`: the era the child is spoken to in.
+    pub protocol: Protocol,
     /// `"runtime": "uv"` forces the managed uv runtime.
     pub runtime: Option<String>,
     /// `"envPolicy"`: what the child inherits from mcpctl's environment.
@@ -127,6 +156,7 @@ impl ServerConfig {
             disabled: false,
             timeout: DEFAULT_TIMEOUT,
             isolation: Isolation::Shared,
+            protocol: Protocol::Auto,
             runtime: None,
             env_policy: Default::default(),
         }
@@ -467,6 +497,16 @@ fn parse_server(
         Some("session") => Isolation::Session,
         Some(o) => return Err(at("isolation", &format!("`{}` is not one of \"shared\", \"session\"", o))),
     };
+    let protocol = match string("protocol")?.as_deref() {
+        None | Some("auto") => Protocol::Auto,
+        Some("2025-11-25") => Protocol::Legacy,
+        Some("2026-07-28") => Protocol::Modern,
+        Some("per-era") => Protocol::PerEra,
+        Some(o) => {
+            let why = format!("`{}` is not one of \"auto\", \"2025-11-25\", \"2026-07-28\", \"per-era\"", o);
+            return Err(at("protocol", &why));
+        }
+    };
     let runtime = string("runtime")?;
     let env_policy = match string("envPolicy")?.as_deref() {
         None | Some("inherit") => crate::childenv::EnvPolicy::Inherit,
@@ -481,6 +521,7 @@ fn parse_server(
         disabled,
         timeout,
         isolation,
+        protocol,
         runtime,
         env_policy,
     })

@@ -4,6 +4,7 @@
 use super::{
     Context, Session, HTTP_PROBE_DEADLINE, LATEST, LATEST_MODERN, MODERN_VERSIONS, PROBE_DEADLINE, PROTOCOL_VERSIONS,
 };
+use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::peer::{Modern, Outcome, Peer, Pending, Poll};
 use crate::{jsonrpc, signals};
@@ -45,6 +46,8 @@ pub(super) struct Negotiation<'a> {
     pub(super) budget: Duration,
     pub(super) deadline: Instant,
     pub(super) over_http: bool,
+    /// The server's `"protocol"`: an era it is pinned to, if any.
+    pub(super) protocol: Protocol,
 }
 
 impl Negotiation<'_> {
@@ -57,13 +60,21 @@ impl Negotiation<'_> {
     }
 
     pub(super) fn run(&self) -> Result<Session> {
+        if self.protocol == Protocol::Legacy {
+            return self.initialize(None);
+        }
+        let pinned = self.protocol == Protocol::Modern;
         let mut version = LATEST_MODERN.to_string();
         let mut retried = false;
         loop {
             let probe = self.probe(&version)?;
             let deadline = if self.over_http { HTTP_PROBE_DEADLINE } else { PROBE_DEADLINE };
-            let first = deadline.min(self.budget / 2).min(self.left());
-            let Some(outcome) = self.wait(&probe, first)? else {
+            let first = if pinned { self.left() } else { deadline.min(self.budget / 2).min(self.left()) };
+            let outcome = self.wait(&probe, first)?;
+            if pinned && outcome.is_none() {
+                return Err(self.timed_out("server/discover"));
+            }
+            let Some(outcome) = outcome else {
                 log::debug!(
                     "server `{}`: no answer to `server/discover` within {:?}; sending `initialize`",
                     self.name(),
@@ -84,6 +95,15 @@ impl Negotiation<'_> {
                         self.name(),
                         v
                     )))
+                }
+                Verdict::Retry(_) | Verdict::Legacy if pinned => {
+                    return Err(Error::protocol(format!(
+                        "server `{}` does not speak MCP {} (\"protocol\": \"{}\" in the config)",
+                        self.name(),
+                        LATEST_MODERN,
+                        self.protocol.word()
+                    ))
+                    .hint("set \"protocol\" to \"auto\" (or remove it) to speak the session era to it"))
                 }
                 Verdict::Retry(_) | Verdict::Legacy => return self.initialize(None),
                 Verdict::Fatal(e) => return Err(e),

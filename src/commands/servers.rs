@@ -41,7 +41,9 @@ pub fn list(ctx: &Ctx, names_only: bool) -> Outcome {
     if let Some(Value::Array(live)) = &live {
         for s in servers.iter_mut() {
             if let Some(l) = live.iter().find(|l| l["name"] == s["name"]) {
-                for k in ["status", "tools_count", "calls", "restarts", "error", "stderr", "next_retry"] {
+                for k in
+                    ["status", "tools_count", "calls", "restarts", "error", "stderr", "next_retry", "session_era_child"]
+                {
                     if let Some(v) = l.get(k) {
                         s[k] = v.clone();
                     }
@@ -65,6 +67,10 @@ pub fn list(ctx: &Ctx, names_only: bool) -> Outcome {
         }
         if let Some(e) = s.get("error").and_then(Value::as_str) {
             let _ = writeln!(body, "    Error: {}", e);
+        }
+        if let Some(t) = s.get("session_era_child") {
+            let _ = write!(body, "    Session-era child: {}", t["status"].as_str().unwrap_or(""));
+            let _ = writeln!(body, "{}", t["error"].as_str().map(|e| format!(" ({})", e)).unwrap_or_default());
         }
         if let Some(at) = s.get("next_retry").and_then(Value::as_u64) {
             let now = crate::gateway::unix(std::time::SystemTime::now());

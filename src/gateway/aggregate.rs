@@ -42,19 +42,24 @@ pub(super) fn aggregated(
             }
             // A server still starting (its child spawned, `tools/list` not yet answered) is
             // waited for briefly, so that a client listing right after `mcpctl start` sees
-            // its tools; one slower than that announces them with list_changed.
+            // its tools; one slower than that announces them with list_changed. Twice: a
+            // per-era server's first child, once ready, may start a twin for this client.
             let deadline = Instant::now() + LIST_WAIT;
             let mut waited = false;
-            for u in hub.upstreams() {
-                if matches!(u.state(), State::Starting) {
-                    waited = true;
-                    let _ = u.peer(deadline.saturating_duration_since(Instant::now()).min(u.cfg().timeout));
+            let mut ups = Vec::new();
+            for _ in 0..2 {
+                ups = hub.upstreams().iter().map(|u| hub.era_upstream(session, u)).collect::<Vec<_>>();
+                for u in &ups {
+                    if matches!(u.state(), State::Starting) {
+                        waited = true;
+                        let _ = u.peer(deadline.saturating_duration_since(Instant::now()).min(u.cfg().timeout));
+                    }
                 }
             }
             // The hub's table, unless a wait may have ended just before the hub rebuilt it.
-            let table = if waited { fresh_table(hub) } else { hub.tool_table() };
+            let table = if waited { hub.rebuild_table() } else { hub.tool_table() };
             let mut tools = Vec::new();
-            for u in hub.upstreams() {
+            for u in &ups {
                 for t in u.tools().unwrap_or_default() {
                     let Some(name) = t["name"].as_str() else { continue };
                     if !listed(hub, session, u.cfg(), name) {
@@ -78,7 +83,7 @@ pub(super) fn aggregated(
                 if let Err(e) = await_named(hub, session, &exposed) {
                     return answer(req, Err(e));
                 }
-                table = fresh_table(hub);
+                table = hub.rebuild_table();
             }
             let Some((server, tool)) = table.resolve(&exposed) else {
                 return answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown tool: {}", exposed))));
@@ -151,7 +156,8 @@ pub(super) fn aggregated(
             set_log_level(session, params.as_ref());
             // Sent on, not waited for (a wedged child must not hold this answer); a
             // 2026-07-28 child gets the level with each request instead.
-            for u in hub.upstreams().iter().filter(|u| !u.speaks_modern()) {
+            let ups = hub.upstreams().iter().map(|u| hub.era_upstream(session, u));
+            for u in ups.filter(|u| !u.speaks_modern()) {
                 if let Ok(p) = u.peer(Duration::from_millis(10)) {
                     let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
                 }
@@ -164,19 +170,6 @@ pub(super) fn aggregated(
 
 /// How long a listing of `/mcp` waits for servers still starting.
 const LIST_WAIT: Duration = Duration::from_secs(5);
-
-/// The names of `/mcp` from every server's tool list as it is now: the hub's table is
-/// rebuilt just after a server becomes ready, and a caller that waited for that moment
-/// must not read the table of a moment before.
-fn fresh_table(hub: &Hub) -> names::Table {
-    let lists: Vec<(String, Vec<Value>)> =
-        hub.upstreams().iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
-    names::Table::build(
-        lists
-            .iter()
-            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n)))),
-    )
-}
 
 /// A tool name of `/mcp` the table does not know: when it names a server (`<server>__…`)
 /// that is starting, wait for it (up to its `timeout`); `Err` is why there is no tool list

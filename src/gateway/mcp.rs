@@ -142,7 +142,18 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
 fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>, token: Option<String>) -> Resp {
     let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
     let version = if PROTOCOL_VERSIONS.contains(&asked) { asked } else { PROTOCOL_VERSIONS[0] };
-    let (server_info, capabilities, instructions) = identity(hub, target);
+    let (mut server_info, mut capabilities, mut instructions) = identity(hub, target);
+    // A per-era server answers session clients with its session-era child (started now).
+    let one = match target {
+        Target::One(name) => hub.upstream(name),
+        Target::All => None,
+    };
+    if let Some(twin) = one.and_then(|u| hub.twin_of(u)) {
+        let _ = twin.peer(Duration::from_secs(5).min(twin.cfg().timeout));
+        if let Some(i) = twin.info() {
+            (server_info, capabilities, instructions) = (i.server_info, i.capabilities, i.instructions);
+        }
+    }
     let sid = match super::ids::new_session_id(hub.opts().node_id.as_deref()) {
         Ok(sid) => sid,
         Err(e) => {

@@ -16,6 +16,7 @@ mod call_log;
 mod cli_call;
 pub mod cli_wire;
 mod deferred;
+mod eras;
 mod forward;
 mod gate;
 mod http;
@@ -128,6 +129,8 @@ pub(crate) struct Hub {
     /// The children of one session alone (`"isolation": "session"`), by session id and
     /// server, each holding its place against `MCPCTL_MAX_SESSION_CHILDREN`.
     own_children: Mutex<HashMap<String, OwnChildren>>,
+    /// Session-era twins of `"protocol": "per-era"` servers, by server (see `eras`).
+    twins: Mutex<HashMap<String, eras::Twin>>,
     last_sweep: Mutex<Instant>,
 }
 
@@ -181,10 +184,11 @@ impl Hub {
     }
 
     /// The upstream that serves `server` for `session` (its own child with isolation: session).
+    /// (A session client of a `"protocol": "per-era"` server gets the child of its era.)
     pub fn upstream_for(self: &Arc<Self>, session: &Arc<Session>, server: &str) -> Option<Arc<Upstream>> {
         let shared = self.upstream(server)?;
         if shared.cfg().isolation != Isolation::Session || shared.cfg().disabled {
-            return Some(shared.clone());
+            return Some(self.era_upstream(session, shared));
         }
         if session.id().starts_with(modern::STATELESS_PREFIX) {
             // A child per session needs a session: a 2026-07-28 request has none.
@@ -217,7 +221,12 @@ impl Hub {
             return Some(Upstream::refusing(shared.cfg().clone(), why));
         };
         let me: Weak<Hub> = Arc::downgrade(self);
-        let u = Upstream::new(shared.cfg().clone(), self.project_root.clone(), Some(owner(&me)), false);
+        let mut cfg = shared.cfg().clone();
+        if cfg.protocol == crate::config::Protocol::PerEra {
+            // Only session clients have children of their own: theirs is the session era.
+            cfg.protocol = crate::config::Protocol::Legacy;
+        }
+        let u = Upstream::new(cfg, self.project_root.clone(), Some(owner(&me)), false);
         u.spawn();
         own.insert(server.to_string(), (u.clone(), slot));
         Some(u)
@@ -227,47 +236,59 @@ impl Hub {
         self.tools.locked().clone()
     }
 
-    /// A server's tool list changed: rebuild the names, tell the sessions that see it.
-    pub fn tools_changed(&self, server: &str) {
+    /// The names of `/mcp` from every server's tool list as it is now (a twin's tools
+    /// too: a session client may call what only the session era offers).
+    pub fn rebuild_table(&self) -> names::Table {
         // Read the lists and store the table under one lock: two servers that become ready
         // at once must not store tables built from each other's stale lists (a lost update
         // left one server's tools out of `/mcp` until its next change).
         let mut table = self.tools.locked();
-        let lists: Vec<(String, Vec<Value>)> =
+        let mut lists: Vec<(String, Vec<Value>)> =
             self.upstreams.iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
-        let pairs: Vec<(&str, &str)> = lists
+        for (name, list) in lists.iter_mut() {
+            if let Some(twin) = self.twin(name) {
+                let more: Vec<Value> = twin.tools().unwrap_or_default();
+                let fresh: Vec<Value> =
+                    more.into_iter().filter(|t| !list.iter().any(|o| o["name"] == t["name"])).collect();
+                list.extend(fresh);
+            }
+        }
+        let pairs = lists
             .iter()
-            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n))))
-            .collect();
+            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n))));
         *table = names::Table::build(pairs);
-        drop(table);
-        self.broadcast(server, &crate::jsonrpc::notification("notifications/tools/list_changed", None));
+        table.clone()
     }
 
-    /// Send an unrelated server message to every session that sees `server`.
-    pub fn broadcast(&self, server: &str, msg: &Value) {
-        let sessions: Vec<Arc<Session>> = self.sessions.locked().values().cloned().collect();
-        for s in sessions {
-            if s.target().covers(server) {
+    /// A message of server `server` that belongs to no request: for every session client
+    /// that sees it (or, with `ids`, those sessions only: a resource update for its
+    /// subscribers) and the listen streams that opted in to it, as `audience` says.
+    fn deliver(&self, server: &str, msg: &Value, ids: Option<&[String]>, audience: eras::Audience) {
+        if audience != eras::Audience::Listeners {
+            let sessions: Vec<Arc<Session>> = {
+                let all = self.sessions.locked();
+                match ids {
+                    Some(ids) => ids.iter().filter_map(|id| all.get(id).cloned()).collect(),
+                    None => all.values().cloned().collect(),
+                }
+            };
+            for s in sessions.iter().filter(|s| s.target().covers(server)) {
                 s.push(msg);
             }
         }
-        modern_listen::deliver(self, server, msg);
+        if audience != eras::Audience::Sessions {
+            modern_listen::deliver(self, server, msg);
+        }
     }
 
-    /// A message of server `server` for the sessions `ids` only (a resource update for its
-    /// subscribers), and the listen streams that opted in to it.
-    pub fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
-        let sessions: Vec<Arc<Session>> = {
-            let all = self.sessions.locked();
-            ids.iter().filter_map(|id| all.get(id).cloned()).collect()
-        };
-        for s in sessions {
-            if s.target().covers(server) {
-                s.push(msg);
-            }
+    /// Who hears what the first child of `server` says: everyone, unless a twin speaks
+    /// to the session clients.
+    fn audience_of(&self, server: &str) -> eras::Audience {
+        if self.has_twin(server) {
+            eras::Audience::Listeners
+        } else {
+            eras::Audience::All
         }
-        modern_listen::deliver(self, server, msg);
     }
 
     /// Add a session unless `MCPCTL_MAX_SESSIONS` are open (idle-expired ones are ended
@@ -361,6 +382,10 @@ impl Hub {
                 if let Some(i) = u.info() {
                     v["server_info"] = i.server_info;
                 }
+                if let Some(t) = self.twin(u.name()) {
+                    v["session_era_child"] =
+                        json!({"status": t.state().word(), "restarts": t.counts().1, "error": t.last_error()});
+                }
                 if !matches!(st, upstream::State::Ready) {
                     if let Some(e) = u.last_error() {
                         v["error"] = json!(e);
@@ -393,13 +418,15 @@ fn owner(hub: &Weak<Hub>) -> Weak<dyn upstream::Owner> {
 
 impl upstream::Owner for Hub {
     fn tools_changed(&self, server: &str) {
-        Hub::tools_changed(self, server)
+        self.rebuild_table();
+        let msg = crate::jsonrpc::notification("notifications/tools/list_changed", None);
+        self.deliver(server, &msg, None, self.audience_of(server))
     }
     fn broadcast(&self, server: &str, msg: &Value) {
-        Hub::broadcast(self, server, msg)
+        self.deliver(server, msg, None, self.audience_of(server))
     }
     fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
-        Hub::notify_sessions(self, server, ids, msg)
+        self.deliver(server, msg, Some(ids), self.audience_of(server))
     }
 }
 
@@ -433,6 +460,7 @@ pub(crate) mod tests {
             resource_owner: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
             own_children: Mutex::new(HashMap::new()),
+            twins: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(Instant::now()),
         }
     }

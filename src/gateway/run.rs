@@ -54,6 +54,7 @@ pub fn serve(
         resource_owner: Mutex::new(HashMap::new()),
         listeners: Mutex::new(Vec::new()),
         own_children: Mutex::new(HashMap::new()),
+        twins: Mutex::new(HashMap::new()),
         last_sweep: Mutex::new(Instant::now()),
     });
     if std::process::id() == 1 {
@@ -102,6 +103,7 @@ pub fn serve(
     }
     let own: Vec<_> = hub.own_children.locked().drain().flat_map(|(_, own)| own.into_values()).collect();
     all.extend(own.iter().map(|(u, _)| u.clone()));
+    all.extend(hub.twins.locked().drain().map(|(_, (u, _))| u));
     for u in &all {
         u.stop();
     }

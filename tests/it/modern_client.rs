@@ -157,6 +157,34 @@ fn legacy_stdio_servers_fall_back_to_initialize_at_once() {
     assert_eq!(call_text(&p, &["py1", "add", "--a", "2", "--b", "3"]), "5\n");
 }
 
+/// `"protocol"` pins the era: a dual-era server spoken to in the session era, the silent
+/// legacy server without the probe's wait, and a legacy server refused when 2026-07-28 is
+/// demanded (one line naming the setting).
+#[test]
+fn the_protocol_setting_pins_the_era() {
+    if !peers_available() {
+        return;
+    }
+    let mut py = py_modern_stdio();
+    py["protocol"] = json!("2025-11-25");
+    let quiet = repo().join("fixtures/silent_legacy_server.py");
+    let p = Project::new(&json!({"mcpServers": {
+        "py": py,
+        "quiet": {"command": "python3", "args": [quiet], "alwaysAllow": ["*"], "timeout": 20, "protocol": "2025-11-25"},
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"], "protocol": "2026-07-28"},
+    }}));
+    assert_speaks(&p, "py", "2025-11-25", "legacy");
+    assert_eq!(call_text(&p, &["py", "echo", "--text", "pinned"]), "pinned\n");
+    let r = p.cmd().args(["--no-daemon", "call", "quiet", "echo", "--text", "hi"]).success();
+    assert_eq!(r.stdout(), "hi\n");
+    assert!(r.elapsed < Duration::from_millis(900), "a pinned server was probed: {:?}", r.elapsed);
+    let r = p.cmd().args(["--no-daemon", "call", "fx", "echo", "--text", "x"]).status(1);
+    r.stderr_has("server `fx` does not speak MCP 2026-07-28 (\"protocol\": \"2026-07-28\" in the config)");
+    let bad = Project::new(&json!({"mcpServers": {"bad": {"command": fixture_bin(), "protocol": "2026"}}}));
+    let r = bad.cmd().args(["--no-daemon", "tools", "bad"]).status(1);
+    r.stderr_has("server `bad`: `protocol` `2026` is not one of").stderr_has("\"per-era\"");
+}
+
 #[test]
 fn a_legacy_stdio_server_silent_on_the_probe_costs_only_the_probe_deadline() {
     let script = repo().join("fixtures/silent_legacy_server.py");
@@ -392,6 +420,84 @@ fn the_gateway_bridges_a_modern_childs_input_requests_to_an_old_era_client() {
     // The shell client through the daemon answers nothing the child asks: a clear error.
     let r = p.cmd().args(["call", "ts", "where_am_i"]).status(1);
     r.stderr_has("does not support roots/list");
+}
+
+/// The pids whose parent is `pid` (from /proc).
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // `pid (comm) state ppid ...`: the fields after the last `)`.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) == Some(pid) {
+            out.extend(e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+        }
+    }
+    out
+}
+
+/// `"protocol": "per-era"`: a dual-era child (Python SDK 2.3) whose tools that send
+/// `elicitation/create` of their own exist only in the session era. Session clients get a
+/// second child spoken to in that era (on both endpoints); 2026-07-28 clients keep the
+/// first; with the default (`auto`) such a tool is not there for session clients.
+#[test]
+fn a_per_era_server_gives_session_clients_a_child_of_their_era() {
+    if !peers_available() {
+        return;
+    }
+    let conf = |protocol: Option<&str>| {
+        let mut v = json!({
+            "command": venv_modern_python(),
+            "args": [repo().join("fixtures/conformance_server_modern.py")],
+            "alwaysAllow": ["*"],
+            "timeout": 60,
+        });
+        if let Some(p) = protocol {
+            v["protocol"] = json!(p);
+        }
+        v
+    };
+    let p = Project::new(&json!({"mcpServers": {"both": conf(Some("per-era")), "one": conf(None)}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    assert_eq!(children_of(d.pid).len(), 2, "one child per server before any session client");
+    let answer = |method: &str, params: &Value| {
+        assert_eq!(method, "elicitation/create");
+        assert!(params["requestedSchema"]["properties"]["username"].is_object(), "{}", params);
+        json!({"action": "accept", "content": {"username": "ann", "email": "ann@example.com"}})
+    };
+    let args = json!({"message": "who are you?"});
+    for (path, tool) in [("/mcp/both", "test_elicitation"), ("/mcp", "both__test_elicitation")] {
+        let c = support::McpClient::open_with(d.url(path), json!({"elicitation": {}}));
+        let listed = c.request("tools/list", json!({}));
+        let names: Vec<&str> =
+            listed["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+        assert!(names.contains(&tool), "{} lists {:?}", path, names);
+        let v = call_answering(&c, tool, args.clone(), answer);
+        let text = v["result"]["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(text.contains("action=accept") && text.contains("ann@example.com"), "{}: {}", path, v);
+    }
+    // The 2026-07-28 clients still reach the first child, where the session-era tool fails.
+    let params = json!({"name": "test_elicitation", "arguments": args});
+    let a = crate::modern_gateway::modern(&d.url("/mcp/both"), 7, "tools/call", params);
+    let r = a.response();
+    assert!(r.get("error").is_some() || r["result"]["isError"] == true, "{}", r);
+    // Without "per-era", the session-era tool is not there for a session client: an error, at once.
+    let c = support::McpClient::open_with(d.url("/mcp/one"), json!({"elicitation": {}}));
+    let v = c.request("tools/call", json!({"name": "test_elicitation", "arguments": args}));
+    let why = v["error"]["message"].as_str().or(v["result"]["content"][0]["text"].as_str()).unwrap_or_default();
+    assert!(why.contains("elicitation/create"), "{}", v);
+    // `status` shows the second child; stopping the daemon stops it too.
+    let j = p.cmd().args(["--json-output", "status"]).success().json();
+    let both = j["servers"].as_array().unwrap().iter().find(|s| s["name"] == "both").cloned().unwrap();
+    assert_eq!(both["session_era_child"]["status"], "ready", "{}", j);
+    p.cmd().args(["status"]).success().stdout_has("Session-era child: ready");
+    let kids = children_of(d.pid);
+    assert_eq!(kids.len(), 3, "the first children and the twin: {:?}", kids);
+    drop(d);
+    support::eventually("the children to stop", Duration::from_secs(15), || {
+        kids.iter().all(|k| unsafe { libc::kill(*k, 0) } != 0)
+    });
 }
 
 /// A 2026-07-28 child announces list changes only on a `subscriptions/listen` stream: the

@@ -122,16 +122,16 @@ fn headers_for(body: &Value) -> Vec<(String, String)> {
     h
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     /// Every JSON-RPC message of the body (one, or the SSE stream's events).
-    messages: Vec<Value>,
+    pub(crate) messages: Vec<Value>,
     session: Option<String>,
 }
 
 impl Answer {
     /// The response (the message with an id that is not a request).
-    fn response(&self) -> &Value {
+    pub(crate) fn response(&self) -> &Value {
         self.messages
             .iter()
             .find(|m| m.get("method").is_none())
@@ -169,7 +169,7 @@ fn post(url: &str, headers: &[(String, String)], msg: &Value) -> Answer {
 }
 
 /// A conforming 2026-07-28 request; the answer.
-fn modern(url: &str, id: u64, method: &str, params: Value) -> Answer {
+pub(crate) fn modern(url: &str, id: u64, method: &str, params: Value) -> Answer {
     let b = body(id, method, params);
     post(url, &headers_for(&b), &b)
 }

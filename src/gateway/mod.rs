@@ -174,9 +174,12 @@ impl Hub {
         Ok(())
     }
 
-    /// A listen stream ended.
+    /// A listen stream ended: so do its subscriptions at 2026-07-28 children.
     fn remove_listener(&self, l: &Arc<modern_listen::Listener>) {
         self.listeners.locked().retain(|x| !Arc::ptr_eq(x, l));
+        for u in &self.upstreams {
+            u.unsubscribe(&l.sid, None);
+        }
     }
 
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {

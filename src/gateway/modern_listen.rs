@@ -29,6 +29,8 @@ pub struct Listener {
     resources: bool,
     /// Resources whose `notifications/resources/updated` it gets (subscribed at their server).
     uris: Vec<String>,
+    /// What it is subscribed as at a 2026-07-28 child (which the gateway subscribes for it).
+    pub(super) sid: String,
     tx: SyncSender<Vec<u8>>,
 }
 
@@ -63,15 +65,16 @@ pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
 /// At most this many resources per listen stream.
 const MAX_URIS: usize = 64;
 
-/// Subscribe at their servers to the resources a listen stream asks for; the ones
-/// subscribed (a server that refuses, or a resource no server owns, is left out). The
-/// subscription stays with the server's connection (shared, as for sessions).
-fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> {
+/// Subscribe at their servers to the resources a listen stream asks for (as `sid`); the
+/// ones subscribed (a server that refuses, or a resource no server owns, is left out). At
+/// a session-era server the subscription stays with the server's connection (shared, as
+/// for sessions); a 2026-07-28 child has no `resources/subscribe`: the gateway names the
+/// resource in its own listen stream at the child until this stream ends.
+fn subscribe(hub: &Arc<Hub>, target: &Target, sid: &str, uris: Vec<String>) -> Vec<String> {
     if uris.is_empty() {
         return uris;
     }
-    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
-    let session = Arc::new(Session::new(sid, target.clone(), MODERN.to_string()));
+    let session = Arc::new(Session::new(sid.to_string(), target.clone(), MODERN.to_string()));
     uris.into_iter()
         .filter(|uri| {
             let owner = match target {
@@ -79,6 +82,9 @@ fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> 
                 Target::All => super::aggregate::owner_of(hub, &session, uri),
             };
             let Some(u) = owner else { return false };
+            if u.translates_subscriptions() {
+                return u.subscribe(sid, uri).is_ok();
+            }
             let Ok(peer) = u.peer(Duration::from_secs(2)) else { return false };
             let timeout = u.cfg().timeout.min(Duration::from_secs(5));
             matches!(peer.request("resources/subscribe", Some(json!({"uri": uri})), timeout), Ok(Ok(_)))
@@ -98,7 +104,8 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
             a.iter().filter_map(Value::as_str).filter(|u| u.len() <= 4096).take(MAX_URIS).map(str::to_string).collect()
         })
         .unwrap_or_default();
-    let uris = subscribe(hub, &target, asked);
+    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    let uris = subscribe(hub, &target, &sid, asked);
     let (tx, rx) = sync_channel(64);
     let me = Arc::new(Listener {
         target,
@@ -107,9 +114,11 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
         prompts: want("promptsListChanged"),
         resources: want("resourcesListChanged"),
         uris,
+        sid,
         tx,
     });
     if let Err(max) = hub.add_listener(me.clone()) {
+        hub.remove_listener(&me);
         let why = format!(
             "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
             max

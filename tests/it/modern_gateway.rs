@@ -1047,3 +1047,58 @@ fn session_clients_subscribe_to_a_2026_07_28_childs_resources() {
     let r = a.request("resources/subscribe", json!({}));
     assert_eq!(r["error"]["code"], -32602, "{}", r);
 }
+
+/// A 2026-07-28 client's own `resourceSubscriptions` of a 2026-07-28 child's resources: the
+/// child has no `resources/subscribe`, so the gateway names them in its listen stream at the
+/// child; updates reach the client's stream, and its subscription ends with that stream.
+#[test]
+fn a_listen_stream_subscribes_to_a_2026_07_28_childs_resources() {
+    if !support::peers_available() {
+        return;
+    }
+    let script = support::repo().join("tests/py/modern_resource_server.py");
+    let p = Project::new(&json!({"mcpServers": {"rs": {
+        "command": support::venv_modern_python(), "args": [script], "alwaysAllow": ["*"], "timeout": 30,
+    }}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let url = d.url("/mcp/rs");
+    let call = |id: u64, name: &str, args: Value| {
+        let a = modern(&url, id, "tools/call", json!({"name": name, "arguments": args}));
+        a.response()["result"]["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    };
+    let streams_become = |n: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while call(1, "streams", json!({})) != n {
+            assert!(Instant::now() < deadline, "the child does not get to {} listen streams", n);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut l = Listen::open(d.port, "/mcp/rs", 9, json!({"resourceSubscriptions": ["note://a"]}));
+    let ack = l.next_event();
+    assert_eq!(ack["params"]["notifications"], json!({"resourceSubscriptions": ["note://a"]}), "{}", ack);
+    // The gateway's stream at the child is replaced by one that names the resource.
+    streams_become("1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(call(2, "touch", json!({"uri": "note://a"})), "touched note://a");
+        // Until the new stream is up an update may be missed: touch again.
+        l.reader.get_ref().set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut line = String::new();
+        let mut got = None;
+        while std::io::BufRead::read_line(&mut l.reader, &mut line).is_ok_and(|n| n > 0) {
+            if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                got = Some(serde_json::from_str::<Value>(data).unwrap());
+                break;
+            }
+            line.clear();
+        }
+        if let Some(n) = got {
+            assert_eq!(n["method"], "notifications/resources/updated", "{}", n);
+            assert_eq!(n["params"]["uri"], "note://a", "{}", n);
+            assert_eq!(n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 9, "{}", n);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notifications/resources/updated on the listen stream");
+    }
+}

@@ -18,7 +18,9 @@
 //! that the client's `notifications/cancelled` can be mapped to what cancelling is over HTTP
 //! in this revision: the connection is closed, and the gateway cancels the request upstream.
 
-use super::{read_line, snippet, Answer, Bridge, SESSION_REVISIONS, UNAVAILABLE};
+use super::bridge::{Answer, Bridge, UNAVAILABLE};
+use super::exchange::snippet;
+use super::http_client::{read_head, Chunked, Deadlined};
 use crate::jsonrpc;
 use crate::sync::Locked;
 use crate::transport::http::{header_value, name_of, param_headers, param_values};
@@ -31,8 +33,9 @@ use std::time::{Duration, Instant};
 const LISTEN: Duration = Duration::from_secs(7 * 86_400);
 /// Tools whose `x-mcp-header` parameters are remembered.
 const MAX_TOOLS: usize = 10_000;
-/// Bytes of an answer's head.
-const MAX_HEAD: usize = 64 * 1024;
+/// The revisions with sessions (`initialize`); a request naming another one in its `_meta`
+/// (or `server/discover`) is of the 2026-07-28 era and is forwarded statelessly.
+const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// The revision a request names in `params._meta` (2026-07-28 requests do).
 fn stateless_version(msg: &Value) -> Option<String> {
@@ -43,114 +46,6 @@ fn stateless_version(msg: &Value) -> Option<String> {
 /// `server/discover`, or a request whose `_meta` names a revision without sessions.
 pub(super) fn is_modern(method: &str, msg: &Value) -> bool {
     method == "server/discover" || stateless_version(msg).is_some_and(|v| !SESSION_REVISIONS.contains(&v.as_str()))
-}
-
-/// `Read` with a deadline for the whole of it (each read waits at most what is left).
-struct Deadlined {
-    stream: TcpStream,
-    until: Instant,
-}
-
-impl Read for Deadlined {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
-    }
-}
-
-/// A chunked body (`Transfer-Encoding: chunked`) as the bytes it carries.
-struct Chunked<R: BufRead> {
-    inner: R,
-    left: usize,
-    done: bool,
-}
-
-impl<R: BufRead> Read for Chunked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            let mut size = Vec::new();
-            if read_line(&mut self.inner, 1024, &mut size)? != Some(true) {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a cut or bad chunk size"));
-            }
-            let text = String::from_utf8_lossy(&size);
-            let hex = text.trim().split(';').next().unwrap_or("");
-            self.left = usize::from_str_radix(hex, 16)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "a bad chunk size"))?;
-            if self.left == 0 {
-                self.done = true;
-                return Ok(0);
-            }
-        }
-        let n = {
-            let avail = self.inner.fill_buf()?;
-            if avail.is_empty() {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = avail.len().min(buf.len()).min(self.left);
-            buf[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.inner.consume(n);
-        self.left -= n;
-        if self.left == 0 {
-            // The CRLF after the chunk.
-            let mut crlf = Vec::new();
-            read_line(&mut self.inner, 2, &mut crlf)?;
-        }
-        Ok(n)
-    }
-}
-
-/// The status line and headers of an answer.
-struct Head {
-    status: u16,
-    content_type: String,
-    length: Option<usize>,
-    chunked: bool,
-}
-
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Head> {
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
-    let mut line = Vec::new();
-    let mut total = 0;
-    let mut head = Head { status: 0, content_type: String::new(), length: None, chunked: false };
-    let mut first = true;
-    loop {
-        match read_line(r, MAX_HEAD, &mut line)? {
-            None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Some(false) => return Err(bad("an over-long header")),
-            Some(true) => {}
-        }
-        total += line.len();
-        if total > MAX_HEAD {
-            return Err(bad("an over-long head"));
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches('\r');
-        if first {
-            first = false;
-            head.status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status"))?;
-            continue;
-        }
-        if text.is_empty() {
-            return Ok(head);
-        }
-        let Some((k, v)) = text.split_once(':') else { continue };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        match k.as_str() {
-            "content-type" => head.content_type = v.to_ascii_lowercase(),
-            "content-length" => head.length = v.parse().ok(),
-            "transfer-encoding" => head.chunked = v.to_ascii_lowercase().contains("chunked"),
-            _ => {}
-        }
-    }
 }
 
 impl Bridge {
@@ -328,26 +223,5 @@ mod tests {
         let h = b.modern_headers("server/discover", &json!({}));
         assert_eq!(get(&h, "MCP-Protocol-Version").as_deref(), Some(crate::client::LATEST_MODERN));
         assert_eq!(get(&h, "Mcp-Name"), None);
-    }
-
-    #[test]
-    fn chunked_bodies_are_read_whole() {
-        let wire = b"5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\n\r\n";
-        let mut c = Chunked { inner: BufReader::with_capacity(3, &wire[..]), left: 0, done: false };
-        let mut s = String::new();
-        c.read_to_string(&mut s).unwrap();
-        assert_eq!(s, "hello, world");
-        let mut cut = Chunked { inner: BufReader::new(&b"5\r\nhel"[..]), left: 0, done: false };
-        assert!(cut.read_to_string(&mut String::new()).is_err());
-    }
-
-    #[test]
-    fn heads_give_status_type_and_length() {
-        let wire = b"HTTP/1.1 400 Bad Request\r\nContent-Type: Application/JSON\r\nContent-Length: 12\r\n\r\n";
-        let h = read_head(&mut BufReader::new(&wire[..])).unwrap();
-        assert_eq!(
-            (h.status, h.content_type.as_str(), h.length, h.chunked),
-            (400, "application/json", Some(12), false)
-        );
     }
 }

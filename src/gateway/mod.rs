@@ -19,7 +19,7 @@ mod deferred;
 mod forward;
 mod gate;
 mod http;
-mod http1;
+pub(crate) mod http1;
 #[cfg(test)]
 mod http1_fuzz;
 mod ids;

@@ -20,13 +20,13 @@
 
 use super::bridge::{Answer, Bridge, UNAVAILABLE};
 use super::exchange::snippet;
-use super::http_client::{read_head, Chunked, Deadlined};
+use super::http_client::{body, read_head, Conn};
 use crate::jsonrpc;
 use crate::sync::Locked;
 use crate::transport::http::{header_value, name_of, param_headers, param_values};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io::Read;
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 /// Deadline of a `subscriptions/listen` stream (it lasts as long as the client wants it).
@@ -117,40 +117,13 @@ impl Bridge {
         until: Instant,
     ) -> std::result::Result<(bool, u16), Answer> {
         let unavailable = |why: String| Answer::Missing(UNAVAILABLE, why);
-        let rest =
-            self.url.strip_prefix("http://").ok_or_else(|| unavailable(format!("not an http URL: {}", self.url)))?;
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let path = if path.is_empty() { "/" } else { path };
-        let addr = authority
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| unavailable(format!("cannot resolve {}", authority)))?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| unavailable(format!("cannot reach the gateway at {}: {}", self.url, e)))?;
-        let _ = stream.set_nodelay(true);
-        let closer = stream.try_clone().map_err(|e| unavailable(format!("cannot use the connection: {}", e)))?;
-        self.conns.locked().insert(key.to_string(), closer);
+        let conn = Conn::open(&self.url).map_err(unavailable)?;
+        self.conns.locked().insert(key.to_string(), conn.closer().map_err(unavailable)?);
         if self.cancelled.locked().contains(key) {
             return Err(unavailable("cancelled".into()));
         }
-        let mut req = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            path,
-            authority,
-            text.len()
-        );
-        for (k, v) in self.headers.iter().chain(headers) {
-            if [k, v].iter().any(|s| s.contains(['\r', '\n'])) {
-                return Err(unavailable(format!("the header {} cannot be sent", k)));
-            }
-            req.push_str(&format!("{}: {}\r\n", k, v));
-        }
-        req.push_str("\r\n");
-        req.push_str(text);
-        let mut w = stream.try_clone().map_err(|e| unavailable(format!("cannot use the connection: {}", e)))?;
-        w.write_all(req.as_bytes()).and_then(|_| w.flush()).map_err(|e| unavailable(format!("cannot send: {}", e)))?;
-        let mut r = BufReader::new(Deadlined { stream, until });
+        let all: Vec<(String, String)> = self.headers.iter().chain(headers).cloned().collect();
+        let mut r = conn.post(&all, text, until).map_err(unavailable)?;
         let lost = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
                 Answer::Missing(jsonrpc::REQUEST_TIMEOUT, "no answer from the gateway in time".into())
@@ -159,21 +132,16 @@ impl Bridge {
             }
         };
         let head = read_head(&mut r).map_err(lost)?;
-        let mut body: Box<dyn BufRead> = if head.chunked {
-            Box::new(BufReader::new(Chunked { inner: r, left: 0, done: false }))
-        } else if let Some(n) = head.length {
-            Box::new(BufReader::new(r.take(n as u64)))
-        } else {
-            Box::new(r)
-        };
-        if head.content_type.starts_with("text/event-stream") && (200..300).contains(&head.status) {
-            return Ok((self.relay_events(&mut body, Some(id), None), head.status));
+        if head.is_stream() {
+            // Events are bounded one by one (`relay_events`); the stream is as long as it lasts.
+            let mut events = body(r, &head, usize::MAX);
+            return Ok((self.relay_events(&mut events, Some(id), None), head.status));
         }
         if head.status == 202 {
             return Err(unavailable("the gateway accepted the request but sent no answer".into()));
         }
         let mut text = String::new();
-        body.take(self.max_line as u64 + 1).read_to_string(&mut text).map_err(lost)?;
+        body(r, &head, self.max_line + 1).take(self.max_line as u64 + 1).read_to_string(&mut text).map_err(lost)?;
         if text.len() > self.max_line {
             return Err(unavailable(format!("the gateway's answer is longer than {} bytes", self.max_line)));
         }

@@ -35,8 +35,8 @@
 //!
 //! Where things are: [`bridge`] (the state, its start), [`stdin`] and [`stdout`] (the
 //! client's side), [`dispatch`] (what each line becomes), [`exchange`], [`sse`] and
-//! [`session`] (the session's side), [`modern`] and [`http_client`] (2026-07-28 requests),
-//! [`backend`] (which gateway, and the in-process one).
+//! [`session`] (the session's side), [`modern`], [`tool_params`] and [`http_client`]
+//! (2026-07-28 requests), [`backend`] (which gateway, and the in-process one).
 
 use super::Ctx;
 use crate::config::Config;
@@ -54,6 +54,7 @@ mod session;
 mod sse;
 mod stdin;
 mod stdout;
+mod tool_params;
 use backend::{own_gateway, running_daemon, wait_done};
 use bridge::Bridge;
 

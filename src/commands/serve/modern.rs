@@ -7,11 +7,11 @@
 //! naming a revision without sessions) and POSTed statelessly: no session id, and the routing
 //! headers the HTTP hop needs and stdio lacks (`MCP-Protocol-Version`, `Mcp-Method`,
 //! `Mcp-Name`, and for a tool call the `Mcp-Param-*` of the arguments its schema marks
-//! `x-mcp-header`, learned from the `tools/list` answers the client got through the bridge;
-//! values that are not plain ASCII in the `=?base64?…?=` form). What comes back is relayed as
-//! it is: a result (`input_required` too; the client's retry is one more request), an error
-//! (an HTTP 4xx whose body is a JSON-RPC error), or the messages of an SSE answer, such as
-//! those of a `subscriptions/listen` stream, which stays open as long as the client wants.
+//! `x-mcp-header`, see [`super::tool_params`]; values that are not plain ASCII in the
+//! `=?base64?…?=` form). What comes back is relayed as it is: a result (`input_required`
+//! too; the client's retry is one more request), an error (an HTTP 4xx whose body is a
+//! JSON-RPC error), or the messages of an SSE answer, such as those of a
+//! `subscriptions/listen` stream, which stays open as long as the client wants.
 //!
 //! Each such request has a connection of its own (HTTP/1.1, closed after its answer; not
 //! `Connection: close`, with which the gateway stops watching for the client hanging up), so
@@ -23,7 +23,7 @@ use super::exchange::snippet;
 use super::http_client::{body, read_head, Conn};
 use crate::jsonrpc;
 use crate::sync::Locked;
-use crate::transport::http::{header_value, name_of, param_headers, param_values};
+use crate::transport::http::{header_value, name_of};
 use serde_json::Value;
 use std::io::Read;
 use std::net::Shutdown;
@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// Deadline of a `subscriptions/listen` stream (it lasts as long as the client wants it).
 const LISTEN: Duration = Duration::from_secs(7 * 86_400);
-/// Tools whose `x-mcp-header` parameters are remembered.
-const MAX_TOOLS: usize = 10_000;
 /// The revisions with sessions (`initialize`); a request naming another one in its `_meta`
 /// (or `server/discover`) is of the 2026-07-28 era and is forwarded statelessly.
 const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -62,28 +60,9 @@ impl Bridge {
             h.push(("Mcp-Name".to_string(), header_value(name)));
         }
         if method == "tools/call" {
-            let tool = msg["params"]["name"].as_str().unwrap_or("");
-            if let Some(decls) = self.params.locked().get(tool) {
-                for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
-                    h.push((format!("Mcp-Param-{}", name), value));
-                }
-            }
+            h.extend(self.param_headers_of(msg));
         }
         h
-    }
-
-    /// Remember the `x-mcp-header` parameters of the tools in a `tools/list` answer.
-    pub(super) fn learn_params(&self, m: &Value) {
-        let Some(tools) = m["result"]["tools"].as_array() else { return };
-        let mut params = self.params.locked();
-        for t in tools {
-            let Some(name) = t["name"].as_str() else { continue };
-            let Ok(decls) = param_headers(&t["inputSchema"]) else { continue };
-            if params.len() >= MAX_TOOLS && !params.contains_key(name) {
-                break;
-            }
-            params.insert(name.to_string(), decls);
-        }
     }
 
     /// The client cancelled 2026-07-28 request `key`: close its connection.
@@ -95,7 +74,19 @@ impl Bridge {
     }
 
     /// POST a 2026-07-28 request on a connection of its own and relay what comes back.
+    /// A call of a tool no listing named yet has its tool looked up first (its `Mcp-Param-*`
+    /// headers come from the tool's schema).
     pub(super) fn modern_request(&self, id: &Value, text: &str, headers: &[(String, String)]) -> Answer {
+        let looked_up;
+        let call = headers.iter().any(|(k, v)| k == "Mcp-Method" && v == "tools/call");
+        let headers = match serde_json::from_str::<Value>(text) {
+            Ok(msg) if call && self.calls_an_unlisted_tool(&msg) => {
+                self.look_up_tool(&msg);
+                looked_up = self.modern_headers("tools/call", &msg);
+                &looked_up[..]
+            }
+            _ => headers,
+        };
         let listen = headers.iter().any(|(k, v)| k == "Mcp-Method" && v == "subscriptions/listen");
         let timeout = if listen { LISTEN } else { self.deadline };
         let started = Instant::now();

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::gateway;
 use crate::signals;
 use serde_json::Value;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -139,7 +138,7 @@ fn random_token() -> Result<String> {
 /// Until stdin has closed (and its requests are handled), stdout is gone, or a signal came.
 pub(super) fn wait_done(bridge: &Bridge, done: &Receiver<()>) {
     loop {
-        if signals::stopping() || bridge.client_gone.load(Ordering::SeqCst) {
+        if signals::stopping() || bridge.stdout.gone() {
             return;
         }
         match done.recv_timeout(Duration::from_millis(100)) {

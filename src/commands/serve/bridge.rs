@@ -2,14 +2,15 @@
 //! requests in flight, the stdout queue) and its start: the stdout writer, then the thread
 //! that reads stdin.
 
-use super::stdout::{writer, OUT_QUEUE};
+use super::stdout::Stdout;
 use crate::error::{Error, Result};
 use crate::jsonrpc;
 use crate::sync::Locked;
 use crate::transport::http::ParamHeader;
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,13 +48,8 @@ pub(super) struct Bridge {
     pub(super) params: Mutex<HashMap<String, Vec<ParamHeader>>>,
     /// The connections of the 2026-07-28 requests in flight, by id (cancelling closes one).
     pub(super) conns: Mutex<HashMap<String, std::net::TcpStream>>,
-    pub(super) out: SyncSender<Vec<u8>>,
-    /// Bytes in `out`.
-    pub(super) queued: Arc<AtomicUsize>,
-    /// The writer has written everything queued before the marker.
-    pub(super) flushed: Mutex<Option<Receiver<()>>>,
+    pub(super) stdout: Stdout,
     pub(super) closing: AtomicBool,
-    pub(super) client_gone: Arc<AtomicBool>,
 }
 
 /// One request in flight; counted out when dropped.
@@ -90,16 +86,7 @@ impl Bridge {
                 .timeout_connect(Some(Duration::from_secs(5)))
                 .max_idle_connections_per_host(MAX_IN_FLIGHT + 2),
         );
-        let (out, rx) = sync_channel::<Vec<u8>>(OUT_QUEUE);
-        let (flushed_tx, flushed_rx) = sync_channel::<()>(1);
-        let client_gone = Arc::new(AtomicBool::new(false));
-        let gone = client_gone.clone();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let q = queued.clone();
-        std::thread::Builder::new()
-            .name("serve-stdout".into())
-            .spawn(move || writer(rx, flushed_tx, gone, q))
-            .map_err(|e| Error::internal(format!("cannot start a thread: {}", e)))?;
+        let stdout = Stdout::start()?;
         Ok(Arc::new(Bridge {
             url,
             headers,
@@ -118,12 +105,14 @@ impl Bridge {
             listing: Mutex::new(HashSet::new()),
             params: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
-            out,
-            queued,
-            flushed: Mutex::new(Some(flushed_rx)),
+            stdout,
             closing: AtomicBool::new(false),
-            client_gone,
         }))
+    }
+
+    /// Queue one message for the client (see `Stdout::emit`).
+    pub(super) fn emit(&self, m: &Value) {
+        self.stdout.emit(m);
     }
 
     /// Start reading stdin (after the servers at `status` have started, when given); the

@@ -157,10 +157,6 @@ impl Bridge {
         if let Some(s) = session {
             self.end_session(&s);
         }
-        // An empty message is the writer's flush marker.
-        let _ = self.out.try_send(Vec::new());
-        if let Some(rx) = self.flushed.locked().take() {
-            let _ = rx.recv_timeout(Duration::from_secs(2));
-        }
+        self.stdout.flush();
     }
 }

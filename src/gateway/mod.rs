@@ -20,7 +20,7 @@ mod eras;
 mod forward;
 mod gate;
 mod http;
-mod http1;
+pub(crate) mod http1;
 #[cfg(test)]
 mod http1_fuzz;
 mod ids;

@@ -602,6 +602,38 @@ fn both_eras_on_one_stdin_and_a_2026_07_28_cancellation_ends_the_call() {
     assert!(!rest.iter().any(|l| l.contains("\"slow\"")), "{:?}", rest);
 }
 
+/// A 2026-07-28 client that calls a tool mirroring parameters into `Mcp-Param-*` headers
+/// (`x-mcp-header`) without having listed tools first: the bridge looks the tool's schema
+/// up itself, so the gateway gets the headers it checks (no -32020). A tool that does not
+/// exist gets the gateway's own answer.
+#[test]
+fn a_2026_07_28_call_with_mirrored_parameters_needs_no_listing_first() {
+    if !support::peers_available() {
+        return;
+    }
+    let p = Project::new(&json!({}));
+    p.write_config(&json!({"mcpServers": {
+        "fx": {"command": fixture_bin(), "alwaysAllow": ["*"], "timeout": 20},
+        "hx": {"command": support::venv_python(), "args": [support::repo().join("tests/py/header_server.py")],
+               "alwaysAllow": ["*"], "timeout": 30},
+    }}));
+    let mut s = Raw::start(&p, &[]);
+    let call = |id: i64, region: &str| {
+        modern_line(json!(id), "tools/call", json!({"name": "hx__where", "arguments": {"region": region, "shard": 3}}))
+    };
+    s.send(&call(1, "Zürich"));
+    let v = s.answer(1);
+    assert_eq!(v["result"]["content"][0]["text"], "Zürich/3", "{}", v);
+    s.send(&call(2, "eu-west"));
+    let v = s.answer(2);
+    assert_eq!(v["result"]["content"][0]["text"], "eu-west/3", "{}", v);
+    s.send(&modern_line(json!(3), "tools/call", json!({"name": "hx__nowhere", "arguments": {}})));
+    let v = s.answer(3);
+    assert!(v.get("error").is_some() || v["result"]["isError"] == true, "{}", v);
+    let (code, err) = s.close();
+    assert_eq!(code, Some(0), "{}", err);
+}
+
 #[test]
 fn sigterm_stops_the_children() {
     let p = project();

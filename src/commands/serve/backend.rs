@@ -2,6 +2,7 @@
 //! what we need and takes our token, else an in-process gateway on a loopback port whose
 //! token never leaves this process; and waiting until the bridge is done.
 
+use super::exchange::read_body;
 use super::Bridge;
 use crate::commands::Ctx;
 use crate::config::Config;
@@ -9,9 +10,9 @@ use crate::daemon::{self, Found};
 use crate::error::{Error, Result};
 use crate::gateway;
 use crate::signals;
-use std::sync::atomic::Ordering;
+use serde_json::Value;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A gateway endpoint's base URL and the headers it needs.
 pub(super) type Endpoint = (String, Vec<(String, String)>);
@@ -137,12 +138,42 @@ fn random_token() -> Result<String> {
 /// Until stdin has closed (and its requests are handled), stdout is gone, or a signal came.
 pub(super) fn wait_done(bridge: &Bridge, done: &Receiver<()>) {
     loop {
-        if signals::stopping() || bridge.client_gone.load(Ordering::SeqCst) {
+        if signals::stopping() || bridge.stdout.gone() {
             return;
         }
         match done.recv_timeout(Duration::from_millis(100)) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
+    }
+}
+
+/// How long the in-process gateway's servers may take to start before the client is served.
+const STARTUP: Duration = Duration::from_secs(10);
+
+impl Bridge {
+    /// Until no server of the in-process gateway is `starting` (at most STARTUP): a client
+    /// that calls a tool right after `initialize` finds it, as it would at a warm daemon.
+    pub(super) fn wait_started(&self, status: &str) {
+        let until = Instant::now() + STARTUP;
+        while Instant::now() < until && !signals::stopping() {
+            let mut req = self.agent.get(status).config().timeout_global(Some(Duration::from_secs(2))).build();
+            for (k, v) in &self.headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let starting = match req.call() {
+                Ok(r) if r.status().is_success() => read_body(r, 16 * 1024 * 1024)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["servers"].as_array().map(|a| a.iter().any(|s| s["status"] == "starting")))
+                    .unwrap_or(false),
+                _ => false,
+            };
+            if !starting {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log::info!("serving while some servers are still starting (their tools come with tools/list_changed)");
     }
 }

@@ -7,32 +7,33 @@
 //! naming a revision without sessions) and POSTed statelessly: no session id, and the routing
 //! headers the HTTP hop needs and stdio lacks (`MCP-Protocol-Version`, `Mcp-Method`,
 //! `Mcp-Name`, and for a tool call the `Mcp-Param-*` of the arguments its schema marks
-//! `x-mcp-header`, learned from the `tools/list` answers the client got through the bridge;
-//! values that are not plain ASCII in the `=?base64?…?=` form). What comes back is relayed as
-//! it is: a result (`input_required` too; the client's retry is one more request), an error
-//! (an HTTP 4xx whose body is a JSON-RPC error), or the messages of an SSE answer, such as
-//! those of a `subscriptions/listen` stream, which stays open as long as the client wants.
+//! `x-mcp-header`, see [`super::tool_params`]; values that are not plain ASCII in the
+//! `=?base64?…?=` form). What comes back is relayed as it is: a result (`input_required`
+//! too; the client's retry is one more request), an error (an HTTP 4xx whose body is a
+//! JSON-RPC error), or the messages of an SSE answer, such as those of a
+//! `subscriptions/listen` stream, which stays open as long as the client wants.
 //!
 //! Each such request has a connection of its own (HTTP/1.1, closed after its answer; not
 //! `Connection: close`, with which the gateway stops watching for the client hanging up), so
 //! that the client's `notifications/cancelled` can be mapped to what cancelling is over HTTP
 //! in this revision: the connection is closed, and the gateway cancels the request upstream.
 
-use super::{read_line, snippet, Answer, Bridge, SESSION_REVISIONS, UNAVAILABLE};
+use super::bridge::{Answer, Bridge, UNAVAILABLE};
+use super::exchange::snippet;
+use super::http_client::{body, read_head, Conn};
 use crate::jsonrpc;
 use crate::sync::Locked;
-use crate::transport::http::{header_value, name_of, param_headers, param_values};
+use crate::transport::http::{header_value, name_of};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io::Read;
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 /// Deadline of a `subscriptions/listen` stream (it lasts as long as the client wants it).
 const LISTEN: Duration = Duration::from_secs(7 * 86_400);
-/// Tools whose `x-mcp-header` parameters are remembered.
-const MAX_TOOLS: usize = 10_000;
-/// Bytes of an answer's head.
-const MAX_HEAD: usize = 64 * 1024;
+/// The revisions with sessions (`initialize`); a request naming another one in its `_meta`
+/// (or `server/discover`) is of the 2026-07-28 era and is forwarded statelessly.
+const SESSION_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// The revision a request names in `params._meta` (2026-07-28 requests do).
 fn stateless_version(msg: &Value) -> Option<String> {
@@ -43,114 +44,6 @@ fn stateless_version(msg: &Value) -> Option<String> {
 /// `server/discover`, or a request whose `_meta` names a revision without sessions.
 pub(super) fn is_modern(method: &str, msg: &Value) -> bool {
     method == "server/discover" || stateless_version(msg).is_some_and(|v| !SESSION_REVISIONS.contains(&v.as_str()))
-}
-
-/// `Read` with a deadline for the whole of it (each read waits at most what is left).
-struct Deadlined {
-    stream: TcpStream,
-    until: Instant,
-}
-
-impl Read for Deadlined {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
-    }
-}
-
-/// A chunked body (`Transfer-Encoding: chunked`) as the bytes it carries.
-struct Chunked<R: BufRead> {
-    inner: R,
-    left: usize,
-    done: bool,
-}
-
-impl<R: BufRead> Read for Chunked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            let mut size = Vec::new();
-            if read_line(&mut self.inner, 1024, &mut size)? != Some(true) {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a cut or bad chunk size"));
-            }
-            let text = String::from_utf8_lossy(&size);
-            let hex = text.trim().split(';').next().unwrap_or("");
-            self.left = usize::from_str_radix(hex, 16)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "a bad chunk size"))?;
-            if self.left == 0 {
-                self.done = true;
-                return Ok(0);
-            }
-        }
-        let n = {
-            let avail = self.inner.fill_buf()?;
-            if avail.is_empty() {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = avail.len().min(buf.len()).min(self.left);
-            buf[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.inner.consume(n);
-        self.left -= n;
-        if self.left == 0 {
-            // The CRLF after the chunk.
-            let mut crlf = Vec::new();
-            read_line(&mut self.inner, 2, &mut crlf)?;
-        }
-        Ok(n)
-    }
-}
-
-/// The status line and headers of an answer.
-struct Head {
-    status: u16,
-    content_type: String,
-    length: Option<usize>,
-    chunked: bool,
-}
-
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Head> {
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
-    let mut line = Vec::new();
-    let mut total = 0;
-    let mut head = Head { status: 0, content_type: String::new(), length: None, chunked: false };
-    let mut first = true;
-    loop {
-        match read_line(r, MAX_HEAD, &mut line)? {
-            None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Some(false) => return Err(bad("an over-long header")),
-            Some(true) => {}
-        }
-        total += line.len();
-        if total > MAX_HEAD {
-            return Err(bad("an over-long head"));
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches('\r');
-        if first {
-            first = false;
-            head.status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status"))?;
-            continue;
-        }
-        if text.is_empty() {
-            return Ok(head);
-        }
-        let Some((k, v)) = text.split_once(':') else { continue };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        match k.as_str() {
-            "content-type" => head.content_type = v.to_ascii_lowercase(),
-            "content-length" => head.length = v.parse().ok(),
-            "transfer-encoding" => head.chunked = v.to_ascii_lowercase().contains("chunked"),
-            _ => {}
-        }
-    }
 }
 
 impl Bridge {
@@ -167,28 +60,9 @@ impl Bridge {
             h.push(("Mcp-Name".to_string(), header_value(name)));
         }
         if method == "tools/call" {
-            let tool = msg["params"]["name"].as_str().unwrap_or("");
-            if let Some(decls) = self.params.locked().get(tool) {
-                for (name, value) in param_values(decls, &msg["params"]["arguments"]) {
-                    h.push((format!("Mcp-Param-{}", name), value));
-                }
-            }
+            h.extend(self.param_headers_of(msg));
         }
         h
-    }
-
-    /// Remember the `x-mcp-header` parameters of the tools in a `tools/list` answer.
-    pub(super) fn learn_params(&self, m: &Value) {
-        let Some(tools) = m["result"]["tools"].as_array() else { return };
-        let mut params = self.params.locked();
-        for t in tools {
-            let Some(name) = t["name"].as_str() else { continue };
-            let Ok(decls) = param_headers(&t["inputSchema"]) else { continue };
-            if params.len() >= MAX_TOOLS && !params.contains_key(name) {
-                break;
-            }
-            params.insert(name.to_string(), decls);
-        }
     }
 
     /// The client cancelled 2026-07-28 request `key`: close its connection.
@@ -200,7 +74,19 @@ impl Bridge {
     }
 
     /// POST a 2026-07-28 request on a connection of its own and relay what comes back.
+    /// A call of a tool no listing named yet has its tool looked up first (its `Mcp-Param-*`
+    /// headers come from the tool's schema).
     pub(super) fn modern_request(&self, id: &Value, text: &str, headers: &[(String, String)]) -> Answer {
+        let looked_up;
+        let call = headers.iter().any(|(k, v)| k == "Mcp-Method" && v == "tools/call");
+        let headers = match serde_json::from_str::<Value>(text) {
+            Ok(msg) if call && self.calls_an_unlisted_tool(&msg) => {
+                self.look_up_tool(&msg);
+                looked_up = self.modern_headers("tools/call", &msg);
+                &looked_up[..]
+            }
+            _ => headers,
+        };
         let listen = headers.iter().any(|(k, v)| k == "Mcp-Method" && v == "subscriptions/listen");
         let timeout = if listen { LISTEN } else { self.deadline };
         let started = Instant::now();
@@ -222,40 +108,13 @@ impl Bridge {
         until: Instant,
     ) -> std::result::Result<(bool, u16), Answer> {
         let unavailable = |why: String| Answer::Missing(UNAVAILABLE, why);
-        let rest =
-            self.url.strip_prefix("http://").ok_or_else(|| unavailable(format!("not an http URL: {}", self.url)))?;
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let path = if path.is_empty() { "/" } else { path };
-        let addr = authority
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| unavailable(format!("cannot resolve {}", authority)))?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| unavailable(format!("cannot reach the gateway at {}: {}", self.url, e)))?;
-        let _ = stream.set_nodelay(true);
-        let closer = stream.try_clone().map_err(|e| unavailable(format!("cannot use the connection: {}", e)))?;
-        self.conns.locked().insert(key.to_string(), closer);
+        let conn = Conn::open(&self.url).map_err(unavailable)?;
+        self.conns.locked().insert(key.to_string(), conn.closer().map_err(unavailable)?);
         if self.cancelled.locked().contains(key) {
             return Err(unavailable("cancelled".into()));
         }
-        let mut req = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            path,
-            authority,
-            text.len()
-        );
-        for (k, v) in self.headers.iter().chain(headers) {
-            if [k, v].iter().any(|s| s.contains(['\r', '\n'])) {
-                return Err(unavailable(format!("the header {} cannot be sent", k)));
-            }
-            req.push_str(&format!("{}: {}\r\n", k, v));
-        }
-        req.push_str("\r\n");
-        req.push_str(text);
-        let mut w = stream.try_clone().map_err(|e| unavailable(format!("cannot use the connection: {}", e)))?;
-        w.write_all(req.as_bytes()).and_then(|_| w.flush()).map_err(|e| unavailable(format!("cannot send: {}", e)))?;
-        let mut r = BufReader::new(Deadlined { stream, until });
+        let all: Vec<(String, String)> = self.headers.iter().chain(headers).cloned().collect();
+        let mut r = conn.post(&all, text, until).map_err(unavailable)?;
         let lost = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
                 Answer::Missing(jsonrpc::REQUEST_TIMEOUT, "no answer from the gateway in time".into())
@@ -264,21 +123,16 @@ impl Bridge {
             }
         };
         let head = read_head(&mut r).map_err(lost)?;
-        let mut body: Box<dyn BufRead> = if head.chunked {
-            Box::new(BufReader::new(Chunked { inner: r, left: 0, done: false }))
-        } else if let Some(n) = head.length {
-            Box::new(BufReader::new(r.take(n as u64)))
-        } else {
-            Box::new(r)
-        };
-        if head.content_type.starts_with("text/event-stream") && (200..300).contains(&head.status) {
-            return Ok((self.relay_events(&mut body, Some(id), None), head.status));
+        if head.is_stream() {
+            // Events are bounded one by one (`relay_events`); the stream is as long as it lasts.
+            let mut events = body(r, &head, usize::MAX);
+            return Ok((self.relay_events(&mut events, Some(id), None), head.status));
         }
         if head.status == 202 {
             return Err(unavailable("the gateway accepted the request but sent no answer".into()));
         }
         let mut text = String::new();
-        body.take(self.max_line as u64 + 1).read_to_string(&mut text).map_err(lost)?;
+        body(r, &head, self.max_line + 1).take(self.max_line as u64 + 1).read_to_string(&mut text).map_err(lost)?;
         if text.len() > self.max_line {
             return Err(unavailable(format!("the gateway's answer is longer than {} bytes", self.max_line)));
         }
@@ -328,26 +182,5 @@ mod tests {
         let h = b.modern_headers("server/discover", &json!({}));
         assert_eq!(get(&h, "MCP-Protocol-Version").as_deref(), Some(crate::client::LATEST_MODERN));
         assert_eq!(get(&h, "Mcp-Name"), None);
-    }
-
-    #[test]
-    fn chunked_bodies_are_read_whole() {
-        let wire = b"5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\n\r\n";
-        let mut c = Chunked { inner: BufReader::with_capacity(3, &wire[..]), left: 0, done: false };
-        let mut s = String::new();
-        c.read_to_string(&mut s).unwrap();
-        assert_eq!(s, "hello, world");
-        let mut cut = Chunked { inner: BufReader::new(&b"5\r\nhel"[..]), left: 0, done: false };
-        assert!(cut.read_to_string(&mut String::new()).is_err());
-    }
-
-    #[test]
-    fn heads_give_status_type_and_length() {
-        let wire = b"HTTP/1.1 400 Bad Request\r\nContent-Type: Application/JSON\r\nContent-Length: 12\r\n\r\n";
-        let h = read_head(&mut BufReader::new(&wire[..])).unwrap();
-        assert_eq!(
-            (h.status, h.content_type.as_str(), h.length, h.chunked),
-            (400, "application/json", Some(12), false)
-        );
     }
 }

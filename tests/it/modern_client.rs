@@ -428,3 +428,76 @@ fn the_gateway_hears_a_modern_childs_list_changes() {
     let st = p.cmd().args(["--json-output", "status"]).success().json();
     assert_eq!(st["servers"][0]["restarts"], 0, "{}", st);
 }
+
+/// The state `wait_for_cancel` recorded under `key` at the TS fixture, as the client sees it.
+fn cancel_state(c: &support::McpClient, key: &str) -> String {
+    let r = c.call("cancel_state", json!({"key": key}));
+    r["content"][0]["text"].as_str().unwrap_or("").to_string()
+}
+
+/// Wait (bounded) until `key`'s state at the fixture is `want`.
+fn await_cancel_state(c: &support::McpClient, key: &str, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = cancel_state(c, key);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{}` is {:?} at the server, not {:?}", key, got, want);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A session client cancels a call to a 2026-07-28 HTTP child (`notifications/cancelled`):
+/// the gateway closes that request's connection, so the server sees the client hang up and
+/// aborts the tool; another call in flight to the same server goes on.
+#[test]
+fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
+    if !peers_available() {
+        return;
+    }
+    let served = Served::ts(true);
+    let p = Project::new(&json!({"mcpServers": {"ht": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 90}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let c = support::McpClient::open(d.url("/mcp/ht"));
+    // Two calls in flight on the same session, each on a thread of its own (bounded: the
+    // tool gives up after 60 s, the agent after 70 s).
+    let start = |id: u64, key: &str| {
+        let (url, sid) = (c.url.clone(), c.sid.clone());
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "wait_for_cancel", "arguments": {"key": key}}});
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(70)))
+                .build()
+                .into();
+            let _ = agent
+                .post(&url)
+                .header("Accept", "application/json, text/event-stream")
+                .header("Content-Type", "application/json")
+                .header("Mcp-Session-Id", &sid)
+                .send(msg.to_string().as_str())
+                .and_then(|r| r.into_body().read_to_string());
+        });
+    };
+    start(7001, "first");
+    start(7002, "second");
+    await_cancel_state(&c, "first", "waiting", Duration::from_secs(20));
+    await_cancel_state(&c, "second", "waiting", Duration::from_secs(20));
+
+    let cancel = |id: u64| {
+        c.post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "the test gave up"}}));
+    };
+    cancel(7001);
+    await_cancel_state(&c, "first", "cancelled", Duration::from_secs(10));
+    // Only that request's connection was closed.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cancel_state(&c, "second"), "waiting");
+    // The server still answers on the same upstream.
+    assert_eq!(c.call("echo", json!({"text": "still here"}))["content"][0]["text"], "still here");
+    cancel(7002);
+    await_cancel_state(&c, "second", "cancelled", Duration::from_secs(10));
+}

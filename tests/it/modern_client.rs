@@ -501,3 +501,110 @@ fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
     cancel(7002);
     await_cancel_state(&c, "second", "cancelled", Duration::from_secs(10));
 }
+
+/// The SSE events of a gateway session's GET stream, read by a thread as they come.
+fn session_events(c: &support::McpClient) -> std::sync::mpsc::Receiver<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(40)))
+        .build()
+        .into();
+    let resp = agent.get(&c.url).header("Accept", "text/event-stream").header("Mcp-Session-Id", &c.sid).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("data: ").and_then(|l| serde_json::from_str::<Value>(l).ok()) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The `notifications/resources/updated` URIs that came within `wait`.
+fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Ok(v) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if v["method"] == "notifications/resources/updated" {
+            out.push(v["params"]["uri"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+/// `resources/subscribe` from session clients to a 2026-07-28 child over HTTP (which has
+/// only `subscriptions/listen`): answered `{}`, the child's listen stream replaced by one
+/// naming the subscribed resources (the old one closed, so the child keeps one), and the
+/// updates delivered to the sessions that subscribed them only.
+#[test]
+fn session_clients_subscribe_to_a_2026_07_28_http_childs_resources() {
+    if !peers_available() {
+        return;
+    }
+    let served = Served::ts(true);
+    let p = Project::new(&json!({"mcpServers": {"rs": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 30}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let a = support::McpClient::open(d.url("/mcp/rs"));
+    let b = support::McpClient::open(d.url("/mcp"));
+    let (ea, eb) = (session_events(&a), session_events(&b));
+    let streams = || a.call("streams", json!({}))["content"][0]["text"].as_str().unwrap().parse::<u32>().unwrap();
+    let one_stream = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while streams() != 1 {
+            assert!(Instant::now() < deadline, "the child keeps {} listen streams open", streams());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let touch = |c: &support::McpClient, uri: &str| {
+        let tool = if c.url.ends_with("/rs") { "touch" } else { "rs__touch" };
+        assert_eq!(c.call(tool, json!({"uri": uri}))["content"][0]["text"], format!("touched {}", uri));
+    };
+    one_stream();
+
+    // Subscribed: answered at once; the child's stream is replaced, the update reaches A only.
+    let r = a.request("resources/subscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&a, "note://a");
+        let got = updates(&ea, Duration::from_millis(300));
+        if !got.is_empty() {
+            assert!(got.iter().all(|u| u == "note://a"), "{:?}", got);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notifications/resources/updated for the subscribed resource");
+    }
+    one_stream();
+    assert!(updates(&eb, Duration::from_millis(300)).is_empty(), "a session that did not subscribe got the update");
+
+    // B subscribes another resource on /mcp: its updates reach B, not A.
+    let r = b.request("resources/subscribe", json!({"uri": "note://b"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&b, "note://b");
+        if updates(&eb, Duration::from_millis(300)).contains(&"note://b".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no update for B's resource");
+    }
+    one_stream();
+    touch(&b, "note://a");
+    assert_eq!(updates(&ea, Duration::from_millis(500)), ["note://a"]);
+    assert!(updates(&eb, Duration::from_millis(300)).iter().all(|u| u == "note://b"));
+
+    // Unsubscribed: no update reaches A any more; the child keeps one stream.
+    let r = a.request("resources/unsubscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    touch(&a, "note://a");
+    assert!(updates(&ea, Duration::from_millis(800)).is_empty());
+    one_stream();
+}

@@ -9,7 +9,13 @@
 //! modern way: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers, no session, no
 //! stream resumption; an HTTP error whose body is a JSON-RPC error becomes the request's
 //! answer (that is how a modern server rejects a version, and how a legacy one is told
-//! apart). Notifications are not sent to a modern server (it defines none over HTTP).
+//! apart). Notifications are not sent to a modern server (it defines none over HTTP): a
+//! modern request is cancelled by closing its connection. So every exchange runs on an agent
+//! of its own, taken from a small pool of idle agents (each keeps its connections alive for
+//! the next exchange) or built anew, and given back when the exchange is over; a modern
+//! request's agent is recorded under its id, and the `notifications/cancelled` the peer
+//! sends for it shuts that agent down, which closes that request's connection (and no
+//! other) and interrupts its read. A session-era server is told with a POST, as before.
 //! Tool parameters a modern server marks with `x-mcp-header` are mirrored into
 //! `Mcp-Param-*` headers (learned from its `tools/list` answers; a tool whose marks break
 //! the rules is left out of the list, as the transport requires).
@@ -46,7 +52,6 @@ struct Inner {
     root: std::path::PathBuf,
     helper_deadline: Duration,
     auth_headers: Mutex<Vec<(String, String)>>,
-    agent: ureq::Agent,
     session: Mutex<Option<String>>,
     protocol: Mutex<Option<String>>,
     /// The initialize request, replayed when the server answers 404 for our session.
@@ -56,6 +61,31 @@ struct Inner {
     /// Modern: ids (as text) of `tools/list` requests whose answers teach `params`.
     listing: Mutex<HashSet<String>>,
     peer: Weak<Peer>,
+    connect_timeout: Duration,
+    /// Idle agents (at most [`IDLE_AGENTS`]): every exchange borrows one.
+    idle: Mutex<Vec<ureq::Agent>>,
+    /// Modern: the id (as text) of each request in flight → its agent, shut down to cancel
+    /// it (at most [`MAX_CLOSEABLE`]).
+    inflight: Mutex<HashMap<String, ureq::Agent>>,
+}
+
+/// Idle agents kept (each keeps its connections alive for the next exchange).
+const IDLE_AGENTS: usize = 8;
+/// Modern requests in flight that a cancel can close; a request past it still runs, but a
+/// cancel only stops waiting for it.
+const MAX_CLOSEABLE: usize = 1024;
+
+/// An agent for `url`: the timeouts of a server connection, the trust and proxy of `net`.
+fn new_agent(url: &str, connect_timeout: Duration) -> Result<ureq::Agent> {
+    // Trust (SSL_CERT_FILE, SSL_CERT_DIR, system store) and proxy (HTTPS_PROXY, NO_PROXY): src/net.rs.
+    crate::net::agent(
+        url,
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect_timeout))
+            .timeout_recv_response(None)
+            .max_idle_connections_per_host(8),
+    )
 }
 
 /// Attach a Streamable HTTP connection to `peer`.
@@ -68,15 +98,7 @@ pub fn connect(
     connect_timeout: Duration,
 ) -> Result<()> {
     let auth_headers = auth_headers(&peer.name, auth, root, connect_timeout)?;
-    // Trust (SSL_CERT_FILE, SSL_CERT_DIR, system store) and proxy (HTTPS_PROXY, NO_PROXY): src/net.rs.
-    let agent = crate::net::agent(
-        url,
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(connect_timeout))
-            .timeout_recv_response(None)
-            .max_idle_connections_per_host(8),
-    )?;
+    let agent = new_agent(url, connect_timeout)?;
     let inner = Arc::new(Inner {
         name: peer.name.clone(),
         url: url.to_string(),
@@ -85,13 +107,15 @@ pub fn connect(
         root: root.to_path_buf(),
         helper_deadline: connect_timeout,
         auth_headers: Mutex::new(auth_headers),
-        agent,
         session: Mutex::new(None),
         protocol: Mutex::new(None),
         init: Mutex::new(None),
         params: Mutex::new(HashMap::new()),
         listing: Mutex::new(HashSet::new()),
         peer: Arc::downgrade(peer),
+        connect_timeout,
+        idle: Mutex::new(vec![agent]),
+        inflight: Mutex::new(HashMap::new()),
     });
     peer.attach(Box::new(HttpTransport { inner }));
     Ok(())
@@ -133,21 +157,83 @@ impl Inner {
         Ok(())
     }
 
-    fn post(&self, msg: &Value) -> Result<Posted> {
-        self.post_once(msg, false)
+    /// Whether `msg` goes out the modern way if it is a request: the era probe, or any
+    /// request once the peer speaks that era.
+    fn speaks_modern(&self, msg: &Value) -> bool {
+        msg["method"] == "server/discover" || self.peer.upgrade().is_some_and(|p| p.modern().is_some())
     }
 
-    fn post_once(&self, msg: &Value, may_refresh: bool) -> Result<Posted> {
+    /// An idle agent, or a new one.
+    fn lend(&self) -> Result<ureq::Agent> {
+        let idle = self.idle.locked().pop();
+        match idle {
+            Some(a) => Ok(a),
+            None => new_agent(&self.url, self.connect_timeout),
+        }
+    }
+
+    /// Keep `agent` (whose exchange is over) for the next one, while fewer than
+    /// [`IDLE_AGENTS`] are kept.
+    fn keep(&self, agent: ureq::Agent) {
+        let mut idle = self.idle.locked();
+        if idle.len() < IDLE_AGENTS {
+            idle.push(agent);
+        }
+    }
+
+    /// An agent for the modern request `key`, recorded so that a cancel can close it;
+    /// whether it was recorded.
+    fn check_out(&self, key: &str) -> Result<(ureq::Agent, bool)> {
+        let agent = self.lend()?;
+        let mut inflight = self.inflight.locked();
+        if inflight.len() >= MAX_CLOSEABLE {
+            log::debug!(
+                "server `{}`: {} requests in flight; request {} cannot be closed",
+                self.name,
+                MAX_CLOSEABLE,
+                key
+            );
+            return Ok((agent, false));
+        }
+        inflight.insert(key.to_string(), agent.clone());
+        Ok((agent, true))
+    }
+
+    /// The exchange of request `key` is over: its agent goes back to the idle ones, unless
+    /// the request was cancelled (then the agent was shut down).
+    fn check_in(&self, key: &str, agent: ureq::Agent, recorded: bool) {
+        let cancelled = recorded && self.inflight.locked().remove(key).is_none();
+        if !cancelled {
+            self.keep(agent);
+        }
+    }
+
+    /// Cancel the modern request `key`: close its connection (its server sees the client
+    /// hang up; the request's thread ends with an error nobody waits for).
+    fn close_request(&self, key: &str) {
+        let agent = self.inflight.locked().remove(key);
+        match agent {
+            Some(a) => {
+                log::debug!("server `{}`: request {} cancelled: closing its connection", self.name, key);
+                a.shutdown();
+            }
+            None => log::debug!("server `{}`: request {} to cancel is not in flight", self.name, key),
+        }
+    }
+
+    fn post(&self, agent: &ureq::Agent, msg: &Value) -> Result<Posted> {
+        self.post_once(agent, msg, false)
+    }
+
+    fn post_once(&self, agent: &ureq::Agent, msg: &Value, may_refresh: bool) -> Result<Posted> {
         let is_request = msg.get("id").is_some() && msg.get("method").is_some();
         // Modern: the era probe, or any request once the peer speaks that era (a request
         // forwarded from a modern client to a legacy server is not, whatever its `_meta`).
-        let speaks_modern =
-            msg["method"] == "server/discover" || self.peer.upgrade().is_some_and(|p| p.modern().is_some());
-        let modern = if is_request && speaks_modern { jsonrpc::modern_version(msg.get("params")) } else { None };
+        let modern =
+            if is_request && self.speaks_modern(msg) { jsonrpc::modern_version(msg.get("params")) } else { None };
         // A refusal of these is the answer: its JSON-RPC error tells the eras apart.
         let answers_refusal = modern.is_some() || msg["method"] == "initialize";
-        let mut req = self
-            .agent
+        let mut req = agent
             .post(&self.url)
             .header("Accept", "application/json, text/event-stream")
             .header("Content-Type", "application/json");
@@ -268,9 +354,17 @@ impl Inner {
             .hint("check that the server is running and the `url` is right")
     }
 
-    /// Read a response body (JSON or SSE) and hand every message to the peer.
-    /// Returns whether a response with `want` as id was seen.
-    fn deliver(&self, posted: Posted, want: Option<&Value>, resume: bool) -> Result<bool> {
+    /// Read a response body (JSON or SSE) and hand every message to the peer; `answered`
+    /// runs once the response with `want` as id has been read, before the peer gets it.
+    /// Returns whether that response was seen.
+    fn deliver(
+        &self,
+        agent: &ureq::Agent,
+        posted: Posted,
+        want: Option<&Value>,
+        resume: bool,
+        answered: &dyn Fn(),
+    ) -> Result<bool> {
         let Some(peer) = self.peer.upgrade() else { return Ok(false) };
         match posted {
             Posted::Accepted | Posted::Gone | Posted::Unauthorized => Ok(false),
@@ -281,6 +375,7 @@ impl Inner {
                     Ok(Message::Response { outcome: Err(e), .. }) => Err(e),
                     _ => Err(jsonrpc::http_refused(&self.status_error(status, &text).one_line(), status)),
                 };
+                answered();
                 peer.dispatch(Message::Response { id: id.clone(), outcome });
                 Ok(true)
             }
@@ -294,19 +389,20 @@ impl Inner {
                 };
                 let mut seen = false;
                 for m in msgs {
-                    seen |= self.take(&peer, m, want);
+                    seen |= self.take(&peer, m, want, answered);
                 }
                 Ok(seen)
             }
             Posted::Stream(resp) => {
                 let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-                self.read_stream(&peer, reader, want, resume)
+                self.read_stream(agent, &peer, reader, want, resume, answered)
             }
         }
     }
 
-    /// Hand one message to the peer; true when it is the answer we wait for.
-    fn take(&self, peer: &Arc<Peer>, v: Value, want: Option<&Value>) -> bool {
+    /// Hand one message to the peer; true when it is the answer we wait for (then
+    /// `answered` runs first).
+    fn take(&self, peer: &Arc<Peer>, v: Value, want: Option<&Value>, answered: &dyn Fn()) -> bool {
         match Message::from_value(v) {
             Ok(mut m) => {
                 let is_answer = matches!(&m, Message::Response { id, .. } if Some(id) == want);
@@ -322,6 +418,9 @@ impl Inner {
                         }
                     }
                 }
+                if is_answer {
+                    answered();
+                }
                 peer.dispatch(m);
                 is_answer
             }
@@ -333,7 +432,7 @@ impl Inner {
     }
 
     /// The server forgot our session: initialize again (once) without bothering the peer.
-    fn reinitialize(&self) -> Result<()> {
+    fn reinitialize(&self, agent: &ureq::Agent) -> Result<()> {
         let Some(init) = self.init.locked().clone() else {
             return Err(Error::protocol(format!("server `{}` lost the session before it was initialized", self.name)));
         };
@@ -341,7 +440,7 @@ impl Inner {
         *self.session.locked() = None;
         let mut again = init;
         again["id"] = json!("mcpctl-reinit");
-        let text = match self.post(&again)? {
+        let text = match self.post(agent, &again)? {
             Posted::Json(t) => t,
             Posted::Stream(resp) => {
                 let mut r =
@@ -361,7 +460,7 @@ impl Inner {
         if !text.contains("\"result\"") {
             return Err(Error::server(format!("server `{}` refused to initialize a new session", self.name)));
         }
-        self.post(&jsonrpc::notification("notifications/initialized", None))?;
+        self.post(agent, &jsonrpc::notification("notifications/initialized", None))?;
         Ok(())
     }
 
@@ -390,7 +489,9 @@ impl Inner {
         });
     }
 
-    fn send_now(&self, msg: &Value) -> Result<bool> {
+    /// Send `msg` on `agent` and hand what comes back to the peer (`answered`: see
+    /// [`Inner::deliver`]); whether the answer came.
+    fn send_now(&self, agent: &ureq::Agent, msg: &Value, answered: &dyn Fn()) -> Result<bool> {
         let want = msg.get("method").and(msg.get("id"));
         let resume = self.peer.upgrade().is_none_or(|p| p.modern().is_none());
         if !resume && msg["method"] == "tools/list" {
@@ -398,19 +499,19 @@ impl Inner {
                 self.listing.locked().insert(id.to_string());
             }
         }
-        let mut posted = self.post_once(msg, true)?;
+        let mut posted = self.post_once(agent, msg, true)?;
         if matches!(posted, Posted::Unauthorized) {
             self.refresh_auth()?;
-            posted = self.post(msg)?;
+            posted = self.post_once(agent, msg, false)?;
         }
         if matches!(posted, Posted::Gone) {
-            self.reinitialize()?;
-            posted = self.post(msg)?;
+            self.reinitialize(agent)?;
+            posted = self.post_once(agent, msg, false)?;
             if matches!(posted, Posted::Gone) {
                 return Err(Error::protocol(format!("server `{}` keeps answering 404 for a new session", self.name)));
             }
         }
-        self.deliver(posted, want, resume)
+        self.deliver(agent, posted, want, resume, answered)
     }
 }
 
@@ -421,6 +522,12 @@ impl Transport for HttpTransport {
             // A modern server defines no notification over HTTP (closing a request's stream
             // is its cancellation) and never asks us anything we would answer.
             if self.inner.peer.upgrade().is_some_and(|p| p.modern().is_some()) {
+                if msg["method"] == "notifications/cancelled" {
+                    if let Some(id) = msg["params"].get("requestId") {
+                        self.inner.close_request(&id.to_string());
+                        return Ok(());
+                    }
+                }
                 log::debug!(
                     "server `{}`: {} not sent (the 2026-07-28 era has none over HTTP)",
                     self.inner.name,
@@ -428,49 +535,66 @@ impl Transport for HttpTransport {
                 );
                 return Ok(());
             }
-            return self.inner.send_now(msg).map(|_| ());
+            let agent = self.inner.lend()?;
+            let sent = self.inner.send_now(&agent, msg, &|| {});
+            self.inner.keep(agent);
+            return sent.map(|_| ());
         }
         if msg["method"] == "initialize" {
             *self.inner.init.locked() = Some(msg.clone());
             *self.inner.session.locked() = None;
         }
+        // A modern request's agent is recorded before the request leaves (so that a cancel
+        // right after finds it).
+        let key = msg["id"].to_string();
+        let (agent, recorded) =
+            if self.inner.speaks_modern(msg) { self.inner.check_out(&key)? } else { (self.inner.lend()?, false) };
         // Requests run on their own thread so the caller's timeout stays in charge.
         let inner = self.inner.clone();
         let msg = msg.clone();
-        std::thread::Builder::new()
-            .name("http-request".into())
-            .spawn(move || {
-                let id = msg["id"].clone();
-                let outcome = inner.send_now(&msg);
-                let answered = matches!(outcome, Ok(true));
-                if !answered {
-                    let e = match outcome {
-                        Err(e) => jsonrpc::connection_failed(&e),
-                        // A probe taken (202) or answered with nothing: no modern server.
-                        Ok(_) => {
-                            let why = format!("server `{}` ended the exchange without answering", inner.name);
-                            if msg["method"] == "server/discover" {
-                                jsonrpc::http_refused(&why, 202)
-                            } else {
-                                jsonrpc::connection_failed(&Error::protocol(why))
-                            }
-                        }
-                    };
-                    if let Some(peer) = inner.peer.upgrade() {
-                        peer.dispatch(Message::Response { id, outcome: Err(e) });
-                    }
+        let unrecord = key.clone();
+        let spawned = std::thread::Builder::new().name("http-request".into()).spawn(move || {
+            let id = msg["id"].clone();
+            // The agent is given back (once) as soon as the answer is read, before the peer
+            // has it, so that the next request finds it idle; else when the exchange ends.
+            let given_back = std::cell::Cell::new(false);
+            let give_back = || {
+                if !given_back.replace(true) {
+                    inner.check_in(&key, agent.clone(), recorded)
                 }
-            })
-            .map_err(|e| Error::internal(format!("cannot start a thread: {}", e)))?;
+            };
+            let outcome = inner.send_now(&agent, &msg, &give_back);
+            give_back();
+            let answered = matches!(outcome, Ok(true));
+            if !answered {
+                let e = match outcome {
+                    Err(e) => jsonrpc::connection_failed(&e),
+                    // A probe taken (202) or answered with nothing: no modern server.
+                    Ok(_) => {
+                        let why = format!("server `{}` ended the exchange without answering", inner.name);
+                        if msg["method"] == "server/discover" {
+                            jsonrpc::http_refused(&why, 202)
+                        } else {
+                            jsonrpc::connection_failed(&Error::protocol(why))
+                        }
+                    }
+                };
+                if let Some(peer) = inner.peer.upgrade() {
+                    peer.dispatch(Message::Response { id, outcome: Err(e) });
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            self.inner.inflight.locked().remove(&unrecord);
+            return Err(Error::internal(format!("cannot start a thread: {}", e)));
+        }
         Ok(())
     }
 
     fn shutdown(&self) {
         let session = self.inner.session.locked().take();
-        if let Some(s) = session {
-            let mut req = self
-                .inner
-                .agent
+        if let (Some(s), Ok(agent)) = (session, self.inner.lend()) {
+            let mut req = agent
                 .delete(&self.inner.url)
                 .config()
                 .timeout_global(Some(side_deadline()))

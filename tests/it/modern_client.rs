@@ -534,3 +534,183 @@ fn the_gateway_hears_a_modern_childs_list_changes() {
     let st = p.cmd().args(["--json-output", "status"]).success().json();
     assert_eq!(st["servers"][0]["restarts"], 0, "{}", st);
 }
+
+/// The state `wait_for_cancel` recorded under `key` at the TS fixture, as the client sees it.
+fn cancel_state(c: &support::McpClient, key: &str) -> String {
+    let r = c.call("cancel_state", json!({"key": key}));
+    r["content"][0]["text"].as_str().unwrap_or("").to_string()
+}
+
+/// Wait (bounded) until `key`'s state at the fixture is `want`.
+fn await_cancel_state(c: &support::McpClient, key: &str, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = cancel_state(c, key);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{}` is {:?} at the server, not {:?}", key, got, want);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A session client cancels a call to a 2026-07-28 HTTP child (`notifications/cancelled`):
+/// the gateway closes that request's connection, so the server sees the client hang up and
+/// aborts the tool; another call in flight to the same server goes on.
+#[test]
+fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
+    if !peers_available() {
+        return;
+    }
+    let served = Served::ts(true);
+    let p = Project::new(&json!({"mcpServers": {"ht": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 90}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let c = support::McpClient::open(d.url("/mcp/ht"));
+    // Two calls in flight on the same session, each on a thread of its own (bounded: the
+    // tool gives up after 60 s, the agent after 70 s).
+    let start = |id: u64, key: &str| {
+        let (url, sid) = (c.url.clone(), c.sid.clone());
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "wait_for_cancel", "arguments": {"key": key}}});
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(70)))
+                .build()
+                .into();
+            let _ = agent
+                .post(&url)
+                .header("Accept", "application/json, text/event-stream")
+                .header("Content-Type", "application/json")
+                .header("Mcp-Session-Id", &sid)
+                .send(msg.to_string().as_str())
+                .and_then(|r| r.into_body().read_to_string());
+        });
+    };
+    start(7001, "first");
+    start(7002, "second");
+    await_cancel_state(&c, "first", "waiting", Duration::from_secs(20));
+    await_cancel_state(&c, "second", "waiting", Duration::from_secs(20));
+
+    let cancel = |id: u64| {
+        c.post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "the test gave up"}}));
+    };
+    cancel(7001);
+    await_cancel_state(&c, "first", "cancelled", Duration::from_secs(10));
+    // Only that request's connection was closed.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cancel_state(&c, "second"), "waiting");
+    // The server still answers on the same upstream.
+    assert_eq!(c.call("echo", json!({"text": "still here"}))["content"][0]["text"], "still here");
+    cancel(7002);
+    await_cancel_state(&c, "second", "cancelled", Duration::from_secs(10));
+}
+
+/// The SSE events of a gateway session's GET stream, read by a thread as they come.
+fn session_events(c: &support::McpClient) -> std::sync::mpsc::Receiver<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(40)))
+        .build()
+        .into();
+    let resp = agent.get(&c.url).header("Accept", "text/event-stream").header("Mcp-Session-Id", &c.sid).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("data: ").and_then(|l| serde_json::from_str::<Value>(l).ok()) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The `notifications/resources/updated` URIs that came within `wait`.
+fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Ok(v) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if v["method"] == "notifications/resources/updated" {
+            out.push(v["params"]["uri"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+/// `resources/subscribe` from session clients to a 2026-07-28 child over HTTP (which has
+/// only `subscriptions/listen`): answered `{}`, the child's listen stream replaced by one
+/// naming the subscribed resources (the old one closed, so the child keeps one), and the
+/// updates delivered to the sessions that subscribed them only.
+#[test]
+fn session_clients_subscribe_to_a_2026_07_28_http_childs_resources() {
+    if !peers_available() {
+        return;
+    }
+    let served = Served::ts(true);
+    let p = Project::new(&json!({"mcpServers": {"rs": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 30}}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    let a = support::McpClient::open(d.url("/mcp/rs"));
+    let b = support::McpClient::open(d.url("/mcp"));
+    let (ea, eb) = (session_events(&a), session_events(&b));
+    let streams = || a.call("streams", json!({}))["content"][0]["text"].as_str().unwrap().parse::<u32>().unwrap();
+    let one_stream = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while streams() != 1 {
+            assert!(Instant::now() < deadline, "the child keeps {} listen streams open", streams());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let touch = |c: &support::McpClient, uri: &str| {
+        let tool = if c.url.ends_with("/rs") { "touch" } else { "rs__touch" };
+        assert_eq!(c.call(tool, json!({"uri": uri}))["content"][0]["text"], format!("touched {}", uri));
+    };
+    one_stream();
+
+    // Subscribed: answered at once; the child's stream is replaced, the update reaches A only.
+    let r = a.request("resources/subscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&a, "note://a");
+        let got = updates(&ea, Duration::from_millis(300));
+        if !got.is_empty() {
+            assert!(got.iter().all(|u| u == "note://a"), "{:?}", got);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notifications/resources/updated for the subscribed resource");
+    }
+    one_stream();
+    assert!(updates(&eb, Duration::from_millis(300)).is_empty(), "a session that did not subscribe got the update");
+
+    // B subscribes another resource on /mcp: its updates reach B, not A.
+    let r = b.request("resources/subscribe", json!({"uri": "note://b"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        touch(&b, "note://b");
+        if updates(&eb, Duration::from_millis(300)).contains(&"note://b".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no update for B's resource");
+    }
+    one_stream();
+    touch(&b, "note://a");
+    assert_eq!(updates(&ea, Duration::from_millis(500)), ["note://a"]);
+    assert!(updates(&eb, Duration::from_millis(300)).iter().all(|u| u == "note://b"));
+
+    // Unsubscribed: no update reaches A any more; the child keeps one stream.
+    let r = a.request("resources/unsubscribe", json!({"uri": "note://a"}));
+    assert_eq!(r["result"], json!({}), "{}", r);
+    touch(&a, "note://a");
+    assert!(updates(&ea, Duration::from_millis(800)).is_empty());
+    one_stream();
+}

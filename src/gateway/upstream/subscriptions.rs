@@ -1,6 +1,8 @@
 //! Resource subscriptions at a 2026-07-28 child: such a child has no `resources/subscribe`,
 //! so the gateway keeps session clients' subscriptions itself and names them in the filter
-//! of the child's `subscriptions/listen` stream, reopened when the set changes.
+//! of the child's `subscriptions/listen` stream, reopened when the set changes. The old
+//! stream is then cancelled: over stdio with `notifications/cancelled`, over HTTP by
+//! closing that request's connection (the HTTP transport does so on the peer's cancel).
 
 use super::Upstream;
 use crate::jsonrpc;
@@ -69,9 +71,10 @@ impl Upstream {
     }
 
     /// Whether `resources/subscribe` from session clients is translated for this server (a
-    /// 2026-07-28 child over stdio, where a listen stream can be replaced).
+    /// 2026-07-28 child, over stdio or HTTP: on both a listen stream can be replaced, since
+    /// cancelling the old one ends it — over HTTP by closing its connection).
     pub fn translates_subscriptions(&self) -> bool {
-        self.speaks_modern() && matches!(self.cfg.transport, crate::config::Transport::Stdio { .. })
+        self.speaks_modern()
     }
 
     /// Session `session` subscribes to `uri` (a 2026-07-28 child): `Err` says why not (the

@@ -17,10 +17,12 @@ impl Inner {
     /// Read an SSE stream; when it ends before our answer, resume it with GET + `Last-Event-ID`.
     pub(super) fn read_stream(
         &self,
+        agent: &ureq::Agent,
         peer: &Arc<Peer>,
         reader: impl Read + Send + 'static,
         want: Option<&Value>,
         resume: bool,
+        answered: &dyn Fn(),
     ) -> Result<bool> {
         let mut r = sse::Reader::new(BufReader::new(Box::new(reader) as Box<dyn Read + Send>));
         let mut resumes = 0;
@@ -31,7 +33,7 @@ impl Inner {
                 }
                 match serde_json::from_str::<Value>(&ev.data) {
                     Ok(v) => {
-                        if self.take(peer, v, want) {
+                        if self.take(peer, v, want, answered) {
                             return Ok(true);
                         }
                     }
@@ -50,7 +52,7 @@ impl Inner {
             log::debug!("server `{}`: SSE stream ended; resuming after {:?} from event {}", self.name, wait, last);
             std::thread::sleep(wait);
             let retry = r.retry;
-            let resp = self.get_stream(Some(&last))?;
+            let resp = self.get_stream(agent, Some(&last))?;
             r = sse::Reader::new(BufReader::new(
                 Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()) as Box<dyn Read + Send>,
             ));
@@ -59,8 +61,8 @@ impl Inner {
         }
     }
 
-    fn get_stream(&self, last_event_id: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
-        let mut req = self.agent.get(&self.url).header("Accept", "text/event-stream");
+    fn get_stream(&self, agent: &ureq::Agent, last_event_id: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut req = agent.get(&self.url).header("Accept", "text/event-stream");
         for (k, v) in &self.all_headers() {
             req = req.header(k.as_str(), v.as_str());
         }

@@ -592,6 +592,12 @@ impl Transport for HttpTransport {
     }
 
     fn shutdown(&self) {
+        // The connection ends: so do its 2026-07-28 requests still in flight (each server
+        // sees its client hang up, as for a cancel).
+        let open: Vec<ureq::Agent> = self.inner.inflight.locked().drain().map(|(_, a)| a).collect();
+        for a in open {
+            a.shutdown();
+        }
         let session = self.inner.session.locked().take();
         if let (Some(s), Ok(agent)) = (session, self.inner.lend()) {
             let mut req = agent

@@ -563,7 +563,10 @@ fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
         return;
     }
     let served = Served::ts(true);
-    let p = Project::new(&json!({"mcpServers": {"ht": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 90}}}));
+    let p = Project::new(&json!({"mcpServers": {
+        "ht": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 90},
+        "hs": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 90, "isolation": "session"},
+    }}));
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
     let c = support::McpClient::open(d.url("/mcp/ht"));
@@ -606,6 +609,31 @@ fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
     assert_eq!(c.call("echo", json!({"text": "still here"}))["content"][0]["text"], "still here");
     cancel(7002);
     await_cancel_state(&c, "second", "cancelled", Duration::from_secs(10));
+    // A connection that ends (here a session's own one, `"isolation": "session"`, as the
+    // session is deleted) closes its calls still in flight at the server too.
+    let cs = support::McpClient::open(d.url("/mcp/hs"));
+    let (url, sid) = (cs.url.clone(), cs.sid.clone());
+    let msg = json!({"jsonrpc": "2.0", "id": 7004, "method": "tools/call",
+        "params": {"name": "wait_for_cancel", "arguments": {"key": "fourth"}}});
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(70)))
+            .build()
+            .into();
+        let _ = agent
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("Mcp-Session-Id", &sid)
+            .send(msg.to_string().as_str())
+            .and_then(|r| r.into_body().read_to_string());
+    });
+    await_cancel_state(&c, "fourth", "waiting", Duration::from_secs(20));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let r = agent.delete(&cs.url).header("Mcp-Session-Id", &cs.sid).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    await_cancel_state(&c, "fourth", "cancelled", Duration::from_secs(10));
 }
 
 /// The SSE events of a gateway session's GET stream, read by a thread as they come.

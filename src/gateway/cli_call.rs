@@ -29,10 +29,7 @@ use std::time::{Duration, Instant};
 pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
     let body = match read_body(hub, &mut req) {
         Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     let (status, answer) = match cli_wire::parse_request(&body) {
         Ok(call) => (200, run_cli_call(hub, &call, who)),

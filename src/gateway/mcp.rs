@@ -8,7 +8,7 @@ use super::approval::{ask, ask_modern};
 use super::call_log::session_word;
 use super::forward::forward;
 use super::gate::{listed, permit};
-use super::http::{accepts, get, identify, json_resp, read_body, rpc_error, send, session_of, Resp};
+use super::http::{accepts, identify, invalid, json_resp, read_body, rpc_error, send, session_of, Resp};
 use super::modern;
 use super::modern_shape::Shape;
 use super::server::Request;
@@ -23,80 +23,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
-    let ctype = get(&req, "Content-Type").unwrap_or("");
+    let ctype = req.header("Content-Type").unwrap_or("");
     if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        send(
-            req,
-            rpc_error(
-                415,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Unsupported Media Type: Content-Type must be application/json",
-            ),
-        );
-        return;
+        return send(req, invalid(415, "Unsupported Media Type: Content-Type must be application/json"));
     }
     if !(accepts(&req, "application/json") && accepts(&req, "text/event-stream")) {
-        send(
-            req,
-            rpc_error(
-                406,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Not Acceptable: Accept must list application/json and text/event-stream",
-            ),
-        );
-        return;
+        return send(req, invalid(406, "Not Acceptable: Accept must list application/json and text/event-stream"));
     }
     let body = match read_body(hub, &mut req) {
         Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => {
-            send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e)));
-            return;
-        }
+        Err(e) => return send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e))),
     };
     if value.is_array() {
-        send(
-            req,
-            rpc_error(
-                400,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Invalid Request: JSON-RPC batches are not supported",
-            ),
-        );
-        return;
+        return send(req, invalid(400, "Invalid Request: JSON-RPC batches are not supported"));
     }
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let msg = match Message::from_value(value) {
         Ok(m) => m,
         Err(why) => {
-            send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
-            return;
+            return send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)))
         }
     };
+    let who = || identify(hub, &req).ok().flatten().map(|t| t.name.clone());
     // A request of MCP 2026-07-28 (stateless) is served by the other front end.
     if modern::claims(&req, &msg) {
-        let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
-        modern::post(hub, req, target, msg, who);
-        return;
+        let who = who();
+        return modern::post(hub, req, target, msg, who);
     }
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
-            let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
-            let r = initialize(hub, &target, id.clone(), params.as_ref(), who);
-            send(req, r);
-            return;
+            let r = initialize(hub, &target, id.clone(), params.as_ref(), who());
+            return send(req, r);
         }
     }
-    if get(&req, "Mcp-Session-Id").is_none() {
+    if req.header("Mcp-Session-Id").is_none() {
         // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
         // client probing for that revision falls back to `initialize`.
         let id = match &msg {
@@ -107,15 +71,11 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
             modern::MODERN
         );
-        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
-        return;
+        return send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
     }
     let session = match session_of(hub, &req, &target) {
         Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     match msg {
         Message::Notification { method, params } => {
@@ -339,10 +299,8 @@ pub(super) fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     match session_of(hub, &req, target) {
         Ok(s) => {
             hub.remove_session(s.id());
-            send(req, Resp::empty(200));
+            send(req, Resp::empty(200))
         }
-        Err(r) => {
-            send(req, r);
-        }
+        Err(r) => send(req, r),
     }
 }

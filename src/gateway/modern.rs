@@ -36,6 +36,7 @@
 //! request to one is refused with the reason, and `server/discover` offers only the
 //! session-based revisions where one is behind the endpoint).
 
+use super::http::{json_resp, rpc_error, send, Resp};
 use super::modern_checks::{check_param_headers, validate};
 use super::modern_shape::Shape;
 use super::server::Request;
@@ -131,14 +132,6 @@ pub fn status_of(error: &Value) -> u16 {
     }
 }
 
-pub(super) fn error(status: u16, id: Value, code: i64, msg: &str, data: Option<Value>) -> (u16, Value) {
-    let mut e = jsonrpc::error_response(id, code, msg);
-    if let Some(d) = data {
-        e["error"]["data"] = d;
-    }
-    (status, e)
-}
-
 /// The body field `Mcp-Name` mirrors, for the methods that name something.
 pub(super) fn name_field(method: &str) -> Option<&'static str> {
     match method {
@@ -155,30 +148,23 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
     let (id, method, params) = match msg {
         // No client notification is defined on this transport (cancelling is closing the
         // stream): accepted and dropped.
-        Message::Notification { .. } => return super::http::send_status(req, 202, None),
+        Message::Notification { .. } => return send(req, Resp::empty(202)),
         Message::Response { id, .. } => {
-            let (s, e) = error(
-                400,
-                id,
-                jsonrpc::INVALID_REQUEST,
-                "Invalid Request: a 2026-07-28 client sends no responses",
-                None,
-            );
-            return super::http::send_status(req, s, Some(&e));
+            let why = "Invalid Request: a 2026-07-28 client sends no responses";
+            return send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, why));
         }
         Message::Request { id, method, params } => (id, method, params),
     };
     if method == "initialize" {
         let why = format!("Method not found: initialize is not a method in MCP {} (send requests directly)", MODERN);
-        let (s, e) = error(404, id, jsonrpc::METHOD_NOT_FOUND, &why, None);
-        return super::http::send_status(req, s, Some(&e));
+        return send(req, rpc_error(404, id, jsonrpc::METHOD_NOT_FOUND, &why));
     }
-    if let Err((status, e)) = validate(&req, &id, &method, params.as_ref()) {
-        return super::http::send_status(req, status, Some(&e));
+    if let Err(r) = validate(&req, &id, &method, params.as_ref()) {
+        return send(req, r);
     }
     if method == "tools/call" {
-        if let Err((status, e)) = check_param_headers(hub, &req, &target, &id, params.as_ref()) {
-            return super::http::send_status(req, status, Some(&e));
+        if let Err(r) = check_param_headers(hub, &req, &target, &id, params.as_ref()) {
+            return send(req, r);
         }
     }
     // A retry carrying a state of ours answers a held call; any other state is the child's
@@ -203,8 +189,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         if let Some(i) = instructions {
             r["instructions"] = json!(i);
         }
-        let body = shape.response(jsonrpc::response(id, r));
-        return super::http::send_status(req, 200, Some(&body));
+        return send(req, json_resp(200, &shape.response(jsonrpc::response(id, r))));
     }
     if method == "subscriptions/listen" {
         return super::modern_listen::listen(hub, req, target, id, params.as_ref());
@@ -216,8 +201,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
             }
             _ => format!("Method not found: {}", crate::logsafe::safe(&method)),
         };
-        let (s, e) = error(404, id, jsonrpc::METHOD_NOT_FOUND, &why, None);
-        return super::http::send_status(req, s, Some(&e));
+        return send(req, rpc_error(404, id, jsonrpc::METHOD_NOT_FOUND, &why));
     }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let sid = format!("{}{:x}", STATELESS_PREFIX, n);

@@ -2,7 +2,8 @@
 //! (a child's question, or the user's approval of a tool call) waits here under a
 //! `requestState` until the client's retry brings the answer, or [`HELD_TTL`] passes.
 
-use super::modern::{error, name_field, STATE_PREFIX};
+use super::http::{json_resp, rpc_error, send};
+use super::modern::{name_field, STATE_PREFIX};
 use super::modern_shape::{Binding, Shape};
 use super::server::Request;
 use super::session::Target;
@@ -166,22 +167,15 @@ pub(super) fn retry(
         }
     };
     let Some(h) = h else {
-        let (s, e) = error(
-            400,
-            id,
-            jsonrpc::INVALID_PARAMS,
-            "Invalid params: requestState is unknown, expired, already used, or not this request's; call again without it",
-            None,
-        );
-        return super::http::send_status(req, s, Some(&e));
+        let why = "Invalid params: requestState is unknown, expired, already used, or not this request's; call again without it";
+        return send(req, rpc_error(400, id, jsonrpc::INVALID_PARAMS, why));
     };
     let Some(answer) = params["inputResponses"].get(&h.key).cloned() else {
         // Asked again, under a new state (the old one is used up).
         let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
         let result = input_required(&h.key, &h.question, &state);
-        let body = jsonrpc::response(id, result);
         held().locked().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
-        return super::http::send_status(req, 200, Some(&body));
+        return send(req, json_resp(200, &jsonrpc::response(id, result)));
     };
     let (resume, gid) = match h.waiting {
         Waiting::Child { resume, gid } => (resume, gid),
@@ -195,9 +189,8 @@ pub(super) fn retry(
             resume.session().take_reply(&gid, Ok(answer));
         }
         Some(req) => {
-            let (s, e) =
-                error(200, id, jsonrpc::INTERNAL_ERROR, "the request ended while it waited for the input", None);
-            super::http::send_status(req, s, Some(&e));
+            let why = "the request ended while it waited for the input";
+            send(req, rpc_error(200, id, jsonrpc::INTERNAL_ERROR, why))
         }
     }
 }

@@ -2,7 +2,8 @@
 //! streams ([`Listener`]), what each opted in to, and delivering the servers' list changes
 //! and resource updates to them.
 
-use super::modern::{error, MODERN, NEXT, STATELESS_PREFIX};
+use super::http::{rpc_error, send};
+use super::modern::{MODERN, NEXT, STATELESS_PREFIX};
 use super::server::Request;
 use super::session::{Session, Target};
 use super::Hub;
@@ -114,8 +115,7 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
             "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
             max
         );
-        let (s, e) = error(503, id, jsonrpc::INTERNAL_ERROR, &why, None);
-        return super::http::send_status(req, s, Some(&e));
+        return send(req, rpc_error(503, id, jsonrpc::INTERNAL_ERROR, &why));
     }
     let mut honored = serde_json::Map::new();
     for (k, on) in

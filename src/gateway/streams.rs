@@ -46,15 +46,11 @@ pub(super) fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
 /// GET: a standalone stream for messages not tied to a request.
 pub(super) fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     if !accepts(&req, "text/event-stream") {
-        send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
-        return;
+        return send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
     }
     let session = match session_of(hub, &req, target) {
         Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     let (n, rx) = session.open_stream();
     let mut w = start_sse(req);

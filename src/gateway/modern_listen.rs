@@ -11,7 +11,7 @@ use crate::jsonrpc;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,26 +133,12 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
         Some(json!({"notifications": honored, "_meta": {META_SUBSCRIPTION: id}})),
     );
     let mut w = req.into_stream(LISTEN_HEAD);
-    let mut next = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
-    let mut graceful = false;
-    while let Some(bytes) = next.take() {
-        if super::streams::write_chunk(&mut w, &bytes).is_err() {
-            break;
-        }
-        next = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(b) => Some(b),
-            Err(RecvTimeoutError::Timeout) if crate::signals::stopping() => {
-                graceful = true;
-                None
-            }
-            Err(RecvTimeoutError::Timeout) => Some(b":\n\n".to_vec()),
-            Err(RecvTimeoutError::Disconnected) => None,
-        };
-    }
+    let first = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
+    let graceful = super::streams::pump(&mut w, first, &rx, b":\n\n", crate::signals::stopping);
     hub.remove_listener(&me);
     if graceful {
         let end = jsonrpc::response(id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION: me.id.clone()}}));
-        let _ = super::streams::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());
+        let _ = w.write_all(&super::streams::event_chunk(&end));
     }
-    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+    let _ = w.write_all(b"0\r\n\r\n");
 }

@@ -83,17 +83,6 @@ pub fn supported() -> Vec<&'static str> {
     v
 }
 
-fn params_of(msg: &Message) -> Option<&Value> {
-    match msg {
-        Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
-        Message::Response { .. } => None,
-    }
-}
-
-fn meta_version(params: Option<&Value>) -> Option<&Value> {
-    params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_VERSION))
-}
-
 /// An `MCP-Protocol-Version` header that names no session-based revision.
 pub fn header_claims_modern(req: &Request<'_>) -> bool {
     req.header("MCP-Protocol-Version").map(|v| !PROTOCOL_VERSIONS.contains(&v)).unwrap_or(false)
@@ -104,14 +93,16 @@ pub fn claims(req: &Request<'_>, msg: &Message) -> bool {
     if req.header("Mcp-Session-Id").is_some() {
         return false;
     }
-    if let Message::Request { method, .. } = msg {
+    let params = match msg {
         // `initialize` opens a session, unless the request says it is of 2026-07-28, where
         // no such method exists (it is answered 404, -32601, like any removed method).
-        if method == "initialize" {
-            return header_claims_modern(req) && req.header("MCP-Protocol-Version") == Some(MODERN);
+        Message::Request { method, .. } if method == "initialize" => {
+            return header_claims_modern(req) && req.header("MCP-Protocol-Version") == Some(MODERN)
         }
-    }
-    meta_version(params_of(msg)).is_some() || header_claims_modern(req)
+        Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
+        Message::Response { .. } => None,
+    };
+    params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_VERSION)).is_some() || header_claims_modern(req)
 }
 
 /// The HTTP status of a 2026-07-28 answer that is a JSON-RPC error: the request's own
@@ -141,7 +132,13 @@ pub(super) fn name_field(method: &str) -> Option<&'static str> {
     }
 }
 
-pub(super) static NEXT: AtomicU64 = AtomicU64::new(1);
+/// A session made for one stateless request (or listen stream) alone: never registered in
+/// the hub.
+pub(super) fn stateless_session(target: Target) -> Session {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    Session::new(sid, target, MODERN.to_string())
+}
 
 /// Serve one 2026-07-28 POST; `token` is the name of the named token it bears.
 pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, token: Option<String>) {
@@ -203,12 +200,9 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         };
         return send(req, rpc_error(404, id, jsonrpc::METHOD_NOT_FOUND, &why));
     }
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let sid = format!("{}{:x}", STATELESS_PREFIX, n);
     // Asked for approval (`"gatewayApproval": "ask"`) only when this request says it can be.
     let caps = params.as_ref().and_then(|p| p["_meta"].get(META_CAPS));
-    let session =
-        Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token).with_client_capabilities(caps));
+    let session = Arc::new(stateless_session(target).with_token(token).with_client_capabilities(caps));
     // The envelope stays: a 2026-07-28 child reads the client's capabilities and log level
     // from it; a legacy child's connection drops it (`peer`).
     super::mcp::serve(hub, req, &session, id, &method, params, Some(shape));

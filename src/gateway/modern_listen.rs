@@ -3,14 +3,13 @@
 //! and resource updates to them.
 
 use super::http::{rpc_error, send};
-use super::modern::{MODERN, NEXT, STATELESS_PREFIX};
+use super::modern::stateless_session;
 use super::server::Request;
-use super::session::{Session, Target};
+use super::session::Target;
 use super::Hub;
 use crate::jsonrpc;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +70,7 @@ fn subscribe(hub: &Arc<Hub>, target: &Target, uris: Vec<String>) -> Vec<String> 
     if uris.is_empty() {
         return uris;
     }
-    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
-    let session = Arc::new(Session::new(sid, target.clone(), MODERN.to_string()));
+    let session = Arc::new(stateless_session(target.clone()));
     uris.into_iter()
         .filter(|uri| {
             let owner = match target {

@@ -169,11 +169,10 @@ fn full_capabilities() -> Value {
 }
 
 fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
-    if method == "ping" {
-        send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
-        return;
+    match method {
+        "ping" => send(req, json_resp(200, &jsonrpc::response(id, json!({})))),
+        _ => serve(hub, req, session, id, method, params, None),
     }
-    serve(hub, req, session, id, method, params, None)
 }
 
 /// Answer a client request (of a session, or a 2026-07-28 one whose answers `shape` makes):
@@ -189,13 +188,9 @@ pub(super) fn serve(
 ) {
     match session.target() {
         Target::One(name) => {
-            let u = match hub.upstream_for(session, name) {
-                Some(u) => u,
-                None => {
-                    let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
-                    reply(req, shape.as_deref(), r);
-                    return;
-                }
+            let Some(u) = hub.upstream_for(session, name) else {
+                let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
+                return reply(req, shape.as_deref(), r);
             };
             if method == "tools/list" {
                 // Answered from the cache, filtered by the policy (never the child's raw list).
@@ -213,14 +208,12 @@ pub(super) fn serve(
                         &format!("{}; see `mcpctl status`", why.one_line()),
                     ),
                 };
-                reply(req, shape.as_deref(), r);
-                return;
+                return reply(req, shape.as_deref(), r);
             }
             if method == "logging/setLevel" && shape.is_none() {
                 set_log_level(session, params.as_ref());
                 if u.speaks_modern() {
-                    reply(req, None, jsonrpc::response(id, json!({})));
-                    return;
+                    return reply(req, None, jsonrpc::response(id, json!({})));
                 }
             }
             if method == "tools/call" {
@@ -231,10 +224,7 @@ pub(super) fn serve(
                         None => return ask(req, session, &u, id, params),
                         Some(shape) => return ask_modern(req, session, &u, shape, id, params),
                     },
-                    Err(r) => {
-                        reply(req, shape.as_deref(), r);
-                        return;
-                    }
+                    Err(r) => return reply(req, shape.as_deref(), r),
                 }
             }
             if matches!(method, "resources/subscribe" | "resources/unsubscribe") && u.translates_subscriptions() {

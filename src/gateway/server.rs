@@ -192,17 +192,12 @@ pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
         let (registry2, refusing2, limits2, handler2) =
             (registry.clone(), refusing.clone(), limits.clone(), handler.clone());
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
-            let guard = match guard {
-                Some(g) => g,
-                None => {
-                    let g = wait_for_slot(&registry2, &stream);
-                    refusing2.fetch_sub(1, Ordering::SeqCst);
-                    match g {
-                        Some(g) => g,
-                        None => return refuse(&stream),
-                    }
-                }
-            };
+            let guard = guard.or_else(|| {
+                let g = wait_for_slot(&registry2, &stream);
+                refusing2.fetch_sub(1, Ordering::SeqCst);
+                g
+            });
+            let Some(guard) = guard else { return refuse(&stream) };
             connection(stream, &guard, accepted, &limits2, &*handler2);
         });
         if spawned.is_err() {

@@ -187,13 +187,7 @@ impl Session {
     /// it was in flight.
     pub fn cancel(&self, key: &str, why: &str) -> bool {
         let entry = self.inflight.locked().remove(key);
-        match entry {
-            Some(cancel) => {
-                cancel(why);
-                true
-            }
-            None => false,
-        }
+        entry.map(|cancel| cancel(why)).is_some()
     }
 
     pub fn touch(&self) {

@@ -45,11 +45,7 @@ pub(super) fn forward_into(
     params: Option<Value>,
     shape: Option<Arc<Shape>>,
 ) {
-    let tool = if method == "tools/call" {
-        params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
-    } else {
-        None
-    };
+    let tool = params.as_ref().filter(|_| method == "tools/call").and_then(|p| p["name"].as_str()).map(str::to_string);
     let timeout = u.cfg().timeout;
     let started = Instant::now();
     let fwd = Arc::new(Forwarded {

@@ -194,9 +194,12 @@ pub(super) fn serve(
             };
             if method == "tools/list" {
                 // Answered from the cache, filtered by the policy (never the child's raw list).
-                let r = match cached_tools(&u) {
-                    Ok(tools) => {
-                        let tools: Vec<Value> = tools
+                // The server's tool list, waiting up to its `timeout` while it starts.
+                let r = match u.peer(u.cfg().timeout) {
+                    Ok(_) => {
+                        let tools: Vec<Value> = u
+                            .tools()
+                            .unwrap_or_default()
                             .into_iter()
                             .filter(|t| t["name"].as_str().map(|n| listed(hub, session, u.cfg(), n)).unwrap_or(false))
                             .collect();
@@ -277,12 +280,6 @@ pub(super) fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
         None => (200, body),
     };
     send(req, json_resp(status, &body));
-}
-
-/// The server's tool list, waiting up to its `timeout` while it starts; else why there is none.
-fn cached_tools(u: &Upstream) -> crate::error::Result<Vec<Value>> {
-    u.peer(u.cfg().timeout)?;
-    Ok(u.tools().unwrap_or_default())
 }
 
 pub(super) fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {

@@ -115,14 +115,10 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
         );
         return send(req, rpc_error(503, id, jsonrpc::INTERNAL_ERROR, &why));
     }
-    let mut honored = serde_json::Map::new();
-    for (k, on) in
-        [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)]
-    {
-        if on {
-            honored.insert(k.to_string(), json!(true));
-        }
-    }
+    let flags =
+        [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)];
+    let mut honored: serde_json::Map<String, Value> =
+        flags.into_iter().filter(|(_, on)| *on).map(|(k, _)| (k.to_string(), json!(true))).collect();
     if !me.uris.is_empty() {
         honored.insert("resourceSubscriptions".to_string(), json!(me.uris));
     }

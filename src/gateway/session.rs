@@ -213,13 +213,11 @@ impl Session {
     /// A standalone stream ended (its client went away): forget it now, not at the next
     /// message (a session whose clients reconnect would otherwise pile up dead streams).
     pub fn close_stream(&self, n: u64) {
-        let gone: Vec<_> = {
+        let gone = {
             let mut streams = self.streams.locked();
-            let (gone, kept) = std::mem::take(&mut *streams).into_iter().partition(|(k, _)| *k == n);
-            *streams = kept;
-            gone
+            streams.iter().position(|(k, _)| *k == n).map(|i| streams.remove(i))
         };
-        drop(gone);
+        drop(gone); // outside the lock
     }
 
     /// How many standalone streams are open.

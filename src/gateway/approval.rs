@@ -97,22 +97,27 @@ impl Approval {
     }
 
     /// What the user's answer means, for both ways of asking: `Ok` (logged `approved`: run
-    /// the call) or the refusal's message (logged `declined` or `unanswered`).
+    /// the call) or the refusal's message (logged `declined` when the user declined,
+    /// dismissed, or accepted without ticking `approve`; `unanswered` when the client could
+    /// not ask).
     fn settle(&self, outcome: &peer::Outcome) -> Result<(), String> {
-        let why = match verdict(outcome) {
-            Verdict::Approved => {
-                self.log("approved");
-                return Ok(());
-            }
-            Verdict::Declined(why) => {
-                self.log("declined");
-                why.to_string()
-            }
-            Verdict::Unanswered(why) => {
-                self.log("unanswered");
-                why
+        let (word, why) = match outcome {
+            Ok(r) => match r["action"].as_str() {
+                Some("accept") if r["content"]["approve"] == json!(true) => {
+                    self.log("approved");
+                    return Ok(());
+                }
+                Some("accept") => ("declined", "the user did not approve".to_string()),
+                Some("decline") => ("declined", "the user declined".to_string()),
+                Some("cancel") => ("declined", "the user dismissed the question".to_string()),
+                _ => ("unanswered", "the client's answer has no known action".to_string()),
+            },
+            Err(e) => {
+                let msg = crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"));
+                ("unanswered", format!("the client could not ask the user ({})", msg))
             }
         };
+        self.log(word);
         let (tool, server) = (crate::logsafe::safe(&self.tool), self.upstream.name());
         Err(format!("{}: tool `{}` on server `{}` was not run", why, tool, server))
     }
@@ -169,31 +174,6 @@ fn approval_request(server: &str, tool: &str, args: &Value) -> Value {
             "required": ["approve"],
         },
     })
-}
-
-/// What the user said to an approval request.
-enum Verdict {
-    Approved,
-    /// Declined, dismissed, or accepted without ticking `approve`: why, in words.
-    Declined(&'static str),
-    /// No answer from the user: the client's error.
-    Unanswered(String),
-}
-
-fn verdict(outcome: &peer::Outcome) -> Verdict {
-    match outcome {
-        Ok(r) => match r["action"].as_str() {
-            Some("accept") if r["content"]["approve"] == json!(true) => Verdict::Approved,
-            Some("accept") => Verdict::Declined("the user did not approve"),
-            Some("decline") => Verdict::Declined("the user declined"),
-            Some("cancel") => Verdict::Declined("the user dismissed the question"),
-            _ => Verdict::Unanswered("the client's answer has no known action".into()),
-        },
-        Err(e) => Verdict::Unanswered(format!(
-            "the client could not ask the user ({})",
-            crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"))
-        )),
-    }
 }
 
 /// A `tools/call` of a session client waiting for its user's approval.

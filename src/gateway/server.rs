@@ -149,8 +149,7 @@ impl SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let mut conns = self.registry.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.retain(|(id, _)| *id != self.id);
+        self.registry.conns.locked().retain(|(id, _)| *id != self.id);
     }
 }
 

@@ -200,11 +200,10 @@ impl Forwarded {
                 let mut stream = match std::mem::replace(&mut *out, Out::Done) {
                     Out::Waiting(d) => d.into_stream(SSE_HEAD),
                     Out::Streaming(s) => s,
-                    Out::Held => {
-                        *out = Out::Held;
+                    other @ (Out::Held | Out::Done) => {
+                        *out = other;
                         return;
                     }
-                    Out::Done => return,
                 };
                 stream.send(&event_chunk(&m));
                 *out = Out::Streaming(stream);

@@ -232,17 +232,14 @@ impl Session {
         let mut streams = self.streams.locked();
         let mut delivered = false;
         streams.retain(|(_, tx)| {
-            if delivered {
-                return true;
-            }
-            match tx.try_send(bytes.clone()) {
-                Ok(()) => {
-                    delivered = true;
-                    true
+            if !delivered {
+                match tx.try_send(bytes.clone()) {
+                    Ok(()) => delivered = true,
+                    Err(TrySendError::Full(_)) => {}
+                    Err(TrySendError::Disconnected(_)) => return false,
                 }
-                Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Disconnected(_)) => false,
             }
+            true
         });
         delivered
     }

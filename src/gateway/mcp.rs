@@ -79,11 +79,9 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
     };
     match msg {
         Message::Notification { method, params } => {
-            if method == "notifications/cancelled" {
-                let rid = params.as_ref().and_then(|p| p.get("requestId")).map(|v| v.to_string());
-                if let Some(k) = rid {
-                    session.cancel(&k, "cancelled by the client");
-                }
+            let rid = params.as_ref().and_then(|p| p.get("requestId")).filter(|_| method == "notifications/cancelled");
+            if let Some(k) = rid {
+                session.cancel(&k.to_string(), "cancelled by the client");
             }
             send(req, Resp::empty(202));
         }
@@ -95,7 +93,10 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
                 log::debug!("session {}…: answer to unknown request {} dropped", session_word(&session), id);
             }
         }
-        Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
+        Message::Request { id, method, .. } if method == "ping" => {
+            send(req, json_resp(200, &jsonrpc::response(id, json!({}))))
+        }
+        Message::Request { id, method, params } => serve(hub, req, &session, id, &method, params, None),
     }
 }
 
@@ -166,13 +167,6 @@ fn full_capabilities() -> Value {
         "logging": {},
         "completions": {},
     })
-}
-
-fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
-    match method {
-        "ping" => send(req, json_resp(200, &jsonrpc::response(id, json!({})))),
-        _ => serve(hub, req, session, id, method, params, None),
-    }
 }
 
 /// Answer a client request (of a session, or a 2026-07-28 one whose answers `shape` makes):

@@ -95,12 +95,7 @@ pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a
         .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
         .map(|g| g.trim().as_bytes())
         .ok_or(())?;
-    let mut found: Option<Option<&crate::tokens::NamedToken>> = None;
-    if let Some(t) = &hub.opts().token {
-        if same_secret(given, t.as_bytes()) {
-            found = Some(None);
-        }
-    }
+    let mut found = hub.opts().token.as_ref().filter(|t| same_secret(given, t.as_bytes())).map(|_| None);
     for t in &hub.opts().tokens {
         if same_secret(given, t.value.as_bytes()) && found.is_none() {
             found = Some(Some(t));

@@ -1,7 +1,7 @@
 //! The "ask" approval flow (`"gatewayApproval": "ask"`): a tool call that needs its user's
 //! approval is held while the client asks the user by `elicitation/create` — on an event
 //! stream for a session client ([`ask`]), as an `input_required` answer for a 2026-07-28
-//! client ([`ask_modern`]) — and runs only when the user approves ([`settle`]).
+//! client ([`ask_modern`]) — and runs only when the user approves (`Approval::settle`).
 
 use super::call_log::{log_call, session_word};
 use super::forward::{forward, forward_into, Out};
@@ -29,20 +29,10 @@ const ASK_MAX_ARGS: usize = 20;
 /// with `approve: true` (on the thread that reads that answer); any other answer, or none
 /// within the server's timeout (on the deadline thread), refuses it. No thread waits.
 pub(super) fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, id: Value, params: Option<Value>) {
-    let params = params.unwrap_or(json!({}));
-    let tool = params["name"].as_str().unwrap_or("").to_string();
-    let question = approval_request(u.name(), &tool, &params["arguments"]);
-    let started = Instant::now();
-    let asking = Arc::new(Asking {
-        out: Mutex::new(None),
-        gid: OnceLock::new(),
-        session: session.clone(),
-        upstream: u.clone(),
-        id,
-        params,
-        tool,
-        started,
-    });
+    let call = Approval::new(session, u, params);
+    let question = call.question();
+    let deadline = call.started + u.cfg().timeout;
+    let asking = Arc::new(Asking { out: Mutex::new(None), gid: OnceLock::new(), id, call });
     let a = asking.clone();
     let gid = session.await_reply(Box::new(move |outcome| a.answered(outcome)));
     let _ = asking.gid.set(gid.clone());
@@ -52,7 +42,7 @@ pub(super) fn ask(req: Request<'_>, session: &Arc<Session>, u: &Arc<Upstream>, i
     let mut out = asking.out.locked();
     let mut d = req.defer();
     let a = asking.clone();
-    d.set_deadline(started + u.cfg().timeout, Box::new(move || a.expire()));
+    d.set_deadline(deadline, Box::new(move || a.expire()));
     let mut stream = d.into_stream(SSE_HEAD);
     stream.send(&event_chunk(&request));
     *out = Some(stream);
@@ -70,15 +60,10 @@ pub(super) fn ask_modern(
     id: Value,
     params: Option<Value>,
 ) {
-    let params = params.unwrap_or(json!({}));
-    let tool = params["name"].as_str().unwrap_or("").to_string();
-    let question = json!({
-        "method": "elicitation/create",
-        "params": approval_request(u.name(), &tool, &params["arguments"]),
-    });
-    let approval =
-        Approval { session: session.clone(), upstream: u.clone(), params, tool: tool.clone(), started: Instant::now() };
-    let body = match shape.hold_approval(approval, question) {
+    let call = Approval::new(session, u, params);
+    let question = json!({"method": "elicitation/create", "params": call.question()});
+    let tool = call.tool.clone();
+    let body = match shape.hold_approval(call, question) {
         Ok(result) => jsonrpc::response(id, result),
         Err(why) => {
             let token = session.token().unwrap_or("-");
@@ -89,28 +74,7 @@ pub(super) fn ask_modern(
     reply(req, Some(&shape), body);
 }
 
-/// What the user's answer to an approval question means, for both ways of asking: `Ok`
-/// (logged `approved`: run the call) or the refusal's message (logged `declined` or
-/// `unanswered`).
-pub(super) fn settle(outcome: &peer::Outcome, log: &dyn Fn(&str), tool: &str, server: &str) -> Result<(), String> {
-    let why = match verdict(outcome) {
-        Verdict::Approved => {
-            log("approved");
-            return Ok(());
-        }
-        Verdict::Declined(why) => {
-            log("declined");
-            why.to_string()
-        }
-        Verdict::Unanswered(why) => {
-            log("unanswered");
-            why
-        }
-    };
-    Err(format!("{}: tool `{}` on server `{}` was not run", why, crate::logsafe::safe(tool), server))
-}
-
-/// A 2026-07-28 `tools/call` held for its user's approval (see [`ask_modern`]).
+/// A `tools/call` held for its user's approval (see [`ask`] and [`ask_modern`]).
 pub(super) struct Approval {
     session: Arc<Session>,
     upstream: Arc<Upstream>,
@@ -121,10 +85,47 @@ pub(super) struct Approval {
 }
 
 impl Approval {
+    fn new(session: &Arc<Session>, u: &Arc<Upstream>, params: Option<Value>) -> Approval {
+        let params = params.unwrap_or(json!({}));
+        let tool = params["name"].as_str().unwrap_or("").to_string();
+        Approval { session: session.clone(), upstream: u.clone(), params, tool, started: Instant::now() }
+    }
+
+    /// The `elicitation/create` parameters asking the user about this call.
+    fn question(&self) -> Value {
+        approval_request(self.upstream.name(), &self.tool, &self.params["arguments"])
+    }
+
+    /// What the user's answer means, for both ways of asking: `Ok` (logged `approved`: run
+    /// the call) or the refusal's message (logged `declined` when the user declined,
+    /// dismissed, or accepted without ticking `approve`; `unanswered` when the client could
+    /// not ask).
+    fn settle(&self, outcome: &peer::Outcome) -> Result<(), String> {
+        let (word, why) = match outcome {
+            Ok(r) => match r["action"].as_str() {
+                Some("accept") if r["content"]["approve"] == json!(true) => {
+                    self.log("approved");
+                    return Ok(());
+                }
+                Some("accept") => ("declined", "the user did not approve".to_string()),
+                Some("decline") => ("declined", "the user declined".to_string()),
+                Some("cancel") => ("declined", "the user dismissed the question".to_string()),
+                _ => ("unanswered", "the client's answer has no known action".to_string()),
+            },
+            Err(e) => {
+                let msg = crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"));
+                ("unanswered", format!("the client could not ask the user ({})", msg))
+            }
+        };
+        self.log(word);
+        let (tool, server) = (crate::logsafe::safe(&self.tool), self.upstream.name());
+        Err(format!("{}: tool `{}` on server `{}` was not run", why, tool, server))
+    }
+
     /// The client's retry brought `answer` (the elicitation result): run the call (under the
     /// retry's `id`, answered as `shape` makes it) or refuse it.
     pub(super) fn answered(self, req: Request<'_>, id: Value, answer: Value, shape: Arc<Shape>) {
-        match settle(&Ok(answer), &|o| self.log(o), &self.tool, self.upstream.name()) {
+        match self.settle(&Ok(answer)) {
             Ok(()) => {
                 let (session, u) = (&self.session, &self.upstream);
                 forward(req, session, u, id, "tools/call", Some(self.params), Some(shape))
@@ -175,83 +176,50 @@ fn approval_request(server: &str, tool: &str, args: &Value) -> Value {
     })
 }
 
-/// What the user said to an approval request.
-enum Verdict {
-    Approved,
-    /// Declined, dismissed, or accepted without ticking `approve`: why, in words.
-    Declined(&'static str),
-    /// No answer from the user: the client's error.
-    Unanswered(String),
-}
-
-fn verdict(outcome: &peer::Outcome) -> Verdict {
-    match outcome {
-        Ok(r) => match r["action"].as_str() {
-            Some("accept") if r["content"]["approve"] == json!(true) => Verdict::Approved,
-            Some("accept") => Verdict::Declined("the user did not approve"),
-            Some("decline") => Verdict::Declined("the user declined"),
-            Some("cancel") => Verdict::Declined("the user dismissed the question"),
-            _ => Verdict::Unanswered("the client's answer has no known action".into()),
-        },
-        Err(e) => Verdict::Unanswered(format!(
-            "the client could not ask the user ({})",
-            crate::logsafe::safe(e["message"].as_str().unwrap_or("no message"))
-        )),
-    }
-}
-
-/// A `tools/call` waiting for its user's approval.
+/// A `tools/call` of a session client waiting for its user's approval.
 struct Asking {
     /// The event stream of the answer; taken by whoever settles the call first.
     out: Mutex<Option<DeferredStream>>,
     /// Our id of the `elicitation/create`.
     gid: OnceLock<String>,
-    session: Arc<Session>,
-    upstream: Arc<Upstream>,
-    /// The client's id of the call, and its params (the tool's own name).
+    /// The client's id of the call.
     id: Value,
-    params: Value,
-    tool: String,
-    started: Instant,
+    call: Approval,
 }
 
 impl Asking {
     /// The client answered the `elicitation/create`.
     fn answered(&self, outcome: peer::Outcome) {
         let Some(stream) = self.out.locked().take() else { return };
-        match settle(&outcome, &|o| self.log(o), &self.tool, self.upstream.name()) {
+        let call = &self.call;
+        match call.settle(&outcome) {
             Ok(()) => {
-                let params = Some(self.params.clone());
-                let (session, u) = (&self.session, &self.upstream);
-                forward_into(Out::Streaming(stream), session, u, self.id.clone(), "tools/call", params, None)
+                let (id, params) = (self.id.clone(), Some(call.params.clone()));
+                forward_into(Out::Streaming(stream), &call.session, &call.upstream, id, "tools/call", params, None)
             }
-            Err(msg) => end_stream(stream, &refusal(&self.id, &msg)),
+            Err(msg) => end_stream(stream, &refusal(&self.id, &msg).to_string()),
         }
     }
 
     /// No answer within the server's timeout: the question is withdrawn, the call refused.
     fn expire(&self) {
         let Some(mut stream) = self.out.locked().take() else { return };
+        let call = &self.call;
         if let Some(gid) = self.gid.get() {
-            self.session.forget_reply(gid);
+            call.session.forget_reply(gid);
             let withdrawn = jsonrpc::notification(
                 "notifications/cancelled",
                 Some(json!({"requestId": gid, "reason": "no answer in time"})),
             );
             stream.send(&event_chunk(&withdrawn));
         }
-        self.log("unanswered");
+        call.log("unanswered");
         let msg = format!(
             "the user did not answer the approval request for tool `{}` on server `{}` within {}s (the server's timeout): it was not run",
-            crate::logsafe::safe(&self.tool),
-            self.upstream.name(),
-            self.upstream.cfg().timeout.as_secs_f64()
+            crate::logsafe::safe(&call.tool),
+            call.upstream.name(),
+            call.upstream.cfg().timeout.as_secs_f64()
         );
-        end_stream(stream, &refusal(&self.id, &msg));
-    }
-
-    fn log(&self, outcome: &str) {
-        let token = self.session.token().unwrap_or("-");
-        log_call(session_word(&self.session), token, self.upstream.name(), &self.tool, self.started, outcome);
+        end_stream(stream, &refusal(&self.id, &msg).to_string());
     }
 }

@@ -7,7 +7,7 @@ use super::cli_wire::{self, CallAnswer, CallRequest};
 use super::http::{json_resp, read_body, send};
 use super::server::Request;
 use super::session::{Session, Target};
-use super::upstream::{Event, Upstream};
+use super::upstream::Event;
 use super::Hub;
 use crate::client::LATEST;
 use crate::error::Error;
@@ -15,7 +15,6 @@ use crate::jsonrpc;
 use crate::peer;
 use crate::policy;
 use serde_json::{json, Value};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,10 +28,7 @@ use std::time::{Duration, Instant};
 pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate::tokens::NamedToken>) {
     let body = match read_body(hub, &mut req) {
         Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     let (status, answer) = match cli_wire::parse_request(&body) {
         Ok(call) => (200, run_cli_call(hub, &call, who)),
@@ -90,20 +86,23 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
     if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
         return CallAnswer::error(&e, Some(json!(arguments)));
     }
-    // The shell client answers no server→client requests (as when it runs the server itself).
-    let outcome = await_forwarded(u, uid, &rx, timeout, |m| {
-        if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
-            let e = jsonrpc::error_object(
-                jsonrpc::METHOD_NOT_FOUND,
-                &format!("mcpctl's shell client does not support {}", method),
-            );
-            session.take_reply(id, Err(e));
+    // Wait for the answer. The shell client answers no server→client requests (as when it
+    // runs the server itself); past `timeout` the child is told to cancel the call.
+    let outcome = loop {
+        match rx.recv_timeout(timeout) {
+            Ok(Event::Done(Ok(r))) => break Ok(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
+            Ok(Event::Done(Err(e))) => break Err(peer::call_error(server, "tools/call", &e)),
+            Ok(Event::Message(m)) => {
+                if let (Some(id), Some(method)) = (m.get("id"), m["method"].as_str()) {
+                    let why = format!("mcpctl's shell client does not support {}", method);
+                    session.take_reply(id, Err(jsonrpc::error_object(jsonrpc::METHOD_NOT_FOUND, &why)));
+                }
+            }
+            Err(_) => {
+                u.cancel(uid, "timeout");
+                break Err(peer::timeout_error(server, "`tools/call`", timeout));
+            }
         }
-    });
-    let outcome = match outcome {
-        Some(Ok(r)) => Ok(r),
-        Some(Err(e)) => Err(peer::call_error(server, "tools/call", &e)),
-        None => Err(peer::timeout_error(server, "`tools/call`", timeout)),
     };
     let word = match &outcome {
         Ok(r) if r["isError"] == json!(true) => "tool error",
@@ -114,27 +113,5 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
     match outcome {
         Ok(r) => CallAnswer::result(r, json!(arguments)),
         Err(e) => CallAnswer::error(&e, Some(json!(arguments))),
-    }
-}
-
-/// Wait for a request forwarded upstream, handing each message that belongs to it
-/// (progress, log, server→client request) to `on_message` on the way. `None` when it
-/// outlived `timeout`; the child has then been told to cancel it.
-fn await_forwarded(
-    u: &Upstream,
-    uid: u64,
-    rx: &Receiver<Event>,
-    timeout: Duration,
-    mut on_message: impl FnMut(Value),
-) -> Option<crate::peer::Outcome> {
-    loop {
-        match rx.recv_timeout(timeout) {
-            Ok(Event::Done(o)) => return Some(o.map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))),
-            Ok(Event::Message(m)) => on_message(m),
-            Err(_) => {
-                u.cancel(uid, "timeout");
-                return None;
-            }
-        }
     }
 }

@@ -8,7 +8,7 @@ use super::modern;
 use super::modern_shape::{Shape, Step};
 use super::server::{Deferred, DeferredStream, Request};
 use super::session::Session;
-use super::streams::{chunk, event_chunk, SSE_HEAD};
+use super::streams::{end_stream, event_chunk, SSE_HEAD};
 use super::upstream::{Event, Upstream};
 use crate::jsonrpc;
 use crate::peer;
@@ -45,11 +45,7 @@ pub(super) fn forward_into(
     params: Option<Value>,
     shape: Option<Arc<Shape>>,
 ) {
-    let tool = if method == "tools/call" {
-        params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_string)
-    } else {
-        None
-    };
+    let tool = params.as_ref().filter(|_| method == "tools/call").and_then(|p| p["name"].as_str()).map(str::to_string);
     let timeout = u.cfg().timeout;
     let started = Instant::now();
     let fwd = Arc::new(Forwarded {
@@ -121,6 +117,17 @@ pub(super) enum Out {
     Done,
 }
 
+impl Out {
+    /// Write the whole answer (JSON text): as the response, or as the stream's last event.
+    fn answer(self, status: u16, answer: &[u8]) {
+        match self {
+            Out::Waiting(d) => d.respond(status, &[("Content-Type", "application/json")], answer),
+            Out::Streaming(s) => end_stream(s, &String::from_utf8_lossy(answer)),
+            Out::Held | Out::Done => {}
+        }
+    }
+}
+
 /// A forwarded 2026-07-28 request held open upstream while its client gathers input.
 pub(super) struct Resume(Arc<Forwarded>);
 
@@ -173,12 +180,8 @@ impl Forwarded {
         let mut out = self.out.locked();
         let answer = jsonrpc::response(self.answer_id(), result).to_string();
         match std::mem::replace(&mut *out, Out::Held) {
-            Out::Waiting(d) => d.respond(200, &[("Content-Type", "application/json")], answer.as_bytes()),
-            Out::Streaming(mut s) => {
-                s.send(&chunk(crate::sse::frame(None, &answer).as_bytes()));
-                s.send(b"0\r\n\r\n");
-            }
-            other => *out = other,
+            other @ (Out::Held | Out::Done) => *out = other,
+            taken => taken.answer(200, answer.as_bytes()),
         }
     }
 
@@ -197,11 +200,10 @@ impl Forwarded {
                 let mut stream = match std::mem::replace(&mut *out, Out::Done) {
                     Out::Waiting(d) => d.into_stream(SSE_HEAD),
                     Out::Streaming(s) => s,
-                    Out::Held => {
-                        *out = Out::Held;
+                    other @ (Out::Held | Out::Done) => {
+                        *out = other;
                         return;
                     }
-                    Out::Done => return,
                 };
                 stream.send(&event_chunk(&m));
                 *out = Out::Streaming(stream);
@@ -210,21 +212,23 @@ impl Forwarded {
         }
     }
 
-    /// The deadline passed: tell the child to cancel, and the client why.
-    fn expire(&self) {
+    /// Tell the child to cancel the request (once its id is known), saying `why`; its
+    /// server's name.
+    fn cancel_upstream(&self, why: &str) -> String {
         let name = self.upstream.upgrade().map(|u| {
             let uid = self.uid.load(Ordering::SeqCst);
             if uid != 0 {
-                u.cancel(uid, "timeout");
+                u.cancel(uid, why);
             }
             u.name().to_string()
         });
-        let msg = format!(
-            "server `{}` did not answer `{}` within {}s",
-            name.unwrap_or_default(),
-            self.method,
-            self.timeout.as_secs_f64()
-        );
+        name.unwrap_or_default()
+    }
+
+    /// The deadline passed: tell the child to cancel, and the client why.
+    fn expire(&self) {
+        let name = self.cancel_upstream("timeout");
+        let msg = format!("server `{}` did not answer `{}` within {}s", name, self.method, self.timeout.as_secs_f64());
         self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, &msg)));
     }
 
@@ -233,17 +237,11 @@ impl Forwarded {
         if matches!(*self.out.locked(), Out::Done | Out::Held) {
             return;
         }
-        let name = self.upstream.upgrade().map(|u| {
-            let uid = self.uid.load(Ordering::SeqCst);
-            if uid != 0 {
-                u.cancel(uid, "the client closed the stream");
-            }
-            u.name().to_string()
-        });
+        let name = self.cancel_upstream("the client closed the stream");
         log::info!(
             "`{}` to server `{}` cancelled: the client closed the stream",
             crate::logsafe::safe(&self.method),
-            crate::logsafe::safe(&name.unwrap_or_default())
+            crate::logsafe::safe(&name)
         );
         self.finish(Err(jsonrpc::error_object(jsonrpc::REQUEST_TIMEOUT, "cancelled: the client closed the stream")));
     }
@@ -276,14 +274,7 @@ impl Forwarded {
             (Some(_), Err(e)) => modern::status_of(e),
             _ => 200,
         };
-        match taken {
-            Out::Waiting(d) => d.respond(status, &[("Content-Type", "application/json")], &answer),
-            Out::Streaming(mut s) => {
-                s.send(&chunk(crate::sse::frame(None, &String::from_utf8_lossy(&answer)).as_bytes()));
-                s.send(b"0\r\n\r\n");
-            }
-            Out::Held | Out::Done => {}
-        }
+        taken.answer(status, &answer);
     }
 }
 /// Whether a tool result (raw JSON) says `"isError": true`; read without building a tree.

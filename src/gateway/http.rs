@@ -49,16 +49,13 @@ pub(super) fn json_resp(status: u16, body: &Value) -> Resp {
     Resp::new(status, "application/json", body.to_string().into_bytes())
 }
 
-/// A JSON body (or none) with `status`, for the 2026-07-28 front end.
-pub(super) fn send_status(req: Request<'_>, status: u16, body: Option<&Value>) {
-    match body {
-        Some(b) => send(req, json_resp(status, b)),
-        None => send(req, Resp::empty(status)),
-    }
-}
-
 pub(super) fn rpc_error(status: u16, id: Value, code: i64, msg: &str) -> Resp {
     json_resp(status, &jsonrpc::error_response(id, code, msg))
+}
+
+/// An Invalid Request error (-32600) of no request id, with `status`.
+pub(super) fn invalid(status: u16, msg: &str) -> Resp {
+    rpc_error(status, Value::Null, jsonrpc::INVALID_REQUEST, msg)
 }
 
 /// The whole request body, or the answer to give: 413 past the limit, 400 when unreadable.
@@ -72,11 +69,7 @@ pub(super) fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Res
 }
 
 fn too_large(limit: usize) -> Resp {
-    rpc_error(413, Value::Null, jsonrpc::INVALID_REQUEST, &format!("Payload Too Large: the limit is {} bytes", limit))
-}
-
-pub(super) fn get<'a>(req: &'a Request<'_>, name: &'static str) -> Option<&'a str> {
-    req.header(name)
+    invalid(413, &format!("Payload Too Large: the limit is {} bytes", limit))
 }
 
 /// Constant-time comparison: the time taken does not depend on where the inputs differ.
@@ -97,16 +90,12 @@ pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a
     if hub.opts().token.is_none() && hub.opts().tokens.is_empty() {
         return Ok(None);
     }
-    let given = get(req, "Authorization")
+    let given = req
+        .header("Authorization")
         .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
         .map(|g| g.trim().as_bytes())
         .ok_or(())?;
-    let mut found: Option<Option<&crate::tokens::NamedToken>> = None;
-    if let Some(t) = &hub.opts().token {
-        if same_secret(given, t.as_bytes()) {
-            found = Some(None);
-        }
-    }
+    let mut found = hub.opts().token.as_ref().filter(|t| same_secret(given, t.as_bytes())).map(|_| None);
     for t in &hub.opts().tokens {
         if same_secret(given, t.value.as_bytes()) && found.is_none() {
             found = Some(Some(t));
@@ -144,90 +133,75 @@ fn origin_allowed(hub: &Hub, origin: &str) -> bool {
     rest.map(|r| super::is_loopback(host_name(r.trim_end_matches('/')))).unwrap_or(false)
 }
 
+/// A read-only endpoint (`/health`, `/status`): its JSON to GET and HEAD, 405 to the rest.
+fn read_only(req: Request<'_>, body: impl FnOnce() -> Value) {
+    let r = match req.method() {
+        "GET" | "HEAD" => json_resp(200, &body()),
+        _ => text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
+    };
+    send(req, r)
+}
+
 pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if path == "/health" {
-        let r = match req.method() {
-            "GET" | "HEAD" => json_resp(200, &json!({"status": "ok"})),
-            _ => text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
-        };
-        send(req, r);
-        return;
+        return read_only(req, || json!({"status": "ok"}));
     }
     // DNS rebinding: the Host must be ours, and a browser's Origin must be allowed.
-    match get(&req, "Host") {
+    match req.header("Host") {
         Some(h) if host_allowed(hub, h) => {}
         Some(h) => {
             log::warn!("refused a request with Host `{}`", crate::logsafe::safe(h));
-            send(req, text(403, "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)"));
-            return;
+            let why = "mcpctl gateway: Host not allowed (start the daemon with --allowed-host to allow it)";
+            return send(req, text(403, why));
         }
-        None => {
-            send(req, text(403, "mcpctl gateway: a Host header is required"));
-            return;
-        }
+        None => return send(req, text(403, "mcpctl gateway: a Host header is required")),
     }
-    if let Some(o) = get(&req, "Origin") {
+    if let Some(o) = req.header("Origin") {
         if !origin_allowed(hub, o) {
             log::warn!("refused a request with Origin `{}`", crate::logsafe::safe(o));
-            send(
-                req,
-                text(403, "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)"),
-            );
-            return;
+            let why = "mcpctl gateway: Origin not allowed (start the daemon with --allowed-origin to allow it)";
+            return send(req, text(403, why));
         }
     }
-    let who = match identify(hub, &req) {
-        Ok(who) => who,
-        Err(()) => {
-            let r = text(401, "mcpctl gateway: a valid bearer token is required")
-                .with_header("WWW-Authenticate", "Bearer realm=\"mcpctl\"");
-            send(req, r);
-            return;
-        }
+    let Ok(who) = identify(hub, &req) else {
+        let r = text(401, "mcpctl gateway: a valid bearer token is required")
+            .with_header("WWW-Authenticate", "Bearer realm=\"mcpctl\"");
+        return send(req, r);
     };
     if path == "/status" {
-        let r = match req.method() {
-            "GET" | "HEAD" => json_resp(200, &hub.status()),
-            _ => text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
-        };
-        send(req, r);
-        return;
+        return read_only(req, || hub.status());
     }
     if path == "/cli/call" && req.method() == "POST" {
-        cli_call(hub, req, who);
-        return;
+        return cli_call(hub, req, who);
     }
     let Some(target) = super::target_of(&path) else {
-        send(req, text(404, "mcpctl gateway: not found; MCP is served at /mcp and /mcp/<server>"));
-        return;
+        return send(req, text(404, "mcpctl gateway: not found; MCP is served at /mcp and /mcp/<server>"));
     };
     if let Target::One(name) = &target {
         if hub.upstream(name).is_none() {
             let names: Vec<&str> = hub.upstreams().iter().map(|u| u.name()).collect();
-            send(req, text(404, &format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "))));
-            return;
+            let why = format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "));
+            return send(req, text(404, &why));
         }
     }
     match req.method() {
         "POST" => post(hub, req, target),
-        "GET" | "DELETE" if get(&req, "Mcp-Session-Id").is_none() && modern::header_claims_modern(&req) => {
+        "GET" | "DELETE" if req.header("Mcp-Session-Id").is_none() && modern::header_claims_modern(&req) => {
             let why = format!(
                 "Method Not Allowed: MCP {} has no GET stream and no session to end; POST subscriptions/listen for change notifications",
                 modern::MODERN
             );
-            send(req, rpc_error(405, Value::Null, jsonrpc::INVALID_REQUEST, &why).with_header("Allow", "POST"));
+            send(req, invalid(405, &why).with_header("Allow", "POST"));
         }
         "GET" => get_stream(hub, req, &target),
         "DELETE" => delete(hub, req, &target),
-        _ => {
-            send(req, text(405, "method not allowed").with_header("Allow", "GET, POST, DELETE"));
-        }
+        _ => send(req, text(405, "method not allowed").with_header("Allow", "GET, POST, DELETE")),
     }
 }
 
 pub(super) fn accepts(req: &Request<'_>, mime: &str) -> bool {
-    get(req, "Accept")
+    req.header("Accept")
         .map(|a| {
             a.split(',').any(|p| {
                 let p = p.split(';').next().unwrap_or("").trim();
@@ -239,37 +213,21 @@ pub(super) fn accepts(req: &Request<'_>, mime: &str) -> bool {
 
 /// The session named by the request, or the error response to send.
 pub(super) fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Result<Arc<Session>, Resp> {
-    let Some(id) = get(req, "Mcp-Session-Id") else {
-        return Err(rpc_error(
-            400,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
-        ));
+    let Some(id) = req.header("Mcp-Session-Id") else {
+        return Err(invalid(400, "Bad Request: Mcp-Session-Id header is required"));
     };
     let s = hub.session(id);
     let who = identify(hub, req).ok().flatten().map(|t| t.name.as_str());
     match s {
-        Some(s) if s.target() == target && s.token() != who => Err(rpc_error(
+        Some(s) if s.target() == target && s.token() != who => Err(invalid(
             403,
-            Value::Null,
-            jsonrpc::INVALID_REQUEST,
             "Forbidden: this session was created with another token; initialize a session of your own",
         )),
         Some(s) if s.target() == target => {
-            if let Some(v) = get(req, "MCP-Protocol-Version") {
-                if !PROTOCOL_VERSIONS.contains(&v) {
-                    return Err(rpc_error(
-                        400,
-                        Value::Null,
-                        jsonrpc::INVALID_REQUEST,
-                        &format!(
-                            "Bad Request: unsupported MCP-Protocol-Version `{}` (supported: {})",
-                            v,
-                            PROTOCOL_VERSIONS.join(", ")
-                        ),
-                    ));
-                }
+            if let Some(v) = req.header("MCP-Protocol-Version").filter(|v| !PROTOCOL_VERSIONS.contains(v)) {
+                let supported = PROTOCOL_VERSIONS.join(", ");
+                let why = format!("Bad Request: unsupported MCP-Protocol-Version `{}` (supported: {})", v, supported);
+                return Err(invalid(400, &why));
             }
             s.touch();
             Ok(s)

@@ -5,11 +5,7 @@
 /// random bytes there is no safe state to hand out: the handler panics with the reason
 /// (logged; its connection is closed) rather than hand out a guessable one.
 pub(super) fn random_id() -> String {
-    let mut b = [0u8; 16];
-    if let Err(e) = random_bytes(&mut b) {
-        panic!("no random bytes for a request state: {}", e);
-    }
-    hex(&b)
+    session_id_from(None, random_bytes).unwrap_or_else(|e| panic!("no random bytes for a request state: {}", e))
 }
 
 /// A new session id: 128 bits from the kernel's random source as hex, after `<node>.` when

@@ -8,7 +8,7 @@ use super::approval::{ask, ask_modern};
 use super::call_log::session_word;
 use super::forward::forward;
 use super::gate::{listed, permit};
-use super::http::{accepts, get, identify, json_resp, read_body, rpc_error, send, session_of, Resp};
+use super::http::{accepts, identify, invalid, json_resp, read_body, rpc_error, send, session_of, Resp};
 use super::modern;
 use super::modern_shape::Shape;
 use super::server::Request;
@@ -23,80 +23,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
-    let ctype = get(&req, "Content-Type").unwrap_or("");
+    let ctype = req.header("Content-Type").unwrap_or("");
     if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        send(
-            req,
-            rpc_error(
-                415,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Unsupported Media Type: Content-Type must be application/json",
-            ),
-        );
-        return;
+        return send(req, invalid(415, "Unsupported Media Type: Content-Type must be application/json"));
     }
     if !(accepts(&req, "application/json") && accepts(&req, "text/event-stream")) {
-        send(
-            req,
-            rpc_error(
-                406,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Not Acceptable: Accept must list application/json and text/event-stream",
-            ),
-        );
-        return;
+        return send(req, invalid(406, "Not Acceptable: Accept must list application/json and text/event-stream"));
     }
     let body = match read_body(hub, &mut req) {
         Ok(b) => b,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => {
-            send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e)));
-            return;
-        }
+        Err(e) => return send(req, rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, &format!("Parse error: {}", e))),
     };
     if value.is_array() {
-        send(
-            req,
-            rpc_error(
-                400,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Invalid Request: JSON-RPC batches are not supported",
-            ),
-        );
-        return;
+        return send(req, invalid(400, "Invalid Request: JSON-RPC batches are not supported"));
     }
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let msg = match Message::from_value(value) {
         Ok(m) => m,
         Err(why) => {
-            send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)));
-            return;
+            return send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &format!("Invalid Request: {}", why)))
         }
     };
+    let who = || identify(hub, &req).ok().flatten().map(|t| t.name.clone());
     // A request of MCP 2026-07-28 (stateless) is served by the other front end.
     if modern::claims(&req, &msg) {
-        let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
-        modern::post(hub, req, target, msg, who);
-        return;
+        let who = who();
+        return modern::post(hub, req, target, msg, who);
     }
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
-            let who = identify(hub, &req).ok().flatten().map(|t| t.name.clone());
-            let r = initialize(hub, &target, id.clone(), params.as_ref(), who);
-            send(req, r);
-            return;
+            let r = initialize(hub, &target, id.clone(), params.as_ref(), who());
+            return send(req, r);
         }
     }
-    if get(&req, "Mcp-Session-Id").is_none() {
+    if req.header("Mcp-Session-Id").is_none() {
         // Neither a session nor a version: not a 2026-07-28 error (-32600), so that a
         // client probing for that revision falls back to `initialize`.
         let id = match &msg {
@@ -107,23 +71,17 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
             "Bad Request: Mcp-Session-Id header is required (initialize a session first, or send MCP {} requests with the MCP-Protocol-Version header and _meta)",
             modern::MODERN
         );
-        send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
-        return;
+        return send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, &why));
     }
     let session = match session_of(hub, &req, &target) {
         Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     match msg {
         Message::Notification { method, params } => {
-            if method == "notifications/cancelled" {
-                let rid = params.as_ref().and_then(|p| p.get("requestId")).map(|v| v.to_string());
-                if let Some(k) = rid {
-                    session.cancel(&k, "cancelled by the client");
-                }
+            let rid = params.as_ref().and_then(|p| p.get("requestId")).filter(|_| method == "notifications/cancelled");
+            if let Some(k) = rid {
+                session.cancel(&k.to_string(), "cancelled by the client");
             }
             send(req, Resp::empty(202));
         }
@@ -135,7 +93,10 @@ pub(super) fn post(hub: &Arc<Hub>, mut req: Request<'_>, target: Target) {
                 log::debug!("session {}…: answer to unknown request {} dropped", session_word(&session), id);
             }
         }
-        Message::Request { id, method, params } => request(hub, req, &session, id, &method, params),
+        Message::Request { id, method, .. } if method == "ping" => {
+            send(req, json_resp(200, &jsonrpc::response(id, json!({}))))
+        }
+        Message::Request { id, method, params } => serve(hub, req, &session, id, &method, params, None),
     }
 }
 
@@ -219,14 +180,6 @@ fn full_capabilities() -> Value {
     })
 }
 
-fn request(hub: &Arc<Hub>, req: Request<'_>, session: &Arc<Session>, id: Value, method: &str, params: Option<Value>) {
-    if method == "ping" {
-        send(req, json_resp(200, &jsonrpc::response(id, json!({}))));
-        return;
-    }
-    serve(hub, req, session, id, method, params, None)
-}
-
 /// Answer a client request (of a session, or a 2026-07-28 one whose answers `shape` makes):
 /// the policy, the routing and the aggregation are the same for both.
 pub(super) fn serve(
@@ -240,19 +193,18 @@ pub(super) fn serve(
 ) {
     match session.target() {
         Target::One(name) => {
-            let u = match hub.upstream_for(session, name) {
-                Some(u) => u,
-                None => {
-                    let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
-                    reply(req, shape.as_deref(), r);
-                    return;
-                }
+            let Some(u) = hub.upstream_for(session, name) else {
+                let r = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &format!("no server `{}`", name));
+                return reply(req, shape.as_deref(), r);
             };
             if method == "tools/list" {
                 // Answered from the cache, filtered by the policy (never the child's raw list).
-                let r = match cached_tools(&u) {
-                    Ok(tools) => {
-                        let tools: Vec<Value> = tools
+                // The server's tool list, waiting up to its `timeout` while it starts.
+                let r = match u.peer(u.cfg().timeout) {
+                    Ok(_) => {
+                        let tools: Vec<Value> = u
+                            .tools()
+                            .unwrap_or_default()
                             .into_iter()
                             .filter(|t| t["name"].as_str().map(|n| listed(hub, session, u.cfg(), n)).unwrap_or(false))
                             .collect();
@@ -264,14 +216,12 @@ pub(super) fn serve(
                         &format!("{}; see `mcpctl status`", why.one_line()),
                     ),
                 };
-                reply(req, shape.as_deref(), r);
-                return;
+                return reply(req, shape.as_deref(), r);
             }
             if method == "logging/setLevel" && shape.is_none() {
                 set_log_level(session, params.as_ref());
                 if u.speaks_modern() {
-                    reply(req, None, jsonrpc::response(id, json!({})));
-                    return;
+                    return reply(req, None, jsonrpc::response(id, json!({})));
                 }
             }
             if method == "tools/call" {
@@ -282,10 +232,7 @@ pub(super) fn serve(
                         None => return ask(req, session, &u, id, params),
                         Some(shape) => return ask_modern(req, session, &u, shape, id, params),
                     },
-                    Err(r) => {
-                        reply(req, shape.as_deref(), r);
-                        return;
-                    }
+                    Err(r) => return reply(req, shape.as_deref(), r),
                 }
             }
             if matches!(method, "resources/subscribe" | "resources/unsubscribe") && u.translates_subscriptions() {
@@ -340,20 +287,12 @@ pub(super) fn reply(req: Request<'_>, shape: Option<&Shape>, body: Value) {
     send(req, json_resp(status, &body));
 }
 
-/// The server's tool list, waiting up to its `timeout` while it starts; else why there is none.
-fn cached_tools(u: &Upstream) -> crate::error::Result<Vec<Value>> {
-    u.peer(u.cfg().timeout)?;
-    Ok(u.tools().unwrap_or_default())
-}
-
 pub(super) fn delete(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     match session_of(hub, &req, target) {
         Ok(s) => {
             hub.remove_session(s.id());
-            send(req, Resp::empty(200));
+            send(req, Resp::empty(200))
         }
-        Err(r) => {
-            send(req, r);
-        }
+        Err(r) => send(req, r),
     }
 }

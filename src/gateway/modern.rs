@@ -36,6 +36,7 @@
 //! request to one is refused with the reason, and `server/discover` offers only the
 //! session-based revisions where one is behind the endpoint).
 
+use super::http::{json_resp, rpc_error, send, Resp};
 use super::modern_checks::{check_param_headers, validate};
 use super::modern_shape::Shape;
 use super::server::Request;
@@ -82,17 +83,6 @@ pub fn supported() -> Vec<&'static str> {
     v
 }
 
-fn params_of(msg: &Message) -> Option<&Value> {
-    match msg {
-        Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
-        Message::Response { .. } => None,
-    }
-}
-
-fn meta_version(params: Option<&Value>) -> Option<&Value> {
-    params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_VERSION))
-}
-
 /// An `MCP-Protocol-Version` header that names no session-based revision.
 pub fn header_claims_modern(req: &Request<'_>) -> bool {
     req.header("MCP-Protocol-Version").map(|v| !PROTOCOL_VERSIONS.contains(&v)).unwrap_or(false)
@@ -103,14 +93,16 @@ pub fn claims(req: &Request<'_>, msg: &Message) -> bool {
     if req.header("Mcp-Session-Id").is_some() {
         return false;
     }
-    if let Message::Request { method, .. } = msg {
+    let params = match msg {
         // `initialize` opens a session, unless the request says it is of 2026-07-28, where
         // no such method exists (it is answered 404, -32601, like any removed method).
-        if method == "initialize" {
-            return header_claims_modern(req) && req.header("MCP-Protocol-Version") == Some(MODERN);
+        Message::Request { method, .. } if method == "initialize" => {
+            return header_claims_modern(req) && req.header("MCP-Protocol-Version") == Some(MODERN)
         }
-    }
-    meta_version(params_of(msg)).is_some() || header_claims_modern(req)
+        Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
+        Message::Response { .. } => None,
+    };
+    params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_VERSION)).is_some() || header_claims_modern(req)
 }
 
 /// The HTTP status of a 2026-07-28 answer that is a JSON-RPC error: the request's own
@@ -131,14 +123,6 @@ pub fn status_of(error: &Value) -> u16 {
     }
 }
 
-pub(super) fn error(status: u16, id: Value, code: i64, msg: &str, data: Option<Value>) -> (u16, Value) {
-    let mut e = jsonrpc::error_response(id, code, msg);
-    if let Some(d) = data {
-        e["error"]["data"] = d;
-    }
-    (status, e)
-}
-
 /// The body field `Mcp-Name` mirrors, for the methods that name something.
 pub(super) fn name_field(method: &str) -> Option<&'static str> {
     match method {
@@ -148,37 +132,36 @@ pub(super) fn name_field(method: &str) -> Option<&'static str> {
     }
 }
 
-pub(super) static NEXT: AtomicU64 = AtomicU64::new(1);
+/// A session made for one stateless request (or listen stream) alone: never registered in
+/// the hub.
+pub(super) fn stateless_session(target: Target) -> Session {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    Session::new(sid, target, MODERN.to_string())
+}
 
 /// Serve one 2026-07-28 POST; `token` is the name of the named token it bears.
 pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, token: Option<String>) {
     let (id, method, params) = match msg {
         // No client notification is defined on this transport (cancelling is closing the
         // stream): accepted and dropped.
-        Message::Notification { .. } => return super::http::send_status(req, 202, None),
+        Message::Notification { .. } => return send(req, Resp::empty(202)),
         Message::Response { id, .. } => {
-            let (s, e) = error(
-                400,
-                id,
-                jsonrpc::INVALID_REQUEST,
-                "Invalid Request: a 2026-07-28 client sends no responses",
-                None,
-            );
-            return super::http::send_status(req, s, Some(&e));
+            let why = "Invalid Request: a 2026-07-28 client sends no responses";
+            return send(req, rpc_error(400, id, jsonrpc::INVALID_REQUEST, why));
         }
         Message::Request { id, method, params } => (id, method, params),
     };
     if method == "initialize" {
         let why = format!("Method not found: initialize is not a method in MCP {} (send requests directly)", MODERN);
-        let (s, e) = error(404, id, jsonrpc::METHOD_NOT_FOUND, &why, None);
-        return super::http::send_status(req, s, Some(&e));
+        return send(req, rpc_error(404, id, jsonrpc::METHOD_NOT_FOUND, &why));
     }
-    if let Err((status, e)) = validate(&req, &id, &method, params.as_ref()) {
-        return super::http::send_status(req, status, Some(&e));
+    if let Err(r) = validate(&req, &id, &method, params.as_ref()) {
+        return send(req, r);
     }
     if method == "tools/call" {
-        if let Err((status, e)) = check_param_headers(hub, &req, &target, &id, params.as_ref()) {
-            return super::http::send_status(req, status, Some(&e));
+        if let Err(r) = check_param_headers(hub, &req, &target, &id, params.as_ref()) {
+            return send(req, r);
         }
     }
     // A retry carrying a state of ours answers a held call; any other state is the child's
@@ -203,8 +186,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         if let Some(i) = instructions {
             r["instructions"] = json!(i);
         }
-        let body = shape.response(jsonrpc::response(id, r));
-        return super::http::send_status(req, 200, Some(&body));
+        return send(req, json_resp(200, &shape.response(jsonrpc::response(id, r))));
     }
     if method == "subscriptions/listen" {
         return super::modern_listen::listen(hub, req, target, id, params.as_ref());
@@ -216,15 +198,11 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
             }
             _ => format!("Method not found: {}", crate::logsafe::safe(&method)),
         };
-        let (s, e) = error(404, id, jsonrpc::METHOD_NOT_FOUND, &why, None);
-        return super::http::send_status(req, s, Some(&e));
+        return send(req, rpc_error(404, id, jsonrpc::METHOD_NOT_FOUND, &why));
     }
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let sid = format!("{}{:x}", STATELESS_PREFIX, n);
     // Asked for approval (`"gatewayApproval": "ask"`) only when this request says it can be.
     let caps = params.as_ref().and_then(|p| p["_meta"].get(META_CAPS));
-    let session =
-        Arc::new(Session::new(sid, target, MODERN.to_string()).with_token(token).with_client_capabilities(caps));
+    let session = Arc::new(stateless_session(target).with_token(token).with_client_capabilities(caps));
     // The envelope stays: a 2026-07-28 child reads the client's capabilities and log level
     // from it; a legacy child's connection drops it (`peer`).
     super::mcp::serve(hub, req, &session, id, &method, params, Some(shape));

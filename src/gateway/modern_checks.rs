@@ -3,9 +3,8 @@
 //! `Mcp-Method`, `Mcp-Name`) against the body, and a tool call's `Mcp-Param-*` headers
 //! against the arguments its cached schema mirrors (`x-mcp-header`).
 
-use super::modern::{
-    error, name_field, supported, HEADER_MISMATCH, META_CAPS, META_VERSION, MODERN, UNSUPPORTED_VERSION,
-};
+use super::http::{json_resp, rpc_error, Resp};
+use super::modern::{name_field, supported, HEADER_MISMATCH, META_CAPS, META_VERSION, MODERN, UNSUPPORTED_VERSION};
 use super::server::Request;
 use super::session::Target;
 use super::Hub;
@@ -45,19 +44,24 @@ fn decode_header(v: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A 400 "Header mismatch" (-32020) answer.
+fn mismatch(id: &Value, what: &str) -> Resp {
+    rpc_error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what))
+}
+
+/// A header whose value is not the body's: `<header> header value '…' does not match body value '…'`.
+fn differs(id: &Value, header: &str, got: &str, body: &str) -> Resp {
+    let (got, body) = (crate::logsafe::safe(got), crate::logsafe::safe(body));
+    mismatch(id, &format!("{} header value '{}' does not match body value '{}'", header, got, body))
+}
+
 /// The transport's checks, in the order of the spec's server validation: `Err` is the
-/// (status, JSON-RPC error) to answer.
-pub(super) fn validate(
-    req: &Request<'_>,
-    id: &Value,
-    method: &str,
-    params: Option<&Value>,
-) -> Result<(), (u16, Value)> {
+/// answer (a JSON-RPC error) to send.
+pub(super) fn validate(req: &Request<'_>, id: &Value, method: &str, params: Option<&Value>) -> Result<(), Resp> {
     // One value each: a proxy that routes on one copy must not see another served.
     for h in ["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"] {
         if req.header_count(h) > 1 {
-            let e = format!("Header mismatch: the {} header appears more than once", h);
-            return Err(error(400, id.clone(), HEADER_MISMATCH, &e, None));
+            return Err(mismatch(id, &format!("the {} header appears more than once", h)));
         }
     }
     let hv = req.header("MCP-Protocol-Version");
@@ -71,80 +75,45 @@ pub(super) fn validate(
         } else {
             format!("Unsupported protocol version: {} (supported: {})", asked, supported().join(", "))
         };
-        error(400, id.clone(), UNSUPPORTED_VERSION, &why, Some(json!({"supported": supported(), "requested": asked})))
+        let mut e = jsonrpc::error_response(id.clone(), UNSUPPORTED_VERSION, &why);
+        e["error"]["data"] = json!({"supported": supported(), "requested": asked});
+        json_resp(400, &e)
     };
+    let invalid_params = |why: String| rpc_error(400, id.clone(), jsonrpc::INVALID_PARAMS, &why);
     let Some(mv) = meta.and_then(|m| m.get(META_VERSION)) else {
         if let Some(h) = hv.filter(|h| *h != MODERN) {
             return Err(unsupported(h));
         }
-        return Err(error(
-            400,
-            id.clone(),
-            jsonrpc::INVALID_PARAMS,
-            &format!("Invalid params: params._meta must carry `{}` and `{}`", META_VERSION, META_CAPS),
-            None,
-        ));
+        let why = format!("Invalid params: params._meta must carry `{}` and `{}`", META_VERSION, META_CAPS);
+        return Err(invalid_params(why));
     };
     let Some(mv) = mv.as_str() else {
-        return Err(error(
-            400,
-            id.clone(),
-            jsonrpc::INVALID_PARAMS,
-            &format!("Invalid params: `{}` must be a string", META_VERSION),
-            None,
-        ));
+        return Err(invalid_params(format!("Invalid params: `{}` must be a string", META_VERSION)));
     };
-    let mismatch = |what: String| error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what), None);
     match hv {
-        None => return Err(mismatch("the MCP-Protocol-Version header is required".into())),
-        Some(h) if h != mv => {
-            return Err(mismatch(format!(
-                "MCP-Protocol-Version header value '{}' does not match body value '{}'",
-                crate::logsafe::safe(h),
-                crate::logsafe::safe(mv)
-            )))
-        }
+        None => return Err(mismatch(id, "the MCP-Protocol-Version header is required")),
+        Some(h) if h != mv => return Err(differs(id, "MCP-Protocol-Version", h, mv)),
         Some(_) => {}
     }
     match req.header("Mcp-Method") {
-        None => return Err(mismatch("the Mcp-Method header is required".into())),
-        Some(h) if h != method => {
-            return Err(mismatch(format!(
-                "Mcp-Method header value '{}' does not match body value '{}'",
-                crate::logsafe::safe(h),
-                crate::logsafe::safe(method)
-            )))
-        }
+        None => return Err(mismatch(id, "the Mcp-Method header is required")),
+        Some(h) if h != method => return Err(differs(id, "Mcp-Method", h, method)),
         Some(_) => {}
     }
-    if let Some(field) = name_field(method) {
-        let body = params.and_then(|p| p.get(field)).and_then(Value::as_str);
-        if let Some(body) = body {
-            match req.header("Mcp-Name").map(decode_header) {
-                None => return Err(mismatch(format!("the Mcp-Name header is required for {}", method))),
-                Some(None) => return Err(mismatch("the Mcp-Name header is not valid base64 UTF-8".into())),
-                Some(Some(h)) if h != body => {
-                    return Err(mismatch(format!(
-                        "Mcp-Name header value '{}' does not match body value '{}'",
-                        crate::logsafe::safe(&h),
-                        crate::logsafe::safe(body)
-                    )))
-                }
-                Some(Some(_)) => {}
-            }
+    let body = name_field(method).and_then(|field| params.and_then(|p| p.get(field)).and_then(Value::as_str));
+    if let Some(body) = body {
+        match req.header("Mcp-Name").map(decode_header) {
+            None => return Err(mismatch(id, &format!("the Mcp-Name header is required for {}", method))),
+            Some(None) => return Err(mismatch(id, "the Mcp-Name header is not valid base64 UTF-8")),
+            Some(Some(h)) if h != body => return Err(differs(id, "Mcp-Name", &h, body)),
+            Some(Some(_)) => {}
         }
     }
     if mv != MODERN {
         return Err(unsupported(mv));
     }
     if !meta.map(|m| m.get(META_CAPS).is_some_and(Value::is_object)).unwrap_or(false) {
-        return Err(error(
-            400,
-            id.clone(),
-            jsonrpc::INVALID_PARAMS,
-            &format!("Invalid params: params._meta must carry `{}` (an object)", META_CAPS),
-            None,
-        ));
+        return Err(invalid_params(format!("Invalid params: params._meta must carry `{}` (an object)", META_CAPS)));
     }
     Ok(())
 }
@@ -179,7 +148,7 @@ pub(super) fn check_param_headers(
     target: &Target,
     id: &Value,
     params: Option<&Value>,
-) -> Result<(), (u16, Value)> {
+) -> Result<(), Resp> {
     let name = params.and_then(|p| p["name"].as_str()).unwrap_or("");
     let (server, tool) = match target {
         Target::One(s) => (s.clone(), name.to_string()),
@@ -191,16 +160,16 @@ pub(super) fn check_param_headers(
     let def = hub.upstream(&server).and_then(|u| u.tool(&tool).ok());
     let Some(def) = def else { return Ok(()) };
     let args = params.map(|p| &p["arguments"]).unwrap_or(&Value::Null);
-    let mismatch = |what: String| error(400, id.clone(), HEADER_MISMATCH, &format!("Header mismatch: {}", what), None);
     for (h, path) in param_headers(&def["inputSchema"]) {
         let value = path.iter().try_fold(args, |a, k| a.get(k));
         let Some(value) = value.filter(|v| !v.is_null()) else { continue };
         let header = format!("Mcp-Param-{}", h);
         let Some(raw) = req.header(&header) else {
-            return Err(mismatch(format!("the {} header is required (argument `{}`)", header, path.join("."))));
+            let what = format!("the {} header is required (argument `{}`)", header, path.join("."));
+            return Err(mismatch(id, &what));
         };
         let Some(got) = decode_header(raw) else {
-            return Err(mismatch(format!("the {} header is not valid base64 UTF-8", header)));
+            return Err(mismatch(id, &format!("the {} header is not valid base64 UTF-8", header)));
         };
         let same = match value {
             Value::String(v) => got == *v,
@@ -209,12 +178,7 @@ pub(super) fn check_param_headers(
             _ => true,
         };
         if !same {
-            return Err(mismatch(format!(
-                "{} header value '{}' does not match body value '{}'",
-                header,
-                crate::logsafe::safe(&got),
-                crate::logsafe::safe(&value.to_string())
-            )));
+            return Err(differs(id, &header, &got, &value.to_string()));
         }
     }
     Ok(())

@@ -2,7 +2,8 @@
 //! (a child's question, or the user's approval of a tool call) waits here under a
 //! `requestState` until the client's retry brings the answer, or [`HELD_TTL`] passes.
 
-use super::modern::{error, name_field, STATE_PREFIX};
+use super::http::{json_resp, rpc_error, send};
+use super::modern::{name_field, STATE_PREFIX};
 use super::modern_shape::{Binding, Shape};
 use super::server::Request;
 use super::session::Target;
@@ -61,24 +62,34 @@ fn input_required(key: &str, question: &Value, state: &str) -> Value {
     json!({"resultType": "input_required", "inputRequests": {key: question}, "requestState": state})
 }
 
-/// Hold the request for the client's answer to `m`; the input-required result to send.
-pub(super) fn hold(resume: super::forward::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
-    let question = json!({"method": m["method"], "params": m.get("params").cloned().unwrap_or(json!({}))});
-    let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
-    let key = format!("mcpctl-{}", &state[..8]);
+/// A new state of ours.
+fn new_state() -> String {
+    format!("{}{}", STATE_PREFIX, super::ids::random_id())
+}
+
+/// Hold a request under `state` (a new one) until its retry; the input-required result
+/// asking `question` under `key`, or why it cannot be held.
+fn park(state: String, waiting: Waiting, key: String, question: Value, binding: Binding) -> Result<Value, String> {
     let result = input_required(&key, &question, &state);
     let mut map = held().locked();
     if map.len() >= MAX_HELD {
         return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
     }
     let first = map.is_empty();
-    let waiting = Waiting::Child { resume, gid };
     map.insert(state, Held { waiting, key, question, binding, expires: Instant::now() + HELD_TTL });
     drop(map);
     if first {
         let _ = std::thread::Builder::new().name("held-requests".into()).spawn(sweep);
     }
     Ok(result)
+}
+
+/// Hold the request for the client's answer to `m`; the input-required result to send.
+pub(super) fn hold(resume: super::forward::Resume, gid: Value, binding: Binding, m: &Value) -> Result<Value, String> {
+    let question = json!({"method": m["method"], "params": m.get("params").cloned().unwrap_or(json!({}))});
+    let state = new_state();
+    let key = format!("mcpctl-{}", &state[..8]);
+    park(state, Waiting::Child { resume, gid }, key, question, binding)
 }
 
 /// The key of the approval question in `inputRequests`/`inputResponses`.
@@ -91,21 +102,7 @@ impl Shape {
         let Some(binding) = self.binding().cloned() else {
             return Err(format!("`{}` takes no input-required result", self.method()));
         };
-        let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
-        let result = input_required(APPROVAL_KEY, &question, &state);
-        let mut map = held().locked();
-        if map.len() >= MAX_HELD {
-            return Err(format!("{} requests already wait for their clients' input, the limit", MAX_HELD));
-        }
-        let first = map.is_empty();
-        let waiting = Waiting::Approval(approval);
-        let key = APPROVAL_KEY.to_string();
-        map.insert(state, Held { waiting, key, question, binding, expires: Instant::now() + HELD_TTL });
-        drop(map);
-        if first {
-            let _ = std::thread::Builder::new().name("held-requests".into()).spawn(sweep);
-        }
-        Ok(result)
+        park(new_state(), Waiting::Approval(approval), APPROVAL_KEY.to_string(), question, binding)
     }
 }
 
@@ -166,22 +163,15 @@ pub(super) fn retry(
         }
     };
     let Some(h) = h else {
-        let (s, e) = error(
-            400,
-            id,
-            jsonrpc::INVALID_PARAMS,
-            "Invalid params: requestState is unknown, expired, already used, or not this request's; call again without it",
-            None,
-        );
-        return super::http::send_status(req, s, Some(&e));
+        let why = "Invalid params: requestState is unknown, expired, already used, or not this request's; call again without it";
+        return send(req, rpc_error(400, id, jsonrpc::INVALID_PARAMS, why));
     };
     let Some(answer) = params["inputResponses"].get(&h.key).cloned() else {
         // Asked again, under a new state (the old one is used up).
-        let state = format!("{}{}", STATE_PREFIX, super::ids::random_id());
+        let state = new_state();
         let result = input_required(&h.key, &h.question, &state);
-        let body = jsonrpc::response(id, result);
         held().locked().insert(state, Held { expires: Instant::now() + HELD_TTL, ..h });
-        return super::http::send_status(req, 200, Some(&body));
+        return send(req, json_resp(200, &jsonrpc::response(id, result)));
     };
     let (resume, gid) = match h.waiting {
         Waiting::Child { resume, gid } => (resume, gid),
@@ -195,9 +185,8 @@ pub(super) fn retry(
             resume.session().take_reply(&gid, Ok(answer));
         }
         Some(req) => {
-            let (s, e) =
-                error(200, id, jsonrpc::INTERNAL_ERROR, "the request ended while it waited for the input", None);
-            super::http::send_status(req, s, Some(&e));
+            let why = "the request ended while it waited for the input";
+            send(req, rpc_error(200, id, jsonrpc::INTERNAL_ERROR, why))
         }
     }
 }

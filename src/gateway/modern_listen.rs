@@ -2,15 +2,15 @@
 //! streams ([`Listener`]), what each opted in to, and delivering the servers' list changes
 //! and resource updates to them.
 
-use super::modern::{error, MODERN, NEXT, STATELESS_PREFIX};
+use super::http::{rpc_error, send};
+use super::modern::stateless_session;
 use super::server::Request;
 use super::session::{Session, Target};
 use super::Hub;
 use crate::jsonrpc;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,20 +70,16 @@ const MAX_URIS: usize = 64;
 /// a session-era server the subscription stays with the server's connection (shared, as
 /// for sessions); a 2026-07-28 child has no `resources/subscribe`: the gateway names the
 /// resource in its own listen stream at the child until this stream ends.
-fn subscribe(hub: &Arc<Hub>, target: &Target, sid: &str, uris: Vec<String>) -> Vec<String> {
-    if uris.is_empty() {
-        return uris;
-    }
-    let session = Arc::new(Session::new(sid.to_string(), target.clone(), MODERN.to_string()));
+fn subscribe(hub: &Arc<Hub>, session: &Arc<Session>, uris: Vec<String>) -> Vec<String> {
     uris.into_iter()
         .filter(|uri| {
-            let owner = match target {
-                Target::One(name) => hub.upstream_for(&session, name),
-                Target::All => super::aggregate::owner_of(hub, &session, uri),
+            let owner = match session.target() {
+                Target::One(name) => hub.upstream_for(session, name),
+                Target::All => super::aggregate::owner_of(hub, session, uri),
             };
             let Some(u) = owner else { return false };
             if u.translates_subscriptions() {
-                return u.subscribe(sid, uri).is_ok();
+                return u.subscribe(session.id(), uri).is_ok();
             }
             let Ok(peer) = u.peer(Duration::from_secs(2)) else { return false };
             let timeout = u.cfg().timeout.min(Duration::from_secs(5));
@@ -104,8 +100,8 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
             a.iter().filter_map(Value::as_str).filter(|u| u.len() <= 4096).take(MAX_URIS).map(str::to_string).collect()
         })
         .unwrap_or_default();
-    let sid = format!("{}{:x}", STATELESS_PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
-    let uris = subscribe(hub, &target, &sid, asked);
+    let session = Arc::new(stateless_session(target.clone()));
+    let uris = subscribe(hub, &session, asked);
     let (tx, rx) = sync_channel(64);
     let me = Arc::new(Listener {
         target,
@@ -114,7 +110,7 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
         prompts: want("promptsListChanged"),
         resources: want("resourcesListChanged"),
         uris,
-        sid,
+        sid: session.id().to_string(),
         tx,
     });
     if let Err(max) = hub.add_listener(me.clone()) {
@@ -123,17 +119,12 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
             "the gateway already has {} subscriptions/listen streams open, the limit (MCPCTL_MAX_SESSIONS); close one or retry later",
             max
         );
-        let (s, e) = error(503, id, jsonrpc::INTERNAL_ERROR, &why, None);
-        return super::http::send_status(req, s, Some(&e));
+        return send(req, rpc_error(503, id, jsonrpc::INTERNAL_ERROR, &why));
     }
-    let mut honored = serde_json::Map::new();
-    for (k, on) in
-        [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)]
-    {
-        if on {
-            honored.insert(k.to_string(), json!(true));
-        }
-    }
+    let flags =
+        [("toolsListChanged", me.tools), ("promptsListChanged", me.prompts), ("resourcesListChanged", me.resources)];
+    let mut honored: serde_json::Map<String, Value> =
+        flags.into_iter().filter(|(_, on)| *on).map(|(k, _)| (k.to_string(), json!(true))).collect();
     if !me.uris.is_empty() {
         honored.insert("resourceSubscriptions".to_string(), json!(me.uris));
     }
@@ -142,26 +133,12 @@ pub(super) fn listen(hub: &Arc<Hub>, req: Request<'_>, target: Target, id: Value
         Some(json!({"notifications": honored, "_meta": {META_SUBSCRIPTION: id}})),
     );
     let mut w = req.into_stream(LISTEN_HEAD);
-    let mut next = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
-    let mut graceful = false;
-    while let Some(bytes) = next.take() {
-        if super::streams::write_chunk(&mut w, &bytes).is_err() {
-            break;
-        }
-        next = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(b) => Some(b),
-            Err(RecvTimeoutError::Timeout) if crate::signals::stopping() => {
-                graceful = true;
-                None
-            }
-            Err(RecvTimeoutError::Timeout) => Some(b":\n\n".to_vec()),
-            Err(RecvTimeoutError::Disconnected) => None,
-        };
-    }
+    let first = Some(crate::sse::frame(None, &ack.to_string()).into_bytes());
+    let graceful = super::streams::pump(&mut w, first, &rx, b":\n\n", crate::signals::stopping);
     hub.remove_listener(&me);
     if graceful {
         let end = jsonrpc::response(id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION: me.id.clone()}}));
-        let _ = super::streams::write_chunk(&mut w, crate::sse::frame(None, &end.to_string()).as_bytes());
+        let _ = w.write_all(&super::streams::event_chunk(&end));
     }
-    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+    let _ = w.write_all(b"0\r\n\r\n");
 }

@@ -143,12 +143,9 @@ impl Shape {
             self.result(&mut v);
             return peer::to_raw(&v);
         }
-        let mut extra = serde_json::Map::new();
-        let mut shaped = Value::Object(serde_json::Map::new());
+        let mut shaped = json!({});
         self.result(&mut shaped);
-        if let Value::Object(m) = shaped {
-            extra = m;
-        }
+        let Value::Object(extra) = shaped else { return raw };
         // `{...}` → `{..., "resultType": …, "_meta": …}` (no comma after an empty object).
         let inner = text.strip_suffix('}').unwrap_or(text).trim_end();
         let mut out = String::with_capacity(text.len() + 128);

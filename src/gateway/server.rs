@@ -149,8 +149,7 @@ impl SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let mut conns = self.registry.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.retain(|(id, _)| *id != self.id);
+        self.registry.conns.locked().retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -192,17 +191,12 @@ pub fn run(listener: TcpListener, limits: Limits, handler: Arc<Handler>) {
         let (registry2, refusing2, limits2, handler2) =
             (registry.clone(), refusing.clone(), limits.clone(), handler.clone());
         let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
-            let guard = match guard {
-                Some(g) => g,
-                None => {
-                    let g = wait_for_slot(&registry2, &stream);
-                    refusing2.fetch_sub(1, Ordering::SeqCst);
-                    match g {
-                        Some(g) => g,
-                        None => return refuse(&stream),
-                    }
-                }
-            };
+            let guard = guard.or_else(|| {
+                let g = wait_for_slot(&registry2, &stream);
+                refusing2.fetch_sub(1, Ordering::SeqCst);
+                g
+            });
+            let Some(guard) = guard else { return refuse(&stream) };
             connection(stream, &guard, accepted, &limits2, &*handler2);
         });
         if spawned.is_err() {
@@ -232,10 +226,19 @@ fn refuse(stream: &TcpStream) {
     let deadline = Instant::now() + Duration::from_secs(1);
     let _ = read_head(&mut r, deadline);
     let body = "mcpctl gateway: too many connections; try again shortly (the cap is MCPCTL_MAX_CONNECTIONS)";
+    answer_and_close(stream, 503, "text/plain; charset=utf-8", "Retry-After: 1\r\n", body);
+}
+
+/// Answer with a text `body` (after the `extra` header lines) and close the connection.
+fn answer_and_close(stream: &TcpStream, status: u16, content_type: &str, extra: &str, body: &str) {
     let _ = (&*stream).write_all(
         format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
+            status,
+            reason(status),
+            content_type,
             body.len(),
+            extra,
             body
         )
         .as_bytes(),
@@ -321,18 +324,7 @@ fn connection(stream: Arc<TcpStream>, guard: &SlotGuard, accepted: Instant, limi
             Err(HeadError::Closed) => break,
             Err(e) => {
                 let (status, why) = e.status();
-                let _ = (&*stream).write_all(
-                    format!(
-                        "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                        status,
-                        reason(status),
-                        why.len(),
-                        why
-                    )
-                    .as_bytes(),
-                );
-                linger_close(&stream);
-                return;
+                return answer_and_close(&stream, status, "text/plain", "", &why);
             }
         };
         if !guard.busy() {
@@ -349,16 +341,15 @@ fn connection(stream: Arc<TcpStream>, guard: &SlotGuard, accepted: Instant, limi
             log::error!("a request was not answered; its connection was closed");
             break;
         }
+        let close = state.close || state.body_left != Body::None;
         if let Some(slot) = state.deferred.take() {
-            if state.close || state.body_left != Body::None {
-                slot.wait_done();
-                linger_close(&stream);
-                return;
+            if !close {
+                pending = Some(slot);
+                continue;
             }
-            pending = Some(slot);
-            continue;
+            slot.wait_done();
         }
-        if state.close || state.body_left != Body::None {
+        if close {
             linger_close(&stream);
             return;
         }
@@ -549,16 +540,21 @@ pub(super) fn response(status: u16, headers: &[(&str, &str)], body: &[u8], close
     out
 }
 
+/// The next bytes of a body, before `deadline`.
+fn fill(r: &mut Reader, deadline: Instant) -> Result<&[u8], BodyError> {
+    if Instant::now() > deadline {
+        return Err(BodyError::Unreadable);
+    }
+    match r.fill_buf() {
+        Ok([]) | Err(_) => Err(BodyError::Unreadable),
+        Ok(buf) => Ok(buf),
+    }
+}
+
 fn read_exact(r: &mut Reader, n: usize, deadline: Instant) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::with_capacity(n.min(1 << 20));
     while body.len() < n {
-        if Instant::now() > deadline {
-            return Err(BodyError::Unreadable);
-        }
-        let buf = r.fill_buf().map_err(|_| BodyError::Unreadable)?;
-        if buf.is_empty() {
-            return Err(BodyError::Unreadable);
-        }
+        let buf = fill(r, deadline)?;
         let take = buf.len().min(n - body.len());
         body.extend_from_slice(&buf[..take]);
         r.consume(take);
@@ -570,14 +566,7 @@ fn read_chunked(r: &mut Reader, limit: usize, deadline: Instant) -> Result<Vec<u
     let mut chunked = Chunked::new(limit);
     let mut body = Vec::new();
     loop {
-        if Instant::now() > deadline {
-            return Err(BodyError::Unreadable);
-        }
-        let buf = r.fill_buf().map_err(|_| BodyError::Unreadable)?;
-        if buf.is_empty() {
-            return Err(BodyError::Unreadable);
-        }
-        let (used, done) = chunked.feed(buf, &mut body)?;
+        let (used, done) = chunked.feed(fill(r, deadline)?, &mut body)?;
         r.consume(used);
         if done {
             return Ok(body);

@@ -187,13 +187,7 @@ impl Session {
     /// it was in flight.
     pub fn cancel(&self, key: &str, why: &str) -> bool {
         let entry = self.inflight.locked().remove(key);
-        match entry {
-            Some(cancel) => {
-                cancel(why);
-                true
-            }
-            None => false,
-        }
+        entry.map(|cancel| cancel(why)).is_some()
     }
 
     pub fn touch(&self) {
@@ -219,13 +213,11 @@ impl Session {
     /// A standalone stream ended (its client went away): forget it now, not at the next
     /// message (a session whose clients reconnect would otherwise pile up dead streams).
     pub fn close_stream(&self, n: u64) {
-        let gone: Vec<_> = {
+        let gone = {
             let mut streams = self.streams.locked();
-            let (gone, kept) = std::mem::take(&mut *streams).into_iter().partition(|(k, _)| *k == n);
-            *streams = kept;
-            gone
+            streams.iter().position(|(k, _)| *k == n).map(|i| streams.remove(i))
         };
-        drop(gone);
+        drop(gone); // outside the lock
     }
 
     /// How many standalone streams are open.
@@ -240,17 +232,14 @@ impl Session {
         let mut streams = self.streams.locked();
         let mut delivered = false;
         streams.retain(|(_, tx)| {
-            if delivered {
-                return true;
-            }
-            match tx.try_send(bytes.clone()) {
-                Ok(()) => {
-                    delivered = true;
-                    true
+            if !delivered {
+                match tx.try_send(bytes.clone()) {
+                    Ok(()) => delivered = true,
+                    Err(TrySendError::Full(_)) => {}
+                    Err(TrySendError::Disconnected(_)) => return false,
                 }
-                Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Disconnected(_)) => false,
             }
+            true
         });
         delivered
     }

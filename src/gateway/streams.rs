@@ -8,15 +8,16 @@ use super::session::Target;
 use super::Hub;
 use serde_json::Value;
 use std::io::Write;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The head of an event-stream answer (the connection ends with the stream).
 pub(super) const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
 
-/// The last event of an event-stream answer, and its end.
-pub(super) fn end_stream(mut s: DeferredStream, answer: &Value) {
-    s.send(&event_chunk(answer));
+/// The last event of an event-stream answer (its JSON text), and its end.
+pub(super) fn end_stream(mut s: DeferredStream, answer: &str) {
+    s.send(&chunk(crate::sse::frame(None, answer).as_bytes()));
     s.send(b"0\r\n\r\n");
 }
 
@@ -34,45 +35,45 @@ pub(super) fn chunk(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Take over the connection and start a chunked `text/event-stream` response.
-pub(super) fn start_sse(req: Request<'_>) -> Stream {
-    req.into_stream(SSE_HEAD)
-}
-
-pub(super) fn write_chunk(w: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(&chunk(bytes))
+/// Write `first`, then each message that comes on `rx` (a `keepalive` comment after 15 s
+/// of none), each as a chunk, until the client or the sender is gone or `stop` says so
+/// after a quiet 15 s; then the end of the chunks. Whether `stop` ended it (the caller may
+/// write a last event before the end).
+pub(super) fn pump(
+    w: &mut Stream,
+    first: Option<Vec<u8>>,
+    rx: &Receiver<Vec<u8>>,
+    keepalive: &[u8],
+    stop: impl Fn() -> bool,
+) -> bool {
+    let mut next = first;
+    loop {
+        if let Some(bytes) = next.take() {
+            if w.write_all(&chunk(&bytes)).is_err() {
+                return false;
+            }
+        }
+        next = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(b) => Some(b),
+            Err(RecvTimeoutError::Timeout) if stop() => return true,
+            Err(RecvTimeoutError::Timeout) => Some(keepalive.to_vec()),
+            Err(RecvTimeoutError::Disconnected) => return false,
+        };
+    }
 }
 
 /// GET: a standalone stream for messages not tied to a request.
 pub(super) fn get_stream(hub: &Arc<Hub>, req: Request<'_>, target: &Target) {
     if !accepts(&req, "text/event-stream") {
-        send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
-        return;
+        return send(req, text(406, "Not Acceptable: Accept must list text/event-stream"));
     }
     let session = match session_of(hub, &req, target) {
         Ok(s) => s,
-        Err(r) => {
-            send(req, r);
-            return;
-        }
+        Err(r) => return send(req, r),
     };
     let (n, rx) = session.open_stream();
-    let mut w = start_sse(req);
-    loop {
-        let chunk = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(b) => b,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if session.is_closed() || crate::signals::stopping() {
-                    break;
-                }
-                b": keep-alive\n\n".to_vec()
-            }
-            Err(_) => break,
-        };
-        if write_chunk(&mut w, &chunk).is_err() {
-            break;
-        }
-    }
+    let mut w = req.into_stream(SSE_HEAD);
+    pump(&mut w, None, &rx, b": keep-alive\n\n", || session.is_closed() || crate::signals::stopping());
     session.close_stream(n);
-    let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+    let _ = w.write_all(b"0\r\n\r\n");
 }

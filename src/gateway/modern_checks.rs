@@ -10,39 +10,8 @@ use super::session::Target;
 use super::Hub;
 use crate::client::PROTOCOL_VERSIONS;
 use crate::jsonrpc;
+use crate::transport::http::{decode_header, param_headers};
 use serde_json::{json, Value};
-
-/// `=?base64?…?=` header values decoded; others as they are. `None`: not valid base64/UTF-8.
-fn decode_header(v: &str) -> Option<String> {
-    let Some(inner) = v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) else {
-        return Some(v.to_string());
-    };
-    // Strict: the standard alphabet, whole quanta, padding only at the end (SEP-2243).
-    let body = inner.trim_end_matches('=');
-    if inner.len() % 4 != 0 || inner.len() - body.len() > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(inner.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in body.bytes() {
-        let d = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(d);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// A 400 "Header mismatch" (-32020) answer.
 fn mismatch(id: &Value, what: &str) -> Resp {
@@ -118,28 +87,6 @@ pub(super) fn validate(req: &Request<'_>, id: &Value, method: &str, params: Opti
     Ok(())
 }
 
-/// The `x-mcp-header` annotations of an input schema: (header name, property path), found
-/// through `properties` only (the only places the annotation is valid), at most 16 deep.
-fn param_headers(schema: &Value) -> Vec<(String, Vec<String>)> {
-    fn walk(s: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
-        let Some(props) = s.get("properties").and_then(Value::as_object) else { return };
-        if path.len() >= 16 {
-            return;
-        }
-        for (k, p) in props {
-            path.push(k.clone());
-            if let Some(h) = p.get("x-mcp-header").and_then(Value::as_str) {
-                out.push((h.to_string(), path.clone()));
-            }
-            walk(p, path, out);
-            path.pop();
-        }
-    }
-    let mut out = Vec::new();
-    walk(schema, &mut Vec::new(), &mut out);
-    out
-}
-
 /// A `tools/call`'s `Mcp-Param-*` headers against its arguments, for the parameters the
 /// tool's schema mirrors into headers (as the gateway has the schema cached).
 pub(super) fn check_param_headers(
@@ -160,7 +107,8 @@ pub(super) fn check_param_headers(
     let def = hub.upstream(&server).and_then(|u| u.tool(&tool).ok());
     let Some(def) = def else { return Ok(()) };
     let args = params.map(|p| &p["arguments"]).unwrap_or(&Value::Null);
-    for (h, path) in param_headers(&def["inputSchema"]) {
+    // A tool whose marks break the rules mirrors nothing (clients leave it out of their lists).
+    for (h, path) in param_headers(&def["inputSchema"]).unwrap_or_default() {
         let value = path.iter().try_fold(args, |a, k| a.get(k));
         let Some(value) = value.filter(|v| !v.is_null()) else { continue };
         let header = format!("Mcp-Param-{}", h);
@@ -182,22 +130,4 @@ pub(super) fn check_param_headers(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_values_decode() {
-        assert_eq!(decode_header("plain").as_deref(), Some("plain"));
-        assert_eq!(decode_header("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(), Some("Hello, 世界"));
-        assert_eq!(decode_header("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").as_deref(), Some("=?base64?literal?="));
-        assert_eq!(decode_header("=?base64?!!?="), None);
-        // Padding is required, and only the standard alphabet counts.
-        assert_eq!(decode_header("=?base64?SGVsbG8?="), None);
-        assert_eq!(decode_header("=?base64?SGVsbG8=?=").as_deref(), Some("Hello"));
-        assert_eq!(decode_header("=?base64?SGVs!!!bG8=?="), None);
-        assert_eq!(decode_header("=?base64?-_8=?="), None);
-    }
 }

@@ -36,7 +36,7 @@ mod param_headers;
 mod stream;
 
 use credentials::auth_headers;
-pub(crate) use param_headers::{header_value, name_of, param_headers, param_values, ParamHeader};
+pub(crate) use param_headers::{decode_header, header_value, name_of, param_headers, param_values, ParamHeader};
 
 pub struct HttpTransport {
     inner: Arc<Inner>,

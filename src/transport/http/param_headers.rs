@@ -1,6 +1,6 @@
 //! The 2026-07-28 request headers of the Streamable HTTP client: `Mcp-Name`, and the
 //! `Mcp-Param-*` headers mirrored from tool parameters marked `x-mcp-header` (plain or
-//! `=?base64?…?=` values).
+//! `=?base64?…?=` values, and their decoding, which the gateway checks).
 
 use serde_json::Value;
 
@@ -96,6 +96,38 @@ pub(crate) fn header_value(v: &str) -> String {
     }
 }
 
+/// `=?base64?…?=` header values decoded; others as they are. `None`: not valid base64/UTF-8.
+pub(crate) fn decode_header(v: &str) -> Option<String> {
+    let Some(inner) = v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) else {
+        return Some(v.to_string());
+    };
+    // Strict: the standard alphabet, whole quanta, padding only at the end (SEP-2243).
+    let body = inner.trim_end_matches('=');
+    if inner.len() % 4 != 0 || inner.len() - body.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(inner.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in body.bytes() {
+        let d = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(d);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
@@ -117,6 +149,19 @@ fn base64(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn header_values_decode() {
+        assert_eq!(decode_header("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_header("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(), Some("Hello, 世界"));
+        assert_eq!(decode_header("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").as_deref(), Some("=?base64?literal?="));
+        assert_eq!(decode_header("=?base64?!!?="), None);
+        // Padding is required, and only the standard alphabet counts.
+        assert_eq!(decode_header("=?base64?SGVsbG8?="), None);
+        assert_eq!(decode_header("=?base64?SGVsbG8=?=").as_deref(), Some("Hello"));
+        assert_eq!(decode_header("=?base64?SGVs!!!bG8=?="), None);
+        assert_eq!(decode_header("=?base64?-_8=?="), None);
+    }
 
     #[test]
     fn header_values_are_plain_or_base64_as_the_spec_shows() {

@@ -35,14 +35,14 @@ test: deps static-test
 	PATH="$(DEPS_PATH)" CONFORMANCE_MODERN=1 scripts/conformance-gateway.sh target/debug
 
 # The fuzzes of `make test`, longer and from a new seed: first the pure HTTP/1.1 parser
-# (src/gateway/http1_fuzz.rs), then the gateway over sockets (tests/it/gateway_fuzz.rs).
+# (src/http1/fuzz.rs), then the gateway over sockets (tests/it/gateway_fuzz.rs).
 # Each prints the seed, and a failing case prints how to replay it.
 MCPCTL_FUZZ_SEED  ?= $(shell date +%s)
 MCPCTL_FUZZ_ITERS ?= 50000
 MCPCTL_FUZZ_JOBS  ?= 2
 fuzz:
 	MCPCTL_FUZZ_SEED=$(MCPCTL_FUZZ_SEED) MCPCTL_FUZZ_ITERS=$(MCPCTL_FUZZ_ITERS) \
-	  $(CARGO) test --lib gateway::http1_fuzz -- --nocapture
+	  $(CARGO) test --lib http1::fuzz -- --nocapture
 	MCPCTL_FUZZ_SEED=$(MCPCTL_FUZZ_SEED) MCPCTL_FUZZ_ITERS=$(MCPCTL_FUZZ_ITERS) MCPCTL_FUZZ_JOBS=$(MCPCTL_FUZZ_JOBS) \
 	  $(CARGO) test --test it gateway_fuzz:: -- --nocapture
 

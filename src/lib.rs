@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod gateway;
+pub(crate) mod http1;
 pub mod jsonrpc;
 pub mod launch;
 pub mod logsafe;

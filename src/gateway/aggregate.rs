@@ -2,17 +2,15 @@
 //! named `<server>__<name>`, resources owned by the server that listed them — with each
 //! request routed to its server or answered by merging all of them.
 
-use super::approval::{ask, ask_modern};
 use super::forward::forward;
-use super::gate::{listed, permit};
-use super::mcp::{reply, set_log_level, subscription};
+use super::gate::listed;
+use super::mcp::{call_tool, reply, set_log_level, subscription};
 use super::modern_shape::Shape;
 use super::server::Request;
 use super::session::Session;
 use super::upstream::{State, Upstream};
 use super::{names, Hub};
 use crate::jsonrpc;
-use crate::policy;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,18 +88,7 @@ pub(super) fn aggregated(
             };
             params["name"] = json!(tool);
             let u = hub.upstream_for(session, server).expect("listed");
-            match permit(hub, session, &u, tool, &id) {
-                Ok(policy::Gate::Run) => {}
-                Ok(policy::Gate::Ask) => match shape {
-                    None => return ask(req, session, &u, id, Some(params)),
-                    Some(shape) => return ask_modern(req, session, &u, shape, id, Some(params)),
-                },
-                Err(r) => {
-                    reply(req, shape.as_deref(), r);
-                    return;
-                }
-            }
-            forward(req, session, &u, id, method, Some(params), shape.clone())
+            call_tool(hub, req, session, &u, id, tool, Some(params), shape.clone())
         }
         "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
         "resources/list" => {

@@ -226,14 +226,7 @@ pub(super) fn serve(
             }
             if method == "tools/call" {
                 let tool = params.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
-                match permit(hub, session, &u, &tool, &id) {
-                    Ok(policy::Gate::Run) => {}
-                    Ok(policy::Gate::Ask) => match shape {
-                        None => return ask(req, session, &u, id, params),
-                        Some(shape) => return ask_modern(req, session, &u, shape, id, params),
-                    },
-                    Err(r) => return reply(req, shape.as_deref(), r),
-                }
+                return call_tool(hub, req, session, &u, id, &tool, params, shape);
             }
             if matches!(method, "resources/subscribe" | "resources/unsubscribe") && u.translates_subscriptions() {
                 return reply(req, shape.as_deref(), subscription(session, &u, id, method, params.as_ref()));
@@ -241,6 +234,29 @@ pub(super) fn serve(
             forward(req, session, &u, id, method, params, shape)
         }
         Target::All => aggregated(hub, req, session, id, method, params, shape),
+    }
+}
+
+/// A `tools/call` of `tool` at `u`, as the policy says: run, asked of the client's user
+/// first, or refused.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn call_tool(
+    hub: &Arc<Hub>,
+    req: Request<'_>,
+    session: &Arc<Session>,
+    u: &Arc<Upstream>,
+    id: Value,
+    tool: &str,
+    params: Option<Value>,
+    shape: Option<Arc<Shape>>,
+) {
+    match permit(hub, session, u, tool, &id) {
+        Ok(policy::Gate::Run) => forward(req, session, u, id, "tools/call", params, shape),
+        Ok(policy::Gate::Ask) => match shape {
+            None => ask(req, session, u, id, params),
+            Some(shape) => ask_modern(req, session, u, shape, id, params),
+        },
+        Err(r) => reply(req, shape.as_deref(), r),
     }
 }
 

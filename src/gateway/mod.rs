@@ -20,9 +20,6 @@ mod eras;
 mod forward;
 mod gate;
 mod http;
-pub(crate) mod http1;
-#[cfg(test)]
-mod http1_fuzz;
 mod ids;
 mod mcp;
 mod modern;
@@ -338,14 +335,8 @@ impl Hub {
             *last = Instant::now();
         }
         let idle = self.opts.session_idle;
-        let expired: Vec<String> = self
-            .sessions
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|s| s.idle_for() > idle)
-            .map(|s| s.id().to_string())
-            .collect();
+        let expired: Vec<String> =
+            self.sessions.locked().values().filter(|s| s.idle_for() > idle).map(|s| s.id().to_string()).collect();
         for id in expired {
             log::info!("session {}… expired after {:?} idle", &id[..8], idle);
             self.remove_session(&id);

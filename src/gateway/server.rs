@@ -16,8 +16,8 @@
 
 use super::deferred::Slot;
 pub use super::deferred::{Budget, Deferred, DeferredStream};
-pub use super::http1::BodyError;
-use super::http1::{Body, Chunked, Head, HeadError, HeadReader};
+pub use crate::http1::BodyError;
+use crate::http1::{Body, Chunked, Head, HeadError, HeadReader};
 use crate::sync::Locked;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -4,9 +4,9 @@
 //!
 //! The syntax is not ours: the answer's head is parsed by `httparse::Response` (at most
 //! `http1::MAX_HEAD` bytes and `http1::MAX_HEADERS` headers), a chunked body is decoded by
-//! the gateway's own `http1::Chunked` (bounded chunk-size lines and total size).
+//! our own `http1::Chunked` (the gateway's too) (bounded chunk-size lines and total size).
 
-use crate::gateway::http1::{self, BodyError};
+use crate::http1::{self, BodyError};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};

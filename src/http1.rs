@@ -1,6 +1,7 @@
-//! The gateway's HTTP/1.1 request syntax (RFC 9112), without any I/O: bytes in, a parsed
-//! request head, a framing decision or a typed error out. `server.rs` feeds these from its
-//! sockets; the unit tests below and `http1_fuzz.rs` feed them from tables and a fuzzer.
+//! HTTP/1.1 syntax (RFC 9112) without any I/O: bytes in, a parsed request head, a framing
+//! decision or a typed error out. The gateway's server (`gateway/server.rs`) feeds these
+//! from its sockets; `serve`'s small HTTP client reads chunked answers and the head limits
+//! here too; the unit tests below and `http1/fuzz.rs` feed them from tables and a fuzzer.
 //!
 //! - [`HeadReader`]: finds the end of a request head in a byte stream (any split), bounded
 //!   by line length, head size and header count (431 past them).
@@ -561,6 +562,9 @@ pub fn head_of(bytes: &[u8]) -> Result<(Head, usize), HeadError> {
         _ => Err(r.end_of_input()),
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

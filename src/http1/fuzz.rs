@@ -8,7 +8,7 @@
 //! debug build); `make fuzz` runs more from a new seed (`MCPCTL_FUZZ_SEED`,
 //! `MCPCTL_FUZZ_ITERS`); `MCPCTL_FUZZ_ONLY=<iteration>` replays one case and prints it.
 
-use super::http1::{head_of, parse_head, BodyError, Chunked, HeadError, HeadReader};
+use super::{head_of, parse_head, BodyError, Chunked, HeadError, HeadReader};
 
 const DEFAULT_SEED: u64 = 0x6d63_7063_746c_4831;
 const DEFAULT_ITERS: u64 = 3000;
@@ -314,7 +314,7 @@ fn the_parser_keeps_its_invariants_on_mutated_and_random_input() {
         };
         if let Some(why) = failed {
             panic!(
-                "http1 parser fuzz, seed {seed:#x}, case {iter}: {why}\n  input: {}\n  replay: MCPCTL_FUZZ_SEED={seed:#x} MCPCTL_FUZZ_ONLY={iter} cargo test --lib gateway::http1_fuzz -- --nocapture",
+                "http1 parser fuzz, seed {seed:#x}, case {iter}: {why}\n  input: {}\n  replay: MCPCTL_FUZZ_SEED={seed:#x} MCPCTL_FUZZ_ONLY={iter} cargo test --lib http1::fuzz -- --nocapture",
                 escaped(&input, false)
             );
         }

@@ -1,9 +1,12 @@
 //! The command line, parsed into plain data (nothing here touches files or the network).
 //! Our own options are recognised anywhere on the line; after `call <server> <tool>` (and
-//! `prompt <server> <name>`) every other `--name` is a tool (prompt) argument; `--` ends our
-//! options.
+//! `prompt <server> <name>`) every other `--name` but a global option is a tool (prompt)
+//! argument; `--` ends our options. The tables of `usage` say which options there are,
+//! which take a value, their short forms and which commands take them; the `match` in
+//! [`parse`] says only where each one's value goes.
 
 use crate::error::{Error, Result};
+use crate::usage::{self, Opt};
 use lexopt::prelude::*;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -138,11 +141,8 @@ struct CompleteOpts {
     arg: Option<String>,
     value: Option<String>,
     context: Vec<String>,
-    used: Vec<&'static str>,
 }
 
-/// Whether the words so far are `call <server> <tool>` or `prompt <server> <name>` (without
-/// the server with --url): what follows is arguments.
 /// What an option of ours after the tool's name does before the schema settles it: those
 /// that shape the connection or the output act at once (undone, or an error naming both
 /// readings, when the tool turns out to declare the name); `--dry-run`, `--yes` and
@@ -167,6 +167,8 @@ fn provisional(g: &mut Globals, name: &str, value: Option<&str>) {
     }
 }
 
+/// Whether the words so far are `call <server> <tool>` or `prompt <server> <name>` (without
+/// the server with --url): what follows is arguments.
 fn takes_arguments(pos: &[String], url: bool) -> bool {
     matches!(pos.first().map(String::as_str), Some("call" | "prompt")) && pos.len() >= if url { 2 } else { 3 }
 }
@@ -200,130 +202,49 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
     let mut version = false;
     let mut pos: Vec<String> = Vec::new();
     let mut tool_args: Vec<ToolArg> = Vec::new();
-    let mut used_start_flags: Vec<&str> = Vec::new();
     let mut comp = CompleteOpts::default();
+    // Our options given that are not global, in order: each must be one of the command's.
+    let mut own: Vec<&'static str> = Vec::new();
     let mut p = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| Error::usage(e.to_string()).hint("see `mcpctl --help`");
     while let Some(arg) = p.next().map_err(err)? {
         // `call <server> <tool>`, or `call --url URL <tool>`: what follows is tool arguments
-        // (prompt arguments after `prompt <server> <name>`).
+        // (prompt arguments after `prompt <server> <name>`), except our global options.
         let in_call = takes_arguments(&pos, g.url.is_some());
         // After a tool's name, an option of ours that is also a likely parameter name is
         // held until the tool's schema says whose it is (`call fetch fetch --url …`).
         let calling = pos.first().map(|c| c == "call").unwrap_or(false);
-        if let (true, Long(name)) = (in_call && calling, &arg) {
-            if LATE.contains(name) {
+        let o: &'static Opt = match arg {
+            Long(name) if in_call && calling && LATE.contains(&name) => {
                 let name = name.to_string();
-                let value = match p.optional_value() {
-                    Some(v) => Some(string(v)),
-                    None => next_is_value(&mut p).map_err(err)?,
-                };
+                let value = loose_value(&mut p).map_err(err)?;
                 provisional(&mut g, &name, value.as_deref());
                 tool_args.push(ToolArg::Late(name, value));
                 continue;
             }
-        }
-        match arg {
-            Long("project-root") => g.project_root = Some(p.value().map_err(err)?.into()),
-            Long("config") => g.config = Some(p.value().map_err(err)?.into()),
-            Long("json-output") => g.json_output = true,
-            Long("dry-run") => g.dry_run = true,
-            Long("verbose") | Short('v') => g.verbose = true,
-            Long("timeout") => {
-                let v = string(p.value().map_err(err)?);
-                match v.parse::<f64>() {
-                    Ok(s) if s > 0.0 && s <= 86_400.0 => g.timeout = Some(s),
-                    _ => return Err(Error::usage(format!("--timeout takes seconds (a number above 0), not `{}`", v))),
+            Long(name) => match usage::find_opt(name) {
+                Some(o) if !in_call || usage::is_global(o) => o,
+                _ if in_call => {
+                    let name = name.to_string();
+                    tool_args.push(match name.as_str() {
+                        "var" => ToolArg::Var(string(p.value().map_err(err)?)),
+                        "json" => ToolArg::Json(string(p.value().map_err(err)?)),
+                        _ => ToolArg::Pair(name, loose_value(&mut p).map_err(err)?),
+                    });
+                    continue;
                 }
-            }
-            Long("yes") | Short('y') => g.yes = true,
-            Long("no-daemon") => g.no_daemon = true,
-            Long("progress") => g.progress = true,
-            Long("url") => g.url = Some(string(p.value().map_err(err)?)),
-            Long("help") | Short('h') => help = true,
-            Long("version") | Short('V') => version = true,
-            Long("host") => {
-                start.host = Some(string(p.value().map_err(err)?));
-                used_start_flags.push("host");
-            }
-            Long("port") => {
-                let v = string(p.value().map_err(err)?);
-                start.port = Some(
-                    v.parse()
-                        .map_err(|_| Error::usage(format!("--port takes a port number (0-65535), not `{}`", v)))?,
-                );
-                used_start_flags.push("port");
-            }
-            Long("token") => {
-                start.token = Some(string(p.value().map_err(err)?));
-                used_start_flags.push("token");
-            }
-            Long("foreground") => {
-                start.foreground = true;
-                used_start_flags.push("foreground");
-            }
-            Long("allowed-host") => {
-                start.allowed_hosts.push(string(p.value().map_err(err)?));
-                used_start_flags.push("allowed-host");
-            }
-            Long("allowed-origin") => {
-                start.allowed_origins.push(string(p.value().map_err(err)?));
-                used_start_flags.push("allowed-origin");
-            }
-            Long("node-id") => {
-                start.node_id = Some(string(p.value().map_err(err)?));
-                used_start_flags.push("node-id");
-            }
-            Long("follow") | Short('f') if !in_call => follow = true,
-            Long("force") if !in_call => force = true,
-            Long("names") if !in_call => names = true,
-            Long("write") if !in_call => write = true,
-            Long("stdio") if !in_call => serve_stdio = true,
-            Long("server") if !in_call => serve_server = Some(string(p.value().map_err(err)?)),
-            Long("prompt") if !in_call => {
-                comp.prompt = Some(string(p.value().map_err(err)?));
-                comp.used.push("prompt");
-            }
-            Long("resource") if !in_call => {
-                comp.resource = Some(string(p.value().map_err(err)?));
-                comp.used.push("resource");
-            }
-            Long("arg") if !in_call => {
-                comp.arg = Some(string(p.value().map_err(err)?));
-                comp.used.push("arg");
-            }
-            Long("value") if !in_call => {
-                comp.value = Some(string(p.value().map_err(err)?));
-                comp.used.push("value");
-            }
-            Long("context") if !in_call => {
-                comp.context.push(string(p.value().map_err(err)?));
-                comp.used.push("context");
-            }
-            Long(name) if in_call => {
-                let name = name.to_string();
-                match name.as_str() {
-                    "var" => tool_args.push(ToolArg::Var(string(p.value().map_err(err)?))),
-                    "json" => tool_args.push(ToolArg::Json(string(p.value().map_err(err)?))),
-                    _ => {
-                        let value = match p.optional_value() {
-                            Some(v) => Some(string(v)),
-                            None => next_is_value(&mut p).map_err(err)?,
-                        };
-                        tool_args.push(ToolArg::Pair(name, value));
-                    }
+                _ => {
+                    let e = Error::usage(format!("unknown option --{}", name));
+                    return Err(match closest(name, &usage::all_option_names()) {
+                        Some(close) => e.hint(format!("did you mean --{}?", close)),
+                        None => e.hint("tool arguments go after `call <server> <tool>`; see `mcpctl --help`"),
+                    });
                 }
-            }
-            Long(name) => {
-                let mut e = Error::usage(format!("unknown option --{}", name));
-                if let Some(close) = closest(name, &crate::usage::all_option_names()) {
-                    e = e.hint(format!("did you mean --{}?", close));
-                } else {
-                    e = e.hint("tool arguments go after `call <server> <tool>`; see `mcpctl --help`");
-                }
-                return Err(e);
-            }
-            Short(c) => return Err(Error::usage(format!("unknown option -{}", c)).hint("see `mcpctl --help`")),
+            },
+            Short(c) => match usage::find_short(c) {
+                Some(o) if !in_call || usage::is_global(o) => o,
+                _ => return Err(Error::usage(format!("unknown option -{}", c)).hint("see `mcpctl --help`")),
+            },
             Value(v) => {
                 let v = string(v);
                 if in_call {
@@ -332,7 +253,57 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
                         .hint(format!("give {} arguments as --key value, --var key=value or --json '{{...}}'", what)));
                 }
                 pos.push(v);
+                continue;
             }
+        };
+        // Whether it takes a value is the table's; where the value goes is said here.
+        let v = match o.value {
+            Some(_) => string(p.value().map_err(err)?),
+            None => String::new(),
+        };
+        if !usage::is_global(o) {
+            own.push(o.long);
+        }
+        match o.long {
+            "project-root" => g.project_root = Some(v.into()),
+            "config" => g.config = Some(v.into()),
+            "url" => g.url = Some(v),
+            "json-output" => g.json_output = true,
+            "dry-run" => g.dry_run = true,
+            "timeout" => match v.parse::<f64>() {
+                Ok(s) if s > 0.0 && s <= 86_400.0 => g.timeout = Some(s),
+                _ => return Err(Error::usage(format!("--timeout takes seconds (a number above 0), not `{}`", v))),
+            },
+            "yes" => g.yes = true,
+            "no-daemon" => g.no_daemon = true,
+            "progress" => g.progress = true,
+            "verbose" => g.verbose = true,
+            "help" => help = true,
+            "version" => version = true,
+            "host" => start.host = Some(v),
+            "port" => {
+                start.port = Some(
+                    v.parse()
+                        .map_err(|_| Error::usage(format!("--port takes a port number (0-65535), not `{}`", v)))?,
+                )
+            }
+            "token" => start.token = Some(v),
+            "foreground" => start.foreground = true,
+            "allowed-host" => start.allowed_hosts.push(v),
+            "allowed-origin" => start.allowed_origins.push(v),
+            "node-id" => start.node_id = Some(v),
+            "follow" => follow = true,
+            "force" => force = true,
+            "write" => write = true,
+            "names" => names = true,
+            "prompt" => comp.prompt = Some(v),
+            "resource" => comp.resource = Some(v),
+            "arg" => comp.arg = Some(v),
+            "value" => comp.value = Some(v),
+            "context" => comp.context.push(v),
+            "stdio" => serve_stdio = true,
+            "server" => serve_server = Some(v),
+            other => return Err(Error::internal(format!("--{} is in the option tables but not parsed", other))),
         }
     }
     if !after_dashdash.is_empty() {
@@ -355,26 +326,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
         return Ok(Cli { globals: g, command: Command::Help(topic) });
     }
     let cmd = pos[0].as_str();
-    if cmd != "start" {
-        if let Some(f) = used_start_flags.first() {
-            return Err(Error::usage(format!("--{} is an option of `mcpctl start`, not of `{}`", f, cmd)));
-        }
-    }
-    if names && cmd != "list" {
-        return Err(Error::usage(format!("--names is an option of `mcpctl list`, not of `{}`", cmd)));
-    }
-    if cmd != "complete" {
-        if let Some(f) = comp.used.first() {
-            return Err(Error::usage(format!("--{} is an option of `mcpctl complete`, not of `{}`", f, cmd)));
-        }
-    }
-    if cmd != "serve" {
-        if let Some(f) = [(serve_stdio, "stdio"), (serve_server.is_some(), "server")].iter().find(|(u, _)| *u) {
-            return Err(Error::usage(format!("--{} is an option of `mcpctl serve`, not of `{}`", f.1, cmd)));
-        }
-    }
-    if write && cmd != "import" {
-        return Err(Error::usage(format!("--write is an option of `mcpctl import`, not of `{}`", cmd)));
+    // An option of another command (the first given, in order) is refused, naming its own.
+    if let Some(o) = own.iter().find(|o| !usage::takes(cmd, o)) {
+        let owners: Vec<String> = usage::commands_taking(o).iter().map(|c| format!("`mcpctl {}`", c)).collect();
+        return Err(Error::usage(format!("--{} is an option of {}, not of `{}`", o, owners.join(" and "), cmd)));
     }
     let arity = |min: usize, max: usize, usage: &str| -> Result<()> {
         let n = pos.len() - 1;
@@ -533,6 +488,15 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli> {
 
 fn string(v: OsString) -> String {
     v.to_string_lossy().into_owned()
+}
+
+/// A tool argument's value, if it has one: `--key=value`, or `--key value` (see
+/// [`next_is_value`]).
+fn loose_value(p: &mut lexopt::Parser) -> std::result::Result<Option<String>, lexopt::Error> {
+    match p.optional_value() {
+        Some(v) => Ok(Some(string(v))),
+        None => next_is_value(p),
+    }
 }
 
 /// `--key value`: the next word is the value unless it is another `--option`.

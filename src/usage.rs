@@ -1,8 +1,9 @@
 //! What the command line offers, as tables: every command with its usage, what it does, its
-//! own options and examples, and every option with its help. `mcpctl --help`,
-//! `mcpctl help <command>`, `mcpctl <command> --help` and `mcpctl completion bash|zsh|fish`
-//! are all drawn from these tables, and a unit test in `cli` holds the parser to the same
-//! option names, so help, completion and parsing cannot drift apart.
+//! own options and examples, and every option with its help. The parser (`cli`) reads them
+//! for whether an option takes a value, its short form, and which commands take it;
+//! `mcpctl --help`, `mcpctl help <command>`, `mcpctl <command> --help` and
+//! `mcpctl completion bash|zsh|fish` are drawn from them, so help, completion and parsing
+//! cannot drift apart. (Where an option's value goes is the parser's own `match`.)
 
 use crate::error::{Error, Result};
 use std::fmt::Write as _;
@@ -321,8 +322,29 @@ pub fn command_names() -> Vec<&'static str> {
     COMMANDS.iter().map(|c| c.name).collect()
 }
 
-fn find_opt(long: &str) -> Option<&'static Opt> {
+/// The option `--long`, global or a command's.
+pub fn find_opt(long: &str) -> Option<&'static Opt> {
     GLOBAL.iter().chain(COMMAND_OPTS).find(|o| o.long == long)
+}
+
+/// The option whose short form is `-c`.
+pub fn find_short(c: char) -> Option<&'static Opt> {
+    GLOBAL.iter().chain(COMMAND_OPTS).find(|o| o.short == Some(c))
+}
+
+/// Whether every command takes `o` (it is in [`GLOBAL`]).
+pub fn is_global(o: &Opt) -> bool {
+    GLOBAL.iter().any(|g| g.long == o.long)
+}
+
+/// Whether the command `cmd` takes the option `--long`: a global one, or one its entry lists.
+pub fn takes(cmd: &str, long: &str) -> bool {
+    find_opt(long).is_some_and(is_global) || COMMANDS.iter().any(|c| c.name == cmd && c.options.contains(&long))
+}
+
+/// The commands whose entries list the option `--long`.
+pub fn commands_taking(long: &str) -> Vec<&'static str> {
+    COMMANDS.iter().filter(|c| c.options.contains(&long)).map(|c| c.name).collect()
 }
 
 fn opt_line(o: &Opt) -> String {

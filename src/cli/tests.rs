@@ -252,3 +252,80 @@ fn negative_numbers_are_values() {
         matches!(c.command, Command::Call { ref args, .. } if args[0] == ToolArg::Pair("n".into(), Some("-5".into())))
     );
 }
+
+/// Whether an option takes a value is the table's: each with a value refuses to go without
+/// one and takes the next word; each flag takes none.
+#[test]
+fn the_tables_say_which_options_take_a_value() {
+    use crate::usage::{COMMANDS, COMMAND_OPTS, GLOBAL};
+    for o in GLOBAL.iter().chain(COMMAND_OPTS) {
+        let cmd = COMMANDS.iter().find(|c| c.options.contains(&o.long)).map_or("list", |c| c.name);
+        let (line, wrong) = match o.value {
+            Some(_) => (vec![cmd.to_string(), format!("--{}", o.long)], "missing argument"),
+            None => (vec![cmd.to_string(), format!("--{}=1", o.long)], "unexpected argument"),
+        };
+        let e = parse(line.iter().map(OsString::from)).unwrap_err();
+        assert!(e.is_usage() && e.message.contains(wrong), "{:?}: {:?}", line, e);
+    }
+    // Short forms are the table's.
+    for o in GLOBAL.iter().chain(COMMAND_OPTS) {
+        if let Some(c) = o.short {
+            let cmd = COMMANDS.iter().find(|c| c.options.contains(&o.long)).map_or("list", |c| c.name);
+            let long = p(&[cmd, &format!("--{}", o.long)]);
+            let short = p(&[cmd, &format!("-{}", c)]);
+            assert_eq!(long.map_err(|e| e.one_line()), short.map_err(|e| e.one_line()), "-{}", c);
+        }
+    }
+    assert_eq!(p(&["logs", "-f"]).unwrap().command, Command::Logs { follow: true });
+    assert!(p(&["logs", "-q"]).unwrap_err().message.contains("unknown option -q"));
+}
+
+/// Which command an option belongs to is the table's: each command option is refused with
+/// every command whose entry does not list it, naming those that do.
+#[test]
+fn a_command_option_is_refused_with_another_command() {
+    use crate::usage::{COMMANDS, COMMAND_OPTS};
+    for o in COMMAND_OPTS {
+        let owners: Vec<&str> = COMMANDS.iter().filter(|c| c.options.contains(&o.long)).map(|c| c.name).collect();
+        assert!(!owners.is_empty(), "--{} is no command's", o.long);
+        for c in COMMANDS.iter().filter(|c| !c.options.contains(&o.long)) {
+            let mut line = vec![c.name.to_string(), format!("--{}", o.long)];
+            if o.value.is_some() {
+                line.push("1".into());
+            }
+            let e = parse(line.iter().map(OsString::from)).unwrap_err();
+            assert!(e.is_usage(), "{:?}: {:?}", line, e);
+            let named = owners.iter().map(|w| format!("`mcpctl {}`", w)).collect::<Vec<_>>().join(" and ");
+            assert_eq!(e.message, format!("--{} is an option of {}, not of `{}`", o.long, named, c.name), "{:?}", line);
+        }
+    }
+    assert_eq!(
+        p(&["list", "--force"]).unwrap_err().message,
+        "--force is an option of `mcpctl runtime` and `mcpctl import`, not of `list`"
+    );
+    // Help wins over a misplaced option; the first misplaced one is named.
+    assert_eq!(p(&["list", "--port", "1", "--help"]).unwrap().command, Command::Help(Some("list".into())));
+    assert!(p(&["list", "--write", "--port", "1"]).unwrap_err().message.starts_with("--write is an option of"));
+}
+
+/// After `call <server> <tool>` (`prompt <server> <name>`) only the global options are ours:
+/// another command's option is the tool's argument, and `LATE` names only global options.
+#[test]
+fn after_the_tool_name_command_options_are_arguments() {
+    for o in LATE {
+        assert!(crate::usage::find_opt(o).is_some_and(crate::usage::is_global), "--{}", o);
+    }
+    let c = p(&["call", "s", "t", "--port", "5", "--follow", "--host=h", "-v"]).unwrap();
+    assert!(c.globals.verbose);
+    let Command::Call { args, .. } = c.command else { panic!() };
+    assert_eq!(
+        args,
+        vec![
+            ToolArg::Pair("port".into(), Some("5".into())),
+            ToolArg::Pair("follow".into(), None),
+            ToolArg::Pair("host".into(), Some("h".into())),
+        ]
+    );
+    assert!(p(&["call", "s", "t", "-f"]).unwrap_err().message.contains("unknown option -f"));
+    assert!(p(&["call", "s", "--port", "5", "t"]).unwrap_err().message.contains("option of `mcpctl start`"));
+}

@@ -282,9 +282,9 @@ impl Hub {
     }
 
     /// Who hears what the first child of `server` says: everyone, unless a twin speaks
-    /// to the session clients.
+    /// to the session clients (its news is then for 2026-07-28 listen streams alone).
     fn audience_of(&self, server: &str) -> eras::Audience {
-        if self.has_twin(server) {
+        if self.twins.locked().contains_key(server) {
             eras::Audience::Listeners
         } else {
             eras::Audience::All
@@ -307,22 +307,17 @@ impl Hub {
     }
 
     pub fn remove_session(&self, id: &str) -> bool {
-        let s = self.sessions.locked().remove(id);
-        match s {
-            Some(s) => {
-                s.close();
-                let own = self.own_children.locked().remove(id).unwrap_or_default();
-                for (_, (u, _slot)) in own {
-                    u.stop();
-                }
-                // Its resource subscriptions at 2026-07-28 children end with it.
-                for u in &self.upstreams {
-                    u.unsubscribe(s.id(), None);
-                }
-                true
-            }
-            None => false,
+        let Some(s) = self.sessions.locked().remove(id) else { return false };
+        s.close();
+        let own = self.own_children.locked().remove(id).unwrap_or_default();
+        for (_, (u, _slot)) in own {
+            u.stop();
         }
+        // Its resource subscriptions at 2026-07-28 children end with it.
+        for u in &self.upstreams {
+            u.unsubscribe(s.id(), None);
+        }
+        true
     }
 
     /// End idle sessions, at most once per `every`.
@@ -416,11 +411,8 @@ impl upstream::Owner for Hub {
         let msg = crate::jsonrpc::notification("notifications/tools/list_changed", None);
         self.deliver(server, &msg, None, self.audience_of(server))
     }
-    fn broadcast(&self, server: &str, msg: &Value) {
-        self.deliver(server, msg, None, self.audience_of(server))
-    }
-    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
-        self.deliver(server, msg, Some(ids), self.audience_of(server))
+    fn tell(&self, server: &str, msg: &Value, ids: Option<&[String]>) {
+        self.deliver(server, msg, ids, self.audience_of(server))
     }
 }
 

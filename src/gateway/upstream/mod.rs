@@ -45,10 +45,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub trait Owner: Send + Sync {
     /// Its tool list changed (it became ready, or said so).
     fn tools_changed(&self, server: &str);
-    /// A message of it that belongs to no request, for every client that sees it.
-    fn broadcast(&self, server: &str, msg: &Value);
-    /// A message of it for the sessions `ids` only (a resource update for its subscribers).
-    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value);
+    /// A message of it that belongs to no request, for every client that sees it (with
+    /// `ids`, for those sessions only: a resource update for its subscribers).
+    fn tell(&self, server: &str, msg: &Value, ids: Option<&[String]>);
 }
 
 /// Where the answer to a forwarded request, and the messages that belong to it, go.

@@ -12,6 +12,7 @@ use super::upstream::{State, Upstream};
 use super::{names, Hub};
 use crate::jsonrpc;
 use crate::peer::Peer;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ pub(super) fn aggregated(
         "tools/list" => {
             // A listing starts servers waiting for their runtime; their tools follow
             // with notifications/tools/list_changed.
-            for u in hub.upstreams() {
+            for u in &hub.upstreams {
                 u.trigger();
             }
             // A server still starting (its child spawned, `tools/list` not yet answered) is
@@ -47,7 +48,7 @@ pub(super) fn aggregated(
             let mut waited = false;
             let mut ups = Vec::new();
             for _ in 0..2 {
-                ups = hub.upstreams().iter().map(|u| hub.era_upstream(session, u)).collect::<Vec<_>>();
+                ups = hub.upstreams.iter().map(|u| hub.era_upstream(session, u)).collect::<Vec<_>>();
                 for u in &ups {
                     if matches!(u.state(), State::Starting) {
                         waited = true;
@@ -135,7 +136,7 @@ pub(super) fn aggregated(
             set_log_level(session, params.as_ref());
             // Sent on, not waited for (a wedged child must not hold this answer); a
             // 2026-07-28 child gets the level with each request instead.
-            let ups = hub.upstreams().iter().map(|u| hub.era_upstream(session, u));
+            let ups = hub.upstreams.iter().map(|u| hub.era_upstream(session, u));
             for u in ups.filter(|u| !u.speaks_modern()) {
                 if let Ok(p) = u.peer(Duration::from_millis(10)) {
                     let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
@@ -168,7 +169,7 @@ fn await_named(hub: &Arc<Hub>, session: &Arc<Session>, exposed: &str) -> Result<
 /// `<server>__<name>` → (the server for `session`, name) for prompts.
 fn split_prefixed(hub: &Arc<Hub>, session: &Arc<Session>, exposed: &str) -> Option<(Arc<Upstream>, String)> {
     // Longest server name first, so `a__b` wins over `a` where both exist.
-    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams().iter().collect();
+    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams.iter().collect();
     ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
     let (shared, name) = ups.into_iter().find_map(|u| {
         exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
@@ -184,7 +185,7 @@ fn serving<'a>(
     cap: &'a str,
     wait: fn(&Upstream) -> Duration,
 ) -> impl Iterator<Item = (Arc<Upstream>, Arc<Peer>)> + 'a {
-    hub.upstreams().iter().filter_map(move |shared| {
+    hub.upstreams.iter().filter_map(move |shared| {
         let u = hub.upstream_for(session, shared.name())?;
         let peer = u.peer(wait(&u)).ok()?;
         u.info().is_some_and(|i| i.capabilities.get(cap).is_some()).then_some((u, peer))
@@ -210,7 +211,7 @@ fn merge_list(hub: &Arc<Hub>, session: &Arc<Session>, method: &str) -> Value {
                             it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
                         }
                     } else if let Some(uri) = it["uri"].as_str() {
-                        hub.learn_owner(uri, u.name());
+                        hub.resource_owner.locked().insert(uri.to_string(), u.name().to_string());
                     }
                     items.push(it);
                 }
@@ -223,7 +224,7 @@ fn merge_list(hub: &Arc<Hub>, session: &Arc<Session>, method: &str) -> Value {
 
 /// The server a resource URI belongs to: learned from listings, else by template prefix.
 pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
-    let known = hub.known_owner(uri);
+    let known = hub.resource_owner.locked().get(uri).cloned();
     if let Some(name) = known {
         return hub.upstream_for(session, &name);
     }
@@ -244,7 +245,7 @@ pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Opt
             .iter()
             .any(|r| r["uri"] == uri);
         if fits || listed {
-            hub.learn_owner(uri, u.name());
+            hub.resource_owner.locked().insert(uri.to_string(), u.name().to_string());
             return Some(u);
         }
     }

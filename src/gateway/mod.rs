@@ -112,14 +112,16 @@ type OwnChildren = HashMap<String, (Arc<Upstream>, session::Slot)>;
 
 /// Shared state of the running gateway.
 pub(crate) struct Hub {
+    /// Every configured server (shared connections).
     upstreams: Vec<Arc<Upstream>>,
+    /// The open sessions, by id.
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     opts: Options,
     project_root: std::path::PathBuf,
     started: SystemTime,
     /// Aggregated tool names, rebuilt when a tool list changes.
     tools: Mutex<names::Table>,
-    /// Resource URI → server, learned from aggregated `resources/list`.
+    /// Resource URI → server, learned from aggregated `resources/list` (and `owner_of`).
     resource_owner: Mutex<HashMap<String, String>>,
     /// Open `subscriptions/listen` streams of 2026-07-28 clients.
     listeners: Mutex<Vec<Arc<modern_listen::Listener>>>,
@@ -132,35 +134,6 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Every configured server (shared connections).
-    pub fn upstreams(&self) -> &[Arc<Upstream>] {
-        &self.upstreams
-    }
-
-    pub fn opts(&self) -> &Options {
-        &self.opts
-    }
-
-    /// The open session `id`.
-    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.locked().get(id).cloned()
-    }
-
-    /// The server that listed resource `uri`, if one did.
-    pub fn known_owner(&self, uri: &str) -> Option<String> {
-        self.resource_owner.locked().get(uri).cloned()
-    }
-
-    /// Resource `uri` belongs to `server`.
-    pub fn learn_owner(&self, uri: &str, server: &str) {
-        self.resource_owner.locked().insert(uri.to_string(), server.to_string());
-    }
-
-    /// The open listen streams.
-    fn listeners(&self) -> Vec<Arc<modern_listen::Listener>> {
-        self.listeners.locked().clone()
-    }
-
     /// A new listen stream, unless `MCPCTL_MAX_SESSIONS` are open (`Err(limit)`).
     fn add_listener(&self, l: Arc<modern_listen::Listener>) -> std::result::Result<(), usize> {
         let mut ls = self.listeners.locked();

@@ -216,19 +216,16 @@ impl Hub {
         // at once must not store tables built from each other's stale lists (a lost update
         // left one server's tools out of `/mcp` until its next change).
         let mut table = self.tools.locked();
-        let mut lists: Vec<(String, Vec<Value>)> =
-            self.upstreams.iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
-        for (name, list) in lists.iter_mut() {
-            if let Some(twin) = self.twin(name) {
-                let more: Vec<Value> = twin.tools().unwrap_or_default();
-                let fresh: Vec<Value> =
-                    more.into_iter().filter(|t| !list.iter().any(|o| o["name"] == t["name"])).collect();
-                list.extend(fresh);
-            }
+        let mut lists: Vec<(&str, Vec<Value>)> = Vec::new();
+        for u in &self.upstreams {
+            let mut list = u.tools().unwrap_or_default();
+            let more = self.twin(u.name()).and_then(|t| t.tools()).unwrap_or_default();
+            let fresh: Vec<Value> = more.into_iter().filter(|t| !list.iter().any(|o| o["name"] == t["name"])).collect();
+            list.extend(fresh);
+            lists.push((u.name(), list));
         }
-        let pairs = lists
-            .iter()
-            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n))));
+        let pairs =
+            lists.iter().flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (*s, n))));
         *table = names::Table::build(pairs);
         table.clone()
     }

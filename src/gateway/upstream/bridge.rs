@@ -129,12 +129,7 @@ pub(super) fn session_era(outcome: RawOutcome) -> RawOutcome {
     for k in ["resultType", "ttlMs", "cacheScope"] {
         m.remove(k);
     }
-    if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
-        meta.remove(jsonrpc::META_SERVER_INFO);
-        if meta.is_empty() {
-            m.remove("_meta");
-        }
-    }
+    super::drop_meta(&mut m, jsonrpc::META_SERVER_INFO);
     Ok(serde_json::value::to_raw_value(&Value::Object(m)).unwrap_or(raw))
 }
 

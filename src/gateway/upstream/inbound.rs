@@ -57,12 +57,7 @@ impl Upstream {
                     let uri = msg["params"]["uri"].as_str().unwrap_or("").to_string();
                     if let Some(m) = msg["params"].as_object_mut() {
                         // The child's stream id means nothing to a session client.
-                        if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
-                            meta.remove("io.modelcontextprotocol/subscriptionId");
-                            if meta.is_empty() {
-                                m.remove("_meta");
-                            }
-                        }
+                        super::drop_meta(m, "io.modelcontextprotocol/subscriptionId");
                     }
                     match (self.subscribers(&uri), self.owner()) {
                         (Some(ids), Some(hub)) => hub.tell(&self.cfg.name, &msg, Some(&ids)),

@@ -300,11 +300,6 @@ impl Upstream {
         self.inner.locked().session.as_ref().map(|s| s.is_modern()).unwrap_or(false)
     }
 
-    /// The child's `serverInfo` alone (a 2026-07-28 result carries it: per request).
-    pub fn server_info(&self) -> Option<Value> {
-        self.inner.locked().info.as_ref().map(|i| i.server_info.clone())
-    }
-
     pub fn tools(&self) -> Option<Vec<Value>> {
         self.inner.locked().tools.clone()
     }
@@ -380,6 +375,16 @@ impl Upstream {
                 return Err(Error::timeout(format!("server `{}` is still starting", self.cfg.name)));
             }
             i = crate::sync::wait_timeout(&self.changed, i, left.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Remove `key` from the `_meta` of `m`, and `_meta` itself when that leaves it empty.
+fn drop_meta(m: &mut serde_json::Map<String, Value>, key: &str) {
+    if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
+        meta.remove(key);
+        if meta.is_empty() {
+            m.remove("_meta");
         }
     }
 }

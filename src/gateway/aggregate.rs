@@ -60,13 +60,9 @@ pub(super) fn aggregated(
             let table = if waited { hub.rebuild_table() } else { hub.tool_table() };
             let mut tools = Vec::new();
             for u in &ups {
-                for t in u.tools().unwrap_or_default() {
-                    let Some(name) = t["name"].as_str() else { continue };
-                    if !listed(hub, session, u.cfg(), name) {
-                        continue;
-                    }
+                for mut t in u.tools().unwrap_or_default() {
+                    let Some(name) = t["name"].as_str().filter(|n| listed(hub, session, u.cfg(), n)) else { continue };
                     if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
-                        let mut t = t.clone();
                         t["name"] = json!(exposed);
                         tools.push(t);
                     }

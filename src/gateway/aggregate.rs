@@ -11,7 +11,9 @@ use super::session::Session;
 use super::upstream::{State, Upstream};
 use super::{names, Hub};
 use crate::jsonrpc;
-use serde_json::{json, Map, Value};
+use crate::peer::Peer;
+use crate::sync::Locked;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,7 @@ pub(super) fn aggregated(
         "tools/list" => {
             // A listing starts servers waiting for their runtime; their tools follow
             // with notifications/tools/list_changed.
-            for u in hub.upstreams() {
+            for u in &hub.upstreams {
                 u.trigger();
             }
             // A server still starting (its child spawned, `tools/list` not yet answered) is
@@ -46,7 +48,7 @@ pub(super) fn aggregated(
             let mut waited = false;
             let mut ups = Vec::new();
             for _ in 0..2 {
-                ups = hub.upstreams().iter().map(|u| hub.era_upstream(session, u)).collect::<Vec<_>>();
+                ups = hub.upstreams.iter().map(|u| hub.era_upstream(session, u)).collect::<Vec<_>>();
                 for u in &ups {
                     if matches!(u.state(), State::Starting) {
                         waited = true;
@@ -58,13 +60,9 @@ pub(super) fn aggregated(
             let table = if waited { hub.rebuild_table() } else { hub.tool_table() };
             let mut tools = Vec::new();
             for u in &ups {
-                for t in u.tools().unwrap_or_default() {
-                    let Some(name) = t["name"].as_str() else { continue };
-                    if !listed(hub, session, u.cfg(), name) {
-                        continue;
-                    }
+                for mut t in u.tools().unwrap_or_default() {
+                    let Some(name) = t["name"].as_str().filter(|n| listed(hub, session, u.cfg(), n)) else { continue };
                     if let Some((_, _, exposed)) = table.order.iter().find(|(s, n, _)| s == u.name() && n == name) {
-                        let mut t = t.clone();
                         t["name"] = json!(exposed);
                         tools.push(t);
                     }
@@ -90,21 +88,15 @@ pub(super) fn aggregated(
             let u = hub.upstream_for(session, server).expect("listed");
             call_tool(hub, req, session, &u, id, tool, Some(params), shape.clone())
         }
-        "prompts/list" => answer(req, merge_list(hub, session, "prompts/list", "prompts", true)),
-        "resources/list" => {
-            let r = merge_list(hub, session, "resources/list", "resources", false);
-            answer(req, r)
-        }
-        "resources/templates/list" => {
-            answer(req, merge_list(hub, session, "resources/templates/list", "resourceTemplates", false))
+        "prompts/list" | "resources/list" | "resources/templates/list" => {
+            answer(req, Ok(merge_list(hub, session, method)))
         }
         "prompts/get" => {
             let mut params = params.unwrap_or(json!({}));
             let name = params["name"].as_str().unwrap_or("").to_string();
-            match split_prefixed(hub, &name) {
+            match split_prefixed(hub, session, &name) {
                 Some((u, original)) => {
                     params["name"] = json!(original);
-                    let u = hub.upstream_for(session, u.name()).expect("listed");
                     forward(req, session, &u, id, method, Some(params), shape.clone())
                 }
                 None => answer(req, Err((jsonrpc::INVALID_PARAMS, format!("Unknown prompt: {}", name)))),
@@ -124,18 +116,15 @@ pub(super) fn aggregated(
             let mut params = params.unwrap_or(json!({}));
             let r = &params["ref"];
             let routed = match r["type"].as_str() {
-                Some("ref/prompt") => split_prefixed(hub, r["name"].as_str().unwrap_or("")).map(|(u, n)| {
+                Some("ref/prompt") => split_prefixed(hub, session, r["name"].as_str().unwrap_or("")).map(|(u, n)| {
                     params["ref"]["name"] = json!(n);
-                    u.clone()
+                    u
                 }),
                 Some("ref/resource") => owner_of(hub, session, r["uri"].as_str().unwrap_or("")),
                 _ => None,
             };
             match routed {
-                Some(u) => {
-                    let u = hub.upstream_for(session, u.name()).expect("listed");
-                    forward(req, session, &u, id, method, Some(params), shape.clone())
-                }
+                Some(u) => forward(req, session, &u, id, method, Some(params), shape.clone()),
                 None => answer(req, Ok(json!({"completion": {"values": [], "hasMore": false}}))),
             }
         }
@@ -143,7 +132,7 @@ pub(super) fn aggregated(
             set_log_level(session, params.as_ref());
             // Sent on, not waited for (a wedged child must not hold this answer); a
             // 2026-07-28 child gets the level with each request instead.
-            let ups = hub.upstreams().iter().map(|u| hub.era_upstream(session, u));
+            let ups = hub.upstreams.iter().map(|u| hub.era_upstream(session, u));
             for u in ups.filter(|u| !u.speaks_modern()) {
                 if let Ok(p) = u.peer(Duration::from_millis(10)) {
                     let _ = p.start_with("logging/setLevel", params.clone(), Box::new(|_| {}));
@@ -162,8 +151,7 @@ const LIST_WAIT: Duration = Duration::from_secs(5);
 /// that is starting, wait for it (up to its `timeout`); `Err` is why there is no tool list
 /// to look in (still starting, its start failed, or it is down or disabled: at once).
 fn await_named(hub: &Arc<Hub>, session: &Arc<Session>, exposed: &str) -> Result<(), (i64, String)> {
-    let Some((shared, _)) = split_prefixed(hub, exposed) else { return Ok(()) };
-    let Some(u) = hub.upstream_for(session, shared.name()) else { return Ok(()) };
+    let Some((u, _)) = split_prefixed(hub, session, exposed) else { return Ok(()) };
     match u.peer(u.cfg().timeout) {
         Ok(_) => Ok(()),
         // Disabled by the config: it offers no tools at all.
@@ -174,44 +162,52 @@ fn await_named(hub: &Arc<Hub>, session: &Arc<Session>, exposed: &str) -> Result<
     }
 }
 
-/// `<server>__<name>` → (server, name) for prompts.
-fn split_prefixed<'a>(hub: &'a Hub, exposed: &str) -> Option<(&'a Arc<Upstream>, String)> {
+/// `<server>__<name>` → (the server for `session`, name) for prompts.
+fn split_prefixed(hub: &Arc<Hub>, session: &Arc<Session>, exposed: &str) -> Option<(Arc<Upstream>, String)> {
     // Longest server name first, so `a__b` wins over `a` where both exist.
-    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams().iter().collect();
+    let mut ups: Vec<&Arc<Upstream>> = hub.upstreams.iter().collect();
     ups.sort_by_key(|u| std::cmp::Reverse(u.name().len()));
-    ups.into_iter().find_map(|u| {
+    let (shared, name) = ups.into_iter().find_map(|u| {
         exposed.strip_prefix(u.name()).and_then(|r| r.strip_prefix(names::SEP)).map(|n| (u, n.to_string()))
+    })?;
+    Some((hub.upstream_for(session, shared.name())?, name))
+}
+
+/// Every server of `session` connected within `wait` whose capabilities declare `cap`,
+/// with its connection (in config order, as they are walked).
+fn serving<'a>(
+    hub: &'a Arc<Hub>,
+    session: &'a Arc<Session>,
+    cap: &'a str,
+    wait: fn(&Upstream) -> Duration,
+) -> impl Iterator<Item = (Arc<Upstream>, Arc<Peer>)> + 'a {
+    hub.upstreams.iter().filter_map(move |shared| {
+        let u = hub.upstream_for(session, shared.name())?;
+        let peer = u.peer(wait(&u)).ok()?;
+        u.info().is_some_and(|i| i.capabilities.get(cap).is_some()).then_some((u, peer))
     })
 }
 
-/// Call a list method on every ready server and merge the items (names prefixed if asked).
-fn merge_list(
-    hub: &Arc<Hub>,
-    session: &Arc<Session>,
-    method: &str,
-    key: &str,
-    prefix: bool,
-) -> Result<Value, (i64, String)> {
+/// Call a list method on every ready server and merge the items (prompt names prefixed).
+fn merge_list(hub: &Arc<Hub>, session: &Arc<Session>, method: &str) -> Value {
+    let key = match method {
+        "prompts/list" => "prompts",
+        "resources/list" => "resources",
+        _ => "resourceTemplates",
+    };
+    let cap = if key == "prompts" { "prompts" } else { "resources" };
+    let wait = |u: &Upstream| Duration::from_millis(if u.cfg().disabled { 0 } else { 2000 });
     let mut items = Vec::new();
-    for shared in hub.upstreams() {
-        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        let Ok(peer) = u.peer(Duration::from_millis(if u.cfg().disabled { 0 } else { 2000 })) else { continue };
-        let cap = match key {
-            "prompts" => "prompts",
-            _ => "resources",
-        };
-        if u.info().map(|i| i.capabilities.get(cap).is_none()).unwrap_or(true) {
-            continue;
-        }
+    for (u, peer) in serving(hub, session, cap, wait) {
         match crate::client::list_all(&peer, method, key, u.cfg().timeout) {
             Ok(list) => {
                 for mut it in list {
-                    if prefix {
+                    if key == "prompts" {
                         if let Some(n) = it["name"].as_str() {
                             it["name"] = json!(format!("{}{}{}", u.name(), names::SEP, n));
                         }
                     } else if let Some(uri) = it["uri"].as_str() {
-                        hub.learn_owner(uri, u.name());
+                        hub.resource_owner.locked().insert(uri.to_string(), u.name().to_string());
                     }
                     items.push(it);
                 }
@@ -219,25 +215,19 @@ fn merge_list(
             Err(e) => log::warn!("{}", crate::logsafe::unbounded(&e.one_line())),
         }
     }
-    let mut m = Map::new();
-    m.insert(key.to_string(), Value::Array(items));
-    Ok(Value::Object(m))
+    json!({ key: items })
 }
 
 /// The server a resource URI belongs to: learned from listings, else by template prefix.
 pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Option<Arc<Upstream>> {
-    let known = hub.known_owner(uri);
+    let known = hub.resource_owner.locked().get(uri).cloned();
     if let Some(name) = known {
         return hub.upstream_for(session, &name);
     }
-    for shared in hub.upstreams() {
-        let Some(u) = hub.upstream_for(session, shared.name()) else { continue };
-        // A server still starting may own it: waited for up to its `timeout`.
-        let wait = if matches!(u.state(), State::Starting) { u.cfg().timeout } else { Duration::from_millis(500) };
-        let Ok(peer) = u.peer(wait) else { continue };
-        if u.info().map(|i| i.capabilities.get("resources").is_none()).unwrap_or(true) {
-            continue;
-        }
+    // A server still starting may own it: waited for up to its `timeout`.
+    let wait =
+        |u: &Upstream| if matches!(u.state(), State::Starting) { u.cfg().timeout } else { Duration::from_millis(500) };
+    for (u, peer) in serving(hub, session, "resources", wait) {
         let templates =
             crate::client::list_all(&peer, "resources/templates/list", "resourceTemplates", u.cfg().timeout)
                 .unwrap_or_default();
@@ -251,7 +241,7 @@ pub(super) fn owner_of(hub: &Arc<Hub>, session: &Arc<Session>, uri: &str) -> Opt
             .iter()
             .any(|r| r["uri"] == uri);
         if fits || listed {
-            hub.learn_owner(uri, u.name());
+            hub.resource_owner.locked().insert(uri.to_string(), u.name().to_string());
             return Some(u);
         }
     }

@@ -31,19 +31,25 @@ pub(super) fn cli_call(hub: &Arc<Hub>, mut req: Request<'_>, who: Option<&crate:
         Err(r) => return send(req, r),
     };
     let (status, answer) = match cli_wire::parse_request(&body) {
-        Ok(call) => (200, run_cli_call(hub, &call, who)),
+        Ok(call) => (200, run_cli_call(hub, &call, who).unwrap_or_else(|refused| *refused)),
         Err(e) => (400, CallAnswer::error(&e, None)),
     };
     send(req, json_resp(status, &answer.to_json()));
 }
 
-fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::NamedToken>) -> CallAnswer {
+/// The call's answer; `Err`: the answer of a call that did not run (or did not get through).
+fn run_cli_call(
+    hub: &Arc<Hub>,
+    call: &CallRequest,
+    who: Option<&crate::tokens::NamedToken>,
+) -> Result<CallAnswer, Box<CallAnswer>> {
+    let fail = |e: Error| Box::new(CallAnswer::error(&e, None));
     let (server, tool) = (call.server.as_str(), call.tool.as_str());
     let typed: Vec<crate::cli::ToolArg> = call.args.iter().cloned().map(cli_wire::Arg::into_typed).collect();
     let Some(u) = hub.upstream(server).filter(|u| u.cfg().isolation == crate::config::Isolation::Shared) else {
         let e = Error::not_found(format!("the daemon has no shared server `{}`", crate::logsafe::safe(server)))
             .hint("restart it with `mcpctl stop && mcpctl start` after changing the config");
-        return CallAnswer::error(&e, None);
+        return Err(fail(e));
     };
     // The same policy as every other path: the shell client asks for nothing more here, and
     // settles "ask" on its own terminal (running such a tool on a child of its own).
@@ -53,25 +59,16 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
     });
     if let Err(e) = gate {
         log_call("cli", token_name(who), server, tool, Instant::now(), "refused");
-        return CallAnswer::error(&e, None);
+        return Err(fail(e));
     }
     // The daemon reads no file and no standard input for a caller.
-    if let Err(e) = crate::call::only_values(&typed) {
-        return CallAnswer::error(&e, None);
-    }
+    crate::call::only_values(&typed).map_err(fail)?;
     let timeout = call.timeout_ms.map(Duration::from_millis).unwrap_or(u.cfg().timeout);
     // Start a lazy server and wait for a starting one: its tool list comes with it.
-    if let Err(e) = u.peer(u.cfg().timeout) {
-        return CallAnswer::error(&e, None);
-    }
-    let def = match u.tool(tool) {
-        Ok(d) => d,
-        Err(e) => return CallAnswer::error(&e, None),
-    };
-    let arguments = match crate::call::arguments(&def, &typed, &mut std::io::empty()) {
-        Ok(a) => a,
-        Err(bad) => return CallAnswer::error(&bad.error, Some(json!(bad.arguments))),
-    };
+    u.peer(u.cfg().timeout).map_err(fail)?;
+    let def = u.tool(tool).map_err(fail)?;
+    let arguments = crate::call::arguments(&def, &typed, &mut std::io::empty())
+        .map_err(|bad| Box::new(CallAnswer::error(&bad.error, Some(json!(bad.arguments)))))?;
     // A session of its own (not listed in the hub), so that what the child asks while the
     // call runs is attributed correctly: to this call when it is the only one in flight.
     let session =
@@ -83,9 +80,8 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
         let _ = tx.send(e);
     });
     let mut uid = 0;
-    if let Err(e) = u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id) {
-        return CallAnswer::error(&e, Some(json!(arguments)));
-    }
+    u.forward(&session, "tools/call", Some(params), sink, &mut |id| uid = id)
+        .map_err(|e| Box::new(CallAnswer::error(&e, Some(json!(arguments)))))?;
     // Wait for the answer. The shell client answers no server→client requests (as when it
     // runs the server itself); past `timeout` the child is told to cancel the call.
     let outcome = loop {
@@ -110,8 +106,8 @@ fn run_cli_call(hub: &Arc<Hub>, call: &CallRequest, who: Option<&crate::tokens::
         Err(_) => "error",
     };
     log_call("cli", token_name(who), server, tool, started, word);
-    match outcome {
+    Ok(match outcome {
         Ok(r) => CallAnswer::result(r, json!(arguments)),
         Err(e) => CallAnswer::error(&e, Some(json!(arguments))),
-    }
+    })
 }

@@ -29,14 +29,9 @@ impl Owner for TwinOwner {
             hub.deliver(server, &msg, None, Audience::Sessions);
         }
     }
-    fn broadcast(&self, server: &str, msg: &Value) {
+    fn tell(&self, server: &str, msg: &Value, ids: Option<&[String]>) {
         if let Some(hub) = self.0.upgrade() {
-            hub.deliver(server, msg, None, Audience::Sessions);
-        }
-    }
-    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
-        if let Some(hub) = self.0.upgrade() {
-            hub.deliver(server, msg, Some(ids), Audience::Sessions);
+            hub.deliver(server, msg, ids, Audience::Sessions);
         }
     }
 }
@@ -90,11 +85,5 @@ impl Hub {
     /// The twin of server `name`, if one was started.
     pub fn twin(&self, name: &str) -> Option<Arc<Upstream>> {
         self.twins.locked().get(name).map(|(t, _)| t.clone())
-    }
-
-    /// Whether a twin serves `server`'s session clients (the first child's news is then
-    /// for 2026-07-28 listen streams alone).
-    pub(super) fn has_twin(&self, server: &str) -> bool {
-        self.twins.locked().contains_key(server)
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 /// The named token a session was created with.
 fn token_of<'a>(hub: &'a Hub, session: &Session) -> Option<&'a crate::tokens::NamedToken> {
     let name = session.token()?;
-    hub.opts().tokens.iter().find(|t| t.name == name)
+    hub.opts.tokens.iter().find(|t| t.name == name)
 }
 
 /// The policy's word on a tool call from a gateway client: run it, ask the user first (a

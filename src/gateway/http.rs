@@ -12,6 +12,7 @@ use super::streams::get_stream;
 use super::Hub;
 use crate::client::PROTOCOL_VERSIONS;
 use crate::jsonrpc;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ pub(super) fn invalid(status: u16, msg: &str) -> Resp {
 /// The whole request body, or the answer to give: 413 past the limit, 400 when unreadable.
 pub(super) fn read_body(hub: &Hub, req: &mut Request<'_>) -> Result<Vec<u8>, Resp> {
     req.body().map_err(|e| match e {
-        BodyError::TooLarge => too_large(hub.opts().max_body),
+        BodyError::TooLarge => too_large(hub.opts.max_body),
         BodyError::Unreadable => {
             rpc_error(400, Value::Null, jsonrpc::PARSE_ERROR, "Parse error: the body could not be read")
         }
@@ -87,7 +88,7 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// `Ok(Some(t))` a named one, `Err` none that we accept. Every configured token is compared
 /// (in constant time each), whichever matches.
 pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a crate::tokens::NamedToken>, ()> {
-    if hub.opts().token.is_none() && hub.opts().tokens.is_empty() {
+    if hub.opts.token.is_none() && hub.opts.tokens.is_empty() {
         return Ok(None);
     }
     let given = req
@@ -95,8 +96,8 @@ pub(super) fn identify<'a>(hub: &'a Hub, req: &Request<'_>) -> Result<Option<&'a
         .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
         .map(|g| g.trim().as_bytes())
         .ok_or(())?;
-    let mut found = hub.opts().token.as_ref().filter(|t| same_secret(given, t.as_bytes())).map(|_| None);
-    for t in &hub.opts().tokens {
+    let mut found = hub.opts.token.as_ref().filter(|t| same_secret(given, t.as_bytes())).map(|_| None);
+    for t in &hub.opts.tokens {
         if same_secret(given, t.value.as_bytes()) && found.is_none() {
             found = Some(Some(t));
         }
@@ -119,14 +120,14 @@ fn host_name(h: &str) -> &str {
 fn host_allowed(hub: &Hub, host: &str) -> bool {
     let name = host_name(host);
     super::is_loopback(name)
-        || name.eq_ignore_ascii_case(&hub.opts().host)
-        || hub.opts().allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+        || name.eq_ignore_ascii_case(&hub.opts.host)
+        || hub.opts.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
 }
 
 /// A browser Origin we accept: one listed with --allowed-origin, or a loopback origin
 /// (a page served from this machine; a DNS-rebinding page carries its attacker's name).
 fn origin_allowed(hub: &Hub, origin: &str) -> bool {
-    if hub.opts().allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+    if hub.opts.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         return true;
     }
     let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
@@ -180,7 +181,7 @@ pub fn handle(hub: &Arc<Hub>, req: Request<'_>) {
     };
     if let Target::One(name) = &target {
         if hub.upstream(name).is_none() {
-            let names: Vec<&str> = hub.upstreams().iter().map(|u| u.name()).collect();
+            let names: Vec<&str> = hub.upstreams.iter().map(|u| u.name()).collect();
             let why = format!("mcpctl gateway: no server `{}` (servers: {})", name, names.join(", "));
             return send(req, text(404, &why));
         }
@@ -216,7 +217,7 @@ pub(super) fn session_of(hub: &Hub, req: &Request<'_>, target: &Target) -> Resul
     let Some(id) = req.header("Mcp-Session-Id") else {
         return Err(invalid(400, "Bad Request: Mcp-Session-Id header is required"));
     };
-    let s = hub.session(id);
+    let s = hub.sessions.locked().get(id).cloned();
     let who = identify(hub, req).ok().flatten().map(|t| t.name.as_str());
     match s {
         Some(s) if s.target() == target && s.token() != who => Err(invalid(

@@ -115,7 +115,7 @@ fn initialize(hub: &Arc<Hub>, target: &Target, id: Value, params: Option<&Value>
             (server_info, capabilities, instructions) = (i.server_info, i.capabilities, i.instructions);
         }
     }
-    let sid = match super::ids::new_session_id(hub.opts().node_id.as_deref()) {
+    let sid = match super::ids::new_session_id(hub.opts.node_id.as_deref()) {
         Ok(sid) => sid,
         Err(e) => {
             log::error!("initialize refused: no session id can be made: {}", e);

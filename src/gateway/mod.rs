@@ -112,14 +112,16 @@ type OwnChildren = HashMap<String, (Arc<Upstream>, session::Slot)>;
 
 /// Shared state of the running gateway.
 pub(crate) struct Hub {
+    /// Every configured server (shared connections).
     upstreams: Vec<Arc<Upstream>>,
+    /// The open sessions, by id.
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     opts: Options,
     project_root: std::path::PathBuf,
     started: SystemTime,
     /// Aggregated tool names, rebuilt when a tool list changes.
     tools: Mutex<names::Table>,
-    /// Resource URI → server, learned from aggregated `resources/list`.
+    /// Resource URI → server, learned from aggregated `resources/list` (and `owner_of`).
     resource_owner: Mutex<HashMap<String, String>>,
     /// Open `subscriptions/listen` streams of 2026-07-28 clients.
     listeners: Mutex<Vec<Arc<modern_listen::Listener>>>,
@@ -132,35 +134,6 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Every configured server (shared connections).
-    pub fn upstreams(&self) -> &[Arc<Upstream>] {
-        &self.upstreams
-    }
-
-    pub fn opts(&self) -> &Options {
-        &self.opts
-    }
-
-    /// The open session `id`.
-    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.locked().get(id).cloned()
-    }
-
-    /// The server that listed resource `uri`, if one did.
-    pub fn known_owner(&self, uri: &str) -> Option<String> {
-        self.resource_owner.locked().get(uri).cloned()
-    }
-
-    /// Resource `uri` belongs to `server`.
-    pub fn learn_owner(&self, uri: &str, server: &str) {
-        self.resource_owner.locked().insert(uri.to_string(), server.to_string());
-    }
-
-    /// The open listen streams.
-    fn listeners(&self) -> Vec<Arc<modern_listen::Listener>> {
-        self.listeners.locked().clone()
-    }
-
     /// A new listen stream, unless `MCPCTL_MAX_SESSIONS` are open (`Err(limit)`).
     fn add_listener(&self, l: Arc<modern_listen::Listener>) -> std::result::Result<(), usize> {
         let mut ls = self.listeners.locked();
@@ -243,19 +216,16 @@ impl Hub {
         // at once must not store tables built from each other's stale lists (a lost update
         // left one server's tools out of `/mcp` until its next change).
         let mut table = self.tools.locked();
-        let mut lists: Vec<(String, Vec<Value>)> =
-            self.upstreams.iter().map(|u| (u.name().to_string(), u.tools().unwrap_or_default())).collect();
-        for (name, list) in lists.iter_mut() {
-            if let Some(twin) = self.twin(name) {
-                let more: Vec<Value> = twin.tools().unwrap_or_default();
-                let fresh: Vec<Value> =
-                    more.into_iter().filter(|t| !list.iter().any(|o| o["name"] == t["name"])).collect();
-                list.extend(fresh);
-            }
+        let mut lists: Vec<(&str, Vec<Value>)> = Vec::new();
+        for u in &self.upstreams {
+            let mut list = u.tools().unwrap_or_default();
+            let more = self.twin(u.name()).and_then(|t| t.tools()).unwrap_or_default();
+            let fresh: Vec<Value> = more.into_iter().filter(|t| !list.iter().any(|o| o["name"] == t["name"])).collect();
+            list.extend(fresh);
+            lists.push((u.name(), list));
         }
-        let pairs = lists
-            .iter()
-            .flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (s.as_str(), n))));
+        let pairs =
+            lists.iter().flat_map(|(s, tools)| tools.iter().filter_map(move |t| t["name"].as_str().map(|n| (*s, n))));
         *table = names::Table::build(pairs);
         table.clone()
     }
@@ -282,9 +252,9 @@ impl Hub {
     }
 
     /// Who hears what the first child of `server` says: everyone, unless a twin speaks
-    /// to the session clients.
+    /// to the session clients (its news is then for 2026-07-28 listen streams alone).
     fn audience_of(&self, server: &str) -> eras::Audience {
-        if self.has_twin(server) {
+        if self.twins.locked().contains_key(server) {
             eras::Audience::Listeners
         } else {
             eras::Audience::All
@@ -307,22 +277,17 @@ impl Hub {
     }
 
     pub fn remove_session(&self, id: &str) -> bool {
-        let s = self.sessions.locked().remove(id);
-        match s {
-            Some(s) => {
-                s.close();
-                let own = self.own_children.locked().remove(id).unwrap_or_default();
-                for (_, (u, _slot)) in own {
-                    u.stop();
-                }
-                // Its resource subscriptions at 2026-07-28 children end with it.
-                for u in &self.upstreams {
-                    u.unsubscribe(s.id(), None);
-                }
-                true
-            }
-            None => false,
+        let Some(s) = self.sessions.locked().remove(id) else { return false };
+        s.close();
+        let own = self.own_children.locked().remove(id).unwrap_or_default();
+        for (_, (u, _slot)) in own {
+            u.stop();
         }
+        // Its resource subscriptions at 2026-07-28 children end with it.
+        for u in &self.upstreams {
+            u.unsubscribe(s.id(), None);
+        }
+        true
     }
 
     /// End idle sessions, at most once per `every`.
@@ -416,11 +381,8 @@ impl upstream::Owner for Hub {
         let msg = crate::jsonrpc::notification("notifications/tools/list_changed", None);
         self.deliver(server, &msg, None, self.audience_of(server))
     }
-    fn broadcast(&self, server: &str, msg: &Value) {
-        self.deliver(server, msg, None, self.audience_of(server))
-    }
-    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value) {
-        self.deliver(server, msg, Some(ids), self.audience_of(server))
+    fn tell(&self, server: &str, msg: &Value, ids: Option<&[String]>) {
+        self.deliver(server, msg, ids, self.audience_of(server))
     }
 }
 

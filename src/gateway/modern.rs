@@ -179,7 +179,7 @@ pub fn post(hub: &Arc<Hub>, req: Request<'_>, target: Target, msg: Message, toke
         let per_session = |u: &super::upstream::Upstream| u.cfg().isolation == Isolation::Session && !u.cfg().disabled;
         let needs_session = match &target {
             Target::One(name) => hub.upstream(name).map(|u| per_session(u)).unwrap_or(false),
-            Target::All => hub.upstreams().iter().any(|u| per_session(u)),
+            Target::All => hub.upstreams.iter().any(|u| per_session(u)),
         };
         let versions = if needs_session { PROTOCOL_VERSIONS.to_vec() } else { supported() };
         let mut r = json!({"supportedVersions": versions, "capabilities": capabilities_of(capabilities)});

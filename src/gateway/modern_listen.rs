@@ -8,6 +8,7 @@ use super::server::Request;
 use super::session::{Session, Target};
 use super::Hub;
 use crate::jsonrpc;
+use crate::sync::Locked;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -51,7 +52,7 @@ impl Listener {
 /// A message of server `server` that belongs to no request: to every listen stream that
 /// sees the server and opted in to it (never blocking: a stream that is full misses it).
 pub fn deliver(hub: &Hub, server: &str, msg: &Value) {
-    let listeners = hub.listeners();
+    let listeners = hub.listeners.locked().clone();
     for l in listeners.iter().filter(|l| l.target.covers(server) && l.wants(msg)) {
         let mut m = msg.clone();
         if !m["params"].is_object() {

@@ -66,7 +66,7 @@ impl Binding {
 impl Shape {
     pub(super) fn new(hub: &Hub, target: &Target, method: &str, params: Option<&Value>, token: Option<&str>) -> Shape {
         let server_info = match target {
-            Target::One(name) => hub.upstream(name).and_then(|u| u.server_info()),
+            Target::One(name) => hub.upstream(name).and_then(|u| u.info()).map(|i| i.server_info),
             Target::All => None,
         }
         .unwrap_or_else(super::mcp::gateway_info);

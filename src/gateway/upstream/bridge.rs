@@ -129,12 +129,7 @@ pub(super) fn session_era(outcome: RawOutcome) -> RawOutcome {
     for k in ["resultType", "ttlMs", "cacheScope"] {
         m.remove(k);
     }
-    if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
-        meta.remove(jsonrpc::META_SERVER_INFO);
-        if meta.is_empty() {
-            m.remove("_meta");
-        }
-    }
+    super::drop_meta(&mut m, jsonrpc::META_SERVER_INFO);
     Ok(serde_json::value::to_raw_value(&Value::Object(m)).unwrap_or(raw))
 }
 
@@ -153,10 +148,6 @@ impl Upstream {
     pub(super) fn bridge(self: &Arc<Self>, mut call: Call, result: Value) {
         call.round += 1;
         let sink = call.sink.clone();
-        let fail = |me: &Self, call: &Call, msg: String| {
-            me.done(call);
-            (call.sink)(Event::Done(Err(jsonrpc::error_object(jsonrpc::INTERNAL_ERROR, &msg))));
-        };
         if call.round > crate::client::MAX_INPUT_ROUNDS {
             let msg = format!(
                 "server `{}` still asked for input after {} rounds of `{}`",
@@ -164,7 +155,7 @@ impl Upstream {
                 crate::client::MAX_INPUT_ROUNDS,
                 call.method
             );
-            return fail(self, &call, msg);
+            return self.fail(&call, jsonrpc::error_object(jsonrpc::INTERNAL_ERROR, &msg));
         }
         let Some(session) = call.session.upgrade() else { return self.done(&call) };
         let requests: Vec<(String, Value)> = result
@@ -184,7 +175,7 @@ impl Upstream {
                 missing
             );
             log::info!("{}", msg);
-            return fail(self, &call, msg);
+            return self.fail(&call, jsonrpc::error_object(jsonrpc::INTERNAL_ERROR, &msg));
         }
         let state = result.get("requestState").cloned();
         let me = Arc::downgrade(self);
@@ -195,10 +186,7 @@ impl Upstream {
             let Some(me) = me.upgrade() else { return };
             match answers {
                 Ok(answers) => me.retry(call, answers, state),
-                Err(e) => {
-                    me.done(&call);
-                    (call.sink)(Event::Done(Err(e)));
-                }
+                Err(e) => me.fail(&call, e),
             }
         });
         let answers = Arc::new(Answers { state: Mutex::new((n, serde_json::Map::new(), Some(done))) });
@@ -225,6 +213,12 @@ impl Upstream {
         }
     }
 
+    /// A bridged call ends with error `e` (after its routes are forgotten).
+    fn fail(&self, call: &Call, e: Value) {
+        self.done(call);
+        (call.sink)(Event::Done(Err(e)));
+    }
+
     /// Send a bridged call again with the client's answers and the child's state.
     fn retry(self: &Arc<Self>, call: Call, mut answers: serde_json::Map<String, Value>, state: Option<Value>) {
         answers.remove(""); // the placeholder of a round that asked nothing
@@ -239,9 +233,8 @@ impl Upstream {
             params.insert("requestState".into(), s);
         }
         let Some(peer) = call.peer.upgrade().filter(|p| !p.is_closed()) else {
-            self.done(&call);
             let e = jsonrpc::unavailable(&format!("server `{}` closed while its client answered", self.cfg.name));
-            return (call.sink)(Event::Done(Err(e)));
+            return self.fail(&call, e);
         };
         let id = peer.reserve_id();
         {

@@ -15,20 +15,10 @@ impl Upstream {
     /// The one client session whose requests are in flight here, and its newest request's channel.
     fn attributed(&self) -> Option<(Arc<Session>, Sink)> {
         let flights = self.flights.locked();
-        let mut best: Option<(u64, Arc<Session>, Sink)> = None;
-        for (id, f) in flights.iter() {
-            let Some(s) = f.session.upgrade() else { continue };
-            if let Some((bid, bs, _)) = &best {
-                if !Arc::ptr_eq(bs, &s) {
-                    return None;
-                }
-                if *bid > *id {
-                    continue;
-                }
-            }
-            best = Some((*id, s, f.sink.clone()));
-        }
-        best.map(|(_, s, tx)| (s, tx))
+        let live: Vec<(u64, Arc<Session>, &Sink)> =
+            flights.iter().filter_map(|(id, f)| Some((*id, f.session.upgrade()?, &f.sink))).collect();
+        let (_, s, sink) = live.iter().max_by_key(|(id, _, _)| *id)?;
+        live.iter().all(|(_, o, _)| Arc::ptr_eq(o, s)).then(|| (s.clone(), (*sink).clone()))
     }
 
     pub(super) fn handler(self: &Arc<Self>) -> Handler {
@@ -55,9 +45,7 @@ impl Upstream {
                 "notifications/message" => {
                     let msg = jsonrpc::notification(&method, params);
                     match self.attributed() {
-                        Some((_, sink)) => {
-                            sink(Event::Message(msg));
-                        }
+                        Some((_, sink)) => sink(Event::Message(msg)),
                         None => self.broadcast(&msg),
                     }
                 }
@@ -69,15 +57,10 @@ impl Upstream {
                     let uri = msg["params"]["uri"].as_str().unwrap_or("").to_string();
                     if let Some(m) = msg["params"].as_object_mut() {
                         // The child's stream id means nothing to a session client.
-                        if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
-                            meta.remove("io.modelcontextprotocol/subscriptionId");
-                            if meta.is_empty() {
-                                m.remove("_meta");
-                            }
-                        }
+                        super::drop_meta(m, "io.modelcontextprotocol/subscriptionId");
                     }
                     match (self.subscribers(&uri), self.owner()) {
-                        (Some(ids), Some(hub)) => hub.notify_sessions(&self.cfg.name, &ids, &msg),
+                        (Some(ids), Some(hub)) => hub.tell(&self.cfg.name, &msg, Some(&ids)),
                         _ => self.broadcast(&msg),
                     }
                 }
@@ -122,7 +105,7 @@ impl Upstream {
 
     fn broadcast(&self, msg: &Value) {
         if let Some(hub) = self.owner() {
-            hub.broadcast(&self.cfg.name, msg);
+            hub.tell(&self.cfg.name, msg, None);
         }
     }
 }

@@ -45,10 +45,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub trait Owner: Send + Sync {
     /// Its tool list changed (it became ready, or said so).
     fn tools_changed(&self, server: &str);
-    /// A message of it that belongs to no request, for every client that sees it.
-    fn broadcast(&self, server: &str, msg: &Value);
-    /// A message of it for the sessions `ids` only (a resource update for its subscribers).
-    fn notify_sessions(&self, server: &str, ids: &[String], msg: &Value);
+    /// A message of it that belongs to no request, for every client that sees it (with
+    /// `ids`, for those sessions only: a resource update for its subscribers).
+    fn tell(&self, server: &str, msg: &Value, ids: Option<&[String]>);
 }
 
 /// Where the answer to a forwarded request, and the messages that belong to it, go.
@@ -301,11 +300,6 @@ impl Upstream {
         self.inner.locked().session.as_ref().map(|s| s.is_modern()).unwrap_or(false)
     }
 
-    /// The child's `serverInfo` alone (a 2026-07-28 result carries it: per request).
-    pub fn server_info(&self) -> Option<Value> {
-        self.inner.locked().info.as_ref().map(|i| i.server_info.clone())
-    }
-
     pub fn tools(&self) -> Option<Vec<Value>> {
         self.inner.locked().tools.clone()
     }
@@ -381,6 +375,16 @@ impl Upstream {
                 return Err(Error::timeout(format!("server `{}` is still starting", self.cfg.name)));
             }
             i = crate::sync::wait_timeout(&self.changed, i, left.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Remove `key` from the `_meta` of `m`, and `_meta` itself when that leaves it empty.
+fn drop_meta(m: &mut serde_json::Map<String, Value>, key: &str) {
+    if let Some(meta) = m.get_mut("_meta").and_then(Value::as_object_mut) {
+        meta.remove(key);
+        if meta.is_empty() {
+            m.remove("_meta");
         }
     }
 }

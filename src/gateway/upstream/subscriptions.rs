@@ -142,11 +142,10 @@ impl Upstream {
         let spawned = std::thread::Builder::new().name("relisten".into()).spawn(move || loop {
             {
                 let mut s = me.subs.locked();
-                if !s.dirty {
+                if !std::mem::take(&mut s.dirty) {
                     s.running = false;
                     return;
                 }
-                s.dirty = false;
             }
             let peer = me.inner.locked().session.as_ref().filter(|s| s.is_modern()).map(|s| s.peer.clone());
             // Not connected: the next connection's listen stream carries the set.

@@ -145,14 +145,8 @@ impl Upstream {
             // The daemon has no terminal: it installs on demand (MCPCTL_RUNTIME_INSTALL=never forbids it).
             consent: Arc::new(|_| true),
         };
-        let session = match client::connect(&self.cfg, &ctx) {
-            Ok(s) => s,
-            Err(e) => {
-                let mut i = self.inner.locked();
-                i.stderr = e.details.clone();
-                return Err(e);
-            }
-        };
+        let session =
+            client::connect(&self.cfg, &ctx).inspect_err(|e| self.inner.locked().stderr = e.details.clone())?;
         let tools = client::list_all(&session.peer, "tools/list", "tools", self.cfg.timeout).unwrap_or_else(|e| {
             log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, crate::logsafe::unbounded(&e.one_line()));
             Vec::new()
@@ -205,20 +199,13 @@ impl Upstream {
 
     fn refresh_loop(&self) {
         loop {
-            let peer = {
-                let mut r = self.refresh.locked();
-                match (r.dirty, r.peer.take()) {
-                    (true, Some(p)) => {
-                        r.dirty = false;
-                        p
-                    }
-                    _ => {
-                        r.running = false;
-                        r.dirty = false;
-                        return;
-                    }
-                }
+            let mut r = self.refresh.locked();
+            let dirty = std::mem::take(&mut r.dirty);
+            let Some(peer) = r.peer.take().filter(|_| dirty) else {
+                r.running = false;
+                return;
             };
+            drop(r);
             match client::list_all(&peer, "tools/list", "tools", self.cfg.timeout) {
                 Ok(tools) => self.inner.locked().tools = Some(tools),
                 Err(e) => log::warn!("server `{}`: tools/list failed: {}", self.cfg.name, e.one_line()),

@@ -6,6 +6,7 @@
 //! elicitation and sampling refused off a terminal), and a 2026-07-28-only child served
 //! by `mcpctl start` to old-era clients.
 
+use crate::modern_gateway::{session_events, updates};
 use crate::support;
 
 use serde_json::{json, Value};
@@ -554,6 +555,28 @@ fn await_cancel_state(c: &support::McpClient, key: &str, want: &str, within: Dur
     }
 }
 
+/// `wait_for_cancel` with `key`, called by `c` on a thread of its own (bounded: the tool
+/// gives up after 60 s, the agent after 70 s).
+fn start_waiting(c: &support::McpClient, id: u64, key: &str) {
+    let (url, sid) = (c.url.clone(), c.sid.clone());
+    let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "wait_for_cancel", "arguments": {"key": key}}});
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(70)))
+            .build()
+            .into();
+        let _ = agent
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("Mcp-Session-Id", &sid)
+            .send(msg.to_string().as_str())
+            .and_then(|r| r.into_body().read_to_string());
+    });
+}
+
 /// A session client cancels a call to a 2026-07-28 HTTP child (`notifications/cancelled`):
 /// the gateway closes that request's connection, so the server sees the client hang up and
 /// aborts the tool; another call in flight to the same server goes on.
@@ -570,27 +593,8 @@ fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
     let c = support::McpClient::open(d.url("/mcp/ht"));
-    // Two calls in flight on the same session, each on a thread of its own (bounded: the
-    // tool gives up after 60 s, the agent after 70 s).
-    let start = |id: u64, key: &str| {
-        let (url, sid) = (c.url.clone(), c.sid.clone());
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "wait_for_cancel", "arguments": {"key": key}}});
-        std::thread::spawn(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(70)))
-                .build()
-                .into();
-            let _ = agent
-                .post(&url)
-                .header("Accept", "application/json, text/event-stream")
-                .header("Content-Type", "application/json")
-                .header("Mcp-Session-Id", &sid)
-                .send(msg.to_string().as_str())
-                .and_then(|r| r.into_body().read_to_string());
-        });
-    };
+    // Two calls in flight on the same session.
+    let start = |id: u64, key: &str| start_waiting(&c, id, key);
     start(7001, "first");
     start(7002, "second");
     await_cancel_state(&c, "first", "waiting", Duration::from_secs(20));
@@ -612,65 +616,12 @@ fn a_cancelled_call_to_a_2026_07_28_http_server_is_aborted_there() {
     // A connection that ends (here a session's own one, `"isolation": "session"`, as the
     // session is deleted) closes its calls still in flight at the server too.
     let cs = support::McpClient::open(d.url("/mcp/hs"));
-    let (url, sid) = (cs.url.clone(), cs.sid.clone());
-    let msg = json!({"jsonrpc": "2.0", "id": 7004, "method": "tools/call",
-        "params": {"name": "wait_for_cancel", "arguments": {"key": "fourth"}}});
-    std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(70)))
-            .build()
-            .into();
-        let _ = agent
-            .post(&url)
-            .header("Accept", "application/json, text/event-stream")
-            .header("Content-Type", "application/json")
-            .header("Mcp-Session-Id", &sid)
-            .send(msg.to_string().as_str())
-            .and_then(|r| r.into_body().read_to_string());
-    });
+    start_waiting(&cs, 7004, "fourth");
     await_cancel_state(&c, "fourth", "waiting", Duration::from_secs(20));
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let r = agent.delete(&cs.url).header("Mcp-Session-Id", &cs.sid).call().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     await_cancel_state(&c, "fourth", "cancelled", Duration::from_secs(10));
-}
-
-/// The SSE events of a gateway session's GET stream, read by a thread as they come.
-fn session_events(c: &support::McpClient) -> std::sync::mpsc::Receiver<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(40)))
-        .build()
-        .into();
-    let resp = agent.get(&c.url).header("Accept", "text/event-stream").header("Mcp-Session-Id", &c.sid).call().unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let reader = std::io::BufReader::new(resp.into_body().into_reader());
-        for line in reader.lines() {
-            let Ok(line) = line else { return };
-            if let Some(v) = line.strip_prefix("data: ").and_then(|l| serde_json::from_str::<Value>(l).ok()) {
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// The `notifications/resources/updated` URIs that came within `wait`.
-fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
-    let deadline = Instant::now() + wait;
-    let mut out = Vec::new();
-    while let Ok(v) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if v["method"] == "notifications/resources/updated" {
-            out.push(v["params"]["uri"].as_str().unwrap_or("").to_string());
-        }
-    }
-    out
 }
 
 /// `resources/subscribe` from session clients to a 2026-07-28 child over HTTP (which has

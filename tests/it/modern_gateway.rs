@@ -933,7 +933,7 @@ fn ask_asks_2026_07_28_clients_by_input_required() {
 
 /// The messages of a session's GET stream, as they come (the reading thread ends with the
 /// stream, at the latest after the agent's 40 s).
-fn session_events(c: &McpClient) -> std::sync::mpsc::Receiver<Value> {
+pub(crate) fn session_events(c: &McpClient) -> std::sync::mpsc::Receiver<Value> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(40)))
@@ -958,7 +958,7 @@ fn session_events(c: &McpClient) -> std::sync::mpsc::Receiver<Value> {
 }
 
 /// The `notifications/resources/updated` URIs that came within `wait`.
-fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
+pub(crate) fn updates(rx: &std::sync::mpsc::Receiver<Value>, wait: Duration) -> Vec<String> {
     let deadline = Instant::now() + wait;
     let mut out = Vec::new();
     while let Ok(v) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {

@@ -6,7 +6,6 @@
 //! elicitation and sampling refused off a terminal), and a 2026-07-28-only child served
 //! by `mcpctl start` to old-era clients.
 
-use crate::modern_gateway::{session_events, updates};
 use crate::support;
 
 use serde_json::{json, Value};
@@ -637,59 +636,5 @@ fn session_clients_subscribe_to_a_2026_07_28_http_childs_resources() {
     let p = Project::new(&json!({"mcpServers": {"rs": {"url": served.url(), "alwaysAllow": ["*"], "timeout": 30}}}));
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
-    let a = support::McpClient::open(d.url("/mcp/rs"));
-    let b = support::McpClient::open(d.url("/mcp"));
-    let (ea, eb) = (session_events(&a), session_events(&b));
-    let streams = || a.call("streams", json!({}))["content"][0]["text"].as_str().unwrap().parse::<u32>().unwrap();
-    let one_stream = || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while streams() != 1 {
-            assert!(Instant::now() < deadline, "the child keeps {} listen streams open", streams());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let touch = |c: &support::McpClient, uri: &str| {
-        let tool = if c.url.ends_with("/rs") { "touch" } else { "rs__touch" };
-        assert_eq!(c.call(tool, json!({"uri": uri}))["content"][0]["text"], format!("touched {}", uri));
-    };
-    one_stream();
-
-    // Subscribed: answered at once; the child's stream is replaced, the update reaches A only.
-    let r = a.request("resources/subscribe", json!({"uri": "note://a"}));
-    assert_eq!(r["result"], json!({}), "{}", r);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        touch(&a, "note://a");
-        let got = updates(&ea, Duration::from_millis(300));
-        if !got.is_empty() {
-            assert!(got.iter().all(|u| u == "note://a"), "{:?}", got);
-            break;
-        }
-        assert!(Instant::now() < deadline, "no notifications/resources/updated for the subscribed resource");
-    }
-    one_stream();
-    assert!(updates(&eb, Duration::from_millis(300)).is_empty(), "a session that did not subscribe got the update");
-
-    // B subscribes another resource on /mcp: its updates reach B, not A.
-    let r = b.request("resources/subscribe", json!({"uri": "note://b"}));
-    assert_eq!(r["result"], json!({}), "{}", r);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        touch(&b, "note://b");
-        if updates(&eb, Duration::from_millis(300)).contains(&"note://b".to_string()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no update for B's resource");
-    }
-    one_stream();
-    touch(&b, "note://a");
-    assert_eq!(updates(&ea, Duration::from_millis(500)), ["note://a"]);
-    assert!(updates(&eb, Duration::from_millis(300)).iter().all(|u| u == "note://b"));
-
-    // Unsubscribed: no update reaches A any more; the child keeps one stream.
-    let r = a.request("resources/unsubscribe", json!({"uri": "note://a"}));
-    assert_eq!(r["result"], json!({}), "{}", r);
-    touch(&a, "note://a");
-    assert!(updates(&ea, Duration::from_millis(800)).is_empty());
-    one_stream();
+    crate::modern_gateway::session_subscriptions(&d, "rs");
 }

@@ -984,7 +984,19 @@ fn session_clients_subscribe_to_a_2026_07_28_childs_resources() {
     }}}));
     let d = Daemon::start(&p, &[]);
     d.wait_ready(&[]);
+    session_subscriptions(&d, "rs");
     let a = McpClient::open(d.url("/mcp/rs"));
+    // A URI is required.
+    let r = a.request("resources/subscribe", json!({}));
+    assert_eq!(r["error"]["code"], -32602, "{}", r);
+}
+
+/// Two session clients (A on `/mcp/<server>`, B on `/mcp`) subscribe to resources of a
+/// 2026-07-28 child: each `resources/subscribe` is answered `{}`, the child keeps one listen
+/// stream (replaced by one naming the subscribed resources), each update reaches the
+/// sessions that subscribed it only, and an unsubscribed resource's reaches nobody.
+pub(crate) fn session_subscriptions(d: &Daemon, server: &str) {
+    let a = McpClient::open(d.url(&format!("/mcp/{}", server)));
     let b = McpClient::open(d.url("/mcp"));
     let (ea, eb) = (session_events(&a), session_events(&b));
     let streams = || a.call("streams", json!({}))["content"][0]["text"].as_str().unwrap().parse::<u32>().unwrap();
@@ -997,12 +1009,15 @@ fn session_clients_subscribe_to_a_2026_07_28_childs_resources() {
     };
     let touch = |c: &McpClient, uri: &str| {
         assert_eq!(
-            c.call(if c.url.ends_with("/rs") { "touch" } else { "rs__touch" }, json!({"uri": uri}))["content"][0]
-                ["text"],
+            c.call(
+                &if c.url.ends_with("/mcp") { format!("{}__touch", server) } else { "touch".to_string() },
+                json!({"uri": uri})
+            )["content"][0]["text"],
             format!("touched {}", uri)
         );
     };
-    assert_eq!(streams(), 1, "the gateway listens for list changes");
+    // The gateway listens for list changes (on one stream).
+    one_stream();
 
     // Subscribed: answered at once; the child's stream is replaced, the update reaches A only.
     let r = a.request("resources/subscribe", json!({"uri": "note://a"}));
@@ -1043,9 +1058,6 @@ fn session_clients_subscribe_to_a_2026_07_28_childs_resources() {
     touch(&a, "note://a");
     assert!(updates(&ea, Duration::from_millis(800)).is_empty());
     one_stream();
-    // A URI is required.
-    let r = a.request("resources/subscribe", json!({}));
-    assert_eq!(r["error"]["code"], -32602, "{}", r);
 }
 
 /// A 2026-07-28 client's own `resourceSubscriptions` of a 2026-07-28 child's resources: the

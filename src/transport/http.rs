@@ -31,10 +31,12 @@ use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+mod agents;
 mod credentials;
 mod param_headers;
 mod stream;
 
+use agents::new_agent;
 use credentials::auth_headers;
 pub(crate) use param_headers::{decode_header, header_value, name_of, param_headers, param_values, ParamHeader};
 
@@ -62,30 +64,11 @@ struct Inner {
     listing: Mutex<HashSet<String>>,
     peer: Weak<Peer>,
     connect_timeout: Duration,
-    /// Idle agents (at most [`IDLE_AGENTS`]): every exchange borrows one.
+    /// Idle agents (at most `agents::IDLE_AGENTS`): every exchange borrows one.
     idle: Mutex<Vec<ureq::Agent>>,
     /// Modern: the id (as text) of each request in flight → its agent, shut down to cancel
-    /// it (at most [`MAX_CLOSEABLE`]).
+    /// it (at most `agents::MAX_CLOSEABLE`).
     inflight: Mutex<HashMap<String, ureq::Agent>>,
-}
-
-/// Idle agents kept (each keeps its connections alive for the next exchange).
-const IDLE_AGENTS: usize = 8;
-/// Modern requests in flight that a cancel can close; a request past it still runs, but a
-/// cancel only stops waiting for it.
-const MAX_CLOSEABLE: usize = 1024;
-
-/// An agent for `url`: the timeouts of a server connection, the trust and proxy of `net`.
-fn new_agent(url: &str, connect_timeout: Duration) -> Result<ureq::Agent> {
-    // Trust (SSL_CERT_FILE, SSL_CERT_DIR, system store) and proxy (HTTPS_PROXY, NO_PROXY): src/net.rs.
-    crate::net::agent(
-        url,
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(connect_timeout))
-            .timeout_recv_response(None)
-            .max_idle_connections_per_host(8),
-    )
 }
 
 /// Attach a Streamable HTTP connection to `peer`.
@@ -161,64 +144,6 @@ impl Inner {
     /// request once the peer speaks that era.
     fn speaks_modern(&self, msg: &Value) -> bool {
         msg["method"] == "server/discover" || self.peer.upgrade().is_some_and(|p| p.modern().is_some())
-    }
-
-    /// An idle agent, or a new one.
-    fn lend(&self) -> Result<ureq::Agent> {
-        let idle = self.idle.locked().pop();
-        match idle {
-            Some(a) => Ok(a),
-            None => new_agent(&self.url, self.connect_timeout),
-        }
-    }
-
-    /// Keep `agent` (whose exchange is over) for the next one, while fewer than
-    /// [`IDLE_AGENTS`] are kept.
-    fn keep(&self, agent: ureq::Agent) {
-        let mut idle = self.idle.locked();
-        if idle.len() < IDLE_AGENTS {
-            idle.push(agent);
-        }
-    }
-
-    /// An agent for the modern request `key`, recorded so that a cancel can close it;
-    /// whether it was recorded.
-    fn check_out(&self, key: &str) -> Result<(ureq::Agent, bool)> {
-        let agent = self.lend()?;
-        let mut inflight = self.inflight.locked();
-        if inflight.len() >= MAX_CLOSEABLE {
-            log::debug!(
-                "server `{}`: {} requests in flight; request {} cannot be closed",
-                self.name,
-                MAX_CLOSEABLE,
-                key
-            );
-            return Ok((agent, false));
-        }
-        inflight.insert(key.to_string(), agent.clone());
-        Ok((agent, true))
-    }
-
-    /// The exchange of request `key` is over: its agent goes back to the idle ones, unless
-    /// the request was cancelled (then the agent was shut down).
-    fn check_in(&self, key: &str, agent: ureq::Agent, recorded: bool) {
-        let cancelled = recorded && self.inflight.locked().remove(key).is_none();
-        if !cancelled {
-            self.keep(agent);
-        }
-    }
-
-    /// Cancel the modern request `key`: close its connection (its server sees the client
-    /// hang up; the request's thread ends with an error nobody waits for).
-    fn close_request(&self, key: &str) {
-        let agent = self.inflight.locked().remove(key);
-        match agent {
-            Some(a) => {
-                log::debug!("server `{}`: request {} cancelled: closing its connection", self.name, key);
-                a.shutdown();
-            }
-            None => log::debug!("server `{}`: request {} to cancel is not in flight", self.name, key),
-        }
     }
 
     fn post(&self, agent: &ureq::Agent, msg: &Value) -> Result<Posted> {

@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -69,34 +69,6 @@ fn serve_broken(c: TcpStream) {
             return;
         }
     }
-}
-
-/// One request's head (lowercased) and body (None at EOF).
-fn read_request(c: &mut TcpStream) -> Option<(String, String)> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    while got.len() < head_end + len {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some((head, String::from_utf8_lossy(&got[head_end..head_end + len]).to_string()))
 }
 
 /// With `forgetful`, the server instead answers `tools/call` on its first session with

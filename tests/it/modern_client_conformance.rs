@@ -5,11 +5,11 @@
 use crate::support;
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::Project;
+use support::{read_request, Project};
 
 /// One request as the server saw it: lowercased head and the JSON body.
 #[derive(Clone, Debug)]
@@ -22,34 +22,6 @@ impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|l| l.strip_prefix(&format!("{}:", name))).map(str::trim)
     }
-}
-
-/// One request's head (lowercased) and body (None at EOF).
-fn read_request(c: &mut TcpStream) -> Option<(String, String)> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    while got.len() < head_end + len {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some((head, String::from_utf8_lossy(&got[head_end..head_end + len]).to_string()))
 }
 
 /// A 2026-07-28-only server (as the suite's `request-metadata` one) that refuses the

@@ -441,3 +441,31 @@ pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 pub fn fixture_sleeps_running(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{}/task", pid)).map(|d| d.count().saturating_sub(1)).unwrap_or(0)
 }
+
+/// One HTTP request's head (lowercased) and body (None at EOF), as a test server reads it.
+pub fn read_request(c: &mut std::net::TcpStream) -> Option<(String, String)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match std::io::Read::read(c, &mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while got.len() < head_end + len {
+        match std::io::Read::read(c, &mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some((head, String::from_utf8_lossy(&got[head_end..head_end + len]).to_string()))
+}

@@ -259,6 +259,15 @@ impl Negotiation<'_> {
                         if let (Some(jsonrpc::UNSUPPORTED_PROTOCOL_VERSION), Some(v), None) =
                             (code, mutual_modern(&supported), &probe)
                         {
+                            // Pinned to the session era: never upgraded behind the setting.
+                            if self.protocol == Protocol::Legacy {
+                                return Err(Error::protocol(format!(
+                                    "server `{}` does not speak the session era: it refused `initialize`, naming MCP {}",
+                                    self.name(),
+                                    v
+                                ))
+                                .hint("a \"protocol\" of \"auto\" (the default) speaks MCP 2026-07-28 to it"));
+                            }
                             return self.reprobe(v);
                         }
                         if probe.is_none() {

@@ -55,7 +55,13 @@ impl Hub {
         if session.id().starts_with(modern::STATELESS_PREFIX) {
             return shared.clone();
         }
-        self.twin_of(shared).unwrap_or_else(|| shared.clone())
+        match self.twin_of(shared) {
+            // A twin that failed to start (a server that speaks 2026-07-28 alone, or one that
+            // crashed and waits for its restart) leaves its clients with the first child,
+            // which bridges for them as for any 2026-07-28 child.
+            Some(t) if !t.start_failed() => t,
+            _ => shared.clone(),
+        }
     }
 
     /// The session-era twin of `shared`, when it has (or now needs) one.

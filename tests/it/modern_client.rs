@@ -157,6 +157,29 @@ fn legacy_stdio_servers_fall_back_to_initialize_at_once() {
     assert_eq!(call_text(&p, &["py1", "add", "--a", "2", "--b", "3"]), "5\n");
 }
 
+/// `"per-era"` on a server that speaks 2026-07-28 alone: its session-era child cannot
+/// start, so session clients keep the first child (bridged), and `status` says why.
+#[test]
+fn a_per_era_server_without_the_session_era_keeps_serving_session_clients() {
+    if !peers_available() {
+        return;
+    }
+    let mut ts = ts_stdio(true);
+    ts["protocol"] = json!("per-era");
+    let p = Project::new(&json!({"mcpServers": {"ts": ts}}));
+    let d = Daemon::start(&p, &[]);
+    d.wait_ready(&[]);
+    for path in ["/mcp/ts", "/mcp"] {
+        let c = support::McpClient::open(d.url(path));
+        let tool = if path == "/mcp" { "ts__echo" } else { "echo" };
+        let r = c.call(tool, json!({"text": "still served"}));
+        assert_eq!(r["content"][0]["text"], "still served", "{}: {}", path, r);
+    }
+    let j = p.cmd().args(["--json-output", "status"]).success().json();
+    let twin = &j["servers"][0]["session_era_child"];
+    assert!(twin["status"] != "ready" && twin["error"].is_string(), "{}", j);
+}
+
 /// `"protocol"` pins the era: a dual-era server spoken to in the session era, the silent
 /// legacy server without the probe's wait, and a legacy server refused when 2026-07-28 is
 /// demanded (one line naming the setting).
@@ -180,6 +203,12 @@ fn the_protocol_setting_pins_the_era() {
     assert!(r.elapsed < Duration::from_millis(900), "a pinned server was probed: {:?}", r.elapsed);
     let r = p.cmd().args(["--no-daemon", "call", "fx", "echo", "--text", "x"]).status(1);
     r.stderr_has("server `fx` does not speak MCP 2026-07-28 (\"protocol\": \"2026-07-28\" in the config)");
+    // A server that speaks 2026-07-28 alone, pinned to the session era: refused, not upgraded.
+    let mut ts = ts_stdio(true);
+    ts["protocol"] = json!("2025-11-25");
+    let only = Project::new(&json!({"mcpServers": {"ts": ts}}));
+    let r = only.cmd().args(["--no-daemon", "call", "ts", "echo", "--text", "x"]).status(1);
+    r.stderr_has("server `ts` does not speak the session era: it refused `initialize`, naming MCP 2026-07-28");
     let bad = Project::new(&json!({"mcpServers": {"bad": {"command": fixture_bin(), "protocol": "2026"}}}));
     let r = bad.cmd().args(["--no-daemon", "tools", "bad"]).status(1);
     r.stderr_has("server `bad`: `protocol` `2026` is not one of").stderr_has("\"per-era\"");

@@ -291,6 +291,17 @@ impl Upstream {
         self.inner.locked().state.clone()
     }
 
+    /// Whether its last start failed and no start has succeeded since (restarting, or
+    /// starting again after a failure).
+    pub fn start_failed(&self) -> bool {
+        let i = self.inner.locked();
+        match i.state {
+            State::Restarting { .. } => true,
+            State::Starting => i.last_error.is_some(),
+            _ => false,
+        }
+    }
+
     pub fn info(&self) -> Option<Info> {
         self.inner.locked().info.clone()
     }
